@@ -1,0 +1,173 @@
+//! The command line (DESIGN.md's contract).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lifeboat", version, about = "Back up and restore a Linux device: encrypted, deduplicated, incremental.")]
+pub struct Cli {
+    /// Configuration file (default: $LIFEBOAT_CONFIG, else ~/.config/lifeboat/lifeboat.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Read the repository password from this file (else $LIFEBOAT_PASSWORD, a device key, or a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Make, list, inspect, restore and remove backups.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+    /// The units of the configuration.
+    #[command(subcommand)]
+    Units(UnitsCommand),
+    /// How much each unit holds and how much of it a backup would add.
+    Estimate {
+        #[arg(long = "unit", value_name = "UNIT")]
+        units: Vec<String>,
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the repository; with --read-data, every stored byte.
+    Check {
+        #[arg(long)]
+        read_data: bool,
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reclaim the space of removed backups.
+    Prune {
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the log of a run.
+    Logs {
+        /// The backup's slug (default: the last run).
+        slug: Option<String>,
+        #[arg(long, conflicts_with = "slug")]
+        last: bool,
+    },
+    /// Manage the keys that open the repository.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Remove locks left by Lifeboat processes that died.
+    Unlock {
+        #[arg(long)]
+        location: Option<String>,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct LocationArg {
+    /// The location (default: the configured default location).
+    #[arg(long)]
+    pub location: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum BackupsCommand {
+    /// Make a backup (all units unless --unit is given).
+    New {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "unit", value_name = "UNIT")]
+        units: Vec<String>,
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Print the new backup as a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List backups.
+    List {
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one backup.
+    Info {
+        slug: String,
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup, in place or under --target.
+    Restore {
+        slug: String,
+        #[arg(long = "unit", value_name = "UNIT")]
+        units: Vec<String>,
+        /// Restore under this folder: /home/u/a lands at DIR/home/u/a.
+        #[arg(long, value_name = "DIR")]
+        target: Option<PathBuf>,
+        /// List what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a backup (its space is reclaimed by `lifeboat prune`).
+    Remove {
+        slug: String,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UnitsCommand {
+    /// List the units.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// List key slots.
+    List {
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a password (asked for, or read from --new-password-file).
+    Add {
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Remove a key slot by id (or a unique prefix of it).
+    Remove {
+        id: String,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Print the recovery key: the emergency kit that opens the repository without a password.
+    Recovery {
+        #[command(flatten)]
+        location: LocationArg,
+    },
+}

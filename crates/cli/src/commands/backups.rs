@@ -1,0 +1,219 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use lifeboat_engine::backup::{self, BackupRequest};
+use lifeboat_engine::restore::{self, RestoreRequest};
+use lifeboat_engine::{unit, BackupInfo, Progress, RunLog};
+use lifeboat_repository::{Repository, SnapshotStatus};
+
+use super::print_json;
+use crate::context::Context;
+use crate::exit;
+use crate::format;
+use crate::progress_view::ProgressView;
+
+pub fn new(ctx: &Context, name: Option<String>, units: Vec<String>, location: Option<&str>, tags: Vec<String>, json: bool) -> Result<i32> {
+    let all = ctx.units()?;
+    let chosen = unit::select(&all, &units)?;
+    let full = units.is_empty() || chosen.len() == all.len();
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, true)?;
+    let slug = backup::new_slug(&repo)?;
+    let progress = Arc::new(Progress::default());
+    let view = ProgressView::start(progress.clone(), ctx.quiet);
+    let log = RunLog::create(&ctx.dirs.logs, "backup", &slug, Some(view.printer()));
+    let started = std::time::Instant::now();
+    let result = backup::run(&repo, &ctx.dirs, BackupRequest { units: chosen, full, name, slug, tags }, &progress, &log);
+    view.finish();
+    let (id, snap) = result?;
+    let info = BackupInfo::new(&id, &snap, &loc.name);
+    if json {
+        print_json(&info)?;
+    } else {
+        println!(
+            "Backup {} \"{}\" {} in {}: {} files, {} ({} new, {} stored).",
+            snap.slug,
+            snap.name,
+            status_words(snap.status),
+            format::duration(started.elapsed().as_secs_f64()),
+            snap.files,
+            format::bytes(snap.size),
+            format::bytes(snap.added),
+            format::bytes(snap.stored)
+        );
+        for u in &snap.units {
+            for w in &u.warnings {
+                println!("  warning ({}): {w}", u.name);
+            }
+        }
+        if let Some(p) = log.path() {
+            println!("Log: {}", p.display());
+        }
+    }
+    Ok(if snap.status == SnapshotStatus::Completed { exit::OK } else { exit::WARNINGS })
+}
+
+fn status_words(s: SnapshotStatus) -> &'static str {
+    match s {
+        SnapshotStatus::Completed => "completed",
+        SnapshotStatus::CompletedWithWarnings => "completed with warnings",
+        SnapshotStatus::Failed => "failed",
+    }
+}
+
+pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
+    let locations = match location {
+        Some(l) => vec![ctx.location(Some(l))?],
+        None => ctx.locations(),
+    };
+    let mut all: Vec<BackupInfo> = Vec::new();
+    let mut code = exit::OK;
+    for loc in &locations {
+        let store = match loc.store() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("lifeboat: {}: {e}", loc.name);
+                code = exit::FAILED;
+                continue;
+            }
+        };
+        match Repository::exists(store.as_ref()) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => {
+                eprintln!("lifeboat: location {}: {e}", loc.name);
+                code = exit::FAILED;
+                continue;
+            }
+        }
+        let repo = ctx.open(loc, false)?;
+        let (snaps, bad) = repo.snapshots()?;
+        for (name, e) in bad {
+            eprintln!("lifeboat: {}: {name} unreadable: {e}", loc.name);
+        }
+        all.extend(snaps.iter().map(|(id, s)| BackupInfo::new(id, s, &loc.name)));
+    }
+    all.sort_by(|a, b| a.date.cmp(&b.date));
+    if json {
+        print_json(&all)?;
+    } else if all.is_empty() {
+        println!("No backups yet. Make one with `lifeboat backups new`.");
+    } else {
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|b| {
+                vec![
+                    b.slug.clone(),
+                    b.date.parse::<jiff::Timestamp>().map(|t| format::local_time(&t)).unwrap_or_else(|_| b.date.clone()),
+                    b.name.clone(),
+                    b.location.clone(),
+                    b.kind.to_string(),
+                    format::bytes(b.size),
+                    b.status.replace('_', " "),
+                    b.units.join(","),
+                ]
+            })
+            .collect();
+        print!("{}", format::table(&["SLUG", "DATE", "NAME", "LOCATION", "TYPE", "SIZE", "STATUS", "UNITS"], &rows));
+    }
+    Ok(code)
+}
+
+pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Result<i32> {
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, false)?;
+    let (id, snap) = repo.find_snapshot(slug)?;
+    if json {
+        let mut v = serde_json::to_value(BackupInfo::new(&id, &snap, &loc.name))?;
+        v["unit_details"] = serde_json::to_value(
+            snap.units
+                .iter()
+                .map(|u| {
+                    serde_json::json!({
+                        "name": u.name, "title": u.title, "kind": u.kind, "status": u.status.as_str(),
+                        "files": u.files, "dirs": u.dirs, "size": u.size, "warnings": u.warnings,
+                        "paths": u.roots.iter().map(|r| &r.path).collect::<Vec<_>>(),
+                        "not_included": u.not_included,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        print_json(&v)?;
+        return Ok(exit::OK);
+    }
+    println!("Backup   {} \"{}\"", snap.slug, snap.name);
+    println!("Date     {}", format::local_time(&snap.date));
+    println!("Status   {}", status_words(snap.status));
+    println!("Type     {}", if snap.full { "full" } else { "partial" });
+    println!("Device   {} (user {}, home {})", snap.host, snap.user, snap.home.display());
+    println!("Size     {} in {} files; {} new, {} stored", format::bytes(snap.size), snap.files, format::bytes(snap.added), format::bytes(snap.stored));
+    println!("Location {}", loc.describe());
+    println!("Units:");
+    for u in &snap.units {
+        let paths: Vec<&str> = u.roots.iter().map(|r| r.path.as_str()).collect();
+        println!("  {:<12} {:<24} {:>10} {:>7} files  {}", u.name, u.title, format::bytes(u.size), u.files, paths.join(", "));
+        for w in &u.warnings {
+            println!("      warning: {w}");
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn restore(
+    ctx: &Context,
+    slug: &str,
+    units: Vec<String>,
+    target: Option<PathBuf>,
+    dry_run: bool,
+    location: Option<&str>,
+    json: bool,
+) -> Result<i32> {
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, false)?;
+    let (_, snap) = repo.find_snapshot(slug)?;
+    let target = match target {
+        Some(t) if t.is_relative() => Some(std::env::current_dir()?.join(t)),
+        t => t,
+    };
+    let progress = Arc::new(Progress::default());
+    let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
+    let log = if dry_run { RunLog::none() } else { RunLog::create(&ctx.dirs.logs, "restore", &snap.slug, Some(view.printer())) };
+    let req = RestoreRequest { units, target, dry_run };
+    let result = restore::run(&repo, &snap, &ctx.dirs, &req, &progress, &log);
+    view.finish();
+    let report = result?;
+    if json {
+        print_json(&report)?;
+    } else if dry_run {
+        for c in &report.changes {
+            println!("{} {}", if c.action == "new" { "+" } else { "~" }, c.path);
+        }
+        println!("{} to create, {} to replace, {} unchanged.", report.changes.iter().filter(|c| c.action == "new").count(), report.changes.iter().filter(|c| c.action != "new").count(), report.unchanged);
+    } else {
+        for p in &report.problems {
+            eprintln!("problem: {p}");
+        }
+        println!(
+            "Restored {} files and {} folders ({}) from backup {}{}.",
+            report.files,
+            report.dirs,
+            format::bytes(report.bytes),
+            snap.slug,
+            if report.problems.is_empty() { String::new() } else { format!(", with {} problems", report.problems.len()) }
+        );
+        for (unit, path) in &report.roots {
+            println!("  {unit} -> {path}");
+        }
+    }
+    Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+pub fn remove(ctx: &Context, slug: &str, location: Option<&str>) -> Result<i32> {
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, false)?;
+    let (id, snap) = repo.find_snapshot(slug)?;
+    repo.remove_snapshot(&id)?;
+    println!("Removed backup {} \"{}\". Run `lifeboat prune` to reclaim its space.", snap.slug, snap.name);
+    Ok(exit::OK)
+}

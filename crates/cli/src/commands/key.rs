@@ -1,0 +1,76 @@
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use lifeboat_repository::{KeyKind, Secret};
+
+use super::print_json;
+use crate::context::Context;
+use crate::exit;
+use crate::format;
+
+pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
+    let repo = ctx.open(&ctx.location(location)?, false)?;
+    let keys = repo.keys()?;
+    if json {
+        print_json(&keys)?;
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                format!("{}{}", if k.current { "*" } else { " " }, &k.id[..8]),
+                format!("{:?}", k.kind).to_lowercase(),
+                k.label.clone(),
+                format!("{}@{}", k.user, k.host),
+                format::local_time(&k.created),
+            ]
+        })
+        .collect();
+    print!("{}", format::table(&[" ID", "KIND", "LABEL", "MADE BY", "CREATED"], &rows));
+    Ok(exit::OK)
+}
+
+pub fn add(ctx: &Context, file: Option<PathBuf>, label: &str, location: Option<&str>) -> Result<i32> {
+    let repo = ctx.open(&ctx.location(location)?, false)?;
+    let pw = match file {
+        Some(f) => {
+            let t = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            t.trim_end_matches(['\n', '\r']).to_string()
+        }
+        None => {
+            let a = rpassword::prompt_password("New password: ")?;
+            let b = rpassword::prompt_password("Repeat it: ")?;
+            if a != b {
+                bail!("the two passwords differ: nothing was changed");
+            }
+            a
+        }
+    };
+    if pw.is_empty() {
+        bail!("the new password is empty: nothing was changed");
+    }
+    let k = repo.add_key(&Secret::new(pw), KeyKind::Password, label)?;
+    println!("Added key {}.", &k.id[..8]);
+    Ok(exit::OK)
+}
+
+pub fn remove(ctx: &Context, id: &str, location: Option<&str>) -> Result<i32> {
+    let repo = ctx.open(&ctx.location(location)?, false)?;
+    let k = repo.remove_key(id)?;
+    println!("Removed key {} ({:?}).", &k.id[..8], k.kind);
+    Ok(exit::OK)
+}
+
+pub fn recovery(ctx: &Context, location: Option<&str>) -> Result<i32> {
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, false)?;
+    let rk = repo.recovery_key()?;
+    println!("{rk}");
+    eprintln!(
+        "This recovery key opens the backups in {} without any password. Keep it off this device, \
+         e.g. printed or in a password manager: `lifeboat --password-file FILE …` accepts it.",
+        loc.describe()
+    );
+    Ok(exit::OK)
+}

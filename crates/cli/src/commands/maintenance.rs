@@ -1,0 +1,108 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use lifeboat_engine::estimate;
+use lifeboat_engine::{unit, Progress};
+use lifeboat_repository::{CheckOptions, Repository};
+
+use super::print_json;
+use crate::context::Context;
+use crate::exit;
+use crate::format;
+use crate::progress_view::ProgressView;
+
+pub fn estimate(ctx: &Context, units: Vec<String>, location: Option<&str>, json: bool) -> Result<i32> {
+    let all = ctx.units()?;
+    let chosen = unit::select(&all, &units)?;
+    let loc = ctx.location(location)?;
+    let repo = match loc.store().map(|s| Repository::exists(s.as_ref())) {
+        Ok(Ok(true)) => Some(ctx.open(&loc, false)?),
+        _ => None,
+    };
+    let progress = Arc::new(Progress::default());
+    let view = ProgressView::start(progress.clone(), ctx.quiet);
+    let est = estimate::estimate(repo.as_ref(), &ctx.dirs, &chosen, &progress);
+    view.finish();
+    let est = est?;
+    if json {
+        print_json(&est)?;
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = est
+        .iter()
+        .map(|e| vec![e.unit.clone(), e.title.clone(), e.files.to_string(), format::bytes(e.bytes), format::bytes(e.new_bytes)])
+        .collect();
+    print!("{}", format::table(&["UNIT", "TITLE", "FILES", "SIZE", "NEW"], &rows));
+    if let Some(free) = loc.store().ok().and_then(|s| s.free_space()) {
+        let new: u64 = est.iter().map(|e| e.new_bytes).sum();
+        println!("{} free at {}; the backup adds at most {} before compression.", format::bytes(free), loc.describe(), format::bytes(new));
+    }
+    Ok(exit::OK)
+}
+
+pub fn check(ctx: &Context, read_data: bool, location: Option<&str>, json: bool) -> Result<i32> {
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, false)?;
+    let quiet = ctx.quiet || json;
+    let report = repo.check(CheckOptions { read_data }, &|msg| {
+        if !quiet {
+            eprintln!("check: {msg}");
+        }
+    })?;
+    if json {
+        print_json(&report)?;
+    } else {
+        for p in &report.problems {
+            println!("problem: {}", p.what);
+            for a in &p.affected {
+                println!("    affects {a}");
+            }
+        }
+        for n in &report.notes {
+            println!("note: {n}");
+        }
+        println!(
+            "Checked {} backups, {} packs{}, {} blobs: {}.",
+            report.snapshots,
+            report.packs,
+            if read_data { format!(" ({} read)", report.packs_read) } else { String::new() },
+            report.blobs,
+            if report.is_clean() { "no problems".to_string() } else { format!("{} problems", report.problems.len()) }
+        );
+    }
+    Ok(if report.is_clean() { exit::OK } else { exit::DAMAGE })
+}
+
+pub fn prune(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, false)?;
+    let quiet = ctx.quiet || json;
+    let report = repo.prune(Duration::from_secs(30 * 60), &|msg| {
+        if !quiet {
+            eprintln!("prune: {msg}");
+        }
+    })?;
+    if json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "Freed {} ({} packs removed, {} rewritten); {} now in {} for {} backups.",
+            format::bytes(report.bytes_freed),
+            report.packs_removed,
+            report.packs_rewritten,
+            format::bytes(report.bytes_after),
+            loc.describe(),
+            report.snapshots
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn unlock(ctx: &Context, location: Option<&str>) -> Result<i32> {
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, false)?;
+    let n = repo.remove_stale_locks()?;
+    println!("Removed {n} stale locks from {}.", loc.describe());
+    Ok(exit::OK)
+}

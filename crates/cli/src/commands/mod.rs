@@ -1,0 +1,46 @@
+mod backups;
+mod key;
+mod logs;
+mod maintenance;
+mod units;
+
+use anyhow::Result;
+
+use crate::args::{BackupsCommand, Cli, Command, KeyCommand, UnitsCommand};
+use crate::context::Context;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let ctx = Context::new(cli.config, cli.password_file, cli.quiet)?;
+    match cli.command {
+        Command::Backups(b) => match b {
+            BackupsCommand::New { name, units, location, tags, json } => {
+                backups::new(&ctx, name, units, location.location.as_deref(), tags, json)
+            }
+            BackupsCommand::List { location, json } => backups::list(&ctx, location.location.as_deref(), json),
+            BackupsCommand::Info { slug, location, json } => backups::info(&ctx, &slug, location.location.as_deref(), json),
+            BackupsCommand::Restore { slug, units, target, dry_run, location, json } => {
+                backups::restore(&ctx, &slug, units, target, dry_run, location.location.as_deref(), json)
+            }
+            BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, location.location.as_deref()),
+        },
+        Command::Units(UnitsCommand::List { json }) => units::list(&ctx, json),
+        Command::Estimate { units, location, json } => maintenance::estimate(&ctx, units, location.as_deref(), json),
+        Command::Check { read_data, location, json } => maintenance::check(&ctx, read_data, location.as_deref(), json),
+        Command::Prune { location, json } => maintenance::prune(&ctx, location.as_deref(), json),
+        Command::Unlock { location } => maintenance::unlock(&ctx, location.as_deref()),
+        Command::Logs { slug, last: _ } => logs::show(&ctx, slug.as_deref()),
+        Command::Key(k) => match k {
+            KeyCommand::List { location, json } => key::list(&ctx, location.location.as_deref(), json),
+            KeyCommand::Add { new_password_file, label, location } => {
+                key::add(&ctx, new_password_file, &label, location.location.as_deref())
+            }
+            KeyCommand::Remove { id, location } => key::remove(&ctx, &id, location.location.as_deref()),
+            KeyCommand::Recovery { location } => key::recovery(&ctx, location.location.as_deref()),
+        },
+    }
+}
+
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

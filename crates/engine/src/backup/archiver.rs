@@ -1,0 +1,258 @@
+//! Turning a unit's paths into trees and blobs. Folders are walked in parallel (rayon's work
+//! stealing spreads subfolders and files over every core); each file is read, cut, hashed,
+//! compressed and sealed on the thread that found it; full packs go to upload threads.
+
+use std::ffi::OsString;
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lifeboat_repository::{BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Tree, WHOLE_READ_LIMIT};
+use rayon::prelude::*;
+
+use crate::meta::{self, NameCache};
+use crate::progress::Progress;
+use crate::runlog::RunLog;
+use crate::unit::Filter;
+use crate::{EngineError, EngineResult};
+
+/// Chunks of a large file processed side by side.
+const PARALLEL_CHUNKS: usize = 4;
+
+pub(crate) struct Archiver<'a> {
+    pub repo: &'a Repository,
+    pub writer: &'a BlobWriter,
+    pub filter: &'a Filter,
+    pub progress: &'a Progress,
+    pub log: &'a RunLog,
+    pub names: &'a NameCache,
+    pub files: AtomicU64,
+    pub dirs: AtomicU64,
+    pub bytes: AtomicU64,
+    pub warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl Archiver<'_> {
+    fn warn(&self, msg: String) {
+        self.log.warn(self.progress, &msg);
+        self.warnings.lock().expect("warnings lock").push(msg);
+    }
+
+    fn check_cancel(&self) -> EngineResult<()> {
+        if self.progress.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Archives one configured path. `None` (with a warning) when it does not exist.
+    pub fn root(&self, abs: &Path, parent: Option<&Node>) -> EngineResult<Option<Node>> {
+        let meta = match std::fs::symlink_metadata(abs) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(format!("{}: {}", abs.display(), describe_io(&e)));
+                return Ok(None);
+            }
+        };
+        let name = abs.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| OsString::from("/"));
+        self.entry(abs, Path::new(""), &name, meta, parent)
+    }
+
+    fn entry(&self, abs: &Path, rel: &Path, name: &OsString, meta: Metadata, parent: Option<&Node>) -> EngineResult<Option<Node>> {
+        self.check_cancel()?;
+        let mut node = match meta::node_from(name, abs, &meta, self.names) {
+            Ok(n) => n,
+            Err(e) => {
+                self.warn(format!("{}: {}", abs.display(), describe_io(&e)));
+                return Ok(None);
+            }
+        };
+        match node.kind {
+            NodeKind::Dir => {
+                let parent_tree = parent.filter(|p| p.kind == NodeKind::Dir).and_then(|p| p.subtree);
+                node.subtree = Some(self.dir(abs, rel, parent_tree)?);
+                self.dirs.fetch_add(1, Ordering::Relaxed);
+            }
+            NodeKind::File => {
+                let reused = parent
+                    .filter(|p| meta::unchanged(p, &meta))
+                    .filter(|p| p.content.iter().all(|id| self.repo.has_blob(id)));
+                match reused {
+                    Some(p) => {
+                        node.content = p.content.clone();
+                        self.progress.add(1, node.size);
+                    }
+                    None => match self.read_file(abs, &meta) {
+                        Ok((content, changed)) => {
+                            if let Some(after) = changed {
+                                self.warn(format!("{}: changed while it was read; backed up as read", abs.display()));
+                                node.size = after;
+                            }
+                            node.content = content;
+                        }
+                        Err(ReadError::Fatal(e)) => return Err(e),
+                        Err(ReadError::Io(e)) => {
+                            self.warn(format!("{}: {}; not backed up", abs.display(), describe_io(&e)));
+                            return Ok(None);
+                        }
+                    },
+                }
+                self.files.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(node.size, Ordering::Relaxed);
+            }
+            _ => {
+                self.files.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(Some(node))
+    }
+
+    fn dir(&self, abs: &Path, rel: &Path, parent_tree: Option<Id>) -> EngineResult<Id> {
+        let parent: Option<Tree> = match parent_tree {
+            Some(id) => match self.repo.read_tree(&id) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.log.info(&format!("{}: previous listing unreadable ({e}); reading every file", abs.display()));
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut names: Vec<OsString> = match std::fs::read_dir(abs) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            Err(e) => {
+                self.warn(format!("{}: {}; its contents are not backed up", abs.display(), describe_io(&e)));
+                Vec::new()
+            }
+        };
+        names.sort_by(|a, b| std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()).cmp(std::os::unix::ffi::OsStrExt::as_bytes(b.as_os_str())));
+        let nodes: Vec<Option<Node>> = names
+            .par_iter()
+            .map(|name| {
+                let child = abs.join(name);
+                let child_rel = rel.join(name);
+                let meta = match std::fs::symlink_metadata(&child) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.warn(format!("{}: vanished during the backup", child.display()));
+                        return Ok(None);
+                    }
+                    Err(e) => {
+                        self.warn(format!("{}: {}", child.display(), describe_io(&e)));
+                        return Ok(None);
+                    }
+                };
+                if self.filter.excludes(&child, &child_rel, meta.is_dir()) {
+                    return Ok(None);
+                }
+                let old = parent.as_ref().and_then(|t| {
+                    t.nodes
+                        .binary_search_by(|n| n.name.0.as_slice().cmp(std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str())))
+                        .ok()
+                        .map(|i| &t.nodes[i])
+                });
+                self.entry(&child, &child_rel, name, meta, old)
+            })
+            .collect::<EngineResult<Vec<_>>>()?;
+        let tree = Tree { nodes: nodes.into_iter().flatten().collect() };
+        let (id, _) = self.writer.add(BlobKind::Tree, &Repository::encode_tree(&tree))?;
+        Ok(id)
+    }
+
+    /// Reads and stores a file's content. Also returns the bytes actually read when the file
+    /// changed while it was read.
+    fn read_file(&self, abs: &Path, meta: &Metadata) -> Result<(Vec<Id>, Option<u64>), ReadError> {
+        let file = open_for_reading(abs)?;
+        let size = meta.size();
+        let mut ids = Vec::new();
+        let chunker = self.repo.chunker();
+        let read_bytes;
+        if size <= WHOLE_READ_LIMIT {
+            let mut buf = Vec::with_capacity(size as usize + 1);
+            (&file).take(WHOLE_READ_LIMIT + 1).read_to_end(&mut buf)?;
+            if buf.len() as u64 > WHOLE_READ_LIMIT {
+                // Grew past the limit while we read: stream it instead.
+                drop(buf);
+                return self.stream_file(abs, meta);
+            }
+            for chunk in chunker.cut(&buf) {
+                let (id, _) = self.writer.add(BlobKind::Data, chunk).map_err(|e| ReadError::Fatal(e.into()))?;
+                ids.push(id);
+            }
+            read_bytes = buf.len() as u64;
+            self.progress.add(0, read_bytes);
+        } else {
+            return self.stream_file(abs, meta);
+        }
+        self.progress.add(1, 0);
+        Ok((ids, changed(&file, meta, read_bytes)?))
+    }
+
+    fn stream_file(&self, abs: &Path, meta: &Metadata) -> Result<(Vec<Id>, Option<u64>), ReadError> {
+        let file = open_for_reading(abs)?;
+        let chunker = self.repo.chunker();
+        let mut ids = Vec::new();
+        let mut read_bytes = 0u64;
+        let mut chunks = chunker.stream(&file);
+        loop {
+            self.check_cancel().map_err(ReadError::Fatal)?;
+            let batch: Vec<Vec<u8>> = chunks.by_ref().take(PARALLEL_CHUNKS).collect::<Result<_, _>>()?;
+            if batch.is_empty() {
+                break;
+            }
+            let batch_ids: Vec<Id> = batch
+                .par_iter()
+                .map(|c| self.writer.add(BlobKind::Data, c).map(|(id, _)| id))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ReadError::Fatal(e.into()))?;
+            let n: u64 = batch.iter().map(|c| c.len() as u64).sum();
+            read_bytes += n;
+            self.progress.add(0, n);
+            ids.extend(batch_ids);
+        }
+        self.progress.add(1, 0);
+        Ok((ids, changed(&file, meta, read_bytes)?))
+    }
+}
+
+fn open_for_reading(abs: &Path) -> Result<File, ReadError> {
+    // O_NOFOLLOW: the entry was a regular file when listed; if it was swapped for a symlink
+    // since, do not follow it. O_NOATIME spares the disk a write per file where allowed.
+    let open = |extra: i32| File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | extra).open(abs);
+    match open(libc::O_NOATIME) {
+        Ok(f) => Ok(f),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(open(0)?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn changed(file: &File, before: &Metadata, read: u64) -> Result<Option<u64>, ReadError> {
+    let after = file.metadata()?;
+    let same = after.size() == read
+        && before.size() == read
+        && after.mtime() == before.mtime()
+        && after.mtime_nsec() == before.mtime_nsec();
+    Ok((!same).then_some(read))
+}
+
+pub(crate) enum ReadError {
+    Io(std::io::Error),
+    Fatal(EngineError),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+pub(crate) fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "does not exist".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+

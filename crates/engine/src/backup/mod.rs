@@ -1,0 +1,240 @@
+//! Making a backup: the units' paths become trees and blobs, then a snapshot names them.
+
+mod archiver;
+mod scan;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lifeboat_repository::{
+    BlobWriter, Id, LockKind, RawBytes, Repository, Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit,
+};
+
+use crate::meta::NameCache;
+use crate::paths::Dirs;
+use crate::progress::Progress;
+use crate::runlog::RunLog;
+use crate::unit::Unit;
+use crate::EngineResult;
+
+
+/// How long a backup waits for a running prune before giving up.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// What to back up and how to call it.
+pub struct BackupRequest<'a> {
+    pub units: Vec<&'a Unit>,
+    /// True when `units` is every configured unit.
+    pub full: bool,
+    pub name: Option<String>,
+    pub slug: String,
+    pub tags: Vec<String>,
+}
+
+/// A short random slug no other backup in the repository has.
+pub fn new_slug(repo: &Repository) -> EngineResult<String> {
+    let (existing, _) = repo.snapshots()?;
+    loop {
+        let slug = hex::encode(rand::random::<[u8; 4]>());
+        if !existing.iter().any(|(_, s)| s.slug == slug) {
+            return Ok(slug);
+        }
+    }
+}
+
+/// Runs a backup. The snapshot is written only when every unit was stored; a fatal error
+/// (the location failing, a cancel) leaves the packs already uploaded for the next run.
+pub fn run(repo: &Repository, dirs: &Dirs, req: BackupRequest, progress: &Progress, log: &RunLog) -> EngineResult<(Id, Snapshot)> {
+    let started = jiff::Timestamp::now();
+    let _lock = repo.lock(LockKind::Shared, "backup", LOCK_WAIT)?;
+    progress.set_phase("loading the index");
+    repo.load_index()?;
+    let (snapshots, _) = repo.snapshots()?;
+    let host = crate::host();
+    let user = crate::user();
+
+    // The previous backup of each unit path on this device, for its unchanged files.
+    let mut parents: HashMap<(String, String), lifeboat_repository::Node> = HashMap::new();
+    let mut parent_totals: Option<(u64, u64)> = Some((0, 0));
+    for unit in &req.units {
+        let prev = snapshots.iter().rev().find(|(_, s)| {
+            s.host == host && s.status != SnapshotStatus::Failed && s.units.iter().any(|u| u.name == unit.name)
+        });
+        match prev.and_then(|(_, s)| s.units.iter().find(|u| u.name == unit.name)) {
+            Some(u) => {
+                for r in &u.roots {
+                    parents.insert((unit.name.clone(), r.path.clone()), r.node.clone());
+                }
+                if let Some(t) = parent_totals.as_mut() {
+                    t.0 += u.files;
+                    t.1 += u.size;
+                }
+            }
+            None => parent_totals = None,
+        }
+    }
+    log.info(&format!("backup {} of {} to {}", req.slug, names(&req.units), repo.store().describe()));
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2)
+        .thread_name(|i| format!("backup-{i}"))
+        .build()
+        .map_err(|e| crate::EngineError::io("starting", "worker threads", std::io::Error::other(e)))?;
+    let writer = BlobWriter::new(repo, 2);
+    let names_cache = NameCache::default();
+    let done = AtomicBool::new(false);
+    let result: EngineResult<Vec<SnapshotUnit>> = std::thread::scope(|s| {
+        match parent_totals {
+            Some((files, bytes)) => progress.set_totals(files, bytes, false),
+            None => {
+                let units = &req.units;
+                let done = &done;
+                s.spawn(move || scan::count(units, progress, done));
+            }
+        }
+        progress.set_phase("backing up");
+        let r = pool.install(|| {
+            req.units
+                .iter()
+                .map(|unit| backup_unit(repo, unit, &parents, &writer, progress, log, &names_cache))
+                .collect::<EngineResult<Vec<_>>>()
+        });
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    let units = match result {
+        Ok(u) => u,
+        Err(e) => {
+            log.error(&format!("backup failed: {e}"));
+            writer.abandon();
+            return Err(e);
+        }
+    };
+    progress.set_phase("writing the index");
+    let stats = writer.finish()?;
+    let status = if units.iter().any(|u| u.status != SnapshotStatus::Completed) {
+        SnapshotStatus::CompletedWithWarnings
+    } else {
+        SnapshotStatus::Completed
+    };
+    let snapshot = Snapshot {
+        version: 1,
+        slug: req.slug.clone(),
+        name: req.name.clone().unwrap_or_else(|| default_name(&req, started)),
+        date: started,
+        finished: jiff::Timestamp::now(),
+        host,
+        user,
+        uid: nix::unistd::getuid().as_raw(),
+        home: RawBytes::from_os(dirs.home.as_os_str()),
+        full: req.full,
+        status,
+        protected: repo.opened_with_password(),
+        pinned: false,
+        size: units.iter().map(|u| u.size).sum(),
+        files: units.iter().map(|u| u.files).sum(),
+        added: stats.new_bytes.load(Ordering::Relaxed),
+        stored: stats.stored_bytes.load(Ordering::Relaxed),
+        units,
+        tags: req.tags.clone(),
+        program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
+    };
+    progress.set_phase("saving the backup");
+    let id = repo.save_snapshot(&snapshot)?;
+    log.info(&format!(
+        "backup {} {}: {} files, {} bytes, {} bytes new, {} bytes stored",
+        snapshot.slug,
+        snapshot.status.as_str(),
+        snapshot.files,
+        snapshot.size,
+        snapshot.added,
+        snapshot.stored
+    ));
+    Ok((id, snapshot))
+}
+
+fn backup_unit(
+    repo: &Repository,
+    unit: &Unit,
+    parents: &HashMap<(String, String), lifeboat_repository::Node>,
+    writer: &BlobWriter,
+    progress: &Progress,
+    log: &RunLog,
+    names_cache: &NameCache,
+) -> EngineResult<SnapshotUnit> {
+    let archiver = archiver::Archiver {
+        repo,
+        writer,
+        filter: &unit.filter,
+        progress,
+        log,
+        names: names_cache,
+        files: AtomicU64::new(0),
+        dirs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        warnings: Mutex::new(Vec::new()),
+    };
+    let mut roots = Vec::new();
+    for (written, abs) in &unit.paths {
+        let parent = parents.get(&(unit.name.clone(), written.clone()));
+        if let Some(node) = archiver.root(abs, parent)? {
+            roots.push(SnapshotRoot { path: written.clone(), absolute: RawBytes::from_os(abs.as_os_str()), node });
+        }
+    }
+    let warnings = archiver.warnings.into_inner().expect("warnings lock");
+    Ok(SnapshotUnit {
+        name: unit.name.clone(),
+        title: unit.title.clone(),
+        kind: unit.kind.as_str().to_string(),
+        status: if warnings.is_empty() { SnapshotStatus::Completed } else { SnapshotStatus::CompletedWithWarnings },
+        warnings,
+        error: None,
+        roots,
+        files: archiver.files.load(Ordering::Relaxed),
+        dirs: archiver.dirs.load(Ordering::Relaxed),
+        size: archiver.bytes.load(Ordering::Relaxed),
+        not_included: unit.not_included.clone(),
+    })
+}
+
+fn names(units: &[&Unit]) -> String {
+    units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn default_name(req: &BackupRequest, started: jiff::Timestamp) -> String {
+    let when = started.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M");
+    if req.full {
+        format!("Full backup {when}")
+    } else {
+        format!("Partial backup {when} ({})", names(&req.units))
+    }
+}
+
+/// Runs one unit through the pipeline with a dry-run writer (for `estimate`).
+pub(crate) fn dry_unit(repo: &Repository, _dirs: &Dirs, unit: &Unit, writer: &BlobWriter, progress: &Progress, log: &RunLog) -> EngineResult<SnapshotUnit> {
+    repo.load_index()?;
+    let (snapshots, _) = repo.snapshots()?;
+    let host = crate::host();
+    let mut parents = HashMap::new();
+    if let Some(u) = snapshots
+        .iter()
+        .rev()
+        .filter(|(_, s)| s.host == host && s.status != SnapshotStatus::Failed)
+        .find_map(|(_, s)| s.units.iter().find(|u| u.name == unit.name))
+    {
+        for r in &u.roots {
+            parents.insert((unit.name.clone(), r.path.clone()), r.node.clone());
+        }
+    }
+    backup_unit(repo, unit, &parents, writer, progress, log, &NameCache::default())
+}
+
+/// Counts a unit's files and bytes without reading them.
+pub(crate) fn count_unit(unit: &Unit, progress: &Progress) -> (u64, u64) {
+    let done = AtomicBool::new(false);
+    scan::count(&[unit], progress, &done);
+    let s = progress.snapshot();
+    (s.files_total, s.bytes_total)
+}

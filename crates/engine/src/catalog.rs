@@ -1,0 +1,59 @@
+//! Backups as people see them: the fields of `backups list --json` (DESIGN.md).
+
+use lifeboat_repository::{Id, Snapshot};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupInfo {
+    pub slug: String,
+    pub name: String,
+    /// RFC 3339.
+    pub date: String,
+    pub location: String,
+    /// `full` or `partial`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub units: Vec<String>,
+    /// Bytes of the files in the backup.
+    pub size: u64,
+    pub protected: bool,
+    pub status: &'static str,
+    pub pinned: bool,
+    pub host: String,
+    pub user: String,
+    pub home: String,
+    pub files: u64,
+    /// Bytes of new data this backup stored (before compression).
+    pub added: u64,
+    /// Bytes it added to the location.
+    pub stored: u64,
+    pub warnings: usize,
+    pub finished: String,
+    pub id: String,
+}
+
+impl BackupInfo {
+    pub fn new(id: &Id, s: &Snapshot, location: &str) -> BackupInfo {
+        BackupInfo {
+            slug: s.slug.clone(),
+            name: s.name.clone(),
+            date: s.date.to_string(),
+            location: location.to_string(),
+            kind: if s.full { "full" } else { "partial" },
+            units: s.units.iter().map(|u| u.name.clone()).collect(),
+            size: s.size,
+            protected: s.protected,
+            status: s.status.as_str(),
+            pinned: s.pinned,
+            host: s.host.clone(),
+            user: s.user.clone(),
+            home: s.home.display(),
+            files: s.files,
+            added: s.added,
+            stored: s.stored,
+            warnings: s.units.iter().map(|u| u.warnings.len()).sum(),
+            finished: s.finished.to_string(),
+            id: id.to_hex(),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The configuration file (docs/CONFIG.md), and the defaults that apply without one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::paths::Dirs;
+use crate::{EngineError, EngineResult};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_location: Option<String>,
+    #[serde(default)]
+    pub location: BTreeMap<String, LocationConfig>,
+    #[serde(default)]
+    pub unit: BTreeMap<String, UnitConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationKind {
+    #[default]
+    Local,
+    Removable,
+    Sftp,
+    S3,
+    Webdav,
+    Smb,
+    Dropbox,
+    Onedrive,
+    Gdrive,
+}
+
+impl LocationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LocationKind::Local => "local",
+            LocationKind::Removable => "removable",
+            LocationKind::Sftp => "sftp",
+            LocationKind::S3 => "s3",
+            LocationKind::Webdav => "webdav",
+            LocationKind::Smb => "smb",
+            LocationKind::Dropbox => "dropbox",
+            LocationKind::Onedrive => "onedrive",
+            LocationKind::Gdrive => "gdrive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LocationConfig {
+    #[serde(rename = "type", default)]
+    pub kind: LocationKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Keys of the remote kinds (host, bucket, …), read by their backends.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitKind {
+    #[default]
+    Paths,
+    Sqlite,
+    Command,
+}
+
+impl UnitKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UnitKind::Paths => "paths",
+            UnitKind::Sqlite => "sqlite",
+            UnitKind::Command => "command",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(rename = "type", default)]
+    pub kind: UnitKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Glob patterns: without `/` they match a name at any depth; starting with `~/` or `/`
+    /// they match that path; otherwise they match a path relative to the unit's path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// When given, only entries matching one of these (same rules as `exclude`) are kept;
+    /// folders are always entered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_included: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+/// The configuration in force and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The file read, or `None` when the built-in defaults apply.
+    pub file: Option<PathBuf>,
+    /// Where `locations add` and friends would write.
+    pub target_file: PathBuf,
+}
+
+impl LoadedConfig {
+    /// `--config FILE`, else `$LIFEBOAT_CONFIG`, else the user's (or root's) default file;
+    /// a missing default file means the built-in defaults.
+    pub fn load(explicit: Option<&Path>, dirs: &Dirs) -> EngineResult<LoadedConfig> {
+        let env = std::env::var_os("LIFEBOAT_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let (path, must_exist) = match (explicit, env) {
+            (Some(p), _) => (p.to_path_buf(), true),
+            (None, Some(p)) => (p, true),
+            (None, None) => (dirs.config_file(), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok(LoadedConfig { config: Config::default(), file: None, target_file: path });
+            }
+            Err(e) => {
+                return Err(EngineError::Config {
+                    detail: format!("cannot be read ({e}); check the path given with --config or LIFEBOAT_CONFIG"),
+                    path,
+                })
+            }
+        };
+        let config = parse(&text, &path)?;
+        Ok(LoadedConfig { config, file: Some(path.clone()), target_file: path })
+    }
+}
+
+pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
+    let config: Config = toml::from_str(text).map_err(|e| EngineError::Config {
+        path: path.to_path_buf(),
+        detail: one_line(&e.to_string()),
+    })?;
+    for (name, unit) in &config.unit {
+        if !valid_name(name) {
+            return Err(EngineError::Config {
+                path: path.to_path_buf(),
+                detail: format!("unit name {name:?} may only hold letters, digits, '-' and '_'"),
+            });
+        }
+        if unit.kind == UnitKind::Paths && unit.paths.is_empty() {
+            return Err(EngineError::Config {
+                path: path.to_path_buf(),
+                detail: format!("unit {name} has no paths: add paths = [\"~/…\"]"),
+            });
+        }
+    }
+    if let Some(d) = &config.default_location {
+        if !config.location.contains_key(d) && d != "local" {
+            return Err(EngineError::Config {
+                path: path.to_path_buf(),
+                detail: format!("default_location = {d:?} names no [location.{d}]"),
+            });
+        }
+    }
+    Ok(config)
+}
+
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_design_example_and_rejects_typos() {
+        let text = r#"
+default_location = "local"
+[location.local]
+type = "local"
+path = "/var/lib/lifeboat/backups"
+[unit.notes]
+title = "Notes"
+type = "paths"
+paths = ["~/.local/share/notes"]
+exclude = ["*.tmp"]
+not_included = ["Notes synchronised to a cloud service"]
+[unit.messages]
+type = "sqlite"
+database = "~/.local/share/messages/messages.db"
+"#;
+        let c = parse(text, Path::new("x.toml")).unwrap();
+        assert_eq!(c.unit["notes"].exclude, vec!["*.tmp"]);
+        assert_eq!(c.unit["messages"].kind, UnitKind::Sqlite);
+        let err = parse("[unit.a]\npaths=['~']\nexclud=['x']\n", Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("exclud"), "{err}");
+        assert!(!err.contains('\n'));
+        assert!(parse("[unit.a]\ntitle='x'\n", Path::new("x.toml")).is_err());
+    }
+}

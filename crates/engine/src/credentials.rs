@@ -1,0 +1,117 @@
+//! Where the secret that opens a repository comes from: `--password-file`,
+//! `$LIFEBOAT_PASSWORD`, a device key kept in the configuration folder, or a prompt. On a
+//! fresh machine with none of these, a random device key is created.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+
+use lifeboat_repository::{KeyKind, RecoveryKey, Repository, Secret};
+
+use crate::location::Location;
+use crate::paths::Dirs;
+use crate::{EngineError, EngineResult};
+
+/// Asks a person for a password; `confirm` asks twice. `None` when nobody can answer.
+pub type Prompt = dyn Fn(&str, bool) -> Option<String> + Send + Sync;
+
+pub struct Credentials {
+    pub password_file: Option<PathBuf>,
+    pub prompt: Option<Box<Prompt>>,
+}
+
+/// What happened when a repository was created on first use.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// Set when a random device key was generated and saved there.
+    pub device_key_file: Option<PathBuf>,
+    pub recovery_key: RecoveryKey,
+}
+
+pub struct Opened {
+    pub repo: Repository,
+    pub created: Option<Created>,
+}
+
+impl Credentials {
+    fn explicit(&self) -> EngineResult<Option<Secret>> {
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| EngineError::PasswordFile { path: path.clone(), source })?;
+            let pw = text.strip_suffix('\n').unwrap_or(&text);
+            let pw = pw.strip_suffix('\r').unwrap_or(pw);
+            if pw.is_empty() {
+                return Err(EngineError::EmptyPassword(path.clone()));
+            }
+            return Ok(Some(Secret::new(pw)));
+        }
+        if let Ok(pw) = std::env::var("LIFEBOAT_PASSWORD") {
+            if !pw.is_empty() {
+                return Ok(Some(Secret::new(pw)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+pub fn device_key_file(dirs: &Dirs, location: &Location) -> PathBuf {
+    dirs.key_dir().join(format!("{}.key", location.name))
+}
+
+fn read_device_key(path: &PathBuf) -> Option<Secret> {
+    let text = std::fs::read_to_string(path).ok()?;
+    RecoveryKey::parse(text.trim()).map(|k| k.as_secret())
+}
+
+fn save_device_key(path: &PathBuf, key: &RecoveryKey) -> EngineResult<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("creating", dir, e))?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| EngineError::io("creating", path, e))?;
+    writeln!(f, "{key}").and_then(|_| f.sync_all()).map_err(|e| EngineError::io("writing", path, e))
+}
+
+/// Opens the location's repository, creating it first when `create` is set and there is none.
+pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool) -> EngineResult<Opened> {
+    let store = location.store()?;
+    let exists = Repository::exists(store.as_ref())?;
+    let key_file = device_key_file(dirs, location);
+    let explicit = creds.explicit()?;
+    if exists {
+        let secret = match explicit.or_else(|| read_device_key(&key_file)) {
+            Some(s) => s,
+            None => match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
+                Some(pw) => Secret::new(pw),
+                None => return Err(EngineError::NoPassword { location: location.describe() }),
+            },
+        };
+        return Ok(Opened { repo: Repository::open(store, &secret)?, created: None });
+    }
+    if !create {
+        return Err(lifeboat_repository::RepoError::NotARepository(location.describe()).into());
+    }
+    let (secret, kind, saved) = if let Some(s) = explicit {
+        (s, KeyKind::Password, None)
+    } else if let Some(s) = read_device_key(&key_file) {
+        (s, KeyKind::Device, Some(key_file.clone()))
+    } else if let Some(pw) = creds
+        .prompt
+        .as_ref()
+        .and_then(|p| p(&format!("New password for backups in {}: ", location.describe()), true))
+    {
+        (Secret::new(pw), KeyKind::Password, None)
+    } else {
+        let key = RecoveryKey::random();
+        save_device_key(&key_file, &key)?;
+        (key.as_secret(), KeyKind::Device, Some(key_file.clone()))
+    };
+    let repo = Repository::init(store, &secret, kind)?;
+    let recovery_key = repo.recovery_key()?;
+    Ok(Opened { repo, created: Some(Created { device_key_file: saved, recovery_key }) })
+}

@@ -1,0 +1,54 @@
+use std::path::PathBuf;
+
+use lifeboat_repository::RepoError;
+use lifeboat_storage::StoreError;
+
+/// What went wrong, in words that say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("configuration {path}: {detail}")]
+    Config { path: PathBuf, detail: String },
+    #[error("no unit named {name}: the units are {known} (see `lifeboat units list`)")]
+    UnknownUnit { name: String, known: String },
+    #[error("no location named {name}: the locations are {known}")]
+    UnknownLocation { name: String, known: String },
+    #[error("location {name} is of type {kind}, which this build cannot reach yet")]
+    UnsupportedLocation { name: String, kind: String },
+    #[error("backup {slug} holds no unit named {unit}: it holds {held}")]
+    UnitNotInBackup { slug: String, unit: String, held: String },
+    #[error("no password for the repository at {location}: give --password-file FILE or set LIFEBOAT_PASSWORD")]
+    NoPassword { location: String },
+    #[error("the password file {path} cannot be read: {source}")]
+    PasswordFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the password file {0} is empty: write the password into it")]
+    EmptyPassword(PathBuf),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the home folder of this user is unknown: set HOME")]
+    NoHome,
+    #[error("the target {0} is not a folder: give a folder to restore into")]
+    BadTarget(PathBuf),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the operation was cancelled")]
+    Cancelled,
+}
+
+impl EngineError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io { op, path: path.into(), source }
+    }
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;

@@ -1,0 +1,61 @@
+//! `lifeboat estimate`: per unit, how many files and bytes a backup would read, and how much of
+//! that would be new to the location. Runs the backup pipeline without writing anything.
+
+use std::sync::atomic::Ordering;
+
+use lifeboat_repository::{BlobWriter, Repository};
+use serde::Serialize;
+
+use crate::backup;
+use crate::paths::Dirs;
+use crate::progress::Progress;
+use crate::runlog::RunLog;
+use crate::unit::Unit;
+use crate::EngineResult;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitEstimate {
+    pub unit: String,
+    pub title: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Bytes that the location does not hold yet (before compression).
+    pub new_bytes: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Estimates each unit against `repo` (or, with no repository yet, counts everything new).
+pub fn estimate(repo: Option<&Repository>, dirs: &Dirs, units: &[&Unit], progress: &Progress) -> EngineResult<Vec<UnitEstimate>> {
+    let mut out = Vec::new();
+    for unit in units {
+        let log = RunLog::none();
+        match repo {
+            Some(repo) => {
+                let writer = BlobWriter::dry_run(repo);
+                let stats = writer.stats();
+                let s = backup::dry_unit(repo, dirs, unit, &writer, progress, &log)?;
+                drop(writer);
+                out.push(UnitEstimate {
+                    unit: unit.name.clone(),
+                    title: unit.title.clone(),
+                    files: s.files,
+                    bytes: s.size,
+                    new_bytes: stats.new_bytes.load(Ordering::Relaxed),
+                    warnings: s.warnings,
+                });
+            }
+            None => {
+                let (files, bytes) = backup::count_unit(unit, progress);
+                out.push(UnitEstimate {
+                    unit: unit.name.clone(),
+                    title: unit.title.clone(),
+                    files,
+                    bytes,
+                    new_bytes: bytes,
+                    warnings: vec![],
+                });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,38 @@
+//! What Lifeboat does with a repository: units from the configuration, backups and restores
+//! of them, listings, estimates. The command line and the daemon are thin layers over this.
+
+pub mod backup;
+pub mod catalog;
+pub mod config;
+pub mod credentials;
+mod error;
+pub mod estimate;
+pub mod location;
+mod meta;
+pub mod paths;
+pub mod progress;
+pub mod restore;
+pub mod runlog;
+pub mod unit;
+
+pub use catalog::BackupInfo;
+pub use config::{Config, LoadedConfig};
+pub use error::{EngineError, EngineResult};
+pub use location::Location;
+pub use paths::Dirs;
+pub use progress::Progress;
+pub use runlog::RunLog;
+pub use unit::Unit;
+
+pub(crate) fn host() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
+}
+
+pub(crate) fn user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -1,0 +1,110 @@
+//! Where Lifeboat keeps its own files, following the XDG base directories for users and the
+//! FHS for root, and how `~` in the configuration is understood.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use crate::{EngineError, EngineResult};
+
+/// The folders of the user running Lifeboat.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub home: PathBuf,
+    pub config: PathBuf,
+    pub data: PathBuf,
+    pub logs: PathBuf,
+    pub root: bool,
+}
+
+impl Dirs {
+    pub fn from_env() -> EngineResult<Dirs> {
+        let root = nix::unistd::geteuid().is_root();
+        let home = home_dir().ok_or(EngineError::NoHome)?;
+        let xdg = |var: &str, default: &str| -> PathBuf {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty() && Path::new(v).is_absolute())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(default))
+        };
+        // Root uses the system folders, unless its environment names XDG folders on purpose
+        // (a root shell normally has none set).
+        let explicit = |var: &str| {
+            std::env::var_os(var).filter(|v| !v.is_empty() && Path::new(v).is_absolute()).map(PathBuf::from)
+        };
+        Ok(if root {
+            Dirs {
+                config: explicit("XDG_CONFIG_HOME").map(|p| p.join("lifeboat")).unwrap_or_else(|| "/etc/lifeboat".into()),
+                data: explicit("XDG_DATA_HOME").map(|p| p.join("lifeboat")).unwrap_or_else(|| "/var/lib/lifeboat".into()),
+                logs: explicit("XDG_STATE_HOME")
+                    .map(|p| p.join("lifeboat").join("logs"))
+                    .unwrap_or_else(|| "/var/log/lifeboat".into()),
+                home,
+                root,
+            }
+        } else {
+            Dirs {
+                config: xdg("XDG_CONFIG_HOME", ".config").join("lifeboat"),
+                data: xdg("XDG_DATA_HOME", ".local/share").join("lifeboat"),
+                logs: xdg("XDG_STATE_HOME", ".local/state").join("lifeboat").join("logs"),
+                home,
+                root,
+            }
+        })
+    }
+
+    /// The configuration file used when none is named.
+    pub fn config_file(&self) -> PathBuf {
+        self.config.join("lifeboat.toml")
+    }
+
+    /// The folder of device keys (random keys made for repositories nobody gave a password for).
+    pub fn key_dir(&self) -> PathBuf {
+        self.config.join("keys")
+    }
+
+    /// Expands a leading `~` to this user's home.
+    pub fn expand(&self, written: &str) -> PathBuf {
+        expand_home(written, &self.home)
+    }
+}
+
+/// Expands a leading `~` (alone or followed by `/`) to `home`.
+pub fn expand_home(written: &str, home: &Path) -> PathBuf {
+    if written == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = written.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        PathBuf::from(written)
+    }
+}
+
+fn home_dir() -> Option<PathBuf> {
+    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return Some(PathBuf::from(h));
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.dir)
+}
+
+/// `dir` joined with `abs` as if `abs` were relative: `/t` + `/home/u/a` = `/t/home/u/a`.
+pub fn reroot(dir: &Path, abs: &Path) -> PathBuf {
+    let bytes = abs.as_os_str().as_bytes();
+    let trimmed = bytes.iter().position(|&b| b != b'/').map(|i| &bytes[i..]).unwrap_or(&[]);
+    dir.join(OsString::from_vec(trimmed.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilde_and_reroot() {
+        let home = Path::new("/home/nemo");
+        assert_eq!(expand_home("~", home), PathBuf::from("/home/nemo"));
+        assert_eq!(expand_home("~/notes", home), PathBuf::from("/home/nemo/notes"));
+        assert_eq!(expand_home("/etc/x", home), PathBuf::from("/etc/x"));
+        assert_eq!(expand_home("~other/x", home), PathBuf::from("~other/x"));
+        assert_eq!(reroot(Path::new("/t"), Path::new("/home/u/a")), PathBuf::from("/t/home/u/a"));
+    }
+}

@@ -1,0 +1,192 @@
+//! Writing file data pack by pack: each needed pack is read once (whole, or the needed ranges
+//! when it is mostly unneeded), and every blob in it is written to every place it belongs.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use lifeboat_repository::{Id, Repository};
+use rayon::prelude::*;
+
+use super::fsops;
+use super::plan::Item;
+use crate::progress::Progress;
+
+/// Ranges closer than this are read together.
+const MERGE_GAP: u64 = 256 * 1024;
+
+struct FileState<'a> {
+    item: &'a Item,
+    /// Blob pieces still to write.
+    remaining: AtomicUsize,
+    failed: AtomicBool,
+}
+
+struct Need {
+    blob: Id,
+    offset: u32,
+    length: u32,
+    raw_length: u32,
+    /// (file, offset in file) for every place this blob goes.
+    places: Vec<(usize, u64)>,
+}
+
+pub(crate) fn restore_files(
+    repo: &Repository,
+    files: &[&Item],
+    progress: &Progress,
+    problem: &(dyn Fn(&Path, String) + Sync),
+    finish: &(dyn Fn(&File, &Path, &lifeboat_repository::Node) + Sync),
+) {
+    let states: Vec<FileState> = files
+        .iter()
+        .map(|item| FileState { item, remaining: AtomicUsize::new(item.node.content.len()), failed: AtomicBool::new(false) })
+        .collect();
+    let mut packs: HashMap<Id, HashMap<Id, Need>> = HashMap::new();
+    for (fi, st) in states.iter().enumerate() {
+        let mut at = 0u64;
+        for blob in &st.item.node.content {
+            match repo.locate(blob) {
+                Some((pack, offset, length, raw_length)) => {
+                    packs
+                        .entry(pack)
+                        .or_default()
+                        .entry(*blob)
+                        .or_insert_with(|| Need { blob: *blob, offset, length, raw_length, places: Vec::new() })
+                        .places
+                        .push((fi, at));
+                    at += raw_length as u64;
+                }
+                None => {
+                    st.failed.store(true, Ordering::Relaxed);
+                    problem(&st.item.path, format!("data blob {} is missing from the repository", blob.short()));
+                    break;
+                }
+            }
+        }
+    }
+
+    // Empty files, and files of several blobs, exist before any pack worker writes to them.
+    states.par_iter().for_each(|st| {
+        let n = st.item.node.content.len();
+        if n == 1 || st.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        match fsops::create_file(&st.item.path).and_then(|f| f.set_len(st.item.node.size).map(|_| f)) {
+            Ok(f) => {
+                if n == 0 {
+                    finish(&f, &st.item.path, &st.item.node);
+                    progress.add(1, 0);
+                }
+            }
+            Err(e) => {
+                st.failed.store(true, Ordering::Relaxed);
+                problem(&st.item.path, format!("cannot create: {e}"));
+            }
+        }
+    });
+
+    let mut work: Vec<(Id, Vec<Need>)> = packs
+        .into_iter()
+        .map(|(p, needs)| {
+            let mut v: Vec<Need> = needs.into_values().collect();
+            v.sort_by_key(|n| n.offset);
+            (p, v)
+        })
+        .collect();
+    work.sort_by_key(|(p, _)| *p);
+    work.par_iter().for_each(|(pack, needs)| {
+        for (start, end, group) in ranges(needs) {
+            let bytes = match repo.read_pack_range(pack, start, end) {
+                Ok(b) => b,
+                Err(e) => {
+                    for n in group {
+                        fail_places(&states, n, problem, &format!("pack {} unreadable: {e}", pack.short()));
+                    }
+                    continue;
+                }
+            };
+            group.par_iter().for_each(|n| {
+                let s = (n.offset as u64 - start) as usize;
+                let sealed = &bytes[s..s + n.length as usize];
+                match repo.decode_blob(&n.blob, sealed, n.raw_length as usize) {
+                    Ok(plain) => write_places(&states, n, &plain, progress, problem, finish),
+                    Err(e) => fail_places(&states, n, problem, &e.to_string()),
+                }
+            });
+        }
+    });
+}
+
+/// Groups needed blobs into read ranges: the whole pack when most of it is needed.
+fn ranges(needs: &[Need]) -> Vec<(u64, u64, &[Need])> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < needs.len() {
+        let start = needs[i].offset as u64;
+        let mut end = start + needs[i].length as u64;
+        let mut j = i + 1;
+        while j < needs.len() && (needs[j].offset as u64) <= end + MERGE_GAP {
+            end = end.max(needs[j].offset as u64 + needs[j].length as u64);
+            j += 1;
+        }
+        out.push((start, end, &needs[i..j]));
+        i = j;
+    }
+    out
+}
+
+fn fail_places(states: &[FileState], n: &Need, problem: &(dyn Fn(&Path, String) + Sync), why: &str) {
+    for (fi, _) in &n.places {
+        let st = &states[*fi];
+        if !st.failed.swap(true, Ordering::Relaxed) {
+            problem(&st.item.path, format!("not restored: {why}"));
+        }
+    }
+}
+
+fn write_places(
+    states: &[FileState],
+    n: &Need,
+    plain: &[u8],
+    progress: &Progress,
+    problem: &(dyn Fn(&Path, String) + Sync),
+    finish: &(dyn Fn(&File, &Path, &lifeboat_repository::Node) + Sync),
+) {
+    let zeros = plain.iter().all(|&b| b == 0);
+    for (fi, at) in &n.places {
+        let st = &states[*fi];
+        if st.failed.load(Ordering::Relaxed) {
+            continue;
+        }
+        let single = st.item.node.content.len() == 1;
+        let opened = if single { fsops::create_file(&st.item.path) } else { fsops::open_existing(&st.item.path) };
+        let result = opened.and_then(|f| {
+            if zeros {
+                // A run of zeros stays a hole.
+                if single {
+                    f.set_len(st.item.node.size)?;
+                }
+            } else {
+                f.write_all_at(plain, *at)?;
+            }
+            Ok(f)
+        });
+        match result {
+            Ok(f) => {
+                progress.add(0, plain.len() as u64);
+                if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    finish(&f, &st.item.path, &st.item.node);
+                    progress.add(1, 0);
+                }
+            }
+            Err(e) => {
+                if !st.failed.swap(true, Ordering::Relaxed) {
+                    problem(&st.item.path, format!("cannot write: {e}"));
+                }
+            }
+        }
+    }
+}

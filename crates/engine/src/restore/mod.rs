@@ -1,0 +1,264 @@
+//! Restoring a backup: folders first, then file data pack by pack (each pack read once, its
+//! blobs written at their offsets in parallel), then links and special files, then the
+//! folders' own metadata, deepest first.
+
+mod data;
+mod fsops;
+mod plan;
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use lifeboat_repository::{Node, NodeKind, Repository, Snapshot};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::meta;
+use crate::paths::Dirs;
+use crate::progress::Progress;
+use crate::runlog::RunLog;
+use crate::{EngineError, EngineResult};
+
+pub struct RestoreRequest {
+    pub units: Vec<String>,
+    pub target: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    /// `new` or `replace`.
+    pub action: &'static str,
+    pub path: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RestoreReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// Entries that could not be restored (or not fully), with the reason.
+    pub problems: Vec<String>,
+    /// With `dry_run`: what would change.
+    pub changes: Vec<Change>,
+    pub unchanged: u64,
+    pub roots: Vec<(String, String)>,
+}
+
+pub fn run(repo: &Repository, snapshot: &Snapshot, dirs: &Dirs, req: &RestoreRequest, progress: &Progress, log: &RunLog) -> EngineResult<RestoreReport> {
+    for u in &req.units {
+        if !snapshot.units.iter().any(|su| &su.name == u) {
+            return Err(EngineError::UnitNotInBackup {
+                slug: snapshot.slug.clone(),
+                unit: u.clone(),
+                held: snapshot.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
+    if let Some(t) = &req.target {
+        if let Ok(m) = std::fs::metadata(t) {
+            if !m.is_dir() {
+                return Err(EngineError::BadTarget(t.clone()));
+            }
+        }
+    }
+    progress.set_phase("reading the backup's folders");
+    repo.load_index()?;
+    let plan = plan::build(repo, snapshot, &req.units, dirs, req.target.as_deref());
+    let mut report = RestoreReport {
+        problems: plan.problems.clone(),
+        roots: plan.roots.iter().map(|(u, p)| (u.clone(), p.display().to_string())).collect(),
+        ..Default::default()
+    };
+    let files_total = plan.items.iter().filter(|i| i.node.kind != NodeKind::Dir).count() as u64;
+    let bytes_total: u64 = plan.items.iter().filter(|i| i.node.kind == NodeKind::File).map(|i| i.node.size).sum();
+    progress.set_totals(files_total, bytes_total, true);
+    if req.dry_run {
+        dry_run(&plan, &mut report);
+        return Ok(report);
+    }
+    log.info(&format!("restore of backup {} ({} entries)", snapshot.slug, plan.items.len()));
+    let as_root = nix::unistd::geteuid().is_root();
+    let owners = Owners::default();
+    let problems = Mutex::new(Vec::new());
+    let problem = |path: &Path, what: String| {
+        let msg = format!("{}: {what}", path.display());
+        log.warn(progress, &msg);
+        problems.lock().expect("problems lock").push(msg);
+    };
+
+    // 1. Folders, parents first; writable by us until their own metadata is applied last.
+    progress.set_phase("creating folders");
+    let mut folders: Vec<&plan::Item> = plan.items.iter().filter(|i| i.node.kind == NodeKind::Dir).collect();
+    folders.sort_by_key(|i| i.depth);
+    for (_, root) in &plan.roots {
+        let parent = root.parent().unwrap_or(Path::new("/"));
+        let made = match &req.target {
+            Some(t) => fsops::ensure_real_dirs(t, parent),
+            None => std::fs::create_dir_all(parent),
+        };
+        if let Err(e) = made {
+            return Err(EngineError::io("creating", parent, e));
+        }
+    }
+    for depth_group in folders.chunk_by(|a, b| a.depth == b.depth) {
+        depth_group.par_iter().for_each(|item| {
+            if let Err(e) = fsops::ensure_dir(&item.path) {
+                problem(&item.path, format!("cannot create folder: {e}"));
+            } else {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&item.path, std::fs::Permissions::from_mode(0o700 | item.node.mode));
+            }
+        });
+    }
+
+    // 2. File data, and the hard links that share it.
+    progress.set_phase("restoring files");
+    let mut primaries: HashMap<(u64, u64), &Path> = HashMap::new();
+    let mut links: Vec<(&plan::Item, &Path)> = Vec::new();
+    let mut files: Vec<&plan::Item> = Vec::new();
+    let mut files_sorted: Vec<&plan::Item> = plan.items.iter().filter(|i| i.node.kind == NodeKind::File).collect();
+    files_sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for item in files_sorted {
+        if item.node.links > 1 {
+            if let Some(first) = primaries.get(&(item.node.device, item.node.inode)) {
+                links.push((item, first));
+                continue;
+            }
+            primaries.insert((item.node.device, item.node.inode), &item.path);
+        }
+        files.push(item);
+    }
+    let owner_of = |n: &Node| as_root.then(|| owners.resolve(n));
+    data::restore_files(repo, &files, progress, &|p, w| problem(p, w), &|f, p, n| {
+        for w in meta::apply_fd(f, p, n, as_root, owner_of(n).flatten()) {
+            problem(p, w);
+        }
+    });
+    report.files += files.len() as u64;
+    report.bytes = files.iter().map(|i| i.node.size).sum();
+
+    // 3. Links, special files.
+    progress.set_phase("restoring links");
+    let others: Vec<&plan::Item> = plan.items.iter().filter(|i| !matches!(i.node.kind, NodeKind::Dir | NodeKind::File)).collect();
+    others.par_iter().for_each(|item| {
+        let made = match item.node.kind {
+            NodeKind::Symlink => {
+                let target = item.node.target.clone().unwrap_or_default();
+                fsops::remove_any(&item.path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), &item.path))
+            }
+            NodeKind::Fifo => fsops::remove_any(&item.path).and_then(|_| {
+                nix::unistd::mkfifo(&item.path, nix::sys::stat::Mode::from_bits_truncate(item.node.mode)).map_err(std::io::Error::from)
+            }),
+            NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(&item.path).and_then(|_| {
+                let kind = if item.node.kind == NodeKind::CharDevice {
+                    nix::sys::stat::SFlag::S_IFCHR
+                } else {
+                    nix::sys::stat::SFlag::S_IFBLK
+                };
+                nix::sys::stat::mknod(
+                    &item.path,
+                    kind,
+                    nix::sys::stat::Mode::from_bits_truncate(item.node.mode),
+                    item.node.rdev.unwrap_or(0),
+                )
+                .map_err(std::io::Error::from)
+            }),
+            NodeKind::CharDevice | NodeKind::BlockDevice => {
+                problem(&item.path, "device files are restored only by root".into());
+                return;
+            }
+            _ => return,
+        };
+        match made {
+            Ok(()) => {
+                for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node).flatten()) {
+                    problem(&item.path, w);
+                }
+                progress.add(1, 0);
+            }
+            Err(e) => problem(&item.path, format!("cannot create: {e}")),
+        }
+    });
+    for (item, first) in &links {
+        let made = fsops::remove_any(&item.path).and_then(|_| std::fs::hard_link(first, &item.path));
+        match made {
+            Ok(()) => progress.add(1, 0),
+            Err(e) => problem(&item.path, format!("cannot link to {}: {e}", first.display())),
+        }
+    }
+    report.files += (others.len() + links.len()) as u64;
+
+    // 4. Folder metadata, deepest first, so setting a folder's time is the last change in it.
+    progress.set_phase("restoring folder metadata");
+    for depth_group in folders.chunk_by(|a, b| a.depth == b.depth).rev() {
+        depth_group.par_iter().for_each(|item| {
+            for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node).flatten()) {
+                problem(&item.path, w);
+            }
+        });
+    }
+    report.dirs = folders.len() as u64;
+    report.problems.extend(problems.into_inner().expect("problems lock"));
+    log.info(&format!(
+        "restore of {} finished: {} files, {} folders, {} problems",
+        snapshot.slug,
+        report.files,
+        report.dirs,
+        report.problems.len()
+    ));
+    Ok(report)
+}
+
+fn dry_run(plan: &plan::Plan, report: &mut RestoreReport) {
+    for item in &plan.items {
+        let action = match std::fs::symlink_metadata(&item.path) {
+            Err(_) => Some("new"),
+            Ok(m) => {
+                let same = meta::kind_of(&m) == item.node.kind
+                    && match item.node.kind {
+                        NodeKind::File => m.size() == item.node.size && m.mtime() == item.node.mtime.0 && m.mtime_nsec() as u32 == item.node.mtime.1,
+                        NodeKind::Symlink => std::fs::read_link(&item.path).ok().map(|t| t.into_os_string())
+                            == item.node.target.as_ref().map(|t| t.to_os_string()),
+                        _ => true,
+                    };
+                (!same).then_some("replace")
+            }
+        };
+        match action {
+            Some(a) => report.changes.push(Change { action: a, path: item.path.display().to_string() }),
+            None => report.unchanged += 1,
+        }
+    }
+    report.changes.sort_by(|a, b| a.path.cmp(&b.path));
+}
+
+/// Owners on restore as root: by name when the name exists here, else by number.
+#[derive(Default)]
+struct Owners {
+    cache: Mutex<HashMap<(Option<String>, Option<String>, u32, u32), (u32, u32)>>,
+}
+
+impl Owners {
+    fn resolve(&self, n: &Node) -> Option<(u32, u32)> {
+        let key = (n.user.clone(), n.group.clone(), n.uid, n.gid);
+        let mut c = self.cache.lock().expect("owners lock");
+        Some(*c.entry(key).or_insert_with(|| {
+            let uid = n
+                .user
+                .as_deref()
+                .and_then(|u| nix::unistd::User::from_name(u).ok().flatten())
+                .map(|u| u.uid.as_raw())
+                .unwrap_or(n.uid);
+            let gid = n
+                .group
+                .as_deref()
+                .and_then(|g| nix::unistd::Group::from_name(g).ok().flatten())
+                .map(|g| g.gid.as_raw())
+                .unwrap_or(n.gid);
+            (uid, gid)
+        }))
+    }
+}

@@ -1,0 +1,224 @@
+//! Units: named pieces of data backed up and restored as a whole.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use crate::config::{Config, UnitConfig, UnitKind};
+use crate::paths::Dirs;
+use crate::{EngineError, EngineResult};
+
+/// A unit ready to back up: its paths expanded for this user, its filters compiled.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub name: String,
+    pub title: String,
+    pub kind: UnitKind,
+    /// Paths as written in the configuration, and as they are on this device.
+    pub paths: Vec<(String, PathBuf)>,
+    pub filter: Filter,
+    pub not_included: Vec<String>,
+    pub exclude_patterns: Vec<String>,
+}
+
+/// A unit as listed by `units list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitInfo {
+    pub name: String,
+    pub title: String,
+    pub kind: String,
+    pub paths: Vec<String>,
+    pub exclude: Vec<String>,
+    pub not_included: Vec<String>,
+}
+
+impl Unit {
+    pub fn info(&self) -> UnitInfo {
+        UnitInfo {
+            name: self.name.clone(),
+            title: self.title.clone(),
+            kind: self.kind.as_str().to_string(),
+            paths: self.paths.iter().map(|(w, _)| w.clone()).collect(),
+            exclude: self.exclude_patterns.clone(),
+            not_included: self.not_included.clone(),
+        }
+    }
+}
+
+/// The units of a configuration; with none configured, the built-in `home` unit.
+pub fn units(config: &Config, dirs: &Dirs, extra_excludes: &[PathBuf]) -> EngineResult<Vec<Unit>> {
+    let mut out = Vec::new();
+    if config.unit.is_empty() {
+        let default = default_home_unit();
+        out.push(resolve("home", &default, dirs, extra_excludes)?);
+    }
+    for (name, uc) in &config.unit {
+        out.push(resolve(name, uc, dirs, extra_excludes)?);
+    }
+    Ok(out)
+}
+
+fn default_home_unit() -> UnitConfig {
+    UnitConfig {
+        title: Some("Home folder".into()),
+        paths: vec!["~".into()],
+        exclude: vec![
+            "~/.cache".into(),
+            "~/.local/share/Trash".into(),
+            "~/.thumbnails".into(),
+            "~/.local/state/lifeboat".into(),
+            "~/.local/share/lifeboat".into(),
+        ],
+        not_included: vec![
+            "Caches and the trash".into(),
+            "Lifeboat's own backups and logs".into(),
+            "Files outside the home folder".into(),
+        ],
+        ..Default::default()
+    }
+}
+
+fn resolve(name: &str, uc: &UnitConfig, dirs: &Dirs, extra_excludes: &[PathBuf]) -> EngineResult<Unit> {
+    let bad = |detail: String| EngineError::Config { path: PathBuf::from(format!("[unit.{name}]")), detail };
+    let paths: Vec<(String, PathBuf)> = match uc.kind {
+        UnitKind::Paths => uc.paths.iter().map(|w| (w.clone(), dirs.expand(w))).collect(),
+        UnitKind::Sqlite | UnitKind::Command => {
+            return Err(bad(format!(
+                "unit kind {} is not supported by this build yet; use type = \"paths\"",
+                uc.kind.as_str()
+            )))
+        }
+    };
+    for (w, p) in &paths {
+        if !p.is_absolute() {
+            return Err(bad(format!("path {w:?} must start with / or ~/")));
+        }
+    }
+    let mut excludes: Vec<String> = uc.exclude.clone();
+    excludes.extend(extra_excludes.iter().map(|p| p.display().to_string()));
+    let filter = Filter::new(&excludes, &uc.include, dirs).map_err(bad)?;
+    Ok(Unit {
+        name: name.to_string(),
+        title: uc.title.clone().unwrap_or_else(|| name.to_string()),
+        kind: uc.kind,
+        paths,
+        filter,
+        not_included: uc.not_included.clone(),
+        exclude_patterns: uc.exclude.clone(),
+    })
+}
+
+/// Include and exclude rules of a unit.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    exclude_names: GlobSet,
+    exclude_paths: GlobSet,
+    exclude_relative: GlobSet,
+    include_names: GlobSet,
+    include_paths: GlobSet,
+    include_relative: GlobSet,
+    has_includes: bool,
+}
+
+fn compile(patterns: &[String], dirs: &Dirs) -> Result<(GlobSet, GlobSet, GlobSet), String> {
+    let mut names = GlobSetBuilder::new();
+    let mut paths = GlobSetBuilder::new();
+    let mut rel = GlobSetBuilder::new();
+    for p in patterns {
+        let trimmed = p.trim_end_matches('/');
+        let glob = |pat: &str| -> Result<Glob, String> {
+            GlobBuilder::new(pat)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| format!("pattern {p:?}: {e}"))
+        };
+        if trimmed.starts_with('/') || trimmed.starts_with("~/") || trimmed == "~" {
+            paths.add(glob(&dirs.expand(trimmed).to_string_lossy())?);
+        } else if trimmed.contains('/') {
+            rel.add(glob(trimmed)?);
+        } else {
+            names.add(glob(trimmed)?);
+        }
+    }
+    let build = |b: GlobSetBuilder| b.build().map_err(|e| e.to_string());
+    Ok((build(names)?, build(paths)?, build(rel)?))
+}
+
+impl Filter {
+    pub fn new(exclude: &[String], include: &[String], dirs: &Dirs) -> Result<Filter, String> {
+        let (exclude_names, exclude_paths, exclude_relative) = compile(exclude, dirs)?;
+        let (include_names, include_paths, include_relative) = compile(include, dirs)?;
+        Ok(Filter {
+            exclude_names,
+            exclude_paths,
+            exclude_relative,
+            include_names,
+            include_paths,
+            include_relative,
+            has_includes: !include.is_empty(),
+        })
+    }
+
+    /// Whether to skip an entry. `rel` is its path below the unit's path.
+    pub fn excludes(&self, abs: &Path, rel: &Path, is_dir: bool) -> bool {
+        let name = abs.file_name().map(|n| Path::new(n)).unwrap_or(abs);
+        if self.exclude_names.is_match(name) || self.exclude_paths.is_match(abs) || self.exclude_relative.is_match(rel) {
+            return true;
+        }
+        if self.has_includes && !is_dir {
+            let included = self.include_names.is_match(name)
+                || self.include_paths.is_match(abs)
+                || self.include_relative.is_match(rel);
+            return !included;
+        }
+        false
+    }
+}
+
+/// The units a backup or restore is about: all of them, or those named.
+pub fn select<'a>(all: &'a [Unit], names: &[String]) -> EngineResult<Vec<&'a Unit>> {
+    if names.is_empty() {
+        return Ok(all.iter().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            all.iter().find(|u| &u.name == n).ok_or_else(|| EngineError::UnknownUnit {
+                name: n.clone(),
+                known: all.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
+            })
+        })
+        .collect()
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs() -> Dirs {
+        Dirs {
+            home: "/home/u".into(),
+            config: "/c".into(),
+            data: "/d".into(),
+            logs: "/l".into(),
+            root: false,
+        }
+    }
+
+    #[test]
+    fn exclude_rules() {
+        let f = Filter::new(&["*.tmp".into(), "~/.cache".into(), "build/out".into()], &[], &dirs()).unwrap();
+        assert!(f.excludes(Path::new("/home/u/a/b.tmp"), Path::new("a/b.tmp"), false));
+        assert!(f.excludes(Path::new("/home/u/.cache"), Path::new(".cache"), true));
+        assert!(f.excludes(Path::new("/home/u/x/build/out"), Path::new("build/out"), true));
+        assert!(!f.excludes(Path::new("/home/u/a/b.txt"), Path::new("a/b.txt"), false));
+        assert!(!f.excludes(Path::new("/home/u/x/y/build/out"), Path::new("y/build/out"), true));
+        let inc = Filter::new(&[], &["*.jpg".into()], &dirs()).unwrap();
+        assert!(inc.excludes(Path::new("/p/a.txt"), Path::new("a.txt"), false));
+        assert!(!inc.excludes(Path::new("/p/a.jpg"), Path::new("a.jpg"), false));
+        assert!(!inc.excludes(Path::new("/p/sub"), Path::new("sub"), true));
+    }
+}

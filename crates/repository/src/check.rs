@@ -1,0 +1,231 @@
+//! Verifying a repository: structure always, every byte with `read_data`. Damage is reported
+//! with the backups and files it affects.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::index::Index;
+use crate::pack::{pack_id_from_name, pack_name, read_header};
+use crate::{Id, Node, NodeKind, RepoResult, Repository};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Read and authenticate every blob, not only the structure.
+    pub read_data: bool,
+}
+
+/// One thing wrong, and what it affects.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CheckProblem {
+    pub what: String,
+    /// `backup SLUG, unit U: path` for every file or folder that cannot be restored whole.
+    pub affected: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CheckReport {
+    pub snapshots: usize,
+    pub packs: usize,
+    pub packs_read: usize,
+    pub blobs: usize,
+    pub problems: Vec<CheckProblem>,
+    /// Harmless findings (e.g. packs left by an interrupted backup that prune will remove).
+    pub notes: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+struct Walk<'a> {
+    repo: &'a Repository,
+    bad: &'a HashMap<Id, String>,
+    clean_trees: Mutex<HashSet<Id>>,
+    affected: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl Walk<'_> {
+    /// Returns true when nothing under `node` is damaged.
+    fn node(&self, node: &Node, path: &str) -> bool {
+        let mut ok = true;
+        for c in &node.content {
+            if let Some(reason) = self.bad.get(c) {
+                self.affect(reason, path);
+                ok = false;
+            } else if !self.repo.has_blob(c) {
+                self.affect(&format!("data blob {} is missing", c.short()), path);
+                ok = false;
+            }
+        }
+        if node.kind == NodeKind::Dir {
+            if let Some(t) = node.subtree {
+                if self.clean_trees.lock().expect("walk lock").contains(&t) {
+                    return ok;
+                }
+                let tree = match self.bad.get(&t) {
+                    Some(reason) => Err(reason.clone()),
+                    None => self.repo.read_tree(&t).map_err(|e| format!("folder listing {}: {e}", t.short())),
+                };
+                match tree {
+                    Ok(tree) => {
+                        let all: Vec<bool> = tree
+                            .nodes
+                            .par_iter()
+                            .map(|n| self.node(n, &format!("{path}/{}", n.name.display())))
+                            .collect();
+                        if all.iter().all(|b| *b) {
+                            self.clean_trees.lock().expect("walk lock").insert(t);
+                        } else {
+                            ok = false;
+                        }
+                    }
+                    Err(reason) => {
+                        self.affect(&reason, &format!("{path}/ (everything in it)"));
+                        ok = false;
+                    }
+                }
+            }
+        }
+        ok
+    }
+
+    fn affect(&self, reason: &str, path: &str) {
+        self.affected.lock().expect("walk lock").entry(reason.to_string()).or_default().push(path.to_string());
+    }
+}
+
+impl Repository {
+    /// Checks the repository. Damage never stops the check: everything readable is checked.
+    pub fn check(&self, options: CheckOptions, progress: &(dyn Fn(&str) + Sync)) -> RepoResult<CheckReport> {
+        let mut report = CheckReport::default();
+        progress("reading the index");
+        let mut index = Index::default();
+        for o in self.store().list("index")? {
+            let Some(id) = pack_id_from_name(&o.name) else { continue };
+            match self.read_index_file(&id) {
+                Ok(file) => {
+                    for (pack, entries) in &file.packs {
+                        index.add_pack(*pack, entries);
+                    }
+                    index.files.push(id);
+                }
+                Err(e) => report.problems.push(CheckProblem {
+                    what: format!("{}: {e}; `lifeboat check --repair` rebuilds the index from the packs", o.name),
+                    affected: vec![],
+                }),
+            }
+        }
+        let by_pack = index.by_pack();
+        report.blobs = index.blob_count();
+        *self.inner.index.write().expect("index lock") = index;
+
+        progress("listing packs");
+        let listed = self.store().list("data")?;
+        report.packs = listed.len();
+        let sizes: HashMap<Id, u64> = listed.iter().filter_map(|o| Some((pack_id_from_name(&o.name)?, o.size))).collect();
+        let mut bad: HashMap<Id, String> = HashMap::new();
+        for (pack, blobs) in &by_pack {
+            let end = blobs.iter().map(|(_, l)| l.offset as u64 + l.length as u64).max().unwrap_or(0);
+            match sizes.get(pack) {
+                None => {
+                    let reason = format!("pack {} is missing", pack.short());
+                    for (id, _) in blobs {
+                        bad.insert(*id, reason.clone());
+                    }
+                }
+                Some(size) if *size < end + 4 => {
+                    let reason = format!("pack {} is truncated ({size} bytes)", pack.short());
+                    for (id, l) in blobs {
+                        if l.offset as u64 + l.length as u64 > *size {
+                            bad.insert(*id, reason.clone());
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        let unindexed = sizes.keys().filter(|p| !by_pack.contains_key(p)).count();
+        if unindexed > 0 {
+            report.notes.push(format!(
+                "{unindexed} packs are not in the index (left by an interrupted backup); `lifeboat prune` removes them"
+            ));
+        }
+
+        if options.read_data {
+            let packs: Vec<(&Id, &Vec<(Id, crate::index::BlobLocation)>)> =
+                by_pack.iter().filter(|(p, _)| sizes.contains_key(p)).collect();
+            let done = std::sync::atomic::AtomicUsize::new(0);
+            let total = packs.len();
+            let found: Vec<(Vec<(Id, String)>, Option<String>)> = packs
+                .par_iter()
+                .map(|(pack, blobs)| {
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if n % 16 == 0 || n == total {
+                        progress(&format!("read {n} of {total} packs"));
+                    }
+                    let bytes = match self.read_pack(pack) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let reason = format!("pack {} cannot be read: {e}", pack.short());
+                            return (blobs.iter().map(|(id, _)| (*id, reason.clone())).collect(), None);
+                        }
+                    };
+                    let header = read_header(self.key(), &bytes)
+                        .err()
+                        .map(|e| format!("{}: header damaged ({e}); its blobs are intact and indexed", pack_name(pack)));
+                    let damaged = blobs
+                        .iter()
+                        .filter_map(|(id, l)| {
+                            let s = l.offset as usize;
+                            let sealed = bytes.get(s..s + l.length as usize)?;
+                            self.decode_blob(id, sealed, l.raw_length as usize)
+                                .err()
+                                .map(|_| (*id, format!("pack {}: blob {} is damaged", pack.short(), id.short())))
+                        })
+                        .collect();
+                    (damaged, header)
+                })
+                .collect();
+            report.packs_read = total;
+            for (damaged, header) in found {
+                bad.extend(damaged);
+                if let Some(h) = header {
+                    report.problems.push(CheckProblem { what: h, affected: vec![] });
+                }
+            }
+        }
+
+        progress("checking every backup");
+        let (snapshots, unreadable) = self.snapshots()?;
+        report.snapshots = snapshots.len() + unreadable.len();
+        for (name, e) in unreadable {
+            report.problems.push(CheckProblem { what: format!("{name}: {e}"), affected: vec![] });
+        }
+        let walk = Walk { repo: self, bad: &bad, clean_trees: Mutex::new(HashSet::new()), affected: Mutex::new(BTreeMap::new()) };
+        for (_, snap) in &snapshots {
+            for unit in &snap.units {
+                for root in &unit.roots {
+                    walk.node(&root.node, &format!("backup {}, unit {}: {}", snap.slug, unit.name, root.path));
+                }
+            }
+        }
+        for (what, mut affected) in walk.affected.into_inner().expect("walk lock") {
+            affected.sort();
+            report.problems.push(CheckProblem { what, affected });
+        }
+        // Damaged blobs no backup uses are still damage in the repository.
+        let reported: HashSet<&String> = report.problems.iter().map(|p| &p.what).collect();
+        let mut unused: Vec<String> = bad.values().filter(|r| !reported.contains(r)).cloned().collect();
+        unused.sort();
+        unused.dedup();
+        for what in unused {
+            report.problems.push(CheckProblem { what: format!("{what} (no backup uses it)"), affected: vec![] });
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,248 @@
+//! Key slots: the random master key wrapped by keys derived from what a person holds.
+//!
+//! A password slot derives its key-encryption key with Argon2id; a recovery or device slot
+//! holds a full-entropy key (160 bits) and derives with BLAKE3, since stretching adds
+//! nothing there. The recovery key is itself derived from the master key, so it can be shown
+//! again at any time by anyone who can open the repository (`lifeboat key recovery`).
+
+use std::fmt;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::MasterKey;
+use crate::repofile::keyfile::{Kdf, KeyFile};
+use crate::{Id, RepoError, RepoResult};
+
+/// Argon2id cost for password slots: 64 MiB, 3 passes. About a fifth of a second here, once
+/// per command.
+const ARGON2_MEMORY_KIB: u32 = 64 * 1024;
+const ARGON2_ITERATIONS: u32 = 3;
+const ARGON2_PARALLELISM: u32 = 1;
+
+/// What unlocks a repository: a password typed or read from a file, a recovery key, or a
+/// device key. Never printed by `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// The kinds of key slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// A password a person chose.
+    Password,
+    /// The printable recovery key of the emergency kit.
+    Recovery,
+    /// A random key generated for an unattended device and kept in its configuration folder.
+    Device,
+}
+
+/// A key slot as listed by `lifeboat key list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub kind: KeyKind,
+    pub label: String,
+    pub created: jiff::Timestamp,
+    pub host: String,
+    pub user: String,
+    /// True for the slot that opened the repository in this process.
+    pub current: bool,
+}
+
+/// A full-entropy key written for people: 32 base32 characters in groups of four.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryKey([u8; 20]);
+
+impl RecoveryKey {
+    pub fn random() -> Self {
+        RecoveryKey(rand::random())
+    }
+
+    pub(crate) fn derived_from(master: &MasterKey) -> Self {
+        let full = blake3::derive_key("lifeboat 2026 recovery key v1", &master.to_bytes());
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&full[..20]);
+        RecoveryKey(out)
+    }
+
+    /// Reads the printed form back; case, spaces and dashes do not matter.
+    pub fn parse(s: &str) -> Option<Self> {
+        let clean: Vec<u8> = s
+            .bytes()
+            .filter(|b| !matches!(b, b'-' | b' ' | b'\n' | b'\r' | b'\t'))
+            .map(|b| b.to_ascii_uppercase())
+            .collect();
+        if clean.len() != 32 {
+            return None;
+        }
+        let mut bits: u64 = 0;
+        let mut nbits = 0;
+        let mut out = Vec::with_capacity(20);
+        for c in clean {
+            let v = BASE32.iter().position(|&a| a == c)? as u64;
+            bits = (bits << 5) | v;
+            nbits += 5;
+            if nbits >= 8 {
+                nbits -= 8;
+                out.push((bits >> nbits) as u8);
+                bits &= (1 << nbits) - 1;
+            }
+        }
+        out.try_into().ok().map(RecoveryKey)
+    }
+
+    pub fn as_secret(&self) -> Secret {
+        Secret(self.to_string())
+    }
+
+    fn kek(&self, salt: &[u8]) -> [u8; 32] {
+        let mut material = self.0.to_vec();
+        material.extend_from_slice(salt);
+        blake3::derive_key("lifeboat 2026 full-entropy key slot v1", &material)
+    }
+}
+
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+impl fmt::Display for RecoveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut chars = String::with_capacity(39);
+        let mut bits: u64 = 0;
+        let mut nbits = 0;
+        for &b in &self.0 {
+            bits = (bits << 8) | b as u64;
+            nbits += 8;
+            while nbits >= 5 {
+                nbits -= 5;
+                chars.push(BASE32[((bits >> nbits) & 31) as usize] as char);
+            }
+        }
+        for (i, c) in chars.chars().enumerate() {
+            if i > 0 && i % 4 == 0 {
+                f.write_str("-")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RecoveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecoveryKey(…)")
+    }
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn argon2_kek(password: &str, memory_kib: u32, iterations: u32, parallelism: u32, salt: &[u8]) -> RepoResult<[u8; 32]> {
+    let params = Params::new(memory_kib, iterations, parallelism, Some(32)).map_err(|e| RepoError::Kdf(e.to_string()))?;
+    let mut out = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(password.as_bytes(), salt, &mut out)
+        .map_err(|e| RepoError::Kdf(e.to_string()))?;
+    Ok(out)
+}
+
+/// Makes a new key slot for `secret` wrapping `master`.
+pub(crate) fn make_slot(master: &MasterKey, secret: &Secret, kind: KeyKind, label: &str) -> RepoResult<KeyFile> {
+    let salt: [u8; 16] = rand::random();
+    let (kdf, kek) = match kind {
+        KeyKind::Password => (
+            Kdf::Argon2id {
+                memory_kib: ARGON2_MEMORY_KIB,
+                iterations: ARGON2_ITERATIONS,
+                parallelism: ARGON2_PARALLELISM,
+                salt: b64().encode(salt),
+            },
+            argon2_kek(secret.expose(), ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, &salt)?,
+        ),
+        KeyKind::Recovery | KeyKind::Device => {
+            let key = RecoveryKey::parse(secret.expose())
+                .ok_or_else(|| RepoError::Kdf("a recovery or device key must be 32 base32 characters".into()))?;
+            (Kdf::Blake3 { salt: b64().encode(salt) }, key.kek(&salt))
+        }
+    };
+    let wrapped = MasterKey::wrap(&kek, &master.to_bytes());
+    Ok(KeyFile {
+        version: 1,
+        kind,
+        label: label.to_string(),
+        created: jiff::Timestamp::now(),
+        host: crate::repo::hostname(),
+        user: crate::repo::username(),
+        kdf,
+        master: b64().encode(wrapped),
+    })
+}
+
+/// Tries to open one slot with a secret. `None` when the secret does not fit this slot.
+pub(crate) fn open_slot(slot: &KeyFile, secret: &Secret) -> RepoResult<Option<MasterKey>> {
+    let kek = match &slot.kdf {
+        Kdf::Argon2id { memory_kib, iterations, parallelism, salt } => {
+            let salt = b64().decode(salt).map_err(|e| RepoError::malformed("key slot", e))?;
+            argon2_kek(secret.expose(), *memory_kib, *iterations, *parallelism, &salt)?
+        }
+        Kdf::Blake3 { salt } => {
+            let Some(key) = RecoveryKey::parse(secret.expose()) else { return Ok(None) };
+            let salt = b64().decode(salt).map_err(|e| RepoError::malformed("key slot", e))?;
+            key.kek(&salt)
+        }
+    };
+    let wrapped = b64().decode(&slot.master).map_err(|e| RepoError::malformed("key slot", e))?;
+    Ok(MasterKey::unwrap(&kek, &wrapped).and_then(|raw| {
+        let raw: [u8; 64] = raw.try_into().ok()?;
+        Some(MasterKey::from_bytes(&raw))
+    }))
+}
+
+pub(crate) fn slot_name(id: &Id) -> String {
+    format!("keys/{}", id.to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_key_prints_and_parses() {
+        let k = RecoveryKey::random();
+        let s = k.to_string();
+        assert_eq!(s.len(), 39, "{s}");
+        assert_eq!(RecoveryKey::parse(&s), Some(k.clone()));
+        assert_eq!(RecoveryKey::parse(&s.to_lowercase().replace('-', " ")), Some(k));
+        assert!(RecoveryKey::parse("not a key").is_none());
+    }
+
+    #[test]
+    fn slots_open_only_with_their_secret() {
+        let master = MasterKey::random();
+        let slot = make_slot(&master, &Secret::new("correct horse"), KeyKind::Password, "").unwrap();
+        assert!(open_slot(&slot, &Secret::new("wrong")).unwrap().is_none());
+        let opened = open_slot(&slot, &Secret::new("correct horse")).unwrap().unwrap();
+        assert_eq!(opened.to_bytes(), master.to_bytes());
+        let rk = RecoveryKey::derived_from(&master);
+        let slot = make_slot(&master, &rk.as_secret(), KeyKind::Recovery, "").unwrap();
+        assert!(open_slot(&slot, &rk.as_secret()).unwrap().is_some());
+        assert!(open_slot(&slot, &RecoveryKey::random().as_secret()).unwrap().is_none());
+    }
+}

@@ -1,0 +1,40 @@
+//! Lifeboat's repository: a deduplicated, compressed and encrypted store of backups inside a
+//! [`lifeboat_storage::Store`].
+//!
+//! The public surface is what a caller needs to write and read backups:
+//! [`Repository`] (open, create, read), [`BlobWriter`] (store data and trees),
+//! the on-disk types [`Tree`], [`Node`] and [`Snapshot`], and the maintenance operations
+//! [`Repository::prune`] and [`Repository::check`]. docs/FORMAT.md describes the bytes.
+
+mod blob;
+mod check;
+mod chunker;
+mod crypto;
+mod error;
+mod id;
+mod index;
+mod keys;
+mod lock;
+mod pack;
+mod prune;
+mod raw_bytes;
+mod repo;
+mod repofile;
+mod writer;
+
+pub use blob::BlobKind;
+pub use check::{CheckOptions, CheckProblem, CheckReport};
+pub use chunker::{Chunker, WHOLE_READ_LIMIT};
+pub use error::{RepoError, RepoResult};
+pub use id::Id;
+pub use keys::{KeyInfo, KeyKind, RecoveryKey, Secret};
+pub use lock::{LockGuard, LockKind};
+pub use prune::PruneReport;
+pub use raw_bytes::RawBytes;
+pub use repo::Repository;
+pub use repofile::snapshot::{Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit};
+pub use repofile::tree::{Node, NodeKind, Timestamp, Tree, Xattr};
+pub use writer::{BlobWriter, WriteStats};
+
+/// The repository format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;

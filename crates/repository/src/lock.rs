@@ -1,0 +1,193 @@
+//! Cooperation between processes sharing a repository.
+//!
+//! Writers of new data (backups, imports) take shared locks and run side by side. Removing
+//! data (prune) takes the exclusive lock: it announces itself first, then waits until every
+//! shared holder has finished, and shared holders that arrive meanwhile step back until it is
+//! done. So prune never deletes a blob that a running backup has just decided to reuse.
+
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::repofile::lockfile::LockFile;
+use crate::{Id, RepoError, RepoResult, Repository};
+
+/// A lock not refreshed for this long belongs to a process that died.
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+/// Held while an operation runs; the lock file is refreshed in the background and removed on
+/// drop.
+pub struct LockGuard {
+    repo: Repository,
+    name: String,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        {
+            let (m, c) = &*self.stop;
+            *m.lock().expect("lock stop") = true;
+            c.notify_all();
+        }
+        if let Some(h) = self.refresher.take() {
+            let _ = h.join();
+        }
+        let _ = self.repo.store().remove(&self.name);
+    }
+}
+
+struct Holder {
+    name: String,
+    file: LockFile,
+}
+
+impl Holder {
+    fn describe(&self) -> String {
+        format!(
+            "{} on {} (pid {}, since {})",
+            self.file.operation,
+            self.file.host,
+            self.file.pid,
+            self.file.created.strftime("%Y-%m-%d %H:%M")
+        )
+    }
+}
+
+impl Repository {
+    fn lock_file(&self, kind: LockKind, operation: &str) -> LockFile {
+        let now = jiff::Timestamp::now();
+        LockFile {
+            kind,
+            host: crate::repo::hostname(),
+            pid: std::process::id(),
+            user: crate::repo::username(),
+            operation: operation.to_string(),
+            created: now,
+            refreshed: now,
+        }
+    }
+
+    fn write_lock(&self, name: &str, file: &LockFile) -> RepoResult<()> {
+        let sealed = self.key().seal(&serde_json::to_vec(file).expect("locks serialise"), false);
+        Ok(self.store().write(name, &sealed)?)
+    }
+
+    fn live_holders(&self) -> RepoResult<Vec<Holder>> {
+        let mut out = Vec::new();
+        for o in self.store().list("locks")? {
+            let Ok(sealed) = self.store().read(&o.name, None) else { continue };
+            let Ok(plain) = self.key().open(&sealed, None) else { continue };
+            let Ok(file) = serde_json::from_slice::<LockFile>(&plain) else { continue };
+            if !is_stale(&file) {
+                out.push(Holder { name: o.name, file });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes lock files left by processes that died. Returns how many went.
+    pub fn remove_stale_locks(&self) -> RepoResult<usize> {
+        let mut n = 0;
+        for o in self.store().list("locks")? {
+            let Ok(sealed) = self.store().read(&o.name, None) else { continue };
+            let stale = match self.key().open(&sealed, None).ok().and_then(|p| serde_json::from_slice::<LockFile>(&p).ok())
+            {
+                Some(f) => is_stale(&f),
+                None => true,
+            };
+            if stale {
+                self.store().remove(&o.name)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Takes a lock for `operation`, waiting up to `wait` for conflicting holders.
+    pub fn lock(&self, kind: LockKind, operation: &str, wait: Duration) -> RepoResult<LockGuard> {
+        let deadline = std::time::Instant::now() + wait;
+        let name = format!("locks/{}", Id::random().to_hex());
+        let file = self.lock_file(kind, operation);
+        loop {
+            self.write_lock(&name, &file)?;
+            let others: Vec<Holder> = self.live_holders()?.into_iter().filter(|h| h.name != name).collect();
+            let blocker = match kind {
+                LockKind::Shared => others.iter().find(|h| h.file.kind == LockKind::Exclusive),
+                LockKind::Exclusive => others.iter().find(|h| {
+                    h.file.kind == LockKind::Shared
+                        || (h.file.created, &h.name) < (file.created, &name)
+                }),
+            };
+            let Some(blocker) = blocker else { break };
+            let holder = blocker.describe();
+            // A shared holder steps back so that a waiting prune can finish; an exclusive
+            // one keeps its announcement unless an older prune is ahead of it.
+            let step_back = kind == LockKind::Shared || blocker.file.kind == LockKind::Exclusive;
+            if step_back {
+                self.store().remove(&name)?;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.store().remove(&name);
+                return Err(RepoError::Locked { holder });
+            }
+            tracing::info!("waiting for {holder}");
+            std::thread::sleep(POLL);
+        }
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let refresher = {
+            let repo = self.clone();
+            let name = name.clone();
+            let stop = stop.clone();
+            let mut file = file.clone();
+            std::thread::Builder::new()
+                .name("lock-refresh".into())
+                .spawn(move || {
+                    let (m, c) = &*stop;
+                    let mut stopped = m.lock().expect("lock stop");
+                    loop {
+                        let (g, timeout) = c.wait_timeout(stopped, REFRESH_EVERY).expect("lock stop");
+                        stopped = g;
+                        if *stopped {
+                            return;
+                        }
+                        if timeout.timed_out() {
+                            file.refreshed = jiff::Timestamp::now();
+                            let _ = repo.write_lock(&name, &file);
+                        }
+                    }
+                })
+                .expect("spawning the lock refresher")
+        };
+        Ok(LockGuard { repo: self.clone(), name, stop, refresher: Some(refresher) })
+    }
+}
+
+
+fn is_stale(file: &LockFile) -> bool {
+    let age = jiff::Timestamp::now().duration_since(file.refreshed);
+    if age.as_secs() > STALE_AFTER.as_secs() as i64 {
+        return true;
+    }
+    // On this host we can tell at once whether the holder is still alive.
+    if file.host == crate::repo::hostname() {
+        let pid = nix::unistd::Pid::from_raw(file.pid as i32);
+        if file.pid != std::process::id() && nix::sys::signal::kill(pid, None).is_err() {
+            return true;
+        }
+    }
+    false
+}

@@ -1,0 +1,428 @@
+use std::sync::{Arc, RwLock};
+
+use lifeboat_storage::Store;
+use rayon::prelude::*;
+
+use crate::crypto::{MasterKey, OpenError};
+use crate::index::Index;
+use crate::keys::{self, slot_name};
+use crate::pack::pack_name;
+use crate::repofile::config::{ChunkerParams, RepoConfig};
+use crate::repofile::index_file::IndexFile;
+use crate::repofile::keyfile::KeyFile;
+use crate::{
+    Chunker, Id, KeyInfo, KeyKind, RecoveryKey, RepoError, RepoResult, Secret, Snapshot, Tree, FORMAT_VERSION,
+};
+
+const PACK_SIZE: u32 = 16 * 1024 * 1024;
+
+/// An opened repository. Cheap to clone; every clone shares the key and the index.
+#[derive(Clone)]
+pub struct Repository {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub key: MasterKey,
+    pub config: RepoConfig,
+    pub chunker: Chunker,
+    pub index: RwLock<Index>,
+    /// The slot that opened the repository.
+    pub key_slot: Id,
+    pub key_kind: KeyKind,
+}
+
+impl Repository {
+    /// True when the location holds a repository (it has key slots).
+    pub fn exists(store: &dyn Store) -> RepoResult<bool> {
+        match store.list("keys") {
+            Ok(keys) => Ok(!keys.is_empty()),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates a repository: a random master key, a slot for `secret`, and a recovery slot.
+    pub fn init(store: Arc<dyn Store>, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
+        store.prepare()?;
+        if Self::exists(store.as_ref())? {
+            return Err(RepoError::AlreadyExists(store.describe()));
+        }
+        let key = MasterKey::random();
+        let config = RepoConfig {
+            version: FORMAT_VERSION,
+            id: Id::random(),
+            created: jiff::Timestamp::now(),
+            chunker: ChunkerParams::default(),
+            pack_size: PACK_SIZE,
+        };
+        let sealed = key.seal(&serde_json::to_vec(&config).expect("config serialises"), true);
+        store.write("config", &sealed)?;
+        let slot = keys::make_slot(&key, secret, kind, "")?;
+        let slot_id = Id::random();
+        store.write(&slot_name(&slot_id), &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
+        let repo = Self::assemble(store, key, config, slot_id, kind);
+        repo.ensure_recovery_slot()?;
+        Ok(repo)
+    }
+
+    /// Opens a repository with a password, recovery key or device key.
+    pub fn open(store: Arc<dyn Store>, secret: &Secret) -> RepoResult<Repository> {
+        let slots = store.list("keys").map_err(|e| match e {
+            e if e.is_not_found() => RepoError::NotARepository(store.describe()),
+            e => e.into(),
+        })?;
+        if slots.is_empty() {
+            return Err(RepoError::NotARepository(store.describe()));
+        }
+        let mut files = Vec::new();
+        for o in &slots {
+            let bytes = store.read(&o.name, None)?;
+            let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else { continue };
+            let Some(id) = crate::pack::pack_id_from_name(&o.name) else { continue };
+            files.push((id, file));
+        }
+        // Cheap slots first: a recovery key should not wait for every Argon2 derivation.
+        files.sort_by_key(|(_, f)| f.kind == KeyKind::Password);
+        let looks_full_entropy = RecoveryKey::parse(secret.expose()).is_some();
+        let mut found = None;
+        for (id, file) in &files {
+            if file.kind != KeyKind::Password && !looks_full_entropy {
+                continue;
+            }
+            if let Some(key) = keys::open_slot(file, secret)? {
+                found = Some((*id, file.kind, key));
+                break;
+            }
+        }
+        let Some((slot_id, kind, key)) = found else {
+            return Err(RepoError::WrongPassword(store.describe()));
+        };
+        let sealed = store.read("config", None)?;
+        let plain = key.open(&sealed, None).map_err(|_| RepoError::Corrupt { what: "the repository config".into() })?;
+        let config: RepoConfig =
+            serde_json::from_slice(&plain).map_err(|e| RepoError::malformed("the repository config", e))?;
+        if config.version != FORMAT_VERSION {
+            return Err(RepoError::UnsupportedVersion {
+                location: store.describe(),
+                found: config.version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Ok(Self::assemble(store, key, config, slot_id, kind))
+    }
+
+    fn assemble(store: Arc<dyn Store>, key: MasterKey, config: RepoConfig, key_slot: Id, key_kind: KeyKind) -> Self {
+        let seed = u64::from_le_bytes(config.id.0[..8].try_into().expect("8 bytes"))
+            ^ u64::from_le_bytes(
+                blake3::derive_key("lifeboat 2026 chunker seed v1", &key.to_bytes())[..8].try_into().expect("8 bytes"),
+            );
+        let chunker = Chunker::new(config.chunker, seed);
+        Repository {
+            inner: Arc::new(Inner {
+                store,
+                key,
+                config,
+                chunker,
+                index: RwLock::new(Index::default()),
+                key_slot,
+                key_kind,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn id(&self) -> Id {
+        self.inner.config.id
+    }
+
+    pub fn chunker(&self) -> Chunker {
+        self.inner.chunker
+    }
+
+    /// True when opened with a password a person chose (not a device or recovery key).
+    pub fn opened_with_password(&self) -> bool {
+        self.inner.key_kind == KeyKind::Password
+    }
+
+    pub(crate) fn key(&self) -> &MasterKey {
+        &self.inner.key
+    }
+
+    pub(crate) fn pack_size(&self) -> usize {
+        self.inner.config.pack_size as usize
+    }
+
+    /// Reads every index file. Call once after opening, and again after taking a lock that
+    /// must see other writers' work.
+    pub fn load_index(&self) -> RepoResult<()> {
+        let listed = self.inner.store.list("index")?;
+        let decoded: Vec<RepoResult<(Id, IndexFile)>> = listed
+            .par_iter()
+            .map(|o| {
+                let id = crate::pack::pack_id_from_name(&o.name)
+                    .ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id"))?;
+                let file = self.read_index_file(&id)?;
+                Ok((id, file))
+            })
+            .collect();
+        let mut index = Index::default();
+        for r in decoded {
+            let (id, file) = r?;
+            for (pack, entries) in &file.packs {
+                index.add_pack(*pack, entries);
+            }
+            index.files.push(id);
+        }
+        *self.inner.index.write().expect("index lock") = index;
+        Ok(())
+    }
+
+    pub(crate) fn read_index_file(&self, id: &Id) -> RepoResult<IndexFile> {
+        let name = format!("index/{}", id.to_hex());
+        let sealed = self.inner.store.read(&name, None)?;
+        let plain = self.open_object(&sealed, None, &name)?;
+        IndexFile::decode(&plain).map_err(|e| RepoError::malformed(name, e))
+    }
+
+    pub(crate) fn write_index_file(&self, file: &IndexFile) -> RepoResult<Id> {
+        let sealed = self.inner.key.seal(&file.encode(), true);
+        let id = Id::of_stored(&sealed);
+        self.inner.store.write(&format!("index/{}", id.to_hex()), &sealed)?;
+        Ok(id)
+    }
+
+    pub(crate) fn open_object(&self, sealed: &[u8], raw_len: Option<usize>, what: &str) -> RepoResult<Vec<u8>> {
+        self.inner.key.open(sealed, raw_len).map_err(|e| match e {
+            OpenError::Auth => RepoError::Corrupt { what: what.to_string() },
+            OpenError::Decompress(d) => RepoError::malformed(what, d),
+        })
+    }
+
+    /// True when the index knows the blob.
+    pub fn has_blob(&self, id: &Id) -> bool {
+        self.inner.index.read().expect("index lock").contains(id)
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.inner.index.read().expect("index lock").blob_count()
+    }
+
+    /// Reads, decrypts, decompresses and verifies one blob.
+    pub fn read_blob(&self, id: &Id) -> RepoResult<Vec<u8>> {
+        let (pack, loc) = self.inner.index.read().expect("index lock").get(id).ok_or(RepoError::MissingBlob(*id))?;
+        let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
+        let sealed = self.inner.store.read(&pack_name(&pack), Some(range))?;
+        self.decode_blob(id, &sealed, loc.raw_length as usize)
+    }
+
+    /// Decrypts a blob's sealed bytes and checks they hash to its id.
+    pub fn decode_blob(&self, id: &Id, sealed: &[u8], raw_length: usize) -> RepoResult<Vec<u8>> {
+        let what = || format!("blob {}", id.short());
+        let plain = self.open_object(sealed, Some(raw_length), &what())?;
+        if self.inner.key.blob_id(&plain) != *id {
+            return Err(RepoError::Corrupt { what: what() });
+        }
+        Ok(plain)
+    }
+
+    /// The id a blob with this content has.
+    pub fn blob_id(&self, plaintext: &[u8]) -> Id {
+        self.inner.key.blob_id(plaintext)
+    }
+
+    /// Where a blob is: its pack, offset, stored length and plain length.
+    pub fn locate(&self, id: &Id) -> Option<(Id, u32, u32, u32)> {
+        self.inner
+            .index
+            .read()
+            .expect("index lock")
+            .get(id)
+            .map(|(p, l)| (p, l.offset, l.length, l.raw_length))
+    }
+
+    /// Reads a whole pack file.
+    pub fn read_pack(&self, pack: &Id) -> RepoResult<Vec<u8>> {
+        Ok(self.inner.store.read(&pack_name(pack), None)?)
+    }
+
+    /// Reads a byte range of a pack file.
+    pub fn read_pack_range(&self, pack: &Id, start: u64, end: u64) -> RepoResult<Vec<u8>> {
+        Ok(self.inner.store.read(&pack_name(pack), Some(start..end))?)
+    }
+
+    pub fn read_tree(&self, id: &Id) -> RepoResult<Tree> {
+        let plain = self.read_blob(id)?;
+        serde_json::from_slice(&plain).map_err(|e| RepoError::malformed(format!("tree {}", id.short()), e))
+    }
+
+    /// Serialises a tree for storage; returns its bytes (store them with a `BlobWriter`).
+    pub fn encode_tree(tree: &Tree) -> Vec<u8> {
+        serde_json::to_vec(tree).expect("trees serialise")
+    }
+
+    /// Writes a snapshot; its file name is the hash of its stored bytes.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> RepoResult<Id> {
+        let sealed = self.inner.key.seal(&serde_json::to_vec(snapshot).expect("snapshots serialise"), true);
+        let id = Id::of_stored(&sealed);
+        self.inner.store.write(&format!("snapshots/{}", id.to_hex()), &sealed)?;
+        Ok(id)
+    }
+
+    pub fn remove_snapshot(&self, id: &Id) -> RepoResult<()> {
+        Ok(self.inner.store.remove(&format!("snapshots/{}", id.to_hex()))?)
+    }
+
+    /// Replaces a snapshot with a changed copy (pinning, renaming): the new one is written
+    /// before the old one goes, so a crash leaves two copies, never none.
+    pub fn replace_snapshot(&self, old: &Id, snapshot: &Snapshot) -> RepoResult<Id> {
+        let new = self.save_snapshot(snapshot)?;
+        if new != *old {
+            self.remove_snapshot(old)?;
+        }
+        Ok(new)
+    }
+
+    pub fn read_snapshot(&self, id: &Id) -> RepoResult<Snapshot> {
+        let name = format!("snapshots/{}", id.to_hex());
+        let sealed = self.inner.store.read(&name, None)?;
+        let plain = self.open_object(&sealed, None, &name)?;
+        serde_json::from_slice(&plain).map_err(|e| RepoError::malformed(name, e))
+    }
+
+    /// Every readable snapshot, oldest first, and the names of those that could not be read.
+    pub fn snapshots(&self) -> RepoResult<(Vec<(Id, Snapshot)>, Vec<(String, RepoError)>)> {
+        let listed = self.inner.store.list("snapshots")?;
+        let results: Vec<(String, RepoResult<(Id, Snapshot)>)> = listed
+            .par_iter()
+            .map(|o| {
+                let r = crate::pack::pack_id_from_name(&o.name)
+                    .ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id"))
+                    .and_then(|id| Ok((id, self.read_snapshot(&id)?)));
+                (o.name.clone(), r)
+            })
+            .collect();
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (name, r) in results {
+            match r {
+                Ok(s) => good.push(s),
+                Err(e) => bad.push((name, e)),
+            }
+        }
+        // Two copies of one backup can exist after an interrupted replace: keep one.
+        good.sort_by(|a, b| a.1.date.cmp(&b.1.date).then(a.1.slug.cmp(&b.1.slug)).then(a.0.cmp(&b.0)));
+        good.dedup_by(|a, b| a.1.slug == b.1.slug);
+        Ok((good, bad))
+    }
+
+    /// Finds a snapshot by its slug or a unique prefix of it.
+    pub fn find_snapshot(&self, slug: &str) -> RepoResult<(Id, Snapshot)> {
+        let (all, _) = self.snapshots()?;
+        let mut matches: Vec<_> = all.into_iter().filter(|(_, s)| s.slug.starts_with(slug)).collect();
+        if let Some(i) = matches.iter().position(|(_, s)| s.slug == slug) {
+            return Ok(matches.swap_remove(i));
+        }
+        match matches.len() {
+            0 => Err(RepoError::NoSuchSnapshot(slug.to_string())),
+            1 => Ok(matches.remove(0)),
+            _ => Err(RepoError::AmbiguousSnapshot(slug.to_string())),
+        }
+    }
+
+    // ----- key slots -----
+
+    pub fn keys(&self) -> RepoResult<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for o in self.inner.store.list("keys")? {
+            let bytes = self.inner.store.read(&o.name, None)?;
+            let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else { continue };
+            let id = o.name.rsplit('/').next().unwrap_or_default().to_string();
+            out.push(KeyInfo {
+                current: id == self.inner.key_slot.to_hex(),
+                id,
+                kind: file.kind,
+                label: file.label,
+                created: file.created,
+                host: file.host,
+                user: file.user,
+            });
+        }
+        out.sort_by_key(|k| k.created);
+        Ok(out)
+    }
+
+    pub fn add_key(&self, secret: &Secret, kind: KeyKind, label: &str) -> RepoResult<KeyInfo> {
+        let slot = keys::make_slot(&self.inner.key, secret, kind, label)?;
+        let id = Id::random();
+        self.inner
+            .store
+            .write(&slot_name(&id), &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
+        Ok(KeyInfo {
+            id: id.to_hex(),
+            kind,
+            label: slot.label,
+            created: slot.created,
+            host: slot.host,
+            user: slot.user,
+            current: false,
+        })
+    }
+
+    /// Removes a key slot by id or unique id prefix; the last slot that is not the recovery
+    /// slot cannot go.
+    pub fn remove_key(&self, id_prefix: &str) -> RepoResult<KeyInfo> {
+        let all = self.keys()?;
+        let matching: Vec<&KeyInfo> = all.iter().filter(|k| k.id.starts_with(id_prefix)).collect();
+        let [target] = matching.as_slice() else {
+            return Err(RepoError::NoSuchKey(id_prefix.to_string()));
+        };
+        let remaining = all.iter().filter(|k| k.id != target.id && k.kind != KeyKind::Recovery).count();
+        if remaining == 0 && target.kind != KeyKind::Recovery {
+            return Err(RepoError::LastKey);
+        }
+        self.inner.store.remove(&format!("keys/{}", target.id))?;
+        Ok((*target).clone())
+    }
+
+    /// The recovery key of the emergency kit; makes sure a slot for it exists.
+    pub fn recovery_key(&self) -> RepoResult<RecoveryKey> {
+        self.ensure_recovery_slot()
+    }
+
+    fn ensure_recovery_slot(&self) -> RepoResult<RecoveryKey> {
+        let rk = RecoveryKey::derived_from(&self.inner.key);
+        let has = self.keys()?.iter().any(|k| k.kind == KeyKind::Recovery);
+        if !has {
+            self.add_key(&rk.as_secret(), KeyKind::Recovery, "recovery key")?;
+        }
+        Ok(rk)
+    }
+
+    /// Bytes the repository occupies at its location.
+    pub fn stored_size(&self) -> RepoResult<u64> {
+        let mut total = 0;
+        for prefix in ["data", "index", "snapshots", "keys", "locks"] {
+            total += self.inner.store.list(prefix)?.iter().map(|o| o.size).sum::<u64>();
+        }
+        Ok(total)
+    }
+
+}
+
+pub(crate) fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
+}
+
+pub(crate) fn username() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -1,0 +1,27 @@
+use serde::{Deserialize, Serialize};
+
+use crate::KeyKind;
+
+/// `keys/<id>`: one key slot, plain JSON (it must be readable before anything is unlocked).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct KeyFile {
+    pub version: u32,
+    pub kind: KeyKind,
+    #[serde(default)]
+    pub label: String,
+    pub created: jiff::Timestamp,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub user: String,
+    pub kdf: Kdf,
+    /// base64 of nonce (24) ‖ XChaCha20-Poly1305(master key, 64 bytes) ‖ tag (16).
+    pub master: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "algorithm", rename_all = "lowercase")]
+pub(crate) enum Kdf {
+    Argon2id { memory_kib: u32, iterations: u32, parallelism: u32, salt: String },
+    Blake3 { salt: String },
+}

@@ -1,0 +1,88 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Node, RawBytes};
+
+/// `snapshots/<id>`: one backup, sealed JSON. Written last, after every pack and index file
+/// it needs, so a snapshot that can be read is a backup that can be restored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    /// Short, unique, stable name of the backup (8 hex digits).
+    pub slug: String,
+    pub name: String,
+    /// When the backup started.
+    pub date: jiff::Timestamp,
+    pub finished: jiff::Timestamp,
+    pub host: String,
+    pub user: String,
+    pub uid: u32,
+    /// The home folder of the user who made the backup.
+    pub home: RawBytes,
+    /// True when the backup holds every configured unit.
+    pub full: bool,
+    pub status: SnapshotStatus,
+    /// True when the repository is opened by a password a person chose.
+    pub protected: bool,
+    #[serde(default)]
+    pub pinned: bool,
+    pub units: Vec<SnapshotUnit>,
+    /// Total bytes of the files in the backup.
+    pub size: u64,
+    pub files: u64,
+    /// Bytes of new data this backup added to the repository (before compression).
+    pub added: u64,
+    /// Bytes this backup added to the location (compressed and encrypted).
+    pub stored: u64,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub program: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotStatus {
+    Completed,
+    CompletedWithWarnings,
+    Failed,
+}
+
+impl SnapshotStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SnapshotStatus::Completed => "completed",
+            SnapshotStatus::CompletedWithWarnings => "completed_with_warnings",
+            SnapshotStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One unit inside a backup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotUnit {
+    pub name: String,
+    pub title: String,
+    pub kind: String,
+    pub status: SnapshotStatus,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub roots: Vec<SnapshotRoot>,
+    pub files: u64,
+    pub dirs: u64,
+    pub size: u64,
+    #[serde(default)]
+    pub not_included: Vec<String>,
+}
+
+/// One configured path of a unit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotRoot {
+    /// The path as written in the configuration (`~/.local/share/notes`), so a restore on
+    /// another device or for another user lands under that user's home.
+    pub path: String,
+    /// Where it was on the device at backup time.
+    pub absolute: RawBytes,
+    /// The entry itself; a folder's contents hang from its subtree.
+    pub node: Node,
+}

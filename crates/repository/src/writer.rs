@@ -1,0 +1,261 @@
+//! Storing blobs: dedup against the index, seal, gather into packs, upload on worker threads,
+//! and record index files as packs land.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Sender};
+
+use crate::crypto::worth_compressing;
+use crate::pack::{pack_name, FinishedPack, PackBuilder};
+use crate::repofile::index_file::IndexFile;
+use crate::{BlobKind, Id, RepoError, RepoResult, Repository};
+
+/// Packs uploaded between two index files, so an interrupted backup leaves most of its
+/// work findable by the next one.
+const PACKS_PER_INDEX: usize = 16;
+
+/// Counters of a writing session, readable while it runs.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// Blobs that were new to the repository.
+    pub new_blobs: AtomicU64,
+    /// Plain bytes of new blobs.
+    pub new_bytes: AtomicU64,
+    /// Bytes written to the location (sealed blobs and pack headers).
+    pub stored_bytes: AtomicU64,
+    /// Blobs already present.
+    pub known_blobs: AtomicU64,
+    pub packs: AtomicU64,
+}
+
+/// A session that stores blobs in a repository. Use from many threads at once; call
+/// [`BlobWriter::finish`] to flush the last packs and write the index.
+pub struct BlobWriter {
+    repo: Repository,
+    pending: Mutex<HashSet<Id>>,
+    data: Mutex<PackBuilder>,
+    trees: Mutex<PackBuilder>,
+    tx: Option<Sender<FinishedPack>>,
+    uploaders: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    /// When true, nothing is written: used to estimate what a backup would add.
+    dry_run: bool,
+}
+
+struct Shared {
+    repo: Repository,
+    failed: AtomicBool,
+    error: Mutex<Option<RepoError>>,
+    unindexed: Mutex<IndexFile>,
+    stats: Arc<WriteStats>,
+}
+
+impl Shared {
+    fn fail(&self, e: RepoError) {
+        self.failed.store(true, Ordering::SeqCst);
+        let mut slot = self.error.lock().expect("error lock");
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    fn upload(&self, pack: FinishedPack) -> RepoResult<()> {
+        self.repo.store().write(&pack_name(&pack.id), &pack.bytes)?;
+        self.stats.stored_bytes.fetch_add(pack.bytes.len() as u64, Ordering::Relaxed);
+        self.stats.packs.fetch_add(1, Ordering::Relaxed);
+        self.repo.inner.index.write().expect("index lock").add_pack(pack.id, &pack.entries);
+        let batch = {
+            let mut un = self.unindexed.lock().expect("index batch lock");
+            un.packs.push((pack.id, pack.entries));
+            if un.packs.len() >= PACKS_PER_INDEX {
+                Some(std::mem::take(&mut *un))
+            } else {
+                None
+            }
+        };
+        if let Some(batch) = batch {
+            self.write_index(batch)?;
+        }
+        Ok(())
+    }
+
+    fn write_index(&self, batch: IndexFile) -> RepoResult<()> {
+        let id = self.repo.write_index_file(&batch)?;
+        self.repo.inner.index.write().expect("index lock").files.push(id);
+        Ok(())
+    }
+}
+
+impl BlobWriter {
+    /// Starts a session with `threads` concurrent uploads.
+    pub fn new(repo: &Repository, threads: usize) -> Self {
+        Self::start(repo, threads, false)
+    }
+
+    /// A session that computes what would be new without writing anything.
+    pub fn dry_run(repo: &Repository) -> Self {
+        Self::start(repo, 0, true)
+    }
+
+    fn start(repo: &Repository, threads: usize, dry_run: bool) -> Self {
+        let shared = Arc::new(Shared {
+            repo: repo.clone(),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            unindexed: Mutex::new(IndexFile::default()),
+            stats: Arc::new(WriteStats::default()),
+        });
+        let (tx, rx) = bounded::<FinishedPack>(threads.max(1));
+        let uploaders = (0..threads)
+            .map(|i| {
+                let rx = rx.clone();
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("upload-{i}"))
+                    .spawn(move || {
+                        for pack in rx {
+                            if shared.failed.load(Ordering::SeqCst) {
+                                continue;
+                            }
+                            if let Err(e) = shared.upload(pack) {
+                                shared.fail(e);
+                            }
+                        }
+                    })
+                    .expect("spawning an upload thread")
+            })
+            .collect();
+        BlobWriter {
+            repo: repo.clone(),
+            pending: Mutex::new(HashSet::new()),
+            data: Mutex::new(PackBuilder::default()),
+            trees: Mutex::new(PackBuilder::default()),
+            tx: Some(tx),
+            uploaders,
+            shared,
+            dry_run,
+        }
+    }
+
+    pub fn stats(&self) -> Arc<WriteStats> {
+        self.shared.stats.clone()
+    }
+
+    fn check_failed(&self) -> RepoResult<()> {
+        if self.shared.failed.load(Ordering::SeqCst) {
+            let e = self.shared.error.lock().expect("error lock").take();
+            return Err(e.unwrap_or(RepoError::Cancelled));
+        }
+        Ok(())
+    }
+
+    /// Stores a blob unless the repository (or this session) has it already. Returns its id
+    /// and whether it was new.
+    pub fn add(&self, kind: BlobKind, plaintext: &[u8]) -> RepoResult<(Id, bool)> {
+        let id = self.repo.blob_id(plaintext);
+        let new = self.add_with_id(kind, id, plaintext)?;
+        Ok((id, new))
+    }
+
+    /// As [`BlobWriter::add`], for a caller that computed the id already.
+    pub fn add_with_id(&self, kind: BlobKind, id: Id, plaintext: &[u8]) -> RepoResult<bool> {
+        self.check_failed()?;
+        let stats = &self.shared.stats;
+        if self.repo.has_blob(&id) || !self.pending.lock().expect("pending lock").insert(id) {
+            stats.known_blobs.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        stats.new_blobs.fetch_add(1, Ordering::Relaxed);
+        stats.new_bytes.fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+        if self.dry_run {
+            return Ok(true);
+        }
+        let compress = kind == BlobKind::Tree || worth_compressing(plaintext);
+        let sealed = self.repo.key().seal(plaintext, compress);
+        self.push(kind, id, &sealed, plaintext.len() as u32)?;
+        Ok(true)
+    }
+
+    /// Stores an already sealed blob as it is (prune copies blobs without opening them).
+    pub(crate) fn add_sealed(&self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: u32) -> RepoResult<()> {
+        self.check_failed()?;
+        if !self.pending.lock().expect("pending lock").insert(id) {
+            return Ok(());
+        }
+        self.push(kind, id, sealed, raw_length)
+    }
+
+    fn push(&self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: u32) -> RepoResult<()> {
+        let builder = match kind {
+            BlobKind::Data => &self.data,
+            BlobKind::Tree => &self.trees,
+        };
+        let full = {
+            let mut b = builder.lock().expect("pack lock");
+            b.add(kind, id, sealed, raw_length);
+            if b.len() >= self.repo.pack_size() {
+                Some(std::mem::take(&mut *b))
+            } else {
+                None
+            }
+        };
+        if let Some(b) = full {
+            self.send(b)?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, builder: PackBuilder) -> RepoResult<()> {
+        let pack = builder.finish(self.repo.key());
+        let tx = self.tx.as_ref().ok_or(RepoError::Cancelled)?;
+        tx.send(pack).map_err(|_| RepoError::Cancelled)?;
+        self.check_failed()
+    }
+
+    /// Uploads what is left, waits for every upload, and writes the index of this session.
+    pub fn finish(mut self) -> RepoResult<Arc<WriteStats>> {
+        if !self.dry_run {
+            for b in [&self.data, &self.trees] {
+                let b = std::mem::take(&mut *b.lock().expect("pack lock"));
+                if !b.is_empty() {
+                    self.send(b)?;
+                }
+            }
+        }
+        self.tx.take();
+        for h in self.uploaders.drain(..) {
+            let _ = h.join();
+        }
+        self.check_failed()?;
+        let rest = std::mem::take(&mut *self.shared.unindexed.lock().expect("index batch lock"));
+        if !rest.packs.is_empty() {
+            self.shared.write_index(rest)?;
+        }
+        Ok(self.shared.stats.clone())
+    }
+
+    /// Stops without writing what is buffered. Packs already uploaded stay (and are indexed),
+    /// so a later run reuses them.
+    pub fn abandon(mut self) {
+        self.tx.take();
+        for h in self.uploaders.drain(..) {
+            let _ = h.join();
+        }
+        let rest = std::mem::take(&mut *self.shared.unindexed.lock().expect("index batch lock"));
+        if !rest.packs.is_empty() {
+            let _ = self.shared.write_index(rest);
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        self.tx.take();
+        for h in self.uploaders.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

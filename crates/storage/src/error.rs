@@ -1,0 +1,54 @@
+use std::path::PathBuf;
+
+/// What went wrong talking to a location.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{name} is not in the location")]
+    NotFound { name: String },
+    #[error("the location at {path} is not reachable: {source}; check that it is mounted and readable")]
+    Unreachable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the location is full while writing {name}: free some space or choose another location")]
+    Full { name: String },
+    #[error("permission denied on {name}: give this user write access to the location")]
+    PermissionDenied { name: String },
+    #[error("{op} {name} failed: {source}")]
+    Io {
+        op: &'static str,
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name}: asked for bytes {start}..{end} but the object holds only {len}")]
+    ShortRead {
+        name: String,
+        start: u64,
+        end: u64,
+        len: u64,
+    },
+    #[error("{0} is not a valid object name")]
+    BadName(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, name: &str, source: std::io::Error) -> Self {
+        match source.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound { name: name.to_string() },
+            std::io::ErrorKind::PermissionDenied => StoreError::PermissionDenied { name: name.to_string() },
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                StoreError::Full { name: name.to_string() }
+            }
+            _ => StoreError::Io { op, name: name.to_string(), source },
+        }
+    }
+
+    /// True when the object does not exist (as opposed to any other failure).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound { .. })
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

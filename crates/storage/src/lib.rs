@@ -1,0 +1,17 @@
+//! Where repositories live.
+//!
+//! A [`Store`] is a flat namespace of immutable objects addressed by slash-separated names
+//! (`data/ab/ab12…`, `snapshots/…`). The repository crate writes every object whole and
+//! never modifies one, so a backend only has to offer atomic whole-object writes, ranged
+//! reads, listing and removal. Every backend passes the same conformance suite
+//! ([`conformance`]).
+
+mod error;
+mod local;
+mod store;
+
+pub mod conformance;
+
+pub use error::{StoreError, StoreResult};
+pub use local::LocalStore;
+pub use store::{ObjectInfo, Store};

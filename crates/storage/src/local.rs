@@ -1,0 +1,191 @@
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::store::check_name;
+use crate::{ObjectInfo, Store, StoreError, StoreResult};
+
+/// A repository in a folder of a mounted file system (a local disk, a memory card, a
+/// mounted network share).
+///
+/// Writes go to a temporary name in the same folder, are flushed to disk, and are then
+/// renamed into place, so a crash leaves either the whole object or a `.tmp-*` file that
+/// nothing reads.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+    /// fsync objects and folders; off only in tests that do not care about power loss.
+    durable: bool,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into(), durable: true }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> StoreResult<PathBuf> {
+        check_name(name)?;
+        Ok(self.root.join(name))
+    }
+}
+
+impl Store for LocalStore {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn prepare(&self) -> StoreResult<()> {
+        fs::create_dir_all(&self.root).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => StoreError::PermissionDenied {
+                name: self.root.display().to_string(),
+            },
+            _ => StoreError::Unreachable { path: self.root.clone(), source: e },
+        })
+    }
+
+    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
+        let path = self.path(name)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
+        let attempt = || -> std::io::Result<()> {
+            let mut f = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir_all(&dir)?;
+                    OpenOptions::new().write(true).create_new(true).open(&tmp)?
+                }
+                Err(e) => return Err(e),
+            };
+            f.write_all(data)?;
+            if self.durable {
+                f.sync_all()?;
+            }
+            drop(f);
+            fs::rename(&tmp, &path)?;
+            if self.durable {
+                File::open(&dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        attempt().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StoreError::io("writing", name, e)
+        })
+    }
+
+    fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
+        let path = self.path(name)?;
+        let mut f = File::open(&path).map_err(|e| StoreError::io("opening", name, e))?;
+        match range {
+            None => {
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf).map_err(|e| StoreError::io("reading", name, e))?;
+                Ok(buf)
+            }
+            Some(r) => {
+                let want = usize::try_from(r.end.saturating_sub(r.start)).unwrap_or(usize::MAX);
+                let mut buf = vec![0u8; want];
+                let mut done = 0;
+                while done < want {
+                    let n = f
+                        .read_at(&mut buf[done..], r.start + done as u64)
+                        .map_err(|e| StoreError::io("reading", name, e))?;
+                    if n == 0 {
+                        let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+                        return Err(StoreError::ShortRead { name: name.to_string(), start: r.start, end: r.end, len });
+                    }
+                    done += n;
+                }
+                Ok(buf)
+            }
+        }
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
+        let dir = self.path(prefix)?;
+        let mut out = Vec::new();
+        let mut stack = vec![(dir, prefix.to_string())];
+        while let Some((dir, name)) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("listing", &name, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::io("listing", &name, e))?;
+                let file_name = entry.file_name();
+                let Some(file_name) = file_name.to_str() else { continue };
+                if file_name.starts_with(".tmp-") {
+                    continue;
+                }
+                let child = format!("{name}/{file_name}");
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io("listing", &child, e)),
+                };
+                if meta.is_dir() {
+                    stack.push((entry.path(), child));
+                } else if meta.is_file() {
+                    out.push(ObjectInfo { name: child, size: meta.len() });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn size(&self, name: &str) -> StoreResult<u64> {
+        let path = self.path(name)?;
+        fs::metadata(&path).map(|m| m.len()).map_err(|e| StoreError::io("reading", name, e))
+    }
+
+    fn remove(&self, name: &str) -> StoreResult<()> {
+        let path = self.path(name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing", name, e)),
+        }
+    }
+
+    fn free_space(&self) -> Option<u64> {
+        let stat = nix_statvfs(&self.root)?;
+        Some(stat)
+    }
+}
+
+fn nix_statvfs(path: &Path) -> Option<u64> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call, and `st` points to
+    // writable memory of the right size; statvfs only writes into it and we read it only when
+    // it reports success (0), at which point the kernel has initialised every field.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: rc == 0 means the struct was fully written by statvfs.
+    let st = unsafe { st.assume_init() };
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_store_passes_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("repo"));
+        crate::conformance::run(&store);
+    }
+}

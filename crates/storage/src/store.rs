@@ -1,0 +1,60 @@
+use std::ops::Range;
+
+use crate::StoreResult;
+
+/// One object as listed by [`Store::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Full name, e.g. `data/ab/ab12…`.
+    pub name: String,
+    pub size: u64,
+}
+
+/// The storage interface every location kind implements.
+///
+/// Contracts, relied on by the repository and checked by [`crate::conformance`]:
+/// - Names are relative, slash-separated, made of `[A-Za-z0-9._-]` segments; never `..`.
+/// - [`Store::write`] is atomic: a reader sees either no object or the whole object, never a
+///   prefix, even if the process dies mid-write. Writing a name that exists replaces it whole
+///   (the repository only does so with identical bytes).
+/// - [`Store::read`] with a range returns exactly that many bytes or fails with
+///   `ShortRead`; a missing object fails with `NotFound`.
+/// - [`Store::list`] returns every object whose name starts with `prefix/`, recursively,
+///   including those written by other processes before the call began.
+/// - [`Store::remove`] of a missing object succeeds (removal is idempotent).
+/// - All methods may be called from many threads at once.
+pub trait Store: Send + Sync {
+    /// A short human description, e.g. `/var/lib/lifeboat/backups`.
+    fn describe(&self) -> String;
+    /// Makes the location ready to hold a repository (creates its folder).
+    fn prepare(&self) -> StoreResult<()>;
+    /// Writes a whole object atomically.
+    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()>;
+    /// Reads a whole object, or the given byte range of it.
+    fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>>;
+    /// Lists the objects under a prefix (`data`, `index`, …).
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>>;
+    /// The size of an object.
+    fn size(&self, name: &str) -> StoreResult<u64>;
+    /// Removes an object; missing objects are not an error.
+    fn remove(&self, name: &str) -> StoreResult<()>;
+    /// Free space at the location in bytes, where the location can tell.
+    fn free_space(&self) -> Option<u64> {
+        None
+    }
+}
+
+pub(crate) fn check_name(name: &str) -> StoreResult<()> {
+    let ok = !name.is_empty()
+        && name.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::StoreError::BadName(name.to_string()))
+    }
+}
