@@ -27,6 +27,8 @@ pub struct BackupInfo {
     pub added: u64,
     /// Bytes it added to the location.
     pub stored: u64,
+    /// Bytes read from disk (new and changed files).
+    pub read: u64,
     pub warnings: usize,
     pub finished: String,
     pub id: String,
@@ -51,6 +53,7 @@ impl BackupInfo {
             files: s.files,
             added: s.added,
             stored: s.stored,
+            read: s.read,
             warnings: s.units.iter().map(|u| u.warnings.len()).sum(),
             finished: s.finished.to_string(),
             id: id.to_hex(),

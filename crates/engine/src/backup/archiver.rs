@@ -32,6 +32,8 @@ pub(crate) struct Archiver<'a> {
     pub dirs: AtomicU64,
     pub bytes: AtomicU64,
     pub warnings: std::sync::Mutex<Vec<String>>,
+    /// Bytes read from disk (not taken from the previous backup).
+    pub read: &'a AtomicU64,
 }
 
 impl Archiver<'_> {
@@ -86,6 +88,7 @@ impl Archiver<'_> {
                     }
                     None => match self.read_file(abs, &meta) {
                         Ok((content, changed)) => {
+                            self.read.fetch_add(changed.unwrap_or(node.size), Ordering::Relaxed);
                             if let Some(after) = changed {
                                 self.warn(format!("{}: changed while it was read; backed up as read", abs.display()));
                                 node.size = after;

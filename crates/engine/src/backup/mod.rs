@@ -85,6 +85,7 @@ pub fn run(repo: &Repository, dirs: &Dirs, req: BackupRequest, progress: &Progre
     let writer = BlobWriter::new(repo, 2);
     let names_cache = NameCache::default();
     let done = AtomicBool::new(false);
+    let read_bytes = AtomicU64::new(0);
     let result: EngineResult<Vec<SnapshotUnit>> = std::thread::scope(|s| {
         match parent_totals {
             Some((files, bytes)) => progress.set_totals(files, bytes, false),
@@ -98,7 +99,7 @@ pub fn run(repo: &Repository, dirs: &Dirs, req: BackupRequest, progress: &Progre
         let r = pool.install(|| {
             req.units
                 .iter()
-                .map(|unit| backup_unit(repo, unit, &parents, &writer, progress, log, &names_cache))
+                .map(|unit| backup_unit(repo, unit, &parents, &writer, progress, log, &names_cache, &read_bytes))
                 .collect::<EngineResult<Vec<_>>>()
         });
         done.store(true, Ordering::Relaxed);
@@ -137,6 +138,7 @@ pub fn run(repo: &Repository, dirs: &Dirs, req: BackupRequest, progress: &Progre
         files: units.iter().map(|u| u.files).sum(),
         added: stats.new_bytes.load(Ordering::Relaxed),
         stored: stats.stored_bytes.load(Ordering::Relaxed),
+        read: read_bytes.load(Ordering::Relaxed),
         units,
         tags: req.tags.clone(),
         program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
@@ -163,6 +165,7 @@ fn backup_unit(
     progress: &Progress,
     log: &RunLog,
     names_cache: &NameCache,
+    read_bytes: &AtomicU64,
 ) -> EngineResult<SnapshotUnit> {
     let archiver = archiver::Archiver {
         repo,
@@ -175,6 +178,7 @@ fn backup_unit(
         dirs: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         warnings: Mutex::new(Vec::new()),
+        read: read_bytes,
     };
     let mut roots = Vec::new();
     for (written, abs) in &unit.paths {
@@ -228,7 +232,7 @@ pub(crate) fn dry_unit(repo: &Repository, _dirs: &Dirs, unit: &Unit, writer: &Bl
             parents.insert((unit.name.clone(), r.path.clone()), r.node.clone());
         }
     }
-    backup_unit(repo, unit, &parents, writer, progress, log, &NameCache::default())
+    backup_unit(repo, unit, &parents, writer, progress, log, &NameCache::default(), &AtomicU64::new(0))
 }
 
 /// Counts a unit's files and bytes without reading them.

@@ -155,7 +155,6 @@ fn write_places(
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &(dyn Fn(&File, &Path, &lifeboat_repository::Node) + Sync),
 ) {
-    let zeros = plain.iter().all(|&b| b == 0);
     for (fi, at) in &n.places {
         let st = &states[*fi];
         if st.failed.load(Ordering::Relaxed) {
@@ -164,14 +163,10 @@ fn write_places(
         let single = st.item.node.content.len() == 1;
         let opened = if single { fsops::create_file(&st.item.path) } else { fsops::open_existing(&st.item.path) };
         let result = opened.and_then(|f| {
-            if zeros {
-                // A run of zeros stays a hole.
-                if single {
-                    f.set_len(st.item.node.size)?;
-                }
-            } else {
-                f.write_all_at(plain, *at)?;
+            if single {
+                f.set_len(st.item.node.size)?;
             }
+            write_sparse(&f, plain, *at)?;
             Ok(f)
         });
         match result {
@@ -189,4 +184,35 @@ fn write_places(
             }
         }
     }
+}
+
+/// Writes `data` at `offset`, leaving every aligned block of zeros as a hole (the file was
+/// already sized, so skipped blocks read back as zeros).
+fn write_sparse(f: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    const BLOCK: usize = 4096;
+    let mut i = 0;
+    while i < data.len() {
+        // Skip zero blocks.
+        while i < data.len() {
+            let end = (i + BLOCK).min(data.len());
+            if data[i..end].iter().all(|&b| b == 0) {
+                i = end;
+            } else {
+                break;
+            }
+        }
+        if i >= data.len() {
+            break;
+        }
+        let start = i;
+        while i < data.len() {
+            let end = (i + BLOCK).min(data.len());
+            if data[i..end].iter().all(|&b| b == 0) {
+                break;
+            }
+            i = end;
+        }
+        f.write_all_at(&data[start..i], offset + start as u64)?;
+    }
+    Ok(())
 }

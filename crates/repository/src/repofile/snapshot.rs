@@ -33,6 +33,10 @@ pub struct Snapshot {
     pub added: u64,
     /// Bytes this backup added to the location (compressed and encrypted).
     pub stored: u64,
+    /// Bytes read from disk: files that were new or changed since the previous backup.
+    /// Unchanged files are taken from it without reading.
+    #[serde(default)]
+    pub read: u64,
     #[serde(default)]
     pub tags: Vec<String>,
     pub program: String,

@@ -1,0 +1,233 @@
+//! Helpers for tests that drive the real `lifeboat` binary in a sandbox: its own HOME, XDG
+//! folders, configuration and repository, all under one temporary folder.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub repo: PathBuf,
+    pub config: PathBuf,
+    pub password_file: PathBuf,
+}
+
+impl Sandbox {
+    /// A sandbox whose configuration has the given units (TOML) and a local location.
+    pub fn new(units_toml: &str) -> Sandbox {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let repo = dir.path().join("repo");
+        let config = dir.path().join("lifeboat.toml");
+        std::fs::write(
+            &config,
+            format!("default_location = \"local\"\n[location.local]\ntype = \"local\"\npath = \"{}\"\n\n{units_toml}", repo.display()),
+        )
+        .unwrap();
+        let password_file = dir.path().join("password");
+        std::fs::write(&password_file, "correct horse battery staple\n").unwrap();
+        Sandbox { dir, home, repo, config, password_file }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
+            .env("XDG_STATE_HOME", self.dir.path().join("xdg-state"))
+            .env("TZ", "UTC")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--password-file")
+            .arg(&self.password_file)
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Runs lifeboat with these arguments.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("running lifeboat")
+    }
+
+    /// Runs lifeboat and insists on success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "lifeboat {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Makes a backup and returns its JSON object.
+    pub fn backup(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["backups", "new", "--json", "--quiet"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&self.ok(&args)).expect("backups new --json prints one object")
+    }
+
+    pub fn repo_size(&self) -> u64 {
+        walk_size(&self.repo)
+    }
+}
+
+pub fn walk_size(p: &Path) -> u64 {
+    let mut total = 0;
+    for e in walkdir(p) {
+        if let Ok(m) = std::fs::symlink_metadata(&e) {
+            if m.is_file() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+/// Every path under `root` (not following symlinks), root excluded, sorted.
+pub fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Everything about an entry that a restore must reproduce.
+#[derive(Debug, PartialEq)]
+pub struct EntryFacts {
+    pub kind: u32,
+    pub mode: u32,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub uid: u32,
+    pub gid: u32,
+    pub target: Option<Vec<u8>>,
+    pub content_hash: Option<String>,
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Index of this entry's hard link group (by first path), when nlink > 1.
+    pub link_group: Option<PathBuf>,
+    pub sparse: bool,
+}
+
+/// Compares two trees entry by entry; returns the differences found (empty = identical).
+pub fn compare_trees(a: &Path, b: &Path) -> Vec<String> {
+    let fa = facts(a);
+    let fb = facts(b);
+    let mut diffs = Vec::new();
+    for (rel, x) in &fa {
+        match fb.get(rel) {
+            None => diffs.push(format!("missing in restore: {}", rel.display())),
+            Some(y) if x != y => diffs.push(format!("{}: {x:?} != {y:?}", rel.display())),
+            _ => {}
+        }
+    }
+    for rel in fb.keys() {
+        if !fa.contains_key(rel) {
+            diffs.push(format!("extra in restore: {}", rel.display()));
+        }
+    }
+    diffs
+}
+
+pub fn facts(root: &Path) -> BTreeMap<PathBuf, EntryFacts> {
+    let mut groups: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut out = BTreeMap::new();
+    for p in walkdir(root) {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_path_buf();
+        let kind = m.mode() & libc::S_IFMT;
+        let is_file = kind == libc::S_IFREG;
+        let link_group = (is_file && m.nlink() > 1).then(|| groups.entry((m.dev(), m.ino())).or_insert_with(|| rel.clone()).clone());
+        let xattrs = xattr::list(&p)
+            .map(|names| names.filter_map(|n| Some((n.as_bytes().to_vec(), xattr::get(&p, &n).ok()??))).collect())
+            .unwrap_or_default();
+        out.insert(
+            rel,
+            EntryFacts {
+                kind,
+                mode: m.mode() & 0o7777,
+                size: if kind == libc::S_IFDIR { 0 } else { m.len() },
+                mtime: if kind == libc::S_IFDIR { (0, 0) } else { (m.mtime(), m.mtime_nsec()) },
+                uid: m.uid(),
+                gid: m.gid(),
+                target: (kind == libc::S_IFLNK).then(|| std::fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()),
+                content_hash: is_file.then(|| content_digest(&p)),
+                xattrs,
+                link_group,
+                sparse: is_file && m.len() > 1 << 20 && (m.blocks() * 512) < m.len() / 2,
+            },
+        );
+    }
+    out
+}
+
+/// Folder mtimes are compared separately: reading a tree can't change them, but the test's
+/// own checks must not either.
+pub fn dir_mtimes(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
+    walkdir(root)
+        .into_iter()
+        .filter_map(|p| {
+            let m = std::fs::symlink_metadata(&p).ok()?;
+            m.is_dir().then(|| (p.strip_prefix(root).unwrap().to_path_buf(), (m.mtime(), m.mtime_nsec())))
+        })
+        .collect()
+}
+
+fn content_digest(p: &Path) -> String {
+    let data = std::fs::read(p).unwrap();
+    // A cheap stable digest without another dependency: FNV-1a over the bytes, plus the length.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in &data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:016x}-{}", h, data.len())
+}
+
+pub fn os(s: &[u8]) -> &OsStr {
+    OsStr::from_bytes(s)
+}
+
+/// Where a restore with `--target T` puts the absolute path `abs`.
+pub fn rerooted(target: &Path, abs: &Path) -> PathBuf {
+    target.join(abs.strip_prefix("/").unwrap())
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Incompressible bytes from a seeded xorshift generator.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
