@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "lifeboat", version, about = "Back up and restore a Linux device: encrypted, deduplicated, incremental.")]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Back up and restore a Linux device: encrypted, deduplicated, incremental."
+)]
 pub struct Cli {
     /// Configuration file (default: $LIFEBOAT_CONFIG, else ~/.config/lifeboat/lifeboat.toml).
     #[arg(long, global = true, value_name = "FILE")]

@@ -28,7 +28,9 @@ pub fn describe(e: &anyhow::Error) -> (i32, String) {
             | EngineError::UnknownLocation { .. }
             | EngineError::UnitNotInBackup { .. }
             | EngineError::BadTarget(_) => USAGE,
-            EngineError::NoPassword { .. } | EngineError::PasswordFile { .. } | EngineError::EmptyPassword(_) => PASSWORD,
+            EngineError::NoPassword { .. } | EngineError::PasswordFile { .. } | EngineError::EmptyPassword(_) => {
+                PASSWORD
+            }
             EngineError::Repo(r) => repo_code(r),
             _ => FAILED,
         }

@@ -11,6 +11,7 @@ mod progress_view;
 use clap::Parser;
 
 fn main() {
+    limit_heap_growth();
     let cli = args::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG").unwrap_or_else(|_| "warn".into()))
@@ -26,4 +27,18 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Large buffers (chunks, packs) are allocated and freed all the time on many threads. With
+/// glibc's default, its mmap threshold rises to the largest freed size and those buffers then
+/// fragment per-thread arenas: peak memory on the benchmark corpus was 60 % higher. A fixed
+/// threshold keeps every buffer above 256 KiB in its own mapping, returned on free.
+fn limit_heap_growth() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called once, first thing in
+    // main, before any other thread exists, with a valid parameter constant and value. Its
+    // return value (0 on failure) only means the default stays, which is harmless.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
 }

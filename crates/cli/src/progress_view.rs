@@ -62,7 +62,11 @@ impl ProgressView {
                             } else {
                                 String::new()
                             };
-                            let total = if s.bytes_total > 0 { format!(" of {}", format::bytes(s.bytes_total)) } else { String::new() };
+                            let total = if s.bytes_total > 0 {
+                                format!(" of {}", format::bytes(s.bytes_total))
+                            } else {
+                                String::new()
+                            };
                             eprintln!(
                                 "{}: {}{total}, {} files, {}/s{eta}",
                                 s.phase,

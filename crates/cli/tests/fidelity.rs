@@ -19,7 +19,8 @@ fn build_tree(root: &Path) {
     fs::create_dir_all(root.join("dir/sub")).unwrap();
     fs::write(root.join("dir/plain.txt"), "plain text\n").unwrap();
     fs::write(root.join("empty"), "").unwrap();
-    fs::write(root.join("dir/sub/big.bin"), (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect::<Vec<u8>>()).unwrap();
+    fs::write(root.join("dir/sub/big.bin"), (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect::<Vec<u8>>())
+        .unwrap();
     // Sparse: 8 MiB of holes around 1 MiB of data.
     let f = fs::File::create(root.join("sparse.img")).unwrap();
     f.set_len(16 << 20).unwrap();

@@ -98,7 +98,11 @@ fn unchanged_data_is_stored_once_and_not_read_again() {
 
     let second = sb.backup(&[]);
     let size2 = sb.repo_size();
-    assert!(((size2 - size1) as f64) < size1 as f64 * 0.01, "unchanged re-backup added {} of {size1} bytes", size2 - size1);
+    assert!(
+        ((size2 - size1) as f64) < size1 as f64 * 0.01,
+        "unchanged re-backup added {} of {size1} bytes",
+        size2 - size1
+    );
     assert_eq!(second["read"], 0, "nothing is read again: {second}");
     assert_ne!(first["slug"], second["slug"]);
 
@@ -165,12 +169,8 @@ fn keys_can_be_added_removed_and_recovered() {
     sb.ok(&["backups", "list"]);
     // So does the new password; then the first password's slot can go.
     fs::write(&sb.password_file, "another one\n").unwrap();
-    let first_id = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kind"] == "password" && k["label"] != "laptop")
-        .unwrap()["id"]
+    let first_id = keys.as_array().unwrap().iter().find(|k| k["kind"] == "password" && k["label"] != "laptop").unwrap()
+        ["id"]
         .as_str()
         .unwrap()
         .to_string();

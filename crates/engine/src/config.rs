@@ -141,10 +141,8 @@ impl LoadedConfig {
 }
 
 pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
-    let config: Config = toml::from_str(text).map_err(|e| EngineError::Config {
-        path: path.to_path_buf(),
-        detail: one_line(&e.to_string()),
-    })?;
+    let config: Config = toml::from_str(text)
+        .map_err(|e| EngineError::Config { path: path.to_path_buf(), detail: one_line(&e.to_string()) })?;
     for (name, unit) in &config.unit {
         if !valid_name(name) {
             return Err(EngineError::Config {

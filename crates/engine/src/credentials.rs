@@ -86,10 +86,12 @@ pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool)
     if exists {
         let secret = match explicit.or_else(|| read_device_key(&key_file)) {
             Some(s) => s,
-            None => match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
-                Some(pw) => Secret::new(pw),
-                None => return Err(EngineError::NoPassword { location: location.describe() }),
-            },
+            None => {
+                match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
+                    Some(pw) => Secret::new(pw),
+                    None => return Err(EngineError::NoPassword { location: location.describe() }),
+                }
+            }
         };
         return Ok(Opened { repo: Repository::open(store, &secret)?, created: None });
     }
@@ -100,10 +102,8 @@ pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool)
         (s, KeyKind::Password, None)
     } else if let Some(s) = read_device_key(&key_file) {
         (s, KeyKind::Device, Some(key_file.clone()))
-    } else if let Some(pw) = creds
-        .prompt
-        .as_ref()
-        .and_then(|p| p(&format!("New password for backups in {}: ", location.describe()), true))
+    } else if let Some(pw) =
+        creds.prompt.as_ref().and_then(|p| p(&format!("New password for backups in {}: ", location.describe()), true))
     {
         (Secret::new(pw), KeyKind::Password, None)
     } else {

@@ -25,7 +25,12 @@ pub struct UnitEstimate {
 }
 
 /// Estimates each unit against `repo` (or, with no repository yet, counts everything new).
-pub fn estimate(repo: Option<&Repository>, dirs: &Dirs, units: &[&Unit], progress: &Progress) -> EngineResult<Vec<UnitEstimate>> {
+pub fn estimate(
+    repo: Option<&Repository>,
+    dirs: &Dirs,
+    units: &[&Unit],
+    progress: &Progress,
+) -> EngineResult<Vec<UnitEstimate>> {
     let mut out = Vec::new();
     for unit in units {
         let log = RunLog::none();

@@ -55,7 +55,8 @@ pub fn locations(config: &Config, dirs: &Dirs) -> Vec<Location> {
             path: lc.path.as_deref().map(|p| dirs.expand(p)),
         })
         .collect();
-    if !out.iter().any(|l| l.name == "local") && (out.is_empty() || config.default_location.as_deref() == Some("local")) {
+    if !out.iter().any(|l| l.name == "local") && (out.is_empty() || config.default_location.as_deref() == Some("local"))
+    {
         out.insert(
             0,
             Location {

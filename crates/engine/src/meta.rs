@@ -59,11 +59,8 @@ pub(crate) fn kind_of(meta: &Metadata) -> NodeKind {
 /// The node of an entry, without content or subtree.
 pub(crate) fn node_from(name: &OsStr, abs: &Path, meta: &Metadata, names: &NameCache) -> std::io::Result<Node> {
     let kind = kind_of(meta);
-    let target = if kind == NodeKind::Symlink {
-        Some(RawBytes::from_os(std::fs::read_link(abs)?.as_os_str()))
-    } else {
-        None
-    };
+    let target =
+        if kind == NodeKind::Symlink { Some(RawBytes::from_os(std::fs::read_link(abs)?.as_os_str())) } else { None };
     Ok(Node {
         name: RawBytes::from_os(name),
         kind,
@@ -144,7 +141,13 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool, owner: Option<(u32,
 }
 
 /// Like [`apply`], on an open file (fewer path lookups on the hot path of a restore).
-pub(crate) fn apply_fd(file: &std::fs::File, path: &Path, node: &Node, as_root: bool, owner: Option<(u32, u32)>) -> Vec<String> {
+pub(crate) fn apply_fd(
+    file: &std::fs::File,
+    path: &Path,
+    node: &Node,
+    as_root: bool,
+    owner: Option<(u32, u32)>,
+) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
     let mut problems = Vec::new();
     if as_root {

@@ -34,8 +34,12 @@ impl Dirs {
         };
         Ok(if root {
             Dirs {
-                config: explicit("XDG_CONFIG_HOME").map(|p| p.join("lifeboat")).unwrap_or_else(|| "/etc/lifeboat".into()),
-                data: explicit("XDG_DATA_HOME").map(|p| p.join("lifeboat")).unwrap_or_else(|| "/var/lib/lifeboat".into()),
+                config: explicit("XDG_CONFIG_HOME")
+                    .map(|p| p.join("lifeboat"))
+                    .unwrap_or_else(|| "/etc/lifeboat".into()),
+                data: explicit("XDG_DATA_HOME")
+                    .map(|p| p.join("lifeboat"))
+                    .unwrap_or_else(|| "/var/lib/lifeboat".into()),
                 logs: explicit("XDG_STATE_HOME")
                     .map(|p| p.join("lifeboat").join("logs"))
                     .unwrap_or_else(|| "/var/log/lifeboat".into()),

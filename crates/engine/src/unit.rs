@@ -163,8 +163,9 @@ impl Filter {
 
     /// Whether to skip an entry. `rel` is its path below the unit's path.
     pub fn excludes(&self, abs: &Path, rel: &Path, is_dir: bool) -> bool {
-        let name = abs.file_name().map(|n| Path::new(n)).unwrap_or(abs);
-        if self.exclude_names.is_match(name) || self.exclude_paths.is_match(abs) || self.exclude_relative.is_match(rel) {
+        let name = abs.file_name().map(Path::new).unwrap_or(abs);
+        if self.exclude_names.is_match(name) || self.exclude_paths.is_match(abs) || self.exclude_relative.is_match(rel)
+        {
             return true;
         }
         if self.has_includes && !is_dir {
@@ -193,19 +194,12 @@ pub fn select<'a>(all: &'a [Unit], names: &[String]) -> EngineResult<Vec<&'a Uni
         .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn dirs() -> Dirs {
-        Dirs {
-            home: "/home/u".into(),
-            config: "/c".into(),
-            data: "/d".into(),
-            logs: "/l".into(),
-            root: false,
-        }
+        Dirs { home: "/home/u".into(), config: "/c".into(), data: "/d".into(), logs: "/l".into(), root: false }
     }
 
     #[test]

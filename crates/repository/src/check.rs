@@ -42,6 +42,9 @@ impl CheckReport {
     }
 }
 
+/// Damaged blobs of one pack with the reason, and a note on its header when that is damaged.
+type PackFindings = (Vec<(Id, String)>, Option<String>);
+
 struct Walk<'a> {
     repo: &'a Repository,
     bad: &'a HashMap<Id, String>,
@@ -127,7 +130,8 @@ impl Repository {
         progress("listing packs");
         let listed = self.store().list("data")?;
         report.packs = listed.len();
-        let sizes: HashMap<Id, u64> = listed.iter().filter_map(|o| Some((pack_id_from_name(&o.name)?, o.size))).collect();
+        let sizes: HashMap<Id, u64> =
+            listed.iter().filter_map(|o| Some((pack_id_from_name(&o.name)?, o.size))).collect();
         let mut bad: HashMap<Id, String> = HashMap::new();
         for (pack, blobs) in &by_pack {
             let end = blobs.iter().map(|(_, l)| l.offset as u64 + l.length as u64).max().unwrap_or(0);
@@ -161,11 +165,11 @@ impl Repository {
                 by_pack.iter().filter(|(p, _)| sizes.contains_key(p)).collect();
             let done = std::sync::atomic::AtomicUsize::new(0);
             let total = packs.len();
-            let found: Vec<(Vec<(Id, String)>, Option<String>)> = packs
+            let found: Vec<PackFindings> = packs
                 .par_iter()
                 .map(|(pack, blobs)| {
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if n % 16 == 0 || n == total {
+                    if n.is_multiple_of(16) || n == total {
                         progress(&format!("read {n} of {total} packs"));
                     }
                     let bytes = match self.read_pack(pack) {
@@ -175,9 +179,9 @@ impl Repository {
                             return (blobs.iter().map(|(id, _)| (*id, reason.clone())).collect(), None);
                         }
                     };
-                    let header = read_header(self.key(), &bytes)
-                        .err()
-                        .map(|e| format!("{}: header damaged ({e}); its blobs are intact and indexed", pack_name(pack)));
+                    let header = read_header(self.key(), &bytes).err().map(|e| {
+                        format!("{}: header damaged ({e}); its blobs are intact and indexed", pack_name(pack))
+                    });
                     let damaged = blobs
                         .iter()
                         .filter_map(|(id, l)| {
@@ -206,7 +210,12 @@ impl Repository {
         for (name, e) in unreadable {
             report.problems.push(CheckProblem { what: format!("{name}: {e}"), affected: vec![] });
         }
-        let walk = Walk { repo: self, bad: &bad, clean_trees: Mutex::new(HashSet::new()), affected: Mutex::new(BTreeMap::new()) };
+        let walk = Walk {
+            repo: self,
+            bad: &bad,
+            clean_trees: Mutex::new(HashSet::new()),
+            affected: Mutex::new(BTreeMap::new()),
+        };
         for (_, snap) in &snapshots {
             for unit in &snap.units {
                 for root in &unit.roots {

@@ -75,7 +75,15 @@ mod tests {
     #[test]
     fn cuts_cover_the_input_and_streaming_agrees() {
         let chunker = Chunker::new(ChunkerParams::default(), 42);
-        let data: Vec<u8> = (0..5_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let data: Vec<u8> = (0..5_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
         let cut: Vec<&[u8]> = chunker.cut(&data).collect();
         assert!(cut.len() > 2);
         assert_eq!(cut.concat(), data);

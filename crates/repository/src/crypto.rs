@@ -59,14 +59,18 @@ impl MasterKey {
         let mut compressed = false;
         if compress && plaintext.len() > 64 {
             COMPRESSOR.with(|c| {
-                // Capacity one byte short of the input: the compressor fails rather than
-                // produce something no smaller, and the blob is stored raw.
-                let mut tmp = Vec::with_capacity(plaintext.len() - 1);
-                if let Ok(n) = c.borrow_mut().compress_to_buffer(plaintext, &mut tmp) {
+                let (c, scratch) = &mut *c.borrow_mut();
+                scratch.clear();
+                scratch.reserve(plaintext.len());
+                if let Ok(n) = c.compress_to_buffer(plaintext, scratch) {
                     if n < plaintext.len() {
-                        out.extend_from_slice(&tmp);
+                        out.extend_from_slice(&scratch[..n]);
                         compressed = true;
                     }
+                }
+                // Keep the scratch buffer for the next blob, but not a huge one.
+                if scratch.capacity() > 16 << 20 {
+                    *scratch = Vec::new();
                 }
             });
         }
@@ -130,9 +134,7 @@ impl MasterKey {
         let nonce = XNonce::from_slice(&wrapped[..NONCE_LEN]);
         let tag_at = wrapped.len() - TAG_LEN;
         let mut body = wrapped[NONCE_LEN..tag_at].to_vec();
-        cipher
-            .decrypt_in_place_detached(nonce, b"", &mut body, Tag::from_slice(&wrapped[tag_at..]))
-            .ok()?;
+        cipher.decrypt_in_place_detached(nonce, b"", &mut body, Tag::from_slice(&wrapped[tag_at..])).ok()?;
         Some(body)
     }
 }
@@ -148,8 +150,8 @@ fn random_nonce() -> [u8; NONCE_LEN] {
 }
 
 thread_local! {
-    static COMPRESSOR: RefCell<zstd::bulk::Compressor<'static>> =
-        RefCell::new(zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd level 3 is valid"));
+    static COMPRESSOR: RefCell<(zstd::bulk::Compressor<'static>, Vec<u8>)> =
+        RefCell::new((zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd level 3 is valid"), Vec::new()));
 }
 
 /// A cheap guess whether compressing `data` is worth it: large blobs whose middle does not

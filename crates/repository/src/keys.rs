@@ -155,7 +155,8 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 fn argon2_kek(password: &str, memory_kib: u32, iterations: u32, parallelism: u32, salt: &[u8]) -> RepoResult<[u8; 32]> {
-    let params = Params::new(memory_kib, iterations, parallelism, Some(32)).map_err(|e| RepoError::Kdf(e.to_string()))?;
+    let params =
+        Params::new(memory_kib, iterations, parallelism, Some(32)).map_err(|e| RepoError::Kdf(e.to_string()))?;
     let mut out = [0u8; 32];
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(password.as_bytes(), salt, &mut out)

@@ -5,7 +5,6 @@
 //! shared holder has finished, and shared holders that arrive meanwhile step back until it is
 //! done. So prune never deletes a blob that a running backup has just decided to reuse.
 
-
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -104,11 +103,11 @@ impl Repository {
         let mut n = 0;
         for o in self.store().list("locks")? {
             let Ok(sealed) = self.store().read(&o.name, None) else { continue };
-            let stale = match self.key().open(&sealed, None).ok().and_then(|p| serde_json::from_slice::<LockFile>(&p).ok())
-            {
-                Some(f) => is_stale(&f),
-                None => true,
-            };
+            let stale =
+                match self.key().open(&sealed, None).ok().and_then(|p| serde_json::from_slice::<LockFile>(&p).ok()) {
+                    Some(f) => is_stale(&f),
+                    None => true,
+                };
             if stale {
                 self.store().remove(&o.name)?;
                 n += 1;
@@ -127,10 +126,9 @@ impl Repository {
             let others: Vec<Holder> = self.live_holders()?.into_iter().filter(|h| h.name != name).collect();
             let blocker = match kind {
                 LockKind::Shared => others.iter().find(|h| h.file.kind == LockKind::Exclusive),
-                LockKind::Exclusive => others.iter().find(|h| {
-                    h.file.kind == LockKind::Shared
-                        || (h.file.created, &h.name) < (file.created, &name)
-                }),
+                LockKind::Exclusive => others
+                    .iter()
+                    .find(|h| h.file.kind == LockKind::Shared || (h.file.created, &h.name) < (file.created, &name)),
             };
             let Some(blocker) = blocker else { break };
             let holder = blocker.describe();
@@ -158,7 +156,7 @@ impl Repository {
                 .spawn(move || {
                     let (m, c) = &*stop;
                     let mut stopped = m.lock().expect("lock stop");
-                    loop {
+                    while !*stopped {
                         let (g, timeout) = c.wait_timeout(stopped, REFRESH_EVERY).expect("lock stop");
                         stopped = g;
                         if *stopped {
@@ -176,7 +174,6 @@ impl Repository {
     }
 }
 
-
 fn is_stale(file: &LockFile) -> bool {
     let age = jiff::Timestamp::now().duration_since(file.refreshed);
     if age.as_secs() > STALE_AFTER.as_secs() as i64 {
@@ -190,4 +187,53 @@ fn is_stale(file: &LockFile) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lifeboat_storage::LocalStore;
+
+    use super::*;
+    use crate::{KeyKind, Secret};
+
+    fn repo() -> (tempfile::TempDir, Repository) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::new(dir.path().join("repo")));
+        let repo = Repository::init(store, &Secret::new("pw"), KeyKind::Password).unwrap();
+        (dir, repo)
+    }
+
+    #[test]
+    fn backups_share_and_prune_excludes() {
+        let (_d, repo) = repo();
+        let now = Duration::ZERO;
+        let a = repo.lock(LockKind::Shared, "backup", now).unwrap();
+        let b = repo.lock(LockKind::Shared, "backup", now).expect("two backups at once");
+        let err = repo.lock(LockKind::Exclusive, "prune", now).err().expect("prune waits for backups");
+        assert!(matches!(err, RepoError::Locked { .. }), "{err}");
+        drop(a);
+        drop(b);
+        let p = repo.lock(LockKind::Exclusive, "prune", now).expect("prune once backups are done");
+        assert!(repo.lock(LockKind::Shared, "backup", now).is_err(), "a backup waits for prune");
+        assert!(repo.lock(LockKind::Exclusive, "prune", now).is_err(), "one prune at a time");
+        drop(p);
+        drop(repo.lock(LockKind::Shared, "backup", now).unwrap());
+        assert!(repo.store().list("locks").unwrap().is_empty(), "locks are removed when released");
+    }
+
+    #[test]
+    fn a_lock_of_a_dead_process_is_stale() {
+        let (_d, repo) = repo();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let mut file = repo.lock_file(LockKind::Shared, "backup");
+        file.pid = pid;
+        repo.write_lock("locks/dead", &file).unwrap();
+        drop(repo.lock(LockKind::Exclusive, "prune", Duration::ZERO).expect("the dead holder does not block"));
+        assert_eq!(repo.remove_stale_locks().unwrap(), 1);
+        assert!(repo.store().list("locks").unwrap().is_empty());
+    }
 }

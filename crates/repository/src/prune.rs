@@ -35,10 +35,8 @@ impl Repository {
     /// Every blob (data and tree) reachable from the given snapshots.
     pub fn reachable_blobs(&self, snapshots: &[(Id, Snapshot)]) -> RepoResult<HashSet<Id>> {
         let seen = Mutex::new(HashSet::new());
-        let roots: Vec<&Node> = snapshots
-            .iter()
-            .flat_map(|(_, s)| s.units.iter().flat_map(|u| u.roots.iter().map(|r| &r.node)))
-            .collect();
+        let roots: Vec<&Node> =
+            snapshots.iter().flat_map(|(_, s)| s.units.iter().flat_map(|u| u.roots.iter().map(|r| &r.node))).collect();
         roots.par_iter().try_for_each(|n| self.mark(n, &seen))?;
         Ok(seen.into_inner().expect("seen lock"))
     }
@@ -90,7 +88,13 @@ impl Repository {
             indexed.insert(*pack);
             let entries: Vec<PackEntry> = blobs
                 .iter()
-                .map(|(id, l)| PackEntry { kind: l.kind, id: *id, offset: l.offset, length: l.length, raw_length: l.raw_length })
+                .map(|(id, l)| PackEntry {
+                    kind: l.kind,
+                    id: *id,
+                    offset: l.offset,
+                    length: l.length,
+                    raw_length: l.raw_length,
+                })
                 .collect();
             let total: u64 = entries.iter().map(|e| e.length as u64).sum();
             let needed: Vec<PackEntry> = entries.iter().filter(|e| used.contains(&e.id)).cloned().collect();
@@ -116,7 +120,7 @@ impl Repository {
         self.inner.index.write().expect("index lock").remove_packs(&drop_packs);
         if !rewrite.is_empty() {
             progress(&format!("rewriting {} partly used packs", rewrite.len()));
-            let writer = BlobWriter::new(self, 2);
+            let writer = BlobWriter::new(self, self.store().write_concurrency());
             for (pack, needed) in &rewrite {
                 let bytes = self.read_pack(pack)?;
                 for e in needed {
@@ -138,7 +142,13 @@ impl Repository {
         for (pack, blobs) in self.inner.index.read().expect("index lock").by_pack() {
             let entries = blobs
                 .iter()
-                .map(|(id, l)| PackEntry { kind: l.kind, id: *id, offset: l.offset, length: l.length, raw_length: l.raw_length })
+                .map(|(id, l)| PackEntry {
+                    kind: l.kind,
+                    id: *id,
+                    offset: l.offset,
+                    length: l.length,
+                    raw_length: l.raw_length,
+                })
                 .collect();
             new_index.packs.push((pack, entries));
         }

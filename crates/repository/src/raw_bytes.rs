@@ -53,10 +53,9 @@ impl<'de> Deserialize<'de> for RawBytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Repr::deserialize(d)? {
             Repr::Text(t) => Ok(RawBytes(t.into_owned().into_bytes())),
-            Repr::Base64 { base64 } => base64::engine::general_purpose::STANDARD
-                .decode(base64)
-                .map(RawBytes)
-                .map_err(serde::de::Error::custom),
+            Repr::Base64 { base64 } => {
+                base64::engine::general_purpose::STANDARD.decode(base64).map(RawBytes).map_err(serde::de::Error::custom)
+            }
         }
     }
 }

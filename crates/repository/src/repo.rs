@@ -16,6 +16,9 @@ use crate::{
 
 const PACK_SIZE: u32 = 16 * 1024 * 1024;
 
+/// Readable snapshots (oldest first), and the names of unreadable ones with the reason.
+pub type SnapshotList = (Vec<(Id, Snapshot)>, Vec<(String, RepoError)>);
+
 /// An opened repository. Cheap to clone; every clone shares the key and the index.
 #[derive(Clone)]
 pub struct Repository {
@@ -237,12 +240,7 @@ impl Repository {
 
     /// Where a blob is: its pack, offset, stored length and plain length.
     pub fn locate(&self, id: &Id) -> Option<(Id, u32, u32, u32)> {
-        self.inner
-            .index
-            .read()
-            .expect("index lock")
-            .get(id)
-            .map(|(p, l)| (p, l.offset, l.length, l.raw_length))
+        self.inner.index.read().expect("index lock").get(id).map(|(p, l)| (p, l.offset, l.length, l.raw_length))
     }
 
     /// Reads a whole pack file.
@@ -295,7 +293,7 @@ impl Repository {
     }
 
     /// Every readable snapshot, oldest first, and the names of those that could not be read.
-    pub fn snapshots(&self) -> RepoResult<(Vec<(Id, Snapshot)>, Vec<(String, RepoError)>)> {
+    pub fn snapshots(&self) -> RepoResult<SnapshotList> {
         let listed = self.inner.store.list("snapshots")?;
         let results: Vec<(String, RepoResult<(Id, Snapshot)>)> = listed
             .par_iter()
@@ -359,9 +357,7 @@ impl Repository {
     pub fn add_key(&self, secret: &Secret, kind: KeyKind, label: &str) -> RepoResult<KeyInfo> {
         let slot = keys::make_slot(&self.inner.key, secret, kind, label)?;
         let id = Id::random();
-        self.inner
-            .store
-            .write(&slot_name(&id), &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
+        self.inner.store.write(&slot_name(&id), &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
         Ok(KeyInfo {
             id: id.to_hex(),
             kind,
@@ -411,7 +407,6 @@ impl Repository {
         }
         Ok(total)
     }
-
 }
 
 pub(crate) fn hostname() -> String {

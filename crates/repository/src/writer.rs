@@ -108,7 +108,9 @@ impl BlobWriter {
             unindexed: Mutex::new(IndexFile::default()),
             stats: Arc::new(WriteStats::default()),
         });
-        let (tx, rx) = bounded::<FinishedPack>(threads.max(1));
+        // One finished pack waits while `threads` upload: with building packs, at most
+        // threads + 3 packs are in memory at once.
+        let (tx, rx) = bounded::<FinishedPack>(1);
         let uploaders = (0..threads)
             .map(|i| {
                 let rx = rx.clone();

@@ -23,12 +23,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error("{name}: asked for bytes {start}..{end} but the object holds only {len}")]
-    ShortRead {
-        name: String,
-        start: u64,
-        end: u64,
-        len: u64,
-    },
+    ShortRead { name: String, start: u64, end: u64, len: u64 },
     #[error("{0} is not a valid object name")]
     BadName(String),
 }

@@ -42,9 +42,9 @@ impl Store for LocalStore {
 
     fn prepare(&self) -> StoreResult<()> {
         fs::create_dir_all(&self.root).map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => StoreError::PermissionDenied {
-                name: self.root.display().to_string(),
-            },
+            std::io::ErrorKind::PermissionDenied => {
+                StoreError::PermissionDenied { name: self.root.display().to_string() }
+            }
             _ => StoreError::Unreachable { path: self.root.clone(), source: e },
         })
     }
@@ -155,6 +155,12 @@ impl Store for LocalStore {
         }
     }
 
+    fn write_concurrency(&self) -> usize {
+        // A local disk takes one large sequential write at a time best; each pack in flight
+        // costs its size in memory.
+        1
+    }
+
     fn free_space(&self) -> Option<u64> {
         let stat = nix_statvfs(&self.root)?;
         Some(stat)
@@ -162,20 +168,8 @@ impl Store for LocalStore {
 }
 
 fn nix_statvfs(path: &Path) -> Option<u64> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call, and `st` points to
-    // writable memory of the right size; statvfs only writes into it and we read it only when
-    // it reports success (0), at which point the kernel has initialised every field.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: rc == 0 means the struct was fully written by statvfs.
-    let st = unsafe { st.assume_init() };
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
 #[cfg(test)]

@@ -38,6 +38,10 @@ pub trait Store: Send + Sync {
     fn size(&self, name: &str) -> StoreResult<u64>;
     /// Removes an object; missing objects are not an error.
     fn remove(&self, name: &str) -> StoreResult<()>;
+    /// How many objects are best written at once (more for high-latency remote locations).
+    fn write_concurrency(&self) -> usize {
+        4
+    }
     /// Free space at the location in bytes, where the location can tell.
     fn free_space(&self) -> Option<u64> {
         None

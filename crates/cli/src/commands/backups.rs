@@ -13,7 +13,14 @@ use crate::exit;
 use crate::format;
 use crate::progress_view::ProgressView;
 
-pub fn new(ctx: &Context, name: Option<String>, units: Vec<String>, location: Option<&str>, tags: Vec<String>, json: bool) -> Result<i32> {
+pub fn new(
+    ctx: &Context,
+    name: Option<String>,
+    units: Vec<String>,
+    location: Option<&str>,
+    tags: Vec<String>,
+    json: bool,
+) -> Result<i32> {
     let all = ctx.units()?;
     let chosen = unit::select(&all, &units)?;
     let full = units.is_empty() || chosen.len() == all.len();
@@ -24,7 +31,8 @@ pub fn new(ctx: &Context, name: Option<String>, units: Vec<String>, location: Op
     let view = ProgressView::start(progress.clone(), ctx.quiet);
     let log = RunLog::create(&ctx.dirs.logs, "backup", &slug, Some(view.printer()));
     let started = std::time::Instant::now();
-    let result = backup::run(&repo, &ctx.dirs, BackupRequest { units: chosen, full, name, slug, tags }, &progress, &log);
+    let result =
+        backup::run(&repo, &ctx.dirs, BackupRequest { units: chosen, full, name, slug, tags }, &progress, &log);
     view.finish();
     let (id, snap) = result?;
     let info = BackupInfo::new(&id, &snap, &loc.name);
@@ -105,7 +113,10 @@ pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
             .map(|b| {
                 vec![
                     b.slug.clone(),
-                    b.date.parse::<jiff::Timestamp>().map(|t| format::local_time(&t)).unwrap_or_else(|_| b.date.clone()),
+                    b.date
+                        .parse::<jiff::Timestamp>()
+                        .map(|t| format::local_time(&t))
+                        .unwrap_or_else(|_| b.date.clone()),
                     b.name.clone(),
                     b.location.clone(),
                     b.kind.to_string(),
@@ -147,12 +158,25 @@ pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Re
     println!("Status   {}", status_words(snap.status));
     println!("Type     {}", if snap.full { "full" } else { "partial" });
     println!("Device   {} (user {}, home {})", snap.host, snap.user, snap.home.display());
-    println!("Size     {} in {} files; {} new, {} stored", format::bytes(snap.size), snap.files, format::bytes(snap.added), format::bytes(snap.stored));
+    println!(
+        "Size     {} in {} files; {} new, {} stored",
+        format::bytes(snap.size),
+        snap.files,
+        format::bytes(snap.added),
+        format::bytes(snap.stored)
+    );
     println!("Location {}", loc.describe());
     println!("Units:");
     for u in &snap.units {
         let paths: Vec<&str> = u.roots.iter().map(|r| r.path.as_str()).collect();
-        println!("  {:<12} {:<24} {:>10} {:>7} files  {}", u.name, u.title, format::bytes(u.size), u.files, paths.join(", "));
+        println!(
+            "  {:<12} {:<24} {:>10} {:>7} files  {}",
+            u.name,
+            u.title,
+            format::bytes(u.size),
+            u.files,
+            paths.join(", ")
+        );
         for w in &u.warnings {
             println!("      warning: {w}");
         }
@@ -178,7 +202,11 @@ pub fn restore(
     };
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
-    let log = if dry_run { RunLog::none() } else { RunLog::create(&ctx.dirs.logs, "restore", &snap.slug, Some(view.printer())) };
+    let log = if dry_run {
+        RunLog::none()
+    } else {
+        RunLog::create(&ctx.dirs.logs, "restore", &snap.slug, Some(view.printer()))
+    };
     let req = RestoreRequest { units, target, dry_run };
     let result = restore::run(&repo, &snap, &ctx.dirs, &req, &progress, &log);
     view.finish();
@@ -189,7 +217,12 @@ pub fn restore(
         for c in &report.changes {
             println!("{} {}", if c.action == "new" { "+" } else { "~" }, c.path);
         }
-        println!("{} to create, {} to replace, {} unchanged.", report.changes.iter().filter(|c| c.action == "new").count(), report.changes.iter().filter(|c| c.action != "new").count(), report.unchanged);
+        println!(
+            "{} to create, {} to replace, {} unchanged.",
+            report.changes.iter().filter(|c| c.action == "new").count(),
+            report.changes.iter().filter(|c| c.action != "new").count(),
+            report.unchanged
+        );
     } else {
         for p in &report.problems {
             eprintln!("problem: {p}");
@@ -200,7 +233,11 @@ pub fn restore(
             report.dirs,
             format::bytes(report.bytes),
             snap.slug,
-            if report.problems.is_empty() { String::new() } else { format!(", with {} problems", report.problems.len()) }
+            if report.problems.is_empty() {
+                String::new()
+            } else {
+                format!(", with {} problems", report.problems.len())
+            }
         );
         for (unit, path) in &report.roots {
             println!("  {unit} -> {path}");

@@ -31,12 +31,25 @@ pub fn estimate(ctx: &Context, units: Vec<String>, location: Option<&str>, json:
     }
     let rows: Vec<Vec<String>> = est
         .iter()
-        .map(|e| vec![e.unit.clone(), e.title.clone(), e.files.to_string(), format::bytes(e.bytes), format::bytes(e.new_bytes)])
+        .map(|e| {
+            vec![
+                e.unit.clone(),
+                e.title.clone(),
+                e.files.to_string(),
+                format::bytes(e.bytes),
+                format::bytes(e.new_bytes),
+            ]
+        })
         .collect();
     print!("{}", format::table(&["UNIT", "TITLE", "FILES", "SIZE", "NEW"], &rows));
     if let Some(free) = loc.store().ok().and_then(|s| s.free_space()) {
         let new: u64 = est.iter().map(|e| e.new_bytes).sum();
-        println!("{} free at {}; the backup adds at most {} before compression.", format::bytes(free), loc.describe(), format::bytes(new));
+        println!(
+            "{} free at {}; the backup adds at most {} before compression.",
+            format::bytes(free),
+            loc.describe(),
+            format::bytes(new)
+        );
     }
     Ok(exit::OK)
 }

@@ -17,7 +17,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 backups::new(&ctx, name, units, location.location.as_deref(), tags, json)
             }
             BackupsCommand::List { location, json } => backups::list(&ctx, location.location.as_deref(), json),
-            BackupsCommand::Info { slug, location, json } => backups::info(&ctx, &slug, location.location.as_deref(), json),
+            BackupsCommand::Info { slug, location, json } => {
+                backups::info(&ctx, &slug, location.location.as_deref(), json)
+            }
             BackupsCommand::Restore { slug, units, target, dry_run, location, json } => {
                 backups::restore(&ctx, &slug, units, target, dry_run, location.location.as_deref(), json)
             }

@@ -12,10 +12,8 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
         print_json(&infos)?;
         return Ok(exit::OK);
     }
-    let rows: Vec<Vec<String>> = infos
-        .iter()
-        .map(|u| vec![u.name.clone(), u.title.clone(), u.kind.clone(), u.paths.join(", ")])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        infos.iter().map(|u| vec![u.name.clone(), u.title.clone(), u.kind.clone(), u.paths.join(", ")]).collect();
     print!("{}", format::table(&["UNIT", "TITLE", "KIND", "PATHS"], &rows));
     for u in &infos {
         if !u.not_included.is_empty() {

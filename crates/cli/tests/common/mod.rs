@@ -28,7 +28,10 @@ impl Sandbox {
         let config = dir.path().join("lifeboat.toml");
         std::fs::write(
             &config,
-            format!("default_location = \"local\"\n[location.local]\ntype = \"local\"\npath = \"{}\"\n\n{units_toml}", repo.display()),
+            format!(
+                "default_location = \"local\"\n[location.local]\ntype = \"local\"\npath = \"{}\"\n\n{units_toml}",
+                repo.display()
+            ),
         )
         .unwrap();
         let password_file = dir.path().join("password");
@@ -158,7 +161,8 @@ pub fn facts(root: &Path) -> BTreeMap<PathBuf, EntryFacts> {
         let rel = p.strip_prefix(root).unwrap().to_path_buf();
         let kind = m.mode() & libc::S_IFMT;
         let is_file = kind == libc::S_IFREG;
-        let link_group = (is_file && m.nlink() > 1).then(|| groups.entry((m.dev(), m.ino())).or_insert_with(|| rel.clone()).clone());
+        let link_group =
+            (is_file && m.nlink() > 1).then(|| groups.entry((m.dev(), m.ino())).or_insert_with(|| rel.clone()).clone());
         let xattrs = xattr::list(&p)
             .map(|names| names.filter_map(|n| Some((n.as_bytes().to_vec(), xattr::get(&p, &n).ok()??))).collect())
             .unwrap_or_default();
@@ -171,7 +175,8 @@ pub fn facts(root: &Path) -> BTreeMap<PathBuf, EntryFacts> {
                 mtime: if kind == libc::S_IFDIR { (0, 0) } else { (m.mtime(), m.mtime_nsec()) },
                 uid: m.uid(),
                 gid: m.gid(),
-                target: (kind == libc::S_IFLNK).then(|| std::fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()),
+                target: (kind == libc::S_IFLNK)
+                    .then(|| std::fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()),
                 content_hash: is_file.then(|| content_digest(&p)),
                 xattrs,
                 link_group,
@@ -195,14 +200,9 @@ pub fn dir_mtimes(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
 }
 
 fn content_digest(p: &Path) -> String {
-    let data = std::fs::read(p).unwrap();
-    // A cheap stable digest without another dependency: FNV-1a over the bytes, plus the length.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in &data {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{:016x}-{}", h, data.len())
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(p).unwrap()).unwrap();
+    h.finalize().to_hex().to_string()
 }
 
 pub fn os(s: &[u8]) -> &OsStr {

@@ -62,7 +62,14 @@ impl Archiver<'_> {
         self.entry(abs, Path::new(""), &name, meta, parent)
     }
 
-    fn entry(&self, abs: &Path, rel: &Path, name: &OsString, meta: Metadata, parent: Option<&Node>) -> EngineResult<Option<Node>> {
+    fn entry(
+        &self,
+        abs: &Path,
+        rel: &Path,
+        name: &OsString,
+        meta: Metadata,
+        parent: Option<&Node>,
+    ) -> EngineResult<Option<Node>> {
         self.check_cancel()?;
         let mut node = match meta::node_from(name, abs, &meta, self.names) {
             Ok(n) => n,
@@ -130,7 +137,10 @@ impl Archiver<'_> {
                 Vec::new()
             }
         };
-        names.sort_by(|a, b| std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()).cmp(std::os::unix::ffi::OsStrExt::as_bytes(b.as_os_str())));
+        names.sort_by(|a, b| {
+            std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())
+                .cmp(std::os::unix::ffi::OsStrExt::as_bytes(b.as_os_str()))
+        });
         let nodes: Vec<Option<Node>> = names
             .par_iter()
             .map(|name| {
@@ -152,7 +162,9 @@ impl Archiver<'_> {
                 }
                 let old = parent.as_ref().and_then(|t| {
                     t.nodes
-                        .binary_search_by(|n| n.name.0.as_slice().cmp(std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str())))
+                        .binary_search_by(|n| {
+                            n.name.0.as_slice().cmp(std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()))
+                        })
                         .ok()
                         .map(|i| &t.nodes[i])
                 });
@@ -223,7 +235,8 @@ impl Archiver<'_> {
 fn open_for_reading(abs: &Path) -> Result<File, ReadError> {
     // O_NOFOLLOW: the entry was a regular file when listed; if it was swapped for a symlink
     // since, do not follow it. O_NOATIME spares the disk a write per file where allowed.
-    let open = |extra: i32| File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | extra).open(abs);
+    let open =
+        |extra: i32| File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | extra).open(abs);
     match open(libc::O_NOATIME) {
         Ok(f) => Ok(f),
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(open(0)?),
@@ -258,4 +271,3 @@ pub(crate) fn describe_io(e: &std::io::Error) -> String {
         _ => e.to_string(),
     }
 }
-

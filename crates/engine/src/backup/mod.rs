@@ -19,7 +19,6 @@ use crate::runlog::RunLog;
 use crate::unit::Unit;
 use crate::EngineResult;
 
-
 /// How long a backup waits for a running prune before giving up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
 
@@ -46,7 +45,13 @@ pub fn new_slug(repo: &Repository) -> EngineResult<String> {
 
 /// Runs a backup. The snapshot is written only when every unit was stored; a fatal error
 /// (the location failing, a cancel) leaves the packs already uploaded for the next run.
-pub fn run(repo: &Repository, dirs: &Dirs, req: BackupRequest, progress: &Progress, log: &RunLog) -> EngineResult<(Id, Snapshot)> {
+pub fn run(
+    repo: &Repository,
+    dirs: &Dirs,
+    req: BackupRequest,
+    progress: &Progress,
+    log: &RunLog,
+) -> EngineResult<(Id, Snapshot)> {
     let started = jiff::Timestamp::now();
     let _lock = repo.lock(LockKind::Shared, "backup", LOCK_WAIT)?;
     progress.set_phase("loading the index");
@@ -82,10 +87,19 @@ pub fn run(repo: &Repository, dirs: &Dirs, req: BackupRequest, progress: &Progre
         .thread_name(|i| format!("backup-{i}"))
         .build()
         .map_err(|e| crate::EngineError::io("starting", "worker threads", std::io::Error::other(e)))?;
-    let writer = BlobWriter::new(repo, 2);
+    let writer = BlobWriter::new(repo, repo.store().write_concurrency());
     let names_cache = NameCache::default();
     let done = AtomicBool::new(false);
     let read_bytes = AtomicU64::new(0);
+    let session = Session {
+        repo,
+        parents: &parents,
+        writer: &writer,
+        progress,
+        log,
+        names: &names_cache,
+        read_bytes: &read_bytes,
+    };
     let result: EngineResult<Vec<SnapshotUnit>> = std::thread::scope(|s| {
         match parent_totals {
             Some((files, bytes)) => progress.set_totals(files, bytes, false),
@@ -99,7 +113,7 @@ pub fn run(repo: &Repository, dirs: &Dirs, req: BackupRequest, progress: &Progre
         let r = pool.install(|| {
             req.units
                 .iter()
-                .map(|unit| backup_unit(repo, unit, &parents, &writer, progress, log, &names_cache, &read_bytes))
+                .map(|unit| backup_unit(&session, unit))
                 .collect::<EngineResult<Vec<_>>>()
         });
         done.store(true, Ordering::Relaxed);
@@ -157,16 +171,19 @@ pub fn run(repo: &Repository, dirs: &Dirs, req: BackupRequest, progress: &Progre
     Ok((id, snapshot))
 }
 
-fn backup_unit(
-    repo: &Repository,
-    unit: &Unit,
-    parents: &HashMap<(String, String), lifeboat_repository::Node>,
-    writer: &BlobWriter,
-    progress: &Progress,
-    log: &RunLog,
-    names_cache: &NameCache,
-    read_bytes: &AtomicU64,
-) -> EngineResult<SnapshotUnit> {
+/// What every unit of one backup run shares.
+struct Session<'a> {
+    repo: &'a Repository,
+    parents: &'a HashMap<(String, String), lifeboat_repository::Node>,
+    writer: &'a BlobWriter,
+    progress: &'a Progress,
+    log: &'a RunLog,
+    names: &'a NameCache,
+    read_bytes: &'a AtomicU64,
+}
+
+fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
+    let Session { repo, parents, writer, progress, log, names: names_cache, read_bytes } = *session;
     let archiver = archiver::Archiver {
         repo,
         writer,
@@ -217,7 +234,14 @@ fn default_name(req: &BackupRequest, started: jiff::Timestamp) -> String {
 }
 
 /// Runs one unit through the pipeline with a dry-run writer (for `estimate`).
-pub(crate) fn dry_unit(repo: &Repository, _dirs: &Dirs, unit: &Unit, writer: &BlobWriter, progress: &Progress, log: &RunLog) -> EngineResult<SnapshotUnit> {
+pub(crate) fn dry_unit(
+    repo: &Repository,
+    _dirs: &Dirs,
+    unit: &Unit,
+    writer: &BlobWriter,
+    progress: &Progress,
+    log: &RunLog,
+) -> EngineResult<SnapshotUnit> {
     repo.load_index()?;
     let (snapshots, _) = repo.snapshots()?;
     let host = crate::host();
@@ -232,7 +256,16 @@ pub(crate) fn dry_unit(repo: &Repository, _dirs: &Dirs, unit: &Unit, writer: &Bl
             parents.insert((unit.name.clone(), r.path.clone()), r.node.clone());
         }
     }
-    backup_unit(repo, unit, &parents, writer, progress, log, &NameCache::default(), &AtomicU64::new(0))
+    let session = Session {
+        repo,
+        parents: &parents,
+        writer,
+        progress,
+        log,
+        names: &NameCache::default(),
+        read_bytes: &AtomicU64::new(0),
+    };
+    backup_unit(&session, unit)
 }
 
 /// Counts a unit's files and bytes without reading them.

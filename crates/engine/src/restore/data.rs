@@ -42,7 +42,11 @@ pub(crate) fn restore_files(
 ) {
     let states: Vec<FileState> = files
         .iter()
-        .map(|item| FileState { item, remaining: AtomicUsize::new(item.node.content.len()), failed: AtomicBool::new(false) })
+        .map(|item| FileState {
+            item,
+            remaining: AtomicUsize::new(item.node.content.len()),
+            failed: AtomicBool::new(false),
+        })
         .collect();
     let mut packs: HashMap<Id, HashMap<Id, Need>> = HashMap::new();
     for (fi, st) in states.iter().enumerate() {

@@ -47,7 +47,35 @@ pub struct RestoreReport {
     pub roots: Vec<(String, String)>,
 }
 
-pub fn run(repo: &Repository, snapshot: &Snapshot, dirs: &Dirs, req: &RestoreRequest, progress: &Progress, log: &RunLog) -> EngineResult<RestoreReport> {
+/// Restore threads per core: creating files is mostly waiting on the file system, so more
+/// threads than cores keep both the disk and the CPUs busy.
+const THREADS_PER_CORE: usize = 1;
+
+pub fn run(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    dirs: &Dirs,
+    req: &RestoreRequest,
+    progress: &Progress,
+    log: &RunLog,
+) -> EngineResult<RestoreReport> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores * THREADS_PER_CORE)
+        .thread_name(|i| format!("restore-{i}"))
+        .build()
+        .map_err(|e| EngineError::io("starting", "worker threads", std::io::Error::other(e)))?;
+    pool.install(|| run_in_pool(repo, snapshot, dirs, req, progress, log))
+}
+
+fn run_in_pool(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    dirs: &Dirs,
+    req: &RestoreRequest,
+    progress: &Progress,
+    log: &RunLog,
+) -> EngineResult<RestoreReport> {
     for u in &req.units {
         if !snapshot.units.iter().any(|su| &su.name == u) {
             return Err(EngineError::UnitNotInBackup {
@@ -142,7 +170,8 @@ pub fn run(repo: &Repository, snapshot: &Snapshot, dirs: &Dirs, req: &RestoreReq
 
     // 3. Links, special files.
     progress.set_phase("restoring links");
-    let others: Vec<&plan::Item> = plan.items.iter().filter(|i| !matches!(i.node.kind, NodeKind::Dir | NodeKind::File)).collect();
+    let others: Vec<&plan::Item> =
+        plan.items.iter().filter(|i| !matches!(i.node.kind, NodeKind::Dir | NodeKind::File)).collect();
     others.par_iter().for_each(|item| {
         let made = match item.node.kind {
             NodeKind::Symlink => {
@@ -150,7 +179,8 @@ pub fn run(repo: &Repository, snapshot: &Snapshot, dirs: &Dirs, req: &RestoreReq
                 fsops::remove_any(&item.path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), &item.path))
             }
             NodeKind::Fifo => fsops::remove_any(&item.path).and_then(|_| {
-                nix::unistd::mkfifo(&item.path, nix::sys::stat::Mode::from_bits_truncate(item.node.mode)).map_err(std::io::Error::from)
+                nix::unistd::mkfifo(&item.path, nix::sys::stat::Mode::from_bits_truncate(item.node.mode))
+                    .map_err(std::io::Error::from)
             }),
             NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(&item.path).and_then(|_| {
                 let kind = if item.node.kind == NodeKind::CharDevice {
@@ -219,9 +249,15 @@ fn dry_run(plan: &plan::Plan, report: &mut RestoreReport) {
             Ok(m) => {
                 let same = meta::kind_of(&m) == item.node.kind
                     && match item.node.kind {
-                        NodeKind::File => m.size() == item.node.size && m.mtime() == item.node.mtime.0 && m.mtime_nsec() as u32 == item.node.mtime.1,
-                        NodeKind::Symlink => std::fs::read_link(&item.path).ok().map(|t| t.into_os_string())
-                            == item.node.target.as_ref().map(|t| t.to_os_string()),
+                        NodeKind::File => {
+                            m.size() == item.node.size
+                                && m.mtime() == item.node.mtime.0
+                                && m.mtime_nsec() as u32 == item.node.mtime.1
+                        }
+                        NodeKind::Symlink => {
+                            std::fs::read_link(&item.path).ok().map(|t| t.into_os_string())
+                                == item.node.target.as_ref().map(|t| t.to_os_string())
+                        }
                         _ => true,
                     };
                 (!same).then_some("replace")
@@ -235,10 +271,13 @@ fn dry_run(plan: &plan::Plan, report: &mut RestoreReport) {
     report.changes.sort_by(|a, b| a.path.cmp(&b.path));
 }
 
+/// User name, group name, uid and gid as stored.
+type OwnerKey = (Option<String>, Option<String>, u32, u32);
+
 /// Owners on restore as root: by name when the name exists here, else by number.
 #[derive(Default)]
 struct Owners {
-    cache: Mutex<HashMap<(Option<String>, Option<String>, u32, u32), (u32, u32)>>,
+    cache: Mutex<HashMap<OwnerKey, (u32, u32)>>,
 }
 
 impl Owners {

@@ -32,7 +32,13 @@ pub(crate) fn destination(written: &str, dirs: &Dirs, target: Option<&Path>) -> 
     }
 }
 
-pub(crate) fn build(repo: &Repository, snapshot: &Snapshot, units: &[String], dirs: &Dirs, target: Option<&Path>) -> Plan {
+pub(crate) fn build(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    units: &[String],
+    dirs: &Dirs,
+    target: Option<&Path>,
+) -> Plan {
     let items = Mutex::new(Vec::new());
     let problems = Mutex::new(Vec::new());
     let mut roots = Vec::new();
@@ -43,14 +49,17 @@ pub(crate) fn build(repo: &Repository, snapshot: &Snapshot, units: &[String], di
             walk(repo, &root.node, dest, 0, &items, &problems);
         }
     }
-    Plan {
-        items: items.into_inner().expect("plan lock"),
-        problems: problems.into_inner().expect("plan lock"),
-        roots,
-    }
+    Plan { items: items.into_inner().expect("plan lock"), problems: problems.into_inner().expect("plan lock"), roots }
 }
 
-fn walk(repo: &Repository, node: &Node, path: PathBuf, depth: usize, items: &Mutex<Vec<Item>>, problems: &Mutex<Vec<String>>) {
+fn walk(
+    repo: &Repository,
+    node: &Node,
+    path: PathBuf,
+    depth: usize,
+    items: &Mutex<Vec<Item>>,
+    problems: &Mutex<Vec<String>>,
+) {
     if node.kind == NodeKind::Dir {
         if let Some(t) = node.subtree {
             match repo.read_tree(&t) {
@@ -59,12 +68,18 @@ fn walk(repo: &Repository, node: &Node, path: PathBuf, depth: usize, items: &Mut
                     // A name that would climb out of its folder cannot come from a real file
                     // system: refuse it rather than write outside the target.
                     if name.is_empty() || name == "." || name == ".." || child.name.0.contains(&b'/') {
-                        problems.lock().expect("plan lock").push(format!("{}: refused entry {:?}", path.display(), child.name));
+                        problems.lock().expect("plan lock").push(format!(
+                            "{}: refused entry {:?}",
+                            path.display(),
+                            child.name
+                        ));
                         return;
                     }
                     walk(repo, child, path.join(name), depth + 1, items, problems)
                 }),
-                Err(e) => problems.lock().expect("plan lock").push(format!("{}: contents not restored: {e}", path.display())),
+                Err(e) => {
+                    problems.lock().expect("plan lock").push(format!("{}: contents not restored: {e}", path.display()))
+                }
             }
         }
     }

@@ -23,7 +23,12 @@ pub struct ChunkerParams {
 
 impl Default for ChunkerParams {
     fn default() -> Self {
-        ChunkerParams { algorithm: ChunkerAlgorithm::FastCdc2020, min_size: 512 * 1024, avg_size: 1024 * 1024, max_size: 8 * 1024 * 1024 }
+        ChunkerParams {
+            algorithm: ChunkerAlgorithm::FastCdc2020,
+            min_size: 512 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 8 * 1024 * 1024,
+        }
     }
 }
 

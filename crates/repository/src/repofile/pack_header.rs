@@ -28,7 +28,7 @@ pub(crate) fn encode(entries: &[PackEntry]) -> Vec<u8> {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<PackEntry>, String> {
-    if bytes.len() % ENTRY_LEN != 0 {
+    if !bytes.len().is_multiple_of(ENTRY_LEN) {
         return Err(format!("header of {} bytes is not a whole number of entries", bytes.len()));
     }
     let mut offset: u64 = 0;

@@ -1,0 +1,160 @@
+//! The command line as a person meets it: defaults with no configuration, listings, logs,
+//! estimates, and one-line errors with their exit codes for bad input.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::*;
+
+/// lifeboat with no configuration at all: only HOME and the XDG folders of a sandbox.
+fn bare(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.join("home"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+#[test]
+fn a_fresh_machine_backs_up_the_home_folder_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir_all(home.join("Documents")).unwrap();
+    fs::create_dir_all(home.join(".cache/big")).unwrap();
+    fs::write(home.join("Documents/letter.txt"), "Dear Lifeboat").unwrap();
+    fs::write(home.join(".cache/big/junk"), "cache").unwrap();
+
+    let units = bare(dir.path()).args(["units", "list", "--json"]).output().unwrap();
+    let units: serde_json::Value = serde_json::from_slice(&units.stdout).unwrap();
+    assert_eq!(units[0]["name"], "home");
+
+    let out = bare(dir.path()).args(["backups", "new", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b["type"], "full");
+    assert_eq!(b["protected"], false, "a generated device key is not a password");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Recovery key"), "the person is told about the recovery key: {err}");
+
+    // The key was kept, readable by the user only, and opens the repository next time.
+    let key = dir.path().join("config/lifeboat/keys/local.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(dir.path().join("data/lifeboat/backups/keys").is_dir(), "repository in $XDG_DATA_HOME/lifeboat/backups");
+
+    let list = bare(dir.path()).args(["backups", "list", "--json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let first = &list[0];
+    for field in ["slug", "name", "date", "location", "type", "units", "size", "protected", "status"] {
+        assert!(!first[field].is_null(), "backups list --json has {field}: {first}");
+    }
+    assert!(jiff::Timestamp::from_str_rfc3339(first["date"].as_str().unwrap()));
+
+    // Caches are not in the default unit; the letter is.
+    let target = dir.path().join("restore");
+    let slug = first["slug"].as_str().unwrap();
+    let out =
+        bare(dir.path()).args(["backups", "restore", slug, "--target", target.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read_to_string(rerooted(&target, &home.join("Documents/letter.txt"))).unwrap(), "Dear Lifeboat");
+    assert!(!rerooted(&target, &home.join(".cache")).exists());
+
+    // A log per run, shown by `logs SLUG` and `logs --last`.
+    let log = bare(dir.path()).args(["logs", slug]).output().unwrap();
+    assert!(String::from_utf8_lossy(&log.stdout).contains(slug));
+    assert!(dir.path().join("state/lifeboat/logs").is_dir());
+    let last = bare(dir.path()).args(["logs", "--last"]).output().unwrap();
+    assert!(last.status.success());
+}
+
+trait Rfc3339 {
+    fn from_str_rfc3339(s: &str) -> bool;
+}
+impl Rfc3339 for jiff::Timestamp {
+    fn from_str_rfc3339(s: &str) -> bool {
+        s.parse::<jiff::Timestamp>().is_ok() && s.contains('T')
+    }
+}
+
+#[test]
+fn bad_input_gets_one_line_and_an_exit_code() {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n");
+    fs::create_dir_all(sb.home.join("notes")).unwrap();
+    fs::write(sb.home.join("notes/a"), "a").unwrap();
+    sb.backup(&[]);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["backups", "new", "--unit", "nope"], 2, "no unit named nope"),
+        (&["backups", "new", "--location", "moon"], 2, "no location named moon"),
+        (&["backups", "info", "ffffffff"], 2, "no backup matches ffffffff"),
+        (&["backups", "restore", "ffffffff"], 2, "no backup matches"),
+        (&["logs", "ffffffff"], 1, "no log for ffffffff"),
+    ];
+    for (args, code, words) in cases {
+        let out = sb.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
+        assert!(err.contains(words), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+    }
+    // A broken configuration names the file and the key.
+    fs::write(&sb.config, "[unit.x]\npaths = [\"~\"]\nexclud = [\"a\"]\n").unwrap();
+    let out = sb.run(&["units", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("lifeboat.toml") && err.contains("exclud"), "{err}");
+    // A missing password file.
+    fs::write(
+        &sb.config,
+        format!("[location.local]\npath = \"{}\"\n[unit.notes]\npaths = [\"~/notes\"]\n", sb.repo.display()),
+    )
+    .unwrap();
+    fs::remove_file(&sb.password_file).unwrap();
+    let out = sb.run(&["backups", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("password file") && err.trim_end().lines().count() == 1, "{err}");
+}
+
+#[test]
+fn estimate_reports_what_would_be_new() {
+    let sb = Sandbox::new("[unit.a]\npaths = [\"~/a\"]\n[unit.b]\npaths = [\"~/b\"]\n");
+    for u in ["a", "b"] {
+        fs::create_dir_all(sb.home.join(u)).unwrap();
+        fs::write(sb.home.join(u).join("data"), random_bytes(300_000, u.as_bytes()[0] as u64)).unwrap();
+    }
+    let before: serde_json::Value = serde_json::from_str(&sb.ok(&["estimate", "--json"])).unwrap();
+    assert_eq!(before[0]["new_bytes"], 300_000, "{before}");
+    sb.backup(&["--unit", "a"]);
+    fs::write(sb.home.join("b/more"), random_bytes(1000, 99)).unwrap();
+    let after: serde_json::Value = serde_json::from_str(&sb.ok(&["estimate", "--json"])).unwrap();
+    let a = after.as_array().unwrap().iter().find(|e| e["unit"] == "a").unwrap();
+    let b = after.as_array().unwrap().iter().find(|e| e["unit"] == "b").unwrap();
+    assert!(a["new_bytes"].as_u64().unwrap() < 2000, "only a's folder listing is new: {a}");
+    assert_eq!(b["files"], 2);
+    assert!(b["new_bytes"].as_u64().unwrap() >= 301_000, "{b}");
+    let size_before = sb.repo_size();
+    sb.ok(&["estimate"]);
+    assert_eq!(sb.repo_size(), size_before, "estimate writes nothing");
+}
+
+#[test]
+fn a_vanished_or_unreadable_path_is_a_warning_not_a_silent_drop() {
+    let sb = Sandbox::new("[unit.a]\npaths = [\"~/a\", \"~/missing\"]\n");
+    fs::create_dir_all(sb.home.join("a")).unwrap();
+    fs::write(sb.home.join("a/x"), "x").unwrap();
+    let out = sb.run(&["backups", "new", "--json", "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "completed with warnings");
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b["status"], "completed_with_warnings");
+    assert_eq!(b["warnings"], 1);
+    let info: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "info", b["slug"].as_str().unwrap(), "--json"])).unwrap();
+    let w = info["unit_details"][0]["warnings"][0].as_str().unwrap();
+    assert!(w.contains("missing") && w.contains("does not exist"), "{w}");
+}

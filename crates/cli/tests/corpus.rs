@@ -1,0 +1,37 @@
+//! Round trip of the shared corpus of real files (a kernel tree, photos, music, a database).
+//! Runs when LIFEBOAT_CORPUS names the folder `make-corpus` built (scripts/test sets it).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+
+#[test]
+fn the_corpus_round_trips_exactly() {
+    let Some(corpus) = std::env::var_os("LIFEBOAT_CORPUS").map(PathBuf::from) else {
+        eprintln!("skipped: set LIFEBOAT_CORPUS to the corpus folder (scripts/test does)");
+        return;
+    };
+    let parts: Vec<String> = std::env::var("LIFEBOAT_CORPUS_PARTS")
+        .unwrap_or_else(|_| "kernel,photos,music,db".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    for p in &parts {
+        assert!(corpus.join(p).is_dir(), "{} is missing: run ../shared/corpus/make-corpus", corpus.join(p).display());
+    }
+    let paths: Vec<String> = parts.iter().map(|p| format!("\"{}\"", corpus.join(p).display())).collect();
+    let sb = Sandbox::new(&format!("[unit.corpus]\npaths = [{}]\n", paths.join(", ")));
+    let b = sb.backup(&[]);
+    assert_eq!(b["status"], "completed", "{b}");
+    let target = sb.dir.path().join("restore");
+    sb.ok(&["backups", "restore", b["slug"].as_str().unwrap(), "--target", target.to_str().unwrap(), "--quiet"]);
+    for p in &parts {
+        let src = corpus.join(p);
+        let diffs = compare_trees(&src, &rerooted(&target, &src));
+        assert!(diffs.is_empty(), "{p}: {} differences, first: {:?}", diffs.len(), &diffs[..diffs.len().min(5)]);
+    }
+    let check = sb.run(&["check", "--read-data", "--quiet"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
