@@ -24,15 +24,4 @@ pub use progress::Progress;
 pub use runlog::RunLog;
 pub use unit::Unit;
 
-pub(crate) fn host() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
-}
-
-pub(crate) fn user() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
+pub(crate) use lifeboat_repository::{hostname as host, username as user};

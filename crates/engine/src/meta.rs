@@ -109,6 +109,18 @@ fn timespec(t: Timestamp) -> TimeSpec {
     TimeSpec::new(t.0, t.1 as i64)
 }
 
+/// Sets a node's extended attributes. Failures on the `security.` and `trusted.` namespaces
+/// are expected without root and not reported then.
+fn apply_xattrs(path: &Path, node: &Node, as_root: bool, problems: &mut Vec<String>) {
+    for x in &node.xattrs {
+        if let Err(e) = xattr::set(path, x.name.as_os_str(), &x.value) {
+            if !(x.name.0.starts_with(b"security.") || x.name.0.starts_with(b"trusted.")) || as_root {
+                problems.push(format!("extended attribute {}: {e}", x.name.display()));
+            }
+        }
+    }
+}
+
 /// Applies ownership (as root), xattrs, permission bits and times to a restored entry,
 /// without following a symlink. Returns what could not be applied.
 pub(crate) fn apply(path: &Path, node: &Node, as_root: bool, owner: Option<(u32, u32)>) -> Vec<String> {
@@ -120,13 +132,7 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool, owner: Option<(u32,
             problems.push(format!("owner: {e}"));
         }
     }
-    for x in &node.xattrs {
-        if let Err(e) = xattr::set(path, x.name.as_os_str(), &x.value) {
-            if !(x.name.0.starts_with(b"security.") || x.name.0.starts_with(b"trusted.")) || as_root {
-                problems.push(format!("extended attribute {}: {e}", x.name.display()));
-            }
-        }
-    }
+    apply_xattrs(path, node, as_root, &mut problems);
     if !is_link {
         use std::os::unix::fs::PermissionsExt;
         if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
@@ -156,13 +162,7 @@ pub(crate) fn apply_fd(
             problems.push(format!("owner: {e}"));
         }
     }
-    for x in &node.xattrs {
-        if let Err(e) = xattr::set(path, x.name.as_os_str(), &x.value) {
-            if !(x.name.0.starts_with(b"security.") || x.name.0.starts_with(b"trusted.")) || as_root {
-                problems.push(format!("extended attribute {}: {e}", x.name.display()));
-            }
-        }
-    }
+    apply_xattrs(path, node, as_root, &mut problems);
     if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(node.mode)) {
         problems.push(format!("permissions: {e}"));
     }

@@ -134,19 +134,19 @@ impl Repository {
             listed.iter().filter_map(|o| Some((pack_id_from_name(&o.name)?, o.size))).collect();
         let mut bad: HashMap<Id, String> = HashMap::new();
         for (pack, blobs) in &by_pack {
-            let end = blobs.iter().map(|(_, l)| l.offset as u64 + l.length as u64).max().unwrap_or(0);
+            let end = blobs.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
             match sizes.get(pack) {
                 None => {
                     let reason = format!("pack {} is missing", pack.short());
-                    for (id, _) in blobs {
-                        bad.insert(*id, reason.clone());
+                    for e in blobs {
+                        bad.insert(e.id, reason.clone());
                     }
                 }
                 Some(size) if *size < end + 4 => {
                     let reason = format!("pack {} is truncated ({size} bytes)", pack.short());
-                    for (id, l) in blobs {
-                        if l.offset as u64 + l.length as u64 > *size {
-                            bad.insert(*id, reason.clone());
+                    for e in blobs {
+                        if e.offset as u64 + e.length as u64 > *size {
+                            bad.insert(e.id, reason.clone());
                         }
                     }
                 }
@@ -161,7 +161,7 @@ impl Repository {
         }
 
         if options.read_data {
-            let packs: Vec<(&Id, &Vec<(Id, crate::index::BlobLocation)>)> =
+            let packs: Vec<(&Id, &Vec<crate::repofile::pack_header::PackEntry>)> =
                 by_pack.iter().filter(|(p, _)| sizes.contains_key(p)).collect();
             let done = std::sync::atomic::AtomicUsize::new(0);
             let total = packs.len();
@@ -176,7 +176,7 @@ impl Repository {
                         Ok(b) => b,
                         Err(e) => {
                             let reason = format!("pack {} cannot be read: {e}", pack.short());
-                            return (blobs.iter().map(|(id, _)| (*id, reason.clone())).collect(), None);
+                            return (blobs.iter().map(|e| (e.id, reason.clone())).collect(), None);
                         }
                     };
                     let header = read_header(self.key(), &bytes).err().map(|e| {
@@ -184,12 +184,12 @@ impl Repository {
                     });
                     let damaged = blobs
                         .iter()
-                        .filter_map(|(id, l)| {
-                            let s = l.offset as usize;
-                            let sealed = bytes.get(s..s + l.length as usize)?;
-                            self.decode_blob(id, sealed, l.raw_length as usize)
+                        .filter_map(|e| {
+                            let s = e.offset as usize;
+                            let sealed = bytes.get(s..s + e.length as usize)?;
+                            self.decode_blob(&e.id, sealed, e.raw_length as usize)
                                 .err()
-                                .map(|_| (*id, format!("pack {}: blob {} is damaged", pack.short(), id.short())))
+                                .map(|_| (e.id, format!("pack {}: blob {} is damaged", pack.short(), e.id.short())))
                         })
                         .collect();
                     (damaged, header)

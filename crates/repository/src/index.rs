@@ -60,14 +60,20 @@ impl Index {
         self.blobs.len()
     }
 
-    /// Every blob, grouped by the pack holding the copy this index uses.
-    pub fn by_pack(&self) -> HashMap<Id, Vec<(Id, BlobLocation)>> {
-        let mut out: HashMap<Id, Vec<(Id, BlobLocation)>> = HashMap::new();
-        for (id, loc) in &self.blobs {
-            out.entry(self.packs[loc.pack as usize]).or_default().push((*id, *loc));
+    /// Every blob, grouped by the pack holding the copy this index uses, in pack order.
+    pub fn by_pack(&self) -> HashMap<Id, Vec<PackEntry>> {
+        let mut out: HashMap<Id, Vec<PackEntry>> = HashMap::new();
+        for (id, l) in &self.blobs {
+            out.entry(self.packs[l.pack as usize]).or_default().push(PackEntry {
+                kind: l.kind,
+                id: *id,
+                offset: l.offset,
+                length: l.length,
+                raw_length: l.raw_length,
+            });
         }
         for v in out.values_mut() {
-            v.sort_by_key(|(_, l)| l.offset);
+            v.sort_by_key(|e| e.offset);
         }
         out
     }

@@ -32,6 +32,12 @@ impl PackBuilder {
         self.buf.extend_from_slice(sealed);
     }
 
+    /// Starts this (empty) pack in a buffer that held an earlier one.
+    pub fn reuse(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.buf = buf;
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }

@@ -84,18 +84,8 @@ impl Repository {
         let mut rewrite: Vec<(Id, Vec<PackEntry>)> = Vec::new();
         let mut drop_packs: HashSet<Id> = HashSet::new();
         let mut indexed: HashSet<Id> = HashSet::new();
-        for (pack, blobs) in &by_pack {
+        for (pack, entries) in &by_pack {
             indexed.insert(*pack);
-            let entries: Vec<PackEntry> = blobs
-                .iter()
-                .map(|(id, l)| PackEntry {
-                    kind: l.kind,
-                    id: *id,
-                    offset: l.offset,
-                    length: l.length,
-                    raw_length: l.raw_length,
-                })
-                .collect();
             let total: u64 = entries.iter().map(|e| e.length as u64).sum();
             let needed: Vec<PackEntry> = entries.iter().filter(|e| used.contains(&e.id)).cloned().collect();
             let unused: u64 = total - needed.iter().map(|e| e.length as u64).sum::<u64>();
@@ -139,19 +129,7 @@ impl Repository {
         let old_files = self.inner.index.read().expect("index lock").files.clone();
         // The new index: every pack that stays, with the rewritten ones.
         let mut new_index = IndexFile::default();
-        for (pack, blobs) in self.inner.index.read().expect("index lock").by_pack() {
-            let entries = blobs
-                .iter()
-                .map(|(id, l)| PackEntry {
-                    kind: l.kind,
-                    id: *id,
-                    offset: l.offset,
-                    length: l.length,
-                    raw_length: l.raw_length,
-                })
-                .collect();
-            new_index.packs.push((pack, entries));
-        }
+        new_index.packs.extend(self.inner.index.read().expect("index lock").by_pack());
         progress("writing the new index");
         let written = write_split(self, new_index)?;
         for f in old_files {

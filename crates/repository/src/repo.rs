@@ -409,11 +409,13 @@ impl Repository {
     }
 }
 
-pub(crate) fn hostname() -> String {
+/// This machine's host name, as recorded in key slots, locks and backups.
+pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
 }
 
-pub(crate) fn username() -> String {
+/// The name of the user running Lifeboat.
+pub fn username() -> String {
     nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten()

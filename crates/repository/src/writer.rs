@@ -51,6 +51,9 @@ struct Shared {
     error: Mutex<Option<RepoError>>,
     unindexed: Mutex<IndexFile>,
     stats: Arc<WriteStats>,
+    /// Buffers of uploaded packs, reused for the next ones: fresh 16 MiB buffers would each
+    /// cost the kernel 4,096 zeroed pages.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Shared {
@@ -66,6 +69,14 @@ impl Shared {
         self.repo.store().write(&pack_name(&pack.id), &pack.bytes)?;
         self.stats.stored_bytes.fetch_add(pack.bytes.len() as u64, Ordering::Relaxed);
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut spare = self.spare.lock().expect("spare lock");
+            if spare.len() < 2 {
+                let mut b = pack.bytes;
+                b.clear();
+                spare.push(b);
+            }
+        }
         self.repo.inner.index.write().expect("index lock").add_pack(pack.id, &pack.entries);
         let batch = {
             let mut un = self.unindexed.lock().expect("index batch lock");
@@ -89,6 +100,11 @@ impl Shared {
     }
 }
 
+thread_local! {
+    /// Each thread seals into one buffer it keeps, instead of a fresh allocation per blob.
+    static SEALED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl BlobWriter {
     /// Starts a session with `threads` concurrent uploads.
     pub fn new(repo: &Repository, threads: usize) -> Self {
@@ -107,6 +123,7 @@ impl BlobWriter {
             error: Mutex::new(None),
             unindexed: Mutex::new(IndexFile::default()),
             stats: Arc::new(WriteStats::default()),
+            spare: Mutex::new(Vec::new()),
         });
         // One finished pack waits while `threads` upload: with building packs, at most
         // threads + 3 packs are in memory at once.
@@ -176,8 +193,16 @@ impl BlobWriter {
             return Ok(true);
         }
         let compress = kind == BlobKind::Tree || worth_compressing(plaintext);
-        let sealed = self.repo.key().seal(plaintext, compress);
-        self.push(kind, id, &sealed, plaintext.len() as u32)?;
+        SEALED.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            self.repo.key().seal_into(plaintext, compress, &mut buf);
+            let r = self.push(kind, id, &buf, plaintext.len() as u32);
+            if buf.capacity() > 16 << 20 {
+                *buf = Vec::new();
+            }
+            r
+        })?;
         Ok(true)
     }
 
@@ -197,6 +222,11 @@ impl BlobWriter {
         };
         let full = {
             let mut b = builder.lock().expect("pack lock");
+            if b.is_empty() {
+                if let Some(spare) = self.shared.spare.lock().expect("spare lock").pop() {
+                    b.reuse(spare);
+                }
+            }
             b.add(kind, id, sealed, raw_length);
             if b.len() >= self.repo.pack_size() {
                 Some(std::mem::take(&mut *b))

@@ -183,24 +183,22 @@ impl Archiver<'_> {
         let size = meta.size();
         let mut ids = Vec::new();
         let chunker = self.repo.chunker();
-        let read_bytes;
-        if size <= WHOLE_READ_LIMIT {
-            let mut buf = Vec::with_capacity(size as usize + 1);
-            (&file).take(WHOLE_READ_LIMIT + 1).read_to_end(&mut buf)?;
-            if buf.len() as u64 > WHOLE_READ_LIMIT {
-                // Grew past the limit while we read: stream it instead.
-                drop(buf);
-                return self.stream_file(abs, meta);
-            }
+        if size > WHOLE_READ_LIMIT {
+            return self.stream_file(abs, meta);
+        }
+        let mut buf = Vec::with_capacity(size as usize + 1);
+        (&file).take(WHOLE_READ_LIMIT + 1).read_to_end(&mut buf)?;
+        // A file that grew past the limit while we read it is streamed instead.
+        let read_bytes = (buf.len() as u64 <= WHOLE_READ_LIMIT).then_some(buf.len() as u64);
+        if read_bytes.is_some() {
             for chunk in chunker.cut(&buf) {
                 let (id, _) = self.writer.add(BlobKind::Data, chunk).map_err(|e| ReadError::Fatal(e.into()))?;
                 ids.push(id);
             }
-            read_bytes = buf.len() as u64;
-            self.progress.add(0, read_bytes);
-        } else {
-            return self.stream_file(abs, meta);
         }
+        drop(buf);
+        let Some(read_bytes) = read_bytes else { return self.stream_file(abs, meta) };
+        self.progress.add(0, read_bytes);
         self.progress.add(1, 0);
         Ok((ids, changed(&file, meta, read_bytes)?))
     }

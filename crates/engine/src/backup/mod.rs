@@ -110,12 +110,8 @@ pub fn run(
             }
         }
         progress.set_phase("backing up");
-        let r = pool.install(|| {
-            req.units
-                .iter()
-                .map(|unit| backup_unit(&session, unit))
-                .collect::<EngineResult<Vec<_>>>()
-        });
+        let r =
+            pool.install(|| req.units.iter().map(|unit| backup_unit(&session, unit)).collect::<EngineResult<Vec<_>>>());
         done.store(true, Ordering::Relaxed);
         r
     });
