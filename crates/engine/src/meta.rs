@@ -146,25 +146,36 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool, owner: Option<(u32,
     problems
 }
 
-/// Like [`apply`], on an open file (fewer path lookups on the hot path of a restore).
+/// Like [`apply`], on an open file (fewer path lookups on the hot path of a restore). For a
+/// file this restore created (`fresh`), owner and mode are set only where they differ from
+/// what creation gave it: on a large restore that spares two journaled inode updates a file.
 pub(crate) fn apply_fd(
     file: &std::fs::File,
     path: &Path,
     node: &Node,
     as_root: bool,
     owner: Option<(u32, u32)>,
+    fresh: bool,
 ) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
     let mut problems = Vec::new();
+    let now = if fresh { file.metadata().ok() } else { None };
     if as_root {
         let (uid, gid) = owner.unwrap_or((node.uid, node.gid));
-        if let Err(e) = std::os::unix::fs::fchown(file, Some(uid), Some(gid)) {
-            problems.push(format!("owner: {e}"));
+        let same = now.as_ref().is_some_and(|m| m.uid() == uid && m.gid() == gid);
+        if !same {
+            if let Err(e) = std::os::unix::fs::fchown(file, Some(uid), Some(gid)) {
+                problems.push(format!("owner: {e}"));
+            }
         }
     }
     apply_xattrs(path, node, as_root, &mut problems);
-    if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(node.mode)) {
-        problems.push(format!("permissions: {e}"));
+    // fchown clears setuid and setgid, so special bits always need the mode set again.
+    let mode_ok = now.as_ref().is_some_and(|m| m.mode() & 0o7777 == node.mode) && node.mode & 0o6000 == 0;
+    if !mode_ok {
+        if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(node.mode)) {
+            problems.push(format!("permissions: {e}"));
+        }
     }
     let m = timespec(node.mtime);
     if let Err(e) = nix::sys::stat::futimens(std::os::fd::AsRawFd::as_raw_fd(file), &m, &m) {

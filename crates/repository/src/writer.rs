@@ -71,7 +71,7 @@ impl Shared {
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         {
             let mut spare = self.spare.lock().expect("spare lock");
-            if spare.len() < 2 {
+            if spare.is_empty() {
                 let mut b = pack.bytes;
                 b.clear();
                 spare.push(b);
@@ -125,9 +125,10 @@ impl BlobWriter {
             stats: Arc::new(WriteStats::default()),
             spare: Mutex::new(Vec::new()),
         });
-        // One finished pack waits while `threads` upload: with building packs, at most
-        // threads + 3 packs are in memory at once.
-        let (tx, rx) = bounded::<FinishedPack>(1);
+        // A finished pack is handed straight to a free upload thread (the worker that filled
+        // it waits meanwhile): at most `threads` uploading, one waiting, two building, and one
+        // spare buffer are in memory at once.
+        let (tx, rx) = bounded::<FinishedPack>(0);
         let uploaders = (0..threads)
             .map(|i| {
                 let rx = rx.clone();

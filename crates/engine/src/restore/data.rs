@@ -14,14 +14,21 @@ use super::fsops;
 use super::plan::Item;
 use crate::progress::Progress;
 
+/// Applies a restored file's metadata; the flag says it was created new by this restore.
+pub(crate) type Finish<'a> = dyn Fn(&File, &Path, &lifeboat_repository::Node, bool) + Sync + 'a;
+
 /// Ranges closer than this are read together.
 const MERGE_GAP: u64 = 256 * 1024;
+/// A read covers at most this much (several blobs), bounding each thread's memory.
+const MAX_READ: u64 = 4 * 1024 * 1024;
 
 struct FileState<'a> {
     item: &'a Item,
     /// Blob pieces still to write.
     remaining: AtomicUsize,
     failed: AtomicBool,
+    /// Created new by this restore (see `fsops::create_file`).
+    fresh: AtomicBool,
 }
 
 struct Need {
@@ -38,7 +45,7 @@ pub(crate) fn restore_files(
     files: &[&Item],
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
-    finish: &(dyn Fn(&File, &Path, &lifeboat_repository::Node) + Sync),
+    finish: &Finish<'_>,
 ) {
     let states: Vec<FileState> = files
         .iter()
@@ -46,6 +53,7 @@ pub(crate) fn restore_files(
             item,
             remaining: AtomicUsize::new(item.node.content.len()),
             failed: AtomicBool::new(false),
+            fresh: AtomicBool::new(false),
         })
         .collect();
     let mut packs: HashMap<Id, HashMap<Id, Need>> = HashMap::new();
@@ -78,10 +86,13 @@ pub(crate) fn restore_files(
         if n == 1 || st.failed.load(Ordering::Relaxed) {
             return;
         }
-        match fsops::create_file(&st.item.path).and_then(|f| f.set_len(st.item.node.size).map(|_| f)) {
-            Ok(f) => {
+        match fsops::create_file(&st.item.path, st.item.node.mode)
+            .and_then(|(f, fresh)| f.set_len(st.item.node.size).map(|_| (f, fresh)))
+        {
+            Ok((f, fresh)) => {
+                st.fresh.store(fresh, Ordering::Relaxed);
                 if n == 0 {
-                    finish(&f, &st.item.path, &st.item.node);
+                    finish(&f, &st.item.path, &st.item.node, fresh);
                     progress.add(1, 0);
                 }
             }
@@ -124,7 +135,8 @@ pub(crate) fn restore_files(
     });
 }
 
-/// Groups needed blobs into read ranges: the whole pack when most of it is needed.
+/// Groups needed blobs into read ranges of nearby blobs, each at most MAX_READ long (or one
+/// blob, when a blob is larger).
 fn ranges(needs: &[Need]) -> Vec<(u64, u64, &[Need])> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -132,7 +144,10 @@ fn ranges(needs: &[Need]) -> Vec<(u64, u64, &[Need])> {
         let start = needs[i].offset as u64;
         let mut end = start + needs[i].length as u64;
         let mut j = i + 1;
-        while j < needs.len() && (needs[j].offset as u64) <= end + MERGE_GAP {
+        while j < needs.len()
+            && (needs[j].offset as u64) <= end + MERGE_GAP
+            && needs[j].offset as u64 + needs[j].length as u64 - start <= MAX_READ
+        {
             end = end.max(needs[j].offset as u64 + needs[j].length as u64);
             j += 1;
         }
@@ -157,7 +172,7 @@ fn write_places(
     plain: &[u8],
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
-    finish: &(dyn Fn(&File, &Path, &lifeboat_repository::Node) + Sync),
+    finish: &Finish<'_>,
 ) {
     for (fi, at) in &n.places {
         let st = &states[*fi];
@@ -165,7 +180,14 @@ fn write_places(
             continue;
         }
         let single = st.item.node.content.len() == 1;
-        let opened = if single { fsops::create_file(&st.item.path) } else { fsops::open_existing(&st.item.path) };
+        let opened = if single {
+            fsops::create_file(&st.item.path, st.item.node.mode).map(|(f, fresh)| {
+                st.fresh.store(fresh, Ordering::Relaxed);
+                f
+            })
+        } else {
+            fsops::open_existing(&st.item.path)
+        };
         let result = opened.and_then(|f| {
             let end = write_sparse(&f, plain, *at)?;
             // A new file ends at its last written byte: trailing zeros need the length set.
@@ -178,7 +200,7 @@ fn write_places(
             Ok(f) => {
                 progress.add(0, plain.len() as u64);
                 if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    finish(&f, &st.item.path, &st.item.node);
+                    finish(&f, &st.item.path, &st.item.node, st.fresh.load(Ordering::Relaxed));
                     progress.add(1, 0);
                 }
             }

@@ -3,6 +3,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
+
 use std::path::Path;
 
 /// Removes whatever is at `path` (a file, a symlink, a whole folder). Missing is fine.
@@ -45,8 +46,21 @@ pub(crate) fn ensure_real_dirs(base: &Path, path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens a file for writing from the start, replacing whatever is there.
-pub(crate) fn create_file(path: &Path) -> io::Result<File> {
+/// Opens a file for writing from the start, replacing whatever is there. Returns whether the
+/// file is new (created with `mode` less the umask, owned by this process), so callers can
+/// skip setting what is already right.
+pub(crate) fn create_file(path: &Path, mode: u32) -> io::Result<(File, bool)> {
+    let fresh = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    match fresh {
+        Ok(f) => return Ok((f, true)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
     let open = || {
         File::options()
             .write(true)
@@ -55,19 +69,20 @@ pub(crate) fn create_file(path: &Path) -> io::Result<File> {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
     };
-    match open() {
-        Ok(f) => Ok(f),
+    let f = match open() {
+        Ok(f) => f,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::EISDIR) | Some(libc::ETXTBSY)) => {
             remove_any(path)?;
-            open()
+            open()?
         }
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             // A read-only file we own: replace it rather than fail.
             fs::remove_file(path)?;
-            open()
+            open()?
         }
-        Err(e) => Err(e),
-    }
+        Err(e) => return Err(e),
+    };
+    Ok((f, false))
 }
 
 /// Opens a file created by this restore for writing at offsets.

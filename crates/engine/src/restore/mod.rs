@@ -49,7 +49,7 @@ pub struct RestoreReport {
 
 /// Restore threads per core: creating files is mostly waiting on the file system, so more
 /// threads than cores keep both the disk and the CPUs busy.
-const THREADS_PER_CORE: usize = 1;
+const THREADS_PER_CORE: usize = 2;
 
 pub fn run(
     repo: &Repository,
@@ -160,8 +160,8 @@ fn run_in_pool(
         files.push(item);
     }
     let owner_of = |n: &Node| as_root.then(|| owners.resolve(n));
-    data::restore_files(repo, &files, progress, &|p, w| problem(p, w), &|f, p, n| {
-        for w in meta::apply_fd(f, p, n, as_root, owner_of(n).flatten()) {
+    data::restore_files(repo, &files, progress, &|p, w| problem(p, w), &|f, p, n, fresh| {
+        for w in meta::apply_fd(f, p, n, as_root, owner_of(n).flatten(), fresh) {
             problem(p, w);
         }
     });
