@@ -68,13 +68,21 @@ fn save_device_key(path: &PathBuf, key: &RecoveryKey) -> EngineResult<()> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::io("creating", dir, e))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| EngineError::io("creating", path, e))?;
-    writeln!(f, "{key}").and_then(|_| f.sync_all()).map_err(|e| EngineError::io("writing", path, e))
+    // Written whole under a temporary name, then linked into place: another process on this
+    // device never reads a half-written key, and if it made one first, theirs is the key.
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        writeln!(f, "{key}")?;
+        f.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        }
+    };
+    let r = write();
+    let _ = std::fs::remove_file(&tmp);
+    r.map_err(|e| EngineError::io("creating", path, e))
 }
 
 /// Opens the location's repository, creating it first when `create` is set and there is none.
@@ -107,11 +115,19 @@ pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool)
     {
         (Secret::new(pw), KeyKind::Password, None)
     } else {
-        let key = RecoveryKey::random();
-        save_device_key(&key_file, &key)?;
-        (key.as_secret(), KeyKind::Device, Some(key_file.clone()))
+        save_device_key(&key_file, &RecoveryKey::random())?;
+        let key = read_device_key(&key_file).ok_or_else(|| {
+            EngineError::io("reading", &key_file, std::io::Error::other("the device key file is not a key"))
+        })?;
+        (key, KeyKind::Device, Some(key_file.clone()))
     };
-    let repo = Repository::init(store, &secret, kind)?;
+    let repo = match Repository::init(store.clone(), &secret, kind) {
+        Err(lifeboat_repository::RepoError::AlreadyExists(_)) => {
+            // Another process created it a moment ago: open theirs.
+            return Ok(Opened { repo: Repository::open(store, &secret)?, created: None });
+        }
+        r => r?,
+    };
     let recovery_key = repo.recovery_key()?;
     Ok(Opened { repo, created: Some(Created { device_key_file: saved, recovery_key }) })
 }

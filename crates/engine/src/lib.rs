@@ -14,6 +14,7 @@ pub mod progress;
 pub mod restore;
 pub mod runlog;
 pub mod unit;
+mod workers;
 
 pub use catalog::BackupInfo;
 pub use config::{Config, LoadedConfig};

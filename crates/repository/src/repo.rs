@@ -37,16 +37,18 @@ pub(crate) struct Inner {
 }
 
 impl Repository {
-    /// True when the location holds a repository (it has key slots).
+    /// True when the location holds a repository (it has a `config`).
     pub fn exists(store: &dyn Store) -> RepoResult<bool> {
-        match store.list("keys") {
-            Ok(keys) => Ok(!keys.is_empty()),
+        match store.size("config") {
+            Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Creates a repository: a random master key, a slot for `secret`, and a recovery slot.
+    /// Of several processes creating one at the same place, one wins; the others get
+    /// `AlreadyExists` and should open it instead.
     pub fn init(store: Arc<dyn Store>, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
         store.prepare()?;
         if Self::exists(store.as_ref())? {
@@ -60,11 +62,15 @@ impl Repository {
             chunker: ChunkerParams::default(),
             pack_size: PACK_SIZE,
         };
-        let sealed = key.seal(&serde_json::to_vec(&config).expect("config serialises"), true);
-        store.write("config", &sealed)?;
+        // The key slot goes first, so that whoever sees the config can also open it.
         let slot = keys::make_slot(&key, secret, kind, "")?;
         let slot_id = Id::random();
         store.write(&slot_name(&slot_id), &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
+        let sealed = key.seal(&serde_json::to_vec(&config).expect("config serialises"), true);
+        if !store.write_new("config", &sealed)? {
+            store.remove(&slot_name(&slot_id))?;
+            return Err(RepoError::AlreadyExists(store.describe()));
+        }
         let repo = Self::assemble(store, key, config, slot_id, kind);
         repo.ensure_recovery_slot()?;
         Ok(repo)
@@ -72,13 +78,10 @@ impl Repository {
 
     /// Opens a repository with a password, recovery key or device key.
     pub fn open(store: Arc<dyn Store>, secret: &Secret) -> RepoResult<Repository> {
-        let slots = store.list("keys").map_err(|e| match e {
-            e if e.is_not_found() => RepoError::NotARepository(store.describe()),
-            e => e.into(),
-        })?;
-        if slots.is_empty() {
+        if !Self::exists(store.as_ref())? {
             return Err(RepoError::NotARepository(store.describe()));
         }
+        let slots = store.list("keys")?;
         let mut files = Vec::new();
         for o in &slots {
             let bytes = store.read(&o.name, None)?;

@@ -28,6 +28,16 @@ pub fn run(store: &dyn Store) {
     assert_eq!(listed[0].size, 100_000);
 
     store.write("data/ab/abcdef", &body).expect("rewriting identical bytes");
+
+    assert!(store.write_new("config", b"second").is_ok_and(|created| !created), "write_new keeps an existing object");
+    assert_eq!(store.read("config", None).unwrap(), b"{}");
+    let winners: usize = std::thread::scope(|s| {
+        let racers: Vec<_> =
+            (0..4).map(|i| s.spawn(move || store.write_new("race", format!("{i}").as_bytes()).unwrap())).collect();
+        racers.into_iter().map(|r| r.join().unwrap() as usize).sum()
+    });
+    assert_eq!(winners, 1, "exactly one of several racing write_new calls creates the object");
+    store.remove("race").unwrap();
     store.remove("data/ab/abcdef").expect("remove");
     store.remove("data/ab/abcdef").expect("remove is idempotent");
     assert!(store.list("data").unwrap().is_empty(), "removed objects are not listed");

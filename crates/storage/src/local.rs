@@ -79,6 +79,36 @@ impl Store for LocalStore {
         })
     }
 
+    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
+        let path = self.path(name)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
+        let attempt = || -> std::io::Result<bool> {
+            fs::create_dir_all(&dir)?;
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(data)?;
+            if self.durable {
+                f.sync_all()?;
+            }
+            drop(f);
+            // link() fails if the name exists: the atomic "create if absent" of POSIX.
+            let created = match fs::hard_link(&tmp, &path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(e),
+            };
+            fs::remove_file(&tmp)?;
+            if self.durable {
+                File::open(&dir)?.sync_all()?;
+            }
+            Ok(created)
+        };
+        attempt().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StoreError::io("writing", name, e)
+        })
+    }
+
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
         let path = self.path(name)?;
         let mut f = File::open(&path).map_err(|e| StoreError::io("opening", name, e))?;

@@ -30,6 +30,10 @@ pub trait Store: Send + Sync {
     fn prepare(&self) -> StoreResult<()>;
     /// Writes a whole object atomically.
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()>;
+    /// Writes a whole object only if no object of that name exists, atomically: of several
+    /// processes racing, exactly one gets `Ok(true)`; the others get `Ok(false)` and the
+    /// object stays as the winner wrote it. Used for the one object that names a repository.
+    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool>;
     /// Reads a whole object, or the given byte range of it.
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>>;
     /// Lists the objects under a prefix (`data`, `index`, …).

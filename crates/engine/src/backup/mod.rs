@@ -82,11 +82,8 @@ pub fn run(
     }
     log.info(&format!("backup {} of {} to {}", req.slug, names(&req.units), repo.store().describe()));
 
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2)
-        .thread_name(|i| format!("backup-{i}"))
-        .build()
-        .map_err(|e| crate::EngineError::io("starting", "worker threads", std::io::Error::other(e)))?;
+    // Two more threads than cores: while some wait on the disk, the others compress.
+    let pool = crate::workers::pool("backup", crate::workers::cores() + 2)?;
     let writer = BlobWriter::new(repo, repo.store().write_concurrency());
     let names_cache = NameCache::default();
     let done = AtomicBool::new(false);

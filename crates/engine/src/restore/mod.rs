@@ -59,12 +59,7 @@ pub fn run(
     progress: &Progress,
     log: &RunLog,
 ) -> EngineResult<RestoreReport> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores * THREADS_PER_CORE)
-        .thread_name(|i| format!("restore-{i}"))
-        .build()
-        .map_err(|e| EngineError::io("starting", "worker threads", std::io::Error::other(e)))?;
+    let pool = crate::workers::pool("restore", crate::workers::cores() * THREADS_PER_CORE)?;
     pool.install(|| run_in_pool(repo, snapshot, dirs, req, progress, log))
 }
 
