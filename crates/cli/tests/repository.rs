@@ -178,3 +178,27 @@ fn keys_can_be_added_removed_and_recovered() {
     fs::write(&sb.password_file, "correct horse battery staple\n").unwrap();
     assert_eq!(sb.run(&["backups", "list"]).status.code(), Some(5), "the removed password no longer opens it");
 }
+
+#[test]
+fn an_interrupted_backup_is_not_uploaded_again() {
+    let sb = two_units();
+    let first = sb.backup(&[]);
+    // What a backup killed before its index and snapshot leaves: packs only.
+    for dir in ["index", "snapshots"] {
+        for p in walkdir(&sb.repo.join(dir)) {
+            fs::remove_file(p).unwrap();
+        }
+    }
+    let again = sb.backup(&[]);
+    let stored = again["stored"].as_u64().unwrap();
+    assert!(
+        stored * 10 < first["stored"].as_u64().unwrap(),
+        "the re-run stored {stored} bytes of {}: it uploaded again what was there",
+        first["stored"]
+    );
+    let check = sb.run(&["check", "--read-data"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let target = sb.dir.path().join("restore");
+    sb.ok(&["backups", "restore", again["slug"].as_str().unwrap(), "--target", target.to_str().unwrap(), "--quiet"]);
+    assert!(compare_trees(&sb.home.join("a"), &rerooted(&target, &sb.home.join("a"))).is_empty());
+}

@@ -48,6 +48,10 @@ impl Index {
         self.blobs.retain(|_, l| !numbers.contains(&l.pack));
     }
 
+    pub fn has_pack(&self, pack: &Id) -> bool {
+        self.pack_numbers.contains_key(pack)
+    }
+
     pub fn contains(&self, id: &Id) -> bool {
         self.blobs.contains_key(id)
     }

@@ -6,6 +6,7 @@
 //! the on-disk types [`Tree`], [`Node`] and [`Snapshot`], and the maintenance operations
 //! [`Repository::prune`] and [`Repository::check`]. docs/FORMAT.md describes the bytes.
 
+mod adopt;
 mod blob;
 mod check;
 mod chunker;

@@ -75,10 +75,13 @@ pub(crate) fn read_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>
     if hlen + 4 > n {
         return Err(format!("header length {hlen} exceeds the pack"));
     }
-    let sealed = &pack[n - 4 - hlen..n - 4];
+    parse_header(key, &pack[n - 4 - hlen..n - 4], (n - 4 - hlen) as u64)
+}
+
+/// Opens a sealed pack header; `data_end` is where the blobs end (the header's offset).
+pub(crate) fn parse_header(key: &MasterKey, sealed: &[u8], data_end: u64) -> Result<Vec<PackEntry>, String> {
     let plain = key.open(sealed, None).map_err(|_| "header failed authentication".to_string())?;
     let entries = pack_header::decode(&plain)?;
-    let data_end = (n - 4 - hlen) as u64;
     if let Some(last) = entries.last() {
         if last.offset as u64 + last.length as u64 != data_end {
             return Err("header does not match the pack's length".into());

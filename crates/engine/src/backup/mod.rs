@@ -56,6 +56,10 @@ pub fn run(
     let _lock = repo.lock(LockKind::Shared, "backup", LOCK_WAIT)?;
     progress.set_phase("loading the index");
     repo.load_index()?;
+    let adopted = repo.adopt_unindexed_packs()?;
+    if adopted > 0 {
+        log.info(&format!("reusing {adopted} packs left by an interrupted backup"));
+    }
     let (snapshots, _) = repo.snapshots()?;
     let host = crate::host();
     let user = crate::user();
