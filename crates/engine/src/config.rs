@@ -150,6 +150,12 @@ pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
                 detail: format!("unit name {name:?} may only hold letters, digits, '-' and '_'"),
             });
         }
+        if unit.kind == UnitKind::Sqlite && unit.database.is_none() {
+            return Err(EngineError::Config {
+                path: path.to_path_buf(),
+                detail: format!("unit {name} is of type sqlite: add database = \"~/…/file.db\""),
+            });
+        }
         if unit.kind == UnitKind::Paths && unit.paths.is_empty() {
             return Err(EngineError::Config {
                 path: path.to_path_buf(),

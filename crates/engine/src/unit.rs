@@ -83,7 +83,11 @@ fn resolve(name: &str, uc: &UnitConfig, dirs: &Dirs, extra_excludes: &[PathBuf])
     let bad = |detail: String| EngineError::Config { path: PathBuf::from(format!("[unit.{name}]")), detail };
     let paths: Vec<(String, PathBuf)> = match uc.kind {
         UnitKind::Paths => uc.paths.iter().map(|w| (w.clone(), dirs.expand(w))).collect(),
-        UnitKind::Sqlite | UnitKind::Command => {
+        UnitKind::Sqlite => match &uc.database {
+            Some(db) => vec![(db.clone(), dirs.expand(db))],
+            None => return Err(bad("a sqlite unit needs database = \"~/…/file.db\"".into())),
+        },
+        UnitKind::Command => {
             return Err(bad(format!(
                 "unit kind {} is not supported by this build yet; use type = \"paths\"",
                 uc.kind.as_str()

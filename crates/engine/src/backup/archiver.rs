@@ -50,6 +50,10 @@ impl Archiver<'_> {
     }
 
     /// Archives one configured path. `None` (with a warning) when it does not exist.
+    pub(crate) fn warn_unit(&self, msg: String) {
+        self.warn(msg);
+    }
+
     pub fn root(&self, abs: &Path, parent: Option<&Node>) -> EngineResult<Option<Node>> {
         let meta = match std::fs::symlink_metadata(abs) {
             Ok(m) => m,
@@ -60,6 +64,42 @@ impl Archiver<'_> {
         };
         let name = abs.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| OsString::from("/"));
         self.entry(abs, Path::new(""), &name, meta, parent)
+    }
+
+    /// Archives a database: the entry's metadata from the live file, its content from the
+    /// consistent copy at `copy`.
+    pub fn database(&self, abs: &Path, copy: &Path) -> EngineResult<Option<Node>> {
+        let (meta, copy_meta) = match (std::fs::metadata(abs), std::fs::metadata(copy)) {
+            (Ok(m), Ok(c)) => (m, c),
+            (Err(e), _) | (_, Err(e)) => {
+                self.warn(format!("{}: {}", abs.display(), describe_io(&e)));
+                return Ok(None);
+            }
+        };
+        let name = abs.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut node = match meta::node_from(&name, abs, &meta, self.names) {
+            Ok(n) => n,
+            Err(e) => {
+                self.warn(format!("{}: {}", abs.display(), describe_io(&e)));
+                return Ok(None);
+            }
+        };
+        match self.read_file(copy, &copy_meta) {
+            Ok((content, _)) => {
+                node.content = content;
+                node.size = copy_meta.size();
+                node.kind = NodeKind::File;
+                self.read.fetch_add(node.size, Ordering::Relaxed);
+                self.files.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(node.size, Ordering::Relaxed);
+                Ok(Some(node))
+            }
+            Err(ReadError::Fatal(e)) => Err(e),
+            Err(ReadError::Io(e)) => {
+                self.warn(format!("{}: copy unreadable: {}", abs.display(), describe_io(&e)));
+                Ok(None)
+            }
+        }
     }
 
     fn entry(

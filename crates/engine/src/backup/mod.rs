@@ -2,6 +2,7 @@
 
 mod archiver;
 mod scan;
+mod sqlite;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use lifeboat_repository::{
     BlobWriter, Id, LockKind, RawBytes, Repository, Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit,
 };
 
+use crate::config::UnitKind;
 use crate::meta::NameCache;
 use crate::paths::Dirs;
 use crate::progress::Progress;
@@ -92,6 +94,7 @@ pub fn run(
     let names_cache = NameCache::default();
     let done = AtomicBool::new(false);
     let read_bytes = AtomicU64::new(0);
+    let staging_dir = staging_dir(dirs);
     let session = Session {
         repo,
         parents: &parents,
@@ -100,6 +103,7 @@ pub fn run(
         log,
         names: &names_cache,
         read_bytes: &read_bytes,
+        staging_dir: &staging_dir,
     };
     let result: EngineResult<Vec<SnapshotUnit>> = std::thread::scope(|s| {
         match parent_totals {
@@ -177,10 +181,12 @@ struct Session<'a> {
     log: &'a RunLog,
     names: &'a NameCache,
     read_bytes: &'a AtomicU64,
+    /// Where consistent copies of databases are made before they are read.
+    staging_dir: &'a std::path::Path,
 }
 
 fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
-    let Session { repo, parents, writer, progress, log, names: names_cache, read_bytes } = *session;
+    let Session { repo, parents, writer, progress, log, names: names_cache, read_bytes, staging_dir } = *session;
     let archiver = archiver::Archiver {
         repo,
         writer,
@@ -197,7 +203,24 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
     let mut roots = Vec::new();
     for (written, abs) in &unit.paths {
         let parent = parents.get(&(unit.name.clone(), written.clone()));
-        if let Some(node) = archiver.root(abs, parent)? {
+        let node = match unit.kind {
+            UnitKind::Sqlite => {
+                let staging = tempfile::Builder::new()
+                    .prefix(".lifeboat-sqlite-")
+                    .tempdir_in(staging_dir)
+                    .map_err(|e| crate::EngineError::io("creating a staging folder in", staging_dir, e))?;
+                let copy = staging.path().join("copy.db");
+                match sqlite::copy(abs, &copy) {
+                    Ok(()) => archiver.database(abs, &copy)?,
+                    Err(e) => {
+                        archiver.warn_unit(format!("{}: {e}", abs.display()));
+                        None
+                    }
+                }
+            }
+            _ => archiver.root(abs, parent)?,
+        };
+        if let Some(node) = node {
             roots.push(SnapshotRoot { path: written.clone(), absolute: RawBytes::from_os(abs.as_os_str()), node });
         }
     }
@@ -261,6 +284,7 @@ pub(crate) fn dry_unit(
         log,
         names: &NameCache::default(),
         read_bytes: &AtomicU64::new(0),
+        staging_dir: &staging_dir(_dirs),
     };
     backup_unit(&session, unit)
 }
@@ -271,4 +295,11 @@ pub(crate) fn count_unit(unit: &Unit, progress: &Progress) -> (u64, u64) {
     scan::count(&[unit], progress, &done);
     let s = progress.snapshot();
     (s.files_total, s.bytes_total)
+}
+
+/// Staging space for database copies: Lifeboat's data folder (never backed up itself).
+fn staging_dir(dirs: &Dirs) -> std::path::PathBuf {
+    let d = dirs.data.join("staging");
+    let _ = std::fs::create_dir_all(&d);
+    d
 }

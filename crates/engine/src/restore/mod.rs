@@ -137,6 +137,20 @@ fn run_in_pool(
         });
     }
 
+    // A database comes back without the journal or WAL of the one it replaces: SQLite would
+    // otherwise replay the old database's changes onto the restored one.
+    for (unit, dest) in &plan.roots {
+        if snapshot.units.iter().any(|u| &u.name == unit && u.kind == "sqlite") {
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let mut side = dest.clone().into_os_string();
+                side.push(suffix);
+                if let Err(e) = fsops::remove_any(Path::new(&side)) {
+                    problem(Path::new(&side), format!("cannot remove the old database's {suffix} file: {e}"));
+                }
+            }
+        }
+    }
+
     // 2. File data, and the hard links that share it.
     progress.set_phase("restoring files");
     let mut primaries: HashMap<(u64, u64), &Path> = HashMap::new();
