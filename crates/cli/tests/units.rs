@@ -80,3 +80,109 @@ fn a_sqlite_unit_without_a_database_is_a_configuration_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("add database ="));
 }
+
+fn units_sandbox(units: &str) -> Sandbox {
+    let sb = Sandbox::new(units);
+    let app = sb.home.join("appdata");
+    std::fs::create_dir_all(app.join("sub")).unwrap();
+    std::fs::write(app.join("settings.conf"), "volume=7\n").unwrap();
+    std::fs::write(app.join("sub/data.bin"), random_bytes(100_000, 5)).unwrap();
+    sb
+}
+
+fn restore_and_compare(sb: &Sandbox, slug: &str, before: &std::collections::BTreeMap<std::path::PathBuf, EntryFacts>) {
+    let app = sb.home.join("appdata");
+    std::fs::remove_dir_all(&app).unwrap();
+    std::fs::create_dir_all(&app).unwrap();
+    sb.ok(&["backups", "restore", slug, "--quiet"]);
+    let after = facts(&app);
+    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    for (k, v) in before {
+        assert_eq!(after[k].content_hash, v.content_hash, "{}", k.display());
+    }
+}
+
+#[test]
+fn command_units_export_and_import_their_data() {
+    for (kind, unit) in [
+        ("folder", "export = 'cp -a ~/appdata/. \"$LIFEBOAT_DIR\"'\nimport = 'cp -a \"$LIFEBOAT_DIR\"/. ~/appdata/'"),
+        ("stream", "export = 'tar -C ~/appdata -cf - .'\nimport = 'tar -C ~/appdata -xf -'\nstream = true"),
+    ] {
+        let sb = units_sandbox(&format!("[unit.app]\ntype = \"command\"\n{unit}\n"));
+        let before = facts(&sb.home.join("appdata"));
+        let b = sb.backup(&[]);
+        assert_eq!(b["status"], "completed", "{kind}: {b}");
+        restore_and_compare(&sb, b["slug"].as_str().unwrap(), &before);
+        // Under --target the exported data is there to look at, and nothing is imported.
+        let target = sb.dir.path().join("t");
+        sb.ok(&["backups", "restore", b["slug"].as_str().unwrap(), "--target", target.to_str().unwrap(), "--quiet"]);
+        assert!(target.join("lifeboat-units/app/data").is_dir(), "{kind}");
+    }
+}
+
+const VAULT_SCRIPT: &str = r#"#!/bin/sh
+# A Sailfish OS vault unit script: --action export|import --dir D --bin-dir B --home-dir H --name N
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --action) action=$2; shift 2;;
+    --dir) dir=$2; shift 2;;
+    --bin-dir) bin=$2; shift 2;;
+    --home-dir) home=$2; shift 2;;
+    --name) name=$2; shift 2;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+case "$action" in
+  export) cp -a "$home/appdata/settings.conf" "$dir/" && cp -a "$home/appdata/sub" "$bin/";;
+  import) mkdir -p "$home/appdata" && cp -a "$dir/settings.conf" "$home/appdata/" && cp -a "$bin/sub" "$home/appdata/";;
+esac
+"#;
+
+#[test]
+fn a_sailfish_vault_script_round_trips() {
+    let sb = units_sandbox("");
+    let script = sb.dir.path().join("notes-vault");
+    std::fs::write(&script, VAULT_SCRIPT).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!("[unit.notes]\ntype = \"command\"\nscript = \"{}\"\n", script.display()));
+    std::fs::write(&sb.config, cfg).unwrap();
+    let before = facts(&sb.home.join("appdata"));
+    let b = sb.backup(&[]);
+    assert_eq!(b["status"], "completed", "{b}");
+    restore_and_compare(&sb, b["slug"].as_str().unwrap(), &before);
+}
+
+#[test]
+fn a_failing_unit_leaves_a_backup_with_warnings_that_holds_the_others() {
+    let sb = units_sandbox(
+        "[unit.broken]\ntype = \"command\"\nexport = 'echo the service is not running >&2; exit 3'\nimport = 'true'\n\
+         [unit.app]\npaths = [\"~/appdata\"]\nbefore_backup = 'echo before >> ~/hooks.log'\n\
+         after_backup = 'echo after >> ~/hooks.log'\n",
+    );
+    let out = sb.run(&["backups", "new", "--json", "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b["status"], "completed_with_warnings");
+    assert_eq!(std::fs::read_to_string(sb.home.join("hooks.log")).unwrap(), "before\nafter\n");
+    let info: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "info", b["slug"].as_str().unwrap(), "--json"])).unwrap();
+    let units = info["unit_details"].as_array().unwrap();
+    let broken = units.iter().find(|u| u["name"] == "broken").unwrap();
+    assert_eq!(broken["status"], "failed");
+    let app = units.iter().find(|u| u["name"] == "app").unwrap();
+    assert_eq!(app["status"], "completed");
+    let target = sb.dir.path().join("t");
+    sb.ok(&[
+        "backups",
+        "restore",
+        b["slug"].as_str().unwrap(),
+        "--unit",
+        "app",
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(compare_trees(&sb.home.join("appdata"), &rerooted(&target, &sb.home.join("appdata"))).is_empty());
+}

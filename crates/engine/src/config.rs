@@ -101,6 +101,33 @@ pub struct UnitConfig {
     pub not_included: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// `command` units: a shell command that writes the unit's data into `$LIFEBOAT_DIR`
+    /// (or, with `stream = true`, to its standard output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+    /// `command` units: a shell command that reads the data back from `$LIFEBOAT_DIR` (or,
+    /// with `stream = true`, from its standard input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<String>,
+    #[serde(default)]
+    pub stream: bool,
+    /// `command` units: a Sailfish OS vault unit script, called as
+    /// `SCRIPT --action export|import --dir D --bin-dir B --home-dir H --name N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Commands run around the unit's backup and restore (stop a service, start it again).
+    /// A failing `before_*` command fails the unit; a failing `after_*` one is a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_backup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_backup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_restore: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_restore: Option<String>,
+    /// Seconds a hook, export or import may run before it is stopped (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 /// The configuration in force and where it came from.
@@ -154,6 +181,12 @@ pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
             return Err(EngineError::Config {
                 path: path.to_path_buf(),
                 detail: format!("unit {name} is of type sqlite: add database = \"~/…/file.db\""),
+            });
+        }
+        if unit.kind == UnitKind::Command && unit.script.is_none() && (unit.export.is_none() || unit.import.is_none()) {
+            return Err(EngineError::Config {
+                path: path.to_path_buf(),
+                detail: format!("unit {name} is of type command: give export and import commands, or a script"),
             });
         }
         if unit.kind == UnitKind::Paths && unit.paths.is_empty() {

@@ -41,6 +41,8 @@ pub enum EngineError {
     Repo(#[from] RepoError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("unit {unit}: {reason}; nothing was restored")]
+    Hook { unit: String, reason: String },
     #[error("the operation was cancelled")]
     Cancelled,
 }

@@ -33,6 +33,17 @@ pub fn estimate(
 ) -> EngineResult<Vec<UnitEstimate>> {
     let mut out = Vec::new();
     for unit in units {
+        if unit.commands.is_some() {
+            out.push(UnitEstimate {
+                unit: unit.name.clone(),
+                title: unit.title.clone(),
+                files: 0,
+                bytes: 0,
+                new_bytes: 0,
+                warnings: vec!["the size of a command unit is known once its export has run".into()],
+            });
+            continue;
+        }
         let log = RunLog::none();
         match repo {
             Some(repo) => {

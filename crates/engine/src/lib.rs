@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod catalog;
+mod command;
 pub mod config;
 pub mod credentials;
 mod error;

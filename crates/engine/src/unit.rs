@@ -20,6 +20,33 @@ pub struct Unit {
     pub filter: Filter,
     pub not_included: Vec<String>,
     pub exclude_patterns: Vec<String>,
+    /// How a `command` unit exports and imports its data.
+    pub commands: Option<Commands>,
+    pub hooks: Hooks,
+}
+
+/// The export and import of a `command` unit.
+#[derive(Debug, Clone)]
+pub enum Commands {
+    /// Shell commands working in `$LIFEBOAT_DIR`, or on standard output and input (`stream`).
+    Shell { export: String, import: String, stream: bool },
+    /// A Sailfish OS vault unit script.
+    Vault { script: PathBuf },
+}
+
+/// Commands run around a unit's backup and restore.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    pub before_backup: Option<String>,
+    pub after_backup: Option<String>,
+    pub before_restore: Option<String>,
+    pub after_restore: Option<String>,
+    pub timeout: std::time::Duration,
+}
+
+/// The root path recorded for a `command` unit's exported data.
+pub(crate) fn command_root(name: &str) -> String {
+    format!("unit:{name}")
 }
 
 /// A unit as listed by `units list`.
@@ -39,7 +66,11 @@ impl Unit {
             name: self.name.clone(),
             title: self.title.clone(),
             kind: self.kind.as_str().to_string(),
-            paths: self.paths.iter().map(|(w, _)| w.clone()).collect(),
+            paths: match &self.commands {
+                Some(Commands::Shell { export, .. }) => vec![format!("export: {export}")],
+                Some(Commands::Vault { script }) => vec![format!("script: {}", script.display())],
+                None => self.paths.iter().map(|(w, _)| w.clone()).collect(),
+            },
             exclude: self.exclude_patterns.clone(),
             not_included: self.not_included.clone(),
         }
@@ -87,12 +118,22 @@ fn resolve(name: &str, uc: &UnitConfig, dirs: &Dirs, extra_excludes: &[PathBuf])
             Some(db) => vec![(db.clone(), dirs.expand(db))],
             None => return Err(bad("a sqlite unit needs database = \"~/…/file.db\"".into())),
         },
-        UnitKind::Command => {
-            return Err(bad(format!(
-                "unit kind {} is not supported by this build yet; use type = \"paths\"",
-                uc.kind.as_str()
-            )))
+        UnitKind::Command => Vec::new(),
+    };
+    let commands = match (uc.kind, &uc.script, &uc.export, &uc.import) {
+        (UnitKind::Command, Some(script), _, _) => Some(Commands::Vault { script: dirs.expand(script) }),
+        (UnitKind::Command, None, Some(export), Some(import)) => {
+            Some(Commands::Shell { export: export.clone(), import: import.clone(), stream: uc.stream })
         }
+        (UnitKind::Command, ..) => return Err(bad("give export and import commands, or a script".into())),
+        _ => None,
+    };
+    let hooks = Hooks {
+        before_backup: uc.before_backup.clone(),
+        after_backup: uc.after_backup.clone(),
+        before_restore: uc.before_restore.clone(),
+        after_restore: uc.after_restore.clone(),
+        timeout: uc.timeout.map(std::time::Duration::from_secs).unwrap_or(crate::command::DEFAULT_TIMEOUT),
     };
     for (w, p) in &paths {
         if !p.is_absolute() {
@@ -110,6 +151,8 @@ fn resolve(name: &str, uc: &UnitConfig, dirs: &Dirs, extra_excludes: &[PathBuf])
         filter,
         not_included: uc.not_included.clone(),
         exclude_patterns: uc.exclude.clone(),
+        commands,
+        hooks,
     })
 }
 

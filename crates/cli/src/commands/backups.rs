@@ -51,6 +51,9 @@ pub fn new(
             format::bytes(snap.stored)
         );
         for u in &snap.units {
+            if let Some(e) = &u.error {
+                println!("  unit {} failed: {e}", u.name);
+            }
             for w in &u.warnings {
                 println!("  warning ({}): {w}", u.name);
             }
@@ -143,7 +146,7 @@ pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Re
                 .map(|u| {
                     serde_json::json!({
                         "name": u.name, "title": u.title, "kind": u.kind, "status": u.status.as_str(),
-                        "files": u.files, "dirs": u.dirs, "size": u.size, "warnings": u.warnings,
+                        "files": u.files, "dirs": u.dirs, "size": u.size, "warnings": u.warnings, "error": u.error,
                         "paths": u.roots.iter().map(|r| &r.path).collect::<Vec<_>>(),
                         "not_included": u.not_included,
                     })
@@ -177,6 +180,9 @@ pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Re
             u.files,
             paths.join(", ")
         );
+        if let Some(e) = &u.error {
+            println!("      failed: {e}");
+        }
         for w in &u.warnings {
             println!("      warning: {w}");
         }
@@ -207,7 +213,7 @@ pub fn restore(
     } else {
         RunLog::create(&ctx.dirs.logs, "restore", &snap.slug, Some(view.printer()))
     };
-    let req = RestoreRequest { units, target, dry_run };
+    let req = RestoreRequest { units, target, dry_run, configured: ctx.units()? };
     let result = restore::run(&repo, &snap, &ctx.dirs, &req, &progress, &log);
     view.finish();
     let report = result?;

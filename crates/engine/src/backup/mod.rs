@@ -5,6 +5,7 @@ mod scan;
 mod sqlite;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,12 +14,13 @@ use lifeboat_repository::{
     BlobWriter, Id, LockKind, RawBytes, Repository, Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit,
 };
 
+use crate::command;
 use crate::config::UnitKind;
 use crate::meta::NameCache;
 use crate::paths::Dirs;
 use crate::progress::Progress;
 use crate::runlog::RunLog;
-use crate::unit::Unit;
+use crate::unit::{Commands, Unit};
 use crate::EngineResult;
 
 /// How long a backup waits for a running prune before giving up.
@@ -104,6 +106,7 @@ pub fn run(
         names: &names_cache,
         read_bytes: &read_bytes,
         staging_dir: &staging_dir,
+        home: &dirs.home,
     };
     let result: EngineResult<Vec<SnapshotUnit>> = std::thread::scope(|s| {
         match parent_totals {
@@ -181,12 +184,13 @@ struct Session<'a> {
     log: &'a RunLog,
     names: &'a NameCache,
     read_bytes: &'a AtomicU64,
-    /// Where consistent copies of databases are made before they are read.
+    /// Where consistent copies of databases and command exports are made before they are read.
     staging_dir: &'a std::path::Path,
+    home: &'a Path,
 }
 
 fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
-    let Session { repo, parents, writer, progress, log, names: names_cache, read_bytes, staging_dir } = *session;
+    let Session { repo, parents, writer, progress, log, names: names_cache, read_bytes, staging_dir, home } = *session;
     let archiver = archiver::Archiver {
         repo,
         writer,
@@ -200,16 +204,65 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
         warnings: Mutex::new(Vec::new()),
         read: read_bytes,
     };
+    let hook = |line: &Option<String>| match line {
+        Some(line) => command::run(command::Invocation {
+            program: command::Program::Shell(line),
+            dir: None,
+            unit: &unit.name,
+            home,
+            stdin: None,
+            stdout: None,
+            timeout: unit.hooks.timeout,
+        }),
+        None => Ok(()),
+    };
+    let failed = |error: String| {
+        log.warn(progress, &format!("unit {} not backed up: {error}", unit.name));
+        SnapshotUnit {
+            name: unit.name.clone(),
+            title: unit.title.clone(),
+            kind: unit.kind.as_str().to_string(),
+            status: SnapshotStatus::Failed,
+            warnings: vec![],
+            error: Some(error),
+            roots: vec![],
+            files: 0,
+            dirs: 0,
+            size: 0,
+            not_included: unit.not_included.clone(),
+        }
+    };
+    if let Err(e) = hook(&unit.hooks.before_backup) {
+        return Ok(failed(format!("before_backup: {e}")));
+    }
     let mut roots = Vec::new();
+    let staging = || {
+        tempfile::Builder::new()
+            .prefix(&format!(".lifeboat-{}-", unit.name))
+            .tempdir_in(staging_dir)
+            .map_err(|e| crate::EngineError::io("creating a staging folder in", staging_dir, e))
+    };
+    if let Some(commands) = &unit.commands {
+        let area = staging()?;
+        if let Err(e) = export(commands, area.path(), unit, home) {
+            let _ = hook(&unit.hooks.after_backup);
+            return Ok(failed(format!("export: {e}")));
+        }
+        if let Some(mut node) = archiver.root(area.path(), None)? {
+            node.name = RawBytes(b"export".to_vec());
+            roots.push(SnapshotRoot {
+                path: crate::unit::command_root(&unit.name),
+                absolute: RawBytes::from_os(area.path().as_os_str()),
+                node,
+            });
+        }
+    }
     for (written, abs) in &unit.paths {
         let parent = parents.get(&(unit.name.clone(), written.clone()));
         let node = match unit.kind {
             UnitKind::Sqlite => {
-                let staging = tempfile::Builder::new()
-                    .prefix(".lifeboat-sqlite-")
-                    .tempdir_in(staging_dir)
-                    .map_err(|e| crate::EngineError::io("creating a staging folder in", staging_dir, e))?;
-                let copy = staging.path().join("copy.db");
+                let area = staging()?;
+                let copy = area.path().join("copy.db");
                 match sqlite::copy(abs, &copy) {
                     Ok(()) => archiver.database(abs, &copy)?,
                     Err(e) => {
@@ -223,6 +276,9 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
         if let Some(node) = node {
             roots.push(SnapshotRoot { path: written.clone(), absolute: RawBytes::from_os(abs.as_os_str()), node });
         }
+    }
+    if let Err(e) = hook(&unit.hooks.after_backup) {
+        archiver.warn_unit(format!("after_backup: {e}"));
     }
     let warnings = archiver.warnings.into_inner().expect("warnings lock");
     Ok(SnapshotUnit {
@@ -238,6 +294,56 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
         size: archiver.bytes.load(Ordering::Relaxed),
         not_included: unit.not_included.clone(),
     })
+}
+
+/// Runs a `command` unit's export into `area` (`data/`, and `bin/` for vault scripts).
+fn export(commands: &Commands, area: &Path, unit: &Unit, home: &Path) -> Result<(), String> {
+    let data = area.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    let (program, stdout) = match commands {
+        Commands::Shell { export, stream: false, .. } => (command::Program::Shell(export), None),
+        Commands::Shell { export, stream: true, .. } => {
+            let out = std::fs::File::create(data.join("stream")).map_err(|e| e.to_string())?;
+            (command::Program::Shell(export), Some(out))
+        }
+        Commands::Vault { script } => {
+            let bin = area.join("bin");
+            std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+            (
+                command::Program::Args(
+                    script.to_str().unwrap_or_default(),
+                    vault_args("export", &data, &bin, home, &unit.name),
+                ),
+                None,
+            )
+        }
+    };
+    command::run(command::Invocation {
+        program,
+        dir: Some(&data),
+        unit: &unit.name,
+        home,
+        stdin: None,
+        stdout,
+        timeout: unit.hooks.timeout,
+    })
+}
+
+/// The arguments Sailfish OS passes to a vault unit script.
+pub(crate) fn vault_args(action: &str, data: &Path, bin: &Path, home: &Path, name: &str) -> Vec<String> {
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    vec![
+        "--action".into(),
+        action.into(),
+        "--dir".into(),
+        s(data),
+        "--bin-dir".into(),
+        s(bin),
+        "--home-dir".into(),
+        s(home),
+        "--name".into(),
+        name.into(),
+    ]
 }
 
 fn names(units: &[&Unit]) -> String {
@@ -256,7 +362,7 @@ fn default_name(req: &BackupRequest, started: jiff::Timestamp) -> String {
 /// Runs one unit through the pipeline with a dry-run writer (for `estimate`).
 pub(crate) fn dry_unit(
     repo: &Repository,
-    _dirs: &Dirs,
+    dirs: &Dirs,
     unit: &Unit,
     writer: &BlobWriter,
     progress: &Progress,
@@ -284,7 +390,8 @@ pub(crate) fn dry_unit(
         log,
         names: &NameCache::default(),
         read_bytes: &AtomicU64::new(0),
-        staging_dir: &staging_dir(_dirs),
+        staging_dir: &staging_dir(dirs),
+        home: &dirs.home,
     };
     backup_unit(&session, unit)
 }
@@ -298,7 +405,7 @@ pub(crate) fn count_unit(unit: &Unit, progress: &Progress) -> (u64, u64) {
 }
 
 /// Staging space for database copies: Lifeboat's data folder (never backed up itself).
-fn staging_dir(dirs: &Dirs) -> std::path::PathBuf {
+pub(crate) fn staging_dir(dirs: &Dirs) -> std::path::PathBuf {
     let d = dirs.data.join("staging");
     let _ = std::fs::create_dir_all(&d);
     d

@@ -15,16 +15,21 @@ use lifeboat_repository::{Node, NodeKind, Repository, Snapshot};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::command;
 use crate::meta;
 use crate::paths::Dirs;
 use crate::progress::Progress;
 use crate::runlog::RunLog;
+use crate::unit::{Commands, Unit};
 use crate::{EngineError, EngineResult};
 
 pub struct RestoreRequest {
     pub units: Vec<String>,
     pub target: Option<PathBuf>,
     pub dry_run: bool,
+    /// The units configured on this device: their hooks run around the restore, and
+    /// `command` units import their data with them.
+    pub configured: Vec<Unit>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -89,7 +94,34 @@ fn run_in_pool(
     }
     progress.set_phase("reading the backup's folders");
     repo.load_index()?;
-    let plan = plan::build(repo, snapshot, &req.units, dirs, req.target.as_deref());
+    // Exported data of command units goes to a staging folder for their import (or, under
+    // --target, to DIR/lifeboat-units/NAME for a person to look at).
+    let mut staging = Vec::new();
+    let mut elsewhere = HashMap::new();
+    let chosen = |name: &str| req.units.is_empty() || req.units.iter().any(|u| u == name);
+    for su in snapshot.units.iter().filter(|u| u.kind == "command" && chosen(&u.name)) {
+        let dest = match &req.target {
+            Some(t) => t.join("lifeboat-units").join(&su.name),
+            None => {
+                let area = tempfile::Builder::new()
+                    .prefix(&format!(".lifeboat-import-{}-", su.name))
+                    .tempdir_in(crate::backup::staging_dir(dirs))
+                    .map_err(|e| EngineError::io("creating a staging folder in", &dirs.data, e))?;
+                let dest = area.path().join("export");
+                staging.push(area);
+                dest
+            }
+        };
+        elsewhere.insert(su.name.clone(), dest);
+    }
+    if !req.dry_run {
+        for unit in configured_units(req, snapshot) {
+            if let Err(e) = hook(unit, &unit.hooks.before_restore, dirs) {
+                return Err(EngineError::Hook { unit: unit.name.clone(), reason: format!("before_restore: {e}") });
+            }
+        }
+    }
+    let plan = plan::build(repo, snapshot, &req.units, dirs, req.target.as_deref(), &elsewhere);
     let mut report = RestoreReport {
         problems: plan.problems.clone(),
         roots: plan.roots.iter().map(|(u, p)| (u.clone(), p.display().to_string())).collect(),
@@ -240,6 +272,36 @@ fn run_in_pool(
         });
     }
     report.dirs = folders.len() as u64;
+
+    // 5. Command units import what was restored; then every unit's after_restore hook.
+    if req.target.is_none() {
+        for su in snapshot.units.iter().filter(|u| u.kind == "command" && chosen(&u.name)) {
+            let Some(dest) = elsewhere.get(&su.name) else { continue };
+            match req.configured.iter().find(|u| u.name == su.name).and_then(|u| u.commands.as_ref().map(|c| (u, c))) {
+                Some((unit, commands)) => {
+                    progress.set_phase(format!("importing {}", unit.name));
+                    if let Err(e) = import(unit, commands, dest, dirs) {
+                        problem(dest, format!("unit {}: import: {e}", unit.name));
+                    }
+                }
+                None => problem(
+                    dest,
+                    format!(
+                        "unit {} has no import command on this device: restore it with --target to get its data",
+                        su.name
+                    ),
+                ),
+            }
+        }
+    }
+    if !req.dry_run {
+        for unit in configured_units(req, snapshot) {
+            if let Err(e) = hook(unit, &unit.hooks.after_restore, dirs) {
+                problem(Path::new(&unit.name), format!("after_restore: {e}"));
+            }
+        }
+    }
+    drop(staging);
     report.problems.extend(problems.into_inner().expect("problems lock"));
     log.info(&format!(
         "restore of {} finished: {} files, {} folders, {} problems",
@@ -249,6 +311,54 @@ fn run_in_pool(
         report.problems.len()
     ));
     Ok(report)
+}
+
+/// The configured units this restore touches.
+fn configured_units<'a>(req: &'a RestoreRequest, snapshot: &'a Snapshot) -> impl Iterator<Item = &'a Unit> + 'a {
+    req.configured.iter().filter(move |u| {
+        snapshot.units.iter().any(|su| su.name == u.name) && (req.units.is_empty() || req.units.contains(&u.name))
+    })
+}
+
+fn hook(unit: &Unit, line: &Option<String>, dirs: &Dirs) -> Result<(), String> {
+    let Some(line) = line else { return Ok(()) };
+    command::run(command::Invocation {
+        program: command::Program::Shell(line),
+        dir: None,
+        unit: &unit.name,
+        home: &dirs.home,
+        stdin: None,
+        stdout: None,
+        timeout: unit.hooks.timeout,
+    })
+}
+
+/// Runs a `command` unit's import on the data restored at `dest` (`data/`, `bin/`).
+fn import(unit: &Unit, commands: &Commands, dest: &Path, dirs: &Dirs) -> Result<(), String> {
+    let data = dest.join("data");
+    let (program, stdin) = match commands {
+        Commands::Shell { import, stream: false, .. } => (command::Program::Shell(import), None),
+        Commands::Shell { import, stream: true, .. } => {
+            let input = std::fs::File::open(data.join("stream")).map_err(|e| format!("no exported stream: {e}"))?;
+            (command::Program::Shell(import), Some(input))
+        }
+        Commands::Vault { script } => (
+            command::Program::Args(
+                script.to_str().unwrap_or_default(),
+                crate::backup::vault_args("import", &data, &dest.join("bin"), &dirs.home, &unit.name),
+            ),
+            None,
+        ),
+    };
+    command::run(command::Invocation {
+        program,
+        dir: Some(&data),
+        unit: &unit.name,
+        home: &dirs.home,
+        stdin,
+        stdout: None,
+        timeout: unit.hooks.timeout,
+    })
 }
 
 fn dry_run(plan: &plan::Plan, report: &mut RestoreReport) {

@@ -32,19 +32,25 @@ pub(crate) fn destination(written: &str, dirs: &Dirs, target: Option<&Path>) -> 
     }
 }
 
+/// `elsewhere`: destinations of units whose data does not go back to a device path (the
+/// exported data of `command` units), by unit name.
 pub(crate) fn build(
     repo: &Repository,
     snapshot: &Snapshot,
     units: &[String],
     dirs: &Dirs,
     target: Option<&Path>,
+    elsewhere: &std::collections::HashMap<String, PathBuf>,
 ) -> Plan {
     let items = Mutex::new(Vec::new());
     let problems = Mutex::new(Vec::new());
     let mut roots = Vec::new();
     for unit in snapshot.units.iter().filter(|u| units.is_empty() || units.contains(&u.name)) {
         for root in &unit.roots {
-            let dest = destination(&root.path, dirs, target);
+            let dest = match elsewhere.get(&unit.name) {
+                Some(d) => d.clone(),
+                None => destination(&root.path, dirs, target),
+            };
             roots.push((unit.name.clone(), dest.clone()));
             walk(repo, &root.node, dest, 0, &items, &problems);
         }
