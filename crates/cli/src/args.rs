@@ -123,6 +123,14 @@ pub enum BackupsCommand {
         /// List what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// merge: restored files win, others stay; replace: restored folders become exactly
+        /// what the backup holds.
+        #[arg(long, value_enum, default_value = "merge")]
+        mode: Mode,
+        /// Put what was under OLD under NEW instead (also absolute symlink targets). The
+        /// backup's home always maps to yours.
+        #[arg(long = "map-path", value_name = "OLD=NEW", value_parser = parse_map)]
+        map_paths: Vec<(PathBuf, PathBuf)>,
         #[command(flatten)]
         location: LocationArg,
         #[arg(long)]
@@ -174,4 +182,18 @@ pub enum KeyCommand {
         #[command(flatten)]
         location: LocationArg,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Mode {
+    Merge,
+    Replace,
+}
+
+fn parse_map(s: &str) -> Result<(PathBuf, PathBuf), String> {
+    let (old, new) = s.split_once('=').ok_or("give OLD=NEW")?;
+    if !old.starts_with('/') || !new.starts_with('/') {
+        return Err("both paths must be absolute".into());
+    }
+    Ok((PathBuf::from(old.trim_end_matches('/')), PathBuf::from(new.trim_end_matches('/'))))
 }

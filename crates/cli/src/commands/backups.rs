@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use lifeboat_engine::backup::{self, BackupRequest};
-use lifeboat_engine::restore::{self, RestoreRequest};
+use lifeboat_engine::restore::{self, RestoreMode, RestoreRequest};
 use lifeboat_engine::{unit, BackupInfo, Progress, RunLog};
 use lifeboat_repository::{Repository, SnapshotStatus};
 
@@ -190,15 +190,23 @@ pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Re
     Ok(exit::OK)
 }
 
+/// How a restore is done.
+pub struct How {
+    pub target: Option<PathBuf>,
+    pub dry_run: bool,
+    pub mode: RestoreMode,
+    pub map_paths: Vec<(PathBuf, PathBuf)>,
+}
+
 pub fn restore(
     ctx: &Context,
     slug: &str,
     units: Vec<String>,
-    target: Option<PathBuf>,
-    dry_run: bool,
+    how: How,
     location: Option<&str>,
     json: bool,
 ) -> Result<i32> {
+    let How { target, dry_run, mode, map_paths } = how;
     let loc = ctx.location(location)?;
     let repo = ctx.open(&loc, false)?;
     let (_, snap) = repo.find_snapshot(slug)?;
@@ -213,7 +221,7 @@ pub fn restore(
     } else {
         RunLog::create(&ctx.dirs.logs, "restore", &snap.slug, Some(view.printer()))
     };
-    let req = RestoreRequest { units, target, dry_run, configured: ctx.units()? };
+    let req = RestoreRequest { units, target, dry_run, configured: ctx.units()?, mode, map_paths };
     let result = restore::run(&repo, &snap, &ctx.dirs, &req, &progress, &log);
     view.finish();
     let report = result?;

@@ -5,6 +5,7 @@ mod maintenance;
 mod units;
 
 use anyhow::Result;
+use lifeboat_engine::restore::RestoreMode;
 
 use crate::args::{BackupsCommand, Cli, Command, KeyCommand, UnitsCommand};
 use crate::context::Context;
@@ -20,8 +21,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Info { slug, location, json } => {
                 backups::info(&ctx, &slug, location.location.as_deref(), json)
             }
-            BackupsCommand::Restore { slug, units, target, dry_run, location, json } => {
-                backups::restore(&ctx, &slug, units, target, dry_run, location.location.as_deref(), json)
+            BackupsCommand::Restore { slug, units, target, dry_run, mode, map_paths, location, json } => {
+                let how = backups::How {
+                    target,
+                    dry_run,
+                    mode: match mode {
+                        crate::args::Mode::Merge => RestoreMode::Merge,
+                        crate::args::Mode::Replace => RestoreMode::Replace,
+                    },
+                    map_paths,
+                };
+                backups::restore(&ctx, &slug, units, how, location.location.as_deref(), json)
             }
             BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, location.location.as_deref()),
         },

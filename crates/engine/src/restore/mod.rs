@@ -30,6 +30,23 @@ pub struct RestoreRequest {
     /// The units configured on this device: their hooks run around the restore, and
     /// `command` units import their data with them.
     pub configured: Vec<Unit>,
+    pub mode: RestoreMode,
+    /// `--map-path OLD=NEW`: paths under OLD (destinations and absolute symlink targets) go
+    /// under NEW. The backup's home always maps to this user's home.
+    pub map_paths: Vec<(PathBuf, PathBuf)>,
+}
+
+/// What happens to files in a restored folder that the backup does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestoreMode {
+    /// Restored files win; other files stay (the default: nothing the backup does not hold is
+    /// deleted).
+    #[default]
+    Merge,
+    /// The unit's folders become exactly what the backup holds: other files in them are
+    /// removed (files the unit excludes, such as caches, stay).
+    Replace,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -121,7 +138,8 @@ fn run_in_pool(
             }
         }
     }
-    let plan = plan::build(repo, snapshot, &req.units, dirs, req.target.as_deref(), &elsewhere);
+    let map = plan::PathMap::new(&snapshot.home.0, &dirs.home, &req.map_paths);
+    let plan = plan::build(repo, snapshot, &req.units, dirs, req.target.as_deref(), &elsewhere, &map);
     let mut report = RestoreReport {
         problems: plan.problems.clone(),
         roots: plan.roots.iter().map(|(u, p)| (u.clone(), p.display().to_string())).collect(),
@@ -167,6 +185,11 @@ fn run_in_pool(
                 let _ = std::fs::set_permissions(&item.path, std::fs::Permissions::from_mode(0o700 | item.node.mode));
             }
         });
+    }
+
+    if req.mode == RestoreMode::Replace {
+        progress.set_phase("removing what the backup does not hold");
+        remove_extras(&plan, &folders, req, &problem);
     }
 
     // A database comes back without the journal or WAL of the one it replaces: SQLite would
@@ -311,6 +334,42 @@ fn run_in_pool(
         report.problems.len()
     ));
     Ok(report)
+}
+
+/// In replace mode: removes entries of restored folders that the backup does not hold,
+/// except those the unit's configuration excludes.
+fn remove_extras(
+    plan: &plan::Plan,
+    folders: &[&plan::Item],
+    req: &RestoreRequest,
+    problem: &(dyn Fn(&Path, String) + Sync),
+) {
+    let mut held: HashMap<&Path, std::collections::HashSet<&std::ffi::OsStr>> = HashMap::new();
+    for item in &plan.items {
+        if let (Some(parent), Some(name)) = (item.path.parent(), item.path.file_name()) {
+            held.entry(parent).or_default().insert(name);
+        }
+    }
+    folders.par_iter().for_each(|dir| {
+        let (unit, root) = &plan.roots[dir.root];
+        let filter = req.configured.iter().find(|u| &u.name == unit).map(|u| &u.filter);
+        let Ok(entries) = std::fs::read_dir(&dir.path) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if held.get(dir.path.as_path()).is_some_and(|h| h.contains(name.as_os_str())) {
+                continue;
+            }
+            let path = e.path();
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if filter.is_some_and(|f| f.excludes(&path, rel, is_dir)) {
+                continue;
+            }
+            if let Err(err) = fsops::remove_any(&path) {
+                problem(&path, format!("cannot remove (not in the backup): {err}"));
+            }
+        }
+    });
 }
 
 /// The configured units this restore touches.

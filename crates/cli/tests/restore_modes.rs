@@ -1,0 +1,90 @@
+//! Restore modes, and restores for another user or at other paths.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+#[test]
+fn merge_keeps_other_files_and_replace_removes_them() {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\nexclude = [\"*.tmp\"]\n");
+    let notes = sb.home.join("notes");
+    fs::create_dir_all(notes.join("sub")).unwrap();
+    fs::write(notes.join("a"), "a from the backup").unwrap();
+    fs::write(notes.join("sub/b"), "b from the backup").unwrap();
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+
+    let change = || {
+        fs::write(notes.join("a"), "a edited").unwrap();
+        fs::write(notes.join("new"), "written after the backup").unwrap();
+        fs::write(notes.join("sub/new"), "also after").unwrap();
+        fs::write(notes.join("draft.tmp"), "excluded from the unit").unwrap();
+    };
+    change();
+    sb.ok(&["backups", "restore", &slug, "--quiet"]);
+    assert_eq!(fs::read_to_string(notes.join("a")).unwrap(), "a from the backup");
+    assert!(notes.join("new").exists() && notes.join("sub/new").exists(), "merge is the default and keeps other files");
+
+    change();
+    sb.ok(&["backups", "restore", &slug, "--mode", "replace", "--quiet"]);
+    assert_eq!(fs::read_to_string(notes.join("a")).unwrap(), "a from the backup");
+    assert!(!notes.join("new").exists() && !notes.join("sub/new").exists(), "replace removes what the backup lacks");
+    assert!(notes.join("draft.tmp").exists(), "files the unit excludes stay");
+    assert_eq!(fs::read_to_string(notes.join("sub/b")).unwrap(), "b from the backup");
+}
+
+#[test]
+fn a_backup_of_one_user_restores_into_another_users_home() {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n");
+    // The backup is made as "nemo"…
+    let nemo = sb.dir.path().join("users/nemo");
+    let notes = nemo.join("notes");
+    fs::create_dir_all(&notes).unwrap();
+    fs::write(notes.join("a"), "note a").unwrap();
+    std::os::unix::fs::symlink(notes.join("a"), notes.join("link-into-home")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", notes.join("link-elsewhere")).unwrap();
+    let out = sb.command().env("HOME", &nemo).args(["backups", "new", "--json", "--quiet"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    fs::remove_dir_all(&notes).unwrap();
+
+    // …and restored as "defaultuser", whose home is elsewhere.
+    let defaultuser = sb.dir.path().join("users/defaultuser");
+    fs::create_dir_all(&defaultuser).unwrap();
+    let out = sb
+        .command()
+        .env("HOME", &defaultuser)
+        .args(["backups", "restore", b["slug"].as_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = defaultuser.join("notes");
+    assert_eq!(fs::read_to_string(restored.join("a")).unwrap(), "note a");
+    assert_eq!(
+        fs::read_link(restored.join("link-into-home")).unwrap(),
+        restored.join("a"),
+        "links into the old home follow"
+    );
+    assert_eq!(fs::read_link(restored.join("link-elsewhere")).unwrap(), std::path::Path::new("/etc/hostname"));
+    assert!(!notes.exists(), "nothing is written under the old home");
+}
+
+#[test]
+fn map_path_moves_absolute_paths() {
+    let sb = Sandbox::new("");
+    let srv = sb.dir.path().join("srv/data");
+    fs::create_dir_all(&srv).unwrap();
+    fs::write(srv.join("x"), "x").unwrap();
+    let mut cfg = fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!("[unit.srv]\npaths = [\"{}\"]\n", srv.display()));
+    fs::write(&sb.config, cfg).unwrap();
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let old = sb.dir.path().join("srv");
+    let new = sb.dir.path().join("srv2");
+    let rule = format!("{}={}", old.display(), new.display());
+    sb.ok(&["backups", "restore", &slug, "--map-path", &rule, "--quiet"]);
+    assert_eq!(fs::read_to_string(new.join("data/x")).unwrap(), "x");
+    let out = sb.run(&["backups", "restore", &slug, "--map-path", "relative=/x"]);
+    assert_eq!(out.status.code(), Some(2));
+}
