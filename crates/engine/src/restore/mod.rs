@@ -154,7 +154,12 @@ fn run_in_pool(
     }
     log.info(&format!("restore of backup {} ({} entries)", snapshot.slug, plan.items.len()));
     let as_root = nix::unistd::geteuid().is_root();
-    let owners = Owners::default();
+    let owners = Owners {
+        cache: Mutex::new(HashMap::new()),
+        home_owner: std::fs::metadata(&dirs.home)
+            .map(|m| (m.uid(), m.gid()))
+            .unwrap_or((nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())),
+    };
     let problems = Mutex::new(Vec::new());
     let problem = |path: &Path, what: String| {
         let msg = format!("{}: {what}", path.display());
@@ -453,28 +458,34 @@ fn dry_run(plan: &plan::Plan, report: &mut RestoreReport) {
 type OwnerKey = (Option<String>, Option<String>, u32, u32);
 
 /// Owners on restore as root: by name when the name exists here, else by number.
-#[derive(Default)]
 struct Owners {
     cache: Mutex<HashMap<OwnerKey, (u32, u32)>>,
+    /// Owner and group of the home folder restored into.
+    home_owner: (u32, u32),
 }
 
 impl Owners {
+    /// Owner and group by name where the names exist here; a user (or group) unknown on this
+    /// device maps to the owner of the home the data is restored into, so a backup from
+    /// another device or user belongs to the person restoring it.
     fn resolve(&self, n: &Node) -> Option<(u32, u32)> {
         let key = (n.user.clone(), n.group.clone(), n.uid, n.gid);
         let mut c = self.cache.lock().expect("owners lock");
         Some(*c.entry(key).or_insert_with(|| {
-            let uid = n
-                .user
-                .as_deref()
-                .and_then(|u| nix::unistd::User::from_name(u).ok().flatten())
-                .map(|u| u.uid.as_raw())
-                .unwrap_or(n.uid);
-            let gid = n
-                .group
-                .as_deref()
-                .and_then(|g| nix::unistd::Group::from_name(g).ok().flatten())
-                .map(|g| g.gid.as_raw())
-                .unwrap_or(n.gid);
+            let uid = match n.user.as_deref() {
+                Some(name) => match nix::unistd::User::from_name(name).ok().flatten() {
+                    Some(u) => u.uid.as_raw(),
+                    None => self.home_owner.0,
+                },
+                None => n.uid,
+            };
+            let gid = match n.group.as_deref() {
+                Some(name) => match nix::unistd::Group::from_name(name).ok().flatten() {
+                    Some(g) => g.gid.as_raw(),
+                    None => self.home_owner.1,
+                },
+                None => n.gid,
+            };
             (uid, gid)
         }))
     }
