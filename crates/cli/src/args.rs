@@ -131,6 +131,9 @@ pub enum BackupsCommand {
         /// backup's home always maps to yours.
         #[arg(long = "map-path", value_name = "OLD=NEW", value_parser = parse_map)]
         map_paths: Vec<(PathBuf, PathBuf)>,
+        /// Skip the safety backup of what an in-place restore overwrites.
+        #[arg(long)]
+        no_safety_backup: bool,
         #[command(flatten)]
         location: LocationArg,
         #[arg(long)]

@@ -22,9 +22,15 @@ fn merge_keeps_other_files_and_replace_removes_them() {
         fs::write(notes.join("draft.tmp"), "excluded from the unit").unwrap();
     };
     change();
-    sb.ok(&["backups", "restore", &slug, "--quiet"]);
+    let out = sb.ok(&["backups", "restore", &slug, "--quiet"]);
     assert_eq!(fs::read_to_string(notes.join("a")).unwrap(), "a from the backup");
     assert!(notes.join("new").exists() && notes.join("sub/new").exists(), "merge is the default and keeps other files");
+
+    // The safety backup taken first undoes the restore.
+    let safety = out.split("safety backup ").nth(1).and_then(|r| r.split(';').next()).expect(&out).to_string();
+    assert!(out.contains(&format!("lifeboat backups restore {safety} --unit notes --mode replace")), "{out}");
+    sb.ok(&["backups", "restore", &safety, "--mode", "replace", "--no-safety-backup", "--quiet"]);
+    assert_eq!(fs::read_to_string(notes.join("a")).unwrap(), "a edited");
 
     change();
     sb.ok(&["backups", "restore", &slug, "--mode", "replace", "--quiet"]);

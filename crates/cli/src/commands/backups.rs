@@ -196,6 +196,8 @@ pub struct How {
     pub dry_run: bool,
     pub mode: RestoreMode,
     pub map_paths: Vec<(PathBuf, PathBuf)>,
+    /// Back up the units about to be overwritten first (in-place restores only).
+    pub safety_backup: bool,
 }
 
 pub fn restore(
@@ -206,13 +208,19 @@ pub fn restore(
     location: Option<&str>,
     json: bool,
 ) -> Result<i32> {
-    let How { target, dry_run, mode, map_paths } = how;
+    let How { target, dry_run, mode, map_paths, safety_backup } = how;
     let loc = ctx.location(location)?;
     let repo = ctx.open(&loc, false)?;
     let (_, snap) = repo.find_snapshot(slug)?;
     let target = match target {
         Some(t) if t.is_relative() => Some(std::env::current_dir()?.join(t)),
         t => t,
+    };
+    let configured = ctx.units()?;
+    let safety = if safety_backup && !dry_run && target.is_none() {
+        safety_backup_of(ctx, &repo, &snap, &units, &configured)?
+    } else {
+        None
     };
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
@@ -221,7 +229,7 @@ pub fn restore(
     } else {
         RunLog::create(&ctx.dirs.logs, "restore", &snap.slug, Some(view.printer()))
     };
-    let req = RestoreRequest { units, target, dry_run, configured: ctx.units()?, mode, map_paths };
+    let req = RestoreRequest { units, target, dry_run, configured, mode, map_paths };
     let result = restore::run(&repo, &snap, &ctx.dirs, &req, &progress, &log);
     view.finish();
     let report = result?;
@@ -256,8 +264,50 @@ pub fn restore(
         for (unit, path) in &report.roots {
             println!("  {unit} -> {path}");
         }
+        if let Some((slug, units)) = &safety {
+            println!(
+                "What was there before is in safety backup {slug}; undo with: lifeboat backups restore {slug} {} --mode replace",
+                units.iter().map(|u| format!("--unit {u}")).collect::<Vec<_>>().join(" ")
+            );
+        }
     }
     Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+/// Backs up the configured units a restore in place is about to overwrite. Returns the safety
+/// backup's slug and units, or None when there is nothing configured to protect.
+fn safety_backup_of(
+    ctx: &Context,
+    repo: &Repository,
+    snap: &lifeboat_repository::Snapshot,
+    units: &[String],
+    configured: &[lifeboat_engine::Unit],
+) -> Result<Option<(String, Vec<String>)>> {
+    let touched: Vec<&lifeboat_engine::Unit> = configured
+        .iter()
+        .filter(|u| snap.units.iter().any(|su| su.name == u.name) && (units.is_empty() || units.contains(&u.name)))
+        // Nothing to protect where the unit has no data yet (a new device).
+        .filter(|u| u.commands.is_some() || u.paths.iter().any(|(_, p)| p.symlink_metadata().is_ok()))
+        .collect();
+    if touched.is_empty() {
+        return Ok(None);
+    }
+    let slug = backup::new_slug(repo)?;
+    if !ctx.quiet {
+        eprintln!("Making safety backup {slug} of what the restore will overwrite…");
+    }
+    let progress = Progress::default();
+    let log = RunLog::create(&ctx.dirs.logs, "backup", &slug, None);
+    let names: Vec<String> = touched.iter().map(|u| u.name.clone()).collect();
+    let req = BackupRequest {
+        units: touched,
+        full: false,
+        name: Some(format!("Safety backup before restoring {}", snap.slug)),
+        slug,
+        tags: vec!["safety".into()],
+    };
+    let (_, made) = backup::run(repo, &ctx.dirs, req, &progress, &log)?;
+    Ok(Some((made.slug, names)))
 }
 
 pub fn remove(ctx: &Context, slug: &str, location: Option<&str>) -> Result<i32> {

@@ -21,7 +21,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Info { slug, location, json } => {
                 backups::info(&ctx, &slug, location.location.as_deref(), json)
             }
-            BackupsCommand::Restore { slug, units, target, dry_run, mode, map_paths, location, json } => {
+            BackupsCommand::Restore {
+                slug,
+                units,
+                target,
+                dry_run,
+                mode,
+                map_paths,
+                no_safety_backup,
+                location,
+                json,
+            } => {
                 let how = backups::How {
                     target,
                     dry_run,
@@ -30,6 +40,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                         crate::args::Mode::Replace => RestoreMode::Replace,
                     },
                     map_paths,
+                    safety_backup: !no_safety_backup,
                 };
                 backups::restore(&ctx, &slug, units, how, location.location.as_deref(), json)
             }
