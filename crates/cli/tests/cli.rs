@@ -33,6 +33,8 @@ fn a_fresh_machine_backs_up_the_home_folder_with_no_configuration() {
     let units = bare(dir.path()).args(["units", "list", "--json"]).output().unwrap();
     let units: serde_json::Value = serde_json::from_slice(&units.stdout).unwrap();
     assert_eq!(units[0]["name"], "home");
+    assert_eq!(units[0]["files"], 1, "the letter; caches are excluded: {units}");
+    assert_eq!(units[0]["size"], 13);
 
     let out = bare(dir.path()).args(["backups", "new", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

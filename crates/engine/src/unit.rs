@@ -58,9 +58,23 @@ pub struct UnitInfo {
     pub paths: Vec<String>,
     pub exclude: Vec<String>,
     pub not_included: Vec<String>,
+    /// Files and bytes the unit holds now (not known for `command` units before their export).
+    pub files: Option<u64>,
+    pub size: Option<u64>,
 }
 
 impl Unit {
+    /// The unit's listing with its current size (walks its paths).
+    pub fn info_with_size(&self) -> UnitInfo {
+        let mut info = self.info();
+        if self.commands.is_none() {
+            let (files, size) = crate::backup::count_unit(self, &crate::Progress::default());
+            info.files = Some(files);
+            info.size = Some(size);
+        }
+        info
+    }
+
     pub fn info(&self) -> UnitInfo {
         UnitInfo {
             name: self.name.clone(),
@@ -73,6 +87,8 @@ impl Unit {
             },
             exclude: self.exclude_patterns.clone(),
             not_included: self.not_included.clone(),
+            files: None,
+            size: None,
         }
     }
 }

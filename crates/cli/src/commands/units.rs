@@ -7,7 +7,7 @@ use crate::format;
 
 pub fn list(ctx: &Context, json: bool) -> Result<i32> {
     let units = ctx.units()?;
-    let infos: Vec<_> = units.iter().map(|u| u.info()).collect();
+    let infos: Vec<_> = units.iter().map(|u| u.info_with_size()).collect();
     if json {
         print_json(&infos)?;
         return Ok(exit::OK);
