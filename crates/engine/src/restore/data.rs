@@ -43,6 +43,7 @@ struct Need {
 pub(crate) fn restore_files(
     repo: &Repository,
     files: &[&Item],
+    unlink_first: bool,
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &Finish<'_>,
@@ -86,7 +87,7 @@ pub(crate) fn restore_files(
         if n == 1 || st.failed.load(Ordering::Relaxed) {
             return;
         }
-        match fsops::create_file(&st.item.path, st.item.node.mode)
+        match fsops::create_file(&st.item.path, st.item.node.mode, unlink_first)
             .and_then(|(f, fresh)| f.set_len(st.item.node.size).map(|_| (f, fresh)))
         {
             Ok((f, fresh)) => {
@@ -127,7 +128,7 @@ pub(crate) fn restore_files(
                 let s = (n.offset as u64 - start) as usize;
                 let sealed = &bytes[s..s + n.length as usize];
                 match repo.decode_blob(&n.blob, sealed, n.raw_length as usize) {
-                    Ok(plain) => write_places(&states, n, &plain, progress, problem, finish),
+                    Ok(plain) => write_places(&states, n, &plain, unlink_first, progress, problem, finish),
                     Err(e) => fail_places(&states, n, problem, &e.to_string()),
                 }
             });
@@ -170,6 +171,7 @@ fn write_places(
     states: &[FileState],
     n: &Need,
     plain: &[u8],
+    unlink_first: bool,
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &Finish<'_>,
@@ -181,7 +183,7 @@ fn write_places(
         }
         let single = st.item.node.content.len() == 1;
         let opened = if single {
-            fsops::create_file(&st.item.path, st.item.node.mode).map(|(f, fresh)| {
+            fsops::create_file(&st.item.path, st.item.node.mode, unlink_first).map(|(f, fresh)| {
                 st.fresh.store(fresh, Ordering::Relaxed);
                 f
             })
@@ -198,6 +200,7 @@ fn write_places(
         });
         match result {
             Ok(f) => {
+                crash_point();
                 progress.add(0, plain.len() as u64);
                 if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     finish(&f, &st.item.path, &st.item.node, st.fresh.load(Ordering::Relaxed));
@@ -209,6 +212,19 @@ fn write_places(
                     problem(&st.item.path, format!("cannot write: {e}"));
                 }
             }
+        }
+    }
+}
+
+/// Fault injection for the crash tests: with `LIFEBOAT_CRASH_AFTER_WRITES=N` in the
+/// environment, the process aborts (no cleanup, like `kill -9`) after its N-th file write.
+fn crash_point() {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let limit = LIMIT.get_or_init(|| std::env::var("LIFEBOAT_CRASH_AFTER_WRITES").ok().and_then(|v| v.parse().ok()));
+    if let Some(n) = limit {
+        if WRITES.fetch_add(1, Ordering::SeqCst) + 1 >= *n {
+            std::process::abort();
         }
     }
 }

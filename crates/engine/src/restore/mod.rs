@@ -139,7 +139,21 @@ fn run_in_pool(
         }
     }
     let map = plan::PathMap::new(&snapshot.home.0, &dirs.home, &req.map_paths);
-    let plan = plan::build(repo, snapshot, &req.units, dirs, req.target.as_deref(), &elsewhere, &map);
+    // In place, each unit root is written beside itself and swapped in when complete, so a
+    // crash leaves it entirely as it was or entirely as in the backup.
+    let stage = req.target.is_none() && !req.dry_run;
+    let plan = plan::build(
+        repo,
+        plan::PlanRequest {
+            snapshot,
+            units: &req.units,
+            dirs,
+            target: req.target.as_deref(),
+            elsewhere: &elsewhere,
+            map: &map,
+            stage,
+        },
+    );
     let mut report = RestoreReport {
         problems: plan.problems.clone(),
         roots: plan.roots.iter().map(|(u, p)| (u.clone(), p.display().to_string())).collect(),
@@ -181,6 +195,24 @@ fn run_in_pool(
             return Err(EngineError::io("creating", parent, e));
         }
     }
+    for ((unit, staging), last) in plan.roots.iter().zip(&plan.finals) {
+        let Some(last) = last else { continue };
+        fsops::remove_any(staging).map_err(|e| EngineError::io("removing the leftover", staging, e))?;
+        // The staging copy starts with what the restore keeps of the current folder, its files
+        // hard-linked (no data copied; files the restore writes are unlinked first): all of
+        // it for merge, for replace only what the unit excludes (caches stay caches).
+        if last.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            progress.set_phase("preparing the restore beside the current folder");
+            let filter = req.configured.iter().find(|u| &u.name == unit).map(|u| &u.filter);
+            let keep = |p: &Path, is_dir: bool| match req.mode {
+                RestoreMode::Merge => true,
+                RestoreMode::Replace => {
+                    filter.is_some_and(|f| f.excludes(p, p.strip_prefix(last).unwrap_or(p), is_dir))
+                }
+            };
+            fsops::link_copy(last, staging, &keep).map_err(|e| EngineError::io("preparing a copy of", last, e))?;
+        }
+    }
     for depth_group in folders.chunk_by(|a, b| a.depth == b.depth) {
         depth_group.par_iter().for_each(|item| {
             if let Err(e) = fsops::ensure_dir(&item.path) {
@@ -192,22 +224,14 @@ fn run_in_pool(
         });
     }
 
-    if req.mode == RestoreMode::Replace {
+    if req.mode == RestoreMode::Replace && !stage {
         progress.set_phase("removing what the backup does not hold");
         remove_extras(&plan, &folders, req, &problem);
     }
 
-    // A database comes back without the journal or WAL of the one it replaces: SQLite would
-    // otherwise replay the old database's changes onto the restored one.
-    for (unit, dest) in &plan.roots {
-        if snapshot.units.iter().any(|u| &u.name == unit && u.kind == "sqlite") {
-            for suffix in ["-wal", "-shm", "-journal"] {
-                let mut side = dest.clone().into_os_string();
-                side.push(suffix);
-                if let Err(e) = fsops::remove_any(Path::new(&side)) {
-                    problem(Path::new(&side), format!("cannot remove the old database's {suffix} file: {e}"));
-                }
-            }
+    for ((unit, dest), last) in plan.roots.iter().zip(&plan.finals) {
+        if last.is_none() && snapshot.units.iter().any(|u| &u.name == unit && u.kind == "sqlite") {
+            remove_database_sidecars(dest, &problem);
         }
     }
 
@@ -229,7 +253,7 @@ fn run_in_pool(
         files.push(item);
     }
     let owner_of = |n: &Node| as_root.then(|| owners.resolve(n));
-    data::restore_files(repo, &files, progress, &|p, w| problem(p, w), &|f, p, n, fresh| {
+    data::restore_files(repo, &files, stage, progress, &|p, w| problem(p, w), &|f, p, n, fresh| {
         for w in meta::apply_fd(f, p, n, as_root, owner_of(n).flatten(), fresh) {
             problem(p, w);
         }
@@ -301,6 +325,24 @@ fn run_in_pool(
     }
     report.dirs = folders.len() as u64;
 
+    // 5. Swap each staged unit root in.
+    for ((unit, staging), last) in plan.roots.iter().zip(&plan.finals) {
+        let Some(last) = last else { continue };
+        if snapshot.units.iter().any(|u| &u.name == unit && u.kind == "sqlite") {
+            remove_database_sidecars(last, &problem);
+        }
+        progress.set_phase(format!("swapping in {unit}"));
+        if let Err(e) = fsops::swap_in(staging, last) {
+            problem(last, format!("cannot put the restored copy in place (it is at {}): {e}", staging.display()));
+        }
+    }
+    report.roots = plan
+        .roots
+        .iter()
+        .zip(&plan.finals)
+        .map(|((u, p), last)| (u.clone(), last.as_ref().unwrap_or(p).display().to_string()))
+        .collect();
+
     // 5. Command units import what was restored; then every unit's after_restore hook.
     if req.target.is_none() {
         for su in snapshot.units.iter().filter(|u| u.kind == "command" && chosen(&u.name)) {
@@ -339,6 +381,18 @@ fn run_in_pool(
         report.problems.len()
     ));
     Ok(report)
+}
+
+/// A database comes back without the journal or WAL of the one it replaces: SQLite would
+/// otherwise replay the old database's changes onto the restored one.
+fn remove_database_sidecars(db: &Path, problem: &(dyn Fn(&Path, String) + Sync)) {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = db.as_os_str().to_owned();
+        side.push(suffix);
+        if let Err(e) = fsops::remove_any(Path::new(&side)) {
+            problem(Path::new(&side), format!("cannot remove the old database's {suffix} file: {e}"));
+        }
+    }
 }
 
 /// In replace mode: removes entries of restored folders that the backup does not hold,

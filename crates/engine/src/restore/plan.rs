@@ -48,8 +48,16 @@ pub(crate) struct Plan {
     pub items: Vec<Item>,
     /// Folders whose listing could not be read: their contents are not restored.
     pub problems: Vec<String>,
-    /// The destination of each unit root, for messages.
+    /// Where each unit root is written (its staging path when staged).
     pub roots: Vec<(String, PathBuf)>,
+    /// For staged roots, where the staging path is swapped in when everything is written.
+    pub finals: Vec<Option<PathBuf>>,
+}
+
+/// The staging path beside `dest`, on the same file system, for an atomic swap.
+pub(crate) fn staging_path(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!(".{name}.lifeboat-restore"))
 }
 
 /// Where a unit root lands: its written path under this user's home, re-rooted under
@@ -69,30 +77,46 @@ pub(crate) fn destination(written: &str, dirs: &Dirs, target: Option<&Path>, map
 
 /// `elsewhere`: destinations of units whose data does not go back to a device path (the
 /// exported data of `command` units), by unit name.
-pub(crate) fn build(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    units: &[String],
-    dirs: &Dirs,
-    target: Option<&Path>,
-    elsewhere: &std::collections::HashMap<String, PathBuf>,
-    map: &PathMap,
-) -> Plan {
+/// What to plan: the backup, the units chosen, and where things go.
+pub(crate) struct PlanRequest<'a> {
+    pub snapshot: &'a Snapshot,
+    pub units: &'a [String],
+    pub dirs: &'a Dirs,
+    pub target: Option<&'a Path>,
+    pub elsewhere: &'a std::collections::HashMap<String, PathBuf>,
+    pub map: &'a PathMap,
+    pub stage: bool,
+}
+
+pub(crate) fn build(repo: &Repository, req: PlanRequest) -> Plan {
+    let PlanRequest { snapshot, units, dirs, target, elsewhere, map, stage } = req;
     let items = Mutex::new(Vec::new());
     let problems = Mutex::new(Vec::new());
     let mut roots = Vec::new();
+    let mut finals = Vec::new();
     for unit in snapshot.units.iter().filter(|u| units.is_empty() || units.contains(&u.name)) {
         for root in &unit.roots {
             let dest = match elsewhere.get(&unit.name) {
                 Some(d) => d.clone(),
                 None => destination(&root.path, dirs, target, map),
             };
+            let (dest, last) = if stage && !elsewhere.contains_key(&unit.name) {
+                (staging_path(&dest), Some(dest))
+            } else {
+                (dest, None)
+            };
             roots.push((unit.name.clone(), dest.clone()));
+            finals.push(last);
             let ctx = Walk { repo, items: &items, problems: &problems, map, root: roots.len() - 1 };
             ctx.walk(&root.node, dest, 0);
         }
     }
-    Plan { items: items.into_inner().expect("plan lock"), problems: problems.into_inner().expect("plan lock"), roots }
+    Plan {
+        items: items.into_inner().expect("plan lock"),
+        problems: problems.into_inner().expect("plan lock"),
+        roots,
+        finals,
+    }
 }
 
 struct Walk<'a> {
