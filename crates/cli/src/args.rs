@@ -154,6 +154,8 @@ pub enum UnitsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add a ready-made set of units to the configuration: phone, home-automation, desktop.
+    Use { profile: String },
 }
 
 #[derive(Subcommand)]

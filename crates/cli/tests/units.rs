@@ -186,3 +186,43 @@ fn a_failing_unit_leaves_a_backup_with_warnings_that_holds_the_others() {
     ]);
     assert!(compare_trees(&sb.home.join("appdata"), &rerooted(&target, &sb.home.join("appdata"))).is_empty());
 }
+
+#[test]
+fn every_profile_can_be_used_and_backs_up() {
+    let expected: &[(&str, &[&str])] = &[
+        ("phone", &["accounts", "browser", "calendar", "gallery", "messages", "notes", "people", "playlists"]),
+        ("home-automation", &["addons", "config", "media", "recorder", "share", "ssl"]),
+        ("desktop", &["home"]),
+    ];
+    for (profile, units) in expected {
+        let sb = Sandbox::new("");
+        for (dir, file) in [
+            ("Pictures", "holiday.jpg"),
+            (".local/share/com.jolla/notes", "note.txt"),
+            (".homeassistant", "configuration.yaml"),
+            ("Documents", "letter.txt"),
+        ] {
+            std::fs::create_dir_all(sb.home.join(dir)).unwrap();
+            std::fs::write(sb.home.join(dir).join(file), random_bytes(5000, 3)).unwrap();
+        }
+        let db = sb.home.join(".homeassistant/home-assistant_v2.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("create table states(id integer primary key); insert into states default values;")
+            .unwrap();
+        sb.ok(&["units", "use", profile]);
+        let list: serde_json::Value = serde_json::from_str(&sb.ok(&["units", "list", "--json"])).unwrap();
+        let mut names: Vec<&str> = list.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+        names.sort();
+        assert_eq!(&names, units, "{profile}");
+        let b = sb.backup(&[]);
+        assert_eq!(b["status"], "completed", "{profile}: paths missing on this device are skipped quietly: {b}");
+        assert!(b["files"].as_u64().unwrap() >= 1, "{profile}: {b}");
+        let again = sb.run(&["units", "use", profile]);
+        assert_eq!(again.status.code(), Some(2), "{profile}");
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already has units"));
+    }
+    let out = Sandbox::new("").run(&["units", "use", "toaster"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("phone, home-automation, desktop"));
+}

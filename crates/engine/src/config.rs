@@ -101,6 +101,10 @@ pub struct UnitConfig {
     pub not_included: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Paths (or the database) that do not exist are skipped quietly instead of warned about:
+    /// for profiles that name the usual places of several systems.
+    #[serde(default)]
+    pub optional: bool,
     /// `command` units: a shell command that writes the unit's data into `$LIFEBOAT_DIR`
     /// (or, with `stream = true`, to its standard output).
     #[serde(default, skip_serializing_if = "Option::is_none")]

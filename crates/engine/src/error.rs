@@ -10,6 +10,8 @@ pub enum EngineError {
     Config { path: PathBuf, detail: String },
     #[error("no unit named {name}: the units are {known} (see `lifeboat units list`)")]
     UnknownUnit { name: String, known: String },
+    #[error("no profile named {name}: the profiles are {known}")]
+    UnknownProfile { name: String, known: String },
     #[error("no location named {name}: the locations are {known}")]
     UnknownLocation { name: String, known: String },
     #[error("location {name} is of type {kind}, which this build cannot reach yet")]

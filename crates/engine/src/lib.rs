@@ -11,6 +11,7 @@ pub mod estimate;
 pub mod location;
 mod meta;
 pub mod paths;
+pub mod profile;
 pub mod progress;
 pub mod restore;
 pub mod runlog;

@@ -22,6 +22,8 @@ pub struct Unit {
     pub exclude_patterns: Vec<String>,
     /// How a `command` unit exports and imports its data.
     pub commands: Option<Commands>,
+    /// Missing paths are skipped quietly.
+    pub optional: bool,
     pub hooks: Hooks,
 }
 
@@ -169,6 +171,7 @@ fn resolve(name: &str, uc: &UnitConfig, dirs: &Dirs, extra_excludes: &[PathBuf])
         exclude_patterns: uc.exclude.clone(),
         commands,
         hooks,
+        optional: uc.optional,
     })
 }
 

@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, location.location.as_deref()),
         },
         Command::Units(UnitsCommand::List { json }) => units::list(&ctx, json),
+        Command::Units(UnitsCommand::Use { profile }) => units::use_profile(&ctx, &profile),
         Command::Estimate { units, location, json } => maintenance::estimate(&ctx, units, location.as_deref(), json),
         Command::Check { read_data, location, json } => maintenance::check(&ctx, read_data, location.as_deref(), json),
         Command::Prune { location, json } => maintenance::prune(&ctx, location.as_deref(), json),

@@ -25,3 +25,10 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
     }
     Ok(exit::OK)
 }
+
+pub fn use_profile(ctx: &Context, profile: &str) -> Result<i32> {
+    let file = &ctx.config.target_file;
+    let added = lifeboat_engine::profile::use_profile(profile, file)?;
+    println!("Added units {} from profile {profile} to {}.", added.join(", "), file.display());
+    Ok(exit::OK)
+}

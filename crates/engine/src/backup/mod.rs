@@ -258,6 +258,10 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
         }
     }
     for (written, abs) in &unit.paths {
+        if unit.optional && abs.symlink_metadata().is_err() {
+            log.info(&format!("unit {}: {} does not exist here; skipped", unit.name, abs.display()));
+            continue;
+        }
         let parent = parents.get(&(unit.name.clone(), written.clone()));
         let node = match unit.kind {
             UnitKind::Sqlite => {
