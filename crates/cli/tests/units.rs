@@ -226,3 +226,20 @@ fn every_profile_can_be_used_and_backs_up() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("phone, home-automation, desktop"));
 }
+
+#[test]
+fn a_hook_that_hangs_is_stopped_at_its_time_limit() {
+    let sb = units_sandbox(
+        "[unit.app]\npaths = [\"~/appdata\"]\nbefore_backup = 'echo stuck service >&2; sleep 600'\ntimeout = 1\n\
+         [unit.other]\npaths = [\"~/appdata/sub\"]\n",
+    );
+    let out = sb.run(&["backups", "new", "--json", "--quiet"]);
+    assert_eq!(out.status.code(), Some(3));
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "info", b["slug"].as_str().unwrap(), "--json"])).unwrap();
+    let app = info["unit_details"].as_array().unwrap().iter().find(|u| u["name"] == "app").unwrap().clone();
+    assert_eq!(app["status"], "failed");
+    let error = app["error"].as_str().unwrap();
+    assert!(error.contains("stopped after 1 s") && error.contains("stuck service"), "{error}");
+}

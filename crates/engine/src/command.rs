@@ -48,6 +48,9 @@ pub(crate) fn run(inv: Invocation) -> Result<(), String> {
     cmd.stdin(inv.stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
     cmd.stdout(inv.stdout.map(Stdio::from).unwrap_or_else(Stdio::null));
     cmd.stderr(Stdio::piped());
+    // Its own process group, so that a time limit stops everything it started (a shell's
+    // children would otherwise keep running, and keep its output open).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|e| format!("`{shown}` could not start: {e}"))?;
     let mut stderr = child.stderr.take();
     let reader = std::thread::spawn(move || {
@@ -66,7 +69,7 @@ pub(crate) fn run(inv: Invocation) -> Result<(), String> {
     });
     let timed_out = rx.recv_timeout(inv.timeout).is_err();
     if timed_out {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
     let status = waiter.join().map_err(|_| "the command's waiter failed".to_string())?;
     let err = reader.join().unwrap_or_default();
