@@ -31,6 +31,13 @@ pub fn estimate(
     units: &[&Unit],
     progress: &Progress,
 ) -> EngineResult<Vec<UnitEstimate>> {
+    let previous = match repo {
+        Some(repo) => {
+            repo.load_index()?;
+            Some(backup::previous(repo, units)?)
+        }
+        None => None,
+    };
     let mut out = Vec::new();
     for unit in units {
         if unit.commands.is_some() {
@@ -45,11 +52,11 @@ pub fn estimate(
             continue;
         }
         let log = RunLog::none();
-        match repo {
-            Some(repo) => {
+        match repo.zip(previous.as_ref()) {
+            Some((repo, previous)) => {
                 let writer = BlobWriter::dry_run(repo);
                 let stats = writer.stats();
-                let s = backup::dry_unit(repo, dirs, unit, &writer, progress, &log)?;
+                let s = backup::dry_unit(repo, dirs, unit, previous, &writer, progress, &log)?;
                 drop(writer);
                 out.push(UnitEstimate {
                     unit: unit.name.clone(),

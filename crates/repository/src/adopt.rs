@@ -42,11 +42,7 @@ impl Repository {
         let file = IndexFile { packs: adopted };
         let n = file.packs.len();
         let written = self.write_index_file(&file)?;
-        let mut index = self.inner.index.write().expect("index lock");
-        for (pack, entries) in &file.packs {
-            index.add_pack(*pack, entries);
-        }
-        index.files.push(written);
+        self.inner.index.write().expect("index lock").add_file(written, &file);
         tracing::info!("adopted {n} packs left by an interrupted backup");
         Ok(n)
     }

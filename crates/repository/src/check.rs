@@ -108,17 +108,11 @@ impl Repository {
         let mut report = CheckReport::default();
         progress("reading the index");
         let mut index = Index::default();
-        for o in self.store().list("index")? {
-            let Some(id) = pack_id_from_name(&o.name) else { continue };
-            match self.read_index_file(&id) {
-                Ok(file) => {
-                    for (pack, entries) in &file.packs {
-                        index.add_pack(*pack, entries);
-                    }
-                    index.files.push(id);
-                }
+        for (name, r) in self.read_index_files()? {
+            match r {
+                Ok((id, file)) => index.add_file(id, &file),
                 Err(e) => report.problems.push(CheckProblem {
-                    what: format!("{}: {e}; `lifeboat check --repair` rebuilds the index from the packs", o.name),
+                    what: format!("{name}: {e} (the blobs it lists count as missing)"),
                     affected: vec![],
                 }),
             }

@@ -41,6 +41,14 @@ impl Index {
         }
     }
 
+    /// Adds everything an index file lists.
+    pub fn add_file(&mut self, id: Id, file: &crate::repofile::index_file::IndexFile) {
+        for (pack, entries) in &file.packs {
+            self.add_pack(*pack, entries);
+        }
+        self.files.push(id);
+    }
+
     /// Forgets every blob location in the given packs.
     pub fn remove_packs(&mut self, packs: &std::collections::HashSet<Id>) {
         let numbers: std::collections::HashSet<u32> =

@@ -16,6 +16,9 @@ use crate::{
 
 const PACK_SIZE: u32 = 16 * 1024 * 1024;
 
+/// An index file's id and contents.
+pub(crate) type IndexEntry = (Id, IndexFile);
+
 /// Readable snapshots (oldest first), and the names of unreadable ones with the reason.
 pub type SnapshotList = (Vec<(Id, Snapshot)>, Vec<(String, RepoError)>);
 
@@ -166,26 +169,27 @@ impl Repository {
     /// Reads every index file. Call once after opening, and again after taking a lock that
     /// must see other writers' work.
     pub fn load_index(&self) -> RepoResult<()> {
-        let listed = self.inner.store.list("index")?;
-        let decoded: Vec<RepoResult<(Id, IndexFile)>> = listed
-            .par_iter()
-            .map(|o| {
-                let id = crate::pack::pack_id_from_name(&o.name)
-                    .ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id"))?;
-                let file = self.read_index_file(&id)?;
-                Ok((id, file))
-            })
-            .collect();
         let mut index = Index::default();
-        for r in decoded {
+        for (_, r) in self.read_index_files()? {
             let (id, file) = r?;
-            for (pack, entries) in &file.packs {
-                index.add_pack(*pack, entries);
-            }
-            index.files.push(id);
+            index.add_file(id, &file);
         }
         *self.inner.index.write().expect("index lock") = index;
         Ok(())
+    }
+
+    /// Every index file, read in parallel: its name, and its contents or why they failed.
+    pub(crate) fn read_index_files(&self) -> RepoResult<Vec<(String, RepoResult<IndexEntry>)>> {
+        let listed = self.inner.store.list("index")?;
+        Ok(listed
+            .par_iter()
+            .map(|o| {
+                let r = crate::pack::pack_id_from_name(&o.name)
+                    .ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id"))
+                    .and_then(|id| Ok((id, self.read_index_file(&id)?)));
+                (o.name.clone(), r)
+            })
+            .collect())
     }
 
     pub(crate) fn read_index_file(&self, id: &Id) -> RepoResult<IndexFile> {

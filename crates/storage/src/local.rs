@@ -29,6 +29,42 @@ impl LocalStore {
         &self.root
     }
 
+    /// Writes `data` whole to a temporary file beside `name` (flushed to disk), lets `place`
+    /// put it at its name, and removes whatever temporary file is left.
+    fn publish<T>(
+        &self,
+        name: &str,
+        data: &[u8],
+        place: impl FnOnce(&Path, &Path) -> std::io::Result<T>,
+    ) -> StoreResult<T> {
+        let path = self.path(name)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
+        let attempt = || -> std::io::Result<T> {
+            let mut f = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir_all(&dir)?;
+                    OpenOptions::new().write(true).create_new(true).open(&tmp)?
+                }
+                r => r?,
+            };
+            f.write_all(data)?;
+            if self.durable {
+                f.sync_all()?;
+            }
+            drop(f);
+            let placed = place(&tmp, &path)?;
+            if self.durable {
+                File::open(&dir)?.sync_all()?;
+            }
+            Ok(placed)
+        };
+        let result = attempt();
+        // After a rename nothing is left; after a link (or a failure) the temporary file goes.
+        let _ = fs::remove_file(&tmp);
+        result.map_err(|e| StoreError::io("writing", name, e))
+    }
+
     fn path(&self, name: &str) -> StoreResult<PathBuf> {
         check_name(name)?;
         Ok(self.root.join(name))
@@ -50,62 +86,15 @@ impl Store for LocalStore {
     }
 
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
-        let path = self.path(name)?;
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
-        let attempt = || -> std::io::Result<()> {
-            let mut f = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    fs::create_dir_all(&dir)?;
-                    OpenOptions::new().write(true).create_new(true).open(&tmp)?
-                }
-                Err(e) => return Err(e),
-            };
-            f.write_all(data)?;
-            if self.durable {
-                f.sync_all()?;
-            }
-            drop(f);
-            fs::rename(&tmp, &path)?;
-            if self.durable {
-                File::open(&dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        attempt().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            StoreError::io("writing", name, e)
-        })
+        self.publish(name, data, |tmp, path| fs::rename(tmp, path))
     }
 
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
-        let path = self.path(name)?;
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
-        let attempt = || -> std::io::Result<bool> {
-            fs::create_dir_all(&dir)?;
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(data)?;
-            if self.durable {
-                f.sync_all()?;
-            }
-            drop(f);
-            // link() fails if the name exists: the atomic "create if absent" of POSIX.
-            let created = match fs::hard_link(&tmp, &path) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-                Err(e) => return Err(e),
-            };
-            fs::remove_file(&tmp)?;
-            if self.durable {
-                File::open(&dir)?.sync_all()?;
-            }
-            Ok(created)
-        };
-        attempt().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            StoreError::io("writing", name, e)
+        // link() fails if the name exists: the atomic "create if absent" of POSIX.
+        self.publish(name, data, |tmp, path| match fs::hard_link(tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
         })
     }
 

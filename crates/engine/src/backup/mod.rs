@@ -64,30 +64,9 @@ pub fn run(
     if adopted > 0 {
         log.info(&format!("reusing {adopted} packs left by an interrupted backup"));
     }
-    let (snapshots, _) = repo.snapshots()?;
     let host = crate::host();
     let user = crate::user();
-
-    // The previous backup of each unit path on this device, for its unchanged files.
-    let mut parents: HashMap<(String, String), lifeboat_repository::Node> = HashMap::new();
-    let mut parent_totals: Option<(u64, u64)> = Some((0, 0));
-    for unit in &req.units {
-        let prev = snapshots.iter().rev().find(|(_, s)| {
-            s.host == host && s.status != SnapshotStatus::Failed && s.units.iter().any(|u| u.name == unit.name)
-        });
-        match prev.and_then(|(_, s)| s.units.iter().find(|u| u.name == unit.name)) {
-            Some(u) => {
-                for r in &u.roots {
-                    parents.insert((unit.name.clone(), r.path.clone()), r.node.clone());
-                }
-                if let Some(t) = parent_totals.as_mut() {
-                    t.0 += u.files;
-                    t.1 += u.size;
-                }
-            }
-            None => parent_totals = None,
-        }
-    }
+    let Previous { parents, totals: parent_totals } = previous(repo, &req.units)?;
     log.info(&format!("backup {} of {} to {}", req.slug, names(&req.units), repo.store().describe()));
 
     // Two more threads than cores: while some wait on the disk, the others compress.
@@ -363,32 +342,54 @@ fn default_name(req: &BackupRequest, started: jiff::Timestamp) -> String {
     }
 }
 
-/// Runs one unit through the pipeline with a dry-run writer (for `estimate`).
+/// The previous backup of each unit path on this device (its unchanged files are not read
+/// again), and the files and bytes it held when every unit has one (a progress estimate).
+pub(crate) struct Previous {
+    parents: HashMap<(String, String), lifeboat_repository::Node>,
+    totals: Option<(u64, u64)>,
+}
+
+pub(crate) fn previous(repo: &Repository, units: &[&Unit]) -> EngineResult<Previous> {
+    let (snapshots, _) = repo.snapshots()?;
+    let host = crate::host();
+    let mut parents = HashMap::new();
+    let mut totals = Some((0, 0));
+    for unit in units {
+        let prev = snapshots
+            .iter()
+            .rev()
+            .filter(|(_, s)| s.host == host && s.status != SnapshotStatus::Failed)
+            .find_map(|(_, s)| s.units.iter().find(|u| u.name == unit.name));
+        match prev {
+            Some(u) => {
+                for r in &u.roots {
+                    parents.insert((unit.name.clone(), r.path.clone()), r.node.clone());
+                }
+                if let Some(t) = totals.as_mut() {
+                    t.0 += u.files;
+                    t.1 += u.size;
+                }
+            }
+            None => totals = None,
+        }
+    }
+    Ok(Previous { parents, totals })
+}
+
+/// Runs one unit through the pipeline with a dry-run writer (for `estimate`). The caller has
+/// loaded the index and found the previous backups.
 pub(crate) fn dry_unit(
     repo: &Repository,
     dirs: &Dirs,
     unit: &Unit,
+    previous: &Previous,
     writer: &BlobWriter,
     progress: &Progress,
     log: &RunLog,
 ) -> EngineResult<SnapshotUnit> {
-    repo.load_index()?;
-    let (snapshots, _) = repo.snapshots()?;
-    let host = crate::host();
-    let mut parents = HashMap::new();
-    if let Some(u) = snapshots
-        .iter()
-        .rev()
-        .filter(|(_, s)| s.host == host && s.status != SnapshotStatus::Failed)
-        .find_map(|(_, s)| s.units.iter().find(|u| u.name == unit.name))
-    {
-        for r in &u.roots {
-            parents.insert((unit.name.clone(), r.path.clone()), r.node.clone());
-        }
-    }
     let session = Session {
         repo,
-        parents: &parents,
+        parents: &previous.parents,
         writer,
         progress,
         log,

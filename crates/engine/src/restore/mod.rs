@@ -156,7 +156,13 @@ fn run_in_pool(
     );
     let mut report = RestoreReport {
         problems: plan.problems.clone(),
-        roots: plan.roots.iter().map(|(u, p)| (u.clone(), p.display().to_string())).collect(),
+        // Where each unit ends up (a staged root's final place, not its staging copy).
+        roots: plan
+            .roots
+            .iter()
+            .zip(&plan.finals)
+            .map(|((u, p), last)| (u.clone(), last.as_ref().unwrap_or(p).display().to_string()))
+            .collect(),
         ..Default::default()
     };
     let files_total = plan.items.iter().filter(|i| i.node.kind != NodeKind::Dir).count() as u64;
@@ -336,12 +342,6 @@ fn run_in_pool(
             problem(last, format!("cannot put the restored copy in place (it is at {}): {e}", staging.display()));
         }
     }
-    report.roots = plan
-        .roots
-        .iter()
-        .zip(&plan.finals)
-        .map(|((u, p), last)| (u.clone(), last.as_ref().unwrap_or(p).display().to_string()))
-        .collect();
 
     // 5. Command units import what was restored; then every unit's after_restore hook.
     if req.target.is_none() {
