@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 
 /// What went wrong talking to a location.
+///
+/// Messages name the location (or object) and say what to do; they never carry a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{name} is not in the location")]
@@ -11,6 +13,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{location} is not reachable: {cause}; check the address, the port and the network")]
+    Offline { location: String, cause: String },
+    #[error("{location} refused the credentials: {cause}; check the user name and the key or password")]
+    AuthRefused { location: String, cause: String },
+    #[error("{location}'s host key does not match the known hosts: {cause}; if the server was reinstalled, update known_hosts")]
+    HostKey { location: String, cause: String },
+    #[error("{location} does not exist: {cause}; create it or correct the configuration")]
+    NoContainer { location: String, cause: String },
+    #[error("{location}: {op} {name} failed: {cause}")]
+    Remote { location: String, op: &'static str, name: String, cause: String, transient: bool },
     #[error("the location is full while writing {name}: free some space or choose another location")]
     Full { name: String },
     #[error("permission denied on {name}: give this user write access to the location")]
@@ -43,6 +55,25 @@ impl StoreError {
     /// True when the object does not exist (as opposed to any other failure).
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::NotFound { .. })
+    }
+
+    /// True when trying again later may succeed: a dropped connection, a timeout, a server
+    /// that asked to slow down. Wrong credentials, missing buckets and full disks are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Offline { .. } => true,
+            StoreError::Remote { transient, .. } => *transient,
+            StoreError::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
     }
 }
 

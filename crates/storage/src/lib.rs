@@ -8,10 +8,19 @@
 
 mod error;
 mod local;
+mod metered;
+mod retry;
+mod runtime;
+mod service;
+mod sftp;
 mod store;
 
 pub mod conformance;
 
 pub use error::{StoreError, StoreResult};
 pub use local::LocalStore;
+pub use metered::{Metered, Traffic};
+pub use retry::Retrying;
+pub use service::{DriveKind, ServiceConfig, ServiceStore};
+pub use sftp::{HostKeyCheck, SftpConfig, SftpStore};
 pub use store::{ObjectInfo, Store};

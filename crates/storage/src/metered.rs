@@ -1,0 +1,109 @@
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{ObjectInfo, Store, StoreResult};
+
+/// Bytes that crossed to and from a location.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Traffic {
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts the bytes sent to and read from a location, and keeps uploads under an optional
+/// bandwidth limit (so a backup does not fill a home's uplink).
+pub struct Metered<S> {
+    inner: S,
+    traffic: Arc<Traffic>,
+    limit: Option<u64>,
+    // When the line is next free, at the limited rate.
+    next_free: Mutex<Instant>,
+}
+
+impl<S: Store> Metered<S> {
+    /// `upload_limit`: bytes per second, or `None` for as fast as the line goes.
+    pub fn new(inner: S, upload_limit: Option<u64>) -> Self {
+        Metered {
+            inner,
+            traffic: Arc::default(),
+            limit: upload_limit.filter(|l| *l > 0),
+            next_free: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub fn traffic(&self) -> Arc<Traffic> {
+        self.traffic.clone()
+    }
+
+    /// Waits until sending `bytes` keeps the average rate under the limit.
+    fn pace(&self, bytes: usize) {
+        let Some(limit) = self.limit else { return };
+        let cost = Duration::from_secs_f64(bytes as f64 / limit as f64);
+        let start = {
+            let Ok(mut next) = self.next_free.lock() else { return };
+            let start = (*next).max(Instant::now());
+            *next = start + cost;
+            start
+        };
+        let now = Instant::now();
+        if start > now {
+            std::thread::sleep(start - now);
+        }
+    }
+
+    fn sent(&self, n: usize) {
+        self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+impl<S: Store> Store for Metered<S> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn prepare(&self) -> StoreResult<()> {
+        self.inner.prepare()
+    }
+    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
+        self.pace(data.len());
+        self.inner.write(name, data)?;
+        self.sent(data.len());
+        Ok(())
+    }
+    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
+        self.pace(data.len());
+        let created = self.inner.write_new(name, data)?;
+        self.sent(data.len());
+        Ok(created)
+    }
+    fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
+        let data = self.inner.read(name, range)?;
+        self.traffic.received.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn size(&self, name: &str) -> StoreResult<u64> {
+        self.inner.size(name)
+    }
+    fn remove(&self, name: &str) -> StoreResult<()> {
+        self.inner.remove(name)
+    }
+    fn write_concurrency(&self) -> usize {
+        self.inner.write_concurrency()
+    }
+    fn free_space(&self) -> Option<u64> {
+        self.inner.free_space()
+    }
+}

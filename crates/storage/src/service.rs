@@ -1,0 +1,399 @@
+use std::ops::Range;
+use std::time::Duration;
+
+use opendal::{services, Buffer, EntryMode, ErrorKind, Operator};
+
+use crate::runtime::block_on_for;
+use crate::store::check_name;
+use crate::{ObjectInfo, Store, StoreError, StoreResult};
+
+/// A storage service reached through Apache OpenDAL, with the keys Lifeboat's configuration
+/// gives it. Secrets are already resolved; none of them is ever printed.
+#[derive(Clone)]
+pub enum ServiceConfig {
+    S3 {
+        endpoint: Option<String>,
+        region: Option<String>,
+        bucket: String,
+        root: String,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+    },
+    Webdav {
+        url: String,
+        root: String,
+        username: Option<String>,
+        password: Option<String>,
+    },
+    /// Dropbox, OneDrive and Google Drive: an OAuth refresh token with the application's
+    /// client credentials (or a short-lived access token).
+    Drive {
+        kind: DriveKind,
+        root: String,
+        refresh_token: Option<String>,
+        access_token: Option<String>,
+        client_id: Option<String>,
+        client_secret: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveKind {
+    Dropbox,
+    Onedrive,
+    Gdrive,
+}
+
+/// A repository on a storage service: S3-compatible object storage, WebDAV (Nextcloud,
+/// ownCloud), Dropbox, OneDrive, Google Drive.
+///
+/// Every object is written with one request; services whose writes are not atomic (WebDAV
+/// servers may show a partial file during an upload) get a temporary name and a rename.
+pub struct ServiceStore {
+    op: Operator,
+    label: String,
+    description: String,
+    rename_into_place: bool,
+    create_if_absent: bool,
+}
+
+const REQUEST_LIMIT: Duration = Duration::from_secs(60);
+const PER_MIB: Duration = Duration::from_secs(30);
+
+impl ServiceStore {
+    pub fn new(label: impl Into<String>, config: &ServiceConfig) -> StoreResult<Self> {
+        let label = label.into();
+        let bad = |e: opendal::Error| StoreError::Remote {
+            location: label.clone(),
+            op: "configuring",
+            name: "the location".into(),
+            cause: e.to_string(),
+            transient: false,
+        };
+        let (op, description, rename_into_place) = match config {
+            ServiceConfig::S3 { endpoint, region, bucket, root, access_key_id, secret_access_key } => {
+                let mut b = services::S3::default().bucket(bucket).root(&absolute(root)).disable_config_load();
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                // Most S3-compatible servers ignore the region but the signature needs one.
+                b = b.region(region.as_deref().unwrap_or("us-east-1"));
+                match (access_key_id, secret_access_key) {
+                    (Some(id), Some(secret)) => b = b.access_key_id(id).secret_access_key(secret),
+                    _ => b = b.skip_signature(),
+                }
+                let at = endpoint.as_deref().unwrap_or("s3");
+                (Operator::new(b).map_err(bad)?, format!("{at}/{bucket}{}", absolute(root)), false)
+            }
+            ServiceConfig::Webdav { url, root, username, password } => {
+                let mut b = services::Webdav::default().endpoint(url).root(&absolute(root));
+                if let Some(u) = username {
+                    b = b.username(u);
+                }
+                if let Some(p) = password {
+                    b = b.password(p);
+                }
+                (Operator::new(b).map_err(bad)?, format!("{}{}", url.trim_end_matches('/'), absolute(root)), true)
+            }
+            ServiceConfig::Drive { kind, root, refresh_token, access_token, client_id, client_secret } => {
+                let root = absolute(root);
+                let op = match kind {
+                    DriveKind::Dropbox => {
+                        let mut b = services::Dropbox::default().root(&root);
+                        if let Some(v) = refresh_token {
+                            b = b.refresh_token(v);
+                        }
+                        if let Some(v) = access_token {
+                            b = b.access_token(v);
+                        }
+                        if let Some(v) = client_id {
+                            b = b.client_id(v);
+                        }
+                        if let Some(v) = client_secret {
+                            b = b.client_secret(v);
+                        }
+                        Operator::new(b)
+                    }
+                    DriveKind::Onedrive => {
+                        let mut b = services::Onedrive::default().root(&root);
+                        if let Some(v) = refresh_token {
+                            b = b.refresh_token(v);
+                        }
+                        if let Some(v) = access_token {
+                            b = b.access_token(v);
+                        }
+                        if let Some(v) = client_id {
+                            b = b.client_id(v);
+                        }
+                        if let Some(v) = client_secret {
+                            b = b.client_secret(v);
+                        }
+                        Operator::new(b)
+                    }
+                    DriveKind::Gdrive => {
+                        let mut b = services::Gdrive::default().root(&root);
+                        if let Some(v) = refresh_token {
+                            b = b.refresh_token(v);
+                        }
+                        if let Some(v) = access_token {
+                            b = b.access_token(v);
+                        }
+                        if let Some(v) = client_id {
+                            b = b.client_id(v);
+                        }
+                        if let Some(v) = client_secret {
+                            b = b.client_secret(v);
+                        }
+                        Operator::new(b)
+                    }
+                }
+                .map_err(bad)?;
+                let name = match kind {
+                    DriveKind::Dropbox => "dropbox",
+                    DriveKind::Onedrive => "onedrive",
+                    DriveKind::Gdrive => "gdrive",
+                };
+                (op, format!("{name}:{root}"), false)
+            }
+        };
+        let cap = op.info().capability();
+        Ok(ServiceStore {
+            rename_into_place: rename_into_place && cap.rename,
+            create_if_absent: cap.write_with_if_not_exists,
+            op,
+            label,
+            description,
+        })
+    }
+
+    fn limit_for(bytes: u64) -> Duration {
+        REQUEST_LIMIT + PER_MIB * u32::try_from(bytes >> 20).unwrap_or(u32::MAX)
+    }
+
+    fn run<T>(
+        &self,
+        op: &'static str,
+        name: &str,
+        bytes: u64,
+        fut: impl std::future::Future<Output = opendal::Result<T>>,
+    ) -> StoreResult<T> {
+        match block_on_for(Self::limit_for(bytes), fut) {
+            Some(r) => r.map_err(|e| self.map_error(op, name, e)),
+            None => Err(StoreError::Remote {
+                location: self.label.clone(),
+                op,
+                name: name.to_string(),
+                cause: "the service did not answer in time".into(),
+                transient: true,
+            }),
+        }
+    }
+
+    fn map_error(&self, op: &'static str, name: &str, e: opendal::Error) -> StoreError {
+        let text = error_text(&e);
+        let lower = text.to_ascii_lowercase();
+        let location = self.label.clone();
+        if lower.contains("nosuchbucket") || lower.contains("bucket does not exist") {
+            return StoreError::NoContainer { location, cause: "the bucket does not exist".into() };
+        }
+        if lower.contains("invalidaccesskeyid")
+            || lower.contains("signaturedoesnotmatch")
+            || lower.contains("accessdenied")
+            || lower.contains("401 unauthorized")
+            || lower.contains("status: 401")
+            || lower.contains("invalid_grant")
+        {
+            return StoreError::AuthRefused { location, cause: short_cause(&text) };
+        }
+        if lower.contains("quotaexceeded") || lower.contains("insufficient storage") || lower.contains("status: 507") {
+            return StoreError::Full { name: format!("{name} on {location}") };
+        }
+        if lower.contains("connection refused")
+            || lower.contains("dns error")
+            || lower.contains("error trying to connect")
+            || lower.contains("error sending request")
+            || lower.contains("no route to host")
+            || lower.contains("network is unreachable")
+        {
+            return StoreError::Offline { location, cause: short_cause(&text) };
+        }
+        match e.kind() {
+            ErrorKind::NotFound => StoreError::NotFound { name: name.to_string() },
+            ErrorKind::PermissionDenied => StoreError::AuthRefused { location, cause: short_cause(&text) },
+            kind => StoreError::Remote {
+                location,
+                op,
+                name: name.to_string(),
+                cause: short_cause(&text),
+                transient: e.is_temporary() || kind == ErrorKind::RateLimited || kind == ErrorKind::Unexpected,
+            },
+        }
+    }
+
+    async fn put(&self, path: &str, data: &[u8]) -> opendal::Result<()> {
+        if !self.rename_into_place {
+            self.op.write(path, Buffer::from(data.to_vec())).await?;
+            return Ok(());
+        }
+        let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
+        let tmp = format!("{dir}/.tmp-{:016x}", rand::random::<u64>());
+        let tmp = tmp.trim_start_matches('/').to_string();
+        let result = async {
+            self.op.write(&tmp, Buffer::from(data.to_vec())).await?;
+            self.op.rename(&tmp, path).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.op.delete(&tmp).await;
+        }
+        result
+    }
+}
+
+impl Store for ServiceStore {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn prepare(&self) -> StoreResult<()> {
+        // Listing proves the address, the credentials and the bucket in one request.
+        self.run("listing", "the location", 0, async {
+            match self.op.list_with("/").limit(1).await {
+                Err(e) if e.kind() == ErrorKind::NotFound && !error_text(&e).contains("NoSuchBucket") => {
+                    self.op.create_dir("/").await
+                }
+                r => r.map(|_| ()),
+            }
+        })
+    }
+
+    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
+        check_name(name)?;
+        self.run("writing", name, data.len() as u64, self.put(name, data))
+    }
+
+    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
+        check_name(name)?;
+        if self.create_if_absent {
+            let r = block_on_for(
+                Self::limit_for(data.len() as u64),
+                async { self.op.write_with(name, Buffer::from(data.to_vec())).if_not_exists(true).await },
+            );
+            return match r {
+                Some(Ok(_)) => Ok(true),
+                Some(Err(e)) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+                Some(Err(e)) => Err(self.map_error("writing", name, e)),
+                None => self.run("writing", name, 0, async { Err(opendal::Error::new(ErrorKind::Unexpected, "timeout")) }),
+            };
+        }
+        // No conditional write here: check, write, and read back. Two devices creating one
+        // repository in the same instant could both think they won; the read-back makes the
+        // loser see the winner's object in all but that instant.
+        match self.size(name) {
+            Ok(_) => return Ok(false),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        self.write(name, data)?;
+        Ok(self.read(name, None)? == data)
+    }
+
+    fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
+        check_name(name)?;
+        match range {
+            None => Ok(self.run("reading", name, 64 << 20, self.op.read(name))?.to_vec()),
+            Some(r) => {
+                let want = r.end.saturating_sub(r.start);
+                if want == 0 {
+                    return Ok(Vec::new());
+                }
+                let got = self.run("reading", name, want, async { self.op.read_with(name).range(r.clone()).await });
+                let got = match got {
+                    Ok(b) => b.to_vec(),
+                    Err(StoreError::Remote { .. }) | Err(StoreError::NotFound { .. })
+                        if self.size(name).is_ok_and(|len| len < r.end) =>
+                    {
+                        Vec::new()
+                    }
+                    Err(e) => return Err(e),
+                };
+                if (got.len() as u64) < want {
+                    let len = self.size(name)?;
+                    return Err(StoreError::ShortRead { name: name.to_string(), start: r.start, end: r.end, len });
+                }
+                Ok(got)
+            }
+        }
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
+        check_name(prefix)?;
+        let dir = format!("{prefix}/");
+        let entries = match self.run("listing", prefix, 0, async { self.op.list_with(&dir).recursive(true).await }) {
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            r => r?,
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let meta = entry.metadata();
+            if meta.mode() != EntryMode::FILE {
+                continue;
+            }
+            let name = entry.path().trim_start_matches('/').to_string();
+            if name.rsplit('/').next().is_some_and(|n| n.starts_with(".tmp-")) {
+                continue;
+            }
+            let size = if meta.content_length() > 0 || meta.is_dir() {
+                meta.content_length()
+            } else {
+                self.size(&name)?
+            };
+            out.push(ObjectInfo { name, size });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn size(&self, name: &str) -> StoreResult<u64> {
+        check_name(name)?;
+        Ok(self.run("reading", name, 0, self.op.stat(name))?.content_length())
+    }
+
+    fn remove(&self, name: &str) -> StoreResult<()> {
+        check_name(name)?;
+        match self.run("removing", name, 0, self.op.delete(name)) {
+            Err(e) if e.is_not_found() => Ok(()),
+            r => r,
+        }
+    }
+
+    fn write_concurrency(&self) -> usize {
+        // Object stores reward parallel uploads; each pack in flight costs its size in memory.
+        4
+    }
+}
+
+fn absolute(root: &str) -> String {
+    format!("/{}", root.trim_matches('/'))
+}
+
+/// The error and its causes, one line.
+fn error_text(e: &opendal::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// A cause short enough for a one-line message.
+fn short_cause(text: &str) -> String {
+    let mut s: String = text.chars().take(300).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}

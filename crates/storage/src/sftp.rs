@@ -1,0 +1,493 @@
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::{self, PrivateKeyWithHashAlg, PublicKey};
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::SftpSession;
+use russh_sftp::protocol::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::Mutex;
+
+use crate::runtime::block_on_for;
+use crate::store::check_name;
+use crate::{ObjectInfo, Store, StoreError, StoreResult};
+
+/// How the server's host key is checked.
+#[derive(Debug, Clone)]
+pub enum HostKeyCheck {
+    /// It must be recorded in this known_hosts file.
+    KnownHosts(PathBuf),
+    /// Recorded in this file on first contact, checked afterwards (trust on first use).
+    LearnInto(PathBuf),
+}
+
+/// Where and how to reach an SFTP server.
+#[derive(Clone)]
+pub struct SftpConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Folder on the server holding the repository (relative to the login folder unless it
+    /// starts with `/`).
+    pub path: String,
+    pub key_file: Option<PathBuf>,
+    pub password: Option<String>,
+    pub host_key: HostKeyCheck,
+}
+
+impl std::fmt::Debug for SftpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        write!(f, "sftp://{}@{}:{}/{}", self.user, self.host, self.port, self.path)
+    }
+}
+
+/// A repository in a folder of an SFTP server (OpenSSH's, a NAS's).
+///
+/// One SSH connection carries every request (SFTP multiplexes them); it is opened on first
+/// use and again after it breaks. Writes go to a temporary name and are renamed into place,
+/// so an interrupted upload never leaves a partial object under its real name.
+pub struct SftpStore {
+    config: SftpConfig,
+    label: String,
+    conn: Mutex<Option<Arc<Connection>>>,
+}
+
+struct Connection {
+    sftp: SftpSession,
+    // Keeps the SSH session open for as long as the SFTP channel is used.
+    _handle: client::Handle<HostKeyChecker>,
+}
+
+/// Time allowed for connecting and for one small request.
+const REQUEST_LIMIT: Duration = Duration::from_secs(60);
+/// Time allowed to move one mebibyte, on top of the above: a very slow line still finishes.
+const PER_MIB: Duration = Duration::from_secs(30);
+
+impl SftpStore {
+    pub fn new(label: impl Into<String>, config: SftpConfig) -> Self {
+        SftpStore { config, label: label.into(), conn: Mutex::new(None) }
+    }
+
+    fn remote_path(&self, name: &str) -> String {
+        let base = self.config.path.trim_end_matches('/');
+        if base.is_empty() {
+            name.to_string()
+        } else {
+            format!("{base}/{name}")
+        }
+    }
+
+    fn limit_for(bytes: u64) -> Duration {
+        REQUEST_LIMIT + PER_MIB * u32::try_from(bytes >> 20).unwrap_or(u32::MAX)
+    }
+
+    /// Runs one operation on the connection (opening it first if needed), within a time
+    /// limit; a broken connection is dropped so that the next call reconnects.
+    fn run<T, F, Fut>(&self, op: &'static str, name: &str, bytes: u64, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(Arc<Connection>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SftpError>>,
+    {
+        let outcome = block_on_for(Self::limit_for(bytes), async {
+            let conn = self.connection().await?;
+            match f(conn).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    if is_connection_error(&e) {
+                        *self.conn.lock().await = None;
+                    }
+                    Err(self.map_error(op, name, e))
+                }
+            }
+        });
+        match outcome {
+            Some(r) => r,
+            None => {
+                // The connection may be wedged; start afresh next time.
+                block_on_for(REQUEST_LIMIT, async { *self.conn.lock().await = None });
+                Err(StoreError::Remote {
+                    location: self.label.clone(),
+                    op,
+                    name: name.to_string(),
+                    cause: "the server did not answer in time".into(),
+                    transient: true,
+                })
+            }
+        }
+    }
+
+    async fn connection(&self) -> StoreResult<Arc<Connection>> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            if !c._handle.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let conn = Arc::new(self.connect().await?);
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn connect(&self) -> StoreResult<Connection> {
+        let c = &self.config;
+        let offline = |cause: String| StoreError::Offline { location: self.label.clone(), cause };
+        let checker = HostKeyChecker { host: c.host.clone(), port: c.port, check: c.host_key.clone() };
+        let ssh_config = Arc::new(client::Config {
+            inactivity_timeout: Some(Duration::from_secs(300)),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            ..Default::default()
+        });
+        let mut handle = match client::connect(ssh_config, (c.host.as_str(), c.port), checker).await {
+            Ok(h) => h,
+            Err(HostKeyError::Refused(why)) => {
+                return Err(StoreError::HostKey { location: self.label.clone(), cause: why })
+            }
+            Err(HostKeyError::Ssh(e)) => return Err(offline(describe_ssh_error(&e))),
+        };
+        let authenticated = if let Some(key_file) = &c.key_file {
+            let key = keys::load_secret_key(key_file, None).map_err(|e| StoreError::AuthRefused {
+                location: self.label.clone(),
+                cause: format!("the key file {} could not be read: {e}", key_file.display()),
+            })?;
+            let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+            handle
+                .authenticate_publickey(c.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+                .await
+                .map_err(|e| offline(describe_ssh_error(&e)))?
+                .success()
+        } else if let Some(password) = &c.password {
+            handle
+                .authenticate_password(c.user.clone(), password.clone())
+                .await
+                .map_err(|e| offline(describe_ssh_error(&e)))?
+                .success()
+        } else {
+            return Err(StoreError::AuthRefused {
+                location: self.label.clone(),
+                cause: "no key_file or password is configured".into(),
+            });
+        };
+        if !authenticated {
+            return Err(StoreError::AuthRefused {
+                location: self.label.clone(),
+                cause: format!("the server did not accept user {:?} with the configured key or password", c.user),
+            });
+        }
+        let channel = handle.channel_open_session().await.map_err(|e| offline(describe_ssh_error(&e)))?;
+        channel.request_subsystem(true, "sftp").await.map_err(|e| offline(describe_ssh_error(&e)))?;
+        let sftp = SftpSession::new(channel.into_stream())
+            .await
+            .map_err(|e| offline(format!("the server offers no SFTP: {e}")))?;
+        sftp.set_timeout(REQUEST_LIMIT.as_secs());
+        Ok(Connection { sftp, _handle: handle })
+    }
+
+    fn map_error(&self, op: &'static str, name: &str, e: SftpError) -> StoreError {
+        match &e {
+            SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile => {
+                StoreError::NotFound { name: name.to_string() }
+            }
+            SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied => {
+                StoreError::PermissionDenied { name: format!("{} on {}", name, self.label) }
+            }
+            _ => StoreError::Remote {
+                location: self.label.clone(),
+                op,
+                name: name.to_string(),
+                cause: e.to_string(),
+                transient: is_connection_error(&e),
+            },
+        }
+    }
+
+    async fn make_parents(sftp: &SftpSession, path: &str) -> Result<(), SftpError> {
+        let mut prefix = String::new();
+        let parts: Vec<&str> = path.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            if !prefix.is_empty() || path.starts_with('/') {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if part.is_empty() {
+                continue;
+            }
+            if let Err(e) = sftp.create_dir(prefix.clone()).await {
+                // Already there (made by us earlier or by another writer) is fine.
+                if !matches!(&e, SftpError::Status(s) if s.status_code == StatusCode::Failure) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn upload(sftp: &SftpSession, path: &str, data: &[u8]) -> Result<(), SftpError> {
+        let mut file = match sftp.create(path.to_string()).await {
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
+                Self::make_parents(sftp, path).await?;
+                sftp.create(path.to_string()).await?
+            }
+            r => r?,
+        };
+        file.write_all(data).await?;
+        // Ask the server to flush to disk where it can (OpenSSH's fsync extension).
+        let _ = file.sync_all().await;
+        file.shutdown().await?;
+        Ok(())
+    }
+
+    fn temporary_name(path: &str) -> String {
+        let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
+        let tmp = format!(".tmp-{:016x}", rand::random::<u64>());
+        if dir.is_empty() {
+            tmp
+        } else {
+            format!("{dir}/{tmp}")
+        }
+    }
+}
+
+impl Store for SftpStore {
+    fn describe(&self) -> String {
+        format!("sftp://{}@{}:{}/{}", self.config.user, self.config.host, self.config.port, self.config.path)
+    }
+
+    fn prepare(&self) -> StoreResult<()> {
+        let root = self.config.path.trim_end_matches('/').to_string();
+        if root.is_empty() {
+            return Ok(());
+        }
+        self.run("creating", &root.clone(), 0, |c| async move {
+            Self::make_parents(&c.sftp, &format!("{root}/x")).await
+        })
+    }
+
+    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
+        check_name(name)?;
+        let path = self.remote_path(name);
+        self.run("writing", name, data.len() as u64, |c| async move {
+            let tmp = Self::temporary_name(&path);
+            let result = async {
+                Self::upload(&c.sftp, &tmp, data).await?;
+                if c.sftp.rename(tmp.clone(), path.clone()).await.is_err() {
+                    // SFTP's rename does not replace; the repository only rewrites a name
+                    // it owns (its lock), so remove the old object and place the new one.
+                    let _ = c.sftp.remove_file(path.clone()).await;
+                    c.sftp.rename(tmp.clone(), path.clone()).await?;
+                }
+                Ok(())
+            }
+            .await;
+            if result.is_err() {
+                let _ = c.sftp.remove_file(tmp).await;
+            }
+            result
+        })
+    }
+
+    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
+        check_name(name)?;
+        let path = self.remote_path(name);
+        self.run("writing", name, data.len() as u64, |c| async move {
+            let tmp = Self::temporary_name(&path);
+            let result = async {
+                Self::upload(&c.sftp, &tmp, data).await?;
+                // SFTP's rename fails when the target exists: create-if-absent.
+                match c.sftp.rename(tmp.clone(), path.clone()).await {
+                    Ok(()) => Ok(true),
+                    Err(e) => {
+                        if c.sftp.try_exists(path.clone()).await? {
+                            Ok(false)
+                        } else {
+                            Err(e)
+                        }
+                    }
+                }
+            }
+            .await;
+            let _ = c.sftp.remove_file(tmp).await;
+            result
+        })
+    }
+
+    fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
+        check_name(name)?;
+        let path = self.remote_path(name);
+        let want = range.as_ref().map(|r| r.end.saturating_sub(r.start)).unwrap_or(64 << 20);
+        let short = std::sync::Mutex::new(None);
+        let out = self.run("reading", name, want, |c| {
+            let short = &short;
+            let range = range.clone();
+            async move {
+                let mut file = c.sftp.open(path).await?;
+                let mut buf = Vec::new();
+                match range {
+                    None => {
+                        file.read_to_end(&mut buf).await?;
+                    }
+                    Some(r) => {
+                        file.seek(std::io::SeekFrom::Start(r.start)).await?;
+                        let len = usize::try_from(r.end.saturating_sub(r.start)).unwrap_or(usize::MAX);
+                        buf.reserve_exact(len);
+                        (&mut file).take(len as u64).read_to_end(&mut buf).await?;
+                        if buf.len() < len {
+                            let total = file.metadata().await.ok().and_then(|m| m.size).unwrap_or(0);
+                            if let Ok(mut s) = short.lock() {
+                                *s = Some((r.start, r.end, total));
+                            }
+                        }
+                    }
+                }
+                let _ = file.shutdown().await;
+                Ok(buf)
+            }
+        })?;
+        if let Some((start, end, len)) = short.lock().ok().and_then(|s| *s) {
+            return Err(StoreError::ShortRead { name: name.to_string(), start, end, len });
+        }
+        Ok(out)
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
+        check_name(prefix)?;
+        let root = self.remote_path(prefix);
+        let prefix = prefix.to_string();
+        let mut out = self.run("listing", &prefix.clone(), 0, |c| async move {
+            let mut out = Vec::new();
+            let mut stack = vec![(root, prefix)];
+            while let Some((dir, name)) = stack.pop() {
+                let entries = match c.sftp.read_dir(dir.clone()).await {
+                    Ok(e) => e,
+                    Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let file_name = entry.file_name();
+                    if file_name == "." || file_name == ".." || file_name.starts_with(".tmp-") {
+                        continue;
+                    }
+                    let child = format!("{name}/{file_name}");
+                    let meta = entry.metadata();
+                    if meta.is_dir() {
+                        stack.push((format!("{dir}/{file_name}"), child));
+                    } else if meta.is_regular() {
+                        out.push(ObjectInfo { name: child, size: meta.size.unwrap_or(0) });
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn size(&self, name: &str) -> StoreResult<u64> {
+        check_name(name)?;
+        let path = self.remote_path(name);
+        self.run("reading", name, 0, |c| async move { Ok(c.sftp.metadata(path).await?.size.unwrap_or(0)) })
+    }
+
+    fn remove(&self, name: &str) -> StoreResult<()> {
+        check_name(name)?;
+        let path = self.remote_path(name);
+        match self.run("removing", name, 0, |c| async move { c.sftp.remove_file(path).await }) {
+            Err(e) if e.is_not_found() => Ok(()),
+            r => r,
+        }
+    }
+
+    fn write_concurrency(&self) -> usize {
+        // Packs are uploaded over one multiplexed connection; two in flight keep it busy.
+        2
+    }
+
+    fn free_space(&self) -> Option<u64> {
+        let root = if self.config.path.is_empty() { ".".to_string() } else { self.config.path.clone() };
+        self.run("asking free space of", "the folder", 0, |c| async move { c.sftp.fs_info(root).await })
+            .ok()
+            .flatten()
+            .map(|s| s.blocks_avail * s.fragment_size)
+    }
+}
+
+fn is_connection_error(e: &SftpError) -> bool {
+    match e {
+        SftpError::IO(_) | SftpError::Timeout | SftpError::UnexpectedBehavior(_) => true,
+        SftpError::Status(s) => matches!(s.status_code, StatusCode::NoConnection | StatusCode::ConnectionLost),
+        _ => false,
+    }
+}
+
+fn describe_ssh_error(e: &russh::Error) -> String {
+    match e {
+        russh::Error::IO(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Checks the server's host key against the configured known_hosts file.
+struct HostKeyChecker {
+    host: String,
+    port: u16,
+    check: HostKeyCheck,
+}
+
+#[derive(Debug)]
+enum HostKeyError {
+    Refused(String),
+    Ssh(russh::Error),
+}
+
+impl From<russh::Error> for HostKeyError {
+    fn from(e: russh::Error) -> Self {
+        HostKeyError::Ssh(e)
+    }
+}
+
+impl client::Handler for HostKeyChecker {
+    type Error = HostKeyError;
+
+    async fn check_server_key(&mut self, key: &keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let verdict = match key {
+            keys::PublicKeyOrCertificate::PublicKey { key, .. } => self.verdict(key),
+            keys::PublicKeyOrCertificate::Certificate(_) => {
+                Err("the server presents a certificate; list its plain host key in known_hosts".to_string())
+            }
+        };
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(why) => Err(HostKeyError::Refused(why)),
+        }
+    }
+}
+
+impl HostKeyChecker {
+    fn verdict(&self, key: &PublicKey) -> Result<(), String> {
+        let (path, learn) = match &self.check {
+            HostKeyCheck::KnownHosts(p) => (p, false),
+            HostKeyCheck::LearnInto(p) => (p, true),
+        };
+        match keys::check_known_hosts_path(&self.host, self.port, key, path) {
+            Ok(true) => Ok(()),
+            Ok(false) if learn => keys::known_hosts::learn_known_hosts_path(&self.host, self.port, key, path)
+                .map_err(|e| format!("could not record the host key in {}: {e}", path.display())),
+            Ok(false) => Err(format!(
+                "{}:{} is not in {} (add it with: ssh-keyscan -p {} {} >> {})",
+                self.host,
+                self.port,
+                path.display(),
+                self.port,
+                self.host,
+                path.display()
+            )),
+            Err(keys::Error::KeyChanged { line }) => {
+                Err(format!("the key differs from line {line} of {}", path.display()))
+            }
+            Err(e) => Err(format!("{} could not be read: {e}", path.display())),
+        }
+    }
+}
