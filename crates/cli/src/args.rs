@@ -32,6 +32,9 @@ pub enum Command {
     /// The units of the configuration.
     #[command(subcommand)]
     Units(UnitsCommand),
+    /// Where backups are kept: list, check, add, remove.
+    #[command(subcommand)]
+    Locations(LocationsCommand),
     /// How much each unit holds and how much of it a backup would add.
     Estimate {
         #[arg(long = "unit", value_name = "UNIT")]
@@ -97,8 +100,23 @@ pub enum BackupsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List backups.
+    /// List backups (of every location unless --location is given).
     List {
+        #[command(flatten)]
+        location: LocationArg,
+        /// Only backups made on this host.
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a backup to another location, sending only what that location lacks.
+    Copy {
+        slug: String,
+        /// The location to copy to.
+        #[arg(long, value_name = "LOCATION")]
+        to: String,
+        /// The location holding the backup (default: the first that has it).
         #[command(flatten)]
         location: LocationArg,
         #[arg(long)]
@@ -156,6 +174,34 @@ pub enum UnitsCommand {
     },
     /// Add a ready-made set of units to the configuration: phone, home-automation, desktop.
     Use { profile: String },
+}
+
+#[derive(Subcommand)]
+pub enum LocationsCommand {
+    /// List the locations: kind, whether reachable, free space, backups, size.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that a location is reachable and writable and its repository healthy.
+    Check { name: String },
+    /// Add a location to the configuration.
+    Add {
+        name: String,
+        /// local, removable, sftp, s3, webdav, smb, dropbox, onedrive, gdrive.
+        #[arg(long = "type", value_name = "KIND")]
+        kind: String,
+        #[arg(long)]
+        path: Option<String>,
+        /// Any other key of the kind (docs/CONFIG.md), e.g. --set host=nas.local.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Make it the default location.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove a location from the configuration (its backups stay where they are).
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]

@@ -26,6 +26,7 @@ pub fn describe(e: &anyhow::Error) -> (i32, String) {
             EngineError::Config { .. }
             | EngineError::UnknownUnit { .. }
             | EngineError::UnknownLocation { .. }
+            | EngineError::LocationConfig { .. }
             | EngineError::UnknownProfile { .. }
             | EngineError::UnitNotInBackup { .. }
             | EngineError::BadTarget(_) => USAGE,

@@ -200,6 +200,16 @@ pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
             });
         }
     }
+    for (name, lc) in &config.location {
+        if !valid_name(name) {
+            return Err(EngineError::Config {
+                path: path.to_path_buf(),
+                detail: format!("location name {name:?} may only hold letters, digits, '-' and '_'"),
+            });
+        }
+        crate::location::settings::validate(name, lc)
+            .map_err(|detail| EngineError::Config { path: path.to_path_buf(), detail })?;
+    }
     if let Some(d) = &config.default_location {
         if !config.location.contains_key(d) && d != "local" {
             return Err(EngineError::Config {

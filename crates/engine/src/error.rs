@@ -14,8 +14,12 @@ pub enum EngineError {
     UnknownProfile { name: String, known: String },
     #[error("no location named {name}: the locations are {known}")]
     UnknownLocation { name: String, known: String },
-    #[error("location {name} is of type {kind}, which this build cannot reach yet")]
+    #[error("location {name} is of type {kind}, which this build cannot reach: choose another kind")]
     UnsupportedLocation { name: String, kind: String },
+    #[error("location {name}: {detail}")]
+    LocationConfig { name: String, detail: String },
+    #[error("{reason}")]
+    LocationUnavailable { reason: String },
     #[error("backup {slug} holds no unit named {unit}: it holds {held}")]
     UnitNotInBackup { slug: String, unit: String, held: String },
     #[error("no password for the repository at {location}: give --password-file FILE or set LIFEBOAT_PASSWORD")]

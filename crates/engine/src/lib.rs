@@ -5,6 +5,8 @@ pub mod backup;
 pub mod catalog;
 mod command;
 pub mod config;
+pub mod config_edit;
+pub mod copy;
 pub mod credentials;
 mod error;
 pub mod estimate;

@@ -25,6 +25,8 @@ pub enum StoreError {
     Remote { location: String, op: &'static str, name: String, cause: String, transient: bool },
     #[error("the location is full while writing {name}: free some space or choose another location")]
     Full { name: String },
+    #[error("the location is read-only while writing {name}: release the memory card's lock switch or mount it read-write")]
+    ReadOnly { name: String },
     #[error("permission denied on {name}: give this user write access to the location")]
     PermissionDenied { name: String },
     #[error("{op} {name} failed: {source}")]
@@ -45,6 +47,7 @@ impl StoreError {
         match source.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound { name: name.to_string() },
             std::io::ErrorKind::PermissionDenied => StoreError::PermissionDenied { name: name.to_string() },
+            std::io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly { name: name.to_string() },
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
                 StoreError::Full { name: name.to_string() }
             }

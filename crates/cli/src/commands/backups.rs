@@ -36,8 +36,11 @@ pub fn new(
     view.finish();
     let (id, snap) = result?;
     let info = BackupInfo::new(&id, &snap, &loc.name);
+    let uploaded = loc.traffic().map(|t| t.sent()).unwrap_or(0);
     if json {
-        print_json(&info)?;
+        let mut value = serde_json::to_value(&info)?;
+        value["uploaded"] = uploaded.into();
+        print_json(&value)?;
     } else {
         println!(
             "Backup {} \"{}\" {} in {}: {} files, {} ({} new, {} stored).",
@@ -50,6 +53,9 @@ pub fn new(
             format::bytes(snap.added),
             format::bytes(snap.stored)
         );
+        if loc.is_remote() {
+            println!("Sent {} to {}.", format::bytes(uploaded), loc.describe());
+        }
         for u in &snap.units {
             if let Some(e) = &u.error {
                 println!("  unit {} failed: {e}", u.name);
@@ -73,7 +79,7 @@ fn status_words(s: SnapshotStatus) -> &'static str {
     }
 }
 
-pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
+pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, json: bool) -> Result<i32> {
     let locations = match location {
         Some(l) => vec![ctx.location(Some(l))?],
         None => ctx.locations(),
@@ -98,12 +104,25 @@ pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
                 continue;
             }
         }
-        let repo = ctx.open(loc, false)?;
-        let (snaps, bad) = repo.snapshots()?;
+        let listed = ctx.open(loc, false).and_then(|repo| Ok(repo.snapshots()?));
+        let (snaps, bad) = match listed {
+            Ok(l) => l,
+            Err(e) if locations.len() > 1 => {
+                eprintln!("lifeboat: location {}: {}", loc.name, crate::exit::describe(&e).1);
+                code = exit::FAILED;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for (name, e) in bad {
             eprintln!("lifeboat: {}: {name} unreadable: {e}", loc.name);
         }
-        all.extend(snaps.iter().map(|(id, s)| BackupInfo::new(id, s, &loc.name)));
+        all.extend(
+            snaps
+                .iter()
+                .filter(|(_, s)| host.is_none_or(|h| s.host == h))
+                .map(|(id, s)| BackupInfo::new(id, s, &loc.name)),
+        );
     }
     all.sort_by(|a, b| a.date.cmp(&b.date));
     if json {
@@ -317,4 +336,61 @@ pub fn remove(ctx: &Context, slug: &str, location: Option<&str>) -> Result<i32> 
     repo.remove_snapshot(&id)?;
     println!("Removed backup {} \"{}\". Run `lifeboat prune` to reclaim its space.", snap.slug, snap.name);
     Ok(exit::OK)
+}
+
+pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool) -> Result<i32> {
+    let dst_loc = ctx.location(Some(to))?;
+    let src_loc = match from {
+        Some(f) => ctx.location(Some(f))?,
+        None => find_holder(ctx, slug, &dst_loc.name)?,
+    };
+    if src_loc.name == dst_loc.name {
+        anyhow::bail!("backup {slug} is already in location {to}: give another location with --to");
+    }
+    let src = ctx.open(&src_loc, false)?;
+    let dst = ctx.open(&dst_loc, true)?;
+    src.load_index()?;
+    let progress = Arc::new(Progress::default());
+    let view = ProgressView::start(progress.clone(), ctx.quiet || json);
+    let outcome = lifeboat_engine::copy::copy(&src, &dst, slug, &progress);
+    view.finish();
+    let outcome = outcome?;
+    let info = BackupInfo::new(&outcome.id, &outcome.snapshot, &dst_loc.name);
+    let sent = dst_loc.traffic().map(|t| t.sent()).unwrap_or(0);
+    if json {
+        let mut value = serde_json::to_value(&info)?;
+        value["uploaded"] = sent.into();
+        value["copied"] = outcome.copied.into();
+        print_json(&value)?;
+    } else if outcome.copied {
+        println!(
+            "Copied backup {} from {} to {}: {} new data ({} sent).",
+            info.slug,
+            src_loc.name,
+            dst_loc.name,
+            format::bytes(outcome.new_bytes),
+            format::bytes(sent)
+        );
+    } else {
+        println!("Location {} already holds backup {}; nothing to send.", dst_loc.name, info.slug);
+    }
+    Ok(exit::OK)
+}
+
+/// The first location (the default first) whose repository holds the backup.
+fn find_holder(ctx: &Context, slug: &str, except: &str) -> Result<lifeboat_engine::Location> {
+    let default = lifeboat_engine::location::default_location_name(&ctx.config.config, &ctx.dirs);
+    let mut locations = ctx.locations();
+    locations.sort_by_key(|l| l.name != default);
+    for loc in locations.into_iter().filter(|l| l.name != except) {
+        let Ok(store) = loc.store() else { continue };
+        if !Repository::exists(store.as_ref()).unwrap_or(false) {
+            continue;
+        }
+        let Ok(repo) = ctx.open(&loc, false) else { continue };
+        if repo.find_snapshot(slug).is_ok() {
+            return Ok(loc);
+        }
+    }
+    anyhow::bail!("no location holds a backup {slug}: see `lifeboat backups list`, or name it with --location")
 }

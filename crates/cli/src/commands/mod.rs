@@ -1,5 +1,6 @@
 mod backups;
 mod key;
+mod locations;
 mod logs;
 mod maintenance;
 mod units;
@@ -7,7 +8,7 @@ mod units;
 use anyhow::Result;
 use lifeboat_engine::restore::RestoreMode;
 
-use crate::args::{BackupsCommand, Cli, Command, KeyCommand, UnitsCommand};
+use crate::args::{BackupsCommand, Cli, Command, KeyCommand, LocationsCommand, UnitsCommand};
 use crate::context::Context;
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -17,7 +18,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::New { name, units, location, tags, json } => {
                 backups::new(&ctx, name, units, location.location.as_deref(), tags, json)
             }
-            BackupsCommand::List { location, json } => backups::list(&ctx, location.location.as_deref(), json),
+            BackupsCommand::List { location, host, json } => {
+                backups::list(&ctx, location.location.as_deref(), host.as_deref(), json)
+            }
+            BackupsCommand::Copy { slug, to, location, json } => {
+                backups::copy(&ctx, &slug, location.location.as_deref(), &to, json)
+            }
             BackupsCommand::Info { slug, location, json } => {
                 backups::info(&ctx, &slug, location.location.as_deref(), json)
             }
@@ -47,6 +53,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, location.location.as_deref()),
         },
         Command::Units(UnitsCommand::List { json }) => units::list(&ctx, json),
+        Command::Locations(l) => match l {
+            LocationsCommand::List { json } => locations::list(&ctx, json),
+            LocationsCommand::Check { name } => locations::check(&ctx, &name),
+            LocationsCommand::Add { name, kind, path, set, default } => {
+                locations::add(&ctx, &name, &kind, path, &set, default)
+            }
+            LocationsCommand::Remove { name } => locations::remove(&ctx, &name),
+        },
         Command::Units(UnitsCommand::Use { profile }) => units::use_profile(&ctx, &profile),
         Command::Estimate { units, location, json } => maintenance::estimate(&ctx, units, location.as_deref(), json),
         Command::Check { read_data, location, json } => maintenance::check(&ctx, read_data, location.as_deref(), json),

@@ -1,0 +1,192 @@
+//! Locations: where backups are kept. Each holds one repository.
+//!
+//! A [`Location`] is what the configuration says; [`Location::store`] reaches it: a folder,
+//! a memory card checked to be mounted, an SFTP server, a storage service. Network kinds are
+//! wrapped in retries with backoff, and every kind in a meter that counts the bytes sent and
+//! keeps them under `upload_limit`.
+
+pub mod removable;
+pub mod settings;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use lifeboat_storage::{LocalStore, Metered, Retrying, ServiceStore, SftpStore, Store, Traffic};
+use serde::Serialize;
+
+use crate::config::{Config, LocationConfig, LocationKind};
+use crate::paths::Dirs;
+use crate::{EngineError, EngineResult};
+
+use settings::Settings;
+
+#[derive(Clone)]
+pub struct Location {
+    pub name: String,
+    pub kind: LocationKind,
+    pub config: LocationConfig,
+    /// The folder, for kinds that are folders on this machine (for removable ones, where the
+    /// configuration expects it; [`Location::store`] finds where it really is).
+    pub path: Option<PathBuf>,
+    dirs: Dirs,
+    // Reached once per process: a network location keeps its connection.
+    reached: Arc<Mutex<Option<Reached>>>,
+}
+
+#[derive(Clone)]
+struct Reached {
+    store: Arc<dyn Store>,
+    traffic: Arc<Traffic>,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Location").field("name", &self.name).field("kind", &self.kind).finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationInfo {
+    pub name: String,
+    pub kind: String,
+    pub path: Option<String>,
+    pub default: bool,
+}
+
+impl Location {
+    fn new(name: String, lc: LocationConfig, dirs: &Dirs) -> Location {
+        let path = match lc.kind {
+            LocationKind::Local | LocationKind::Removable => lc.path.as_deref().map(|p| dirs.expand(p)),
+            _ => None,
+        };
+        Location { name, kind: lc.kind, config: lc, path, dirs: dirs.clone(), reached: Arc::default() }
+    }
+
+    /// The location's storage, reached (and for removable media, checked) on first use.
+    pub fn store(&self) -> EngineResult<Arc<dyn Store>> {
+        Ok(self.reach()?.store)
+    }
+
+    /// Bytes sent to and read from this location by this process so far.
+    pub fn traffic(&self) -> Option<Arc<Traffic>> {
+        self.reached.lock().ok().and_then(|r| r.as_ref().map(|r| r.traffic.clone()))
+    }
+
+    /// True for locations reached over a network.
+    pub fn is_remote(&self) -> bool {
+        !matches!(self.kind, LocationKind::Local | LocationKind::Removable)
+    }
+
+    fn reach(&self) -> EngineResult<Reached> {
+        let mut slot = self.reached.lock().map_err(|_| EngineError::Cancelled)?;
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        let bad = |detail: String| EngineError::LocationConfig { name: self.name.clone(), detail };
+        let s = Settings::new(&self.name, &self.config, &self.dirs);
+        let limit = s.upload_limit().map_err(bad)?;
+        let (store, traffic): (Arc<dyn Store>, Arc<Traffic>) = match self.kind {
+            LocationKind::Local => {
+                let path = self.path.clone().ok_or_else(|| bad("path is missing".into()))?;
+                metered(LocalStore::new(path), limit)
+            }
+            LocationKind::Removable => {
+                let path = s.required("path").map_err(bad)?;
+                let uuid = s.get("uuid").map_err(bad)?;
+                let label = s.get("label").map_err(bad)?;
+                let found = removable::find(&self.name, &path, uuid.as_deref(), label.as_deref())
+                    .map_err(|reason| EngineError::LocationUnavailable { reason })?;
+                if found.read_only {
+                    tracing::warn!("location {}: the card is mounted read-only; backups to it will fail", self.name);
+                }
+                metered(LocalStore::new(found.folder), limit)
+            }
+            LocationKind::Sftp => {
+                let config = s.sftp().map_err(bad)?;
+                metered(Retrying::new(SftpStore::new(self.label(), config)), limit)
+            }
+            LocationKind::Smb => {
+                return Err(EngineError::UnsupportedLocation { name: self.name.clone(), kind: "smb".into() });
+            }
+            LocationKind::S3
+            | LocationKind::Webdav
+            | LocationKind::Dropbox
+            | LocationKind::Onedrive
+            | LocationKind::Gdrive => {
+                let config = s.service().map_err(bad)?;
+                let store = ServiceStore::new(self.label(), &config)?;
+                metered(Retrying::new(store), limit)
+            }
+        };
+        let r = Reached { store, traffic };
+        *slot = Some(r.clone());
+        Ok(r)
+    }
+
+    /// How errors name this location: `location NAME (KIND)`.
+    fn label(&self) -> String {
+        format!("location {} ({})", self.name, self.kind.as_str())
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.path {
+            Some(p) => format!("{} ({})", self.name, p.display()),
+            None => match self.store() {
+                Ok(s) => format!("{} ({})", self.name, s.describe()),
+                Err(_) => self.name.clone(),
+            },
+        }
+    }
+}
+
+fn metered<S: Store + 'static>(store: S, limit: Option<u64>) -> (Arc<dyn Store>, Arc<Traffic>) {
+    let m = Metered::new(store, limit);
+    let traffic = m.traffic();
+    (Arc::new(m), traffic)
+}
+
+/// The configured locations; with none configured, `local` in the data folder.
+pub fn locations(config: &Config, dirs: &Dirs) -> Vec<Location> {
+    let mut out: Vec<Location> =
+        config.location.iter().map(|(name, lc)| Location::new(name.clone(), lc.clone(), dirs)).collect();
+    if !out.iter().any(|l| l.name == "local") && (out.is_empty() || config.default_location.as_deref() == Some("local"))
+    {
+        let lc = LocationConfig {
+            kind: LocationKind::Local,
+            path: Some(dirs.data.join("backups").display().to_string()),
+            ..Default::default()
+        };
+        out.insert(0, Location::new("local".into(), lc, dirs));
+    }
+    out
+}
+
+pub fn default_location_name(config: &Config, dirs: &Dirs) -> String {
+    config
+        .default_location
+        .clone()
+        .unwrap_or_else(|| locations(config, dirs).first().map(|l| l.name.clone()).unwrap_or_else(|| "local".into()))
+}
+
+/// The named location, or the default one.
+pub fn location(config: &Config, dirs: &Dirs, name: Option<&str>) -> EngineResult<Location> {
+    let all = locations(config, dirs);
+    let wanted = name.map(str::to_string).unwrap_or_else(|| default_location_name(config, dirs));
+    all.iter().find(|l| l.name == wanted).cloned().ok_or_else(|| EngineError::UnknownLocation {
+        name: wanted,
+        known: all.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+pub fn info(config: &Config, dirs: &Dirs) -> Vec<LocationInfo> {
+    let default = default_location_name(config, dirs);
+    locations(config, dirs)
+        .into_iter()
+        .map(|l| LocationInfo {
+            default: l.name == default,
+            name: l.name,
+            kind: l.kind.as_str().into(),
+            path: l.path.map(|p| p.display().to_string()),
+        })
+        .collect()
+}

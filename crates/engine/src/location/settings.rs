@@ -1,0 +1,237 @@
+//! The keys of each location kind (docs/CONFIG.md), read into a storage backend's
+//! configuration. Every key may be given as `KEY_file` (a file holding the value) or as
+//! `"$VARIABLE"` (an environment variable holding it), so secrets need not sit in the file.
+
+use std::path::PathBuf;
+
+use lifeboat_storage::{DriveKind, HostKeyCheck, ServiceConfig, SftpConfig};
+
+use crate::config::{LocationConfig, LocationKind};
+use crate::paths::Dirs;
+
+/// The keys a kind accepts besides `type` and `path`, and which of them must be present.
+fn keys_of(kind: LocationKind) -> (&'static [&'static str], &'static [&'static str]) {
+    match kind {
+        LocationKind::Local => (&[], &["path"]),
+        LocationKind::Removable => (&["uuid", "label"], &["path"]),
+        LocationKind::Sftp => (&["host", "port", "user", "key_file", "password", "known_hosts", "trust_new_host"], &["host"]),
+        LocationKind::S3 => (
+            &["endpoint", "region", "bucket", "root", "access_key_id", "secret_access_key"],
+            &["bucket"],
+        ),
+        LocationKind::Webdav => (&["url", "root", "username", "password"], &["url"]),
+        LocationKind::Smb => (&["host", "port", "share", "username", "password", "domain"], &["host", "share"]),
+        LocationKind::Dropbox | LocationKind::Onedrive | LocationKind::Gdrive => {
+            (&["root", "refresh_token", "access_token", "client_id", "client_secret"], &[])
+        }
+    }
+}
+
+/// Keys every kind accepts.
+const COMMON: &[&str] = &["upload_limit"];
+
+/// Checks a location's keys when the configuration is read, so a typo is reported at once
+/// and not at the first backup.
+pub fn validate(name: &str, lc: &LocationConfig) -> Result<(), String> {
+    let (allowed, required) = keys_of(lc.kind);
+    let kind = lc.kind.as_str();
+    for key in lc.other.keys() {
+        let base = key.strip_suffix("_file").unwrap_or(key);
+        if !allowed.contains(&base) && !COMMON.contains(&base) && base != "path" {
+            let mut all: Vec<&str> = allowed.to_vec();
+            all.extend(COMMON);
+            all.insert(0, "path");
+            return Err(format!(
+                "location {name} ({kind}) has no key {key:?}: its keys are {}",
+                all.join(", ")
+            ));
+        }
+    }
+    for key in required {
+        let present = match *key {
+            "path" => lc.path.is_some() || lc.other.contains_key("path_file"),
+            k => lc.other.contains_key(k) || lc.other.contains_key(&format!("{k}_file")),
+        };
+        if !present {
+            return Err(format!("location {name} ({kind}) needs {key} = \"…\""));
+        }
+    }
+    if let Some(limit) = lc.other.get("upload_limit") {
+        parse_rate(limit).map_err(|e| format!("location {name}: upload_limit {e}"))?;
+    }
+    Ok(())
+}
+
+/// Reads the keys of one location, resolving `_file` and `$VARIABLE` forms.
+pub(crate) struct Settings<'a> {
+    name: &'a str,
+    lc: &'a LocationConfig,
+    dirs: &'a Dirs,
+}
+
+impl<'a> Settings<'a> {
+    pub fn new(name: &'a str, lc: &'a LocationConfig, dirs: &'a Dirs) -> Self {
+        Settings { name, lc, dirs }
+    }
+
+    /// A key's value, if given.
+    pub fn get(&self, key: &str) -> Result<Option<String>, String> {
+        let file_key = format!("{key}_file");
+        if let Some(v) = self.lc.other.get(&file_key) {
+            let path = self.dirs.expand(as_str(v).ok_or_else(|| format!("{file_key} must be a string"))?);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                format!("{file_key} = {} cannot be read ({e}): create it or correct the path", path.display())
+            })?;
+            let value = text.trim_end_matches(['\n', '\r']).to_string();
+            if value.is_empty() {
+                return Err(format!("{file_key} = {} is empty: write the value into it", path.display()));
+            }
+            return Ok(Some(value));
+        }
+        let raw = match key {
+            "path" => self.lc.path.clone(),
+            _ => match self.lc.other.get(key) {
+                None => None,
+                Some(v) => Some(match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => return Err(format!("{key} must be a string")),
+                }),
+            },
+        };
+        match raw {
+            Some(s) if s.starts_with('$') && s.len() > 1 => {
+                let var = &s[1..];
+                match std::env::var(var) {
+                    Ok(v) if !v.is_empty() => Ok(Some(v)),
+                    _ => Err(format!("{key} names the environment variable {var}, which is not set: set it or write the value")),
+                }
+            }
+            other => Ok(other),
+        }
+    }
+
+    pub fn required(&self, key: &str) -> Result<String, String> {
+        self.get(key)?.ok_or_else(|| format!("{key} is missing: add {key} = \"…\" to [location.{}]", self.name))
+    }
+
+    fn path(&self, key: &str) -> Result<Option<PathBuf>, String> {
+        Ok(self.get(key)?.map(|p| self.dirs.expand(&p)))
+    }
+
+    pub fn upload_limit(&self) -> Result<Option<u64>, String> {
+        match self.lc.other.get("upload_limit") {
+            None => Ok(None),
+            Some(v) => parse_rate(v).map(Some).map_err(|e| format!("upload_limit {e}")),
+        }
+    }
+
+    pub fn sftp(&self) -> Result<SftpConfig, String> {
+        let host = self.required("host")?;
+        let port = match self.get("port")? {
+            None => 22,
+            Some(p) => p.parse().map_err(|_| format!("port {p:?} is not a port number"))?,
+        };
+        let user = match self.get("user")? {
+            Some(u) => u,
+            None => crate::user(),
+        };
+        let known_hosts = self.path("known_hosts")?.unwrap_or_else(|| self.dirs.home.join(".ssh/known_hosts"));
+        let trust_new = self.get("trust_new_host")?.is_some_and(|v| v == "true");
+        let key_file = self.path("key_file")?;
+        let password = self.get("password")?;
+        if key_file.is_none() && password.is_none() {
+            return Err("needs key_file = \"~/.ssh/id_ed25519\" or a password".into());
+        }
+        Ok(SftpConfig {
+            host,
+            port,
+            user,
+            path: self.get("path")?.unwrap_or_default(),
+            key_file,
+            password,
+            host_key: if trust_new { HostKeyCheck::LearnInto(known_hosts) } else { HostKeyCheck::KnownHosts(known_hosts) },
+        })
+    }
+
+    pub fn service(&self) -> Result<ServiceConfig, String> {
+        let root = self.get("root")?.unwrap_or_else(|| "lifeboat".into());
+        Ok(match self.lc.kind {
+            LocationKind::S3 => {
+                let access_key_id = self.get("access_key_id")?;
+                let secret_access_key = self.get("secret_access_key")?;
+                if access_key_id.is_some() != secret_access_key.is_some() {
+                    return Err("give both access_key_id and secret_access_key, or neither".into());
+                }
+                ServiceConfig::S3 {
+                    endpoint: self.get("endpoint")?,
+                    region: self.get("region")?,
+                    bucket: self.required("bucket")?,
+                    root: self.get("root")?.unwrap_or_default(),
+                    access_key_id,
+                    secret_access_key,
+                }
+            }
+            LocationKind::Webdav => ServiceConfig::Webdav {
+                url: self.required("url")?,
+                root: self.get("root")?.unwrap_or_default(),
+                username: self.get("username")?,
+                password: self.get("password")?,
+            },
+            kind @ (LocationKind::Dropbox | LocationKind::Onedrive | LocationKind::Gdrive) => {
+                let refresh_token = self.get("refresh_token")?;
+                let access_token = self.get("access_token")?;
+                if refresh_token.is_none() && access_token.is_none() {
+                    return Err("needs refresh_token (with client_id and client_secret) or access_token".into());
+                }
+                ServiceConfig::Drive {
+                    kind: match kind {
+                        LocationKind::Dropbox => DriveKind::Dropbox,
+                        LocationKind::Onedrive => DriveKind::Onedrive,
+                        _ => DriveKind::Gdrive,
+                    },
+                    root,
+                    refresh_token,
+                    access_token,
+                    client_id: self.get("client_id")?,
+                    client_secret: self.get("client_secret")?,
+                }
+            }
+            other => return Err(format!("{} is not a storage service", other.as_str())),
+        })
+    }
+}
+
+fn as_str(v: &toml::Value) -> Option<&str> {
+    v.as_str()
+}
+
+/// `1000000`, `"500 KiB/s"`, `"2MB"`, `"1.5 MiB/s"`: bytes per second.
+fn parse_rate(v: &toml::Value) -> Result<u64, String> {
+    match v {
+        toml::Value::Integer(i) if *i > 0 => Ok(*i as u64),
+        toml::Value::String(s) => {
+            let t = s.trim().trim_end_matches("/s").trim();
+            let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+            let (num, unit) = t.split_at(split);
+            let num: f64 = num.parse().map_err(|_| format!("{s:?} is not a rate such as \"2 MiB/s\""))?;
+            let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+                "" | "b" => 1.0,
+                "k" | "kb" => 1e3,
+                "kib" => 1024.0,
+                "m" | "mb" => 1e6,
+                "mib" => 1024.0 * 1024.0,
+                "g" | "gb" => 1e9,
+                "gib" => 1024.0 * 1024.0 * 1024.0,
+                _ => return Err(format!("{s:?} has an unknown unit; use KB, MB, KiB or MiB per second")),
+            };
+            let rate = (num * mult) as u64;
+            if rate == 0 {
+                return Err("must be more than 0".into());
+            }
+            Ok(rate)
+        }
+        _ => Err("must be a number of bytes per second or a string such as \"2 MiB/s\"".into()),
+    }
+}
