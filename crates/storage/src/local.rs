@@ -81,6 +81,7 @@ impl Store for LocalStore {
             std::io::ErrorKind::PermissionDenied => {
                 StoreError::PermissionDenied { name: self.root.display().to_string() }
             }
+            std::io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly { name: self.root.display().to_string() },
             _ => StoreError::Unreachable { path: self.root.clone(), source: e },
         })
     }

@@ -62,6 +62,9 @@ const PER_MIB: Duration = Duration::from_secs(30);
 
 impl ServiceStore {
     pub fn new(label: impl Into<String>, config: &ServiceConfig) -> StoreResult<Self> {
+        // OpenDAL's HTTP client (reqwest with rustls) is installed once per process.
+        static HTTP: std::sync::Once = std::sync::Once::new();
+        HTTP.call_once(opendal::install_default);
         let label = label.into();
         let bad = |e: opendal::Error| StoreError::Remote {
             location: label.clone(),

@@ -96,9 +96,6 @@ impl Location {
                 let label = s.get("label").map_err(bad)?;
                 let found = removable::find(&self.name, &path, uuid.as_deref(), label.as_deref())
                     .map_err(|reason| EngineError::LocationUnavailable { reason })?;
-                if found.read_only {
-                    tracing::warn!("location {}: the card is mounted read-only; backups to it will fail", self.name);
-                }
                 metered(LocalStore::new(found.folder), limit)
             }
             LocationKind::Sftp => {

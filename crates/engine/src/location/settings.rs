@@ -36,7 +36,7 @@ pub fn validate(name: &str, lc: &LocationConfig) -> Result<(), String> {
     let (allowed, required) = keys_of(lc.kind);
     let kind = lc.kind.as_str();
     for key in lc.other.keys() {
-        let base = key.strip_suffix("_file").unwrap_or(key);
+        let base = if allowed.contains(&key.as_str()) { key.as_str() } else { key.strip_suffix("_file").unwrap_or(key) };
         if !allowed.contains(&base) && !COMMON.contains(&base) && base != "path" {
             let mut all: Vec<&str> = allowed.to_vec();
             all.extend(COMMON);

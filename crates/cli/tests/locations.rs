@@ -1,0 +1,310 @@
+//! Locations of every kind against real servers on 127.0.0.1: round trips, an interrupted
+//! upload, two devices in one bucket, and the errors a person sees.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::servers::{Relay, Seaweed, Sshd, Webdav};
+use common::{compare_trees, random_bytes, rerooted, walk_size, Sandbox};
+
+/// The corpus' `small` part when scripts/test built it, else a tree made here.
+fn source(sb: &Sandbox) -> PathBuf {
+    if let Some(c) = std::env::var_os("LIFEBOAT_CORPUS").map(PathBuf::from) {
+        if c.join("small").is_dir() {
+            return c.join("small");
+        }
+    }
+    let src = sb.dir.path().join("src");
+    for i in 0..40u64 {
+        let d = src.join(format!("d{}", i % 5));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}.bin")), random_bytes(((i * 7919) % 300_000) as usize, i + 1)).unwrap();
+        std::fs::write(d.join(format!("t{i}.txt")), format!("note {i}\n").repeat(200)).unwrap();
+    }
+    src
+}
+
+/// Makes `[location.NAME]` with these keys the sandbox's only location, backing up `paths`.
+fn write_config(sb: &Sandbox, name: &str, location_toml: &str, paths: &[&Path]) {
+    let list: Vec<String> = paths.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+    std::fs::write(
+        &sb.config,
+        format!(
+            "default_location = \"{name}\"\n[location.{name}]\n{location_toml}\n[unit.data]\npaths = [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+fn round_trip(sb: &Sandbox, src: &Path) {
+    let made = sb.backup(&[]);
+    let slug = made["slug"].as_str().unwrap().to_string();
+    let target = sb.dir.path().join("restored");
+    sb.ok(&["backups", "restore", &slug, "--target", target.to_str().unwrap(), "--quiet"]);
+    let diffs = compare_trees(src, &rerooted(&target, src));
+    assert!(diffs.is_empty(), "restore differs: {:?}", &diffs[..diffs.len().min(10)]);
+    let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["slug"], slug.as_str());
+    sb.ok(&["check"]);
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+#[test]
+fn a_backup_round_trips_through_sftp() {
+    let sb = Sandbox::new("");
+    let server = Sshd::start(&sb.dir.path().join("sshd"));
+    let remote = sb.dir.path().join("remote");
+    let src = source(&sb);
+    write_config(&sb, "nas", &server.location_toml(&remote, server.port), &[&src]);
+    round_trip(&sb, &src);
+    assert!(remote.join("config").is_file(), "the repository lives on the server");
+}
+
+#[test]
+fn a_backup_round_trips_through_s3() {
+    let sb = Sandbox::new("");
+    let mut server = Seaweed::start(&sb.dir.path().join("weed"));
+    server.create_bucket("backups");
+    let src = source(&sb);
+    write_config(&sb, "s3", &server.location_toml("backups", "phone"), &[&src]);
+    round_trip(&sb, &src);
+}
+
+#[test]
+fn a_backup_round_trips_through_webdav() {
+    let sb = Sandbox::new("");
+    let server = Webdav::start(&sb.dir.path().join("webdav"));
+    let src = source(&sb);
+    write_config(&sb, "nextcloud", &server.location_toml("Lifeboat"), &[&src]);
+    round_trip(&sb, &src);
+    assert!(server.root.join("Lifeboat/config").is_file());
+}
+
+#[test]
+fn a_backup_round_trips_through_a_local_folder() {
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let repo = sb.dir.path().join("disk");
+    write_config(&sb, "disk", &format!("type = \"local\"\npath = \"{}\"\n", repo.display()), &[&src]);
+    round_trip(&sb, &src);
+}
+
+/// A mounted filesystem other than the root's, unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn tmpfs(at: &Path, options: &str) -> Mounted {
+        std::fs::create_dir_all(at).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "lifeboat-test-card"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs at {}", at.display());
+        Mounted(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_backup_round_trips_through_a_removable_card() {
+    if !common::is_root() {
+        eprintln!("skipped: mounting a card's filesystem needs root (CI runs as root)");
+        return;
+    }
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let card = sb.dir.path().join("media/card");
+    let _mount = Mounted::tmpfs(&card, "size=1g");
+    write_config(&sb, "card", &format!("type = \"removable\"\npath = \"{}/lifeboat\"\n", card.display()), &[&src]);
+    round_trip(&sb, &src);
+    assert!(card.join("lifeboat/config").is_file());
+}
+
+#[test]
+fn a_card_that_is_not_mounted_or_is_read_only_is_named_and_nothing_is_written() {
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let card = sb.dir.path().join("media/card");
+    std::fs::create_dir_all(&card).unwrap();
+    write_config(&sb, "card", &format!("type = \"removable\"\npath = \"{}/lifeboat\"\n", card.display()), &[&src]);
+    let out = sb.run(&["backups", "new"]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("location card") && err.contains("no memory card or disk is mounted"), "{err}");
+    assert_eq!(std::fs::read_dir(&card).unwrap().count(), 0, "nothing lands on the phone's own storage");
+
+    if common::is_root() {
+        let _mount = Mounted::tmpfs(&card, "size=64m,ro");
+        let out = sb.run(&["backups", "new"]);
+        let err = stderr(&out);
+        assert!(!out.status.success());
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("read-only"), "{err}");
+    }
+}
+
+#[test]
+fn wrong_credentials_a_missing_bucket_and_an_unreachable_host_are_told_apart() {
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let mut s3 = Seaweed::start(&sb.dir.path().join("weed"));
+    s3.create_bucket("backups");
+    let sshd = Sshd::start(&sb.dir.path().join("sshd"));
+    let closed = common::servers::free_port();
+    let wrong_key = sb.dir.path().join("wrong_key");
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong_key)
+        .status()
+        .unwrap()
+        .success());
+
+    let good = s3.location_toml("backups", "x");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("s3 wrong secret", good.replace(&s3.secret_key, "not-the-secret-at-all"), "refused the credentials"),
+        ("s3 missing bucket", s3.location_toml("no-such-bucket", "x"), "does not exist"),
+        ("s3 unreachable", good.replace(&s3.endpoint, &format!("http://127.0.0.1:{closed}")), "is not reachable"),
+        (
+            "sftp wrong key",
+            sshd.location_toml(&sb.dir.path().join("r"), sshd.port)
+                .replace(sshd.key_file.to_str().unwrap(), wrong_key.to_str().unwrap()),
+            "refused the credentials",
+        ),
+        ("sftp unreachable", sshd.location_toml(&sb.dir.path().join("r"), sshd.port).replace(&format!("port = {}", sshd.port), &format!("port = {closed}")), "is not reachable"),
+    ];
+    let mut messages = Vec::new();
+    for (what, toml, expect) in &cases {
+        write_config(&sb, "there", toml, &[&src]);
+        let out = sb.run(&["backups", "new"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{what}: should fail");
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+        assert!(err.contains("location there"), "{what}: names the location: {err}");
+        assert!(err.contains(expect), "{what}: says {expect:?}: {err}");
+        for secret in [&s3.secret_key, "not-the-secret-at-all"] {
+            assert!(!err.contains(secret), "{what}: no secret in the error: {err}");
+        }
+        messages.push(err);
+    }
+    // No secret in any log either.
+    for log in common::walkdir(sb.dir.path().join("xdg-state").as_path()) {
+        if log.is_file() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(!text.contains(&s3.secret_key), "secret in {}", log.display());
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_upload_is_not_sent_again() {
+    let sb = Sandbox::new("");
+    let src = sb.dir.path().join("photos");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..24u64 {
+        std::fs::write(src.join(format!("IMG_{i:04}.jpg")), random_bytes(4 << 20, 1000 + i)).unwrap();
+    }
+    let server = Sshd::start(&sb.dir.path().join("sshd"));
+    let remote = sb.dir.path().join("remote");
+    let relay = Relay::start(server.port);
+    write_config(&sb, "nas", &server.location_toml(&remote, relay.port), &[&src]);
+    // The network goes away after 60 MB of the 96 MB backup.
+    relay.cut_after(60 << 20);
+    let out = sb.run(&["backups", "new"]);
+    assert!(relay.is_cut());
+    let err = stderr(&out);
+    assert!(!out.status.success(), "the backup cannot finish without the network");
+    assert!(err.lines().count() == 1 && err.contains("location nas"), "one line naming the location: {err}");
+    let stored_before = walk_size(&remote.join("data"));
+    assert!(stored_before >= 32 << 20, "whole packs reached the server before the cut: {stored_before}");
+
+    // The network is back (a new relay: the old one refuses everyone).
+    let relay = Relay::start(server.port);
+    write_config(&sb, "nas", &server.location_toml(&remote, relay.port), &[&src]);
+    sb.ok(&["check"]);
+    let made = sb.backup(&[]);
+    let stored_after = walk_size(&remote.join("data"));
+    let uploaded = made["uploaded"].as_u64().unwrap();
+    let needed = stored_after - stored_before;
+    let again = uploaded.saturating_sub(needed);
+    assert!(
+        (again as f64) < 0.10 * stored_before as f64,
+        "re-sent {again} bytes of the {stored_before} already stored (uploaded {uploaded}, needed {needed})"
+    );
+    let target = sb.dir.path().join("restored");
+    sb.ok(&["backups", "restore", made["slug"].as_str().unwrap(), "--target", target.to_str().unwrap(), "--quiet"]);
+    assert!(compare_trees(&src, &rerooted(&target, &src)).is_empty());
+}
+
+#[test]
+fn two_devices_back_up_into_one_bucket_at_once_and_share_data() {
+    let base = Sandbox::new("");
+    let mut server = Seaweed::start(&base.dir.path().join("weed"));
+    server.create_bucket("fleet");
+    let common_file = random_bytes(6 << 20, 77);
+    let devices: Vec<(Sandbox, PathBuf)> = (0..2u64)
+        .map(|d| {
+            let sb = Sandbox::new("");
+            let src = sb.dir.path().join(format!("device{d}"));
+            std::fs::create_dir_all(&src).unwrap();
+            std::fs::write(src.join("shared-photo.jpg"), &common_file).unwrap();
+            std::fs::write(src.join("own.bin"), random_bytes(3 << 20, 100 + d)).unwrap();
+            write_config(&sb, "fleet", &server.location_toml("fleet", "family"), &[&src]);
+            (sb, src)
+        })
+        .collect();
+    // Both processes run at the same time.
+    let children: Vec<_> = devices
+        .iter()
+        .enumerate()
+        .map(|(d, (sb, _))| {
+            sb.command()
+                .args(["backups", "new", "--json", "--quiet", "--name", &format!("device{d}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut slugs = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        slugs.push(made["slug"].as_str().unwrap().to_string());
+    }
+    let (first, _) = &devices[0];
+    let listed: serde_json::Value = serde_json::from_str(&first.ok(&["backups", "list", "--json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let host = listed[0]["host"].as_str().unwrap().to_string();
+    let mine: serde_json::Value =
+        serde_json::from_str(&first.ok(&["backups", "list", "--json", "--host", &host])).unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 2);
+    let none: serde_json::Value =
+        serde_json::from_str(&first.ok(&["backups", "list", "--json", "--host", "no-such-host"])).unwrap();
+    assert_eq!(none.as_array().unwrap().len(), 0);
+    for ((sb, src), slug) in devices.iter().zip(&slugs) {
+        let target = sb.dir.path().join("restored");
+        sb.ok(&["backups", "restore", slug, "--target", target.to_str().unwrap(), "--quiet"]);
+        assert!(compare_trees(src, &rerooted(&target, src)).is_empty(), "{slug} restores");
+    }
+    // Concurrent writers may each store a blob before seeing the other's index; prune keeps
+    // one copy. Stored twice, the shared photo alone would take 12 MiB.
+    first.ok(&["prune", "--quiet"]);
+    first.ok(&["check"]);
+    let locations: serde_json::Value = serde_json::from_str(&first.ok(&["locations", "list", "--json"])).unwrap();
+    let size = locations[0]["size"].as_u64().unwrap();
+    assert!(size < (6 + 3 + 3 + 2) << 20, "the shared photo is stored once: {size} bytes in the bucket");
+}
