@@ -84,9 +84,20 @@ impl Repository {
         let mut rewrite: Vec<(Id, Vec<PackEntry>)> = Vec::new();
         let mut drop_packs: HashSet<Id> = HashSet::new();
         let mut indexed: HashSet<Id> = HashSet::new();
+        let pack_sizes: std::collections::HashMap<&str, u64> =
+            listed.iter().map(|o| (o.name.as_str(), o.size)).collect();
         for (pack, entries) in &by_pack {
             indexed.insert(*pack);
-            let total: u64 = entries.iter().map(|e| e.length as u64).sum();
+            // The pack's real size, not the sum of its indexed blobs: a blob stored twice
+            // (two devices backing up the same file at once) is indexed in one pack only,
+            // and the other copy is space to reclaim.
+            let indexed_bytes: u64 = entries.iter().map(|e| e.length as u64).sum();
+            let header = entries.len() as u64 * crate::repofile::pack_header::ENTRY_LEN as u64 + 64;
+            let total = pack_sizes
+                .get(pack_name(pack).as_str())
+                .map(|size| size.saturating_sub(header))
+                .unwrap_or(indexed_bytes)
+                .max(indexed_bytes);
             let needed: Vec<PackEntry> = entries.iter().filter(|e| used.contains(&e.id)).cloned().collect();
             let unused: u64 = total - needed.iter().map(|e| e.length as u64).sum::<u64>();
             report.blobs_removed += entries.len() - needed.len();

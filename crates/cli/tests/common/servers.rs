@@ -210,7 +210,7 @@ impl Seaweed {
     /// Creates a bucket (a folder under the filer's /buckets), waiting until the cluster
     /// can take writes.
     pub fn create_bucket(&mut self, name: &str) {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             let status = http(self.filer_port, &format!("POST /buckets/{name}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
             if status.is_some_and(|s| (200..300).contains(&s)) {
@@ -221,7 +221,11 @@ impl Seaweed {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "SeaweedFS did not become ready");
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(&self.process.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!("SeaweedFS did not become ready:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
