@@ -14,7 +14,10 @@ fn main() {
     limit_heap_growth();
     let cli = args::Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG").unwrap_or_else(|_| "warn,russh=error,russh_sftp=error,opendal=error".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
+                .unwrap_or_else(|_| "warn,russh=error,russh_sftp=error,opendal=error,pavao=off".into()),
+        )
         .with_writer(std::io::stderr)
         .without_time()
         .init();

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::servers::{Relay, Seaweed, Sshd, Webdav};
+use common::servers::{Relay, Seaweed, Smbd, Sshd, Webdav};
 use common::{compare_trees, random_bytes, rerooted, walk_size, Sandbox};
 
 /// The corpus' `small` part when scripts/test built it, else a tree made here.
@@ -84,6 +84,29 @@ fn a_backup_round_trips_through_webdav() {
     write_config(&sb, "nextcloud", &server.location_toml("Lifeboat"), &[&src]);
     round_trip(&sb, &src);
     assert!(server.root.join("Lifeboat/config").is_file());
+}
+
+#[test]
+fn a_backup_round_trips_through_smb() {
+    if !common::is_root() {
+        eprintln!("skipped: the test's smbd needs root (CI runs as root)");
+        return;
+    }
+    let sb = Sandbox::new("");
+    let server = Smbd::start(&sb.dir.path().join("smbd"));
+    let src = source(&sb);
+    write_config(&sb, "nas", &server.location_toml("Backups/phone"), &[&src]);
+    round_trip(&sb, &src);
+    assert!(server.share_dir.join("Backups/phone/config").is_file());
+
+    // A wrong password is told as such, without the password.
+    let wrong = server.location_toml("Backups/phone").replace(&server.password, "not-the-password");
+    write_config(&sb, "nas", &wrong, &[&src]);
+    let out = sb.run(&["backups", "list"]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("location nas") && err.contains("refused the credentials"), "{err}");
+    assert!(!err.contains("not-the-password") && !err.contains(&server.password), "{err}");
 }
 
 #[test]
@@ -183,7 +206,12 @@ fn wrong_credentials_a_missing_bucket_and_an_unreachable_host_are_told_apart() {
                 .replace(sshd.key_file.to_str().unwrap(), wrong_key.to_str().unwrap()),
             "refused the credentials",
         ),
-        ("sftp unreachable", sshd.location_toml(&sb.dir.path().join("r"), sshd.port).replace(&format!("port = {}", sshd.port), &format!("port = {closed}")), "is not reachable"),
+        (
+            "sftp unreachable",
+            sshd.location_toml(&sb.dir.path().join("r"), sshd.port)
+                .replace(&format!("port = {}", sshd.port), &format!("port = {closed}")),
+            "is not reachable",
+        ),
     ];
     let mut messages = Vec::new();
     for (what, toml, expect) in &cases {
@@ -223,7 +251,12 @@ fn an_interrupted_upload_is_not_sent_again() {
     // The network goes away after 60 MB of the 96 MB backup.
     relay.cut_after(60 << 20);
     let out = sb.run(&["backups", "new"]);
-    assert!(relay.is_cut(), "the line was cut: {} bytes sent; {}", relay.sent.load(std::sync::atomic::Ordering::SeqCst), stderr(&out));
+    assert!(
+        relay.is_cut(),
+        "the line was cut: {} bytes sent; {}",
+        relay.sent.load(std::sync::atomic::Ordering::SeqCst),
+        stderr(&out)
+    );
     let err = stderr(&out);
     assert!(!out.status.success(), "the backup cannot finish without the network");
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("lifeboat:")).collect();

@@ -36,7 +36,11 @@ pub fn copy(src: &Repository, dst: &Repository, slug: &str, progress: &Progress)
     let _lock = dst.lock(LockKind::Shared, "copy", LOCK_WAIT)?;
     dst.load_index()?;
     progress.set_phase("copying");
-    progress.set_totals(snapshot.units.iter().map(|u| u.files).sum(), snapshot.units.iter().map(|u| u.size).sum(), true);
+    progress.set_totals(
+        snapshot.units.iter().map(|u| u.files).sum(),
+        snapshot.units.iter().map(|u| u.size).sum(),
+        true,
+    );
     let writer = BlobWriter::new(dst, dst.store().write_concurrency());
     // With the same id key (a repository and its clone), ids match and blobs the destination
     // holds need not even be read.

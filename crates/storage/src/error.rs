@@ -25,7 +25,9 @@ pub enum StoreError {
     Remote { location: String, op: &'static str, name: String, cause: String, transient: bool },
     #[error("the location is full while writing {name}: free some space or choose another location")]
     Full { name: String },
-    #[error("the location is read-only while writing {name}: release the memory card's lock switch or mount it read-write")]
+    #[error(
+        "the location is read-only while writing {name}: release the memory card's lock switch or mount it read-write"
+    )]
     ReadOnly { name: String },
     #[error("permission denied on {name}: give this user write access to the location")]
     PermissionDenied { name: String },

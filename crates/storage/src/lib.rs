@@ -13,6 +13,7 @@ mod retry;
 mod runtime;
 mod service;
 mod sftp;
+mod smb;
 mod store;
 
 pub mod conformance;
@@ -23,4 +24,5 @@ pub use metered::{Metered, Traffic};
 pub use retry::Retrying;
 pub use service::{DriveKind, ServiceConfig, ServiceStore};
 pub use sftp::{HostKeyCheck, SftpConfig, SftpStore};
+pub use smb::{SmbConfig, SmbStore};
 pub use store::{ObjectInfo, Store};

@@ -278,15 +278,16 @@ impl Store for ServiceStore {
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
         check_name(name)?;
         if self.create_if_absent {
-            let r = block_on_for(
-                Self::limit_for(data.len() as u64),
-                async { self.op.write_with(name, Buffer::from(data.to_vec())).if_not_exists(true).await },
-            );
+            let r = block_on_for(Self::limit_for(data.len() as u64), async {
+                self.op.write_with(name, Buffer::from(data.to_vec())).if_not_exists(true).await
+            });
             return match r {
                 Some(Ok(_)) => Ok(true),
                 Some(Err(e)) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
                 Some(Err(e)) => Err(self.map_error("writing", name, e)),
-                None => self.run("writing", name, 0, async { Err(opendal::Error::new(ErrorKind::Unexpected, "timeout")) }),
+                None => {
+                    self.run("writing", name, 0, async { Err(opendal::Error::new(ErrorKind::Unexpected, "timeout")) })
+                }
             };
         }
         // No conditional write here: check, write, and read back. Two devices creating one
@@ -346,11 +347,8 @@ impl Store for ServiceStore {
             if name.rsplit('/').next().is_some_and(|n| n.starts_with(".tmp-")) {
                 continue;
             }
-            let size = if meta.content_length() > 0 || meta.is_dir() {
-                meta.content_length()
-            } else {
-                self.size(&name)?
-            };
+            let size =
+                if meta.content_length() > 0 || meta.is_dir() { meta.content_length() } else { self.size(&name)? };
             out.push(ObjectInfo { name, size });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

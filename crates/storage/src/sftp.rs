@@ -261,9 +261,12 @@ impl Store for SftpStore {
         if root.is_empty() {
             return Ok(());
         }
-        self.run("creating", &root.clone(), 0, |c| async move {
-            Self::make_parents(&c.sftp, &format!("{root}/x")).await
-        })
+        self.run(
+            "creating",
+            &root.clone(),
+            0,
+            |c| async move { Self::make_parents(&c.sftp, &format!("{root}/x")).await },
+        )
     }
 
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {

@@ -103,7 +103,14 @@ pub fn check(ctx: &Context, name: &str) -> Result<i32> {
     let exists = Repository::exists(store.as_ref())?;
     println!("  reachable: yes");
     // A write and a removal under a name the repository never uses.
-    let probe = format!("lifeboat-write-check-{:016x}", std::process::id() as u64 ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+    let probe = format!(
+        "lifeboat-write-check-{:016x}",
+        std::process::id() as u64
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+    );
     store.write(&probe, b"lifeboat checks that it can write here\n")?;
     let back = store.read(&probe, None)?;
     store.remove(&probe)?;
@@ -125,7 +132,10 @@ pub fn check(ctx: &Context, name: &str) -> Result<i32> {
         println!("  repository: healthy, {} backups", snaps.len());
         Ok(exit::OK)
     } else {
-        println!("  repository: {} problems; run `lifeboat check --location {name}` for the list", report.problems.len());
+        println!(
+            "  repository: {} problems; run `lifeboat check --location {name}` for the list",
+            report.problems.len()
+        );
         Ok(exit::DAMAGE)
     }
 }

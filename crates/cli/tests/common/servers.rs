@@ -217,7 +217,12 @@ impl Seaweed {
                 // A tiny file proves a volume is assigned.
                 let put = http(self.filer_port, &format!("PUT /buckets/{name}/.ready HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"));
                 if put.is_some_and(|s| (200..300).contains(&s)) {
-                    let _ = http(self.filer_port, &format!("DELETE /buckets/{name}/.ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+                    let _ = http(
+                        self.filer_port,
+                        &format!(
+                            "DELETE /buckets/{name}/.ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                        ),
+                    );
                     return;
                 }
             }
@@ -364,4 +369,65 @@ fn pump(mut from: TcpStream, mut to: TcpStream, meter: Option<Meter>) {
         }
     }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Samba's smbd sharing a folder as `backups`, with the current user (root in CI) given an
+/// SMB password in a private password database.
+pub struct Smbd {
+    pub process: Process,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub share_dir: PathBuf,
+}
+
+impl Smbd {
+    pub fn start(dir: &Path) -> Smbd {
+        let smbd = need("smbd");
+        let pdbedit = need("pdbedit");
+        for sub in ["run", "lock", "state", "cache", "private", "ncalrpc", "share"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let port = free_port();
+        let d = dir.display();
+        let config = dir.join("smb.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "[global]\n  smb ports = {port}\n  bind interfaces only = yes\n  interfaces = 127.0.0.1\n\
+                 pid directory = {d}/run\n  lock directory = {d}/lock\n  state directory = {d}/state\n\
+                 cache directory = {d}/cache\n  private dir = {d}/private\n  ncalrpc dir = {d}/ncalrpc\n\
+                 log file = {d}/log.%m\n  passdb backend = tdbsam:{d}/private/passdb.tdb\n\
+                 server role = standalone server\n  map to guest = never\n  disable netbios = yes\n\
+                 server min protocol = SMB2\n  load printers = no\n  printing = bsd\n  printcap name = /dev/null\n\
+                 disable spoolss = yes\n[backups]\n  path = {d}/share\n  read only = no\n"
+            ),
+        )
+        .unwrap();
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().name;
+        let password = "smb-secret-9731".to_string();
+        let mut add = Command::new(pdbedit)
+            .arg("-s")
+            .arg(&config)
+            .args(["-a", "-t", "-u", &user])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        add.stdin.take().unwrap().write_all(format!("{password}\n{password}\n").as_bytes()).unwrap();
+        assert!(add.wait().unwrap().success(), "pdbedit added the SMB user");
+        let mut cmd = Command::new(smbd);
+        cmd.args(["-F", "--no-process-group", "--debug-stdout", "-d", "1", "-s"]).arg(&config);
+        let mut process = Process::start("smbd", cmd, dir.join("smbd.log"));
+        process.wait_for(port);
+        Smbd { process, port, user, password, share_dir: dir.join("share") }
+    }
+
+    pub fn location_toml(&self, path: &str) -> String {
+        format!(
+            "type = \"smb\"\nhost = \"127.0.0.1\"\nport = {}\nshare = \"backups\"\npath = \"{path}\"\nusername = \"{}\"\npassword = \"{}\"\n",
+            self.port, self.user, self.password
+        )
+    }
 }

@@ -11,7 +11,7 @@ pub mod settings;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use lifeboat_storage::{LocalStore, Metered, Retrying, ServiceStore, SftpStore, Store, Traffic};
+use lifeboat_storage::{LocalStore, Metered, Retrying, ServiceStore, SftpStore, SmbStore, Store, Traffic};
 use serde::Serialize;
 
 use crate::config::{Config, LocationConfig, LocationKind};
@@ -103,7 +103,8 @@ impl Location {
                 metered(Retrying::new(SftpStore::new(self.label(), config)), limit)
             }
             LocationKind::Smb => {
-                return Err(EngineError::UnsupportedLocation { name: self.name.clone(), kind: "smb".into() });
+                let config = s.smb().map_err(bad)?;
+                metered(Retrying::new(SmbStore::new(self.label(), config)), limit)
             }
             LocationKind::S3
             | LocationKind::Webdav

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use lifeboat_storage::{DriveKind, HostKeyCheck, ServiceConfig, SftpConfig};
+use lifeboat_storage::{DriveKind, HostKeyCheck, ServiceConfig, SftpConfig, SmbConfig};
 
 use crate::config::{LocationConfig, LocationKind};
 use crate::paths::Dirs;
@@ -14,11 +14,12 @@ fn keys_of(kind: LocationKind) -> (&'static [&'static str], &'static [&'static s
     match kind {
         LocationKind::Local => (&[], &["path"]),
         LocationKind::Removable => (&["uuid", "label"], &["path"]),
-        LocationKind::Sftp => (&["host", "port", "user", "key_file", "password", "known_hosts", "trust_new_host"], &["host"]),
-        LocationKind::S3 => (
-            &["endpoint", "region", "bucket", "root", "access_key_id", "secret_access_key"],
-            &["bucket"],
-        ),
+        LocationKind::Sftp => {
+            (&["host", "port", "user", "key_file", "password", "known_hosts", "trust_new_host"], &["host"])
+        }
+        LocationKind::S3 => {
+            (&["endpoint", "region", "bucket", "root", "access_key_id", "secret_access_key"], &["bucket"])
+        }
         LocationKind::Webdav => (&["url", "root", "username", "password"], &["url"]),
         LocationKind::Smb => (&["host", "port", "share", "username", "password", "domain"], &["host", "share"]),
         LocationKind::Dropbox | LocationKind::Onedrive | LocationKind::Gdrive => {
@@ -36,15 +37,13 @@ pub fn validate(name: &str, lc: &LocationConfig) -> Result<(), String> {
     let (allowed, required) = keys_of(lc.kind);
     let kind = lc.kind.as_str();
     for key in lc.other.keys() {
-        let base = if allowed.contains(&key.as_str()) { key.as_str() } else { key.strip_suffix("_file").unwrap_or(key) };
+        let base =
+            if allowed.contains(&key.as_str()) { key.as_str() } else { key.strip_suffix("_file").unwrap_or(key) };
         if !allowed.contains(&base) && !COMMON.contains(&base) && base != "path" {
             let mut all: Vec<&str> = allowed.to_vec();
             all.extend(COMMON);
             all.insert(0, "path");
-            return Err(format!(
-                "location {name} ({kind}) has no key {key:?}: its keys are {}",
-                all.join(", ")
-            ));
+            return Err(format!("location {name} ({kind}) has no key {key:?}: its keys are {}", all.join(", ")));
         }
     }
     for key in required {
@@ -105,7 +104,9 @@ impl<'a> Settings<'a> {
                 let var = &s[1..];
                 match std::env::var(var) {
                     Ok(v) if !v.is_empty() => Ok(Some(v)),
-                    _ => Err(format!("{key} names the environment variable {var}, which is not set: set it or write the value")),
+                    _ => Err(format!(
+                        "{key} names the environment variable {var}, which is not set: set it or write the value"
+                    )),
                 }
             }
             other => Ok(other),
@@ -151,7 +152,27 @@ impl<'a> Settings<'a> {
             path: self.get("path")?.unwrap_or_default(),
             key_file,
             password,
-            host_key: if trust_new { HostKeyCheck::LearnInto(known_hosts) } else { HostKeyCheck::KnownHosts(known_hosts) },
+            host_key: if trust_new {
+                HostKeyCheck::LearnInto(known_hosts)
+            } else {
+                HostKeyCheck::KnownHosts(known_hosts)
+            },
+        })
+    }
+
+    pub fn smb(&self) -> Result<SmbConfig, String> {
+        let port = match self.get("port")? {
+            None => 445,
+            Some(p) => p.parse().map_err(|_| format!("port {p:?} is not a port number"))?,
+        };
+        Ok(SmbConfig {
+            host: self.required("host")?,
+            port,
+            share: self.required("share")?,
+            path: self.get("path")?.unwrap_or_else(|| "lifeboat".into()),
+            username: self.get("username")?.unwrap_or_else(crate::user),
+            password: self.required("password")?,
+            domain: self.get("domain")?,
         })
     }
 
