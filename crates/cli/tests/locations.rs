@@ -342,3 +342,74 @@ fn two_devices_back_up_into_one_bucket_at_once_and_share_data() {
     let size = locations[0]["size"].as_u64().unwrap();
     assert!(size < (6 + 3 + 3 + 2) << 20, "the shared photo is stored once: {size} bytes in the bucket");
 }
+
+#[test]
+fn every_network_backend_passes_the_storage_conformance_suite() {
+    // Each as Lifeboat uses it: behind the retrying layer (WebDAV servers answer two
+    // simultaneous creations of one folder with "423 Locked", which a retry resolves).
+    use lifeboat_storage::{
+        conformance, HostKeyCheck, Retrying, ServiceConfig, ServiceStore, SftpConfig, SftpStore, SmbConfig, SmbStore,
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    let sshd = Sshd::start(&dir.path().join("sshd"));
+    let sftp = SftpStore::new(
+        "sftp",
+        SftpConfig {
+            host: "127.0.0.1".into(),
+            port: sshd.port,
+            user: sshd.user.clone(),
+            path: dir.path().join("sftp-repo").display().to_string(),
+            key_file: Some(sshd.key_file.clone()),
+            password: None,
+            host_key: HostKeyCheck::KnownHosts(sshd.known_hosts.clone()),
+        },
+    );
+    conformance::run(&Retrying::new(sftp));
+
+    let mut weed = Seaweed::start(&dir.path().join("weed"));
+    weed.create_bucket("conformance");
+    let s3 = ServiceStore::new(
+        "s3",
+        &ServiceConfig::S3 {
+            endpoint: Some(weed.endpoint.clone()),
+            region: None,
+            bucket: "conformance".into(),
+            root: "repo".into(),
+            access_key_id: Some(weed.access_key.clone()),
+            secret_access_key: Some(weed.secret_key.clone()),
+        },
+    )
+    .unwrap();
+    conformance::run(&Retrying::new(s3));
+
+    let dav = Webdav::start(&dir.path().join("webdav"));
+    let webdav = ServiceStore::new(
+        "webdav",
+        &ServiceConfig::Webdav {
+            url: dav.url.clone(),
+            root: "repo".into(),
+            username: Some(dav.user.clone()),
+            password: Some(dav.password.clone()),
+        },
+    )
+    .unwrap();
+    conformance::run(&Retrying::new(webdav));
+
+    if common::is_root() {
+        let smbd = Smbd::start(&dir.path().join("smbd"));
+        let smb = SmbStore::new(
+            "smb",
+            SmbConfig {
+                host: "127.0.0.1".into(),
+                port: smbd.port,
+                share: "backups".into(),
+                path: "repo".into(),
+                username: smbd.user.clone(),
+                password: smbd.password.clone(),
+                domain: None,
+            },
+        );
+        conformance::run(&Retrying::new(smb));
+    }
+}

@@ -51,6 +51,9 @@ pub enum DriveKind {
 /// servers may show a partial file during an upload) get a temporary name and a rename.
 pub struct ServiceStore {
     op: Operator,
+    /// For WebDAV: the server's address and credentials, for the one request OpenDAL does
+    /// not make (a MOVE that refuses to replace).
+    webdav: Option<WebdavMove>,
     label: String,
     description: String,
     rename_into_place: bool,
@@ -160,7 +163,17 @@ impl ServiceStore {
             }
         };
         let cap = op.info().capability();
+        let webdav = match config {
+            ServiceConfig::Webdav { url, root, username, password } => Some(WebdavMove {
+                base: format!("{}{}", url.trim_end_matches('/'), absolute(root)),
+                username: username.clone(),
+                password: password.clone(),
+                client: reqwest::Client::new(),
+            }),
+            _ => None,
+        };
         Ok(ServiceStore {
+            webdav,
             rename_into_place: rename_into_place && cap.rename,
             create_if_absent: cap.write_with_if_not_exists,
             op,
@@ -290,6 +303,25 @@ impl Store for ServiceStore {
                 }
             };
         }
+        if let Some(dav) = &self.webdav {
+            // Upload under a temporary name, then MOVE with `Overwrite: F`: the server
+            // refuses if the name exists (RFC 4918), atomically.
+            let (dir, _) = name.rsplit_once('/').unwrap_or(("", name));
+            let tmp = format!("{dir}/.tmp-{:016x}", rand::random::<u64>()).trim_start_matches('/').to_string();
+            self.run("writing", name, data.len() as u64, self.op.write(&tmp, Buffer::from(data.to_vec())))?;
+            let moved = match block_on_for(REQUEST_LIMIT, dav.move_no_replace(&tmp, name)) {
+                Some(r) => r,
+                None => Err("the server did not answer in time".into()),
+            };
+            let _ = self.run("removing", &tmp, 0, self.op.delete(&tmp));
+            return moved.map_err(|cause| StoreError::Remote {
+                location: self.label.clone(),
+                op: "writing",
+                name: name.to_string(),
+                cause,
+                transient: false,
+            });
+        }
         // No conditional write here: check, write, and read back. Two devices creating one
         // repository in the same instant could both think they won; the read-back makes the
         // loser see the winner's object in all but that instant.
@@ -397,4 +429,32 @@ fn short_cause(text: &str) -> String {
         s.push('…');
     }
     s
+}
+
+struct WebdavMove {
+    base: String,
+    username: Option<String>,
+    password: Option<String>,
+    client: reqwest::Client,
+}
+
+impl WebdavMove {
+    /// `Ok(true)` when moved, `Ok(false)` when the destination exists.
+    async fn move_no_replace(&self, from: &str, to: &str) -> Result<bool, String> {
+        let method = reqwest::Method::from_bytes(b"MOVE").map_err(|e| e.to_string())?;
+        let mut req = self
+            .client
+            .request(method, format!("{}/{from}", self.base))
+            .header("Destination", format!("{}/{to}", self.base))
+            .header("Overwrite", "F");
+        if let Some(user) = &self.username {
+            req = req.basic_auth(user, self.password.as_deref());
+        }
+        let status = req.send().await.map_err(|e| e.to_string())?.status();
+        match status.as_u16() {
+            200..=299 => Ok(true),
+            412 => Ok(false),
+            code => Err(format!("the server answered {code} to MOVE")),
+        }
+    }
 }
