@@ -413,3 +413,172 @@ fn every_network_backend_passes_the_storage_conformance_suite() {
         conformance::run(&Retrying::new(smb));
     }
 }
+
+#[test]
+fn locations_are_added_listed_checked_and_removed() {
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let server = Sshd::start(&sb.dir.path().join("sshd"));
+    let remote = sb.dir.path().join("remote");
+    write_config(&sb, "local", &format!("type = \"local\"\npath = \"{}\"\n", sb.repo.display()), &[&src]);
+    let before = std::fs::read_to_string(&sb.config).unwrap();
+    std::fs::write(&sb.config, format!("# my notes about this file\n{before}")).unwrap();
+    let port = server.port.to_string();
+    let known_hosts = format!("known_hosts={}", server.known_hosts.display());
+    let key_file = format!("key_file={}", server.key_file.display());
+    let user = format!("user={}", server.user);
+    sb.ok(&[
+        "locations",
+        "add",
+        "nas",
+        "--type",
+        "sftp",
+        "--path",
+        remote.to_str().unwrap(),
+        "--set",
+        "host=127.0.0.1",
+        "--set",
+        &format!("port={port}"),
+        "--set",
+        &user,
+        "--set",
+        &key_file,
+        "--set",
+        &known_hosts,
+    ]);
+    let text = std::fs::read_to_string(&sb.config).unwrap();
+    assert!(text.starts_with("# my notes about this file"), "comments are kept:\n{text}");
+    assert!(text.contains("[location.nas]"), "{text}");
+
+    // A typo is refused and the file is left as it was.
+    let out = sb.run(&["locations", "add", "bad", "--type", "sftp", "--set", "hots=x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("has no key \"hots\""), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&sb.config).unwrap(), text);
+
+    let check = sb.ok(&["locations", "check", "nas"]);
+    assert!(check.contains("reachable: yes") && check.contains("writable: yes"), "{check}");
+    sb.ok(&["backups", "new", "--location", "nas", "--quiet"]);
+    let check = sb.ok(&["locations", "check", "nas"]);
+    assert!(check.contains("repository: healthy, 1 backups"), "{check}");
+
+    let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["locations", "list", "--json"])).unwrap();
+    let nas = listed.as_array().unwrap().iter().find(|l| l["name"] == "nas").unwrap();
+    assert_eq!(nas["kind"], "sftp");
+    assert_eq!(nas["reachable"], true);
+    assert_eq!(nas["backups"], 1);
+    assert!(nas["size"].as_u64().unwrap() > 0);
+    assert!(nas["free"].as_u64().unwrap() > 0, "the server tells its free space");
+    let local = listed.as_array().unwrap().iter().find(|l| l["name"] == "local").unwrap();
+    assert_eq!(local["backups"], 0);
+
+    // An unreachable location is listed as such; the others still are.
+    server.process.kill_now();
+    let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["locations", "list", "--json"])).unwrap();
+    let nas = listed.as_array().unwrap().iter().find(|l| l["name"] == "nas").unwrap();
+    assert_eq!(nas["reachable"], false);
+    assert!(nas["problem"].as_str().unwrap().contains("is not reachable"), "{nas}");
+
+    sb.ok(&["locations", "remove", "nas"]);
+    let text = std::fs::read_to_string(&sb.config).unwrap();
+    assert!(!text.contains("[location.nas]") && text.starts_with("# my notes"), "{text}");
+    assert!(remote.join("config").is_file(), "removing a location leaves its backups");
+}
+
+#[test]
+fn a_backup_is_copied_to_another_location_sending_only_what_it_lacks() {
+    let sb = Sandbox::new("");
+    let src = sb.dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.bin"), random_bytes(5 << 20, 11)).unwrap();
+    std::fs::write(src.join("b.txt"), "hello\n".repeat(1000)).unwrap();
+    let server = Webdav::start(&sb.dir.path().join("webdav"));
+    std::fs::write(
+        &sb.config,
+        format!(
+            "default_location = \"local\"\n[location.local]\ntype = \"local\"\npath = \"{}\"\n[location.cloud]\n{}\n[unit.data]\npaths = [{:?}]\n",
+            sb.repo.display(),
+            server.location_toml("copies"),
+            src.display().to_string()
+        ),
+    )
+    .unwrap();
+    let first = sb.backup(&[]);
+    let slug = first["slug"].as_str().unwrap();
+    let copied: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "copy", slug, "--to", "cloud", "--json", "--quiet"])).unwrap();
+    assert_eq!(copied["copied"], true);
+    assert!(copied["uploaded"].as_u64().unwrap() > 5 << 20);
+
+    // Copying again sends nothing; a second backup with one new file sends about that file.
+    let again: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "copy", slug, "--to", "cloud", "--json", "--quiet"])).unwrap();
+    assert_eq!(again["copied"], false);
+    std::fs::write(src.join("c.bin"), random_bytes(1 << 20, 13)).unwrap();
+    let second = sb.backup(&[]);
+    let second_slug = second["slug"].as_str().unwrap();
+    let copied: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "copy", second_slug, "--to", "cloud", "--json", "--quiet"])).unwrap();
+    let sent = copied["uploaded"].as_u64().unwrap();
+    assert!(sent < (1 << 20) + (512 << 10), "only the new file travels: {sent} bytes");
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "list", "--json", "--location", "cloud"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let all: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "list", "--json"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 4, "every location is listed: {all}");
+    let target = sb.dir.path().join("restored");
+    sb.ok(&["backups", "restore", second_slug, "--location", "cloud", "--target", target.to_str().unwrap(), "--quiet"]);
+    assert!(compare_trees(&src, &rerooted(&target, &src)).is_empty());
+}
+
+#[test]
+fn cloud_drives_are_configured_with_tokens_and_say_what_is_missing() {
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let cases = [
+        ("type = \"dropbox\"\nroot = \"Apps/Lifeboat\"\n", "needs refresh_token"),
+        (
+            "type = \"onedrive\"\nrefresh_token = \"$LIFEBOAT_TEST_UNSET_VARIABLE\"\n",
+            "LIFEBOAT_TEST_UNSET_VARIABLE, which is not set",
+        ),
+        (
+            "type = \"gdrive\"\nrefresh_token_file = \"/nonexistent/token\"\n",
+            "refresh_token_file = /nonexistent/token cannot be read",
+        ),
+        ("type = \"gdrive\"\nbucket = \"x\"\n", "has no key \"bucket\""),
+    ];
+    for (toml, expect) in cases {
+        write_config(&sb, "drive", toml, &[&src]);
+        let out = sb.run(&["backups", "new"]);
+        let err = stderr(&out);
+        assert!(!out.status.success());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{toml}: {err}");
+    }
+}
+
+/// Runs only with real credentials in the environment (never in CI): a round trip through
+/// Dropbox, OneDrive or Google Drive.
+#[test]
+fn a_cloud_drive_round_trips_when_credentials_are_given() {
+    for kind in ["dropbox", "onedrive", "gdrive"] {
+        let var = |k: &str| std::env::var(format!("LIFEBOAT_TEST_{}_{k}", kind.to_uppercase())).ok();
+        let Some(token) = var("REFRESH_TOKEN") else {
+            eprintln!("skipped {kind}: LIFEBOAT_TEST_{}_REFRESH_TOKEN is not set", kind.to_uppercase());
+            continue;
+        };
+        let sb = Sandbox::new("");
+        let src = sb.dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a.bin"), random_bytes(3 << 20, 5)).unwrap();
+        let toml = format!(
+            "type = \"{kind}\"\nroot = \"lifeboat-test-{}\"\nrefresh_token = {token:?}\nclient_id = {:?}\nclient_secret = {:?}\n",
+            std::process::id(),
+            var("CLIENT_ID").unwrap_or_default(),
+            var("CLIENT_SECRET").unwrap_or_default()
+        );
+        write_config(&sb, "drive", &toml, &[&src]);
+        round_trip(&sb, &src);
+    }
+}

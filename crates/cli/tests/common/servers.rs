@@ -63,6 +63,14 @@ impl Process {
         }
     }
 
+    /// Stops the server now (a crash, or the machine going away).
+    pub fn kill_now(&self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
