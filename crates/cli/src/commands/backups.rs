@@ -154,8 +154,7 @@ pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, json: boo
 }
 
 pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Result<i32> {
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, false)?;
+    let (loc, repo) = holder(ctx, slug, location)?;
     let (id, snap) = repo.find_snapshot(slug)?;
     if json {
         let mut v = serde_json::to_value(BackupInfo::new(&id, &snap, &loc.name))?;
@@ -228,8 +227,7 @@ pub fn restore(
     json: bool,
 ) -> Result<i32> {
     let How { target, dry_run, mode, map_paths, safety_backup } = how;
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, false)?;
+    let (_, repo) = holder(ctx, slug, location)?;
     let (_, snap) = repo.find_snapshot(slug)?;
     let target = match target {
         Some(t) if t.is_relative() => Some(std::env::current_dir()?.join(t)),
@@ -375,6 +373,30 @@ pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool)
         println!("Location {} already holds backup {}; nothing to send.", dst_loc.name, info.slug);
     }
     Ok(exit::OK)
+}
+
+/// The location named with --location, else the default one when it holds the backup, else
+/// the first other location that does: `backups list` shows every location, so a slug from
+/// it works without naming where it lives.
+fn holder(ctx: &Context, slug: &str, location: Option<&str>) -> Result<(lifeboat_engine::Location, Repository)> {
+    let default = ctx.location(location)?;
+    let repo = ctx.open(&default, false);
+    if location.is_some() {
+        return Ok((default, repo?));
+    }
+    if let Ok(repo) = &repo {
+        if repo.find_snapshot(slug).is_ok() {
+            return Ok((default, repo.clone()));
+        }
+    }
+    match find_holder(ctx, slug, &default.name) {
+        Ok(other) => {
+            let repo = ctx.open(&other, false)?;
+            Ok((other, repo))
+        }
+        // Report what the default location says (no such backup, or why it cannot be read).
+        Err(_) => Ok((default, repo?)),
+    }
 }
 
 /// The first location (the default first) whose repository holds the backup.
