@@ -14,8 +14,6 @@ pub enum EngineError {
     UnknownProfile { name: String, known: String },
     #[error("no location named {name}: the locations are {known}")]
     UnknownLocation { name: String, known: String },
-    #[error("location {name} is of type {kind}, which this build cannot reach: choose another kind")]
-    UnsupportedLocation { name: String, kind: String },
     #[error("location {name}: {detail}")]
     LocationConfig { name: String, detail: String },
     #[error("{reason}")]

@@ -103,55 +103,29 @@ impl ServiceStore {
             }
             ServiceConfig::Drive { kind, root, refresh_token, access_token, client_id, client_secret } => {
                 let root = absolute(root);
+                // The three drives' builders take the same OAuth keys.
+                macro_rules! drive {
+                    ($builder:expr) => {{
+                        let mut b = $builder.root(&root);
+                        if let Some(v) = refresh_token {
+                            b = b.refresh_token(v);
+                        }
+                        if let Some(v) = access_token {
+                            b = b.access_token(v);
+                        }
+                        if let Some(v) = client_id {
+                            b = b.client_id(v);
+                        }
+                        if let Some(v) = client_secret {
+                            b = b.client_secret(v);
+                        }
+                        Operator::new(b)
+                    }};
+                }
                 let op = match kind {
-                    DriveKind::Dropbox => {
-                        let mut b = services::Dropbox::default().root(&root);
-                        if let Some(v) = refresh_token {
-                            b = b.refresh_token(v);
-                        }
-                        if let Some(v) = access_token {
-                            b = b.access_token(v);
-                        }
-                        if let Some(v) = client_id {
-                            b = b.client_id(v);
-                        }
-                        if let Some(v) = client_secret {
-                            b = b.client_secret(v);
-                        }
-                        Operator::new(b)
-                    }
-                    DriveKind::Onedrive => {
-                        let mut b = services::Onedrive::default().root(&root);
-                        if let Some(v) = refresh_token {
-                            b = b.refresh_token(v);
-                        }
-                        if let Some(v) = access_token {
-                            b = b.access_token(v);
-                        }
-                        if let Some(v) = client_id {
-                            b = b.client_id(v);
-                        }
-                        if let Some(v) = client_secret {
-                            b = b.client_secret(v);
-                        }
-                        Operator::new(b)
-                    }
-                    DriveKind::Gdrive => {
-                        let mut b = services::Gdrive::default().root(&root);
-                        if let Some(v) = refresh_token {
-                            b = b.refresh_token(v);
-                        }
-                        if let Some(v) = access_token {
-                            b = b.access_token(v);
-                        }
-                        if let Some(v) = client_id {
-                            b = b.client_id(v);
-                        }
-                        if let Some(v) = client_secret {
-                            b = b.client_secret(v);
-                        }
-                        Operator::new(b)
-                    }
+                    DriveKind::Dropbox => drive!(services::Dropbox::default()),
+                    DriveKind::Onedrive => drive!(services::Onedrive::default()),
+                    DriveKind::Gdrive => drive!(services::Gdrive::default()),
                 }
                 .map_err(bad)?;
                 let name = match kind {
