@@ -56,7 +56,9 @@ impl Process {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}):\n{}", self.name, std::fs::read_to_string(&self.log).unwrap_or_default());
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                panic!("{} exited ({status}):\n{}", self.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
             }
             assert!(Instant::now() < deadline, "{} did not listen on {port}", self.name);
             std::thread::sleep(Duration::from_millis(50));
@@ -194,6 +196,10 @@ impl Seaweed {
         cmd.arg("server")
             .arg(format!("-dir={}", dir.join("data").display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3", "-master.volumeSizeLimitMB=64", "-volume.max=0"])
+            // Nothing leaves the loopback: no usage statistics.
+            .arg("-master.telemetry=false")
+            // Services with fixed default ports would collide between tests; none is needed.
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false", "-webdav=false", "-sftp=false"])
             .arg(format!("-master.port={}", ports[0]))
             .arg(format!("-master.port.grpc={}", ports[1]))
             .arg(format!("-volume.port={}", ports[2]))
