@@ -273,6 +273,9 @@ fn an_interrupted_upload_is_not_sent_again() {
     let uploaded = made["uploaded"].as_u64().unwrap();
     let needed = stored_after - stored_before;
     let again = uploaded.saturating_sub(needed);
+    eprintln!(
+        "interrupted at {stored_before} bytes stored; the re-run sent {uploaded} bytes for {needed} new: {again} sent again"
+    );
     assert!(
         (again as f64) < 0.10 * stored_before as f64,
         "re-sent {again} bytes of the {stored_before} already stored (uploaded {uploaded}, needed {needed})"

@@ -87,7 +87,12 @@ impl Repository {
         let slots = store.list("keys")?;
         let mut files = Vec::new();
         for o in &slots {
-            let bytes = store.read(&o.name, None)?;
+            // A slot listed and gone: removed meanwhile (by `key remove`, or by a device that
+            // lost the race to create this repository and withdrew its own).
+            let bytes = match store.read(&o.name, None) {
+                Err(e) if e.is_not_found() => continue,
+                r => r?,
+            };
             let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else { continue };
             let Some(id) = crate::pack::pack_id_from_name(&o.name) else { continue };
             files.push((id, file));

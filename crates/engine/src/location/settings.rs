@@ -256,3 +256,45 @@ fn parse_rate(v: &toml::Value) -> Result<u64, String> {
         _ => Err("must be a number of bytes per second or a string such as \"2 MiB/s\"".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_limits_read_as_bytes_per_second() {
+        let v = |s: &str| parse_rate(&toml::Value::String(s.into()));
+        assert_eq!(parse_rate(&toml::Value::Integer(500_000)), Ok(500_000));
+        assert_eq!(v("2 MiB/s"), Ok(2 << 20));
+        assert_eq!(v("500KB/s"), Ok(500_000));
+        assert_eq!(v("1.5 MB"), Ok(1_500_000));
+        assert!(v("fast").is_err());
+        assert!(v("3 parsecs").is_err());
+        assert!(parse_rate(&toml::Value::Integer(0)).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cr3t\n").unwrap();
+        let mut lc = LocationConfig { kind: LocationKind::Webdav, ..Default::default() };
+        lc.other.insert("url".into(), toml::Value::String("$LIFEBOAT_SETTINGS_TEST_URL".into()));
+        lc.other.insert("password_file".into(), toml::Value::String(secret.display().to_string()));
+        let home = dir.path().to_path_buf();
+        let dirs = Dirs {
+            config: home.join(".config/lifeboat"),
+            data: home.join(".local/share/lifeboat"),
+            logs: home.join(".local/state/lifeboat/logs"),
+            home,
+            root: false,
+        };
+        let s = Settings::new("cloud", &lc, &dirs);
+        assert_eq!(s.get("password").unwrap().as_deref(), Some("s3cr3t"));
+        let err = s.get("url").unwrap_err();
+        assert!(err.contains("LIFEBOAT_SETTINGS_TEST_URL, which is not set"), "{err}");
+        assert!(validate("cloud", &lc).is_ok());
+        lc.other.insert("bucket".into(), toml::Value::String("x".into()));
+        assert!(validate("cloud", &lc).unwrap_err().contains("has no key \"bucket\""));
+    }
+}
