@@ -481,6 +481,11 @@ fn locations_are_added_listed_checked_and_removed() {
     let nas = listed.as_array().unwrap().iter().find(|l| l["name"] == "nas").unwrap();
     assert_eq!(nas["reachable"], false);
     assert!(nas["problem"].as_str().unwrap().contains("is not reachable"), "{nas}");
+    let out = sb.run(&["backups", "list", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "a partial list exits with warnings");
+    let err = stderr(&out);
+    assert!(err.lines().count() == 1 && err.contains("location nas") && err.contains("is not reachable"), "{err}");
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("the other locations are still listed");
 
     sb.ok(&["locations", "remove", "nas"]);
     let text = std::fs::read_to_string(&sb.config).unwrap();

@@ -87,29 +87,26 @@ pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, json: boo
     let mut all: Vec<BackupInfo> = Vec::new();
     let mut code = exit::OK;
     for loc in &locations {
-        let store = match loc.store() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("lifeboat: {}: {e}", loc.name);
-                code = exit::FAILED;
-                continue;
+        let listed = (|| -> Result<Option<_>> {
+            if !Repository::exists(loc.store()?.as_ref())? {
+                return Ok(None);
             }
-        };
-        match Repository::exists(store.as_ref()) {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(e) => {
-                eprintln!("lifeboat: location {}: {e}", loc.name);
-                code = exit::FAILED;
-                continue;
-            }
-        }
-        let listed = ctx.open(loc, false).and_then(|repo| Ok(repo.snapshots()?));
+            Ok(Some(ctx.open(loc, false)?.snapshots()?))
+        })();
         let (snaps, bad) = match listed {
-            Ok(l) => l,
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
+            // One location out of reach (a card not inserted, a server down) does not hide
+            // the others' backups: it is reported, and the exit code says the list is partial.
             Err(e) if locations.len() > 1 => {
-                eprintln!("lifeboat: location {}: {}", loc.name, crate::exit::describe(&e).1);
-                code = exit::FAILED;
+                let msg = crate::exit::describe(&e).1;
+                let named = if msg.contains(&format!("location {}", loc.name)) {
+                    msg
+                } else {
+                    format!("location {}: {msg}", loc.name)
+                };
+                eprintln!("lifeboat: {named}");
+                code = exit::WARNINGS;
                 continue;
             }
             Err(e) => return Err(e),
