@@ -349,7 +349,10 @@ impl Repository {
     pub fn keys(&self) -> RepoResult<Vec<KeyInfo>> {
         let mut out = Vec::new();
         for o in self.inner.store.list("keys")? {
-            let bytes = self.inner.store.read(&o.name, None)?;
+            let bytes = match self.inner.store.read(&o.name, None) {
+                Err(e) if e.is_not_found() => continue,
+                r => r?,
+            };
             let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else { continue };
             let id = o.name.rsplit('/').next().unwrap_or_default().to_string();
             out.push(KeyInfo {

@@ -353,8 +353,17 @@ impl Store for ServiceStore {
             if name.rsplit('/').next().is_some_and(|n| n.starts_with(".tmp-")) {
                 continue;
             }
-            let size =
-                if meta.content_length() > 0 || meta.is_dir() { meta.content_length() } else { self.size(&name)? };
+            // Some listings leave the size out; ask. An object removed since it was listed is
+            // not there any more.
+            let size = if meta.content_length() > 0 {
+                meta.content_length()
+            } else {
+                match self.size(&name) {
+                    Ok(size) => size,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                }
+            };
             out.push(ObjectInfo { name, size });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -266,8 +266,12 @@ impl Store for SmbStore {
                     match entry.get_type() {
                         SmbDirentType::Dir => stack.push((full, child)),
                         SmbDirentType::File => {
-                            let size = c.stat(&full)?.size;
-                            out.push(ObjectInfo { name: child, size });
+                            match c.stat(&full) {
+                                Ok(st) => out.push(ObjectInfo { name: child, size: st.size }),
+                                // Removed since the folder was read.
+                                Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => {}
+                                Err(e) => return Err(e),
+                            }
                         }
                         _ => {}
                     }
