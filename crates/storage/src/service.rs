@@ -265,17 +265,13 @@ impl Store for ServiceStore {
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
         check_name(name)?;
         if self.create_if_absent {
-            let r = block_on_for(Self::limit_for(data.len() as u64), async {
-                self.op.write_with(name, Buffer::from(data.to_vec())).if_not_exists(true).await
-            });
-            return match r {
-                Some(Ok(_)) => Ok(true),
-                Some(Err(e)) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
-                Some(Err(e)) => Err(self.map_error("writing", name, e)),
-                None => {
-                    self.run("writing", name, 0, async { Err(opendal::Error::new(ErrorKind::Unexpected, "timeout")) })
+            return self.run("writing", name, data.len() as u64, async {
+                match self.op.write_with(name, Buffer::from(data.to_vec())).if_not_exists(true).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+                    Err(e) => Err(e),
                 }
-            };
+            });
         }
         if let Some(dav) = &self.webdav {
             // Upload under a temporary name, then MOVE with `Overwrite: F`: the server

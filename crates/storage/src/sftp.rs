@@ -240,6 +240,33 @@ impl SftpStore {
         Ok(())
     }
 
+    /// Uploads under a temporary name and renames it into place. SFTP's rename fails when the
+    /// target exists: with `replace`, the old object is removed first (the repository only
+    /// rewrites a name it owns, its lock); without, that failure is create-if-absent's
+    /// `false`.
+    async fn place(sftp: &SftpSession, path: &str, data: &[u8], replace: bool) -> Result<bool, SftpError> {
+        let tmp = Self::temporary_name(path);
+        let result = async {
+            Self::upload(sftp, &tmp, data).await?;
+            match sftp.rename(tmp.clone(), path.to_string()).await {
+                Ok(()) => Ok(true),
+                Err(_) if replace => {
+                    let _ = sftp.remove_file(path.to_string()).await;
+                    sftp.rename(tmp.clone(), path.to_string()).await.map(|_| true)
+                }
+                Err(e) => match sftp.try_exists(path.to_string()).await? {
+                    true => Ok(false),
+                    false => Err(e),
+                },
+            }
+        }
+        .await;
+        if !matches!(result, Ok(true)) {
+            let _ = sftp.remove_file(tmp).await;
+        }
+        result
+    }
+
     fn temporary_name(path: &str) -> String {
         let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
         let tmp = format!(".tmp-{:016x}", rand::random::<u64>());
@@ -272,87 +299,46 @@ impl Store for SftpStore {
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
         check_name(name)?;
         let path = self.remote_path(name);
-        self.run("writing", name, data.len() as u64, |c| async move {
-            let tmp = Self::temporary_name(&path);
-            let result = async {
-                Self::upload(&c.sftp, &tmp, data).await?;
-                if c.sftp.rename(tmp.clone(), path.clone()).await.is_err() {
-                    // SFTP's rename does not replace; the repository only rewrites a name
-                    // it owns (its lock), so remove the old object and place the new one.
-                    let _ = c.sftp.remove_file(path.clone()).await;
-                    c.sftp.rename(tmp.clone(), path.clone()).await?;
-                }
-                Ok(())
-            }
-            .await;
-            if result.is_err() {
-                let _ = c.sftp.remove_file(tmp).await;
-            }
-            result
-        })
+        self.run("writing", name, data.len() as u64, |c| async move { Self::place(&c.sftp, &path, data, true).await })
+            .map(|_| ())
     }
 
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
         check_name(name)?;
         let path = self.remote_path(name);
-        self.run("writing", name, data.len() as u64, |c| async move {
-            let tmp = Self::temporary_name(&path);
-            let result = async {
-                Self::upload(&c.sftp, &tmp, data).await?;
-                // SFTP's rename fails when the target exists: create-if-absent.
-                match c.sftp.rename(tmp.clone(), path.clone()).await {
-                    Ok(()) => Ok(true),
-                    Err(e) => {
-                        if c.sftp.try_exists(path.clone()).await? {
-                            Ok(false)
-                        } else {
-                            Err(e)
-                        }
-                    }
-                }
-            }
-            .await;
-            let _ = c.sftp.remove_file(tmp).await;
-            result
-        })
+        self.run("writing", name, data.len() as u64, |c| async move { Self::place(&c.sftp, &path, data, false).await })
     }
 
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
         check_name(name)?;
         let path = self.remote_path(name);
         let want = range.as_ref().map(|r| r.end.saturating_sub(r.start)).unwrap_or(64 << 20);
-        let short = std::sync::Mutex::new(None);
-        let out = self.run("reading", name, want, |c| {
-            let short = &short;
-            let range = range.clone();
-            async move {
-                let mut file = c.sftp.open(path).await?;
-                let mut buf = Vec::new();
-                match range {
-                    None => {
-                        file.read_to_end(&mut buf).await?;
-                    }
-                    Some(r) => {
-                        file.seek(std::io::SeekFrom::Start(r.start)).await?;
-                        let len = usize::try_from(r.end.saturating_sub(r.start)).unwrap_or(usize::MAX);
-                        buf.reserve_exact(len);
-                        (&mut file).take(len as u64).read_to_end(&mut buf).await?;
-                        if buf.len() < len {
-                            let total = file.metadata().await.ok().and_then(|m| m.size).unwrap_or(0);
-                            if let Ok(mut s) = short.lock() {
-                                *s = Some((r.start, r.end, total));
-                            }
-                        }
+        let wanted = range.clone();
+        let (buf, total) = self.run("reading", name, want, |c| async move {
+            let mut file = c.sftp.open(path).await?;
+            let mut buf = Vec::new();
+            let mut total = 0;
+            match wanted {
+                None => {
+                    file.read_to_end(&mut buf).await?;
+                }
+                Some(r) => {
+                    file.seek(std::io::SeekFrom::Start(r.start)).await?;
+                    (&mut file).take(r.end.saturating_sub(r.start)).read_to_end(&mut buf).await?;
+                    if (buf.len() as u64) < r.end.saturating_sub(r.start) {
+                        total = file.metadata().await.ok().and_then(|m| m.size).unwrap_or(0);
                     }
                 }
-                let _ = file.shutdown().await;
-                Ok(buf)
             }
+            let _ = file.shutdown().await;
+            Ok((buf, total))
         })?;
-        if let Some((start, end, len)) = short.lock().ok().and_then(|s| *s) {
-            return Err(StoreError::ShortRead { name: name.to_string(), start, end, len });
+        if let Some(r) = range {
+            if (buf.len() as u64) < r.end.saturating_sub(r.start) {
+                return Err(StoreError::ShortRead { name: name.to_string(), start: r.start, end: r.end, len: total });
+            }
         }
-        Ok(out)
+        Ok(buf)
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {

@@ -10,15 +10,14 @@ use std::path::{Path, PathBuf};
 /// A removable filesystem found mounted.
 #[derive(Debug, Clone)]
 pub struct Mounted {
-    /// The folder holding the repository.
+    /// The folder holding the repository. A card mounted read-only is found too: it can be
+    /// listed and restored from, and a write fails with the store's read-only error.
     pub folder: PathBuf,
-    pub read_only: bool,
 }
 
 struct Mount {
     device: u64,
     point: PathBuf,
-    options: String,
     source: String,
 }
 
@@ -80,9 +79,8 @@ pub fn find(name: &str, path: &str, uuid: Option<&str>, label: Option<&str>) -> 
     if mount.point == Path::new("/") || Some(mount.device) == root_device {
         return Err(not_mounted(name, &folder));
     }
-    let read_only = mount.options.split(',').any(|o| o == "ro");
     tracing::debug!("location {name}: {} from {}", mount.point.display(), mount.source);
-    Ok(Mounted { folder, read_only })
+    Ok(Mounted { folder })
 }
 
 fn not_mounted(name: &str, folder: &Path) -> String {
@@ -146,7 +144,6 @@ fn mounts() -> Vec<Mount> {
             Some(Mount {
                 device: nix::sys::stat::makedev(major.parse().ok()?, minor.parse().ok()?),
                 point: PathBuf::from(unescape(f.get(4)?)),
-                options: f.get(5)?.to_string(),
                 source,
             })
         })

@@ -77,7 +77,7 @@ impl<'a> Settings<'a> {
     pub fn get(&self, key: &str) -> Result<Option<String>, String> {
         let file_key = format!("{key}_file");
         if let Some(v) = self.lc.other.get(&file_key) {
-            let path = self.dirs.expand(as_str(v).ok_or_else(|| format!("{file_key} must be a string"))?);
+            let path = self.dirs.expand(v.as_str().ok_or_else(|| format!("{file_key} must be a string"))?);
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 format!("{file_key} = {} cannot be read ({e}): create it or correct the path", path.display())
             })?;
@@ -222,10 +222,6 @@ impl<'a> Settings<'a> {
             other => return Err(format!("{} is not a storage service", other.as_str())),
         })
     }
-}
-
-fn as_str(v: &toml::Value) -> Option<&str> {
-    v.as_str()
 }
 
 /// `1000000`, `"500 KiB/s"`, `"2MB"`, `"1.5 MiB/s"`: bytes per second.
