@@ -130,9 +130,44 @@ pub enum BackupsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a backup as one file in open formats (tar, zstd, age): for keeping anywhere,
+    /// moving to a new device, or reading without Lifeboat.
+    Export {
+        slug: String,
+        /// The file to write; - writes to standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Encrypt the file with a password even if the backup is not password protected.
+        #[arg(long)]
+        encrypt: bool,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Add a backup file's backup to a location (only what it lacks is stored).
+    Import {
+        /// The backup file; - reads standard input.
+        file: PathBuf,
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore a backup, in place or under --target.
     Restore {
-        slug: String,
+        /// The backup (not needed with --from-file).
+        #[arg(required_unless_present = "from_file")]
+        slug: Option<String>,
+        /// Restore from a backup file instead, with no configuration or repository needed
+        /// (- reads standard input).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "no_safety_backup"])]
+        from_file: Option<PathBuf>,
+        /// With --from-file: also restore the Lifeboat configuration a full backup file
+        /// carries (secrets are never in it; the current file is kept as .before-restore).
+        #[arg(long, requires = "from_file")]
+        with_config: bool,
+        /// With --from-file, as root: create the device nodes the file holds.
+        #[arg(long, requires = "from_file")]
+        devices: bool,
         #[arg(long = "unit", value_name = "UNIT")]
         units: Vec<String>,
         /// Restore under this folder: /home/u/a lands at DIR/home/u/a.

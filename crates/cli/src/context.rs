@@ -46,6 +46,26 @@ impl Context {
         }
     }
 
+    /// The password of a backup file: --password-file, else $LIFEBOAT_PASSWORD, else asked
+    /// (when someone can answer). `None` when there is none.
+    pub fn file_password(&self, question: &str, confirm: bool) -> Result<Option<String>> {
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("the password file {} cannot be read: {e}", path.display()))?;
+            let pw = text.trim_end_matches(['\n', '\r']).to_string();
+            if pw.is_empty() {
+                anyhow::bail!("the password file {} is empty: write the password into it", path.display());
+            }
+            return Ok(Some(pw));
+        }
+        if let Ok(pw) = std::env::var("LIFEBOAT_PASSWORD") {
+            if !pw.is_empty() {
+                return Ok(Some(pw));
+            }
+        }
+        Ok(self.credentials().prompt.and_then(|p| p(question, confirm)))
+    }
+
     /// Opens the repository of a location; with `create`, makes it on first use and tells the
     /// person how to keep the key.
     pub fn open(&self, location: &Location, create: bool) -> Result<Repository> {

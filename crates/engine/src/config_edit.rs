@@ -79,3 +79,42 @@ fn write(file: &Path, doc: &DocumentMut) -> EngineResult<()> {
     std::fs::write(&tmp, text).map_err(|e| EngineError::io("writing", &tmp, e))?;
     std::fs::rename(&tmp, file).map_err(|e| EngineError::io("writing", file, e))
 }
+
+/// Keys whose literal values are secrets. A value naming a variable (`"$VAR"`) or a file
+/// (`KEY_file`) is a reference, not a secret, and is kept.
+const SECRET_KEYS: &[&str] =
+    &["password", "secret_access_key", "refresh_token", "access_token", "client_secret", "token", "passphrase"];
+
+/// The configuration's text without its secrets, comments kept: what a backup file carries.
+pub fn without_secrets(text: &str) -> Result<String, String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
+    strip(doc.as_table_mut());
+    Ok(doc.to_string())
+}
+
+fn strip(table: &mut Table) {
+    let secret: Vec<String> = table
+        .iter()
+        .filter(|(k, v)| SECRET_KEYS.contains(k) && !v.as_str().is_some_and(|s| s.starts_with('$')))
+        .map(|(k, _)| k.to_string())
+        .collect();
+    for k in secret {
+        table.remove(&k);
+    }
+    for (_, item) in table.iter_mut() {
+        if let Some(t) = item.as_table_mut() {
+            strip(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    #[test]
+    fn secrets_are_dropped_and_references_kept() {
+        let text = "# mine\n[location.nas]\ntype = \"sftp\"\npassword = \"hunter2\"\n[location.s3]\nsecret_access_key = \"$S3_SECRET\"\nrefresh_token_file = \"/k\"\n";
+        let out = super::without_secrets(text).unwrap();
+        assert!(!out.contains("hunter2") && out.contains("$S3_SECRET") && out.contains("refresh_token_file"));
+        assert!(out.contains("# mine") && out.contains("type = \"sftp\""));
+    }
+}

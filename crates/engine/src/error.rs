@@ -47,6 +47,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("unit {unit}: {reason}; nothing was restored")]
     Hook { unit: String, reason: String },
+    #[error("backup file {file}: {detail}")]
+    BackupFile { file: String, detail: String },
     #[error("the operation was cancelled")]
     Cancelled,
 }

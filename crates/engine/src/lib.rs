@@ -2,6 +2,7 @@
 //! of them, listings, estimates. The command line and the daemon are thin layers over this.
 
 pub mod backup;
+pub mod backup_file;
 pub mod catalog;
 mod command;
 pub mod config;

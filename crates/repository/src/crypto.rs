@@ -124,6 +124,26 @@ impl MasterKey {
         }
     }
 
+    /// Decrypts without decompressing: whether the payload is a zstd frame, and its bytes.
+    pub fn open_payload(&self, sealed: &[u8]) -> Result<(bool, Vec<u8>), OpenError> {
+        if sealed.len() < OVERHEAD {
+            return Err(OpenError::Auth);
+        }
+        let nonce = XNonce::from_slice(&sealed[..NONCE_LEN]);
+        let tag_at = sealed.len() - TAG_LEN;
+        let tag = Tag::from_slice(&sealed[tag_at..]);
+        let mut body = sealed[NONCE_LEN..tag_at].to_vec();
+        self.cipher.decrypt_in_place_detached(nonce, b"", &mut body, tag).map_err(|_| OpenError::Auth)?;
+        match body[0] {
+            FLAG_RAW | FLAG_ZSTD => {
+                let zstd = body[0] == FLAG_ZSTD;
+                body.remove(0);
+                Ok((zstd, body))
+            }
+            other => Err(OpenError::Decompress(format!("unknown frame flag {other}"))),
+        }
+    }
+
     /// Encrypts a small secret with a key-encryption key (used by key slots).
     pub fn wrap(kek: &[u8; 32], secret: &[u8]) -> Vec<u8> {
         let cipher = XChaCha20Poly1305::new(kek.into());

@@ -32,7 +32,7 @@ pub use keys::{KeyInfo, KeyKind, RecoveryKey, Secret};
 pub use lock::{LockGuard, LockKind};
 pub use prune::PruneReport;
 pub use raw_bytes::RawBytes;
-pub use repo::{hostname, username, Repository, SnapshotList};
+pub use repo::{hostname, username, BlobPayload, Repository, SnapshotList};
 pub use repofile::snapshot::{Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit};
 pub use repofile::tree::{Node, NodeKind, Timestamp, Tree, Xattr};
 pub use writer::{BlobWriter, WriteStats};

@@ -20,6 +20,12 @@ const PACK_SIZE: u32 = 16 * 1024 * 1024;
 pub(crate) type IndexEntry = (Id, IndexFile);
 
 /// Readable snapshots (oldest first), and the names of unreadable ones with the reason.
+/// A blob's stored payload; see [`Repository::read_blob_payload`].
+pub enum BlobPayload {
+    Zstd(Vec<u8>),
+    Raw(Vec<u8>),
+}
+
 pub type SnapshotList = (Vec<(Id, Snapshot)>, Vec<(String, RepoError)>);
 
 /// An opened repository. Cheap to clone; every clone shares the key and the index.
@@ -243,6 +249,31 @@ impl Repository {
             return Err(RepoError::Corrupt { what: what() });
         }
         Ok(plain)
+    }
+
+    /// A blob as stored, decrypted but not decompressed (authenticated by its tag): a zstd
+    /// frame, or the plain bytes when compressing did not help. Backup files splice these
+    /// frames into their `.tar.zst` streams rather than compressing the data again.
+    pub fn read_blob_payload(&self, id: &Id) -> RepoResult<BlobPayload> {
+        let (pack, loc) = self.inner.index.read().expect("index lock").get(id).ok_or(RepoError::MissingBlob(*id))?;
+        let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
+        let sealed = self.inner.store.read(&pack_name(&pack), Some(range))?;
+        let what = || format!("blob {}", id.short());
+        match self.inner.key.open_payload(&sealed) {
+            Ok((true, frame)) => Ok(BlobPayload::Zstd(frame)),
+            Ok((false, plain)) => Ok(BlobPayload::Raw(plain)),
+            Err(OpenError::Auth) => Err(RepoError::Corrupt { what: what() }),
+            Err(OpenError::Decompress(d)) => Err(RepoError::malformed(what(), d)),
+        }
+    }
+
+    /// What [`Repository::read_blob_payload`] will return, from the index alone: whether it
+    /// is a zstd frame, and its length. A payload is stored compressed only when that made it
+    /// strictly shorter than the plain bytes, so equal lengths mean plain bytes.
+    pub fn blob_payload_len(&self, id: &Id) -> Option<(bool, u64)> {
+        let (_, loc) = self.inner.index.read().expect("index lock").get(id)?;
+        let payload = (loc.length as usize).checked_sub(crate::crypto::OVERHEAD)? as u64;
+        Some((payload < loc.raw_length as u64, payload))
     }
 
     /// The id a blob with this content has.

@@ -375,7 +375,11 @@ pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool)
 /// The location named with --location, else the default one when it holds the backup, else
 /// the first other location that does: `backups list` shows every location, so a slug from
 /// it works without naming where it lives.
-fn holder(ctx: &Context, slug: &str, location: Option<&str>) -> Result<(lifeboat_engine::Location, Repository)> {
+pub(super) fn holder(
+    ctx: &Context,
+    slug: &str,
+    location: Option<&str>,
+) -> Result<(lifeboat_engine::Location, Repository)> {
     let default = ctx.location(location)?;
     let repo = ctx.open(&default, false);
     if location.is_some() {

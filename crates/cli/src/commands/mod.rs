@@ -1,3 +1,4 @@
+mod backup_files;
 mod backups;
 mod key;
 mod locations;
@@ -27,8 +28,42 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Info { slug, location, json } => {
                 backups::info(&ctx, &slug, location.location.as_deref(), json)
             }
+            BackupsCommand::Export { slug, output, encrypt, location } => {
+                backup_files::export(&ctx, &slug, &output, encrypt, location.location.as_deref())
+            }
+            BackupsCommand::Import { file, location, json } => {
+                backup_files::import(&ctx, &file, location.location.as_deref(), json)
+            }
+            BackupsCommand::Restore {
+                slug: _,
+                from_file: Some(file),
+                with_config,
+                devices,
+                units,
+                target,
+                mode,
+                map_paths,
+                json,
+                ..
+            } => {
+                let req = lifeboat_engine::backup_file::FileRestoreRequest {
+                    units,
+                    target,
+                    mode: match mode {
+                        crate::args::Mode::Merge => RestoreMode::Merge,
+                        crate::args::Mode::Replace => RestoreMode::Replace,
+                    },
+                    passphrase: None,
+                    devices,
+                    map_paths,
+                };
+                backup_files::restore(&ctx, &file, req, with_config, json)
+            }
             BackupsCommand::Restore {
                 slug,
+                from_file: _,
+                with_config: _,
+                devices: _,
                 units,
                 target,
                 dry_run,
@@ -48,6 +83,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     map_paths,
                     safety_backup: !no_safety_backup,
                 };
+                let slug = slug.unwrap_or_default();
                 backups::restore(&ctx, &slug, units, how, location.location.as_deref(), json)
             }
             BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, location.location.as_deref()),

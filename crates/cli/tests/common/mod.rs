@@ -56,6 +56,24 @@ impl Sandbox {
         c
     }
 
+    /// Runs lifeboat without the password file: a repository made so is opened by a device
+    /// key, and its backups are not password protected.
+    pub fn run_without_password(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
+            .env("XDG_STATE_HOME", self.dir.path().join("xdg-state"))
+            .env("TZ", "UTC")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        c.output().expect("running lifeboat")
+    }
+
     /// Runs lifeboat with these arguments.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("running lifeboat")

@@ -3,8 +3,8 @@
 //! folders' own metadata, deepest first.
 
 mod data;
-mod fsops;
-mod plan;
+pub(crate) mod fsops;
+pub(crate) mod plan;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -174,12 +174,7 @@ fn run_in_pool(
     }
     log.info(&format!("restore of backup {} ({} entries)", snapshot.slug, plan.items.len()));
     let as_root = nix::unistd::geteuid().is_root();
-    let owners = Owners {
-        cache: Mutex::new(HashMap::new()),
-        home_owner: std::fs::metadata(&dirs.home)
-            .map(|m| (m.uid(), m.gid()))
-            .unwrap_or((nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())),
-    };
+    let owners = Owners::for_home(&dirs.home);
     let problems = Mutex::new(Vec::new());
     let problem = |path: &Path, what: String| {
         let msg = format!("{}: {what}", path.display());
@@ -512,17 +507,26 @@ fn dry_run(plan: &plan::Plan, report: &mut RestoreReport) {
 type OwnerKey = (Option<String>, Option<String>, u32, u32);
 
 /// Owners on restore as root: by name when the name exists here, else by number.
-struct Owners {
+pub(crate) struct Owners {
     cache: Mutex<HashMap<OwnerKey, (u32, u32)>>,
     /// Owner and group of the home folder restored into.
     home_owner: (u32, u32),
 }
 
 impl Owners {
+    pub(crate) fn for_home(home: &Path) -> Owners {
+        Owners {
+            cache: Mutex::new(HashMap::new()),
+            home_owner: std::fs::metadata(home)
+                .map(|m| (m.uid(), m.gid()))
+                .unwrap_or((nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())),
+        }
+    }
+
     /// Owner and group by name where the names exist here; a user (or group) unknown on this
     /// device maps to the owner of the home the data is restored into, so a backup from
     /// another device or user belongs to the person restoring it.
-    fn resolve(&self, n: &Node) -> Option<(u32, u32)> {
+    pub(crate) fn resolve(&self, n: &Node) -> Option<(u32, u32)> {
         let key = (n.user.clone(), n.group.clone(), n.uid, n.gid);
         let mut c = self.cache.lock().expect("owners lock");
         Some(*c.entry(key).or_insert_with(|| {

@@ -1,0 +1,207 @@
+//! `backups export`, `backups import`, `backups restore --from-file`.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use lifeboat_engine::backup_file::{self, ExportRequest, FileRestoreRequest};
+use lifeboat_engine::{config_edit, Progress, RunLog};
+
+use super::backups::holder;
+use super::print_json;
+use crate::context::Context;
+use crate::exit;
+use crate::format;
+use crate::progress_view::ProgressView;
+
+fn is_stdio(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, location: Option<&str>) -> Result<i32> {
+    let (_, repo) = holder(ctx, slug, location)?;
+    let (_, snap) = repo.find_snapshot(slug)?;
+    let passphrase = if snap.protected || encrypt {
+        let pw = ctx.file_password("Password for the backup file: ", encrypt && !snap.protected)?;
+        match pw {
+            Some(p) => Some(p),
+            None => bail!(
+                "backup {slug} is password protected, so its file is encrypted: give the password with --password-file FILE or LIFEBOAT_PASSWORD"
+            ),
+        }
+    } else {
+        None
+    };
+    // A full backup carries the configuration that made it, without secrets.
+    let config = match (&ctx.config.file, snap.full) {
+        (Some(f), true) => {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading the configuration {}", f.display()))?;
+            Some(
+                config_edit::without_secrets(&text)
+                    .map_err(|e| anyhow::anyhow!("configuration {}: {e}", f.display()))?,
+            )
+        }
+        _ => None,
+    };
+    let plan = backup_file::plan_export(&repo, &snap, ExportRequest { passphrase, config })?;
+    let len = plan.len();
+    let progress = Arc::new(Progress::default());
+    let view = ProgressView::start(progress.clone(), ctx.quiet || is_stdio(output));
+    let result = if is_stdio(output) {
+        let stdout = std::io::stdout();
+        let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+        plan.write(&mut out, &progress)
+    } else {
+        // Written under a temporary name and renamed when complete: a file with the asked
+        // name is always a whole one.
+        let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".lifeboat-export-")
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a file in {}", dir.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+        let written = plan.write(&mut out, &progress);
+        drop(out);
+        match written {
+            Ok(()) => {
+                tmp.as_file().sync_all().with_context(|| format!("writing {}", output.display()))?;
+                tmp.persist(output).with_context(|| format!("writing {}", output.display()))?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    view.finish();
+    result?;
+    if !is_stdio(output) && !ctx.quiet {
+        println!("Wrote backup {} to {} ({}).", snap.slug, output.display(), format::bytes(len));
+    }
+    Ok(exit::OK)
+}
+
+fn open_input(file: &Path) -> Result<(Box<dyn Read>, String)> {
+    if is_stdio(file) {
+        return Ok((Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())), "(standard input)".into()));
+    }
+    let f = File::open(file).with_context(|| format!("backup file {}: cannot be opened", file.display()))?;
+    Ok((Box::new(BufReader::with_capacity(1 << 20, f)), file.display().to_string()))
+}
+
+/// The password for encrypted unit files: only asked for when the file has some.
+fn password_for(ctx: &Context, file: &Path, encrypted: bool) -> Result<Option<String>> {
+    if !encrypted {
+        return Ok(None);
+    }
+    let pw = ctx.file_password("Password of the backup file: ", false)?;
+    if pw.is_none() {
+        bail!(
+            "backup file {}: it is encrypted: give its password with --password-file FILE or LIFEBOAT_PASSWORD",
+            file.display()
+        );
+    }
+    Ok(pw)
+}
+
+/// Whether a file's units are encrypted, from its manifest (a second, short read of a
+/// regular file; from standard input, a password is asked for only when one is at hand).
+fn encrypted(file: &Path) -> Result<bool> {
+    if is_stdio(file) {
+        return Ok(std::env::var_os("LIFEBOAT_PASSWORD").is_some());
+    }
+    let (input, label) = open_input(file)?;
+    let m = backup_file::read_manifest(input, &label)?;
+    Ok(m.units.iter().any(|u| u.encrypted))
+}
+
+pub fn import(ctx: &Context, file: &Path, location: Option<&str>, json: bool) -> Result<i32> {
+    let passphrase = password_for(ctx, file, encrypted(file)?)?;
+    let loc = ctx.location(location)?;
+    let repo = ctx.open(&loc, true)?;
+    let (input, label) = open_input(file)?;
+    let progress = Arc::new(Progress::default());
+    let view = ProgressView::start(progress.clone(), ctx.quiet);
+    let result = backup_file::import(&repo, input, &label, passphrase.as_deref(), &progress);
+    view.finish();
+    let outcome = result?;
+    if json {
+        let mut v = serde_json::to_value(lifeboat_engine::BackupInfo::new(&outcome.id, &outcome.snapshot, &loc.name))?;
+        v["imported"] = outcome.imported.into();
+        v["new_bytes"] = outcome.new_bytes.into();
+        print_json(&v)?;
+    } else if outcome.imported {
+        println!(
+            "Imported backup {} \"{}\" into {}: {} new.",
+            outcome.snapshot.slug,
+            outcome.snapshot.name,
+            loc.name,
+            format::bytes(outcome.new_bytes)
+        );
+    } else {
+        println!("Location {} already holds backup {}.", loc.name, outcome.snapshot.slug);
+    }
+    Ok(exit::OK)
+}
+
+pub fn restore(ctx: &Context, file: &Path, mut req: FileRestoreRequest, with_config: bool, json: bool) -> Result<i32> {
+    req.passphrase = password_for(ctx, file, encrypted(file)?)?;
+    if let Some(t) = &req.target {
+        if t.is_relative() {
+            req.target = Some(std::env::current_dir()?.join(t));
+        }
+    }
+    let (input, label) = open_input(file)?;
+    let progress = Arc::new(Progress::default());
+    let view = ProgressView::start(progress.clone(), ctx.quiet);
+    let log = RunLog::create(&ctx.dirs.logs, "restore", "file", Some(view.printer()));
+    let result = backup_file::restore(input, &label, &ctx.dirs, &req, &progress, &log);
+    view.finish();
+    let (manifest, report) = result?;
+    let mut config_written = None;
+    if with_config {
+        match &manifest.config {
+            Some(text) => {
+                let dest = &ctx.config.target_file;
+                if let Some(dir) = dest.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                }
+                if dest.exists() {
+                    let keep = dest.with_extension("toml.before-restore");
+                    std::fs::rename(dest, &keep).with_context(|| format!("keeping {}", dest.display()))?;
+                }
+                let mut f = File::create(dest).with_context(|| format!("writing {}", dest.display()))?;
+                f.write_all(text.as_bytes()).with_context(|| format!("writing {}", dest.display()))?;
+                config_written = Some(dest.clone());
+            }
+            None => eprintln!("lifeboat: this backup file carries no configuration (only full backups do)."),
+        }
+    }
+    if json {
+        print_json(&report)?;
+    } else {
+        for p in &report.problems {
+            eprintln!("problem: {p}");
+        }
+        println!(
+            "Restored {} files and {} folders ({}) of backup {} from {label}{}.",
+            report.files,
+            report.dirs,
+            format::bytes(report.bytes),
+            manifest.backup.slug,
+            if report.problems.is_empty() {
+                String::new()
+            } else {
+                format!(", with {} problems", report.problems.len())
+            }
+        );
+        for (unit, path) in &report.roots {
+            println!("  {unit} -> {path}");
+        }
+        if let Some(c) = config_written {
+            println!("Configuration restored to {} (add the locations' secrets again).", c.display());
+        }
+    }
+    Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
+}

@@ -1,0 +1,412 @@
+//! `backups restore --from-file`: straight from a backup file, with no repository and no
+//! configuration (a new device's first step). Each unit root is written into a staging folder
+//! beside its destination; only when the whole file has been read and every checksum matched
+//! are the staged folders swapped in, so a damaged, truncated or hostile file changes nothing
+//! that was already on disk.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use lifeboat_repository::{Node, NodeKind, RawBytes, Timestamp, Xattr};
+
+use super::manifest::{Manifest, UnitFile};
+use super::read::{tar_problem, FileReader, UnitTar};
+use super::tarfmt::{EntryKind, TarEntry};
+use crate::meta;
+use crate::paths::Dirs;
+use crate::progress::Progress;
+use crate::restore::fsops;
+use crate::restore::plan::{destination, staging_path, PathMap};
+use crate::restore::{Owners, RestoreMode, RestoreReport};
+use crate::runlog::RunLog;
+use crate::{EngineError, EngineResult};
+
+pub struct FileRestoreRequest {
+    pub units: Vec<String>,
+    pub target: Option<PathBuf>,
+    pub mode: RestoreMode,
+    pub passphrase: Option<String>,
+    /// Create device nodes (as root only).
+    pub devices: bool,
+    pub map_paths: Vec<(PathBuf, PathBuf)>,
+}
+
+/// One unit root being restored.
+struct Root {
+    unit: String,
+    archive: Vec<u8>,
+    staging: PathBuf,
+    dest: PathBuf,
+}
+
+pub fn restore(
+    input: impl Read,
+    label: &str,
+    dirs: &Dirs,
+    req: &FileRestoreRequest,
+    progress: &Progress,
+    log: &RunLog,
+) -> EngineResult<(Manifest, RestoreReport)> {
+    progress.set_phase("reading the backup file");
+    let mut reader = FileReader::open(input, label)?;
+    let manifest = reader.manifest().clone();
+    let backup = &manifest.backup;
+    for u in &req.units {
+        if !manifest.units.iter().any(|f| &f.name == u) {
+            return Err(EngineError::UnitNotInBackup {
+                slug: backup.slug.clone(),
+                unit: u.clone(),
+                held: manifest.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
+    if let Some(t) = &req.target {
+        if std::fs::metadata(t).is_ok_and(|m| !m.is_dir()) {
+            return Err(EngineError::BadTarget(t.clone()));
+        }
+    }
+    let chosen = |u: &UnitFile| req.units.is_empty() || req.units.contains(&u.name);
+    let map = PathMap::new(&backup.home.0, &dirs.home, &req.map_paths);
+    let mut roots: Vec<Root> = Vec::new();
+    for f in manifest.units.iter().filter(|u| chosen(u)) {
+        let kind = backup.units.iter().find(|u| u.name == f.name).map(|u| u.kind.as_str()).unwrap_or("");
+        for r in &f.roots {
+            let dest = if kind == "command" {
+                let base = req.target.clone().unwrap_or_else(|| dirs.home.clone());
+                base.join(OsString::from_vec(r.archive.0.clone()))
+            } else {
+                destination(&r.path, dirs, req.target.as_deref(), &map)
+            };
+            roots.push(Root { unit: f.name.clone(), archive: r.archive.0.clone(), staging: staging_path(&dest), dest });
+        }
+    }
+    let total: u64 =
+        backup.units.iter().filter(|u| req.units.is_empty() || req.units.contains(&u.name)).map(|u| u.size).sum();
+    progress.set_totals(0, total, true);
+    log.info(&format!("restore of backup {} from {label}", backup.slug));
+
+    let as_root = nix::unistd::geteuid().is_root();
+    let owners = Owners::for_home(&dirs.home);
+    let mut report = RestoreReport::default();
+    // The folders the staging copies are made in: their times are put back if nothing is
+    // restored, so a refused file leaves no trace.
+    let parents: Vec<(PathBuf, std::fs::Metadata)> = roots
+        .iter()
+        .filter_map(|r| {
+            let p = r.staging.parent()?.to_path_buf();
+            std::fs::metadata(&p).ok().map(|m| (p, m))
+        })
+        .collect();
+    let result = (|| -> EngineResult<()> {
+        for root in &roots {
+            prepare(root, req)?;
+        }
+        let mut extract = |unit: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
+            progress.set_phase(format!("restoring {}", unit.name));
+            let limit = backup.units.iter().find(|u| u.name == unit.name).map(|u| u.size).unwrap_or(0);
+            let mine: Vec<&Root> = roots.iter().filter(|r| r.unit == unit.name).collect();
+            let mut x = Extractor {
+                roots: &mine,
+                req,
+                limit,
+                as_root,
+                owners: &owners,
+                symlinks: HashSet::new(),
+                made: HashSet::new(),
+                files: HashSet::new(),
+                dirs: Vec::new(),
+                report: &mut report,
+                progress,
+                map: &map,
+            };
+            while let Some(e) = tar.next().map_err(tar_problem)? {
+                if progress.is_cancelled() {
+                    return Err(EngineError::Cancelled);
+                }
+                x.entry(e, tar)?;
+            }
+            x.finish_dirs();
+            Ok(())
+        };
+        while reader.next_unit(req.passphrase.as_deref(), &mut extract, &chosen)?.is_some() {}
+        progress.set_phase("checking the backup file");
+        reader.finish()
+    })();
+    if let Err(e) = result {
+        for root in &roots {
+            let _ = fsops::remove_any(&root.staging);
+        }
+        for (p, m) in &parents {
+            use std::os::unix::fs::MetadataExt;
+            let a = nix::sys::time::TimeSpec::new(m.atime(), m.atime_nsec());
+            let t = nix::sys::time::TimeSpec::new(m.mtime(), m.mtime_nsec());
+            let _ = nix::sys::stat::utimensat(None, p, &a, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink);
+        }
+        return Err(e);
+    }
+    progress.set_phase("putting the restored folders in place");
+    for root in &roots {
+        if std::fs::symlink_metadata(&root.staging).is_err() {
+            report.problems.push(format!("{}: not in the backup file", root.dest.display()));
+            continue;
+        }
+        if let Err(e) = fsops::swap_in(&root.staging, &root.dest) {
+            report.problems.push(format!(
+                "{}: cannot put the restored copy in place (it is at {}): {e}",
+                root.dest.display(),
+                root.staging.display()
+            ));
+        }
+        report.roots.push((root.unit.clone(), root.dest.display().to_string()));
+    }
+    for p in &report.problems {
+        log.warn(progress, p);
+    }
+    Ok((manifest, report))
+}
+
+/// Makes the staging folder's parent, clears a leftover staging copy, and for a merge starts
+/// the staging copy from the current folder (hard links: no data copied).
+fn prepare(root: &Root, req: &FileRestoreRequest) -> EngineResult<()> {
+    let parent = root.dest.parent().unwrap_or(Path::new("/"));
+    let made = match &req.target {
+        Some(t) => fsops::ensure_real_dirs(t, parent),
+        None => std::fs::create_dir_all(parent),
+    };
+    made.map_err(|e| EngineError::io("creating", parent, e))?;
+    fsops::remove_any(&root.staging).map_err(|e| EngineError::io("removing the leftover", &root.staging, e))?;
+    if req.mode == RestoreMode::Merge && root.dest.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        fsops::link_copy(&root.dest, &root.staging, &|_, _| true)
+            .map_err(|e| EngineError::io("preparing a copy of", &root.dest, e))?;
+    }
+    Ok(())
+}
+
+struct Extractor<'a> {
+    roots: &'a [&'a Root],
+    req: &'a FileRestoreRequest,
+    /// The unit's size: no file in it can be larger.
+    limit: u64,
+    as_root: bool,
+    owners: &'a Owners,
+    /// Archive paths that are symlinks: nothing may be written through them.
+    symlinks: HashSet<Vec<u8>>,
+    /// Folders known to be real folders of this restore.
+    made: HashSet<PathBuf>,
+    /// Archive paths of files restored, for hard links to them.
+    files: HashSet<Vec<u8>>,
+    dirs: Vec<(PathBuf, Node, usize)>,
+    report: &'a mut RestoreReport,
+    progress: &'a Progress,
+    map: &'a PathMap,
+}
+
+fn refuse(detail: String) -> EngineError {
+    EngineError::BackupFile { file: String::new(), detail: format!("refused: {detail} (nothing was changed)") }
+}
+
+impl Extractor<'_> {
+    /// The staging path of an archive path, after checking it is a plain relative path under
+    /// one of the unit's roots that passes through no symlink of the archive.
+    fn place(&self, path: &[u8]) -> EngineResult<(PathBuf, usize)> {
+        let shown = String::from_utf8_lossy(path).into_owned();
+        let path = path.strip_suffix(b"/").unwrap_or(path);
+        if path.starts_with(b"/") {
+            return Err(refuse(format!("entry {shown:?} has an absolute path")));
+        }
+        let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == b".." || *p == b".") && path != b"." {
+            return Err(refuse(format!("entry {shown:?} has an empty, '.' or '..' part in its path")));
+        }
+        let (root, rest) = self
+            .roots
+            .iter()
+            .find_map(|r| {
+                let rest = path.strip_prefix(r.archive.as_slice())?;
+                (rest.is_empty() || rest[0] == b'/' || r.archive == b".").then_some((r, rest))
+            })
+            .ok_or_else(|| refuse(format!("entry {shown:?} is outside the unit's folders")))?;
+        for (i, b) in path.iter().enumerate() {
+            if *b == b'/' && self.symlinks.contains(&path[..i]) {
+                return Err(refuse(format!(
+                    "entry {shown:?} lies under the symlink {:?}, which could lead outside the target",
+                    String::from_utf8_lossy(&path[..i])
+                )));
+            }
+        }
+        let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+        let idx = self.roots.iter().position(|r| std::ptr::eq(*r, *root)).unwrap_or(0);
+        let staged =
+            if rest.is_empty() { root.staging.clone() } else { root.staging.join(OsString::from_vec(rest.to_vec())) };
+        Ok((staged, idx))
+    }
+
+    /// Makes sure every folder from the root's staging folder down to `path`'s parent is a
+    /// real folder (a symlink there, even one already on disk, is replaced).
+    fn parent_ready(&mut self, path: &Path, root: usize) -> EngineResult<()> {
+        let Some(parent) = path.parent() else { return Ok(()) };
+        if parent.as_os_str().len() < self.roots[root].staging.as_os_str().len() || self.made.contains(parent) {
+            return Ok(());
+        }
+        let base = &self.roots[root].staging;
+        fsops::ensure_dir(base).map_err(|e| EngineError::io("creating", base, e))?;
+        fsops::ensure_real_dirs(base, parent).map_err(|e| EngineError::io("creating", parent, e))?;
+        self.made.insert(parent.to_path_buf());
+        Ok(())
+    }
+
+    fn entry(&mut self, e: TarEntry, tar: &mut UnitTar<'_>) -> EngineResult<()> {
+        let (path, root) = self.place(&e.path)?;
+        let shown = String::from_utf8_lossy(&e.path).into_owned();
+        if e.size > self.limit {
+            return Err(refuse(format!(
+                "entry {shown:?} declares {} bytes, more than its whole unit ({} bytes)",
+                e.size, self.limit
+            )));
+        }
+        self.parent_ready(&path, root)?;
+        let node = node_of(&e, self.map);
+        let owner = self.as_root.then(|| self.owners.resolve(&node)).flatten();
+        let io = |op: &'static str, p: &Path, err: std::io::Error| EngineError::io(op, p, err);
+        match e.kind {
+            EntryKind::Dir => {
+                fsops::ensure_dir(&path).map_err(|err| io("creating", &path, err))?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700 | node.mode));
+                self.made.insert(path.clone());
+                let depth = path.components().count();
+                self.dirs.push((path, node, depth));
+                self.report.dirs += 1;
+                return Ok(());
+            }
+            EntryKind::File => {
+                let (f, fresh) = fsops::create_file(&path, e.mode, true).map_err(|err| io("creating", &path, err))?;
+                if e.sparse.is_some() {
+                    f.set_len(e.size).map_err(|err| io("sizing", &path, err))?;
+                }
+                let mut buf = vec![0u8; 1 << 20];
+                let mut end = 0u64;
+                while let Some((off, n)) = tar.read_data(&mut buf).map_err(tar_problem)? {
+                    f.write_all_at(&buf[..n], off).map_err(|err| io("writing", &path, err))?;
+                    end = end.max(off + n as u64);
+                    self.progress.add(0, n as u64);
+                }
+                if end < e.size {
+                    f.set_len(e.size).map_err(|err| io("sizing", &path, err))?;
+                }
+                for w in meta::apply_fd(&f, &path, &node, self.as_root, owner, fresh) {
+                    self.report.problems.push(format!("{}: {w}", path.display()));
+                }
+                self.files.insert(e.path.clone());
+                self.report.bytes += e.size;
+            }
+            EntryKind::HardLink => {
+                let first = e.link.clone().unwrap_or_default();
+                if !self.files.contains(&first) {
+                    return Err(refuse(format!(
+                        "entry {shown:?} is a hard link to {:?}, which is not a file restored before it",
+                        String::from_utf8_lossy(&first)
+                    )));
+                }
+                let (first_path, _) = self.place(&first)?;
+                fsops::remove_any(&path).map_err(|err| io("replacing", &path, err))?;
+                std::fs::hard_link(&first_path, &path).map_err(|err| io("linking", &path, err))?;
+            }
+            EntryKind::Symlink => {
+                let target = node.target.clone().unwrap_or_default();
+                fsops::remove_any(&path).map_err(|err| io("replacing", &path, err))?;
+                std::os::unix::fs::symlink(target.as_os_str(), &path).map_err(|err| io("creating", &path, err))?;
+                self.symlinks.insert(e.path.strip_suffix(b"/").unwrap_or(&e.path).to_vec());
+                self.apply(&path, &node, owner);
+            }
+            EntryKind::Fifo => {
+                fsops::remove_any(&path).map_err(|err| io("replacing", &path, err))?;
+                nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(e.mode))
+                    .map_err(|err| io("creating", &path, err.into()))?;
+                self.apply(&path, &node, owner);
+            }
+            EntryKind::CharDevice | EntryKind::BlockDevice => {
+                if !(self.req.devices && self.as_root) {
+                    return Err(refuse(format!(
+                        "entry {shown:?} is a device node: only root creates those, when asked with --devices"
+                    )));
+                }
+                let kind = if e.kind == EntryKind::CharDevice {
+                    nix::sys::stat::SFlag::S_IFCHR
+                } else {
+                    nix::sys::stat::SFlag::S_IFBLK
+                };
+                fsops::remove_any(&path).map_err(|err| io("replacing", &path, err))?;
+                let dev = nix::sys::stat::makedev(e.device.0 as u64, e.device.1 as u64);
+                nix::sys::stat::mknod(&path, kind, nix::sys::stat::Mode::from_bits_truncate(e.mode), dev)
+                    .map_err(|err| io("creating", &path, err.into()))?;
+                self.apply(&path, &node, owner);
+            }
+        }
+        self.report.files += 1;
+        self.progress.add(1, 0);
+        Ok(())
+    }
+
+    fn apply(&mut self, path: &Path, node: &Node, owner: Option<(u32, u32)>) {
+        for w in meta::apply(path, node, self.as_root, owner) {
+            self.report.problems.push(format!("{}: {w}", path.display()));
+        }
+    }
+
+    /// Folder metadata last, deepest first, so nothing written later changes their times.
+    fn finish_dirs(&mut self) {
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.2));
+        for (path, node, _) in dirs {
+            let owner = self.as_root.then(|| self.owners.resolve(&node)).flatten();
+            self.apply(&path, &node, owner);
+        }
+    }
+}
+
+/// The node a tar entry describes (what metadata restores and imports need).
+pub(crate) fn node_of(e: &TarEntry, map: &PathMap) -> Node {
+    let name = e.path.strip_suffix(b"/").unwrap_or(&e.path);
+    let name = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+    let kind = match e.kind {
+        EntryKind::File | EntryKind::HardLink => NodeKind::File,
+        EntryKind::Dir => NodeKind::Dir,
+        EntryKind::Symlink => NodeKind::Symlink,
+        EntryKind::Fifo => NodeKind::Fifo,
+        EntryKind::CharDevice => NodeKind::CharDevice,
+        EntryKind::BlockDevice => NodeKind::BlockDevice,
+    };
+    let mut target = None;
+    if e.kind == EntryKind::Symlink {
+        let t = e.link.clone().unwrap_or_default();
+        // An absolute symlink into the old home (or a mapped path) follows the data.
+        let t = if t.starts_with(b"/") { map.map(&t).unwrap_or(t) } else { t };
+        target = Some(RawBytes(t));
+    }
+    Node {
+        name: RawBytes(name.to_vec()),
+        kind,
+        mode: e.mode,
+        mtime: e.mtime,
+        ctime: Timestamp::default(),
+        uid: e.uid.min(u32::MAX as u64) as u32,
+        gid: e.gid.min(u32::MAX as u64) as u32,
+        user: e.user.clone(),
+        group: e.group.clone(),
+        size: e.size,
+        inode: 0,
+        device: 0,
+        links: 1,
+        content: Vec::new(),
+        subtree: None,
+        target,
+        rdev: matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice)
+            .then(|| nix::sys::stat::makedev(e.device.0 as u64, e.device.1 as u64)),
+        xattrs: e.xattrs.iter().map(|(n, v)| Xattr { name: RawBytes(n.clone()), value: v.clone() }).collect(),
+    }
+}
