@@ -13,7 +13,7 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// A tree with what tar must carry: hard links, symlinks, a sparse file, xattrs, a FIFO, a
 /// name that is not UTF-8, empty files and folders; plus the corpus' small part when present.
-fn make_tree(home: &Path) -> PathBuf {
+fn make_tree(home: &Path, with_corpus: bool) -> PathBuf {
     let docs = home.join("docs");
     std::fs::create_dir_all(docs.join("sub/empty")).unwrap();
     std::fs::write(docs.join("a.txt"), "hello\n").unwrap();
@@ -29,7 +29,7 @@ fn make_tree(home: &Path) -> PathBuf {
     xattr::set(docs.join("a.txt"), "user.note", b"\x00binary\xff").unwrap();
     nix::unistd::mkfifo(&docs.join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o640)).unwrap();
     std::fs::write(docs.join(os(b"caf\xe9.txt")), "latin-1 name").unwrap();
-    if let Some(corpus) = std::env::var_os("LIFEBOAT_CORPUS") {
+    if let Some(corpus) = std::env::var_os("LIFEBOAT_CORPUS").filter(|_| with_corpus) {
         let small = Path::new(&corpus).join("small");
         if small.is_dir() {
             let out = Command::new("cp").arg("-a").arg(&small).arg(docs.join("small")).output().unwrap();
@@ -39,9 +39,9 @@ fn make_tree(home: &Path) -> PathBuf {
     docs
 }
 
-fn sandbox() -> (Sandbox, PathBuf) {
+fn sandbox(with_corpus: bool) -> (Sandbox, PathBuf) {
     let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n\n[unit.notes]\npaths = [\"~/notes\"]\n");
-    let docs = make_tree(&sb.home);
+    let docs = make_tree(&sb.home, with_corpus);
     std::fs::create_dir_all(sb.home.join("notes")).unwrap();
     std::fs::write(sb.home.join("notes/todo.md"), "- back up\n").unwrap();
     (sb, docs)
@@ -59,7 +59,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn an_exported_file_unpacks_with_tar_zstd_and_age_alone() {
-    let (sb, docs) = sandbox();
+    let (sb, docs) = sandbox(false);
     let b = sb.backup(&[]);
     let slug = b["slug"].as_str().unwrap();
     let file = export(&sb, slug, "backup.tar");
@@ -75,35 +75,9 @@ fn an_exported_file_unpacks_with_tar_zstd_and_age_alone() {
     assert!(facts[Path::new("a.txt")].link_group.is_some(), "hard links stay linked");
 }
 
-/// Unpacks a backup file with GNU tar, age and zstd only (age is given the password at its
-/// terminal prompt); every unit's tree lands in DIR/tree. Returns DIR.
-pub fn unpack_with_standard_tools(file: &Path, dir: &Path, password: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("tree")).unwrap();
-    let run = |c: &mut Command| {
-        let out = c.output().unwrap();
-        assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    run(Command::new("tar").arg("-xf").arg(file).arg("-C").arg(dir));
-    for unit in std::fs::read_dir(dir.join("units")).unwrap() {
-        let path = unit.unwrap().path();
-        let mut zst = path.clone();
-        if path.extension().is_some_and(|e| e == "age") {
-            zst = path.with_extension("");
-            let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/age_decrypt.py");
-            run(Command::new("python3").arg(helper).arg(password).arg(&path).arg(&zst));
-        }
-        run(Command::new("sh").arg("-c").arg(format!(
-            "zstd -dc '{}' | tar -x --xattrs --xattrs-include='*' -p -C '{}'",
-            zst.display(),
-            dir.join("tree").display()
-        )));
-    }
-    dir.to_path_buf()
-}
-
 #[test]
 fn export_import_and_restore_from_file_give_the_same_tree() {
-    let (sb, docs) = sandbox();
+    let (sb, docs) = sandbox(true);
     let b = sb.backup(&[]);
     let slug = b["slug"].as_str().unwrap();
     let file = export(&sb, slug, "backup.tar");
@@ -164,7 +138,7 @@ fn export_import_and_restore_from_file_give_the_same_tree() {
 /// A restored tree, then a damaged file: the error names the unit and nothing changes.
 #[test]
 fn a_truncated_or_damaged_file_is_refused_and_changes_nothing() {
-    let (sb, docs) = sandbox();
+    let (sb, docs) = sandbox(false);
     let b = sb.backup(&[]);
     let slug = b["slug"].as_str().unwrap();
     let file = export(&sb, slug, "backup.tar");

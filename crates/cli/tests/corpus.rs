@@ -32,6 +32,23 @@ fn the_corpus_round_trips_exactly() {
         let diffs = compare_trees(&src, &rerooted(&target, &src));
         assert!(diffs.is_empty(), "{p}: {} differences, first: {:?}", diffs.len(), &diffs[..diffs.len().min(5)]);
     }
+    // The same backup as one file: written in bounded memory, and read back by GNU tar, age
+    // and zstd alone into the same trees.
+    let file = sb.dir.path().join("corpus.lifeboat.tar");
+    let slug = b["slug"].as_str().unwrap();
+    let (out, peak) = run_measuring_memory(&sb, &["backups", "export", slug, "-o", file.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let size = std::fs::metadata(&file).unwrap().len();
+    eprintln!("export: {size} bytes, peak memory {} MiB", peak >> 20);
+    assert!(peak < 200 << 20, "export's peak memory {} MiB is not under 200 MiB", peak >> 20);
+    std::fs::remove_dir_all(&target).unwrap();
+    let unpacked = unpack_with_standard_tools(&file, &sb.dir.path().join("unpacked"), "correct horse battery staple");
+    std::fs::remove_file(&file).unwrap();
+    for p in &parts {
+        let src = corpus.join(p);
+        let diffs = compare_trees(&src, &rerooted(&unpacked.join("tree"), &src));
+        assert!(diffs.is_empty(), "{p} by tar: {} differences, first: {:?}", diffs.len(), &diffs[..diffs.len().min(5)]);
+    }
     let check = sb.run(&["check", "--read-data", "--quiet"]);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 }

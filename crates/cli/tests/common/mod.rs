@@ -249,4 +249,65 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     out.truncate(n);
     out
 }
+/// Unpacks a backup file with GNU tar, age and zstd only (age is given the password at its
+/// terminal prompt); every unit's tree lands in DIR/tree. Returns DIR.
+pub fn unpack_with_standard_tools(file: &Path, dir: &Path, password: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("tree")).unwrap();
+    let run = |c: &mut Command| {
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(Command::new("tar").arg("-xf").arg(file).arg("-C").arg(dir));
+    for unit in std::fs::read_dir(dir.join("units")).unwrap() {
+        let path = unit.unwrap().path();
+        let mut zst = path.clone();
+        if path.extension().is_some_and(|e| e == "age") {
+            zst = path.with_extension("");
+            let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/age_decrypt.py");
+            run(Command::new("python3").arg(helper).arg(password).arg(&path).arg(&zst));
+        }
+        run(Command::new("sh").arg("-c").arg(format!(
+            "zstd -dc '{}' | tar -x --xattrs --xattrs-include='*' -p -C '{}'",
+            zst.display(),
+            dir.join("tree").display()
+        )));
+        if zst != path {
+            std::fs::remove_file(&zst).unwrap();
+        }
+    }
+    dir.to_path_buf()
+}
+
+/// Runs a lifeboat command of the sandbox and returns its output and its peak memory (the
+/// largest resident set, in bytes), measured by the kernel for that process alone.
+pub fn run_measuring_memory(sb: &Sandbox, args: &[&str]) -> (Output, u64) {
+    let c = sb.command();
+    let mut m = Command::new("python3");
+    m.arg("-c")
+        .arg(
+            "import resource, subprocess, sys\n\
+             p = subprocess.run(sys.argv[1:])\n\
+             sys.stderr.write('peak-rss-kib %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+             sys.exit(p.returncode)",
+        )
+        .arg(c.get_program())
+        .args(c.get_args())
+        .args(args)
+        .env_clear()
+        .stdin(std::process::Stdio::null());
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            m.env(k, v);
+        }
+    }
+    let out = m.output().expect("running python3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let kib: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kib "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the peak memory line");
+    (out, kib * 1024)
+}
+
 pub mod servers;
