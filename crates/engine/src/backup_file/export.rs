@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::{EngineError, EngineResult};
 
 /// A blob read ahead of the writer is at most this many bytes of payload per batch.
-const BATCH_BYTES: u64 = 8 << 20;
+const BATCH_BYTES: u64 = 4 << 20;
 const BATCH_BLOBS: usize = 32;
 /// Headers and small files are gathered into raw frames of up to this many bytes.
 const RAW_FRAME: usize = 1 << 20;
@@ -72,6 +72,16 @@ impl Export<'_> {
 
 pub fn plan<'a>(repo: &'a Repository, snapshot: &Snapshot, req: ExportRequest) -> EngineResult<Export<'a>> {
     repo.load_index()?;
+    // Each unit's age header first: its scrypt needs 128 MiB for a moment, better spent
+    // before the entry lists are held than on top of them.
+    let mut ages = Vec::new();
+    for su in &snapshot.units {
+        ages.push(match &req.passphrase {
+            Some(p) => Some(AgeStream::new(p).map_err(|e| EngineError::io("starting the encryption of", &su.name, e))?),
+            None => None,
+        });
+    }
+    let mut ages = ages.into_iter();
     let mut zeros = ZeroIds::default();
     let mut units = Vec::new();
     let mut files = Vec::new();
@@ -93,10 +103,7 @@ pub fn plan<'a>(repo: &'a Repository, snapshot: &Snapshot, req: ExportRequest) -
             emit(&entries, &mut count)?;
             count.len
         };
-        let age = match &req.passphrase {
-            Some(p) => Some(AgeStream::new(p).map_err(|e| EngineError::io("starting the encryption of", &su.name, e))?),
-            None => None,
-        };
+        let age = ages.next().flatten();
         let size = match &age {
             Some(a) => age_len(a.header_len, tar_zst),
             None => tar_zst,
@@ -447,7 +454,7 @@ impl Export<'_> {
             out.write_all(&tarfmt::encode_header(&outer_entry(&file.file, file.size, when))).map_err(write_error)?;
             let ids: Vec<Id> = plan.entries.iter().flat_map(|p| p.blobs.iter().copied()).collect();
             let (written, hash) = std::thread::scope(|s| -> EngineResult<(u64, [u8; 32])> {
-                let (tx, rx) = std::sync::mpsc::sync_channel(2);
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 s.spawn(move || read_ahead(repo, &ids, tx));
                 let mut sink = UnitSink { out: HashingWriter::new(&mut *out), age: plan.age };
                 let mut w = Writing { sink: &mut sink, ahead: &rx, batch: VecDeque::new(), progress };
