@@ -17,7 +17,9 @@ pub mod paths;
 pub mod profile;
 pub mod progress;
 pub mod restore;
+pub mod retention;
 pub mod runlog;
+pub mod schedule;
 pub mod unit;
 mod workers;
 
