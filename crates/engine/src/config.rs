@@ -17,6 +17,53 @@ pub struct Config {
     pub location: BTreeMap<String, LocationConfig>,
     #[serde(default)]
     pub unit: BTreeMap<String, UnitConfig>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schedule: BTreeMap<String, crate::schedule::ScheduleConfig>,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+}
+
+/// `[daemon]`: how `lifeboat serve` listens and warns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Address and port of the HTTP API and page (loopback unless set otherwise).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Days without a successful backup (per schedule and location) before a "stale" event.
+    #[serde(default = "default_stale")]
+    pub stale_after: u32,
+    /// Minutes a job may make no progress before a "stuck" event.
+    #[serde(default = "default_stuck")]
+    pub stuck_after: u32,
+    /// Events are also POSTed as JSON to this URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// Events are also given to this shell command (`$LIFEBOAT_EVENT` holds the JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_command: Option<String>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            listen: default_listen(),
+            stale_after: default_stale(),
+            stuck_after: default_stuck(),
+            webhook: None,
+            notify_command: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8417".into()
+}
+fn default_stale() -> u32 {
+    7
+}
+fn default_stuck() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -209,6 +256,27 @@ pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
         }
         crate::location::settings::validate(name, lc)
             .map_err(|detail| EngineError::Config { path: path.to_path_buf(), detail })?;
+    }
+    for (name, sc) in &config.schedule {
+        let err = |detail: String| EngineError::Config {
+            path: path.to_path_buf(),
+            detail: format!("schedule {name}: {detail}"),
+        };
+        if !valid_name(name) {
+            return Err(err("its name may only hold letters, digits, '-' and '_'".into()));
+        }
+        sc.cadence().map_err(err)?;
+        for l in &sc.locations {
+            if !config.location.contains_key(l) && l != "local" {
+                return Err(err(format!("names no [location.{l}]")));
+            }
+        }
+        for u in &sc.units {
+            let known = config.unit.contains_key(u) || (config.unit.is_empty() && u == "home");
+            if !known {
+                return Err(err(format!("names no [unit.{u}]")));
+            }
+        }
     }
     if let Some(d) = &config.default_location {
         if !config.location.contains_key(d) && d != "local" {

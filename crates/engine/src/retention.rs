@@ -18,11 +18,16 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_last: Option<u32>,
     /// Days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_within: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_daily: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_weekly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_monthly: Option<u32>,
 }
 

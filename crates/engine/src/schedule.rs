@@ -6,6 +6,92 @@
 use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::retention::Policy;
+
+/// `[schedule.NAME]` in the configuration (docs/CONFIG.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// `day`, `week` or `month` (or give `cron`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+    /// Weekdays, for `every = "week"` (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<String>,
+    /// Day of the month, for `every = "month"`; past a short month's end, its last day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<i8>,
+    /// Local time of day, `HH:MM` (default 02:00).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// A five-field cron line instead of every/days/day/at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// Units backed up (none: all, a full backup).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<String>,
+    /// Locations backed up to, each in turn (none: the default location).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
+    /// Conditions for a run: `reachable`, `unmetered`, `wifi`, `ethernet`, `mains`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<Condition>,
+    #[serde(flatten)]
+    pub retention: Policy,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// What must hold for a scheduled run to start; otherwise it is skipped and the reason kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    /// The location answers.
+    Reachable,
+    /// The network in use is not metered (NetworkManager's view).
+    Unmetered,
+    /// The network in use is Wi-Fi.
+    Wifi,
+    /// The network in use is Ethernet.
+    Ethernet,
+    /// The device runs on mains power.
+    Mains,
+}
+
+impl ScheduleConfig {
+    /// The cadence this schedule describes, or what is wrong with it.
+    pub fn cadence(&self) -> Result<Cadence, String> {
+        if let Some(c) = &self.cron {
+            if self.every.is_some() || self.at.is_some() || !self.days.is_empty() || self.day.is_some() {
+                return Err("give either cron or every/days/day/at, not both".into());
+            }
+            return Ok(Cadence::Cron(Cron::parse(c)?));
+        }
+        let at = parse_time_of_day(self.at.as_deref().unwrap_or("02:00"))?;
+        match self.every.as_deref() {
+            Some("day") => Ok(Cadence::Daily { at }),
+            Some("week") => {
+                Ok(Cadence::Weekly { days: self.days.iter().map(|d| parse_weekday(d)).collect::<Result<_, _>>()?, at })
+            }
+            Some("month") => match self.day.unwrap_or(1) {
+                d @ 1..=31 => Ok(Cadence::Monthly { day: d, at }),
+                d => Err(format!("day = {d} is not a day of the month (1-31; 31 means the last day)")),
+            },
+            Some(other) => Err(format!("every = {other:?}: use \"day\", \"week\" or \"month\", or a cron line")),
+            None => Err("needs every = \"day\" | \"week\" | \"month\", or cron = \"…\"".into()),
+        }
+    }
+}
 
 /// How often a schedule runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,5 +411,44 @@ mod tests {
         assert!(parse_time_of_day("24:00").is_err() && parse_time_of_day("7:05").is_ok());
         assert_eq!(parse_weekday("Friday").unwrap(), Weekday::Friday);
         assert!(parse_weekday("fr").is_err());
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse_from_the_configuration_and_typos_are_refused() {
+        let text = r#"
+[unit.notes]
+paths = ["~/notes"]
+[schedule.nightly]
+every = "day"
+at = "03:15"
+units = ["notes"]
+when = ["unmetered", "mains"]
+keep_daily = 7
+keep_monthly = 6
+[schedule.weekly]
+every = "week"
+days = ["sat", "sun"]
+"#;
+        let c = crate::config::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let n = &c.schedule["nightly"];
+        assert_eq!(n.cadence().unwrap(), Cadence::Daily { at: Time::new(3, 15, 0, 0).unwrap() });
+        assert_eq!(n.retention.keep_daily, Some(7));
+        assert_eq!(n.when, [Condition::Unmetered, Condition::Mains]);
+        assert!(n.enabled);
+        for bad in [
+            "[schedule.x]\nevery = \"fortnight\"\n",
+            "[schedule.x]\nevery = \"day\"\nat = \"25:00\"\n",
+            "[schedule.x]\nevery = \"day\"\nkeep_dialy = 3\n",
+            "[schedule.x]\ncron = \"* * *\"\n",
+            "[schedule.x]\nevery = \"day\"\nlocations = [\"nowhere\"]\n",
+            "[schedule.x]\nevery = \"day\"\nwhen = [\"sunny\"]\n",
+        ] {
+            assert!(crate::config::parse(bad, std::path::Path::new("t.toml")).is_err(), "{bad}");
+        }
     }
 }
