@@ -60,6 +60,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the daemon: scheduled backups, retention, events, the HTTP API and the web page.
+    Serve {
+        /// Address and port to listen on (default: [daemon] listen, else 127.0.0.1:8417).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
+    /// Print the token that the HTTP API asks for (made on first use).
+    Token,
+    /// The history of what the daemon did: backups, skips and why, restores, prunes, warnings.
+    Events {
+        /// How many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install or remove system hooks: `apt` makes a backup before packages are upgraded.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
     /// Show the log of a run.
     Logs {
         /// The backup's slug (default: the last run).
@@ -198,6 +217,22 @@ pub enum BackupsCommand {
         #[command(flatten)]
         location: LocationArg,
     },
+}
+
+#[derive(Subcommand)]
+pub enum HooksCommand {
+    /// Install a hook.
+    Install {
+        /// `apt`: a backup of the chosen units before APT changes packages.
+        hook: String,
+        /// Units to back up (none: all).
+        #[arg(long = "unit", value_name = "UNIT")]
+        units: Vec<String>,
+        #[arg(long)]
+        location: Option<String>,
+    },
+    /// Remove a hook.
+    Remove { hook: String },
 }
 
 #[derive(Subcommand)]

@@ -32,6 +32,8 @@ pub struct BackupInfo {
     pub warnings: usize,
     pub finished: String,
     pub id: String,
+    /// `schedule:NAME` for backups a schedule made, `safety` for safety backups.
+    pub tags: Vec<String>,
 }
 
 impl BackupInfo {
@@ -57,6 +59,7 @@ impl BackupInfo {
             warnings: s.units.iter().map(|u| u.warnings.len()).sum(),
             finished: s.finished.to_string(),
             id: id.to_hex(),
+            tags: s.tags.clone(),
         }
     }
 }

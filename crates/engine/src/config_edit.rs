@@ -108,6 +108,31 @@ fn strip(table: &mut Table) {
     }
 }
 
+/// Replaces every `[schedule.NAME]` with these schedules (other tables and comments stay);
+/// the result is checked as a whole before it is written, atomically.
+pub fn set_schedules(
+    file: &Path,
+    schedules: &std::collections::BTreeMap<String, crate::schedule::ScheduleConfig>,
+) -> EngineResult<()> {
+    let err = |detail: String| EngineError::Config { path: file.to_path_buf(), detail };
+    let mut doc = read(file)?;
+    doc.remove("schedule");
+    if !schedules.is_empty() {
+        let mut all = Table::new();
+        all.set_implicit(true);
+        for (name, sc) in schedules {
+            if !valid_name(name) {
+                return Err(err(format!("schedule name {name:?} may only hold letters, digits, '-' and '_'")));
+            }
+            let text = toml::to_string(sc).map_err(|e| err(format!("schedule {name}: {e}")))?;
+            let table: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| err(e.to_string()))?;
+            all.insert(name, Item::Table(table.as_table().clone()));
+        }
+        doc.insert("schedule", Item::Table(all));
+    }
+    write(file, &doc)
+}
+
 #[cfg(test)]
 mod secret_tests {
     #[test]

@@ -14,6 +14,8 @@ pub struct RunLog {
     file: Option<Mutex<BufWriter<File>>>,
     path: Option<PathBuf>,
     echo: Option<Box<Echo>>,
+    /// Receives every line as written (`LEVEL message`): the daemon's live job logs.
+    tap: Option<Box<Echo>>,
 }
 
 impl RunLog {
@@ -23,12 +25,18 @@ impl RunLog {
         let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
         let path = dir.join(format!("{stamp}-{operation}-{slug}.log"));
         let file = std::fs::create_dir_all(dir).and_then(|_| File::create(&path)).ok();
-        RunLog { path: file.as_ref().map(|_| path), file: file.map(|f| Mutex::new(BufWriter::new(f))), echo }
+        RunLog { path: file.as_ref().map(|_| path), file: file.map(|f| Mutex::new(BufWriter::new(f))), echo, tap: None }
+    }
+
+    /// A log whose every line is also given to `tap`.
+    pub fn with_tap(mut self, tap: Box<Echo>) -> RunLog {
+        self.tap = Some(tap);
+        self
     }
 
     /// A log that only echoes (tests, dry runs).
     pub fn none() -> RunLog {
-        RunLog { file: None, path: None, echo: None }
+        RunLog { file: None, path: None, echo: None, tap: None }
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -36,6 +44,9 @@ impl RunLog {
     }
 
     fn line(&self, level: &str, msg: &str) {
+        if let Some(t) = &self.tap {
+            t(&format!("{level} {msg}"));
+        }
         if let Some(f) = &self.file {
             let mut f = f.lock().expect("log lock");
             let _ = writeln!(f, "{} {level} {msg}", jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ"));

@@ -232,7 +232,11 @@ pub fn restore(
     };
     let configured = ctx.units()?;
     let safety = if safety_backup && !dry_run && target.is_none() {
-        safety_backup_of(ctx, &repo, &snap, &units, &configured)?
+        restore::safety_backup(&repo, &ctx.dirs, &snap, &units, &configured, &|slug| {
+            if !ctx.quiet {
+                eprintln!("Making safety backup {slug} of what the restore will overwrite…");
+            }
+        })?
     } else {
         None
     };
@@ -286,42 +290,6 @@ pub fn restore(
         }
     }
     Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
-}
-
-/// Backs up the configured units a restore in place is about to overwrite. Returns the safety
-/// backup's slug and units, or None when there is nothing configured to protect.
-fn safety_backup_of(
-    ctx: &Context,
-    repo: &Repository,
-    snap: &lifeboat_repository::Snapshot,
-    units: &[String],
-    configured: &[lifeboat_engine::Unit],
-) -> Result<Option<(String, Vec<String>)>> {
-    let touched: Vec<&lifeboat_engine::Unit> = configured
-        .iter()
-        .filter(|u| snap.units.iter().any(|su| su.name == u.name) && (units.is_empty() || units.contains(&u.name)))
-        // Nothing to protect where the unit has no data yet (a new device).
-        .filter(|u| u.commands.is_some() || u.paths.iter().any(|(_, p)| p.symlink_metadata().is_ok()))
-        .collect();
-    if touched.is_empty() {
-        return Ok(None);
-    }
-    let slug = backup::new_slug(repo)?;
-    if !ctx.quiet {
-        eprintln!("Making safety backup {slug} of what the restore will overwrite…");
-    }
-    let progress = Progress::default();
-    let log = RunLog::create(&ctx.dirs.logs, "backup", &slug, None);
-    let names: Vec<String> = touched.iter().map(|u| u.name.clone()).collect();
-    let req = BackupRequest {
-        units: touched,
-        full: false,
-        name: Some(format!("Safety backup before restoring {}", snap.slug)),
-        slug,
-        tags: vec!["safety".into()],
-    };
-    let (_, made) = backup::run(repo, &ctx.dirs, req, &progress, &log)?;
-    Ok(Some((made.slug, names)))
 }
 
 pub fn remove(ctx: &Context, slug: &str, location: Option<&str>) -> Result<i32> {

@@ -1,5 +1,6 @@
 mod backup_files;
 mod backups;
+mod daemon;
 mod key;
 mod locations;
 mod logs;
@@ -9,10 +10,11 @@ mod units;
 use anyhow::Result;
 use lifeboat_engine::restore::RestoreMode;
 
-use crate::args::{BackupsCommand, Cli, Command, KeyCommand, LocationsCommand, UnitsCommand};
+use crate::args::{BackupsCommand, Cli, Command, HooksCommand, KeyCommand, LocationsCommand, UnitsCommand};
 use crate::context::Context;
 
 pub fn run(cli: Cli) -> Result<i32> {
+    let cli_config = cli.config.clone();
     let ctx = Context::new(cli.config, cli.password_file, cli.quiet)?;
     match cli.command {
         Command::Backups(b) => match b {
@@ -102,6 +104,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check { read_data, location, json } => maintenance::check(&ctx, read_data, location.as_deref(), json),
         Command::Prune { location, json } => maintenance::prune(&ctx, location.as_deref(), json),
         Command::Unlock { location } => maintenance::unlock(&ctx, location.as_deref()),
+        Command::Serve { listen } => daemon::serve(&ctx, cli_config, listen),
+        Command::Token => daemon::token(&ctx),
+        Command::Events { limit, json } => daemon::events(&ctx, limit, json),
+        Command::Hooks(HooksCommand::Install { hook, units, location }) => {
+            daemon::install_hook(&ctx, &hook, &units, location.as_deref())
+        }
+        Command::Hooks(HooksCommand::Remove { hook }) => daemon::remove_hook(&hook),
         Command::Logs { slug, last: _ } => logs::show(&ctx, slug.as_deref()),
         Command::Key(k) => match k {
             KeyCommand::List { location, json } => key::list(&ctx, location.location.as_deref(), json),

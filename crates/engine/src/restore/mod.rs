@@ -378,6 +378,42 @@ fn run_in_pool(
     Ok(report)
 }
 
+/// Backs up the configured units a restore in place is about to overwrite, before it does.
+/// Returns the safety backup's slug and units, or None when there is nothing configured to
+/// protect. `announce` hears the slug before the backup starts.
+pub fn safety_backup(
+    repo: &Repository,
+    dirs: &Dirs,
+    snap: &Snapshot,
+    units: &[String],
+    configured: &[Unit],
+    announce: &dyn Fn(&str),
+) -> EngineResult<Option<(String, Vec<String>)>> {
+    let touched: Vec<&Unit> = configured
+        .iter()
+        .filter(|u| snap.units.iter().any(|su| su.name == u.name) && (units.is_empty() || units.contains(&u.name)))
+        // Nothing to protect where the unit has no data yet (a new device).
+        .filter(|u| u.commands.is_some() || u.paths.iter().any(|(_, p)| p.symlink_metadata().is_ok()))
+        .collect();
+    if touched.is_empty() {
+        return Ok(None);
+    }
+    let slug = crate::backup::new_slug(repo)?;
+    announce(&slug);
+    let progress = Progress::default();
+    let log = RunLog::create(&dirs.logs, "backup", &slug, None);
+    let names: Vec<String> = touched.iter().map(|u| u.name.clone()).collect();
+    let req = crate::backup::BackupRequest {
+        units: touched,
+        full: false,
+        name: Some(format!("Safety backup before restoring {}", snap.slug)),
+        slug,
+        tags: vec!["safety".into()],
+    };
+    let (_, made) = crate::backup::run(repo, dirs, req, &progress, &log)?;
+    Ok(Some((made.slug, names)))
+}
+
 /// A database comes back without the journal or WAL of the one it replaces: SQLite would
 /// otherwise replay the old database's changes onto the restored one.
 fn remove_database_sidecars(db: &Path, problem: &(dyn Fn(&Path, String) + Sync)) {

@@ -1,0 +1,114 @@
+//! `serve`, `token`, `events`, `hooks install|remove`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use lifeboat_daemon::events::{self, Events};
+
+use super::print_json;
+use crate::context::Context;
+use crate::exit;
+
+pub fn serve(ctx: &Context, config_file: Option<PathBuf>, listen: Option<String>) -> Result<i32> {
+    let quiet = ctx.quiet;
+    let token_file = lifeboat_daemon::token::token_file(&ctx.dirs.data);
+    let stopped = lifeboat_daemon::serve(lifeboat_daemon::ServeOptions {
+        dirs: ctx.dirs.clone(),
+        config_file,
+        config: ctx.config.clone(),
+        password_file: ctx.password_file.clone(),
+        listen,
+        on_listening: Box::new(move |addr| {
+            // One line on stdout, flushed: what scripts and service managers wait for.
+            println!("Listening on http://{addr}/");
+            if !quiet {
+                eprintln!("The API asks for the token in {} (`lifeboat token`).", token_file.display());
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        }),
+    })?;
+    for line in &stopped.interrupted {
+        eprintln!("lifeboat: {line}");
+    }
+    Ok(if stopped.interrupted.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+pub fn token(ctx: &Context) -> Result<i32> {
+    let t = lifeboat_daemon::token::read_or_create(&ctx.dirs.data).with_context(|| {
+        format!("the API token in {}", lifeboat_daemon::token::token_file(&ctx.dirs.data).display())
+    })?;
+    println!("{t}");
+    Ok(exit::OK)
+}
+
+pub fn events(ctx: &Context, limit: u32, json: bool) -> Result<i32> {
+    let ev = Events::open(&events::database_path(&ctx.dirs.data))?;
+    let list = ev.list(limit, None)?;
+    if json {
+        print_json(&list)?;
+    } else if list.is_empty() {
+        println!("No events yet: `lifeboat serve` records what it does.");
+    } else {
+        for e in list.iter().rev() {
+            let when =
+                e.time.parse::<jiff::Timestamp>().map(|t| crate::format::local_time(&t)).unwrap_or(e.time.clone());
+            println!("{when}  {:<7}  {}", e.level, e.message);
+        }
+    }
+    Ok(exit::OK)
+}
+
+const APT_HOOK: &str = "/etc/apt/apt.conf.d/80lifeboat";
+
+/// The line APT runs before it changes packages. A failed backup must not stop the upgrade
+/// (the event history says it failed), hence `|| true`.
+fn apt_hook_text(lifeboat: &Path, config: Option<&Path>, units: &[String], location: Option<&str>) -> String {
+    let mut cmd = format!("{} --quiet", lifeboat.display());
+    if let Some(c) = config {
+        cmd.push_str(&format!(" --config {}", c.display()));
+    }
+    cmd.push_str(" backups new --name 'Before package upgrade'");
+    for u in units {
+        cmd.push_str(&format!(" --unit {u}"));
+    }
+    if let Some(l) = location {
+        cmd.push_str(&format!(" --location {l}"));
+    }
+    format!(
+        "// Installed by `lifeboat hooks install apt`; remove with `lifeboat hooks remove apt`.\n\
+         DPkg::Pre-Invoke {{ \"if [ -x {bin} ]; then {cmd} || true; fi\"; }};\n",
+        bin = lifeboat.display()
+    )
+}
+
+pub fn install_hook(ctx: &Context, hook: &str, units: &[String], location: Option<&str>) -> Result<i32> {
+    if hook != "apt" {
+        bail!("no hook named {hook:?}: the hooks are apt");
+    }
+    let all = ctx.units()?;
+    lifeboat_engine::unit::select(&all, units)?;
+    if let Some(l) = location {
+        ctx.location(Some(l))?;
+    }
+    let bin = std::env::current_exe().context("finding this program's path")?;
+    let text = apt_hook_text(&bin, ctx.config.file.as_deref(), units, location);
+    let dest = std::env::var_os("LIFEBOAT_APT_HOOK").map(PathBuf::from).unwrap_or_else(|| APT_HOOK.into());
+    std::fs::write(&dest, text)
+        .with_context(|| format!("writing {} (installing an APT hook needs root)", dest.display()))?;
+    println!("Installed {}: APT makes a backup before it changes packages.", dest.display());
+    Ok(exit::OK)
+}
+
+pub fn remove_hook(hook: &str) -> Result<i32> {
+    if hook != "apt" {
+        bail!("no hook named {hook:?}: the hooks are apt");
+    }
+    let dest = std::env::var_os("LIFEBOAT_APT_HOOK").map(PathBuf::from).unwrap_or_else(|| APT_HOOK.into());
+    match std::fs::remove_file(&dest) {
+        Ok(()) => println!("Removed {}.", dest.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("No APT hook was installed."),
+        Err(e) => return Err(e).with_context(|| format!("removing {}", dest.display())),
+    }
+    Ok(exit::OK)
+}

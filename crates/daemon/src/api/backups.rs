@@ -1,0 +1,223 @@
+//! `/api/backups`: list, create, show, delete, restore, pin.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use lifeboat_engine::{BackupInfo, Location};
+use lifeboat_repository::{Id, Repository, Snapshot};
+use serde::{Deserialize, Serialize};
+
+use axum::body::Bytes;
+
+use super::{blocking, json_body, ApiError, ApiResult};
+use crate::events::{kind, About};
+use crate::state::Shared;
+use crate::work::{self, BackupSpec, RestoreSpec};
+
+#[derive(Serialize)]
+pub struct Listing {
+    pub backups: Vec<BackupInfo>,
+    /// Locations that could not be read, and why.
+    pub unavailable: Vec<Unavailable>,
+}
+
+#[derive(Serialize)]
+pub struct Unavailable {
+    pub location: String,
+    pub reason: String,
+}
+
+pub async fn list(State(d): State<Shared>) -> ApiResult<Json<Listing>> {
+    blocking(move || {
+        let mut backups = Vec::new();
+        let mut unavailable = Vec::new();
+        for loc in d.locations() {
+            let listed = (|| -> Result<Option<_>, ApiError> {
+                let store = loc.store()?;
+                if !Repository::exists(store.as_ref())? {
+                    return Ok(None);
+                }
+                Ok(Some(d.repo(&loc, false)?.snapshots()?))
+            })();
+            match listed {
+                Ok(Some((snaps, _))) => backups.extend(snaps.iter().map(|(id, s)| BackupInfo::new(id, s, &loc.name))),
+                Ok(None) => {}
+                Err(e) => unavailable.push(Unavailable { location: loc.name.clone(), reason: e.message }),
+            }
+        }
+        backups.sort_by(|a, b| b.date.cmp(&a.date));
+        Ok(Json(Listing { backups, unavailable }))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+pub struct Started {
+    pub job: u64,
+}
+
+pub async fn create(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCode, Json<Started>)> {
+    let spec: BackupSpec = json_body(&body)?;
+    blocking(move || {
+        // Refuse what cannot work before starting a job for it.
+        let all = d.units()?;
+        lifeboat_engine::unit::select(&all, &spec.units)?;
+        d.location(spec.location.as_deref())?;
+        let spec = BackupSpec { schedule: None, ..spec };
+        Ok((StatusCode::ACCEPTED, Json(Started { job: crate::scheduler::submit_backup(&d, spec) })))
+    })
+    .await
+}
+
+/// The location holding a backup, its repository, and the backup.
+pub(crate) fn find(d: &Shared, slug: &str) -> ApiResult<(Location, Repository, Id, Snapshot)> {
+    if slug.is_empty() || slug.len() > 64 || !slug.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no backup {slug:?}: backups are named by hex digits"),
+        ));
+    }
+    for loc in d.locations() {
+        let Ok(store) = loc.store() else { continue };
+        if !Repository::exists(store.as_ref()).unwrap_or(false) {
+            continue;
+        }
+        let Ok(repo) = d.repo(&loc, false) else { continue };
+        if let Ok((id, snap)) = repo.find_snapshot(slug) {
+            return Ok((loc, repo, id, snap));
+        }
+    }
+    Err(ApiError::new(StatusCode::NOT_FOUND, format!("no backup {slug} in any location: see GET /api/backups")))
+}
+
+#[derive(Serialize)]
+pub struct Details {
+    #[serde(flatten)]
+    pub info: BackupInfo,
+    pub unit_details: Vec<UnitDetail>,
+    /// Where the backup's log is, if this device made it.
+    pub log: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct UnitDetail {
+    pub name: String,
+    pub title: String,
+    pub kind: String,
+    pub status: String,
+    pub files: u64,
+    pub size: u64,
+    pub paths: Vec<String>,
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    pub not_included: Vec<String>,
+}
+
+pub fn details(loc: &Location, id: &Id, snap: &Snapshot, logs: &std::path::Path) -> Details {
+    Details {
+        info: BackupInfo::new(id, snap, &loc.name),
+        unit_details: snap
+            .units
+            .iter()
+            .map(|u| UnitDetail {
+                name: u.name.clone(),
+                title: u.title.clone(),
+                kind: u.kind.clone(),
+                status: u.status.as_str().into(),
+                files: u.files,
+                size: u.size,
+                paths: u.roots.iter().map(|r| r.path.clone()).collect(),
+                warnings: u.warnings.clone(),
+                error: u.error.clone(),
+                not_included: u.not_included.clone(),
+            })
+            .collect(),
+        log: lifeboat_engine::runlog::find(logs, Some(&snap.slug)).map(|p| p.display().to_string()),
+    }
+}
+
+pub async fn show(State(d): State<Shared>, Path(slug): Path<String>) -> ApiResult<Json<Details>> {
+    blocking(move || {
+        let (loc, _, id, snap) = find(&d, &slug)?;
+        Ok(Json(details(&loc, &id, &snap, &d.dirs.logs)))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+pub struct Deleted {
+    pub deleted: String,
+    pub location: String,
+}
+
+pub async fn delete(State(d): State<Shared>, Path(slug): Path<String>) -> ApiResult<Json<Deleted>> {
+    blocking(move || {
+        let (loc, repo, id, snap) = find(&d, &slug)?;
+        repo.remove_snapshot(&id)?;
+        d.event(
+            kind::DELETED,
+            "info",
+            &format!("backup {} \"{}\" deleted (space is reclaimed by the next prune)", snap.slug, snap.name),
+            About { location: Some(loc.name.clone()), slug: Some(snap.slug.clone()), ..Default::default() },
+        );
+        Ok(Json(Deleted { deleted: snap.slug, location: loc.name }))
+    })
+    .await
+}
+
+pub async fn restore(
+    State(d): State<Shared>,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Started>)> {
+    let spec: RestoreSpec = json_body(&body)?;
+    blocking(move || {
+        if let Some(t) = &spec.target {
+            if !t.is_absolute() {
+                return Err(ApiError::bad(format!("target {} must be an absolute path", t.display())));
+            }
+        }
+        let (loc, _, _, snap) = find(&d, &slug)?;
+        for u in &spec.units {
+            if !snap.units.iter().any(|su| &su.name == u) {
+                return Err(ApiError::bad(format!(
+                    "backup {slug} holds no unit {u}: it holds {}",
+                    snap.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let d2 = d.clone();
+        let location = loc.name.clone();
+        let slug2 = snap.slug.clone();
+        let job = d.jobs.submit(
+            "restore",
+            Some(loc.name.clone()),
+            format!("restore of backup {}", snap.slug),
+            Box::new(move |j| work::restore(&d2, j, &slug2, &location, &spec)),
+        );
+        Ok((StatusCode::ACCEPTED, Json(Started { job: job.id })))
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    #[serde(default = "yes")]
+    pub pinned: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn pin(State(d): State<Shared>, Path(slug): Path<String>, body: Bytes) -> ApiResult<Json<BackupInfo>> {
+    let pinned = json_body::<PinRequest>(&body)?.pinned;
+    blocking(move || {
+        let (loc, repo, id, mut snap) = find(&d, &slug)?;
+        snap.pinned = pinned;
+        let new = repo.replace_snapshot(&id, &snap)?;
+        Ok(Json(BackupInfo::new(&new, &snap, &loc.name)))
+    })
+    .await
+}

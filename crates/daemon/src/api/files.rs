@@ -1,0 +1,169 @@
+//! Backup files over HTTP: `GET /api/backups/{slug}/download` streams one (its length known
+//! before the first byte), `POST /api/backups/upload` streams one in, of any size, and imports
+//! it. Neither holds the file in memory or on disk.
+
+use std::io::{self, Read, Write};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use lifeboat_engine::backup_file::{self, ExportRequest};
+use lifeboat_engine::{BackupInfo, Progress};
+use serde::{Deserialize, Serialize};
+
+use super::{blocking, ApiError, ApiResult};
+use crate::state::Shared;
+
+/// The password of protected backups' files: the repository's own.
+fn password(d: &Shared) -> Option<String> {
+    if let Some(p) = &d.password_file {
+        return std::fs::read_to_string(p).ok().map(|t| t.trim_end_matches(['\n', '\r']).to_string());
+    }
+    std::env::var("LIFEBOAT_PASSWORD").ok().filter(|p| !p.is_empty())
+}
+
+/// Sends what is written to the response body, a chunk at a time.
+struct ToBody(tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>);
+
+impl Write for ToBody {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(data)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub async fn download(State(d): State<Shared>, Path(slug): Path<String>) -> ApiResult<Response> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<ApiResult<(u64, String)>>();
+    tokio::task::spawn_blocking(move || {
+        let planned = (|| -> ApiResult<_> {
+            let (_, repo, _, snap) = super::backups::find(&d, &slug)?;
+            let passphrase = if snap.protected {
+                Some(password(&d).ok_or_else(|| {
+                    ApiError::new(StatusCode::CONFLICT, "the backup is protected and the daemon has no password for its file: start it with --password-file")
+                })?)
+            } else {
+                None
+            };
+            Ok((repo, snap, passphrase))
+        })();
+        let (repo, snap, passphrase) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        let export = match backup_file::plan_export(&repo, &snap, ExportRequest { passphrase, config: None }) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.into()));
+                return;
+            }
+        };
+        let name = format!("lifeboat-{}-{}.tar", snap.host, snap.slug);
+        let _ = ready_tx.send(Ok((export.len(), name)));
+        let mut out = io::BufWriter::with_capacity(1 << 20, ToBody(tx.clone()));
+        if let Err(e) = export.write(&mut out, &Progress::default()) {
+            // The length was announced: the client sees a short body, which is an error.
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+        let _ = out.flush();
+    });
+    let (len, name) = ready_rx
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the export stopped before it began"))??;
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Reads what the request body's chunks bring, from a blocking thread.
+struct FromBody {
+    rx: std::sync::mpsc::Receiver<Result<Bytes, String>>,
+    chunk: Bytes,
+}
+
+impl Read for FromBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => self.chunk = b,
+                Ok(Err(e)) => return Err(io::Error::other(e)),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = self.chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    /// The location to import into (default: the default location).
+    #[serde(default)]
+    location: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Uploaded {
+    #[serde(flatten)]
+    pub backup: BackupInfo,
+    /// False when the location already held this backup.
+    pub imported: bool,
+}
+
+pub async fn upload(
+    State(d): State<Shared>,
+    q: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Uploaded>)> {
+    let q = super::query(q)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Bytes, String>>(8);
+    let mut stream = body.into_data_stream();
+    let feeder = tokio::spawn(async move {
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(|e| format!("the upload broke off: {e}"));
+            let failed = item.is_err();
+            let tx = tx.clone();
+            // The blocking reader drains the channel; sending must not block the runtime.
+            if tokio::task::spawn_blocking(move || tx.send(item)).await.map(|r| r.is_err()).unwrap_or(true) || failed {
+                break;
+            }
+        }
+    });
+    let result = blocking(move || {
+        let loc = d.location(q.location.as_deref())?;
+        let repo = d.repo(&loc, true)?;
+        let reader = FromBody { rx, chunk: Bytes::new() };
+        let pass = password(&d);
+        let outcome = backup_file::import(&repo, reader, "upload", pass.as_deref(), &Progress::default())?;
+        Ok((
+            StatusCode::CREATED,
+            Json(Uploaded {
+                backup: BackupInfo::new(&outcome.id, &outcome.snapshot, &loc.name),
+                imported: outcome.imported,
+            }),
+        ))
+    })
+    .await;
+    feeder.abort();
+    result
+}

@@ -1,0 +1,228 @@
+//! The event history, in an embedded SQLite database: what the daemon did and why (backups
+//! completed, failed or skipped, restores, prunes, retention removals, stale locations, stuck
+//! jobs). Also read by `lifeboat events` without a running daemon.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+/// Kinds of events, as stored (`kind` column) and shown.
+pub mod kind {
+    pub const BACKUP_COMPLETED: &str = "backup_completed";
+    pub const BACKUP_WARNINGS: &str = "backup_completed_with_warnings";
+    pub const BACKUP_FAILED: &str = "backup_failed";
+    pub const BACKUP_SKIPPED: &str = "backup_skipped";
+    pub const RESTORE: &str = "restore";
+    pub const RESTORE_FAILED: &str = "restore_failed";
+    pub const PRUNE: &str = "prune";
+    pub const RETENTION: &str = "retention_removed";
+    pub const STALE: &str = "stale";
+    pub const STUCK: &str = "stuck";
+    pub const DELETED: &str = "backup_deleted";
+    pub const CANCELLED: &str = "job_cancelled";
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub id: i64,
+    /// RFC 3339.
+    pub time: String,
+    pub kind: String,
+    /// `info`, `warning` or `error`.
+    pub level: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<u64>,
+}
+
+/// What is known of a new event besides its kind and message.
+#[derive(Debug, Clone, Default)]
+pub struct About {
+    pub schedule: Option<String>,
+    pub location: Option<String>,
+    pub slug: Option<String>,
+    pub job: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event database {path}: {source}; remove it to start a new history")]
+pub struct EventsError {
+    path: PathBuf,
+    #[source]
+    source: rusqlite::Error,
+}
+
+pub struct Events {
+    db: Mutex<Connection>,
+    path: PathBuf,
+}
+
+pub fn database_path(data: &Path) -> PathBuf {
+    data.join("events.sqlite")
+}
+
+impl Events {
+    pub fn open(path: &Path) -> Result<Events, EventsError> {
+        let err = |source| EventsError { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let db = Connection::open(path).map_err(err)?;
+        db.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS events (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 time TEXT NOT NULL,
+                 kind TEXT NOT NULL,
+                 level TEXT NOT NULL,
+                 message TEXT NOT NULL,
+                 schedule TEXT, location TEXT, slug TEXT, job INTEGER);
+             CREATE TABLE IF NOT EXISTS schedule_state (
+                 name TEXT PRIMARY KEY,
+                 last_run TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS stale_state (
+                 location TEXT PRIMARY KEY,
+                 reported TEXT NOT NULL);",
+        )
+        .map_err(err)?;
+        Ok(Events { db: Mutex::new(db), path: path.to_path_buf() })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> EventsError {
+        EventsError { path: self.path.clone(), source }
+    }
+
+    pub fn record(&self, kind: &str, level: &str, message: &str, about: &About) -> Result<Event, EventsError> {
+        let time = jiff::Timestamp::now().to_string();
+        let db = self.db.lock().expect("events lock");
+        db.execute(
+            "INSERT INTO events (time, kind, level, message, schedule, location, slug, job)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                time,
+                kind,
+                level,
+                message,
+                about.schedule,
+                about.location,
+                about.slug,
+                about.job.map(|j| j as i64)
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(Event {
+            id: db.last_insert_rowid(),
+            time,
+            kind: kind.into(),
+            level: level.into(),
+            message: message.into(),
+            schedule: about.schedule.clone(),
+            location: about.location.clone(),
+            slug: about.slug.clone(),
+            job: about.job,
+        })
+    }
+
+    /// The newest events first, at most `limit`, optionally of one kind.
+    pub fn list(&self, limit: u32, kind: Option<&str>) -> Result<Vec<Event>, EventsError> {
+        let db = self.db.lock().expect("events lock");
+        let mut stmt = db
+            .prepare(
+                "SELECT id, time, kind, level, message, schedule, location, slug, job FROM events
+                 WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![kind, limit], |r| {
+                Ok(Event {
+                    id: r.get(0)?,
+                    time: r.get(1)?,
+                    kind: r.get(2)?,
+                    level: r.get(3)?,
+                    message: r.get(4)?,
+                    schedule: r.get(5)?,
+                    location: r.get(6)?,
+                    slug: r.get(7)?,
+                    job: r.get::<_, Option<i64>>(8)?.map(|j| j as u64),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn last_run(&self, schedule: &str) -> Result<Option<jiff::Timestamp>, EventsError> {
+        let db = self.db.lock().expect("events lock");
+        let v: Option<String> = db
+            .query_row("SELECT last_run FROM schedule_state WHERE name = ?1", params![schedule], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(v.and_then(|s| s.parse().ok()))
+    }
+
+    pub fn set_last_run(&self, schedule: &str, when: jiff::Timestamp) -> Result<(), EventsError> {
+        let db = self.db.lock().expect("events lock");
+        db.execute(
+            "INSERT INTO schedule_state (name, last_run) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET last_run = excluded.last_run",
+            params![schedule, when.to_string()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// When a stale location was last reported (so it is reported once a day, not every tick).
+    pub fn stale_reported(&self, location: &str) -> Result<Option<jiff::Timestamp>, EventsError> {
+        let db = self.db.lock().expect("events lock");
+        let v: Option<String> = db
+            .query_row("SELECT reported FROM stale_state WHERE location = ?1", params![location], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(v.and_then(|s| s.parse().ok()))
+    }
+
+    pub fn set_stale_reported(&self, location: &str, when: Option<jiff::Timestamp>) -> Result<(), EventsError> {
+        let db = self.db.lock().expect("events lock");
+        match when {
+            Some(t) => db.execute(
+                "INSERT INTO stale_state (location, reported) VALUES (?1, ?2)
+                 ON CONFLICT(location) DO UPDATE SET reported = excluded.reported",
+                params![location, t.to_string()],
+            ),
+            None => db.execute("DELETE FROM stale_state WHERE location = ?1", params![location]),
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_kept_and_listed_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = Events::open(&dir.path().join("e.sqlite")).unwrap();
+        ev.record(kind::BACKUP_COMPLETED, "info", "ok", &About { slug: Some("a".into()), ..Default::default() })
+            .unwrap();
+        ev.record(kind::BACKUP_SKIPPED, "warning", "no card", &About::default()).unwrap();
+        let all = ev.list(10, None).unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            [kind::BACKUP_SKIPPED, kind::BACKUP_COMPLETED]
+        );
+        assert_eq!(ev.list(10, Some(kind::BACKUP_COMPLETED)).unwrap()[0].slug.as_deref(), Some("a"));
+        let t: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        ev.set_last_run("n", t).unwrap();
+        assert_eq!(Events::open(&dir.path().join("e.sqlite")).unwrap().last_run("n").unwrap(), Some(t));
+    }
+}

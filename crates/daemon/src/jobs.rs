@@ -1,0 +1,336 @@
+//! Jobs: backups, restores, prunes and deletions the daemon runs, one thread each. Jobs that
+//! write to a location wait their turn for it (one writer per location); each has an id, a
+//! state, progress, a live log and a result, and can be cancelled.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use lifeboat_engine::progress::ProgressSnapshot;
+use lifeboat_engine::Progress;
+use serde::Serialize;
+
+/// Log lines kept in memory per job (the full log is in the log file).
+const LOG_LINES: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+pub struct Job {
+    pub id: u64,
+    pub kind: String,
+    pub location: Option<String>,
+    pub description: String,
+    pub progress: Arc<Progress>,
+    pub created: jiff::Timestamp,
+    inner: Mutex<Inner>,
+    changed: Condvar,
+}
+
+struct Inner {
+    state: JobState,
+    started: Option<(jiff::Timestamp, Instant)>,
+    finished: Option<jiff::Timestamp>,
+    log: Vec<String>,
+    /// Lines dropped from the front of `log` (so readers can follow by line number).
+    dropped: usize,
+    result: Option<serde_json::Value>,
+    error: Option<String>,
+    /// Progress counters when they last changed, for the stuck check.
+    last_move: (u64, Instant),
+    stuck_reported: bool,
+}
+
+/// What the API shows of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: u64,
+    pub kind: String,
+    pub state: JobState,
+    pub location: Option<String>,
+    pub description: String,
+    pub created: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub progress: ProgressView,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub log_lines: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressView {
+    #[serde(flatten)]
+    pub counts: ProgressSnapshot,
+    /// 0-100, when the totals are known.
+    pub percent: Option<f64>,
+    /// Bytes a second since the job started.
+    pub rate: f64,
+    /// Seconds left at that rate, when the totals are known.
+    pub eta: Option<f64>,
+}
+
+impl Job {
+    pub fn state(&self) -> JobState {
+        self.inner.lock().expect("job lock").state
+    }
+
+    pub fn log_line(&self, line: &str) {
+        let mut i = self.inner.lock().expect("job lock");
+        i.log.push(format!("{} {line}", jiff::Timestamp::now().strftime("%H:%M:%S")));
+        if i.log.len() > LOG_LINES {
+            i.log.remove(0);
+            i.dropped += 1;
+        }
+        drop(i);
+        self.changed.notify_all();
+    }
+
+    /// Log lines from number `from` on (numbers count from the job's first line), and the
+    /// number to ask from next.
+    pub fn log_since(&self, from: usize) -> (Vec<String>, usize) {
+        let i = self.inner.lock().expect("job lock");
+        let start = from.saturating_sub(i.dropped).min(i.log.len());
+        (i.log[start..].to_vec(), i.dropped + i.log.len())
+    }
+
+    pub fn cancel(&self) {
+        self.progress.cancel.store(true, Ordering::Relaxed);
+        let mut i = self.inner.lock().expect("job lock");
+        if i.state == JobState::Queued {
+            i.state = JobState::Cancelled;
+            i.finished = Some(jiff::Timestamp::now());
+            i.error = Some("cancelled before it started".into());
+        }
+        drop(i);
+        self.changed.notify_all();
+    }
+
+    /// Waits until the job has finished.
+    #[cfg(test)]
+    pub fn wait(&self) {
+        let mut i = self.inner.lock().expect("job lock");
+        while !i.state.finished() {
+            i = self.changed.wait(i).expect("job lock");
+        }
+    }
+
+    pub fn view(&self) -> JobView {
+        let i = self.inner.lock().expect("job lock");
+        let counts = self.progress.snapshot();
+        let elapsed = i.started.map(|(_, at)| at.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let rate = if elapsed > 0.0 { counts.bytes_done as f64 / elapsed } else { 0.0 };
+        let known = counts.totals_known && counts.bytes_total > 0;
+        let percent = if i.state == JobState::Succeeded {
+            Some(100.0)
+        } else if known {
+            Some((counts.bytes_done as f64 * 100.0 / counts.bytes_total as f64).min(100.0))
+        } else {
+            None
+        };
+        let eta = (known && rate > 0.0).then(|| counts.bytes_total.saturating_sub(counts.bytes_done) as f64 / rate);
+        JobView {
+            id: self.id,
+            kind: self.kind.clone(),
+            state: i.state,
+            location: self.location.clone(),
+            description: self.description.clone(),
+            created: self.created.to_string(),
+            started: i.started.map(|(t, _)| t.to_string()),
+            finished: i.finished.map(|t| t.to_string()),
+            progress: ProgressView { counts, percent, rate, eta },
+            result: i.result.clone(),
+            error: i.error.clone(),
+            log_lines: i.dropped + i.log.len(),
+        }
+    }
+
+    /// True once when the job has run `limit` without its counters moving.
+    pub fn newly_stuck(&self, limit: std::time::Duration) -> bool {
+        let mut i = self.inner.lock().expect("job lock");
+        if i.state != JobState::Running || i.stuck_reported {
+            return false;
+        }
+        let p = &self.progress;
+        let now = p.files_done.load(Ordering::Relaxed) + p.bytes_done.load(Ordering::Relaxed);
+        if now != i.last_move.0 {
+            i.last_move = (now, Instant::now());
+            return false;
+        }
+        if i.last_move.1.elapsed() >= limit {
+            i.stuck_reported = true;
+            return true;
+        }
+        false
+    }
+}
+
+/// What a job's work returns: its result, or why it failed.
+pub type Outcome = Result<serde_json::Value, String>;
+pub type Work = Box<dyn FnOnce(&Arc<Job>) -> Outcome + Send>;
+
+#[derive(Default)]
+pub struct Jobs {
+    next: AtomicU64,
+    all: Mutex<BTreeMap<u64, Arc<Job>>>,
+    writers: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Jobs {
+    /// Starts a job. With a location, it waits for any other job writing there first.
+    pub fn submit(&self, kind: &str, location: Option<String>, description: String, work: Work) -> Arc<Job> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let job = Arc::new(Job {
+            id,
+            kind: kind.to_string(),
+            location: location.clone(),
+            description,
+            progress: Arc::new(Progress::default()),
+            created: jiff::Timestamp::now(),
+            inner: Mutex::new(Inner {
+                state: JobState::Queued,
+                started: None,
+                finished: None,
+                log: Vec::new(),
+                dropped: 0,
+                result: None,
+                error: None,
+                last_move: (0, Instant::now()),
+                stuck_reported: false,
+            }),
+            changed: Condvar::new(),
+        });
+        self.all.lock().expect("jobs lock").insert(id, job.clone());
+        let gate = location.map(|l| self.writers.lock().expect("jobs lock").entry(l).or_default().clone());
+        let j = job.clone();
+        let handle = std::thread::Builder::new().name(format!("job-{id}")).spawn(move || {
+            let _turn = gate.as_ref().map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
+            {
+                let mut i = j.inner.lock().expect("job lock");
+                if i.state == JobState::Cancelled {
+                    return;
+                }
+                i.state = JobState::Running;
+                i.started = Some((jiff::Timestamp::now(), Instant::now()));
+                i.last_move = (0, Instant::now());
+            }
+            j.changed.notify_all();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&j)))
+                .unwrap_or_else(|_| Err("the job stopped on an internal error (see the daemon's log)".into()));
+            let mut i = j.inner.lock().expect("job lock");
+            i.finished = Some(jiff::Timestamp::now());
+            match outcome {
+                Ok(v) => {
+                    i.state = JobState::Succeeded;
+                    i.result = Some(v);
+                }
+                Err(e) if j.progress.is_cancelled() => {
+                    i.state = JobState::Cancelled;
+                    i.error = Some(e);
+                }
+                Err(e) => {
+                    i.state = JobState::Failed;
+                    i.error = Some(e);
+                }
+            }
+            drop(i);
+            j.changed.notify_all();
+        });
+        match handle {
+            Ok(h) => self.threads.lock().expect("jobs lock").push(h),
+            Err(e) => {
+                let mut i = job.inner.lock().expect("job lock");
+                i.state = JobState::Failed;
+                i.error = Some(format!("cannot start a thread: {e}"));
+            }
+        }
+        job
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Job>> {
+        self.all.lock().expect("jobs lock").get(&id).cloned()
+    }
+
+    /// Every job, newest first.
+    pub fn list(&self) -> Vec<Arc<Job>> {
+        self.all.lock().expect("jobs lock").values().rev().cloned().collect()
+    }
+
+    /// Cancels every job and waits for them to stop.
+    pub fn shutdown(&self) -> Vec<Arc<Job>> {
+        let running: Vec<Arc<Job>> = self.list().into_iter().filter(|j| !j.state().finished()).collect();
+        for j in &running {
+            j.cancel();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().expect("jobs lock"));
+        for t in threads {
+            let _ = t.join();
+        }
+        running
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_writer_per_location_and_cancel_before_start() {
+        let jobs = Jobs::default();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Mutex::new(rx);
+        let first = jobs.submit(
+            "backup",
+            Some("nas".into()),
+            "first".into(),
+            Box::new(move |_| {
+                rx.lock().unwrap().recv().ok();
+                Ok(serde_json::json!({"done": 1}))
+            }),
+        );
+        // Waits for `first` to be running, without sleeping.
+        {
+            let mut i = first.inner.lock().unwrap();
+            while i.state != JobState::Running {
+                i = first.changed.wait(i).unwrap();
+            }
+        }
+        let second = jobs.submit("backup", Some("nas".into()), "second".into(), Box::new(|_| Ok(serde_json::json!(2))));
+        assert_eq!(second.state(), JobState::Queued, "waits for the location");
+        second.cancel();
+        tx.send(()).unwrap();
+        first.wait();
+        second.wait();
+        assert_eq!(first.state(), JobState::Succeeded);
+        assert_eq!(first.view().progress.percent, Some(100.0));
+        assert_eq!(second.state(), JobState::Cancelled);
+        let failing = jobs.submit(
+            "prune",
+            None,
+            "x".into(),
+            Box::new(|j| {
+                j.log_line("INFO trying");
+                Err("no space".into())
+            }),
+        );
+        failing.wait();
+        let v = failing.view();
+        assert_eq!((v.state, v.error.as_deref(), v.log_lines), (JobState::Failed, Some("no space"), 1));
+        assert_eq!(jobs.list().len(), 3);
+    }
+}

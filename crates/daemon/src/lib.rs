@@ -1,0 +1,138 @@
+//! `lifeboat serve`: the scheduler, the jobs, the event history and the HTTP API, in one
+//! long-running process. The command line and the daemon may work on the same locations at
+//! once: repositories take their own locks.
+
+mod api;
+mod conditions;
+pub mod events;
+mod jobs;
+mod notify;
+mod scheduler;
+mod state;
+pub mod token;
+mod work;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lifeboat_engine::{Dirs, LoadedConfig};
+
+pub use api::OPENAPI;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Engine(#[from] lifeboat_engine::EngineError),
+    #[error(transparent)]
+    Events(#[from] events::EventsError),
+    #[error("the API token in {path} cannot be read or made: {source}")]
+    Token {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}; choose another address with --listen")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listen address {0:?} is not ADDRESS:PORT (e.g. 127.0.0.1:8417)")]
+    BadAddress(String),
+    #[error(
+        "{0} is not a loopback address: the API would be reachable from the network; set [daemon] listen in the configuration to allow it"
+    )]
+    NotLoopback(String),
+    #[error("cannot start the daemon's runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+pub struct ServeOptions {
+    pub dirs: Dirs,
+    pub config_file: Option<PathBuf>,
+    pub config: LoadedConfig,
+    pub password_file: Option<PathBuf>,
+    /// `--listen`, overriding `[daemon] listen`.
+    pub listen: Option<String>,
+    /// Called with the address once listening (the port, when 0 was asked for).
+    pub on_listening: Box<dyn FnOnce(SocketAddr) + Send>,
+}
+
+/// What `serve` did when it stopped.
+pub struct Stopped {
+    /// Jobs that were running and were stopped.
+    pub interrupted: Vec<String>,
+}
+
+pub fn serve(opts: ServeOptions) -> Result<Stopped, DaemonError> {
+    let from_config = opts.config.config.daemon.listen.clone();
+    let explicit = opts.listen.is_some() || opts.config.file.is_some() && from_config != "127.0.0.1:8417";
+    let listen = opts.listen.clone().unwrap_or(from_config);
+    let addr: SocketAddr = listen.parse().map_err(|_| DaemonError::BadAddress(listen.clone()))?;
+    if !addr.ip().is_loopback() && !explicit {
+        return Err(DaemonError::NotLoopback(listen));
+    }
+    let events = events::Events::open(&events::database_path(&opts.dirs.data))?;
+    let token = token::read_or_create(&opts.dirs.data)
+        .map_err(|source| DaemonError::Token { path: token::token_file(&opts.dirs.data), source })?;
+    let d = Arc::new(state::Daemon::new(opts.dirs, opts.config_file, opts.config, opts.password_file, events, token));
+    // Before anything listens: a client that sees the daemon up sees these events too.
+    scheduler::check_stale(&d, jiff::Timestamp::now());
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(DaemonError::Runtime)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Listen { addr: listen.clone(), source })?;
+        let bound = listener.local_addr().map_err(|source| DaemonError::Listen { addr: listen.clone(), source })?;
+        (opts.on_listening)(bound);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let sched = tokio::spawn(scheduler::run(d.clone(), stop_rx.clone()));
+        let mut stop_http = stop_rx.clone();
+        let app = api::router(d.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_http.changed().await;
+                })
+                .await
+        });
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        let _ = stop_tx.send(true);
+        let _ = sched.await;
+        let d2 = d.clone();
+        let stopped = tokio::task::spawn_blocking(move || d2.jobs.shutdown()).await.unwrap_or_default();
+        let mut interrupted = Vec::new();
+        for j in stopped {
+            let msg = format!("job {} ({}) was stopped because the daemon stopped", j.id, j.description);
+            d.event(
+                events::kind::CANCELLED,
+                "warning",
+                &msg,
+                events::About { location: j.location.clone(), job: Some(j.id), ..Default::default() },
+            );
+            interrupted.push(msg);
+        }
+        let _ = server.await;
+        Ok(Stopped { interrupted })
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
