@@ -244,6 +244,75 @@ fn a_skipped_run_and_a_stale_location_are_events() {
 }
 
 #[test]
+fn a_schedules_retention_removes_only_its_own_old_backups() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str("\n[schedule.hourly]\ncron = \"0 * * * *\"\nkeep_last = 1\n");
+    std::fs::write(&sb.config, cfg).unwrap();
+    // A backup made by hand, and one pinned later: neither is the schedule's to remove.
+    let manual = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let d = Daemon::start(&sb);
+    let mut made = Vec::new();
+    for i in 0..3 {
+        std::fs::write(sb.home.join(format!("docs/f{i}")), format!("version {i}")).unwrap();
+        let (status, decisions) = d.json(reqwest::Method::POST, "/api/schedules/hourly/run", serde_json::Value::Null);
+        assert_eq!(status, 200, "{decisions}");
+        let (job, _) = d.follow(decisions[0]["job"].as_u64().expect("a job started"));
+        assert_eq!(job["state"], "succeeded", "{job}");
+        let slug = job["result"]["slug"].as_str().unwrap().to_string();
+        if i == 0 {
+            let (s, _) =
+                d.json(reqwest::Method::POST, &format!("/api/backups/{slug}/pin"), serde_json::json!({"pinned": true}));
+            assert_eq!(s, 200);
+        }
+        made.push(slug);
+    }
+    let list: serde_json::Value = d.get("/api/backups").json().unwrap();
+    let mut left: Vec<String> =
+        list["backups"].as_array().unwrap().iter().map(|b| b["slug"].as_str().unwrap().to_string()).collect();
+    left.sort();
+    let mut want = vec![manual, made[0].clone(), made[2].clone()];
+    want.sort();
+    assert_eq!(left, want, "kept: the manual backup, the pinned one, the newest; made {made:?}");
+    let events: serde_json::Value = d.get("/api/events?kind=retention_removed").json().unwrap();
+    assert!(events[0]["message"].as_str().unwrap().contains(&made[1]), "{events}");
+    sb.ok(&["check", "--quiet"]);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn the_apt_hook_is_installed_and_removed() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    let hook = sb.dir.path().join("80lifeboat");
+    let out = sb
+        .command()
+        .env("LIFEBOAT_APT_HOOK", &hook)
+        .args(["hooks", "install", "apt", "--unit", "docs"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&hook).unwrap();
+    assert!(
+        text.contains("DPkg::Pre-Invoke") && text.contains("backups new") && text.contains("--unit docs"),
+        "{text}"
+    );
+    if let Ok(check) = std::process::Command::new("apt-config").arg("-c").arg(&hook).arg("dump").output() {
+        let dump = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success() && dump.contains("DPkg::Pre-Invoke"), "APT reads it: {dump}");
+    }
+    let bad = sb
+        .command()
+        .env("LIFEBOAT_APT_HOOK", &hook)
+        .args(["hooks", "install", "apt", "--unit", "nope"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "an unknown unit is refused");
+    let out = sb.command().env("LIFEBOAT_APT_HOOK", &hook).args(["hooks", "remove", "apt"]).output().unwrap();
+    assert!(out.status.success() && !hook.exists());
+}
+
+#[test]
 fn the_api_survives_schemathesis_against_its_openapi_document() {
     if std::process::Command::new("st").arg("--version").output().is_err() {
         assert!(std::env::var_os("CI").is_none(), "schemathesis (st) is missing: scripts/test installs it");

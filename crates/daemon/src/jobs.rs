@@ -333,4 +333,31 @@ mod tests {
         assert_eq!((v.state, v.error.as_deref(), v.log_lines), (JobState::Failed, Some("no space"), 1));
         assert_eq!(jobs.list().len(), 3);
     }
+
+    #[test]
+    fn a_job_without_progress_is_reported_stuck_once() {
+        let jobs = Jobs::default();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Mutex::new(rx);
+        let j = jobs.submit(
+            "backup",
+            None,
+            "slow".into(),
+            Box::new(move |_| {
+                rx.lock().unwrap().recv().ok();
+                Ok(serde_json::Value::Null)
+            }),
+        );
+        {
+            let mut i = j.inner.lock().unwrap();
+            while i.state != JobState::Running {
+                i = j.changed.wait(i).unwrap();
+            }
+        }
+        assert!(j.newly_stuck(std::time::Duration::ZERO));
+        assert!(!j.newly_stuck(std::time::Duration::ZERO), "once");
+        tx.send(()).unwrap();
+        j.wait();
+        assert!(!j.newly_stuck(std::time::Duration::ZERO), "a finished job is not stuck");
+    }
 }
