@@ -83,10 +83,7 @@ fn export_import_and_restore_from_file_give_the_same_tree() {
     let file = export(&sb, slug, "backup.tar");
 
     // Into an empty location elsewhere, then restored from there.
-    let other = sb.dir.path().join("other-repo");
-    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
-    cfg.push_str(&format!("\n[location.other]\ntype = \"local\"\npath = \"{}\"\n", other.display()));
-    std::fs::write(&sb.config, cfg).unwrap();
+    sb.add_local_location("other");
     let imported: serde_json::Value =
         serde_json::from_str(&sb.ok(&["backups", "import", file.to_str().unwrap(), "--location", "other", "--json"]))
             .unwrap();
@@ -142,10 +139,7 @@ fn a_truncated_or_damaged_file_is_refused_and_changes_nothing() {
     let b = sb.backup(&[]);
     let slug = b["slug"].as_str().unwrap();
     let file = export(&sb, slug, "backup.tar");
-    let other = sb.dir.path().join("other-repo");
-    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
-    cfg.push_str(&format!("\n[location.other]\ntype = \"local\"\npath = \"{}\"\n", other.display()));
-    std::fs::write(&sb.config, cfg).unwrap();
+    sb.add_local_location("other");
     let bytes = std::fs::read(&file).unwrap();
     // Where the docs unit's file lies inside the backup file.
     let start = find(&bytes, b"units/docs.tar.zst.age").expect("unit entry") + 1024;
@@ -224,10 +218,7 @@ fn hostile_backup_files_are_refused() {
     let plain = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
     std::fs::create_dir_all(plain.home.join("docs")).unwrap();
     std::fs::write(plain.home.join("docs/a.txt"), "a").unwrap();
-    let mut cfg = std::fs::read_to_string(&plain.config).unwrap();
-    let empty = plain.dir.path().join("empty-repo");
-    cfg.push_str(&format!("\n[location.empty]\ntype = \"local\"\npath = \"{}\"\n", empty.display()));
-    std::fs::write(&plain.config, cfg).unwrap();
+    plain.add_local_location("empty");
     let backup = plain.run_without_password(&["backups", "new", "--json", "--quiet"]);
     let backup: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
     let slug = backup["slug"].as_str().unwrap();

@@ -101,26 +101,14 @@ impl MasterKey {
 
     /// Decrypts and decompresses. `raw_len` is the expected plaintext length when known.
     pub fn open(&self, sealed: &[u8], raw_len: Option<usize>) -> Result<Vec<u8>, OpenError> {
-        if sealed.len() < OVERHEAD {
-            return Err(OpenError::Auth);
-        }
-        let nonce = XNonce::from_slice(&sealed[..NONCE_LEN]);
-        let tag_at = sealed.len() - TAG_LEN;
-        let tag = Tag::from_slice(&sealed[tag_at..]);
-        let mut body = sealed[NONCE_LEN..tag_at].to_vec();
-        self.cipher.decrypt_in_place_detached(nonce, b"", &mut body, tag).map_err(|_| OpenError::Auth)?;
-        match body[0] {
-            FLAG_RAW => {
-                body.remove(0);
-                Ok(body)
-            }
-            FLAG_ZSTD => match raw_len {
+        match self.open_payload(sealed)? {
+            (false, plain) => Ok(plain),
+            (true, frame) => match raw_len {
                 Some(n) => DECOMPRESSOR
-                    .with(|d| d.borrow_mut().decompress(&body[1..], n))
+                    .with(|d| d.borrow_mut().decompress(&frame, n))
                     .map_err(|e| OpenError::Decompress(e.to_string())),
-                None => zstd::stream::decode_all(&body[1..]).map_err(|e| OpenError::Decompress(e.to_string())),
+                None => zstd::stream::decode_all(&frame[..]).map_err(|e| OpenError::Decompress(e.to_string())),
             },
-            other => Err(OpenError::Decompress(format!("unknown frame flag {other}"))),
         }
     }
 

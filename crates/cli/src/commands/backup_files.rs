@@ -181,24 +181,7 @@ pub fn restore(ctx: &Context, file: &Path, mut req: FileRestoreRequest, with_con
     if json {
         print_json(&report)?;
     } else {
-        for p in &report.problems {
-            eprintln!("problem: {p}");
-        }
-        println!(
-            "Restored {} files and {} folders ({}) of backup {} from {label}{}.",
-            report.files,
-            report.dirs,
-            format::bytes(report.bytes),
-            manifest.backup.slug,
-            if report.problems.is_empty() {
-                String::new()
-            } else {
-                format!(", with {} problems", report.problems.len())
-            }
-        );
-        for (unit, path) in &report.roots {
-            println!("  {unit} -> {path}");
-        }
+        super::backups::print_restored(&report, &format!("backup {} in {label}", manifest.backup.slug));
         if let Some(c) = config_written {
             println!("Configuration restored to {} (add the locations' secrets again).", c.display());
         }

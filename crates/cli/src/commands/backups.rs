@@ -264,24 +264,7 @@ pub fn restore(
             report.unchanged
         );
     } else {
-        for p in &report.problems {
-            eprintln!("problem: {p}");
-        }
-        println!(
-            "Restored {} files and {} folders ({}) from backup {}{}.",
-            report.files,
-            report.dirs,
-            format::bytes(report.bytes),
-            snap.slug,
-            if report.problems.is_empty() {
-                String::new()
-            } else {
-                format!(", with {} problems", report.problems.len())
-            }
-        );
-        for (unit, path) in &report.roots {
-            println!("  {unit} -> {path}");
-        }
+        print_restored(&report, &format!("backup {}", snap.slug));
         if let Some((slug, units)) = &safety {
             println!(
                 "What was there before is in safety backup {slug}; undo with: lifeboat backups restore {slug} {} --mode replace",
@@ -290,6 +273,23 @@ pub fn restore(
         }
     }
     Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+/// What a restore did: its problems on stderr, then one line and where each unit went.
+pub(super) fn print_restored(report: &lifeboat_engine::restore::RestoreReport, what: &str) {
+    for p in &report.problems {
+        eprintln!("problem: {p}");
+    }
+    println!(
+        "Restored {} files and {} folders ({}) from {what}{}.",
+        report.files,
+        report.dirs,
+        format::bytes(report.bytes),
+        if report.problems.is_empty() { String::new() } else { format!(", with {} problems", report.problems.len()) }
+    );
+    for (unit, path) in &report.roots {
+        println!("  {unit} -> {path}");
+    }
 }
 
 pub fn remove(ctx: &Context, slug: &str, location: Option<&str>) -> Result<i32> {

@@ -40,6 +40,13 @@ impl Sandbox {
     }
 
     pub fn command(&self) -> Command {
+        let mut c = self.bare_command();
+        c.arg("--password-file").arg(&self.password_file);
+        c
+    }
+
+    /// The sandbox's environment and configuration, without a password.
+    fn bare_command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -50,28 +57,23 @@ impl Sandbox {
             .env("TZ", "UTC")
             .arg("--config")
             .arg(&self.config)
-            .arg("--password-file")
-            .arg(&self.password_file)
             .stdin(std::process::Stdio::null());
         c
+    }
+
+    /// Adds a local location to the configuration.
+    pub fn add_local_location(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}-repo"));
+        let mut cfg = std::fs::read_to_string(&self.config).unwrap();
+        cfg.push_str(&format!("\n[location.{name}]\ntype = \"local\"\npath = \"{}\"\n", path.display()));
+        std::fs::write(&self.config, cfg).unwrap();
+        path
     }
 
     /// Runs lifeboat without the password file: a repository made so is opened by a device
     /// key, and its backups are not password protected.
     pub fn run_without_password(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
-            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
-            .env("XDG_STATE_HOME", self.dir.path().join("xdg-state"))
-            .env("TZ", "UTC")
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .stdin(std::process::Stdio::null());
-        c.output().expect("running lifeboat")
+        self.bare_command().args(args).output().expect("running lifeboat")
     }
 
     /// Runs lifeboat with these arguments.
