@@ -202,6 +202,24 @@ fn a_truncated_or_damaged_file_is_refused_and_changes_nothing() {
         let out = sb.run(&["backups", "import", damaged.to_str().unwrap(), "--location", "other"]);
         assert!(!out.status.success() && stderr(&out).contains("unit docs"), "{what}: {}", stderr(&out));
     }
+    // Damage in one unit does not stop a restore of another.
+    let mut copy = bytes.clone();
+    copy[start + (end - start) / 2] ^= 0x20;
+    let damaged = sb.dir.path().join("damaged-docs.tar");
+    std::fs::write(&damaged, &copy).unwrap();
+    let elsewhere = sb.dir.path().join("notes-only");
+    sb.ok(&[
+        "backups",
+        "restore",
+        "--from-file",
+        damaged.to_str().unwrap(),
+        "--unit",
+        "notes",
+        "--target",
+        elsewhere.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(rerooted(&elsewhere, &sb.home.join("notes/todo.md")).exists());
     sb.ok(&["check", "--quiet"]);
 }
 

@@ -122,13 +122,14 @@ pub fn plan<'a>(repo: &'a Repository, snapshot: &Snapshot, req: ExportRequest) -
         config: req.config,
     };
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
-    let mut len = outer_len(manifest_json.len() as u64, manifest::MANIFEST_NAME);
+    let when = manifest.created;
+    let mut len = outer_len(manifest_json.len() as u64, manifest::MANIFEST_NAME, when);
     let mut names = vec![manifest::MANIFEST_NAME.to_string()];
     for u in &manifest.units {
-        len += outer_len(u.size, &u.file);
+        len += outer_len(u.size, &u.file, when);
         names.push(u.file.clone());
     }
-    len += outer_len(manifest::sums_len(&names), manifest::SUMS_NAME) + 2 * tarfmt::BLOCK;
+    len += outer_len(manifest::sums_len(&names), manifest::SUMS_NAME, when) + 2 * tarfmt::BLOCK;
     Ok(Export { repo, manifest, manifest_json, units, len })
 }
 
@@ -148,8 +149,8 @@ fn archive_path(kind: &str, unit: &str, index: usize, absolute: &[u8]) -> Vec<u8
     }
 }
 
-fn outer_len(size: u64, name: &str) -> u64 {
-    let header = tarfmt::encode_header(&outer_entry(name, size, jiff::Timestamp::UNIX_EPOCH)).len() as u64;
+fn outer_len(size: u64, name: &str, when: jiff::Timestamp) -> u64 {
+    let header = tarfmt::encode_header(&outer_entry(name, size, when)).len() as u64;
     header + size + tarfmt::padding(size)
 }
 
@@ -162,7 +163,6 @@ fn outer_entry(name: &str, size: u64, when: jiff::Timestamp) -> TarEntry {
         gid: 0,
         user: None,
         group: None,
-        // The length of the header must not depend on the time: whole seconds only.
         mtime: lifeboat_repository::Timestamp(when.as_second().max(0), 0),
         size,
         link: None,

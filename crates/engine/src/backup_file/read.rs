@@ -107,7 +107,10 @@ impl<R: Read> FileReader<R> {
         let label = self.label.clone();
         let unit_error = |detail: &dyn std::fmt::Display| error(&label, format!("unit {name}: {detail}"));
         let mut hashing = HashingReader::new(Content::new(&mut self.outer, unit.size));
-        if wanted(&unit) {
+        // Only what is read is checked: damage in a unit not asked for does not stop a
+        // restore of the others.
+        let want = wanted(&unit);
+        if want {
             let result = read_unit(&unit, &mut hashing, passphrase, read);
             if let Err(e) = result {
                 // A damaged or short file explains a failure better than what it caused.
@@ -126,7 +129,9 @@ impl<R: Read> FileReader<R> {
             });
         }
         let (_, hash) = hashing.finish();
-        self.hashes.push((unit.file.clone(), hash));
+        if want {
+            self.hashes.push((unit.file.clone(), hash));
+        }
         Ok(Some(unit))
     }
 
