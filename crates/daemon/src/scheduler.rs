@@ -115,7 +115,7 @@ fn unreachable(d: &Shared, name: &str) -> Option<String> {
         Ok(l) => l,
         Err(e) => return Some(e.to_string()),
     };
-    match loc.store().and_then(|s| Repository::exists(s.as_ref()).map_err(Into::into)) {
+    match loc.store().and_then(|s| Ok(Repository::exists(s.as_ref())?)) {
         Ok(_) => None,
         Err(e) => Some(e.to_string()),
     }
@@ -134,13 +134,9 @@ pub fn check_stale(d: &Shared, now: Timestamp) {
         .collect();
     let limit = now.checked_sub((config.daemon.stale_after as i64 * 24).hours()).unwrap_or(Timestamp::MIN);
     for name in watched {
-        let newest = d.location(Some(&name)).map_err(|e| e.to_string()).and_then(|loc| {
-            let store = loc.store().map_err(|e| e.to_string())?;
-            if !Repository::exists(store.as_ref()).map_err(|e| e.to_string())? {
-                return Ok(None);
-            }
-            let repo = d.repo(&loc, false).map_err(|e| e.to_string())?;
-            let (snaps, _) = repo.snapshots().map_err(|e| e.to_string())?;
+        let newest = d.location(Some(&name)).and_then(|loc| {
+            let Some(repo) = d.existing_repo(&loc)? else { return Ok(None) };
+            let (snaps, _) = repo.snapshots()?;
             Ok(snaps.iter().filter(|(_, s)| s.status != SnapshotStatus::Failed).map(|(_, s)| s.finished).max())
         });
         let why = match newest {

@@ -82,16 +82,24 @@ impl Daemon {
         }
         let creds = Credentials { password_file: self.password_file.clone(), prompt: None };
         let opened = credentials::open(loc, &self.dirs, &creds, create)?;
-        if let Some(c) = &opened.created {
-            let msg = format!(
+        if opened.created.is_some() {
+            tracing::warn!(
                 "created a new repository in {}; its recovery key is shown by `lifeboat key recovery`",
                 loc.describe()
             );
-            let _ = c;
-            tracing::warn!("{msg}");
         }
         self.repos.lock().expect("repos lock").insert(loc.name.clone(), opened.repo.clone());
         Ok(opened.repo)
+    }
+
+    /// A location's repository when one is there (`None`: reachable, but no backup yet). The
+    /// location answering is checked first, so an absent card is an error, not "empty".
+    pub fn existing_repo(&self, loc: &Location) -> EngineResult<Option<Repository>> {
+        let store = loc.store()?;
+        if !Repository::exists(store.as_ref())? {
+            return Ok(None);
+        }
+        self.repo(loc, false).map(Some)
     }
 
     /// Records an event and passes it to the configured notifications.

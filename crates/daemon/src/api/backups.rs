@@ -33,11 +33,8 @@ pub async fn list(State(d): State<Shared>) -> ApiResult<Json<Listing>> {
         let mut unavailable = Vec::new();
         for loc in d.locations() {
             let listed = (|| -> Result<Option<_>, ApiError> {
-                let store = loc.store()?;
-                if !Repository::exists(store.as_ref())? {
-                    return Ok(None);
-                }
-                Ok(Some(d.repo(&loc, false)?.snapshots()?))
+                let Some(repo) = d.existing_repo(&loc)? else { return Ok(None) };
+                Ok(Some(repo.snapshots()?))
             })();
             match listed {
                 Ok(Some((snaps, _))) => backups.extend(snaps.iter().map(|(id, s)| BackupInfo::new(id, s, &loc.name))),
@@ -78,11 +75,7 @@ pub(crate) fn find(d: &Shared, slug: &str) -> ApiResult<(Location, Repository, I
         ));
     }
     for loc in d.locations() {
-        let Ok(store) = loc.store() else { continue };
-        if !Repository::exists(store.as_ref()).unwrap_or(false) {
-            continue;
-        }
-        let Ok(repo) = d.repo(&loc, false) else { continue };
+        let Ok(Some(repo)) = d.existing_repo(&loc) else { continue };
         if let Ok((id, snap)) = repo.find_snapshot(slug) {
             return Ok((loc, repo, id, snap));
         }
