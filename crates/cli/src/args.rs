@@ -68,6 +68,15 @@ pub enum Command {
     },
     /// Print the token that the HTTP API asks for (made on first use).
     Token,
+    /// Set the password that signs in to the web page (the token always works too).
+    Passwd {
+        /// Read the new password from the first line of FILE instead of asking twice.
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+        /// Remove the password: only the token signs in.
+        #[arg(long, conflicts_with = "from_file")]
+        remove: bool,
+    },
     /// The history of what the daemon did: backups, skips and why, restores, prunes, warnings.
     Events {
         /// How many, newest first.

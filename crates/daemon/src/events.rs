@@ -22,6 +22,8 @@ pub mod kind {
     pub const STUCK: &str = "stuck";
     pub const DELETED: &str = "backup_deleted";
     pub const CANCELLED: &str = "job_cancelled";
+    pub const COPY: &str = "backup_copied";
+    pub const COPY_FAILED: &str = "copy_failed";
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

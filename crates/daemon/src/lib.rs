@@ -10,6 +10,7 @@ mod notify;
 mod scheduler;
 mod state;
 pub mod token;
+pub mod web;
 mod work;
 
 use std::net::SocketAddr;

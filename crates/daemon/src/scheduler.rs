@@ -124,6 +124,32 @@ fn unreachable(d: &Shared, name: &str) -> Option<String> {
 /// Raises "stale" for each location of an enabled schedule whose newest successful backup is
 /// older than `stale_after` days (or that has none), at most once a day per location.
 pub fn check_stale(d: &Shared, now: Timestamp) {
+    let days = d.config().config.daemon.stale_after;
+    for Stale { location: name, why } in stale_locations(d, now) {
+        let reported = d.events.stale_reported(&name).ok().flatten();
+        let repeat = now.checked_sub(STALE_REPEAT_HOURS.hours()).unwrap_or(Timestamp::MIN);
+        if reported.is_some_and(|r| r > repeat) {
+            continue;
+        }
+        let _ = d.events.set_stale_reported(&name, Some(now));
+        d.event(
+            kind::STALE,
+            "warning",
+            &format!("location {name} has had no successful backup for over {days} days: {why}"),
+            About { location: Some(name.clone()), ..Default::default() },
+        );
+    }
+}
+
+/// A location an enabled schedule backs up to, whose newest successful backup is too old.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stale {
+    pub location: String,
+    /// Why, in words: when the last one finished, or that there is none.
+    pub why: String,
+}
+
+pub fn stale_locations(d: &Shared, now: Timestamp) -> Vec<Stale> {
     let config = d.config().config;
     let default = lifeboat_engine::location::default_location_name(&config, &d.dirs);
     let watched: BTreeSet<String> = config
@@ -133,6 +159,7 @@ pub fn check_stale(d: &Shared, now: Timestamp) {
         .flat_map(|s| if s.locations.is_empty() { vec![default.clone()] } else { s.locations.clone() })
         .collect();
     let limit = now.checked_sub((config.daemon.stale_after as i64 * 24).hours()).unwrap_or(Timestamp::MIN);
+    let mut stale = Vec::new();
     for name in watched {
         let newest = d.location(Some(&name)).and_then(|loc| {
             let Some(repo) = d.existing_repo(&loc)? else { return Ok(None) };
@@ -145,19 +172,9 @@ pub fn check_stale(d: &Shared, now: Timestamp) {
             Ok(None) => "there is no successful backup there yet".to_string(),
             Err(e) => format!("no successful backup can be found there ({e})"),
         };
-        let reported = d.events.stale_reported(&name).ok().flatten();
-        let repeat = now.checked_sub(STALE_REPEAT_HOURS.hours()).unwrap_or(Timestamp::MIN);
-        if reported.is_some_and(|r| r > repeat) {
-            continue;
-        }
-        let _ = d.events.set_stale_reported(&name, Some(now));
-        d.event(
-            kind::STALE,
-            "warning",
-            &format!("location {name} has had no successful backup for over {} days: {why}", config.daemon.stale_after),
-            About { location: Some(name.clone()), ..Default::default() },
-        );
+        stale.push(Stale { location: name, why });
     }
+    stale
 }
 
 /// Raises "stuck" once for each job with no progress for `stuck_after` minutes.

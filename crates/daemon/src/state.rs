@@ -23,6 +23,7 @@ pub struct Daemon {
     pub jobs: Jobs,
     repos: Mutex<HashMap<String, Repository>>,
     pub token: String,
+    pub sessions: crate::web::session::Sessions,
     pub started: jiff::Timestamp,
 }
 
@@ -44,6 +45,7 @@ impl Daemon {
             jobs: Jobs::default(),
             repos: Mutex::new(HashMap::new()),
             token,
+            sessions: Default::default(),
             started: jiff::Timestamp::now(),
         }
     }

@@ -188,6 +188,10 @@ pub struct RestoreSpec {
     pub target: Option<PathBuf>,
     #[serde(default)]
     pub mode: RestoreMode,
+    /// The home folder `~` paths land in (absolute; another user's, say); default: the
+    /// daemon's user's.
+    #[serde(default)]
+    pub home: Option<PathBuf>,
 }
 
 pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &RestoreSpec) -> Outcome {
@@ -198,8 +202,12 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
         let repo = d.repo(&loc, false).map_err(|e| e.to_string())?;
         let (_, snap) = repo.find_snapshot(slug).map_err(|e| e.to_string())?;
         let configured = d.units().map_err(|e| e.to_string())?;
+        let mut dirs = d.dirs.clone();
+        if let Some(h) = &spec.home {
+            dirs.home = h.clone();
+        }
         let safety = match spec.target {
-            None => restore::safety_backup(&repo, &d.dirs, &snap, &spec.units, &configured, &|s| {
+            None => restore::safety_backup(&repo, &dirs, &snap, &spec.units, &configured, &|s| {
                 job.log_line(&format!("INFO safety backup {s} of what the restore overwrites"))
             })
             .map_err(|e| e.to_string())?,
@@ -214,7 +222,7 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
             mode: spec.mode,
             map_paths: Vec::new(),
         };
-        let report = restore::run(&repo, &snap, &d.dirs, &req, &job.progress, &log).map_err(|e| e.to_string())?;
+        let report = restore::run(&repo, &snap, &dirs, &req, &job.progress, &log).map_err(|e| e.to_string())?;
         let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
         if let Some((s, _)) = safety {
             v["safety_backup"] = s.into();
@@ -235,5 +243,26 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
             d.event(kind::RESTORE_FAILED, "error", &format!("restore of backup {slug} failed: {e}"), about());
         }
     }
+    result
+}
+
+pub fn copy(d: &Shared, job: &Arc<Job>, slug: &str, from: &str, to: &str) -> Outcome {
+    let about =
+        || About { location: Some(to.into()), slug: Some(slug.into()), job: Some(job.id), ..Default::default() };
+    let result = (|| -> Result<serde_json::Value, String> {
+        let src = d.location(Some(from)).and_then(|l| d.repo(&l, false)).map_err(|e| e.to_string())?;
+        let dst = d.location(Some(to)).and_then(|l| d.repo(&l, true)).map_err(|e| e.to_string())?;
+        job.log_line(&format!("INFO copying backup {slug} from {from} to {to}"));
+        let o = lifeboat_engine::copy::copy(&src, &dst, slug, &job.progress).map_err(|e| e.to_string())?;
+        let info = BackupInfo::new(&o.id, &o.snapshot, to);
+        let mut v = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+        v["copied"] = o.copied.into();
+        v["new_bytes"] = o.new_bytes.into();
+        Ok(v)
+    })();
+    match &result {
+        Ok(_) => d.event(kind::COPY, "info", &format!("backup {slug} copied from {from} to {to}"), about()),
+        Err(e) => d.event(kind::COPY_FAILED, "error", &format!("copy of backup {slug} to {to} failed: {e}"), about()),
+    };
     result
 }

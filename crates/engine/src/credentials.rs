@@ -131,3 +131,27 @@ pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool)
     let recovery_key = repo.recovery_key()?;
     Ok(Opened { repo, created: Some(Created { device_key_file: saved, recovery_key }) })
 }
+
+/// Lets this device open an existing repository on its own: opens it with `secret` (its
+/// password or recovery key), adds a device key slot and saves that key (0600) where `open`
+/// finds it. Used when a new machine connects to the backups of an old one.
+pub fn enroll_device(location: &Location, dirs: &Dirs, secret: &str, label: &str) -> EngineResult<Repository> {
+    let store = location.store()?;
+    let repo = Repository::open(store, &Secret::new(secret))?;
+    let key_file = device_key_file(dirs, location);
+    if let Some(existing) = read_device_key(&key_file) {
+        if Repository::open(location.store()?, &existing).is_ok() {
+            return Ok(repo);
+        }
+        return Err(EngineError::io(
+            "replacing",
+            &key_file,
+            std::io::Error::other("this device already has a key for another repository under that location's name"),
+        ));
+    }
+    // The slot first: a key file that opens nothing would be worse than a slot never used.
+    let key = RecoveryKey::random();
+    repo.add_key(&key.as_secret(), KeyKind::Device, label)?;
+    save_device_key(&key_file, &key)?;
+    Ok(repo)
+}

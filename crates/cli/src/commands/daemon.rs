@@ -1,5 +1,6 @@
 //! `serve`, `token`, `events`, `hooks install|remove`.
 
+use lifeboat_daemon::web;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -39,6 +40,22 @@ pub fn token(ctx: &Context) -> Result<i32> {
         format!("the API token in {}", lifeboat_daemon::token::token_file(&ctx.dirs.data).display())
     })?;
     println!("{t}");
+    Ok(exit::OK)
+}
+
+pub fn passwd(ctx: &Context, from_file: Option<std::path::PathBuf>, remove: bool) -> Result<i32> {
+    let file = web::password::password_file(&ctx.dirs.data);
+    if remove {
+        if web::password::remove(&ctx.dirs.data).with_context(|| format!("removing {}", file.display()))? {
+            eprintln!("The web page's password is removed; sign in with the token (`lifeboat token`).");
+        } else {
+            eprintln!("No password was set; sign in with the token (`lifeboat token`).");
+        }
+        return Ok(exit::OK);
+    }
+    let pw = super::key::new_password(from_file)?;
+    web::password::set(&ctx.dirs.data, &pw).with_context(|| format!("saving the password in {}", file.display()))?;
+    eprintln!("The web page now signs in with this password (the token works too).");
     Ok(exit::OK)
 }
 

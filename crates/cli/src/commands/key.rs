@@ -33,23 +33,7 @@ pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
 
 pub fn add(ctx: &Context, file: Option<PathBuf>, label: &str, location: Option<&str>) -> Result<i32> {
     let repo = ctx.open(&ctx.location(location)?, false)?;
-    let pw = match file {
-        Some(f) => {
-            let t = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-            t.trim_end_matches(['\n', '\r']).to_string()
-        }
-        None => {
-            let a = rpassword::prompt_password("New password: ")?;
-            let b = rpassword::prompt_password("Repeat it: ")?;
-            if a != b {
-                bail!("the two passwords differ: nothing was changed");
-            }
-            a
-        }
-    };
-    if pw.is_empty() {
-        bail!("the new password is empty: nothing was changed");
-    }
+    let pw = new_password(file)?;
     let k = repo.add_key(&Secret::new(pw), KeyKind::Password, label)?;
     println!("Added key {}.", &k.id[..8]);
     Ok(exit::OK)
@@ -73,4 +57,26 @@ pub fn recovery(ctx: &Context, location: Option<&str>) -> Result<i32> {
         loc.describe()
     );
     Ok(exit::OK)
+}
+
+/// A new password: the first line of `file`, or typed twice at the prompt.
+pub fn new_password(file: Option<PathBuf>) -> Result<String> {
+    let pw = match file {
+        Some(f) => {
+            let t = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            t.lines().next().unwrap_or("").to_string()
+        }
+        None => {
+            let a = rpassword::prompt_password("New password: ")?;
+            let b = rpassword::prompt_password("Repeat it: ")?;
+            if a != b {
+                bail!("the two passwords differ: nothing was changed");
+            }
+            a
+        }
+    };
+    if pw.is_empty() {
+        bail!("the new password is empty: nothing was changed");
+    }
+    Ok(pw)
 }

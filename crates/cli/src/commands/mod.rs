@@ -106,6 +106,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unlock { location } => maintenance::unlock(&ctx, location.as_deref()),
         Command::Serve { listen } => daemon::serve(&ctx, cli_config, listen),
         Command::Token => daemon::token(&ctx),
+        Command::Passwd { from_file, remove } => daemon::passwd(&ctx, from_file, remove),
         Command::Events { limit, json } => daemon::events(&ctx, limit, json),
         Command::Hooks(HooksCommand::Install { hook, units, location }) => {
             daemon::install_hook(&ctx, &hook, &units, location.as_deref())

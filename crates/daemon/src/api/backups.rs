@@ -214,3 +214,36 @@ pub async fn pin(State(d): State<Shared>, Path(slug): Path<String>, body: Bytes)
     })
     .await
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRequest {
+    /// The location to copy to.
+    pub to: String,
+}
+
+/// Copies a backup to another location (only the data it lacks is sent), as a job.
+pub async fn copy(
+    State(d): State<Shared>,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Started>)> {
+    let req: CopyRequest = json_body(&body)?;
+    blocking(move || {
+        let (loc, _, _, snap) = find(&d, &slug)?;
+        let to = d.location(Some(&req.to))?;
+        if to.name == loc.name {
+            return Err(ApiError::bad(format!("backup {slug} is already in {}: choose another location", loc.name)));
+        }
+        let d2 = d.clone();
+        let (from, to, slug) = (loc.name.clone(), to.name.clone(), snap.slug.clone());
+        let job = d.jobs.submit(
+            "copy",
+            Some(to.clone()),
+            format!("copy of backup {slug} from {from} to {to}"),
+            Box::new(move |j| work::copy(&d2, j, &slug, &from, &to)),
+        );
+        Ok((StatusCode::ACCEPTED, Json(Started { job: job.id })))
+    })
+    .await
+}

@@ -131,3 +131,95 @@ pub async fn events(
     })
     .await
 }
+
+#[derive(Serialize)]
+pub struct Status {
+    /// Locations an enabled schedule backs up to whose newest successful backup is older
+    /// than `stale_after_days` (or that have none).
+    pub stale: Vec<crate::scheduler::Stale>,
+    pub stale_after_days: u32,
+    /// Jobs queued or running.
+    pub active_jobs: usize,
+    pub version: &'static str,
+}
+
+pub async fn status(State(d): State<Shared>) -> ApiResult<Json<Status>> {
+    blocking(move || {
+        Ok(Json(Status {
+            stale: crate::scheduler::stale_locations(&d, jiff::Timestamp::now()),
+            stale_after_days: d.config().config.daemon.stale_after,
+            active_jobs: d.jobs.list().iter().filter(|j| !j.state().finished()).count(),
+            version: env!("CARGO_PKG_VERSION"),
+        }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLocation {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The kind's other keys (docs/CONFIG.md), e.g. `host`, `bucket`, `url`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// The repository's password or recovery key, when it already holds backups: this
+    /// device gets its own key slot, so the secret itself is not kept.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// Adds a location to the configuration (and, given its secret, lets this device open its
+/// repository). Nothing is kept when the location cannot be reached or opened.
+pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCode, Json<LocationInfo>)> {
+    let req: NewLocation = json_body(&body)?;
+    blocking(move || {
+        let file = d.config().target_file;
+        let mut keys = vec![("type".to_string(), req.kind.clone())];
+        if let Some(p) = req.path.clone().filter(|p| !p.trim().is_empty()) {
+            keys.push(("path".into(), p));
+        }
+        for (k, v) in &req.settings {
+            if k == "type" || k == "path" {
+                return Err(ApiError::bad(format!("setting {k} goes in its own field, not in settings")));
+            }
+            keys.push((k.clone(), v.clone()));
+        }
+        lifeboat_engine::config_edit::add_location(&file, &req.name, &keys, req.default)?;
+        let connected = (|| -> ApiResult<()> {
+            d.reload()?;
+            let loc = d.location(Some(&req.name))?;
+            let store = loc.store()?;
+            let exists = lifeboat_repository::Repository::exists(store.as_ref())?;
+            if let (true, Some(secret)) = (exists, req.secret.as_deref().filter(|s| !s.is_empty())) {
+                let host = nix_host();
+                lifeboat_engine::credentials::enroll_device(&loc, &d.dirs, secret, &format!("device {host}"))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = connected {
+            let _ = lifeboat_engine::config_edit::remove_location(&file, &req.name);
+            let _ = d.reload();
+            return Err(e);
+        }
+        let info = lifeboat_engine::location::info(&d.config().config, &d.dirs)
+            .into_iter()
+            .find(|l| l.name == req.name)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the new location is not in the configuration")
+            })?;
+        Ok((StatusCode::CREATED, Json(info)))
+    })
+    .await
+}
+
+fn nix_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this machine".into())
+}

@@ -1,14 +1,16 @@
 //! The HTTP API (JSON; documented by docs/openapi.json, served at `/api/openapi.json`). Every
-//! route but `/api/health` needs `Authorization: Bearer TOKEN`.
+//! route but `/api/health` and signing in needs `Authorization: Bearer TOKEN` or the web page's
+//! session (see `web`).
 
 mod backups;
 mod files;
 mod info;
 mod jobs;
+mod logs;
 mod metrics;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +19,7 @@ use lifeboat_engine::EngineError;
 use lifeboat_repository::RepoError;
 
 use crate::state::Shared;
+use crate::web;
 
 pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 
@@ -28,19 +31,28 @@ pub fn router(d: Shared) -> Router {
         .route("/api/backups/{slug}/restore", post(backups::restore))
         .route("/api/backups/{slug}/pin", post(backups::pin))
         .route("/api/backups/{slug}/download", get(files::download))
+        .route("/api/backups/{slug}/copy", post(backups::copy))
+        .route("/api/logs", get(logs::list))
+        .route("/api/logs/{name}", get(logs::show))
+        .route("/api/status", get(info::status))
         .route("/api/jobs", get(jobs::list))
         .route("/api/jobs/{id}", get(jobs::show))
         .route("/api/jobs/{id}/events", get(jobs::events))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/units", get(info::units))
-        .route("/api/locations", get(info::locations))
+        .route("/api/locations", get(info::locations).post(info::add_location))
         .route("/api/schedules", get(info::schedules).put(info::set_schedules))
         .route("/api/schedules/{name}/run", post(info::run_schedule))
         .route("/api/events", get(info::events))
         .route("/metrics", get(metrics::metrics))
         .route("/api/openapi.json", get(openapi))
-        .route_layer(middleware::from_fn_with_state(d.clone(), require_token));
-    Router::new().route("/api/health", get(health)).merge(protected).fallback(not_found).with_state(d)
+        .route_layer(middleware::from_fn_with_state(d.clone(), require_auth));
+    Router::new()
+        .route("/api/health", get(health))
+        .merge(protected)
+        .merge(web::routes())
+        .fallback(web::fallback)
+        .with_state(d)
 }
 
 async fn health(State(d): State<Shared>) -> Json<serde_json::Value> {
@@ -55,30 +67,13 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route: see /api/openapi.json")
-}
-
-/// Compares the bearer token in constant time.
-async fn require_token(State(d): State<Shared>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let expected = d.token.as_bytes();
-    let same = given.len() == expected.len() && given.bytes().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !same {
-        let mut r = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "a valid token is needed: send Authorization: Bearer TOKEN (`lifeboat token` prints it)",
-        )
-        .into_response();
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+/// Lets through the bearer token (compared in constant time) or the page's session with its
+/// CSRF token.
+async fn require_auth(State(d): State<Shared>, req: Request, next: Next) -> Response {
+    match web::caller(&d, req.method(), req.headers()) {
+        web::Caller::Token | web::Caller::Session => next.run(req).await,
+        c => web::refusal(&c),
     }
-    next.run(req).await
 }
 
 /// An error as the API returns it: a status and `{"error": "words that say what to do"}`.
