@@ -4,93 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
 
+use common::daemon::Daemon;
 use common::*;
-
-struct Daemon {
-    child: Child,
-    url: String,
-    token: String,
-}
-
-impl Daemon {
-    fn start(sb: &Sandbox) -> Daemon {
-        let mut child = sb
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting lifeboat serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("Listening on ")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .trim_end_matches('/')
-            .to_string();
-        let token = sb.ok(&["token"]).trim().to_string();
-        Daemon { child, url, token }
-    }
-
-    fn client() -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder().timeout(None).build().unwrap()
-    }
-
-    fn get(&self, path: &str) -> reqwest::blocking::Response {
-        Self::client().get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().unwrap()
-    }
-
-    fn json(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let r = Self::client()
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, serde_json::from_str(&r.text().unwrap()).unwrap_or(serde_json::Value::Null))
-    }
-
-    /// Follows a job's events to its end; returns the final job and what was seen.
-    fn follow(&self, job: u64) -> (serde_json::Value, Vec<String>) {
-        let mut r = self.get(&format!("/api/jobs/{job}/events"));
-        assert_eq!(r.status().as_u16(), 200);
-        let mut text = String::new();
-        r.read_to_string(&mut text).unwrap();
-        let mut kinds = Vec::new();
-        let mut event = String::new();
-        let mut done = serde_json::Value::Null;
-        for line in text.lines() {
-            if let Some(e) = line.strip_prefix("event: ") {
-                event = e.to_string();
-                kinds.push(event.clone());
-            } else if let Some(data) = line.strip_prefix("data: ") {
-                if event == "done" {
-                    done = serde_json::from_str(data).unwrap();
-                }
-            }
-        }
-        (done, kinds)
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::io::Read;
+use std::process::Stdio;
 
 fn routes() -> Vec<(reqwest::Method, String)> {
     let doc: serde_json::Value = serde_json::from_str(include_str!("../../../docs/openapi.json")).unwrap();
@@ -120,7 +38,8 @@ fn backup_restore_and_delete_through_the_api() {
 
     // Every route but health refuses a missing or wrong token.
     for (method, path) in routes() {
-        let open = path == "/api/health";
+        // Health, and signing in (which takes no token: it is how a session starts).
+        let open = path == "/api/health" || (path == "/api/session" && method == reqwest::Method::POST);
         for token in [None, Some("wrong"), Some(&d.token[..d.token.len() - 1])] {
             let mut req = Daemon::client().request(method.clone(), format!("{}{path}", d.url));
             if let Some(t) = token {
@@ -128,7 +47,7 @@ fn backup_restore_and_delete_through_the_api() {
             }
             let status = req.send().unwrap().status().as_u16();
             if open {
-                assert_eq!(status, 200, "{method} {path}");
+                assert!(status == 200 || path == "/api/session" && status == 400, "{method} {path}: {status}");
             } else {
                 assert_eq!(status, 401, "{method} {path} with token {token:?}");
             }
@@ -349,6 +268,9 @@ fn the_api_survives_schemathesis_against_its_openapi_document() {
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
         .args(["--max-examples", "30", "--workers", "1"])
+        // Adding a location writes the configuration and may create folders wherever a
+        // generated path points; its refusals are covered by the web page's tests.
+        .args(["--exclude-operation-id", "addLocation"])
         .env("SCHEMATHESIS_HOOKS", "")
         .current_dir(sb.dir.path())
         .stdin(Stdio::null())

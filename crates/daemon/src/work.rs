@@ -102,6 +102,7 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
                 let _ = d.events.set_stale_reported(loc, None);
             }
             let mut value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+            value["problems"] = problems.clone().into();
             if let Some(s) = &spec.schedule {
                 match apply_retention(d, job, s, &info.location) {
                     Ok(removed) => value["retention_removed"] = removed.into(),

@@ -1,0 +1,182 @@
+// One backup: its units and log, and what can be done with it — restore, download, copy,
+// pin, delete.
+
+import { h, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel, confirmDialog, notice } from './ui.js';
+import { go } from './app.js';
+
+export async function backupView(api, slug) {
+  const [b, locations, logs] = await Promise.all([
+    api.get(`/api/backups/${slug}`),
+    api.get('/api/locations'),
+    api.get('/api/logs').catch(() => []),
+  ]);
+  const facts = [
+    ['Date', date(b.date)],
+    ['Location', b.location],
+    ['Type', b.type === 'full' ? 'Full' : 'Partial'],
+    ['Status', statusBadge(b.status)],
+    ['Size', `${bytes(b.size)} in ${b.files} files`],
+    ['Stored', `${bytes(b.stored)} new in the location`],
+    ['Protected', b.protected ? 'With a password' : 'With this device\'s key'],
+    ['Made on', `${b.host} by ${b.user} (home ${b.home})`],
+    ['Pinned', b.pinned ? 'Yes: retention never removes it' : 'No'],
+    ['Identifier', b.slug],
+  ];
+  const log = logs.find((l) => l.slug === b.slug && l.operation === 'backup');
+  return h('div', {},
+    h('p', {}, h('a', { href: '/' }, '← All backups')),
+    h('h1', {}, b.name || b.slug),
+    h('section', { class: 'card' }, h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
+    h('section', { class: 'card', 'aria-labelledby': 'units-title' },
+      h('h2', { id: 'units-title' }, 'Units'),
+      h('table', { class: 'list' },
+        h('thead', {}, h('tr', {}, ['Unit', 'Files', 'Size', 'Status', 'Notes'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, b.unit_details.map((u) =>
+          h('tr', {},
+            h('td', { 'data-label': 'Unit' }, h('strong', {}, u.name), u.title && u.title !== u.name ? ` (${u.title})` : ''),
+            h('td', { 'data-label': 'Files' }, u.files),
+            h('td', { 'data-label': 'Size' }, bytes(u.size)),
+            h('td', { 'data-label': 'Status' }, statusBadge(u.status)),
+            h('td', { 'data-label': 'Notes' },
+              u.error ? h('div', { class: 'error' }, u.error) : null,
+              u.warnings.map((w) => h('div', { class: 'warn-text' }, w)),
+              u.not_included.length ? h('div', { class: 'muted' }, 'Not included: ', u.not_included.join('; ')) : null)))))),
+    restoreForm(api, b),
+    h('section', { class: 'card', 'aria-labelledby': 'more-title' },
+      h('h2', { id: 'more-title' }, 'Keep, move or remove'),
+      h('div', { class: 'actions wrap' },
+        h('a', { class: 'button secondary', href: `/api/backups/${b.slug}/download`, download: `lifeboat-${b.slug}.tar` }, 'Download a backup file'),
+        pinButton(api, b),
+        deleteButton(api, b)),
+      copyForm(api, b, locations)),
+    h('section', { class: 'card', 'aria-labelledby': 'log-title' },
+      h('h2', { id: 'log-title' }, 'Log'),
+      log ? logViewer(api, log.name) : h('p', { class: 'muted' }, 'No log of this backup on this device (it was made elsewhere, or its log was removed).')));
+}
+
+function logViewer(api, name) {
+  const pre = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'The backup\'s log' }, 'Loading…');
+  api.get(`/api/logs/${encodeURIComponent(name)}`).then((t) => (pre.textContent = t || '(empty)'), (e) => pre.replaceWith(errorBox(e)));
+  return h('div', {}, pre, h('a', { href: `/logs/${encodeURIComponent(name)}` }, 'Open the log on its own'));
+}
+
+function restoreForm(api, b) {
+  const unitChecks = b.unit_details.map((u) => check(u.name, { name: 'unit', value: u.name, checked: true }));
+  const target = h('input', { name: 'target', type: 'text', placeholder: '/var/tmp/restored', autocomplete: 'off' });
+  const home = h('input', { name: 'home', type: 'text', placeholder: '/home/someone', autocomplete: 'off' });
+  const targetField = field('Folder to restore under', target, 'Each file lands at FOLDER/its/original/path; nothing in place is touched.');
+  const homeField = field('That user\'s home folder', home, 'Files from the home folder of the backup land in this one.');
+  targetField.hidden = true;
+  homeField.hidden = true;
+  const result = h('div', {});
+  const button = h('button', { type: 'submit' }, 'Restore');
+  const form = h('form', { class: 'card', 'aria-labelledby': 'restore-title' },
+    h('h2', { id: 'restore-title' }, 'Restore'),
+    h('fieldset', {}, h('legend', {}, 'Units'), unitChecks),
+    h('fieldset', {}, h('legend', {}, 'Where'),
+      radio('where', 'place', 'In place, on this device', true, '(a safety backup of what is overwritten is made first)'),
+      radio('where', 'target', 'Under another folder', false),
+      radio('where', 'home', 'Into another user\'s home', false)),
+    targetField, homeField,
+    h('fieldset', {}, h('legend', {}, 'Files already there'),
+      radio('mode', 'merge', 'Merge', true, '(restored files replace those of the same name; others stay)'),
+      radio('mode', 'replace', 'Replace', false, '(the restored folders become exactly what the backup holds)')),
+    h('div', { class: 'actions' }, button), result);
+  form.addEventListener('change', (e) => {
+    if (e.target.name === 'where') {
+      targetField.hidden = form.where.value !== 'target';
+      homeField.hidden = form.where.value !== 'home';
+    }
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    result.replaceChildren();
+    const units = [...form.querySelectorAll('input[name=unit]:checked')].map((i) => i.value);
+    if (units.length === 0) {
+      result.replaceChildren(errorBox(new Error('Choose at least one unit to restore.')));
+      return;
+    }
+    const body = { units: units.length === b.unit_details.length ? [] : units, mode: form.mode.value };
+    const where = form.where.value;
+    const path = where === 'target' ? target.value.trim() : where === 'home' ? home.value.trim() : null;
+    if (where !== 'place' && !path.startsWith('/')) {
+      result.replaceChildren(errorBox(new Error('Give a full folder path, starting with /.')));
+      return;
+    }
+    if (where === 'target') body.target = path;
+    if (where === 'home') body.home = path;
+    if (where === 'place' && form.mode.value === 'replace') {
+      const ok = await confirmDialog('Replace the files on this device?', 'Files in the restored folders that the backup does not hold will be removed (a safety backup is made first).', 'Replace');
+      if (!ok) return;
+    }
+    button.disabled = true;
+    try {
+      const { job } = await api.post(`/api/backups/${b.slug}/restore`, body);
+      const view = await api.get(`/api/jobs/${job}`);
+      result.replaceChildren(jobPanel(api, view, {
+        onDone: (v, box) => {
+          button.disabled = false;
+          if (v.state !== 'succeeded') return;
+          const r = v.result || {};
+          const problems = r.problems || [];
+          box.replaceChildren(...[h('p', { class: 'ok' }, `Restored ${r.files ?? ''} files${r.safety_backup ? `; the safety backup is ${r.safety_backup}` : ''}.`),
+            problems.length ? h('ul', { class: 'warn-text' }, problems.map((p) => h('li', {}, typeof p === 'string' ? p : JSON.stringify(p)))) : null].filter(Boolean));
+        },
+      }));
+    } catch (err) {
+      button.disabled = false;
+      result.replaceChildren(errorBox(err));
+    }
+  });
+  return form;
+}
+
+function pinButton(api, b) {
+  const button = h('button', { type: 'button', class: 'secondary', 'aria-pressed': b.pinned ? 'true' : 'false' }, b.pinned ? 'Unpin' : 'Pin (keep for good)');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const after = await api.post(`/api/backups/${b.slug}/pin`, { pinned: !b.pinned });
+      notice(after.pinned ? 'Pinned: retention will not remove it.' : 'Unpinned.');
+      go(`/backups/${after.slug}`);
+    } catch (e) {
+      notice(e.message, 'error');
+      button.disabled = false;
+    }
+  });
+  return button;
+}
+
+function deleteButton(api, b) {
+  const button = h('button', { type: 'button', class: 'danger' }, 'Delete');
+  button.addEventListener('click', async () => {
+    const ok = await confirmDialog(`Delete "${b.name || b.slug}"?`, `The backup of ${date(b.date)} in ${b.location} is removed for good. Its space is reclaimed by the next prune.`, 'Delete');
+    if (!ok) return;
+    try {
+      await api.del(`/api/backups/${b.slug}`);
+      notice(`Backup "${b.name || b.slug}" deleted.`);
+      go('/');
+    } catch (e) {
+      notice(e.message, 'error');
+    }
+  });
+  return button;
+}
+
+function copyForm(api, b, locations) {
+  const others = locations.filter((l) => l.name !== b.location);
+  if (others.length === 0) return h('p', { class: 'muted' }, 'Add another location to copy backups to it.');
+  const to = h('select', { name: 'to' }, others.map((l) => h('option', { value: l.name }, `${l.name} (${l.kind})`)));
+  const result = h('div', {});
+  const form = h('form', { class: 'inline' }, field('Copy to', to), h('button', { type: 'submit', class: 'secondary' }, 'Copy'), result);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const { job } = await api.post(`/api/backups/${b.slug}/copy`, { to: to.value });
+      result.replaceChildren(jobPanel(api, await api.get(`/api/jobs/${job}`), { showLog: false }));
+    } catch (err) {
+      result.replaceChildren(errorBox(err));
+    }
+  });
+  return form;
+}

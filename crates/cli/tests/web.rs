@@ -1,0 +1,212 @@
+//! The Backups page: its sessions refused and accepted over plain HTTP, then the page itself
+//! driven through a real headless Chromium by Playwright (tests/web/e2e.mjs) against real
+//! daemons on free loopback ports.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::daemon::Daemon;
+use common::*;
+
+fn no_redirects() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Every operation of the OpenAPI document, with its path parameters filled in.
+fn api_routes() -> Vec<(reqwest::Method, String)> {
+    let doc: serde_json::Value = serde_json::from_str(include_str!("../../../docs/openapi.json")).unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "delete"] {
+            if item.get(method).is_some() {
+                let p = path.replace("{slug}", "0123abcd").replace("{id}", "1").replace("{name}", "nightly");
+                out.push((method.to_uppercase().parse().unwrap(), p));
+            }
+        }
+    }
+    out
+}
+
+fn sandbox() -> Sandbox {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    sb
+}
+
+#[test]
+fn without_a_session_every_page_and_api_request_is_refused() {
+    let sb = sandbox();
+    let d = Daemon::start(&sb);
+    let c = no_redirects();
+
+    // Pages go to the sign-in page; the app's own scripts and every API route answer 401.
+    for page in ["/", "/backups/0123abcd", "/schedules", "/history", "/logs", "/jobs/1", "/anything"] {
+        let r = c.get(format!("{}{page}", d.url)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{page}");
+        let to = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(to.starts_with("/signin?next="), "{page} → {to}");
+    }
+    for asset in ["app.js", "api.js", "ui.js", "home.js", "backup.js", "schedules.js", "history.js", "welcome.js"] {
+        assert_eq!(c.get(format!("{}/assets/{asset}", d.url)).send().unwrap().status().as_u16(), 401, "{asset}");
+    }
+    for open in ["/signin", "/assets/signin.js", "/assets/style.css", "/assets/icon.svg"] {
+        assert_eq!(c.get(format!("{}{open}", d.url)).send().unwrap().status().as_u16(), 200, "{open}");
+    }
+    for (method, path) in api_routes() {
+        if path == "/api/health" || path == "/api/session" && method == reqwest::Method::POST {
+            continue;
+        }
+        for cookie in [None, Some("lifeboat_session=0123456789abcdef")] {
+            let mut req = c.request(method.clone(), format!("{}{path}", d.url));
+            if let Some(k) = cookie {
+                req = req.header("cookie", k);
+            }
+            assert_eq!(req.send().unwrap().status().as_u16(), 401, "{method} {path} with cookie {cookie:?}");
+        }
+    }
+    assert_eq!(c.post(format!("{}/api/nothing-here", d.url)).send().unwrap().status().as_u16(), 401);
+
+    // A wrong secret: refused in words.
+    let r = c.post(format!("{}/api/session", d.url)).body(r#"{"secret":"guess"}"#).send().unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.text().unwrap().contains("lifeboat token"));
+
+    // The token gives an HttpOnly, SameSite=Strict session cookie and a CSRF token.
+    let body = serde_json::json!({ "secret": d.token }).to_string();
+    let r = c.post(format!("{}/api/session", d.url)).body(body).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    let csrf = r.json::<serde_json::Value>().unwrap()["csrf"].as_str().unwrap().to_string();
+    let with = |m: reqwest::Method, p: &str| c.request(m, format!("{}{p}", d.url)).header("cookie", &cookie);
+    assert_eq!(with(reqwest::Method::GET, "/api/backups").send().unwrap().status().as_u16(), 200);
+    assert_eq!(with(reqwest::Method::GET, "/").send().unwrap().status().as_u16(), 200);
+    assert_eq!(with(reqwest::Method::GET, "/assets/app.js").send().unwrap().status().as_u16(), 200);
+
+    // A change needs the CSRF token, and not from another site.
+    let backup = r#"{"units":["docs"]}"#;
+    let r = with(reqwest::Method::POST, "/api/backups").body(backup).send().unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().unwrap().contains("reload the page"));
+    let r = with(reqwest::Method::POST, "/api/backups")
+        .header("x-lifeboat-csrf", &csrf)
+        .header("sec-fetch-site", "cross-site")
+        .body(backup)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let wrong = format!("{}0", &csrf[..csrf.len() - 1]);
+    let r = with(reqwest::Method::POST, "/api/backups").header("x-lifeboat-csrf", wrong).body(backup).send().unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = with(reqwest::Method::POST, "/api/backups").header("x-lifeboat-csrf", &csrf).body(backup).send().unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let job = r.json::<serde_json::Value>().unwrap()["job"].as_u64().unwrap();
+    let (done, _) = d.follow(job);
+    assert_eq!(done["state"], "succeeded");
+
+    // Signed out, the cookie opens nothing.
+    let r = with(reqwest::Method::DELETE, "/api/session").header("x-lifeboat-csrf", &csrf).send().unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(with(reqwest::Method::GET, "/api/backups").send().unwrap().status().as_u16(), 401);
+    assert_eq!(with(reqwest::Method::GET, "/").send().unwrap().status().as_u16(), 303);
+
+    // A password set by `lifeboat passwd` signs in too.
+    let pw = sb.dir.path().join("web-password.txt");
+    std::fs::write(&pw, "a good long password\n").unwrap();
+    sb.ok(&["passwd", "--from-file", pw.to_str().unwrap()]);
+    let r = c.post(format!("{}/api/session", d.url)).body(r#"{"secret":"a good long password"}"#).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(d.stop().success());
+}
+
+/// Where Playwright and Chromium are, or why the browser test cannot run.
+fn browser_tools() -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    if !Path::new("/usr/bin/chromium").exists() {
+        return Err("Debian's chromium is not installed (scripts/test installs it)".into());
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        return Err("playwright-core is not installed in crates/cli/tests/web (scripts/test runs npm ci there)".into());
+    }
+    Ok(dir)
+}
+
+fn write_files(root: &Path, n: usize, seed: u64) {
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    for i in 0..n {
+        let p = if i % 3 == 0 { root.join(format!("sub/file-{i}")) } else { root.join(format!("file-{i}")) };
+        std::fs::write(p, random_bytes(20_000 + i * 3000, seed + i as u64)).unwrap();
+    }
+}
+
+#[test]
+fn the_backups_page_works_in_a_real_browser() {
+    let dir = match browser_tools() {
+        Ok(d) => d,
+        Err(why) => {
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    // Device A: two units with files, one whose export fails, and a memory card that is not in.
+    let units = "[unit.docs]\ntitle = \"Documents\"\npaths = [\"~/docs\"]\nnot_included = [\"Files in the cloud\"]\n\n\
+                 [unit.notes]\npaths = [\"~/notes\"]\n\n\
+                 [unit.broken]\ntitle = \"Contacts\"\ntype = \"command\"\n\
+                 export = \"echo 'the contacts application is not installed' >&2; exit 3\"\nimport = \"true\"\n";
+    let a = Sandbox::new(units);
+    write_files(&a.home.join("docs"), 30, 1);
+    write_files(&a.home.join("notes"), 5, 100);
+    let card = a.dir.path().join("media/card");
+    std::fs::create_dir_all(&card).unwrap();
+    let mut cfg = std::fs::read_to_string(&a.config).unwrap();
+    cfg.push_str(&format!("\n[location.card]\ntype = \"removable\"\npath = \"{}\"\n", card.display()));
+    std::fs::write(&a.config, cfg).unwrap();
+    // Device B: new, nothing backed up yet.
+    let b = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+
+    let da = Daemon::start(&a);
+    let db = Daemon::start(&b);
+    let target_a = a.dir.path().join("restored");
+    let target_b = b.dir.path().join("restored");
+    let download = b.dir.path().join("downloaded.tar");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let status = std::process::Command::new("node")
+        .arg("e2e.mjs")
+        .current_dir(&dir)
+        .env("LB_URL_A", &da.url)
+        .env("LB_TOKEN_A", &da.token)
+        .env("LB_URL_B", &db.url)
+        .env("LB_TOKEN_B", &db.token)
+        .env("LB_TARGET_A", &target_a)
+        .env("LB_TARGET_B", &target_b)
+        .env("LB_DOWNLOAD", &download)
+        .env("LB_SHOTS", &shots)
+        .stdin(Stdio::null())
+        .status()
+        .expect("running node");
+    assert!(status.success(), "the browser test failed (screenshots in {})", shots.display());
+    eprintln!("screenshots: {}", shots.display());
+
+    // What the page restored is on disk, exactly: on A under its target, and on B (from the
+    // uploaded backup file) under its own.
+    let src = a.home.join("docs");
+    for (target, home) in [(&target_a, &a.home), (&target_b, &b.home)] {
+        let restored = rerooted(target, &home.join("docs"));
+        assert!(restored.join("file-1").exists(), "nothing restored at {}", restored.display());
+        let diff = compare_trees(&src, &restored);
+        assert!(diff.is_empty(), "{}: {diff:?}", restored.display());
+        assert!(!rerooted(target, &home.join("notes")).exists(), "only the chosen unit is restored");
+    }
+    // The weekly schedule the page set is in A's configuration.
+    let cfg = std::fs::read_to_string(&a.config).unwrap();
+    assert!(cfg.contains("[schedule.weekly]") && cfg.contains("every = \"week\""), "{cfg}");
+    assert!(da.stop().success());
+    assert!(db.stop().success());
+}

@@ -1,0 +1,199 @@
+// The Backups page, through the page only, in Debian's headless Chromium. Started by
+// crates/cli/tests/web.rs, which runs the daemons, passes their addresses in LB_* variables,
+// and checks the restored files on disk afterwards.
+
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: run this through cargo test --test web`);
+  return v;
+};
+const A = env('LB_URL_A');
+const B = env('LB_URL_B');
+const SHOTS = env('LB_SHOTS');
+// Generous: waits end as soon as the page shows the thing; this only bounds a hang.
+const LONG = { timeout: 180_000 };
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--disable-quic'],
+});
+const problems = [];
+let current = null;
+
+async function newPage(base, width) {
+  const ctx = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true, baseURL: base });
+  const page = await ctx.newPage();
+  current = page;
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/401|403|409|Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  return page;
+}
+
+// Screenshots at phone and desktop width, of the whole page: nothing may stick out sideways.
+async function shots(page, name) {
+  for (const width of [360, 1280]) {
+    await page.setViewportSize({ width, height: 900 });
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= width, `${name} at ${width} px is ${wide} px wide: something is cut off`);
+    await page.screenshot({ path: path.join(SHOTS, `${name}-${width}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function signIn(page, token) {
+  await page.goto('/');
+  assert.match(page.url(), /\/signin\?next=/, 'without a session the page sends you to sign in');
+  await page.getByLabel('API token or password').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Backups', level: 1 }).waitFor();
+}
+
+// Makes a backup from the "Back up now" form; returns the job's panel once it has finished.
+async function backUp(page, { location, units, name }) {
+  const form = page.locator('form', { has: page.getByRole('heading', { name: 'Back up now' }) });
+  if (location) await form.getByLabel('Location').selectOption(location);
+  if (units) {
+    await form.getByLabel('Partial backup').check();
+    for (const box of await form.locator('input[name=unit]').all()) {
+      const want = units.includes(await box.getAttribute('value'));
+      if (want !== (await box.isChecked())) await box.click();
+    }
+  } else {
+    await form.getByLabel('Full backup').check();
+  }
+  if (name) await form.getByLabel('Name (optional)').fill(name);
+  const before = await page.locator('.job').count();
+  await form.getByRole('button', { name: 'Back up now' }).click();
+  await page.locator('.job').nth(before).waitFor();
+  const panel = page.locator('.job').first();
+  await panel.locator('.actions a').waitFor();
+  await panel.locator('.badge', { hasText: /Finished|Failed|Cancelled/ }).waitFor(LONG);
+  return panel;
+}
+
+try {
+  // --- Device A -------------------------------------------------------------------------
+  const page = await newPage(A, 1280);
+
+  // A wrong token is refused in words.
+  await page.goto('/');
+  await page.getByLabel('API token or password').fill('not-the-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const error = page.locator('#error');
+  await error.waitFor({ state: 'visible' });
+  assert.match(await error.textContent(), /not the token or the password.*lifeboat token/);
+  await shots(page, 'signin-refused');
+
+  await signIn(page, env('LB_TOKEN_A'));
+  await page.getByRole('heading', { name: 'Bring back your backups' }).waitFor();
+
+  // A partial backup, with its progress bar followed to 100 %.
+  const panel = await backUp(page, { units: ['docs'], name: 'Web partial' });
+  assert.equal(await panel.locator('.badge').first().textContent(), 'Finished');
+  assert.equal(await panel.locator('.pct').textContent(), '100 %');
+  assert.equal(await panel.locator('progress').evaluate((p) => p.value), 100);
+  await panel.getByText('The backup is complete.').waitFor();
+
+  // It is listed, with its facts.
+  const row = page.locator('#backups tr', { hasText: 'Web partial' });
+  await row.waitFor();
+  assert.match(await row.textContent(), /Partial: docs/);
+  assert.match(await row.textContent(), /Completed/);
+
+  // A failing unit: the page says which and why.
+  const failed = await backUp(page, { units: ['broken'], name: 'Contacts only' });
+  await failed.getByText('The backup is complete, with warnings.').waitFor();
+  assert.match(await failed.textContent(), /unit broken failed: .*contacts application is not installed/);
+
+  // An unreachable location: said in words, with what to do.
+  const card = await backUp(page, { location: 'card' });
+  assert.match(await card.locator('.result').textContent(), /It failed: .*no memory card or disk is mounted/);
+  await page.goto('/');
+  await page.locator('#backups tr', { hasText: 'Web partial' }).waitFor();
+  await shots(page, 'backups');
+
+  // Restore one unit under a folder.
+  await page.getByRole('link', { name: 'Web partial' }).click();
+  await page.getByRole('heading', { name: 'Web partial', level: 1 }).waitFor();
+  const restore = page.locator('form', { has: page.getByRole('heading', { name: 'Restore' }) });
+  await restore.getByLabel('Under another folder').check();
+  await restore.getByLabel('Folder to restore under').fill(env('LB_TARGET_A'));
+  await restore.getByRole('button', { name: 'Restore' }).click();
+  await restore.getByText(/^Restored \d+ files/).waitFor(LONG);
+  // The backup's own log is shown with it.
+  await page.getByLabel("The backup's log").getByText(/INFO/).first().waitFor();
+  await shots(page, 'backup-details');
+
+  // Download it as a backup file.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: 'Download a backup file' }).click(),
+  ]);
+  await download.saveAs(env('LB_DOWNLOAD'));
+
+  // A weekly schedule, still there after a reload.
+  await page.getByRole('link', { name: 'Automatic' }).click();
+  await page.getByRole('heading', { name: 'Automatic backups', level: 1 }).waitFor();
+  const add = page.locator('form[data-schedule=""]');
+  await add.getByLabel('Name').fill('weekly');
+  await add.getByLabel('How often').selectOption('week');
+  await add.getByLabel('Sat', { exact: true }).check();
+  await add.getByLabel('Time').fill('03:30');
+  await add.getByLabel('Keep the last').fill('4');
+  await add.getByRole('button', { name: 'Add' }).click();
+  await page.getByText('Schedule weekly saved.').waitFor();
+  await page.reload();
+  const weekly = page.locator('form[data-schedule="weekly"]');
+  await weekly.waitFor();
+  assert.equal(await weekly.getByLabel('How often').inputValue(), 'week');
+  assert.equal(await weekly.getByLabel('Sat', { exact: true }).isChecked(), true);
+  assert.equal(await weekly.getByLabel('Mon', { exact: true }).isChecked(), false);
+  assert.equal(await weekly.getByLabel('Time').inputValue(), '03:30');
+  assert.equal(await weekly.getByLabel('Keep the last').inputValue(), '4');
+  await shots(page, 'schedules');
+
+  // The history has the failed runs with their reasons.
+  await page.getByRole('link', { name: 'History' }).click();
+  await page.getByRole('heading', { name: 'History', level: 1 }).waitFor();
+  await page.getByText(/unit broken failed/).first().waitFor();
+  await shots(page, 'history');
+
+  // Signed out, the pages are closed again.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(/\/signin/);
+  await page.goto('/schedules');
+  assert.match(page.url(), /\/signin\?next=%2Fschedules|\/signin\?next=\/schedules/);
+
+  // --- Device B: a first run, restored from the downloaded file ---------------------------
+  const fresh = await newPage(B, 1280);
+  await signIn(fresh, env('LB_TOKEN_B'));
+  await fresh.getByRole('heading', { name: 'Bring back your backups' }).waitFor();
+  await shots(fresh, 'first-run');
+  await fresh.getByLabel('Backup file (.tar, as downloaded from Lifeboat)', { exact: true }).setInputFiles(env('LB_DOWNLOAD'));
+  await fresh.getByRole('button', { name: 'Upload and continue' }).click();
+  await fresh.waitForURL(/\/backups\/[0-9a-f]+$/, LONG);
+  await fresh.getByRole('heading', { name: 'Web partial', level: 1 }).waitFor();
+  const restoreB = fresh.locator('form', { has: fresh.getByRole('heading', { name: 'Restore' }) });
+  await restoreB.getByLabel('Under another folder').check();
+  await restoreB.getByLabel('Folder to restore under').fill(env('LB_TARGET_B'));
+  await restoreB.getByRole('button', { name: 'Restore' }).click();
+  await restoreB.getByText(/^Restored \d+ files/).waitFor(LONG);
+
+  assert.deepEqual(problems, [], 'the page ran without script errors');
+  console.log('web e2e: all steps passed');
+} catch (e) {
+  console.error(e);
+  if (current) await current.screenshot({ path: path.join(SHOTS, 'failure.png'), fullPage: true }).catch(() => {});
+  for (const p of problems) console.error(p);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
