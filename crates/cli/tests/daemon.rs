@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::daemon::Daemon;
 use common::*;
 use std::io::Read;

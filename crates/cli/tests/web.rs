@@ -157,7 +157,9 @@ fn the_backups_page_works_in_a_real_browser() {
     let units = "[unit.docs]\ntitle = \"Documents\"\npaths = [\"~/docs\"]\nnot_included = [\"Files in the cloud\"]\n\n\
                  [unit.notes]\npaths = [\"~/notes\"]\n\n\
                  [unit.broken]\ntitle = \"Contacts\"\ntype = \"command\"\n\
-                 export = \"echo 'the contacts application is not installed' >&2; exit 3\"\nimport = \"true\"\n";
+                 export = \"echo 'the contacts application is not installed' >&2; exit 3\"\nimport = \"true\"\n\n\
+                 [unit.slow]\ntitle = \"Waits for the test\"\ntype = \"command\"\n\
+                 export = \"cat \\\"$LIFEBOAT_FIFO\\\" > \\\"$LIFEBOAT_DIR/data\\\"\"\nimport = \"true\"\n";
     let a = Sandbox::new(units);
     write_files(&a.home.join("docs"), 30, 1);
     write_files(&a.home.join("notes"), 5, 100);
@@ -166,11 +168,19 @@ fn the_backups_page_works_in_a_real_browser() {
     let mut cfg = std::fs::read_to_string(&a.config).unwrap();
     cfg.push_str(&format!("\n[location.card]\ntype = \"removable\"\npath = \"{}\"\n", card.display()));
     std::fs::write(&a.config, cfg).unwrap();
-    // Device B: new, nothing backed up yet.
+    let other = a.add_local_location("other");
+    // The `slow` unit's export waits until the test writes into this pipe: a job that runs
+    // exactly as long as the test needs, with no sleeping.
+    let fifo = a.dir.path().join("release");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // Device B: new, nothing backed up yet; C: new too, and with no password of its own.
     let b = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    let c = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
 
-    let da = Daemon::start(&a);
+    let da = Daemon::start_with_env(&a, "LIFEBOAT_FIFO", &fifo);
     let db = Daemon::start(&b);
+    let dc = Daemon::start_without_password(&c);
+    let target_c = c.dir.path().join("restored");
     let target_a = a.dir.path().join("restored");
     let target_b = b.dir.path().join("restored");
     let download = b.dir.path().join("downloaded.tar");
@@ -187,6 +197,12 @@ fn the_backups_page_works_in_a_real_browser() {
         .env("LB_TARGET_A", &target_a)
         .env("LB_TARGET_B", &target_b)
         .env("LB_DOWNLOAD", &download)
+        .env("LB_FIFO", &fifo)
+        .env("LB_URL_C", &dc.url)
+        .env("LB_TOKEN_C", &dc.token)
+        .env("LB_TARGET_C", &target_c)
+        .env("LB_REPO_A", &other)
+        .env("LB_PASSWORD_A", std::fs::read_to_string(&a.password_file).unwrap().trim())
         .env("LB_SHOTS", &shots)
         .stdin(Stdio::null())
         .status()
@@ -197,7 +213,7 @@ fn the_backups_page_works_in_a_real_browser() {
     // What the page restored is on disk, exactly: on A under its target, and on B (from the
     // uploaded backup file) under its own.
     let src = a.home.join("docs");
-    for (target, home) in [(&target_a, &a.home), (&target_b, &b.home)] {
+    for (target, home) in [(&target_a, &a.home), (&target_b, &b.home), (&target_c, &c.home)] {
         let restored = rerooted(target, &home.join("docs"));
         assert!(restored.join("file-1").exists(), "nothing restored at {}", restored.display());
         let diff = compare_trees(&src, &restored);
@@ -209,4 +225,10 @@ fn the_backups_page_works_in_a_real_browser() {
     assert!(cfg.contains("[schedule.weekly]") && cfg.contains("every = \"week\""), "{cfg}");
     assert!(da.stop().success());
     assert!(db.stop().success());
+    assert!(dc.stop().success());
+    // C connected with the password, but keeps only a key of its own.
+    let keys = c.dir.path().join("xdg-config/lifeboat/keys/old.key");
+    assert!(keys.exists(), "a device key was made for the connected location");
+    let cfg = std::fs::read_to_string(&c.config).unwrap();
+    assert!(!cfg.contains("correct horse"), "{cfg}");
 }

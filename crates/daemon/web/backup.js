@@ -1,12 +1,15 @@
 // One backup: its units and log, and what can be done with it — restore, download, copy,
 // pin, delete.
 
-import { h, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel, confirmDialog, notice } from './ui.js';
+import { h, td, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel, confirmDialog, notice } from './ui.js';
 import { go } from './app.js';
+import { backupHref } from './home.js';
 
 export async function backupView(api, slug) {
+  const at = new URLSearchParams(location.search).get('location');
+  const q = at ? `?location=${encodeURIComponent(at)}` : '';
   const [b, locations, logs] = await Promise.all([
-    api.get(`/api/backups/${slug}`),
+    api.get(`/api/backups/${slug}${q}`),
     api.get('/api/locations'),
     api.get('/api/logs').catch(() => []),
   ]);
@@ -33,22 +36,21 @@ export async function backupView(api, slug) {
         h('thead', {}, h('tr', {}, ['Unit', 'Files', 'Size', 'Status', 'Notes'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, b.unit_details.map((u) =>
           h('tr', {},
-            h('td', { 'data-label': 'Unit' }, h('strong', {}, u.name), u.title && u.title !== u.name ? ` (${u.title})` : ''),
-            h('td', { 'data-label': 'Files' }, u.files),
-            h('td', { 'data-label': 'Size' }, bytes(u.size)),
-            h('td', { 'data-label': 'Status' }, statusBadge(u.status)),
-            h('td', { 'data-label': 'Notes' },
-              u.error ? h('div', { class: 'error' }, u.error) : null,
+            td('Unit', h('strong', {}, u.name), u.title && u.title !== u.name ? ` (${u.title})` : ''),
+            td('Files', u.files),
+            td('Size', bytes(u.size)),
+            td('Status', statusBadge(u.status)),
+            td('Notes', u.error ? h('div', { class: 'error' }, u.error) : null,
               u.warnings.map((w) => h('div', { class: 'warn-text' }, w)),
               u.not_included.length ? h('div', { class: 'muted' }, 'Not included: ', u.not_included.join('; ')) : null)))))),
-    restoreForm(api, b),
+    restoreForm(api, b, q),
     h('section', { class: 'card', 'aria-labelledby': 'more-title' },
       h('h2', { id: 'more-title' }, 'Keep, move or remove'),
       h('div', { class: 'actions wrap' },
-        h('a', { class: 'button secondary', href: `/api/backups/${b.slug}/download`, download: `lifeboat-${b.slug}.tar` }, 'Download a backup file'),
-        pinButton(api, b),
-        deleteButton(api, b)),
-      copyForm(api, b, locations)),
+        h('a', { class: 'button secondary', href: `/api/backups/${b.slug}/download${q}`, download: `lifeboat-${b.slug}.tar` }, 'Download a backup file'),
+        pinButton(api, b, q),
+        deleteButton(api, b, q)),
+      copyForm(api, b, locations, q)),
     h('section', { class: 'card', 'aria-labelledby': 'log-title' },
       h('h2', { id: 'log-title' }, 'Log'),
       log ? logViewer(api, log.name) : h('p', { class: 'muted' }, 'No log of this backup on this device (it was made elsewhere, or its log was removed).')));
@@ -60,7 +62,7 @@ function logViewer(api, name) {
   return h('div', {}, pre, h('a', { href: `/logs/${encodeURIComponent(name)}` }, 'Open the log on its own'));
 }
 
-function restoreForm(api, b) {
+function restoreForm(api, b, q) {
   const unitChecks = b.unit_details.map((u) => check(u.name, { name: 'unit', value: u.name, checked: true }));
   const target = h('input', { name: 'target', type: 'text', placeholder: '/var/tmp/restored', autocomplete: 'off' });
   const home = h('input', { name: 'home', type: 'text', placeholder: '/home/someone', autocomplete: 'off' });
@@ -111,7 +113,7 @@ function restoreForm(api, b) {
     }
     button.disabled = true;
     try {
-      const { job } = await api.post(`/api/backups/${b.slug}/restore`, body);
+      const { job } = await api.post(`/api/backups/${b.slug}/restore${q}`, body);
       const view = await api.get(`/api/jobs/${job}`);
       result.replaceChildren(jobPanel(api, view, {
         onDone: (v, box) => {
@@ -131,14 +133,14 @@ function restoreForm(api, b) {
   return form;
 }
 
-function pinButton(api, b) {
+function pinButton(api, b, q) {
   const button = h('button', { type: 'button', class: 'secondary', 'aria-pressed': b.pinned ? 'true' : 'false' }, b.pinned ? 'Unpin' : 'Pin (keep for good)');
   button.addEventListener('click', async () => {
     button.disabled = true;
     try {
-      const after = await api.post(`/api/backups/${b.slug}/pin`, { pinned: !b.pinned });
+      const after = await api.post(`/api/backups/${b.slug}/pin${q}`, { pinned: !b.pinned });
       notice(after.pinned ? 'Pinned: retention will not remove it.' : 'Unpinned.');
-      go(`/backups/${after.slug}`);
+      go(backupHref(after));
     } catch (e) {
       notice(e.message, 'error');
       button.disabled = false;
@@ -147,13 +149,13 @@ function pinButton(api, b) {
   return button;
 }
 
-function deleteButton(api, b) {
+function deleteButton(api, b, q) {
   const button = h('button', { type: 'button', class: 'danger' }, 'Delete');
   button.addEventListener('click', async () => {
     const ok = await confirmDialog(`Delete "${b.name || b.slug}"?`, `The backup of ${date(b.date)} in ${b.location} is removed for good. Its space is reclaimed by the next prune.`, 'Delete');
     if (!ok) return;
     try {
-      await api.del(`/api/backups/${b.slug}`);
+      await api.del(`/api/backups/${b.slug}${q}`);
       notice(`Backup "${b.name || b.slug}" deleted.`);
       go('/');
     } catch (e) {
@@ -163,7 +165,7 @@ function deleteButton(api, b) {
   return button;
 }
 
-function copyForm(api, b, locations) {
+function copyForm(api, b, locations, q) {
   const others = locations.filter((l) => l.name !== b.location);
   if (others.length === 0) return h('p', { class: 'muted' }, 'Add another location to copy backups to it.');
   const to = h('select', { name: 'to' }, others.map((l) => h('option', { value: l.name }, `${l.name} (${l.kind})`)));
@@ -172,7 +174,7 @@ function copyForm(api, b, locations) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
-      const { job } = await api.post(`/api/backups/${b.slug}/copy`, { to: to.value });
+      const { job } = await api.post(`/api/backups/${b.slug}/copy${q}`, { to: to.value });
       result.replaceChildren(jobPanel(api, await api.get(`/api/jobs/${job}`), { showLog: false }));
     } catch (err) {
       result.replaceChildren(errorBox(err));

@@ -1,7 +1,7 @@
 // The history of events (skipped and failed runs with their reasons), the jobs of this run
 // of the daemon with their live logs, and the log file of every earlier run.
 
-import { h, date, bytes, statusBadge, errorBox, jobPanel } from './ui.js';
+import { h, td, date, bytes, statusBadge, errorBox, jobPanel } from './ui.js';
 
 const LEVEL_WORDS = { info: 'Info', warning: 'Warning', error: 'Problem' };
 
@@ -9,11 +9,10 @@ export async function historyView(api) {
   const events = await api.get('/api/events?limit=200');
   const rows = events.map((e) =>
     h('tr', { class: `level-${e.level}` },
-      h('td', { 'data-label': 'When' }, date(e.time)),
-      h('td', { 'data-label': 'Level' }, h('span', { class: `badge ${e.level === 'error' ? 'bad' : e.level === 'warning' ? 'warn' : 'good'}` }, LEVEL_WORDS[e.level] || e.level)),
-      h('td', { 'data-label': 'What' }, e.message),
-      h('td', { 'data-label': 'Links' },
-        e.slug ? h('a', { href: `/backups/${e.slug}` }, 'Backup') : null, ' ',
+      td('When', date(e.time)),
+      td('Level', h('span', { class: `badge ${e.level === 'error' ? 'bad' : e.level === 'warning' ? 'warn' : 'good'}` }, LEVEL_WORDS[e.level] || e.level)),
+      td('What', e.message),
+      td('Links', e.slug ? h('a', { href: `/backups/${e.slug}${e.location ? '?location=' + encodeURIComponent(e.location) : ''}` }, 'Backup') : null, ' ',
         e.job ? h('a', { href: `/jobs/${e.job}` }, 'Job') : null)));
   return h('div', {},
     h('h1', {}, 'History'),

@@ -1,7 +1,7 @@
 // The Backups view: automatic backups at the top, "Back up now" with its progress in the
 // middle, every backup of every location below. A machine with none yet is offered a restore.
 
-import { h, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel } from './ui.js';
+import { h, td, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel } from './ui.js';
 import { welcomePanel } from './welcome.js';
 
 export async function homeView(api) {
@@ -83,6 +83,7 @@ function manualBackup(api, locations, units, running, list) {
       const body = { location: loc.value, units: partialChosen ? chosen : [] };
       if (name.value.trim()) body.name = name.value.trim();
       const { job } = await api.post('/api/backups', body);
+      name.value = '';
       const view = await api.get(`/api/jobs/${job}`);
       running.prepend(jobPanel(api, view, { onDone: (v, box) => {
         backupOutcome(v, box);
@@ -104,7 +105,7 @@ function backupOutcome(v, box) {
   const words = { completed: 'The backup is complete.', completed_with_warnings: 'The backup is complete, with warnings.', failed: 'The backup failed.' };
   box.replaceChildren(...[
     h('p', { class: r.status === 'completed' ? 'ok' : r.status === 'failed' ? 'error' : 'warn-text' }, words[r.status] || r.status, ' ',
-      h('a', { href: `/backups/${r.slug}` }, `Open "${r.name || r.slug}"`)),
+      h('a', { href: backupHref(r) }, `Open "${r.name || r.slug}"`)),
     (r.problems || []).length ? h('ul', { class: 'error' }, r.problems.map((p) => h('li', {}, p, '. Check the unit\'s settings, then back it up again.'))) : null,
   ].filter(Boolean));
 }
@@ -117,6 +118,11 @@ async function refreshList(api, list) {
   }
 }
 
+// A backup's page: by location too, since a copied backup has the same slug in each.
+export function backupHref(b) {
+  return `/backups/${b.slug}?location=${encodeURIComponent(b.location)}`;
+}
+
 export function backupList(listing) {
   const problems = listing.unavailable.map((u) =>
     h('p', { class: 'notice warn', role: 'status' }, `The backups in ${u.location} cannot be listed: ${u.reason}. Connect it and reload.`));
@@ -124,14 +130,14 @@ export function backupList(listing) {
   const head = ['Name', 'Date', 'Location', 'Size', 'Type', 'Status', 'Protected', 'Pinned'];
   const rows = listing.backups.map((b) =>
     h('tr', { dataset: { slug: b.slug } },
-      h('td', { 'data-label': 'Name' }, h('a', { href: `/backups/${b.slug}` }, b.name || b.slug)),
-      h('td', { 'data-label': 'Date' }, date(b.date)),
-      h('td', { 'data-label': 'Location' }, b.location),
-      h('td', { 'data-label': 'Size' }, bytes(b.size)),
-      h('td', { 'data-label': 'Type' }, b.type === 'full' ? 'Full' : `Partial: ${b.units.join(', ')}`),
-      h('td', { 'data-label': 'Status' }, statusBadge(b.status)),
-      h('td', { 'data-label': 'Protected' }, b.protected ? 'Password' : 'Device key'),
-      h('td', { 'data-label': 'Pinned' }, b.pinned ? 'Pinned' : '—')));
+      td('Name', h('a', { href: backupHref(b) }, b.name || b.slug)),
+      td('Date', date(b.date)),
+      td('Location', b.location),
+      td('Size', bytes(b.size)),
+      td('Type', b.type === 'full' ? 'Full' : `Partial: ${b.units.join(', ')}`),
+      td('Status', statusBadge(b.status)),
+      td('Protected', b.protected ? 'Password' : 'Device key'),
+      td('Pinned', b.pinned ? 'Pinned' : '—')));
   return h('div', {}, problems,
     h('table', { class: 'list' }, h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows)));
 }

@@ -18,6 +18,11 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+// A table cell labelled for the phone layout (one card per row); its content kept together.
+export function td(label, ...children) {
+  return h('td', { 'data-label': label }, h('div', {}, ...children));
+}
+
 let uid = 0;
 export const newId = (p) => `${p}-${++uid}`;
 

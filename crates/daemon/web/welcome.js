@@ -48,7 +48,7 @@ function fromFile(api, locations) {
         bar.value = (100 * done) / total;
         result.textContent = `Uploaded ${bytes(done)} of ${bytes(total)}`;
       });
-      go(`/backups/${up.slug}`);
+      go(`/backups/${up.slug}?location=${encodeURIComponent(up.location)}`);
     } catch (err) {
       result.replaceChildren(errorBox(err));
     } finally {

@@ -13,8 +13,23 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(sb: &Sandbox) -> Daemon {
-        let mut child = sb
-            .command()
+        Self::start_with(sb, sb.command())
+    }
+
+    /// A daemon with one more environment variable.
+    pub fn start_with_env(sb: &Sandbox, key: &str, value: &std::path::Path) -> Daemon {
+        let mut c = sb.command();
+        c.env(key, value);
+        Self::start_with(sb, c)
+    }
+
+    /// A daemon with no password: it opens repositories with this device's keys only.
+    pub fn start_without_password(sb: &Sandbox) -> Daemon {
+        Self::start_with(sb, sb.bare_command())
+    }
+
+    fn start_with(sb: &Sandbox, mut command: std::process::Command) -> Daemon {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -87,4 +102,3 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
-

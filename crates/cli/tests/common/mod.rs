@@ -48,7 +48,7 @@ impl Sandbox {
     }
 
     /// The sandbox's environment and configuration, without a password.
-    fn bare_command(&self) -> Command {
+    pub fn bare_command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

@@ -3,6 +3,7 @@
 // and checks the restored files on disk afterwards.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -102,6 +103,41 @@ try {
   assert.equal(await panel.locator('progress').evaluate((p) => p.value), 100);
   await panel.getByText('The backup is complete.').waitFor();
 
+  // A job that runs long: the page can be reloaded and its progress is still followed.
+  // (The `slow` unit's export waits for the test to write into a pipe.)
+  const release = () => fs.writeFileSync(env('LB_FIFO'), 'released\n');
+  const slowForm = page.locator('form', { has: page.getByRole('heading', { name: 'Back up now' }) });
+  await slowForm.getByLabel('Partial backup').check();
+  for (const box of await slowForm.locator('input[name=unit]').all()) {
+    const want = (await box.getAttribute('value')) === 'slow';
+    if (want !== (await box.isChecked())) await box.click();
+  }
+  await slowForm.getByRole('button', { name: 'Back up now' }).click();
+  const running = page.locator('.job', { hasText: 'backup of slow' }).first();
+  await running.locator('.badge', { hasText: 'Running' }).waitFor(LONG);
+  const jobId = await running.getAttribute('data-job');
+  await page.reload();
+  const again = page.locator(`.job[data-job="${jobId}"]`);
+  await again.locator('.badge', { hasText: 'Running' }).waitFor();
+  release();
+  await again.locator('.badge', { hasText: 'Finished' }).waitFor(LONG);
+  assert.equal(await again.locator('.pct').textContent(), '100 %');
+
+  // Cancel: the job stops, and says so.
+  await page.goto('/');
+  await slowForm.getByLabel('Partial backup').check();
+  for (const box of await slowForm.locator('input[name=unit]').all()) {
+    const want = (await box.getAttribute('value')) === 'slow';
+    if (want !== (await box.isChecked())) await box.click();
+  }
+  await slowForm.getByRole('button', { name: 'Back up now' }).click();
+  const toCancel = page.locator('.job', { hasText: 'backup of slow' }).first();
+  await toCancel.locator('.badge', { hasText: 'Running' }).waitFor(LONG);
+  await toCancel.getByRole('button', { name: 'Cancel' }).click();
+  release();
+  await toCancel.locator('.badge', { hasText: 'Cancelled' }).waitFor(LONG);
+  await toCancel.getByText(/cancelled/).first().waitFor();
+
   // It is listed, with its facts.
   const row = page.locator('#backups tr', { hasText: 'Web partial' });
   await row.waitFor();
@@ -132,6 +168,15 @@ try {
   await page.getByLabel("The backup's log").getByText(/INFO/).first().waitFor();
   await shots(page, 'backup-details');
 
+  // Copy it to the other location, and pin it.
+  const copy = page.locator('form.inline');
+  await copy.getByLabel('Copy to').selectOption('other');
+  await copy.getByRole('button', { name: 'Copy' }).click();
+  await copy.locator('.badge', { hasText: 'Finished' }).waitFor(LONG);
+  await page.getByRole('button', { name: 'Pin (keep for good)' }).click();
+  await page.getByText('Pinned: retention will not remove it.').waitFor();
+  await page.getByRole('button', { name: 'Unpin' }).waitFor();
+
   // Download it as a backup file.
   const [download] = await Promise.all([
     page.waitForEvent('download'),
@@ -148,6 +193,10 @@ try {
   await add.getByLabel('Sat', { exact: true }).check();
   await add.getByLabel('Time').fill('03:30');
   await add.getByLabel('Keep the last').fill('4');
+  await add.getByLabel('card (removable)').check();
+  await add.getByLabel('local (local)').uncheck();
+  await add.getByLabel('docs (Documents)').check();
+  await add.getByLabel('The location answers').check();
   await add.getByRole('button', { name: 'Add' }).click();
   await page.getByText('Schedule weekly saved.').waitFor();
   await page.reload();
@@ -158,12 +207,37 @@ try {
   assert.equal(await weekly.getByLabel('Mon', { exact: true }).isChecked(), false);
   assert.equal(await weekly.getByLabel('Time').inputValue(), '03:30');
   assert.equal(await weekly.getByLabel('Keep the last').inputValue(), '4');
+  // Its location has never had a backup: the page warns, on every view.
+  await page.locator('.stale', { hasText: 'No backup in card' }).waitFor();
+  // Run now: skipped, and why.
+  await weekly.getByRole('button', { name: 'Run now' }).click();
+  await page.getByText(/Not run at card: .*no memory card or disk is mounted/).waitFor();
   await shots(page, 'schedules');
 
   // The history has the failed runs with their reasons.
   await page.getByRole('link', { name: 'History' }).click();
   await page.getByRole('heading', { name: 'History', level: 1 }).waitFor();
   await page.getByText(/unit broken failed/).first().waitFor();
+  await page.getByText(/schedule weekly: backup to card skipped: .*no memory card/).first().waitFor();
+  await page.locator('.stale').waitFor();
+
+  // Logs: an earlier run's log file.
+  await page.getByRole('link', { name: 'Logs', exact: true }).click();
+  await page.getByRole('link', { name: /^backup [0-9a-f]+$/ }).first().click();
+  await page.getByLabel('Log', { exact: true }).getByText(/INFO/).first().waitFor();
+
+  // Delete a backup, after saying yes.
+  await page.getByRole('link', { name: 'Backups', exact: true }).click();
+  await page.getByRole('link', { name: 'Contacts only' }).click();
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.getByText('Backup "Contacts only" deleted.').waitFor();
+  const partials = page.locator('#backups tr', { hasText: 'Web partial' });
+  await partials.first().waitFor();
+  assert.equal(await page.locator('#backups tr', { hasText: 'Contacts only' }).count(), 0);
+  // The copy in `other` is a backup of its own; the pin was on the one in `local`.
+  assert.match(await partials.filter({ hasText: 'local' }).textContent(), /Pinned/);
+  assert.doesNotMatch(await partials.filter({ hasText: 'other' }).textContent(), /Pinned/);
   await shots(page, 'history');
 
   // Signed out, the pages are closed again.
@@ -179,13 +253,34 @@ try {
   await shots(fresh, 'first-run');
   await fresh.getByLabel('Backup file (.tar, as downloaded from Lifeboat)', { exact: true }).setInputFiles(env('LB_DOWNLOAD'));
   await fresh.getByRole('button', { name: 'Upload and continue' }).click();
-  await fresh.waitForURL(/\/backups\/[0-9a-f]+$/, LONG);
+  await fresh.waitForURL(/\/backups\/[0-9a-f]+\?location=local$/, LONG);
   await fresh.getByRole('heading', { name: 'Web partial', level: 1 }).waitFor();
   const restoreB = fresh.locator('form', { has: fresh.getByRole('heading', { name: 'Restore' }) });
   await restoreB.getByLabel('Under another folder').check();
   await restoreB.getByLabel('Folder to restore under').fill(env('LB_TARGET_B'));
   await restoreB.getByRole('button', { name: 'Restore' }).click();
   await restoreB.getByText(/^Restored \d+ files/).waitFor(LONG);
+
+  // --- Device C: a first run, restored from a location the old device used ---------------
+  const third = await newPage(env('LB_URL_C'), 1280);
+  await signIn(third, env('LB_TOKEN_C'));
+  const connect = third.locator('form', { has: third.getByRole('heading', { name: 'Restore from a location' }) });
+  await connect.getByLabel('Kind').selectOption('local');
+  await connect.getByLabel('Path').fill(env('LB_REPO_A'));
+  await connect.getByLabel('Password or recovery key of those backups').fill('not the password');
+  await connect.getByRole('button', { name: 'Connect' }).click();
+  await connect.locator('.error').waitFor();
+  assert.match(await connect.locator('.error').textContent(), /password/i);
+  await connect.getByLabel('Password or recovery key of those backups').fill(env('LB_PASSWORD_A'));
+  await connect.getByRole('button', { name: 'Connect' }).click();
+  await connect.getByText('Connected to old.').waitFor(LONG);
+  await connect.getByRole('link', { name: 'Web partial' }).click();
+  await third.getByRole('heading', { name: 'Web partial', level: 1 }).waitFor();
+  const restoreC = third.locator('form', { has: third.getByRole('heading', { name: 'Restore' }) });
+  await restoreC.getByLabel('Under another folder').check();
+  await restoreC.getByLabel('Folder to restore under').fill(env('LB_TARGET_C'));
+  await restoreC.getByRole('button', { name: 'Restore' }).click();
+  await restoreC.getByText(/^Restored \d+ files/).waitFor(LONG);
 
   assert.deepEqual(problems, [], 'the page ran without script errors');
   console.log('web e2e: all steps passed');

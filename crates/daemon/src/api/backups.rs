@@ -1,6 +1,7 @@
 //! `/api/backups`: list, create, show, delete, restore, pin.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use lifeboat_engine::{BackupInfo, Location};
@@ -66,21 +67,37 @@ pub async fn create(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCo
     .await
 }
 
+/// `?location=NAME`: which location's copy of a backup is meant (a copied backup has the same
+/// slug in each); without it, the first location holding it.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct At {
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+pub type AtQuery = Result<Query<At>, QueryRejection>;
+
 /// The location holding a backup, its repository, and the backup.
-pub(crate) fn find(d: &Shared, slug: &str) -> ApiResult<(Location, Repository, Id, Snapshot)> {
+pub(crate) fn find(d: &Shared, slug: &str, at: &At) -> ApiResult<(Location, Repository, Id, Snapshot)> {
     if slug.is_empty() || slug.len() > 64 || !slug.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no backup {slug:?}: backups are named by hex digits"),
         ));
     }
-    for loc in d.locations() {
+    let locations = match &at.location {
+        Some(name) => vec![d.location(Some(name))?],
+        None => d.locations(),
+    };
+    for loc in locations {
         let Ok(Some(repo)) = d.existing_repo(&loc) else { continue };
         if let Ok((id, snap)) = repo.find_snapshot(slug) {
             return Ok((loc, repo, id, snap));
         }
     }
-    Err(ApiError::new(StatusCode::NOT_FOUND, format!("no backup {slug} in any location: see GET /api/backups")))
+    let place = at.location.as_deref().map(|l| format!("location {l}")).unwrap_or_else(|| "any location".into());
+    Err(ApiError::new(StatusCode::NOT_FOUND, format!("no backup {slug} in {place}: see GET /api/backups")))
 }
 
 #[derive(Serialize)]
@@ -129,9 +146,10 @@ pub fn details(loc: &Location, id: &Id, snap: &Snapshot, logs: &std::path::Path)
     }
 }
 
-pub async fn show(State(d): State<Shared>, Path(slug): Path<String>) -> ApiResult<Json<Details>> {
+pub async fn show(State(d): State<Shared>, Path(slug): Path<String>, at: AtQuery) -> ApiResult<Json<Details>> {
+    let at = super::query(at)?;
     blocking(move || {
-        let (loc, _, id, snap) = find(&d, &slug)?;
+        let (loc, _, id, snap) = find(&d, &slug, &at)?;
         Ok(Json(details(&loc, &id, &snap, &d.dirs.logs)))
     })
     .await
@@ -143,9 +161,10 @@ pub struct Deleted {
     pub location: String,
 }
 
-pub async fn delete(State(d): State<Shared>, Path(slug): Path<String>) -> ApiResult<Json<Deleted>> {
+pub async fn delete(State(d): State<Shared>, Path(slug): Path<String>, at: AtQuery) -> ApiResult<Json<Deleted>> {
+    let at = super::query(at)?;
     blocking(move || {
-        let (loc, repo, id, snap) = find(&d, &slug)?;
+        let (loc, repo, id, snap) = find(&d, &slug, &at)?;
         repo.remove_snapshot(&id)?;
         d.event(
             kind::DELETED,
@@ -161,8 +180,10 @@ pub async fn delete(State(d): State<Shared>, Path(slug): Path<String>) -> ApiRes
 pub async fn restore(
     State(d): State<Shared>,
     Path(slug): Path<String>,
+    at: AtQuery,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
+    let at = super::query(at)?;
     let spec: RestoreSpec = json_body(&body)?;
     blocking(move || {
         if let Some(t) = &spec.target {
@@ -170,7 +191,7 @@ pub async fn restore(
                 return Err(ApiError::bad(format!("target {} must be an absolute path", t.display())));
             }
         }
-        let (loc, _, _, snap) = find(&d, &slug)?;
+        let (loc, _, _, snap) = find(&d, &slug, &at)?;
         for u in &spec.units {
             if !snap.units.iter().any(|su| &su.name == u) {
                 return Err(ApiError::bad(format!(
@@ -204,10 +225,16 @@ fn yes() -> bool {
     true
 }
 
-pub async fn pin(State(d): State<Shared>, Path(slug): Path<String>, body: Bytes) -> ApiResult<Json<BackupInfo>> {
+pub async fn pin(
+    State(d): State<Shared>,
+    Path(slug): Path<String>,
+    at: AtQuery,
+    body: Bytes,
+) -> ApiResult<Json<BackupInfo>> {
+    let at = super::query(at)?;
     let pinned = json_body::<PinRequest>(&body)?.pinned;
     blocking(move || {
-        let (loc, repo, id, mut snap) = find(&d, &slug)?;
+        let (loc, repo, id, mut snap) = find(&d, &slug, &at)?;
         snap.pinned = pinned;
         let new = repo.replace_snapshot(&id, &snap)?;
         Ok(Json(BackupInfo::new(&new, &snap, &loc.name)))
@@ -226,11 +253,13 @@ pub struct CopyRequest {
 pub async fn copy(
     State(d): State<Shared>,
     Path(slug): Path<String>,
+    at: AtQuery,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
+    let at = super::query(at)?;
     let req: CopyRequest = json_body(&body)?;
     blocking(move || {
-        let (loc, _, _, snap) = find(&d, &slug)?;
+        let (loc, _, _, snap) = find(&d, &slug, &at)?;
         let to = d.location(Some(&req.to))?;
         if to.name == loc.name {
             return Err(ApiError::bad(format!("backup {slug} is already in {}: choose another location", loc.name)));

@@ -40,12 +40,17 @@ impl Write for ToBody {
     }
 }
 
-pub async fn download(State(d): State<Shared>, Path(slug): Path<String>) -> ApiResult<Response> {
+pub async fn download(
+    State(d): State<Shared>,
+    Path(slug): Path<String>,
+    at: super::backups::AtQuery,
+) -> ApiResult<Response> {
+    let at = super::query(at)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<ApiResult<(u64, String)>>();
     tokio::task::spawn_blocking(move || {
         let planned = (|| -> ApiResult<_> {
-            let (_, repo, _, snap) = super::backups::find(&d, &slug)?;
+            let (_, repo, _, snap) = super::backups::find(&d, &slug, &at)?;
             let passphrase = if snap.protected {
                 Some(password(&d).ok_or_else(|| {
                     ApiError::new(StatusCode::CONFLICT, "the backup is protected and the daemon has no password for its file: start it with --password-file")
