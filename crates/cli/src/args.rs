@@ -48,6 +48,10 @@ pub enum Command {
     Check {
         #[arg(long)]
         read_data: bool,
+        /// Rebuild the index from the packs (dropping damaged data, so the next backup stores
+        /// it again), remove backups and key slots that cannot be read, then check again.
+        #[arg(long)]
+        repair: bool,
         #[arg(long)]
         location: Option<String>,
         #[arg(long)]

@@ -29,6 +29,7 @@ fn main() {
             code
         }
     };
+    lifeboat_storage::faults::report();
     std::process::exit(code);
 }
 

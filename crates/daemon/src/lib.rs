@@ -5,6 +5,8 @@
 mod api;
 mod conditions;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod jobs;
 mod notify;
 mod scheduler;
@@ -66,14 +68,24 @@ pub struct Stopped {
     pub interrupted: Vec<String>,
 }
 
-pub fn serve(opts: ServeOptions) -> Result<Stopped, DaemonError> {
-    let from_config = opts.config.config.daemon.listen.clone();
-    let explicit = opts.listen.is_some() || opts.config.file.is_some() && from_config != "127.0.0.1:8417";
-    let listen = opts.listen.clone().unwrap_or(from_config);
+/// Where to listen: `--listen`, else `[daemon] listen` from a configuration file, else
+/// 127.0.0.1:8417. A non-loopback address is refused unless one of the first two asked for it.
+pub fn listen_address(flag: Option<&str>, config: &LoadedConfig) -> Result<SocketAddr, DaemonError> {
+    let from_config = config.config.daemon.listen.clone();
+    let explicit = flag.is_some() || config.file.is_some() && from_config != DEFAULT_LISTEN;
+    let listen = flag.map(str::to_string).unwrap_or(from_config);
     let addr: SocketAddr = listen.parse().map_err(|_| DaemonError::BadAddress(listen.clone()))?;
     if !addr.ip().is_loopback() && !explicit {
         return Err(DaemonError::NotLoopback(listen));
     }
+    Ok(addr)
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8417";
+
+pub fn serve(opts: ServeOptions) -> Result<Stopped, DaemonError> {
+    let addr = listen_address(opts.listen.as_deref(), &opts.config)?;
+    let listen = addr.to_string();
     let events = events::Events::open(&events::database_path(&opts.dirs.data))?;
     let token = token::read_or_create(&opts.dirs.data)
         .map_err(|source| DaemonError::Token { path: token::token_file(&opts.dirs.data), source })?;
@@ -135,5 +147,41 @@ async fn wait_for_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(text: Option<&str>) -> LoadedConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            home: dir.path().into(),
+            config: dir.path().join("c"),
+            data: dir.path().join("d"),
+            logs: dir.path().join("l"),
+            root: false,
+        };
+        match text {
+            Some(t) => {
+                let f = dir.path().join("lifeboat.toml");
+                std::fs::write(&f, t).unwrap();
+                LoadedConfig::load(Some(&f), &dirs).unwrap()
+            }
+            None => LoadedConfig::load(None, &dirs).unwrap(),
+        }
+    }
+
+    #[test]
+    fn only_loopback_unless_asked_for_otherwise() {
+        let none = loaded(None);
+        assert_eq!(listen_address(None, &none).unwrap().to_string(), "127.0.0.1:8417");
+        assert!(listen_address(None, &none).unwrap().ip().is_loopback());
+        // Asked for: by the flag, or by the configuration file.
+        assert!(listen_address(Some("0.0.0.0:8417"), &none).is_ok());
+        let configured = loaded(Some("[daemon]\nlisten = \"0.0.0.0:9000\"\n"));
+        assert_eq!(listen_address(None, &configured).unwrap().to_string(), "0.0.0.0:9000");
+        assert!(matches!(listen_address(Some("nonsense"), &none), Err(DaemonError::BadAddress(_))));
     }
 }

@@ -76,7 +76,16 @@ fn write(file: &Path, doc: &DocumentMut) -> EngineResult<()> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::io("creating", dir, e))?;
     }
     let tmp = file.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).map_err(|e| EngineError::io("writing", &tmp, e))?;
+    // The file may hold location secrets: readable by its owner only, whatever it was.
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    })();
+    written.map_err(|e| EngineError::io("writing", &tmp, e))?;
     std::fs::rename(&tmp, file).map_err(|e| EngineError::io("writing", file, e))
 }
 

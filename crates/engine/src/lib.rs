@@ -11,6 +11,8 @@ pub mod copy;
 pub mod credentials;
 mod error;
 pub mod estimate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod location;
 mod meta;
 pub mod paths;

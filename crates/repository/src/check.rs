@@ -221,6 +221,8 @@ impl Repository {
             affected.sort();
             report.problems.push(CheckProblem { what, affected });
         }
+        progress("checking the key slots");
+        self.check_key_slots(&mut report)?;
         // Damaged blobs no backup uses are still damage in the repository.
         let reported: HashSet<&String> = report.problems.iter().map(|p| &p.what).collect();
         let mut unused: Vec<String> = bad.values().filter(|r| !reported.contains(r)).cloned().collect();
@@ -230,5 +232,37 @@ impl Repository {
             report.problems.push(CheckProblem { what: format!("{what} (no backup uses it)"), affected: vec![] });
         }
         Ok(report)
+    }
+}
+
+impl Repository {
+    /// Every key slot must parse, and its check must match (the holder of the master key can
+    /// verify any slot made since slots carry one).
+    fn check_key_slots(&self, report: &mut CheckReport) -> RepoResult<()> {
+        for o in self.store().list("keys")? {
+            let bytes = match self.store().read(&o.name, None) {
+                Err(e) if e.is_not_found() => continue,
+                r => r?,
+            };
+            let fix = "run `lifeboat check --repair` to remove it, then add the password or key it held again (`lifeboat key add`)";
+            match serde_json::from_slice::<crate::repofile::keyfile::KeyFile>(&bytes) {
+                Err(e) => report.problems.push(CheckProblem {
+                    what: format!("key slot {} cannot be read ({e}): {fix}", o.name),
+                    affected: vec![],
+                }),
+                Ok(slot) => match crate::keys::verify_slot(self.key(), &slot) {
+                    crate::keys::SlotState::Damaged => report.problems.push(CheckProblem {
+                        what: format!("key slot {} ({:?}, {}) is damaged: {fix}", o.name, slot.kind, slot.label),
+                        affected: vec![],
+                    }),
+                    crate::keys::SlotState::Unverifiable => report.notes.push(format!(
+                        "key slot {} was made by an older Lifeboat: only its own secret can verify it",
+                        o.name
+                    )),
+                    crate::keys::SlotState::Intact => {}
+                },
+            }
+        }
+        Ok(())
     }
 }

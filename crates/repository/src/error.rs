@@ -13,6 +13,10 @@ pub enum RepoError {
     AlreadyExists(String),
     #[error("wrong password for the repository at {0}: try again, or use the recovery key from your emergency kit")]
     WrongPassword(String),
+    #[error(
+        "no key slot of the repository at {location} opens with this secret, and {unreadable} key slots are damaged: open it with the recovery key from your emergency kit, then run `lifeboat check --repair`"
+    )]
+    KeySlotsDamaged { location: String, unreadable: usize },
     #[error("the repository at {location} uses format {found}, this Lifeboat reads {supported}: upgrade Lifeboat")]
     UnsupportedVersion { location: String, found: u32, supported: u32 },
     #[error("{what} failed authentication: it was damaged or tampered with; run `lifeboat check --read-data`")]

@@ -154,6 +154,29 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
+/// What a key slot may ask of Argon2 before it is refused: a slot is read before anything is
+/// authenticated, so a hostile one must not make a device allocate or compute without end.
+const ARGON2_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+const ARGON2_MAX_ITERATIONS: u32 = 64;
+const ARGON2_MAX_PARALLELISM: u32 = 16;
+
+pub(crate) fn check_kdf(kdf: &Kdf) -> RepoResult<()> {
+    if let Kdf::Argon2id { memory_kib, iterations, parallelism, .. } = kdf {
+        if *memory_kib > ARGON2_MAX_MEMORY_KIB
+            || *iterations > ARGON2_MAX_ITERATIONS
+            || *parallelism > ARGON2_MAX_PARALLELISM
+        {
+            return Err(RepoError::malformed(
+                "key slot",
+                format!(
+                    "it asks Argon2 for {memory_kib} KiB, {iterations} passes and {parallelism} lanes, beyond what Lifeboat allows"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn argon2_kek(password: &str, memory_kib: u32, iterations: u32, parallelism: u32, salt: &[u8]) -> RepoResult<[u8; 32]> {
     let params =
         Params::new(memory_kib, iterations, parallelism, Some(32)).map_err(|e| RepoError::Kdf(e.to_string()))?;
@@ -184,7 +207,7 @@ pub(crate) fn make_slot(master: &MasterKey, secret: &Secret, kind: KeyKind, labe
         }
     };
     let wrapped = MasterKey::wrap(&kek, &master.to_bytes());
-    Ok(KeyFile {
+    let mut slot = KeyFile {
         version: 1,
         kind,
         label: label.to_string(),
@@ -193,11 +216,56 @@ pub(crate) fn make_slot(master: &MasterKey, secret: &Secret, kind: KeyKind, labe
         user: crate::repo::username(),
         kdf,
         master: b64().encode(wrapped),
-    })
+        check: None,
+    };
+    slot.check = Some(slot_check(master, &slot));
+    Ok(slot)
+}
+
+/// The MAC of a slot's fields under a key derived from the master key.
+fn slot_check(master: &MasterKey, slot: &KeyFile) -> String {
+    let key = blake3::derive_key("lifeboat 2026 key slot check v1", &master.to_bytes());
+    let fields = serde_json::to_vec(&(
+        slot.version,
+        &slot.kind,
+        &slot.label,
+        slot.created.to_string(),
+        &slot.host,
+        &slot.user,
+        &slot.kdf,
+        &slot.master,
+    ))
+    .expect("a key slot's fields serialise");
+    b64().encode(blake3::keyed_hash(&key, &fields).as_bytes())
+}
+
+/// What the holder of the master key can tell about a slot.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    Intact,
+    /// Made before slots carried a check, and not a recovery slot: only its secret can tell.
+    Unverifiable,
+    Damaged,
+}
+
+pub(crate) fn verify_slot(master: &MasterKey, slot: &KeyFile) -> SlotState {
+    match &slot.check {
+        Some(c) if *c == slot_check(master, slot) => SlotState::Intact,
+        Some(_) => SlotState::Damaged,
+        None if slot.kind == KeyKind::Recovery => {
+            let rk = RecoveryKey::derived_from(master);
+            match open_slot(slot, &rk.as_secret()) {
+                Ok(Some(k)) if k.to_bytes() == master.to_bytes() => SlotState::Intact,
+                _ => SlotState::Damaged,
+            }
+        }
+        None => SlotState::Unverifiable,
+    }
 }
 
 /// Tries to open one slot with a secret. `None` when the secret does not fit this slot.
 pub(crate) fn open_slot(slot: &KeyFile, secret: &Secret) -> RepoResult<Option<MasterKey>> {
+    check_kdf(&slot.kdf)?;
     let kek = match &slot.kdf {
         Kdf::Argon2id { memory_kib, iterations, parallelism, salt } => {
             let salt = b64().decode(salt).map_err(|e| RepoError::malformed("key slot", e))?;

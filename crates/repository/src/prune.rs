@@ -62,7 +62,7 @@ impl Repository {
     pub fn prune(&self, wait: Duration, progress: &dyn Fn(&str)) -> RepoResult<PruneReport> {
         let _lock = self.lock(LockKind::Exclusive, "prune", wait)?;
         progress("loading the index");
-        self.load_index()?;
+        self.load_index_strict()?;
         let (snapshots, unreadable) = self.snapshots()?;
         if let Some((name, e)) = unreadable.into_iter().next() {
             return Err(RepoError::malformed(
@@ -156,7 +156,7 @@ impl Repository {
             self.store().remove(&name)?;
         }
         report.packs_removed = drop_packs.len();
-        self.load_index()?;
+        self.load_index_strict()?;
         report.bytes_after = self.store().list("data")?.iter().map(|o| o.size).sum();
         Ok(report)
     }

@@ -92,6 +92,7 @@ impl Repository {
         }
         let slots = store.list("keys")?;
         let mut files = Vec::new();
+        let mut unreadable = 0;
         for o in &slots {
             // A slot listed and gone: removed meanwhile (by `key remove`, or by a device that
             // lost the race to create this repository and withdrew its own).
@@ -99,7 +100,10 @@ impl Repository {
                 Err(e) if e.is_not_found() => continue,
                 r => r?,
             };
-            let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else { continue };
+            let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else {
+                unreadable += 1;
+                continue;
+            };
             let Some(id) = crate::pack::pack_id_from_name(&o.name) else { continue };
             files.push((id, file));
         }
@@ -111,12 +115,20 @@ impl Repository {
             if file.kind != KeyKind::Password && !looks_full_entropy {
                 continue;
             }
-            if let Some(key) = keys::open_slot(file, secret)? {
-                found = Some((*id, file.kind, key));
-                break;
+            // A damaged slot must not stop the others from being tried.
+            match keys::open_slot(file, secret) {
+                Ok(Some(key)) => {
+                    found = Some((*id, file.kind, key));
+                    break;
+                }
+                Ok(None) => {}
+                Err(_) => unreadable += 1,
             }
         }
         let Some((slot_id, kind, key)) = found else {
+            if unreadable > 0 {
+                return Err(RepoError::KeySlotsDamaged { location: store.describe(), unreadable });
+            }
             return Err(RepoError::WrongPassword(store.describe()));
         };
         let sealed = store.read("config", None)?;
@@ -178,8 +190,33 @@ impl Repository {
     }
 
     /// Reads every index file. Call once after opening, and again after taking a lock that
-    /// must see other writers' work.
-    pub fn load_index(&self) -> RepoResult<()> {
+    /// must see other writers' work. An index file that cannot be read is skipped with a
+    /// warning: its blobs count as missing, so backups that do not need them still restore
+    /// (and a backup stores that data again). Returns how many were skipped.
+    pub fn load_index(&self) -> RepoResult<usize> {
+        let mut index = Index::default();
+        let mut skipped = 0;
+        for (name, r) in self.read_index_files()? {
+            match r {
+                Ok((id, file)) => index.add_file(id, &file),
+                // Damage, or removed meanwhile by a prune; a location that fails is an error.
+                Err(e @ (RepoError::Corrupt { .. } | RepoError::Malformed { .. })) => {
+                    tracing::warn!(
+                        "{name} is unreadable ({e}); its blobs count as missing: run `lifeboat check --repair`"
+                    );
+                    skipped += 1;
+                }
+                Err(RepoError::Store(e)) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        *self.inner.index.write().expect("index lock") = index;
+        Ok(skipped)
+    }
+
+    /// Reads every index file, failing on any that cannot be read: for what removes data
+    /// (prune), which must not take an unreadable index's packs for leftovers.
+    pub(crate) fn load_index_strict(&self) -> RepoResult<()> {
         let mut index = Index::default();
         for (_, r) in self.read_index_files()? {
             let (id, file) = r?;

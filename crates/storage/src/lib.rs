@@ -17,6 +17,7 @@ mod smb;
 mod store;
 
 pub mod conformance;
+pub mod faults;
 
 pub use error::{StoreError, StoreResult};
 pub use local::LocalStore;

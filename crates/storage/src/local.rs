@@ -48,21 +48,28 @@ impl LocalStore {
                 }
                 r => r?,
             };
+            crate::faults::crash_point();
             f.write_all(data)?;
             if self.durable {
                 f.sync_all()?;
             }
             drop(f);
+            crate::faults::crash_point();
             let placed = place(&tmp, &path)?;
             if self.durable {
                 File::open(&dir)?.sync_all()?;
             }
+            crate::faults::crash_point();
             Ok(placed)
         };
         let result = attempt();
         // After a rename nothing is left; after a link (or a failure) the temporary file goes.
         let _ = fs::remove_file(&tmp);
-        result.map_err(|e| StoreError::io("writing", name, e))
+        result.map_err(|e| match StoreError::io("writing", name, e) {
+            // Said with the folder, so a full disk names the location that is full.
+            StoreError::Full { name } => StoreError::Full { name: format!("{name} on {}", self.root.display()) },
+            other => other,
+        })
     }
 
     fn path(&self, name: &str) -> StoreResult<PathBuf> {
@@ -168,8 +175,12 @@ impl Store for LocalStore {
 
     fn remove(&self, name: &str) -> StoreResult<()> {
         let path = self.path(name)?;
+        crate::faults::crash_point();
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                crate::faults::crash_point();
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StoreError::io("removing", name, e)),
         }

@@ -54,17 +54,43 @@ pub fn estimate(ctx: &Context, units: Vec<String>, location: Option<&str>, json:
     Ok(exit::OK)
 }
 
-pub fn check(ctx: &Context, read_data: bool, location: Option<&str>, json: bool) -> Result<i32> {
+pub fn check(ctx: &Context, read_data: bool, repair: bool, location: Option<&str>, json: bool) -> Result<i32> {
     let loc = ctx.location(location)?;
     let repo = ctx.open(&loc, false)?;
     let quiet = ctx.quiet || json;
-    let report = repo.check(CheckOptions { read_data }, &|msg| {
+    let repaired = if repair {
+        let r = repo.repair(&|msg| {
+            if !quiet {
+                eprintln!("repair: {msg}");
+            }
+        })?;
+        if !json {
+            println!(
+                "Repaired: the index now lists {} blobs in {} packs ({} old index files replaced).",
+                r.blobs_indexed, r.packs_indexed, r.index_files_replaced
+            );
+            for line in &r.repaired {
+                println!("repaired: {line}");
+            }
+            for line in &r.lost {
+                println!("cannot be repaired: {line}");
+            }
+        }
+        Some(r)
+    } else {
+        None
+    };
+    // After a repair, every byte is read: what is left damaged must be named.
+    let report = repo.check(CheckOptions { read_data: read_data || repair }, &|msg| {
         if !quiet {
             eprintln!("check: {msg}");
         }
     })?;
     if json {
-        print_json(&report)?;
+        match &repaired {
+            Some(r) => print_json(&serde_json::json!({ "repair": r, "check": report }))?,
+            None => print_json(&report)?,
+        }
     } else {
         for p in &report.problems {
             println!("problem: {}", p.what);

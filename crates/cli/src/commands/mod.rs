@@ -101,7 +101,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         },
         Command::Units(UnitsCommand::Use { profile }) => units::use_profile(&ctx, &profile),
         Command::Estimate { units, location, json } => maintenance::estimate(&ctx, units, location.as_deref(), json),
-        Command::Check { read_data, location, json } => maintenance::check(&ctx, read_data, location.as_deref(), json),
+        Command::Check { read_data, repair, location, json } => {
+            maintenance::check(&ctx, read_data, repair, location.as_deref(), json)
+        }
         Command::Prune { location, json } => maintenance::prune(&ctx, location.as_deref(), json),
         Command::Unlock { location } => maintenance::unlock(&ctx, location.as_deref()),
         Command::Serve { listen } => daemon::serve(&ctx, cli_config, listen),

@@ -2,9 +2,9 @@
 //! route but `/api/health` and signing in needs `Authorization: Bearer TOKEN` or the web page's
 //! session (see `web`).
 
-mod backups;
+pub(crate) mod backups;
 mod files;
-mod info;
+pub(crate) mod info;
 mod jobs;
 mod logs;
 mod metrics;
@@ -134,7 +134,7 @@ fn r_status(e: &RepoError, msg: String) -> ApiError {
         RepoError::NoSuchSnapshot(_) => StatusCode::NOT_FOUND,
         RepoError::AmbiguousSnapshot(_) => StatusCode::BAD_REQUEST,
         RepoError::Locked { .. } => StatusCode::CONFLICT,
-        RepoError::WrongPassword(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RepoError::WrongPassword(_) | RepoError::KeySlotsDamaged { .. } => StatusCode::SERVICE_UNAVAILABLE,
         RepoError::Store(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };

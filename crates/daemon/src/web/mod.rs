@@ -142,7 +142,7 @@ fn encode(s: &str) -> String {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignIn {
+pub(crate) struct SignInBody {
     /// The API token or the password.
     secret: String,
 }
@@ -154,7 +154,7 @@ pub struct SessionInfo {
 }
 
 async fn sign_in(State(d): State<Shared>, body: Bytes) -> ApiResult<Response> {
-    let req: SignIn = json_body(&body)?;
+    let req: SignInBody = json_body(&body)?;
     if !d.sessions.allow_attempt() {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

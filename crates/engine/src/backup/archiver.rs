@@ -135,10 +135,10 @@ impl Archiver<'_> {
                     }
                     None => match self.read_file(abs, &meta) {
                         Ok((content, changed)) => {
-                            self.read.fetch_add(changed.unwrap_or(node.size), Ordering::Relaxed);
-                            if let Some(after) = changed {
-                                self.warn(format!("{}: changed while it was read; backed up as read", abs.display()));
-                                node.size = after;
+                            self.read.fetch_add(changed.as_ref().map_or(node.size, |c| c.size), Ordering::Relaxed);
+                            if let Some(c) = changed {
+                                self.warn(format!("{}: {}; backed up as read", abs.display(), c.how));
+                                node.size = c.size;
                             }
                             node.content = content;
                         }
@@ -218,8 +218,9 @@ impl Archiver<'_> {
 
     /// Reads and stores a file's content. Also returns the bytes actually read when the file
     /// changed while it was read.
-    fn read_file(&self, abs: &Path, meta: &Metadata) -> Result<(Vec<Id>, Option<u64>), ReadError> {
+    fn read_file(&self, abs: &Path, meta: &Metadata) -> Result<(Vec<Id>, Option<Change>), ReadError> {
         let file = open_for_reading(abs)?;
+        lifeboat_storage::faults::pause_point(&format!("read {}", abs.display()));
         let size = meta.size();
         let mut ids = Vec::new();
         let chunker = self.repo.chunker();
@@ -240,10 +241,10 @@ impl Archiver<'_> {
         let Some(read_bytes) = read_bytes else { return self.stream_file(abs, meta) };
         self.progress.add(0, read_bytes);
         self.progress.add(1, 0);
-        Ok((ids, changed(&file, meta, read_bytes)?))
+        Ok((ids, changed(&file, abs, meta, read_bytes)?))
     }
 
-    fn stream_file(&self, abs: &Path, meta: &Metadata) -> Result<(Vec<Id>, Option<u64>), ReadError> {
+    fn stream_file(&self, abs: &Path, meta: &Metadata) -> Result<(Vec<Id>, Option<Change>), ReadError> {
         let file = open_for_reading(abs)?;
         let chunker = self.repo.chunker();
         let mut ids = Vec::new();
@@ -266,7 +267,7 @@ impl Archiver<'_> {
             ids.extend(batch_ids);
         }
         self.progress.add(1, 0);
-        Ok((ids, changed(&file, meta, read_bytes)?))
+        Ok((ids, changed(&file, abs, meta, read_bytes)?))
     }
 }
 
@@ -282,13 +283,36 @@ fn open_for_reading(abs: &Path) -> Result<File, ReadError> {
     }
 }
 
-fn changed(file: &File, before: &Metadata, read: u64) -> Result<Option<u64>, ReadError> {
+/// How a file changed while it was read: the bytes read, and words for its warning.
+pub(crate) struct Change {
+    pub size: u64,
+    pub how: &'static str,
+}
+
+/// Compares the file as read with what the listing saw, and its path now with the file read:
+/// a file replaced or deleted meanwhile was read whole as it was when opened.
+fn changed(file: &File, abs: &Path, before: &Metadata, read: u64) -> Result<Option<Change>, ReadError> {
     let after = file.metadata()?;
-    let same = after.size() == read
-        && before.size() == read
-        && after.mtime() == before.mtime()
-        && after.mtime_nsec() == before.mtime_nsec();
-    Ok((!same).then_some(read))
+    let how = if read > before.size() {
+        "grew while it was read"
+    } else if read < before.size() {
+        "shrank while it was read"
+    } else if after.size() != read
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+        || after.ino() != before.ino()
+    {
+        "changed while it was read"
+    } else {
+        match std::fs::symlink_metadata(abs) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was deleted while it was read (kept as it was)",
+            Ok(now) if now.ino() != after.ino() || now.dev() != after.dev() => {
+                "was replaced while it was read (kept as it was when opened)"
+            }
+            _ => return Ok(None),
+        }
+    };
+    Ok(Some(Change { size: read, how }))
 }
 
 pub(crate) enum ReadError {

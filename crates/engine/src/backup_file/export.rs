@@ -408,6 +408,7 @@ impl FrameOut for Writing<'_, '_> {
     }
 
     fn blob(&mut self, _id: &Id) -> EngineResult<()> {
+        lifeboat_storage::faults::crash_point();
         if self.progress.is_cancelled() {
             return Err(EngineError::Cancelled);
         }

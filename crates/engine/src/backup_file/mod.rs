@@ -9,6 +9,7 @@ mod frames;
 mod import;
 pub mod manifest;
 mod read;
+pub(crate) use read::read_everything;
 mod restore;
 mod tarfmt;
 

@@ -234,3 +234,24 @@ pub(crate) fn tar_problem(e: TarError) -> EngineError {
     };
     EngineError::BackupFile { file: String::new(), detail }
 }
+
+/// Reads a whole backup file as a restore would, without writing anything: every unit's
+/// entries and content, then the checksums. For the fuzz target; errors are the expected end.
+pub(crate) fn read_everything(data: &[u8]) {
+    let Ok(mut reader) = FileReader::open(data, "fuzz") else { return };
+    let mut read = |_: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
+        while let Some(entry) = tar.next().map_err(tar_problem)? {
+            let mut content = Content::new(tar, super::tarfmt::stored_size(&entry));
+            io::copy(&mut content, &mut io::sink()).map_err(|e| error("fuzz", e.to_string()))?;
+        }
+        Ok(())
+    };
+    loop {
+        match reader.next_unit(None, &mut read, &|_| true) {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(_) => return,
+        }
+    }
+    let _ = reader.finish();
+}

@@ -4,6 +4,8 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 
+use lifeboat_storage::faults::crash_point;
+
 use std::path::Path;
 
 /// Removes whatever is at `path` (a file, a symlink, a whole folder). Missing is fine.
@@ -53,6 +55,7 @@ pub(crate) fn ensure_real_dirs(base: &Path, path: &Path) -> io::Result<()> {
 /// With `unlink_first`, an existing file is removed rather than truncated: in a staging copy
 /// made of hard links, truncating would change the live file it shares its data with.
 pub(crate) fn create_file(path: &Path, mode: u32, unlink_first: bool) -> io::Result<(File, bool)> {
+    crash_point();
     if unlink_first {
         match fs::symlink_metadata(path) {
             Ok(m) if !m.is_dir() => fs::remove_file(path)?,
@@ -158,11 +161,13 @@ fn copy_folder_metadata(src: &Path, dst: &Path) -> io::Result<()> {
 /// (`renameat2(RENAME_EXCHANGE)`) and the old one is then removed; a file is renamed over
 /// the old one.
 pub(crate) fn swap_in(staging: &Path, dest: &Path) -> io::Result<()> {
+    crash_point();
     let staged_is_dir = fs::symlink_metadata(staging)?.is_dir();
     match fs::symlink_metadata(dest) {
         Ok(m) if m.is_dir() && staged_is_dir => {
             nix::fcntl::renameat2(None, staging, None, dest, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
                 .map_err(io::Error::from)?;
+            crash_point();
             fs::remove_dir_all(staging)
         }
         Ok(m) if m.is_dir() => {

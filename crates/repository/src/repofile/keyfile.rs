@@ -17,6 +17,11 @@ pub(crate) struct KeyFile {
     pub kdf: Kdf,
     /// base64 of nonce (24) ‖ XChaCha20-Poly1305(master key, 64 bytes) ‖ tag (16).
     pub master: String,
+    /// base64 of a BLAKE3 MAC over the fields above, keyed from the master key: whoever opens
+    /// the repository can tell a damaged slot from one for a secret they do not have.
+    /// Absent in slots made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,169 @@
+//! Secrets stay secret: passwords, keys, tokens and location credentials never appear in
+//! output, errors, logs, events or the API; files that hold secrets are readable by their
+//! owner only. (Restores that never follow a planted symlink are in fidelity.rs and
+//! backup_files.rs; the daemon's refusals without a token in daemon.rs and web.rs; its
+//! loopback-only default in crates/daemon's unit tests.)
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+
+use common::daemon::Daemon;
+use common::*;
+
+const S3_SECRET: &str = "S3-SECRET-9f8e7d6c5b4a";
+const DAV_PASSWORD: &str = "DAV-PASSWORD-1a2b3c4d";
+const SFTP_PASSWORD: &str = "SFTP-PASSWORD-5e6f7a8b";
+const NEW_PASSWORD: &str = "NEW-REPO-PASSWORD-0c1d2e";
+const WRONG_PASSWORD: &str = "WRONG-PASSWORD-3f4a5b";
+const WEB_PASSWORD: &str = "WEB-PAGE-PASSWORD-6c7d8e";
+
+fn all_text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn every_file_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    walkdir(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn secrets_never_appear_in_output_logs_events_or_the_api() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    // Locations whose servers do not answer: every command that touches them fails, and its
+    // error must not carry their credentials.
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.cloud]\ntype = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\naccess_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"{S3_SECRET}\"\n\
+         \n[location.dav]\ntype = \"webdav\"\nurl = \"http://127.0.0.1:9/dav\"\nusername = \"u\"\npassword = \"{DAV_PASSWORD}\"\n\
+         \n[location.ssh]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\nport = 9\nuser = \"u\"\npassword = \"{SFTP_PASSWORD}\"\n"
+    ));
+    std::fs::write(&sb.config, cfg).unwrap();
+    let repo_password = std::fs::read_to_string(&sb.password_file).unwrap().trim().to_string();
+    let new_pw = sb.dir.path().join("new-password");
+    std::fs::write(&new_pw, format!("{NEW_PASSWORD}\n")).unwrap();
+    let wrong_pw = sb.dir.path().join("wrong-password");
+    std::fs::write(&wrong_pw, format!("{WRONG_PASSWORD}\n")).unwrap();
+    let web_pw = sb.dir.path().join("web-password");
+    std::fs::write(&web_pw, format!("{WEB_PASSWORD}\n")).unwrap();
+
+    let seen: std::cell::RefCell<Vec<(String, Vec<u8>)>> = Default::default();
+    let run = |args: &[&str]| {
+        let out = sb.run(args);
+        seen.borrow_mut().push((format!("lifeboat {args:?}"), all_text(&out).into_bytes()));
+        out
+    };
+    let slug = {
+        let out = run(&["backups", "new", "--json", "--quiet"]);
+        assert!(out.status.success());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["slug"].as_str().unwrap().to_string()
+    };
+    for loc in ["cloud", "dav", "ssh"] {
+        assert!(!run(&["backups", "new", "--location", loc]).status.success(), "{loc} does not answer");
+        run(&["locations", "check", loc]);
+    }
+    run(&["locations", "list"]);
+    run(&["locations", "list", "--json"]);
+    run(&["backups", "list"]);
+    run(&["backups", "info", &slug, "--json"]);
+    run(&["key", "add", "--new-password-file", new_pw.to_str().unwrap()]);
+    run(&["key", "list"]);
+    run(&["passwd", "--from-file", web_pw.to_str().unwrap()]);
+    run(&["check"]);
+    run(&["logs", "--last"]);
+    let wrong =
+        sb.bare_command().args(["--password-file", wrong_pw.to_str().unwrap(), "backups", "list"]).output().unwrap();
+    assert!(!wrong.status.success());
+    seen.borrow_mut().push(("a wrong password".into(), all_text(&wrong).into_bytes()));
+    let export = sb.dir.path().join("export.tar");
+    run(&["backups", "export", &slug, "-o", export.to_str().unwrap()]);
+
+    // The daemon: every route a person or a script reads, and a failing job.
+    let d = Daemon::start(&sb);
+    for path in
+        ["/api/locations", "/api/backups", "/api/units", "/api/schedules", "/api/status", "/api/logs", "/metrics"]
+    {
+        let r = d.get(path);
+        seen.borrow_mut().push((path.into(), r.bytes().unwrap().to_vec()));
+    }
+    let (_, started) = d.json(reqwest::Method::POST, "/api/backups", serde_json::json!({"location": "cloud"}));
+    let job = started["job"].as_u64().unwrap();
+    let (done, _) = d.follow(job);
+    assert_eq!(done["state"], "failed", "{done}");
+    seen.borrow_mut().push(("the failed job".into(), done.to_string().into_bytes()));
+    for path in ["/api/jobs", "/api/events?limit=500", &format!("/api/backups/{slug}")] {
+        seen.borrow_mut().push((path.to_string(), d.get(path).bytes().unwrap().to_vec()));
+    }
+    let logs: serde_json::Value = serde_json::from_slice(&d.get("/api/logs").bytes().unwrap()).unwrap();
+    for l in logs.as_array().unwrap() {
+        let name = l["name"].as_str().unwrap();
+        seen.borrow_mut()
+            .push((format!("log {name} (API)"), d.get(&format!("/api/logs/{name}")).bytes().unwrap().to_vec()));
+    }
+    let token = d.token.clone();
+    assert!(d.stop().success());
+
+    // Everything Lifeboat wrote for people: logs, the events database, the backup file's
+    // manifest and checksums.
+    seen.borrow_mut().extend(every_file_under(&sb.dir.path().join("xdg-state")));
+    for (name, bytes) in every_file_under(&sb.dir.path().join("xdg-data")) {
+        if name.ends_with("api-token") || name.ends_with("web-password") {
+            continue;
+        }
+        seen.borrow_mut().push((name, bytes));
+    }
+    let manifest = std::process::Command::new("tar").arg("-xOf").arg(&export).arg("backup.json").output().unwrap();
+    seen.borrow_mut().push(("the exported backup.json".into(), manifest.stdout));
+
+    let seen = seen.into_inner();
+    let secrets = [
+        repo_password.as_str(),
+        S3_SECRET,
+        DAV_PASSWORD,
+        SFTP_PASSWORD,
+        NEW_PASSWORD,
+        WRONG_PASSWORD,
+        WEB_PASSWORD,
+        token.as_str(),
+    ];
+    assert!(seen.len() > 30, "enough was looked at: {}", seen.len());
+    for (what, bytes) in &seen {
+        let text = String::from_utf8_lossy(bytes);
+        for s in secrets {
+            assert!(!text.contains(s), "{what} shows the secret {s}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn files_that_hold_secrets_are_readable_by_their_owner_only() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    // No password: the first backup makes this device's key.
+    let out = sb.run_without_password(&["backups", "new", "--quiet"]);
+    assert!(out.status.success(), "{}", all_text(&out));
+    let web_pw = sb.dir.path().join("web-password.txt");
+    std::fs::write(&web_pw, "a web page password\n").unwrap();
+    sb.ok(&["passwd", "--from-file", web_pw.to_str().unwrap()]);
+    sb.ok(&["token"]);
+    // A location added with a secret writes it into the configuration file.
+    sb.ok(&["locations", "add", "cloud", "--type", "s3", "--set", "bucket=b", "--set", "secret_access_key=abc"]);
+
+    let config = sb.dir.path().join("xdg-config/lifeboat");
+    let data = sb.dir.path().join("xdg-data/lifeboat");
+    let key = config.join("keys/local.key");
+    for file in [key.clone(), data.join("api-token"), data.join("web-password"), sb.config.clone()] {
+        let mode = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is {:o}: others can read it", file.display(), mode & 0o777);
+    }
+    let keys_dir = std::fs::metadata(config.join("keys")).unwrap().permissions().mode();
+    assert_eq!(keys_dir & 0o077, 0, "the keys folder is {:o}", keys_dir & 0o777);
+}
