@@ -279,9 +279,20 @@ impl Store for ServiceStore {
             let (dir, _) = name.rsplit_once('/').unwrap_or(("", name));
             let tmp = format!("{dir}/.tmp-{:016x}", rand::random::<u64>()).trim_start_matches('/').to_string();
             self.run("writing", name, data.len() as u64, self.op.write(&tmp, Buffer::from(data.to_vec())))?;
-            let moved = match block_on_for(REQUEST_LIMIT, dav.move_no_replace(&tmp, name)) {
-                Some(r) => r,
-                None => Err("the server did not answer in time".into()),
+            // 423 Locked: another client is moving onto the name this instant; once it is
+            // done the name exists (412) or is free again, so ask again after a moment.
+            let mut wait = std::time::Duration::from_millis(20);
+            let moved = loop {
+                match block_on_for(REQUEST_LIMIT, dav.move_no_replace(&tmp, name)) {
+                    Some(Ok(Some(created))) => break Ok(created),
+                    Some(Ok(None)) if wait < std::time::Duration::from_secs(5) => {
+                        std::thread::sleep(wait);
+                        wait *= 2;
+                    }
+                    Some(Ok(None)) => break Err("the server kept the name locked (423 to MOVE)".to_string()),
+                    Some(Err(e)) => break Err(e),
+                    None => break Err("the server did not answer in time".into()),
+                }
             };
             let _ = self.run("removing", &tmp, 0, self.op.delete(&tmp));
             return moved.map_err(|cause| StoreError::Remote {
@@ -418,8 +429,9 @@ struct WebdavMove {
 }
 
 impl WebdavMove {
-    /// `Ok(true)` when moved, `Ok(false)` when the destination exists.
-    async fn move_no_replace(&self, from: &str, to: &str) -> Result<bool, String> {
+    /// `Ok(Some(true))` when moved, `Ok(Some(false))` when the destination exists, `Ok(None)`
+    /// when it is locked by another client's request.
+    async fn move_no_replace(&self, from: &str, to: &str) -> Result<Option<bool>, String> {
         let method = reqwest::Method::from_bytes(b"MOVE").map_err(|e| e.to_string())?;
         let mut req = self
             .client
@@ -431,8 +443,9 @@ impl WebdavMove {
         }
         let status = req.send().await.map_err(|e| e.to_string())?.status();
         match status.as_u16() {
-            200..=299 => Ok(true),
-            412 => Ok(false),
+            200..=299 => Ok(Some(true)),
+            412 => Ok(Some(false)),
+            423 => Ok(None),
             code => Err(format!("the server answered {code} to MOVE")),
         }
     }
