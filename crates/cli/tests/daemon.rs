@@ -4,24 +4,10 @@
 
 mod common;
 
-use common::daemon::Daemon;
+use common::daemon::{openapi_routes, Daemon};
 use common::*;
 use std::io::Read;
 use std::process::Stdio;
-
-fn routes() -> Vec<(reqwest::Method, String)> {
-    let doc: serde_json::Value = serde_json::from_str(include_str!("../../../docs/openapi.json")).unwrap();
-    let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in ["get", "post", "put", "delete"] {
-            if item.get(method).is_some() {
-                let p = path.replace("{slug}", "0123abcd").replace("{id}", "1").replace("{name}", "nightly");
-                out.push((method.to_uppercase().parse().unwrap(), p));
-            }
-        }
-    }
-    out
-}
 
 #[test]
 fn backup_restore_and_delete_through_the_api() {
@@ -36,7 +22,7 @@ fn backup_restore_and_delete_through_the_api() {
     let d = Daemon::start(&sb);
 
     // Every route but health refuses a missing or wrong token.
-    for (method, path) in routes() {
+    for (method, path) in openapi_routes() {
         // Health, and signing in (which takes no token: it is how a session starts).
         let open = path == "/api/health" || (path == "/api/session" && method == reqwest::Method::POST);
         for token in [None, Some("wrong"), Some(&d.token[..d.token.len() - 1])] {

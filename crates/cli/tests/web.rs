@@ -7,26 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::daemon::Daemon;
+use common::daemon::{openapi_routes, Daemon};
 use common::*;
 
 fn no_redirects() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-/// Every operation of the OpenAPI document, with its path parameters filled in.
-fn api_routes() -> Vec<(reqwest::Method, String)> {
-    let doc: serde_json::Value = serde_json::from_str(include_str!("../../../docs/openapi.json")).unwrap();
-    let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in ["get", "post", "put", "delete"] {
-            if item.get(method).is_some() {
-                let p = path.replace("{slug}", "0123abcd").replace("{id}", "1").replace("{name}", "nightly");
-                out.push((method.to_uppercase().parse().unwrap(), p));
-            }
-        }
-    }
-    out
 }
 
 fn sandbox() -> Sandbox {
@@ -55,7 +40,7 @@ fn without_a_session_every_page_and_api_request_is_refused() {
     for open in ["/signin", "/assets/signin.js", "/assets/style.css", "/assets/icon.svg"] {
         assert_eq!(c.get(format!("{}{open}", d.url)).send().unwrap().status().as_u16(), 200, "{open}");
     }
-    for (method, path) in api_routes() {
+    for (method, path) in openapi_routes() {
         if path == "/api/health" || path == "/api/session" && method == reqwest::Method::POST {
             continue;
         }

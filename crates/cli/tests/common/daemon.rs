@@ -102,3 +102,18 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Every operation of docs/openapi.json, with its path parameters filled in.
+pub fn openapi_routes() -> Vec<(reqwest::Method, String)> {
+    let doc: serde_json::Value = serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "delete"] {
+            if item.get(method).is_some() {
+                let p = path.replace("{slug}", "0123abcd").replace("{id}", "1").replace("{name}", "nightly");
+                out.push((method.to_uppercase().parse().unwrap(), p));
+            }
+        }
+    }
+    out
+}

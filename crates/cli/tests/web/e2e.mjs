@@ -57,16 +57,21 @@ async function signIn(page, token) {
   await page.getByRole('heading', { name: 'Backups', level: 1 }).waitFor();
 }
 
+// Chooses a partial backup of exactly these units in the "Back up now" form.
+async function choosePartial(form, units) {
+  await form.getByLabel('Partial backup').check();
+  for (const box of await form.locator('input[name=unit]').all()) {
+    const want = units.includes(await box.getAttribute('value'));
+    if (want !== (await box.isChecked())) await box.click();
+  }
+}
+
 // Makes a backup from the "Back up now" form; returns the job's panel once it has finished.
 async function backUp(page, { location, units, name }) {
   const form = page.locator('form', { has: page.getByRole('heading', { name: 'Back up now' }) });
   if (location) await form.getByLabel('Location').selectOption(location);
   if (units) {
-    await form.getByLabel('Partial backup').check();
-    for (const box of await form.locator('input[name=unit]').all()) {
-      const want = units.includes(await box.getAttribute('value'));
-      if (want !== (await box.isChecked())) await box.click();
-    }
+    await choosePartial(form, units);
   } else {
     await form.getByLabel('Full backup').check();
   }
@@ -107,11 +112,7 @@ try {
   // (The `slow` unit's export waits for the test to write into a pipe.)
   const release = () => fs.writeFileSync(env('LB_FIFO'), 'released\n');
   const slowForm = page.locator('form', { has: page.getByRole('heading', { name: 'Back up now' }) });
-  await slowForm.getByLabel('Partial backup').check();
-  for (const box of await slowForm.locator('input[name=unit]').all()) {
-    const want = (await box.getAttribute('value')) === 'slow';
-    if (want !== (await box.isChecked())) await box.click();
-  }
+  await choosePartial(slowForm, ['slow']);
   await slowForm.getByRole('button', { name: 'Back up now' }).click();
   const running = page.locator('.job', { hasText: 'backup of slow' }).first();
   await running.locator('.badge', { hasText: 'Running' }).waitFor(LONG);
@@ -125,11 +126,7 @@ try {
 
   // Cancel: the job stops, and says so.
   await page.goto('/');
-  await slowForm.getByLabel('Partial backup').check();
-  for (const box of await slowForm.locator('input[name=unit]').all()) {
-    const want = (await box.getAttribute('value')) === 'slow';
-    if (want !== (await box.isChecked())) await box.click();
-  }
+  await choosePartial(slowForm, ['slow']);
   await slowForm.getByRole('button', { name: 'Back up now' }).click();
   const toCancel = page.locator('.job', { hasText: 'backup of slow' }).first();
   await toCancel.locator('.badge', { hasText: 'Running' }).waitFor(LONG);
