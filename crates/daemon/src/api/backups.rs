@@ -186,9 +186,9 @@ pub async fn restore(
     let at = super::query(at)?;
     let spec: RestoreSpec = json_body(&body)?;
     blocking(move || {
-        if let Some(t) = &spec.target {
-            if !t.is_absolute() {
-                return Err(ApiError::bad(format!("target {} must be an absolute path", t.display())));
+        for (what, p) in [("target", &spec.target), ("home", &spec.home)] {
+            if let Some(p) = p.as_ref().filter(|p| !p.is_absolute()) {
+                return Err(ApiError::bad(format!("{what} {} must be an absolute path", p.display())));
             }
         }
         let (loc, _, _, snap) = find(&d, &slug, &at)?;

@@ -197,7 +197,7 @@ pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(St
             let store = loc.store()?;
             let exists = lifeboat_repository::Repository::exists(store.as_ref())?;
             if let (true, Some(secret)) = (exists, req.secret.as_deref().filter(|s| !s.is_empty())) {
-                let host = nix_host();
+                let host = lifeboat_repository::hostname();
                 lifeboat_engine::credentials::enroll_device(&loc, &d.dirs, secret, &format!("device {host}"))?;
             }
             Ok(())
@@ -216,10 +216,4 @@ pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(St
         Ok((StatusCode::CREATED, Json(info)))
     })
     .await
-}
-
-fn nix_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "this machine".into())
 }
