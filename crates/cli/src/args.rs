@@ -191,7 +191,7 @@ pub enum BackupsCommand {
         slug: Option<String>,
         /// Restore from a backup file instead, with no configuration or repository needed
         /// (- reads standard input).
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "no_safety_backup"])]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["no_safety_backup"])]
         from_file: Option<PathBuf>,
         /// With --from-file: also restore the Lifeboat configuration a full backup file
         /// carries (secrets are never in it; the current file is kept as .before-restore).

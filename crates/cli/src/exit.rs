@@ -34,6 +34,7 @@ pub fn describe(e: &anyhow::Error) -> (i32, String) {
                 PASSWORD
             }
             EngineError::Repo(r) => repo_code(r),
+            EngineError::UnsafeBackup { .. } => DAMAGE,
             _ => FAILED,
         }
     } else if let Some(r) = e.downcast_ref::<RepoError>() {

@@ -288,6 +288,66 @@ fn hostile_backup_files_are_refused() {
     }
 }
 
+#[test]
+fn a_backup_file_whose_unit_roots_climb_out_or_are_relative_is_refused() {
+    let plain = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(plain.home.join("docs")).unwrap();
+    std::fs::write(plain.home.join("docs/a.txt"), "a").unwrap();
+    plain.add_local_location("empty");
+    let backup = plain.run_without_password(&["backups", "new", "--json", "--quiet"]);
+    let backup: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
+    let slug = backup["slug"].as_str().unwrap();
+    let good = plain.dir.path().join("good.tar");
+    let out = plain.run_without_password(&["backups", "export", slug, "-o", good.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value = serde_json::from_slice(&read_entry(&good, "backup.json")).unwrap();
+    let unit = read_entry(&good, manifest["units"][0]["file"].as_str().unwrap());
+
+    // A folder outside the target, which a hostile file names as its unit's root.
+    let victim = plain.dir.path().join("srv/victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), "must stay").unwrap();
+    let climbing = format!("/{}{}", "../".repeat(12), victim.strip_prefix("/").unwrap().display());
+    let cases: [(&str, &str, Option<&str>); 5] = [
+        ("climbing root", &climbing, None),
+        ("relative root", "docs", None),
+        ("climbing home root", "~/../../../../../../../../../../tmp", None),
+        ("climbing place in the file", "~/docs", Some("../../../../../../tmp/x")),
+        ("unit name with a slash", "~/docs", Some("rename")),
+    ];
+    for (case, root, archive) in cases {
+        let mut m = manifest.clone();
+        m["units"][0]["roots"][0]["path"] = root.into();
+        m["backup"]["units"][0]["roots"][0]["path"] = root.into();
+        match archive {
+            Some("rename") => m["backup"]["units"][0]["name"] = "../docs".into(),
+            Some(a) => m["units"][0]["roots"][0]["archive"] = a.into(),
+            None => {}
+        }
+        let file = plain.dir.path().join("climbing.lifeboat.tar");
+        wrap(&m, &unit, &file);
+        let target = plain.dir.path().join("target");
+        std::fs::create_dir_all(&target).unwrap();
+        for how in [&["--target", target.to_str().unwrap(), "--mode", "replace"][..], &["--mode", "replace"]] {
+            let mut args = vec!["backups", "restore", "--from-file", file.to_str().unwrap()];
+            args.extend_from_slice(how);
+            let out = plain.run_without_password(&args);
+            let err = stderr(&out);
+            assert!(!out.status.success(), "{case} {how:?}: accepted: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(err.contains("refused"), "{case}: {err}");
+            assert_eq!(std::fs::read_to_string(victim.join("keep.txt")).unwrap(), "must stay", "{case}");
+            assert_eq!(walkdir(&victim).len(), 1, "{case}: {:?}", walkdir(&victim));
+            let written: Vec<PathBuf> = walkdir(&target).into_iter().filter(|p| !p.is_dir()).collect();
+            assert!(written.is_empty(), "{case}: left files in the target: {written:?}");
+        }
+        let out = plain.run_without_password(&["backups", "import", file.to_str().unwrap(), "--location", "empty"]);
+        assert!(!out.status.success() && stderr(&out).contains("refused"), "{case}: import: {}", stderr(&out));
+    }
+    let listed = plain.run_without_password(&["backups", "list", "--location", "empty", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
+    assert!(listed.as_array().is_none_or(|a| a.iter().all(|b| b["location"] != "empty")), "{listed}");
+}
+
 fn read_entry(file: &Path, name: &str) -> Vec<u8> {
     let mut a = tar::Archive::new(std::fs::File::open(file).unwrap());
     for e in a.entries().unwrap() {

@@ -267,3 +267,40 @@ fn the_api_survives_schemathesis_against_its_openapi_document() {
     assert!(d.stop().success());
     assert!(walkdir(&card).is_empty(), "nothing was written where the card would be");
 }
+
+#[test]
+fn an_api_restore_into_another_home_is_undone_by_its_safety_backup() {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n");
+    let mine = sb.home.join("notes");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("a"), "a from the backup").unwrap();
+    std::fs::write(mine.join("c"), "c from the backup").unwrap();
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let before_mine = facts(&mine);
+
+    // Another user's notes: an edited a, and b, which the backup does not hold.
+    let other = sb.dir.path().join("users/defaultuser");
+    let theirs = other.join("notes");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("a"), "defaultuser's own a").unwrap();
+    std::fs::write(theirs.join("b"), "only defaultuser has b").unwrap();
+    let before = facts(&theirs);
+
+    let d = Daemon::start(&sb);
+    let restore = |slug: &str, body: serde_json::Value| {
+        let (status, started) = d.json(reqwest::Method::POST, &format!("/api/backups/{slug}/restore"), body);
+        assert_eq!(status, 202, "{started}");
+        let (job, _) = d.follow(started["job"].as_u64().unwrap());
+        assert_eq!(job["state"], "succeeded", "{job}");
+        job
+    };
+    let job = restore(&slug, serde_json::json!({"units": ["notes"], "home": other, "mode": "replace"}));
+    assert!(!theirs.join("b").exists(), "replace removed what the backup does not hold");
+    assert_eq!(std::fs::read_to_string(theirs.join("a")).unwrap(), "a from the backup");
+    let safety = job["result"]["safety_backup"].as_str().expect("a safety backup").to_string();
+
+    // Restoring the safety backup into the same home gives that home back as it was.
+    restore(&safety, serde_json::json!({"home": other}));
+    assert_eq!(facts(&theirs), before, "the undo is exact");
+    assert_eq!(facts(&mine), before_mine, "the daemon user's own notes were never touched");
+}

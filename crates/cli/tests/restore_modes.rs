@@ -26,11 +26,13 @@ fn merge_keeps_other_files_and_replace_removes_them() {
     assert_eq!(fs::read_to_string(notes.join("a")).unwrap(), "a from the backup");
     assert!(notes.join("new").exists() && notes.join("sub/new").exists(), "merge is the default and keeps other files");
 
-    // The safety backup taken first undoes the restore.
+    // The safety backup taken first undoes the restore: restoring it gives back the tree of
+    // before, exactly.
     let safety = out.split("safety backup ").nth(1).and_then(|r| r.split(';').next()).expect(&out).to_string();
-    assert!(out.contains(&format!("lifeboat backups restore {safety} --unit notes --mode replace")), "{out}");
-    sb.ok(&["backups", "restore", &safety, "--mode", "replace", "--no-safety-backup", "--quiet"]);
+    assert!(out.contains(&format!("undo with: lifeboat backups restore {safety}")), "{out}");
+    sb.ok(&["backups", "restore", &safety, "--no-safety-backup", "--quiet"]);
     assert_eq!(fs::read_to_string(notes.join("a")).unwrap(), "a edited");
+    assert!(notes.join("new").exists() && notes.join("draft.tmp").exists());
 
     change();
     sb.ok(&["backups", "restore", &slug, "--mode", "replace", "--quiet"]);

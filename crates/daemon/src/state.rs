@@ -72,9 +72,14 @@ impl Daemon {
 
     /// Every unit; local locations' folders and the logs are never backed up.
     pub fn units(&self) -> EngineResult<Vec<Unit>> {
+        self.units_for(&self.dirs)
+    }
+
+    /// The units with `~` understood as the home of `dirs` (a restore into another home).
+    pub fn units_for(&self, dirs: &lifeboat_engine::Dirs) -> EngineResult<Vec<Unit>> {
         let mut skip: Vec<PathBuf> = self.locations().into_iter().filter_map(|l| l.path).collect();
         skip.push(self.dirs.logs.clone());
-        unit::units(&self.config().config, &self.dirs, &skip)
+        unit::units(&self.config().config, dirs, &skip)
     }
 
     /// A location's repository, opened once (with `create`, made on first use).

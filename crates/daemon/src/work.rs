@@ -66,7 +66,7 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
         if let Some(s) = &spec.schedule {
             tags.push(format!("schedule:{s}"));
         }
-        let req = BackupRequest { units: chosen, full, name: spec.name.clone(), slug, tags };
+        let req = BackupRequest { units: chosen, full, name: spec.name.clone(), slug, tags, safety: None };
         let (id, snap) = backup::run(&repo, &d.dirs, req, &job.progress, &log).map_err(|e| e.to_string())?;
         let info = BackupInfo::new(&id, &snap, &loc.name);
         let mut problems = Vec::new();
@@ -202,18 +202,13 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
         let loc = d.location(Some(location)).map_err(|e| e.to_string())?;
         let repo = d.repo(&loc, false).map_err(|e| e.to_string())?;
         let (_, snap) = repo.find_snapshot(slug).map_err(|e| e.to_string())?;
-        let configured = d.units().map_err(|e| e.to_string())?;
         let mut dirs = d.dirs.clone();
         if let Some(h) = &spec.home {
             dirs.home = h.clone();
         }
-        let safety = match spec.target {
-            None => restore::safety_backup(&repo, &dirs, &snap, &spec.units, &configured, &|s| {
-                job.log_line(&format!("INFO safety backup {s} of what the restore overwrites"))
-            })
-            .map_err(|e| e.to_string())?,
-            Some(_) => None,
-        };
+        // The units as they are in the home restored into: the safety backup and replace
+        // mode's excludes are about that home's files, not the daemon user's.
+        let configured = d.units_for(&dirs).map_err(|e| e.to_string())?;
         let log = log_for(d, job, "restore", slug);
         let req = RestoreRequest {
             units: spec.units.clone(),
@@ -222,11 +217,15 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
             configured,
             mode: spec.mode,
             map_paths: Vec::new(),
+            safety_backup: true,
         };
         let report = restore::run(&repo, &snap, &dirs, &req, &job.progress, &log).map_err(|e| e.to_string())?;
+        if let Some(s) = &report.safety_backup {
+            job.log_line(&format!("INFO safety backup {} of what the restore replaced and deleted", s.slug));
+        }
         let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
-        if let Some((s, _)) = safety {
-            v["safety_backup"] = s.into();
+        if let Some(s) = &report.safety_backup {
+            v["safety_backup"] = s.slug.clone().into();
         }
         Ok(v)
     })();

@@ -51,6 +51,17 @@ pub enum EngineError {
     BackupFile { file: String, detail: String },
     #[error("the operation was cancelled")]
     Cancelled,
+    #[error("backup {slug} is refused: {detail}; nothing was restored (`lifeboat check` names what is wrong)")]
+    UnsafeBackup { slug: String, detail: String },
+    #[error("refused: the restore would write {path}, which is outside {bound}; nothing was restored")]
+    Outside { path: PathBuf, bound: PathBuf },
+    #[error(
+        "not enough room on the file system of {path}: the restore writes {need} bytes and {free} are free; \
+         free some space or restore elsewhere with --target; nothing was restored"
+    )]
+    NoRoom { path: PathBuf, need: u64, free: u64 },
+    #[error("{failed} entries could not be restored ({first}); nothing was changed on this device: restore with --target DIR to get what can be read")]
+    RestoreIncomplete { failed: usize, first: String },
 }
 
 impl EngineError {

@@ -185,6 +185,35 @@ pub struct Filter {
     include_paths: GlobSet,
     include_relative: GlobSet,
     has_includes: bool,
+    /// When set, only these paths are backed up (and the folders on the way to them).
+    only: Option<std::sync::Arc<Selection>>,
+}
+
+/// Chosen paths: each one itself (a folder without what is in it, unless that is chosen too)
+/// and the folders that lead to them.
+#[derive(Debug, Default)]
+pub struct Selection {
+    paths: std::collections::HashSet<PathBuf>,
+    ancestors: std::collections::HashSet<PathBuf>,
+}
+
+impl Selection {
+    pub fn new(paths: impl IntoIterator<Item = PathBuf>) -> Selection {
+        let mut s = Selection::default();
+        for p in paths {
+            for a in p.ancestors().skip(1) {
+                if !s.ancestors.insert(a.to_path_buf()) {
+                    break;
+                }
+            }
+            s.paths.insert(p);
+        }
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
 }
 
 fn compile(patterns: &[String], dirs: &Dirs) -> Result<(GlobSet, GlobSet, GlobSet), String> {
@@ -224,11 +253,36 @@ impl Filter {
             include_paths,
             include_relative,
             has_includes: !include.is_empty(),
+            only: None,
         })
+    }
+
+    /// A filter that keeps exactly the selection (for a safety backup of what a restore
+    /// replaces or deletes).
+    pub fn selection(selection: Selection) -> Filter {
+        let empty = GlobSet::empty();
+        Filter {
+            exclude_names: empty.clone(),
+            exclude_paths: empty.clone(),
+            exclude_relative: empty.clone(),
+            include_names: empty.clone(),
+            include_paths: empty.clone(),
+            include_relative: empty,
+            has_includes: false,
+            only: Some(std::sync::Arc::new(selection)),
+        }
+    }
+
+    /// Whether this filter keeps only chosen paths.
+    pub fn is_selection(&self) -> bool {
+        self.only.is_some()
     }
 
     /// Whether to skip an entry. `rel` is its path below the unit's path.
     pub fn excludes(&self, abs: &Path, rel: &Path, is_dir: bool) -> bool {
+        if let Some(only) = &self.only {
+            return !(only.paths.contains(abs) || only.ancestors.contains(abs));
+        }
         let name = abs.file_name().map(Path::new).unwrap_or(abs);
         if self.exclude_names.is_match(name) || self.exclude_paths.is_match(abs) || self.exclude_relative.is_match(rel)
         {

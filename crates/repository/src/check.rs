@@ -79,7 +79,13 @@ impl Walk<'_> {
                         let all: Vec<bool> = tree
                             .nodes
                             .par_iter()
-                            .map(|n| self.node(n, &format!("{path}/{}", n.name.display())))
+                            .map(|n| match crate::check_entry_name(&n.name.0) {
+                                Ok(()) => self.node(n, &format!("{path}/{}", n.name.display())),
+                                Err(e) => {
+                                    self.affect(&format!("{e}: a restore refuses it"), path);
+                                    false
+                                }
+                            })
                             .collect();
                         if all.iter().all(|b| *b) {
                             self.clean_trees.lock().expect("walk lock").insert(t);
@@ -211,6 +217,12 @@ impl Repository {
             affected: Mutex::new(BTreeMap::new()),
         };
         for (_, snap) in &snapshots {
+            if let Err(e) = snap.check_paths() {
+                report.problems.push(CheckProblem {
+                    what: format!("backup {}: {e}: a restore refuses it; remove the backup", snap.slug),
+                    affected: vec![],
+                });
+            }
             for unit in &snap.units {
                 for root in &unit.roots {
                     walk.node(&root.node, &format!("backup {}, unit {}: {}", snap.slug, unit.name, root.path));

@@ -19,6 +19,10 @@ pub(crate) struct Index {
     packs: Vec<Id>,
     pack_numbers: HashMap<Id, u32>,
     blobs: HashMap<Id, BlobLocation>,
+    /// Further copies of blobs stored in more than one pack: two writers stored the same
+    /// blob, or a blob was stored again after its first copy was found damaged. A read that
+    /// finds one copy damaged tries these.
+    others: HashMap<Id, Vec<BlobLocation>>,
     /// Index files the entries came from (names under `index/`).
     pub files: Vec<Id>,
 }
@@ -31,14 +35,34 @@ impl Index {
         });
         self.blobs.reserve(entries.len());
         for e in entries {
-            self.blobs.entry(e.id).or_insert(BlobLocation {
+            let loc = BlobLocation {
                 pack: number,
                 kind: e.kind,
                 offset: e.offset,
                 length: e.length,
                 raw_length: e.raw_length,
-            });
+            };
+            match self.blobs.entry(e.id) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(loc);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    if o.get().pack != number {
+                        let others = self.others.entry(e.id).or_default();
+                        if !others.iter().any(|l| l.pack == number) {
+                            others.push(loc);
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Every known copy of a blob, the one this index uses first.
+    pub fn locations(&self, id: &Id) -> Vec<(Id, BlobLocation)> {
+        let first = self.blobs.get(id).into_iter();
+        let rest = self.others.get(id).into_iter().flatten();
+        first.chain(rest).map(|l| (self.packs[l.pack as usize], *l)).collect()
     }
 
     /// Adds everything an index file lists.
@@ -54,6 +78,20 @@ impl Index {
         let numbers: std::collections::HashSet<u32> =
             packs.iter().filter_map(|p| self.pack_numbers.get(p).copied()).collect();
         self.blobs.retain(|_, l| !numbers.contains(&l.pack));
+        self.others.retain(|_, ls| {
+            ls.retain(|l| !numbers.contains(&l.pack));
+            !ls.is_empty()
+        });
+        // A blob whose used copy went keeps another one.
+        let orphans: Vec<Id> = self.others.keys().filter(|id| !self.blobs.contains_key(id)).copied().collect();
+        for id in orphans {
+            if let Some(mut ls) = self.others.remove(&id) {
+                self.blobs.insert(id, ls.remove(0));
+                if !ls.is_empty() {
+                    self.others.insert(id, ls);
+                }
+            }
+        }
     }
 
     pub fn has_pack(&self, pack: &Id) -> bool {

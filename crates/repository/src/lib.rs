@@ -24,6 +24,7 @@ mod raw_bytes;
 mod repair;
 mod repo;
 mod repofile;
+mod safe_path;
 mod writer;
 
 pub use blob::BlobKind;
@@ -39,6 +40,7 @@ pub use repair::RepairReport;
 pub use repo::{hostname, username, BlobPayload, Repository, SnapshotList};
 pub use repofile::snapshot::{Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit};
 pub use repofile::tree::{Node, NodeKind, Timestamp, Tree, Xattr};
+pub use safe_path::{check_entry_name, check_relative, check_root_path, check_unit_name};
 pub use writer::{BlobWriter, WriteStats};
 
 /// The repository format version this build reads and writes.

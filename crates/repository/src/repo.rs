@@ -270,12 +270,22 @@ impl Repository {
         self.inner.index.read().expect("index lock").blob_count()
     }
 
-    /// Reads, decrypts, decompresses and verifies one blob.
+    /// Reads, decrypts, decompresses and verifies one blob. When the copy the index uses is
+    /// damaged, every other stored copy is tried before giving up.
     pub fn read_blob(&self, id: &Id) -> RepoResult<Vec<u8>> {
-        let (pack, loc) = self.inner.index.read().expect("index lock").get(id).ok_or(RepoError::MissingBlob(*id))?;
-        let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
-        let sealed = self.inner.store.read(&pack_name(&pack), Some(range))?;
-        self.decode_blob(id, &sealed, loc.raw_length as usize)
+        let copies = self.inner.index.read().expect("index lock").locations(id);
+        let mut first_error = None;
+        for (pack, loc) in copies {
+            let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
+            let read = self.inner.store.read(&pack_name(&pack), Some(range)).map_err(RepoError::from);
+            match read.and_then(|sealed| self.decode_blob(id, &sealed, loc.raw_length as usize)) {
+                Ok(plain) => return Ok(plain),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(RepoError::MissingBlob(*id)))
     }
 
     /// Decrypts a blob's sealed bytes and checks they hash to its id.

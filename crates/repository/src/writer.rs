@@ -43,6 +43,10 @@ pub struct BlobWriter {
     shared: Arc<Shared>,
     /// When true, nothing is written: used to estimate what a backup would add.
     dry_run: bool,
+    /// Set for a session that must not lean on stored copies it has not checked (a safety
+    /// backup): blobs known to be intact. A stored blob not in it is read back and
+    /// authenticated before it is reused, and stored again when that fails.
+    verified: Option<Mutex<HashSet<Id>>>,
 }
 
 struct Shared {
@@ -116,6 +120,31 @@ impl BlobWriter {
         Self::start(repo, 0, true)
     }
 
+    /// A session that reuses a stored blob only once it is known intact: those in `verified`
+    /// (just read and authenticated by the caller), or those it reads back and authenticates
+    /// itself. A damaged or missing copy is stored again from the data given.
+    pub fn verifying(repo: &Repository, threads: usize, verified: HashSet<Id>) -> Self {
+        let mut w = Self::start(repo, threads, false);
+        w.verified = Some(Mutex::new(verified));
+        w
+    }
+
+    /// Whether the repository's copy of `id` can be reused by this session.
+    fn reusable(&self, id: &Id) -> bool {
+        if !self.repo.has_blob(id) {
+            return false;
+        }
+        let Some(verified) = &self.verified else { return true };
+        if verified.lock().expect("verified lock").contains(id) {
+            return true;
+        }
+        let intact = self.repo.read_blob(id).is_ok();
+        if intact {
+            verified.lock().expect("verified lock").insert(*id);
+        }
+        intact
+    }
+
     fn start(repo: &Repository, threads: usize, dry_run: bool) -> Self {
         let shared = Arc::new(Shared {
             repo: repo.clone(),
@@ -157,6 +186,7 @@ impl BlobWriter {
             uploaders,
             shared,
             dry_run,
+            verified: None,
         }
     }
 
@@ -184,7 +214,7 @@ impl BlobWriter {
     pub fn add_with_id(&self, kind: BlobKind, id: Id, plaintext: &[u8]) -> RepoResult<bool> {
         self.check_failed()?;
         let stats = &self.shared.stats;
-        if self.repo.has_blob(&id) || !self.pending.lock().expect("pending lock").insert(id) {
+        if self.reusable(&id) || !self.pending.lock().expect("pending lock").insert(id) {
             stats.known_blobs.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         }

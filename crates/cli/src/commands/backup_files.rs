@@ -154,11 +154,23 @@ pub fn restore(ctx: &Context, file: &Path, mut req: FileRestoreRequest, with_con
     }
     let (input, label) = open_input(file)?;
     let progress = Arc::new(Progress::default());
-    let view = ProgressView::start(progress.clone(), ctx.quiet);
-    let log = RunLog::create(&ctx.dirs.logs, "restore", "file", Some(view.printer()));
+    let view = ProgressView::start(progress.clone(), ctx.quiet || req.dry_run);
+    let log = if req.dry_run {
+        RunLog::none()
+    } else {
+        RunLog::create(&ctx.dirs.logs, "restore", "file", Some(view.printer()))
+    };
     let result = backup_file::restore(input, &label, &ctx.dirs, &req, &progress, &log);
     view.finish();
     let (manifest, report) = result?;
+    if req.dry_run {
+        if json {
+            print_json(&report)?;
+        } else {
+            super::backups::print_plan(&report);
+        }
+        return Ok(exit::OK);
+    }
     let mut config_written = None;
     if with_config {
         match &manifest.config {

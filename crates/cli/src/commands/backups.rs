@@ -31,8 +31,13 @@ pub fn new(
     let view = ProgressView::start(progress.clone(), ctx.quiet);
     let log = RunLog::create(&ctx.dirs.logs, "backup", &slug, Some(view.printer()));
     let started = std::time::Instant::now();
-    let result =
-        backup::run(&repo, &ctx.dirs, BackupRequest { units: chosen, full, name, slug, tags }, &progress, &log);
+    let result = backup::run(
+        &repo,
+        &ctx.dirs,
+        BackupRequest { units: chosen, full, name, slug, tags, safety: None },
+        &progress,
+        &log,
+    );
     view.finish();
     let (id, snap) = result?;
     let info = BackupInfo::new(&id, &snap, &loc.name);
@@ -231,15 +236,6 @@ pub fn restore(
         t => t,
     };
     let configured = ctx.units()?;
-    let safety = if safety_backup && !dry_run && target.is_none() {
-        restore::safety_backup(&repo, &ctx.dirs, &snap, &units, &configured, &|slug| {
-            if !ctx.quiet {
-                eprintln!("Making safety backup {slug} of what the restore will overwrite…");
-            }
-        })?
-    } else {
-        None
-    };
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
     let log = if dry_run {
@@ -247,32 +243,44 @@ pub fn restore(
     } else {
         RunLog::create(&ctx.dirs.logs, "restore", &snap.slug, Some(view.printer()))
     };
-    let req = RestoreRequest { units, target, dry_run, configured, mode, map_paths };
+    let req = RestoreRequest { units, target, dry_run, configured, mode, map_paths, safety_backup };
     let result = restore::run(&repo, &snap, &ctx.dirs, &req, &progress, &log);
     view.finish();
     let report = result?;
     if json {
         print_json(&report)?;
     } else if dry_run {
-        for c in &report.changes {
-            println!("{} {}", if c.action == "new" { "+" } else { "~" }, c.path);
-        }
-        println!(
-            "{} to create, {} to replace, {} unchanged.",
-            report.changes.iter().filter(|c| c.action == "new").count(),
-            report.changes.iter().filter(|c| c.action != "new").count(),
-            report.unchanged
-        );
+        print_plan(&report);
     } else {
         print_restored(&report, &format!("backup {}", snap.slug));
-        if let Some((slug, units)) = &safety {
+        if let Some(s) = &report.safety_backup {
             println!(
-                "What was there before is in safety backup {slug}; undo with: lifeboat backups restore {slug} {} --mode replace",
-                units.iter().map(|u| format!("--unit {u}")).collect::<Vec<_>>().join(" ")
+                "What was there before is in safety backup {}; undo with: lifeboat backups restore {}",
+                s.slug, s.slug
             );
         }
     }
     Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+/// A dry run: every path the restore would change, then one line of counts.
+pub(super) fn print_plan(report: &lifeboat_engine::restore::RestoreReport) {
+    use lifeboat_engine::restore::Action;
+    for s in report.plan.iter().filter(|s| s.action.changes()) {
+        let sign = match s.action {
+            Action::Create => '+',
+            Action::Delete => '-',
+            _ => '~',
+        };
+        println!("{sign} {}", s.path);
+    }
+    for p in &report.problems {
+        eprintln!("problem: {p}");
+    }
+    println!(
+        "{} to create, {} to replace, {} to delete, {} kept, {} unchanged.",
+        report.create, report.replace, report.delete, report.keep, report.unchanged
+    );
 }
 
 /// What a restore did: its problems on stderr, then one line and where each unit went.

@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 devices,
                 units,
                 target,
+                dry_run,
                 mode,
                 map_paths,
                 json,
@@ -51,6 +52,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 let req = lifeboat_engine::backup_file::FileRestoreRequest {
                     units,
                     target,
+                    dry_run,
+                    // With no configuration there is nothing of this device's units to keep.
+                    configured: ctx.units().unwrap_or_default(),
                     mode: match mode {
                         crate::args::Mode::Merge => RestoreMode::Merge,
                         crate::args::Mode::Replace => RestoreMode::Replace,

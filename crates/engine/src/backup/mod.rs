@@ -34,6 +34,18 @@ pub struct BackupRequest<'a> {
     pub name: Option<String>,
     pub slug: String,
     pub tags: Vec<String>,
+    /// A safety backup's options; None for an ordinary backup.
+    pub safety: Option<SafetyOptions>,
+}
+
+/// How a safety backup differs from an ordinary one: it trusts no stored copy it has not
+/// just seen intact, runs under the lock its restore holds, and records what its restore
+/// created so that restoring it undoes that restore exactly.
+pub struct SafetyOptions {
+    /// Blobs the restore just read and authenticated.
+    pub verified: std::collections::HashSet<Id>,
+    /// Per unit, the paths (as written) the undo removes.
+    pub remove: HashMap<String, Vec<String>>,
 }
 
 /// A short random slug no other backup in the repository has.
@@ -57,7 +69,12 @@ pub fn run(
     log: &RunLog,
 ) -> EngineResult<(Id, Snapshot)> {
     let started = jiff::Timestamp::now();
-    let _lock = repo.lock(LockKind::Shared, "backup", LOCK_WAIT)?;
+    // A safety backup runs under the shared lock of its restore: asking again while a prune
+    // waits would wait for that prune, which waits for the restore.
+    let _lock = match req.safety {
+        Some(_) => None,
+        None => Some(repo.lock(LockKind::Shared, "backup", LOCK_WAIT)?),
+    };
     progress.set_phase("loading the index");
     repo.load_index()?;
     let adopted = repo.adopt_unindexed_packs()?;
@@ -66,12 +83,20 @@ pub fn run(
     }
     let host = crate::host();
     let user = crate::user();
-    let Previous { parents, totals: parent_totals } = previous(repo, &req.units)?;
+    // A safety backup reads every file it holds: a previous backup's blob lists may name
+    // damaged blobs.
+    let Previous { parents, totals: parent_totals } = match req.safety {
+        Some(_) => Previous { parents: HashMap::new(), totals: None },
+        None => previous(repo, &req.units)?,
+    };
     log.info(&format!("backup {} of {} to {}", req.slug, names(&req.units), repo.store().describe()));
 
     // Two more threads than cores: while some wait on the disk, the others compress.
     let pool = crate::workers::pool("backup", crate::workers::cores() + 2)?;
-    let writer = BlobWriter::new(repo, repo.store().write_concurrency());
+    let writer = match &req.safety {
+        Some(s) => BlobWriter::verifying(repo, repo.store().write_concurrency(), s.verified.clone()),
+        None => BlobWriter::new(repo, repo.store().write_concurrency()),
+    };
     let names_cache = NameCache::default();
     let done = AtomicBool::new(false);
     let read_bytes = AtomicU64::new(0);
@@ -103,7 +128,14 @@ pub fn run(
         r
     });
     let units = match result {
-        Ok(u) => u,
+        Ok(mut u) => {
+            if let Some(s) = &req.safety {
+                for unit in &mut u {
+                    unit.remove_on_restore = s.remove.get(&unit.name).cloned().unwrap_or_default();
+                }
+            }
+            u
+        }
         Err(e) => {
             log.error(&format!("backup failed: {e}"));
             writer.abandon();
@@ -209,6 +241,7 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
             dirs: 0,
             size: 0,
             not_included: unit.not_included.clone(),
+            remove_on_restore: Vec::new(),
         }
     };
     if let Err(e) = hook(&unit.hooks.before_backup) {
@@ -233,6 +266,7 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
                 path: crate::unit::command_root(&unit.name),
                 absolute: RawBytes::from_os(area.path().as_os_str()),
                 node,
+                selection: false,
             });
         }
     }
@@ -257,7 +291,12 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
             _ => archiver.root(abs, parent)?,
         };
         if let Some(node) = node {
-            roots.push(SnapshotRoot { path: written.clone(), absolute: RawBytes::from_os(abs.as_os_str()), node });
+            roots.push(SnapshotRoot {
+                path: written.clone(),
+                absolute: RawBytes::from_os(abs.as_os_str()),
+                node,
+                selection: false,
+            });
         }
     }
     if let Err(e) = hook(&unit.hooks.after_backup) {
@@ -276,6 +315,7 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
         dirs: archiver.dirs.load(Ordering::Relaxed),
         size: archiver.bytes.load(Ordering::Relaxed),
         not_included: unit.not_included.clone(),
+        remove_on_restore: Vec::new(),
     })
 }
 

@@ -64,7 +64,18 @@ impl Manifest {
             if u.file != expected || u.name.is_empty() || u.name.contains('/') {
                 return Err(format!("its list of units names a bad file {:?}", u.file));
             }
+            // Where a restore writes comes from these: refuse the file before anything is
+            // written rather than trust them (its checksums sit in the same file).
+            lifeboat_repository::check_unit_name(&u.name).map_err(|e| format!("refused: {e}"))?;
+            for r in &u.roots {
+                lifeboat_repository::check_root_path(&r.path).map_err(|e| format!("refused: unit {}: {e}", u.name))?;
+                if r.archive.0 != b"." {
+                    lifeboat_repository::check_relative(&r.archive.0)
+                        .map_err(|e| format!("refused: unit {}: its place in the file: {e}", u.name))?;
+                }
+            }
         }
+        self.backup.check_paths().map_err(|e| format!("refused: {e}"))?;
         Ok(())
     }
 }

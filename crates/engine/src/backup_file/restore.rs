@@ -4,10 +4,10 @@
 //! are the staged folders swapped in, so a damaged, truncated or hostile file changes nothing
 //! that was already on disk.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -19,8 +19,8 @@ use super::tarfmt::{EntryKind, TarEntry};
 use crate::meta;
 use crate::paths::Dirs;
 use crate::progress::Progress;
-use crate::restore::fsops;
-use crate::restore::plan::{destination, staging_path, PathMap};
+use crate::restore::plan::{self, destination, PathMap};
+use crate::restore::{fsops, stage};
 use crate::restore::{Owners, RestoreMode, RestoreReport};
 use crate::runlog::RunLog;
 use crate::{EngineError, EngineResult};
@@ -29,6 +29,10 @@ pub struct FileRestoreRequest {
     pub units: Vec<String>,
     pub target: Option<PathBuf>,
     pub mode: RestoreMode,
+    /// Read the file and print the plan; change nothing.
+    pub dry_run: bool,
+    /// The units configured on this device (what replace mode keeps of them stays).
+    pub configured: Vec<crate::unit::Unit>,
     pub passphrase: Option<String>,
     /// Create device nodes (as root only).
     pub devices: bool,
@@ -39,8 +43,11 @@ pub struct FileRestoreRequest {
 struct Root {
     unit: String,
     archive: Vec<u8>,
+    /// Where its entries are written (see `restore::plan::layout`).
     staging: PathBuf,
     dest: PathBuf,
+    /// It has a staging copy of its own, swapped in at the end (inner roots ride in theirs).
+    swapped: bool,
 }
 
 pub fn restore(
@@ -71,7 +78,8 @@ pub fn restore(
     }
     let chosen = |u: &UnitFile| req.units.is_empty() || req.units.contains(&u.name);
     let map = PathMap::new(&backup.home.0, &dirs.home, &req.map_paths);
-    let mut roots: Vec<Root> = Vec::new();
+    let mut specs = Vec::new();
+    let mut archives = Vec::new();
     for f in manifest.units.iter().filter(|u| chosen(u)) {
         let kind = backup.units.iter().find(|u| u.name == f.name).map(|u| u.kind.as_str()).unwrap_or("");
         for r in &f.roots {
@@ -81,29 +89,67 @@ pub fn restore(
             } else {
                 destination(&r.path, dirs, req.target.as_deref(), &map)
             };
-            roots.push(Root { unit: f.name.clone(), archive: r.archive.0.clone(), staging: staging_path(&dest), dest });
+            specs.push(plan::RootSpec {
+                unit: f.name.clone(),
+                kind: kind.to_string(),
+                written: r.path.clone(),
+                dest,
+                selection: false,
+                elsewhere: false,
+            });
+            archives.push(r.archive.0.clone());
         }
     }
+    let placed = plan::layout(specs, !req.dry_run, req.target.as_deref())?;
+    let as_root = nix::unistd::geteuid().is_root();
+    let owners = Owners::for_home(&dirs.home);
+    let owner = |n: &Node| if as_root { owners.resolve(n) } else { None };
+    let restored: Vec<String> = manifest.units.iter().filter(|u| chosen(u)).map(|u| u.name.clone()).collect();
+    let cmp = plan::Compare {
+        mode: req.mode,
+        keeper: plan::Keeper { configured: &req.configured, restored: &restored },
+        owner: &owner,
+    };
+    if req.dry_run {
+        let found = dry_items(reader, req, &placed, &archives, &map, &chosen)?;
+        let plan = plan::build(placed, found, &[], &cmp);
+        let mut report = RestoreReport::from_plan(&plan);
+        report.plan = plan.steps;
+        return Ok((manifest, report));
+    }
+    let carry = plan::carry_before_stream(&placed, &cmp);
+    let roots: Vec<Root> = placed
+        .iter()
+        .zip(archives)
+        .map(|(r, archive)| Root {
+            unit: r.unit.clone(),
+            archive,
+            staging: r.work.clone(),
+            dest: r.dest.clone(),
+            swapped: r.staged,
+        })
+        .collect();
     let total: u64 =
         backup.units.iter().filter(|u| req.units.is_empty() || req.units.contains(&u.name)).map(|u| u.size).sum();
     progress.set_totals(0, total, true);
     log.info(&format!("restore of backup {} from {label}", backup.slug));
 
-    let as_root = nix::unistd::geteuid().is_root();
-    let owners = Owners::for_home(&dirs.home);
     let mut report = RestoreReport::default();
     // The folders the staging copies are made in: their times are put back if nothing is
     // restored, so a refused file leaves no trace.
     let parents: Vec<(PathBuf, std::fs::Metadata)> = roots
         .iter()
+        .filter(|r| r.swapped)
         .filter_map(|r| {
             let p = r.staging.parent()?.to_path_buf();
             std::fs::metadata(&p).ok().map(|m| (p, m))
         })
         .collect();
     let result = (|| -> EngineResult<()> {
-        for root in &roots {
-            prepare(root, req)?;
+        let mut order: Vec<usize> = (0..placed.len()).collect();
+        order.sort_by_key(|&i| placed[i].dest.components().count());
+        for i in order {
+            prepare(&placed, i, &carry, req)?;
         }
         let mut extract = |unit: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
             progress.set_phase(format!("restoring {}", unit.name));
@@ -137,19 +183,20 @@ pub fn restore(
         reader.finish()
     })();
     if let Err(e) = result {
-        for root in &roots {
+        for root in roots.iter().filter(|r| r.swapped) {
             let _ = fsops::remove_any(&root.staging);
         }
         for (p, m) in &parents {
-            use std::os::unix::fs::MetadataExt;
-            let a = nix::sys::time::TimeSpec::new(m.atime(), m.atime_nsec());
-            let t = nix::sys::time::TimeSpec::new(m.mtime(), m.mtime_nsec());
-            let _ = nix::sys::stat::utimensat(None, p, &a, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink);
+            let _ = stage::set_times(p, m);
         }
         return Err(e);
     }
     progress.set_phase("putting the restored folders in place");
     for root in &roots {
+        if !root.swapped {
+            report.roots.push((root.unit.clone(), root.dest.display().to_string()));
+            continue;
+        }
         if std::fs::symlink_metadata(&root.staging).is_err() {
             report.problems.push(format!("{}: not in the backup file", root.dest.display()));
             continue;
@@ -163,27 +210,89 @@ pub fn restore(
         }
         report.roots.push((root.unit.clone(), root.dest.display().to_string()));
     }
+    for (p, m) in &parents {
+        let _ = stage::set_times(p, m);
+    }
     for p in &report.problems {
         log.warn(progress, p);
     }
     Ok((manifest, report))
 }
 
-/// Makes the staging folder's parent, clears a leftover staging copy, and for a merge starts
-/// the staging copy from the current folder (hard links: no data copied).
-fn prepare(root: &Root, req: &FileRestoreRequest) -> EngineResult<()> {
-    let parent = root.dest.parent().unwrap_or(Path::new("/"));
-    let made = match &req.target {
-        Some(t) => fsops::ensure_real_dirs(t, parent),
-        None => std::fs::create_dir_all(parent),
+/// Makes root `i`'s parent (inside its holder's staging copy for an inner root), and starts
+/// its staging copy from what the mode keeps of the current folder (hard links: no data
+/// copied).
+fn prepare(
+    roots: &[plan::Root],
+    i: usize,
+    carry: &HashMap<PathBuf, plan::Carry>,
+    req: &FileRestoreRequest,
+) -> EngineResult<()> {
+    let root = &roots[i];
+    let parent = root.work.parent().unwrap_or(Path::new("/"));
+    let made = match (&req.target, root.outer) {
+        (_, Some(o)) => fsops::ensure_real_dirs(&roots[o].work, parent),
+        (Some(t), None) => fsops::ensure_real_dirs(t, parent),
+        (None, None) => std::fs::create_dir_all(parent),
     };
     made.map_err(|e| EngineError::io("creating", parent, e))?;
-    fsops::remove_any(&root.staging).map_err(|e| EngineError::io("removing the leftover", &root.staging, e))?;
-    if req.mode == RestoreMode::Merge && root.dest.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-        fsops::link_copy(&root.dest, &root.staging, &|_, _| true)
-            .map_err(|e| EngineError::io("preparing a copy of", &root.dest, e))?;
+    stage::prepare(root, carry).map_err(|e| EngineError::io("preparing a copy of", &root.dest, e))
+}
+
+/// The dry run's pass over the file: every entry of the chosen units, at its destination.
+fn dry_items(
+    mut reader: FileReader<impl Read>,
+    req: &FileRestoreRequest,
+    roots: &[plan::Root],
+    archives: &[Vec<u8>],
+    map: &PathMap,
+    chosen: &dyn Fn(&UnitFile) -> bool,
+) -> EngineResult<plan::PlanItems> {
+    let mut found = plan::PlanItems::default();
+    let mut read = |unit: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
+        let mine: Vec<usize> = (0..roots.len()).filter(|&i| roots[i].unit == unit.name).collect();
+        while let Some(e) = tar.next().map_err(tar_problem)? {
+            let (i, rest) = archive_place(&e.path, &mine, archives)?;
+            let dest = plan::under(&roots[i].dest, Path::new(std::ffi::OsStr::from_bytes(&rest)));
+            // An entry inside an inner root is that root's.
+            let owner = (0..roots.len())
+                .filter(|&j| roots[j].unit != roots[i].unit || j == i)
+                .filter(|&j| dest.starts_with(&roots[j].dest))
+                .max_by_key(|&j| roots[j].dest.components().count())
+                .unwrap_or(i);
+            found.items.push((owner, dest, node_of(&e, map)));
+        }
+        Ok(())
+    };
+    while reader.next_unit(req.passphrase.as_deref(), &mut read, chosen)?.is_some() {}
+    reader.finish()?;
+    found.items.sort_by(|a, b| a.1.cmp(&b.1));
+    found.items.dedup_by(|a, b| a.1 == b.1);
+    Ok(found)
+}
+
+/// Which of the unit's roots (indexes in `mine`) an archive path is under, and the rest of it.
+/// The path is checked the same way the extraction checks it.
+fn archive_place(path: &[u8], mine: &[usize], archives: &[Vec<u8>]) -> EngineResult<(usize, Vec<u8>)> {
+    let shown = String::from_utf8_lossy(path).into_owned();
+    let path = path.strip_suffix(b"/").unwrap_or(path);
+    if path != b"." {
+        lifeboat_repository::check_relative(path).map_err(|e| refuse(format!("entry {shown:?}: {e}")))?;
     }
-    Ok(())
+    mine.iter()
+        .find_map(|&i| {
+            let a = &archives[i];
+            if a.as_slice() == b"." {
+                return Some((i, if path == b"." { Vec::new() } else { path.to_vec() }));
+            }
+            let rest = path.strip_prefix(a.as_slice())?;
+            match rest {
+                [] => Some((i, Vec::new())),
+                [b'/', rest @ ..] => Some((i, rest.to_vec())),
+                _ => None,
+            }
+        })
+        .ok_or_else(|| refuse(format!("entry {shown:?} is outside the unit's folders")))
 }
 
 struct Extractor<'a> {

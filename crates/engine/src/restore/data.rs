@@ -1,11 +1,12 @@
 //! Writing file data pack by pack: each needed pack is read once (whole, or the needed ranges
 //! when it is mostly unneeded), and every blob in it is written to every place it belongs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use lifeboat_repository::{Id, Repository};
 use rayon::prelude::*;
@@ -40,6 +41,8 @@ struct Need {
     places: Vec<(usize, u64)>,
 }
 
+/// Writes every file of `files`; returns the blobs it read and authenticated (a safety
+/// backup made next may reuse exactly those without reading them again).
 pub(crate) fn restore_files(
     repo: &Repository,
     files: &[&Item],
@@ -47,7 +50,8 @@ pub(crate) fn restore_files(
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &Finish<'_>,
-) {
+) -> HashSet<Id> {
+    let verified = Mutex::new(HashSet::new());
     let states: Vec<FileState> = files
         .iter()
         .map(|item| FileState {
@@ -113,14 +117,27 @@ pub(crate) fn restore_files(
         })
         .collect();
     work.sort_by_key(|(p, _)| *p);
+    // A blob whose copy in this pack cannot be used is read again from any other copy the
+    // repository has (a safety backup stores a damaged blob again).
+    let fallback = |n: &Need, why: String| match repo.read_blob(&n.blob) {
+        Ok(plain) => {
+            verified.lock().expect("verified lock").insert(n.blob);
+            write_places(&states, n, &plain, unlink_first, progress, problem, finish);
+        }
+        Err(_) => fail_places(&states, n, problem, &why),
+    };
     work.par_iter().for_each(|(pack, needs)| {
         for (start, end, group) in ranges(needs) {
             let bytes = match repo.read_pack_range(pack, start, end) {
-                Ok(b) => b,
+                Ok(b) if b.len() as u64 == end - start => b,
+                Ok(_) => {
+                    group
+                        .iter()
+                        .for_each(|n| fallback(n, format!("pack {} is shorter than the index says", pack.short())));
+                    continue;
+                }
                 Err(e) => {
-                    for n in group {
-                        fail_places(&states, n, problem, &format!("pack {} unreadable: {e}", pack.short()));
-                    }
+                    group.iter().for_each(|n| fallback(n, format!("pack {} unreadable: {e}", pack.short())));
                     continue;
                 }
             };
@@ -128,12 +145,16 @@ pub(crate) fn restore_files(
                 let s = (n.offset as u64 - start) as usize;
                 let sealed = &bytes[s..s + n.length as usize];
                 match repo.decode_blob(&n.blob, sealed, n.raw_length as usize) {
-                    Ok(plain) => write_places(&states, n, &plain, unlink_first, progress, problem, finish),
-                    Err(e) => fail_places(&states, n, problem, &e.to_string()),
+                    Ok(plain) => {
+                        verified.lock().expect("verified lock").insert(n.blob);
+                        write_places(&states, n, &plain, unlink_first, progress, problem, finish)
+                    }
+                    Err(e) => fallback(n, e.to_string()),
                 }
             });
         }
     });
+    verified.into_inner().expect("verified lock")
 }
 
 /// Groups needed blobs into read ranges of nearby blobs, each at most MAX_READ long (or one

@@ -102,61 +102,6 @@ pub(crate) fn open_existing(path: &Path) -> io::Result<File> {
     File::options().write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
 }
 
-/// Copies the folder `src` to `dst` with regular files hard-linked (no data is copied),
-/// symlinks recreated, and folders' permissions, owners and times kept. Only entries `keep`
-/// accepts are copied (with their folders); a kept folder is copied whole. Returns whether
-/// anything was copied.
-pub(crate) fn link_copy(src: &Path, dst: &Path, keep: &dyn Fn(&Path, bool) -> bool) -> io::Result<bool> {
-    let mut made = false;
-    let ensure = |made: &mut bool| -> io::Result<()> {
-        if !*made {
-            fs::create_dir(dst)?;
-            *made = true;
-        }
-        Ok(())
-    };
-    for entry in fs::read_dir(src)? {
-        let entry = entry?;
-        let (from, to) = (entry.path(), dst.join(entry.file_name()));
-        let ft = entry.file_type()?;
-        let kept = keep(&from, ft.is_dir());
-        if ft.is_dir() {
-            if kept {
-                ensure(&mut made)?;
-                link_copy(&from, &to, &|_, _| true)?;
-            } else if fs::symlink_metadata(&to).is_err() {
-                // Look inside for kept entries; the folder is made only if one is found.
-                ensure(&mut made)?;
-                if !link_copy(&from, &to, keep)? {
-                    continue;
-                }
-            }
-        } else if kept && ft.is_symlink() {
-            ensure(&mut made)?;
-            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
-        } else if kept && ft.is_file() {
-            ensure(&mut made)?;
-            fs::hard_link(&from, &to)?;
-        }
-    }
-    if made {
-        copy_folder_metadata(src, dst)?;
-    }
-    Ok(made)
-}
-
-fn copy_folder_metadata(src: &Path, dst: &Path) -> io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = fs::symlink_metadata(src)?;
-    if nix::unistd::geteuid().is_root() {
-        let _ = std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()));
-    }
-    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    let t = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
-    nix::sys::stat::utimensat(None, dst, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-        .map_err(io::Error::from)
-}
-
 /// Puts the finished `staging` copy at `dest` in one step: folders are exchanged atomically
 /// (`renameat2(RENAME_EXCHANGE)`) and the old one is then removed; a file is renamed over
 /// the old one.

@@ -1,10 +1,14 @@
-//! Restoring a backup: folders first, then file data pack by pack (each pack read once, its
-//! blobs written at their offsets in parallel), then links and special files, then the
-//! folders' own metadata, deepest first.
+//! Restoring a backup. The plan (`plan.rs`) says what every destination path becomes; then,
+//! into staging copies when in place: folders first, file data pack by pack (each pack read
+//! once, its blobs written at their offsets in parallel), links and special files, the
+//! folders' own metadata deepest first; then the safety backup, and the swap.
 
 mod data;
 pub(crate) mod fsops;
 pub(crate) mod plan;
+mod room;
+mod safety;
+pub(crate) mod stage;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -23,17 +27,23 @@ use crate::runlog::RunLog;
 use crate::unit::{Commands, Unit};
 use crate::{EngineError, EngineResult};
 
+pub use plan::{Action, Step};
+
 pub struct RestoreRequest {
     pub units: Vec<String>,
     pub target: Option<PathBuf>,
     pub dry_run: bool,
-    /// The units configured on this device: their hooks run around the restore, and
-    /// `command` units import their data with them.
+    /// The units configured on this device, resolved for the home restored into: their hooks
+    /// run around the restore, `command` units import their data with them, and in replace
+    /// mode what they exclude (and the paths of units not restored) stays.
     pub configured: Vec<Unit>,
     pub mode: RestoreMode,
     /// `--map-path OLD=NEW`: paths under OLD (destinations and absolute symlink targets) go
     /// under NEW. The backup's home always maps to this user's home.
     pub map_paths: Vec<(PathBuf, PathBuf)>,
+    /// In place: first back up what the restore replaces and deletes, so that restoring that
+    /// backup undoes it.
+    pub safety_backup: bool,
 }
 
 /// What happens to files in a restored folder that the backup does not hold.
@@ -45,34 +55,62 @@ pub enum RestoreMode {
     #[default]
     Merge,
     /// The unit's folders become exactly what the backup holds: other files in them are
-    /// removed (files the unit excludes, such as caches, stay).
+    /// removed (files the unit excludes, such as caches, and other units' paths stay).
     Replace,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Change {
-    /// `new` or `replace`.
-    pub action: &'static str,
-    pub path: String,
+/// The backup made of what an in-place restore replaced and deleted.
+#[derive(Debug, Clone, Serialize)]
+pub struct SafetyBackup {
+    pub slug: String,
+    pub units: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
 pub struct RestoreReport {
+    /// Entries written (files, links, special files) and folders made sure of.
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
-    /// Entries that could not be restored (or not fully), with the reason.
+    /// What could not be done, or done fully, with the reason.
     pub problems: Vec<String>,
-    /// With `dry_run`: what would change.
-    pub changes: Vec<Change>,
+    /// The plan's counts: paths created, replaced, deleted, kept, and already as in the backup.
+    pub create: u64,
+    pub replace: u64,
+    pub delete: u64,
+    pub keep: u64,
     pub unchanged: u64,
+    /// With `dry_run`: the whole plan, every destination path with what it becomes and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<Step>,
+    /// Where each unit root lands.
     pub roots: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_backup: Option<SafetyBackup>,
+}
+
+impl RestoreReport {
+    pub(crate) fn from_plan(plan: &plan::Plan) -> RestoreReport {
+        RestoreReport {
+            create: plan.count(Action::Create),
+            replace: plan.count(Action::Replace),
+            delete: plan.count(Action::Delete),
+            keep: plan.count(Action::Keep),
+            unchanged: plan.count(Action::Unchanged),
+            roots: plan.roots.iter().map(|r| (r.unit.clone(), r.dest.display().to_string())).collect(),
+            problems: plan.problems.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Restore threads per core: creating files is mostly waiting on the file system, so more
 /// threads than cores keep both the disk and the CPUs busy.
 const THREADS_PER_CORE: usize = 2;
 
+/// Restores a backup of `repo`: plans it, checks the room, writes what the plan writes (in
+/// place, into staging copies), makes the safety backup, and only when every entry was
+/// written swaps the copies in.
 pub fn run(
     repo: &Repository,
     snapshot: &Snapshot,
@@ -82,384 +120,452 @@ pub fn run(
     log: &RunLog,
 ) -> EngineResult<RestoreReport> {
     let pool = crate::workers::pool("restore", crate::workers::cores() * THREADS_PER_CORE)?;
-    pool.install(|| run_in_pool(repo, snapshot, dirs, req, progress, log))
+    pool.install(|| Restore { repo, snapshot, dirs, req, progress, log }.run())
 }
 
-fn run_in_pool(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    dirs: &Dirs,
-    req: &RestoreRequest,
-    progress: &Progress,
-    log: &RunLog,
-) -> EngineResult<RestoreReport> {
-    for u in &req.units {
-        if !snapshot.units.iter().any(|su| &su.name == u) {
-            return Err(EngineError::UnitNotInBackup {
-                slug: snapshot.slug.clone(),
-                unit: u.clone(),
-                held: snapshot.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
+struct Restore<'a> {
+    repo: &'a Repository,
+    snapshot: &'a Snapshot,
+    dirs: &'a Dirs,
+    req: &'a RestoreRequest,
+    progress: &'a Progress,
+    log: &'a RunLog,
+}
+
+/// What writing the plan came to.
+#[derive(Default)]
+struct Written {
+    /// Entries not written (or not fully): a staged restore with any is not swapped in.
+    failed: Vec<String>,
+    /// Entries written whose metadata could not all be set.
+    warnings: Vec<String>,
+    verified: std::collections::HashSet<lifeboat_repository::Id>,
+    files: u64,
+    dirs: u64,
+    bytes: u64,
+}
+
+impl Restore<'_> {
+    fn run(&self) -> EngineResult<RestoreReport> {
+        let (snapshot, req) = (self.snapshot, self.req);
+        self.check_request()?;
+        // Prune waits for this lock, so no pack the restore needs goes while it runs.
+        let _lock = shared_lock(self.repo, "restore")?;
+        self.progress.set_phase("reading the backup's folders");
+        self.repo.load_index()?;
+        let (areas, elsewhere) = self.command_areas()?;
+        if !req.dry_run {
+            for unit in configured_units(req, snapshot) {
+                if let Err(e) = hook(unit, &unit.hooks.before_restore, self.dirs) {
+                    return Err(EngineError::Hook { unit: unit.name.clone(), reason: format!("before_restore: {e}") });
+                }
+            }
+        }
+        let plan = self.plan(&elsewhere)?;
+        let mut report = RestoreReport::from_plan(&plan);
+        if req.dry_run {
+            report.plan = plan.steps;
+            return Ok(report);
+        }
+        room::check(&plan)?;
+        let (files, bytes) = plan.to_write();
+        self.progress.set_totals(files, bytes, true);
+        self.log.info(&format!("restore of backup {} ({} entries to write)", snapshot.slug, files));
+        let in_place = plan.roots.iter().any(|r| r.staged);
+        lifeboat_storage::faults::pause_point(&format!("restore {}", snapshot.slug));
+        let parents = parent_times(&plan);
+        let written = self.write(&plan);
+        if in_place && !written.failed.is_empty() {
+            discard(&plan, &parents);
+            return Err(EngineError::RestoreIncomplete {
+                failed: written.failed.len(),
+                first: written.failed[0].clone(),
             });
         }
+        if in_place && req.safety_backup && plan.steps.iter().any(|s| s.action.changes()) {
+            self.progress.set_phase("making a safety backup of what the restore changes");
+            match safety::make(self.repo, self.dirs, snapshot, &plan, &req.configured, &written.verified, self.log) {
+                Ok(made) => report.safety_backup = made,
+                Err(e) => {
+                    discard(&plan, &parents);
+                    return Err(e);
+                }
+            }
+        }
+        let mut problems = written.failed;
+        problems.extend(written.warnings);
+        self.put_in_place(&plan, &parents, &mut problems);
+        self.after(&elsewhere, &mut problems);
+        drop(areas);
+        report.files = written.files;
+        report.dirs = written.dirs;
+        report.bytes = written.bytes;
+        report.problems.extend(problems);
+        self.log.info(&format!(
+            "restore of {} finished: {} files, {} folders, {} problems",
+            snapshot.slug,
+            report.files,
+            report.dirs,
+            report.problems.len()
+        ));
+        Ok(report)
     }
-    if let Some(t) = &req.target {
-        if let Ok(m) = std::fs::metadata(t) {
-            if !m.is_dir() {
+
+    fn check_request(&self) -> EngineResult<()> {
+        let (snapshot, req) = (self.snapshot, self.req);
+        for u in &req.units {
+            if !snapshot.units.iter().any(|su| &su.name == u) {
+                return Err(EngineError::UnitNotInBackup {
+                    slug: snapshot.slug.clone(),
+                    unit: u.clone(),
+                    held: snapshot.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        snapshot.check_paths().map_err(|detail| EngineError::UnsafeBackup { slug: snapshot.slug.clone(), detail })?;
+        if let Some(t) = &req.target {
+            if std::fs::metadata(t).is_ok_and(|m| !m.is_dir()) || !t.is_absolute() {
                 return Err(EngineError::BadTarget(t.clone()));
             }
         }
+        Ok(())
     }
-    progress.set_phase("reading the backup's folders");
-    repo.load_index()?;
-    // Exported data of command units goes to a staging folder for their import (or, under
-    // --target, to DIR/lifeboat-units/NAME for a person to look at).
-    let mut staging = Vec::new();
-    let mut elsewhere = HashMap::new();
-    let chosen = |name: &str| req.units.is_empty() || req.units.iter().any(|u| u == name);
-    for su in snapshot.units.iter().filter(|u| u.kind == "command" && chosen(&u.name)) {
-        let dest = match &req.target {
-            Some(t) => t.join("lifeboat-units").join(&su.name),
-            None => {
-                let area = tempfile::Builder::new()
-                    .prefix(&format!(".lifeboat-import-{}-", su.name))
-                    .tempdir_in(crate::backup::staging_dir(dirs))
-                    .map_err(|e| EngineError::io("creating a staging folder in", &dirs.data, e))?;
-                let dest = area.path().join("export");
-                staging.push(area);
-                dest
-            }
-        };
-        elsewhere.insert(su.name.clone(), dest);
-    }
-    if !req.dry_run {
-        for unit in configured_units(req, snapshot) {
-            if let Err(e) = hook(unit, &unit.hooks.before_restore, dirs) {
-                return Err(EngineError::Hook { unit: unit.name.clone(), reason: format!("before_restore: {e}") });
-            }
-        }
-    }
-    let map = plan::PathMap::new(&snapshot.home.0, &dirs.home, &req.map_paths);
-    // In place, each unit root is written beside itself and swapped in when complete, so a
-    // crash leaves it entirely as it was or entirely as in the backup.
-    let stage = req.target.is_none() && !req.dry_run;
-    let plan = plan::build(
-        repo,
-        plan::PlanRequest {
-            snapshot,
-            units: &req.units,
-            dirs,
-            target: req.target.as_deref(),
-            elsewhere: &elsewhere,
-            map: &map,
-            stage,
-        },
-    );
-    let mut report = RestoreReport {
-        problems: plan.problems.clone(),
-        // Where each unit ends up (a staged root's final place, not its staging copy).
-        roots: plan
-            .roots
-            .iter()
-            .zip(&plan.finals)
-            .map(|((u, p), last)| (u.clone(), last.as_ref().unwrap_or(p).display().to_string()))
-            .collect(),
-        ..Default::default()
-    };
-    let files_total = plan.items.iter().filter(|i| i.node.kind != NodeKind::Dir).count() as u64;
-    let bytes_total: u64 = plan.items.iter().filter(|i| i.node.kind == NodeKind::File).map(|i| i.node.size).sum();
-    progress.set_totals(files_total, bytes_total, true);
-    if req.dry_run {
-        dry_run(&plan, &mut report);
-        return Ok(report);
-    }
-    log.info(&format!("restore of backup {} ({} entries)", snapshot.slug, plan.items.len()));
-    let as_root = nix::unistd::geteuid().is_root();
-    let owners = Owners::for_home(&dirs.home);
-    let problems = Mutex::new(Vec::new());
-    let problem = |path: &Path, what: String| {
-        let msg = format!("{}: {what}", path.display());
-        log.warn(progress, &msg);
-        problems.lock().expect("problems lock").push(msg);
-    };
 
-    // 1. Folders, parents first; writable by us until their own metadata is applied last.
-    progress.set_phase("creating folders");
-    let mut folders: Vec<&plan::Item> = plan.items.iter().filter(|i| i.node.kind == NodeKind::Dir).collect();
-    folders.sort_by_key(|i| i.depth);
-    for (_, root) in &plan.roots {
-        let parent = root.parent().unwrap_or(Path::new("/"));
-        let made = match &req.target {
-            Some(t) => fsops::ensure_real_dirs(t, parent),
-            None => std::fs::create_dir_all(parent),
-        };
-        if let Err(e) = made {
-            return Err(EngineError::io("creating", parent, e));
-        }
+    fn chosen(&self, name: &str) -> bool {
+        self.req.units.is_empty() || self.req.units.iter().any(|u| u == name)
     }
-    for ((unit, staging), last) in plan.roots.iter().zip(&plan.finals) {
-        let Some(last) = last else { continue };
-        fsops::remove_any(staging).map_err(|e| EngineError::io("removing the leftover", staging, e))?;
-        // The staging copy starts with what the restore keeps of the current folder, its files
-        // hard-linked (no data copied; files the restore writes are unlinked first): all of
-        // it for merge, for replace only what the unit excludes (caches stay caches).
-        if last.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-            progress.set_phase("preparing the restore beside the current folder");
-            let filter = req.configured.iter().find(|u| &u.name == unit).map(|u| &u.filter);
-            let keep = |p: &Path, is_dir: bool| match req.mode {
-                RestoreMode::Merge => true,
-                RestoreMode::Replace => {
-                    filter.is_some_and(|f| f.excludes(p, p.strip_prefix(last).unwrap_or(p), is_dir))
+
+    /// Where the exported data of `command` units goes: a staging folder for their import
+    /// (in place), or DIR/lifeboat-units/NAME under --target for a person to look at.
+    fn command_areas(&self) -> EngineResult<(Vec<tempfile::TempDir>, HashMap<String, PathBuf>)> {
+        let mut areas = Vec::new();
+        let mut elsewhere = HashMap::new();
+        for su in self.snapshot.units.iter().filter(|u| u.kind == "command" && self.chosen(&u.name)) {
+            let dest = match &self.req.target {
+                Some(t) => t.join("lifeboat-units").join(&su.name),
+                None if self.req.dry_run => self.dirs.data.join("staging").join(&su.name),
+                None => {
+                    let area = tempfile::Builder::new()
+                        .prefix(&format!(".lifeboat-import-{}-", su.name))
+                        .tempdir_in(crate::backup::staging_dir(self.dirs))
+                        .map_err(|e| EngineError::io("creating a staging folder in", &self.dirs.data, e))?;
+                    let dest = area.path().join("export");
+                    areas.push(area);
+                    dest
                 }
             };
-            fsops::link_copy(last, staging, &keep).map_err(|e| EngineError::io("preparing a copy of", last, e))?;
+            elsewhere.insert(su.name.clone(), dest);
         }
+        Ok((areas, elsewhere))
     }
-    for depth_group in folders.chunk_by(|a, b| a.depth == b.depth) {
-        depth_group.par_iter().for_each(|item| {
-            if let Err(e) = fsops::ensure_dir(&item.path) {
-                problem(&item.path, format!("cannot create folder: {e}"));
-            } else {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&item.path, std::fs::Permissions::from_mode(0o700 | item.node.mode));
+
+    fn plan(&self, elsewhere: &HashMap<String, PathBuf>) -> EngineResult<plan::Plan> {
+        let (snapshot, req) = (self.snapshot, self.req);
+        let map = plan::PathMap::new(&snapshot.home.0, &self.dirs.home, &req.map_paths);
+        let mut specs = Vec::new();
+        let mut nodes = Vec::new();
+        let mut remove = Vec::new();
+        for unit in snapshot.units.iter().filter(|u| self.chosen(&u.name)) {
+            for root in &unit.roots {
+                let area = elsewhere.get(&unit.name);
+                specs.push(plan::RootSpec {
+                    unit: unit.name.clone(),
+                    kind: unit.kind.clone(),
+                    written: root.path.clone(),
+                    dest: match area {
+                        Some(d) => d.clone(),
+                        None => plan::destination(&root.path, self.dirs, req.target.as_deref(), &map),
+                    },
+                    selection: root.selection,
+                    elsewhere: area.is_some(),
+                });
+                nodes.push(root.node.clone());
+            }
+            for p in &unit.remove_on_restore {
+                remove.push((unit.name.clone(), plan::destination(p, self.dirs, req.target.as_deref(), &map)));
+            }
+        }
+        // In place, each unit root is written beside itself and swapped in when complete, so
+        // a crash or a damaged blob leaves it entirely as it was or entirely as in the backup.
+        let stage = req.target.is_none() && !req.dry_run;
+        let roots = plan::layout(specs, stage, req.target.as_deref())?;
+        for (_, p) in &remove {
+            let bound = req.target.as_deref().unwrap_or(Path::new("/"));
+            if !p.starts_with(bound) {
+                return Err(EngineError::Outside { path: p.clone(), bound: bound.to_path_buf() });
+            }
+        }
+        let found = plan::items_from_trees(self.repo, &roots, &nodes, &map);
+        let as_root = nix::unistd::geteuid().is_root();
+        let owners = Owners::for_home(&self.dirs.home);
+        let owner = |n: &Node| if as_root { owners.resolve(n) } else { None };
+        let restored: Vec<String> =
+            snapshot.units.iter().filter(|u| self.chosen(&u.name)).map(|u| u.name.clone()).collect();
+        let cmp = plan::Compare {
+            mode: req.mode,
+            keeper: plan::Keeper { configured: &req.configured, restored: &restored },
+            owner: &owner,
+        };
+        Ok(plan::build(roots, found, &remove, &cmp))
+    }
+
+    /// Writes everything the plan writes, into staging copies when in place.
+    fn write(&self, plan: &plan::Plan) -> Written {
+        let progress = self.progress;
+        let failed = Mutex::new(Vec::new());
+        let warnings = Mutex::new(Vec::new());
+        let fail = |path: &Path, what: String| {
+            let msg = format!("{}: {what}", path.display());
+            self.log.warn(progress, &msg);
+            failed.lock().expect("problems lock").push(msg);
+        };
+        let warn = |path: &Path, what: String| {
+            let msg = format!("{}: {what}", path.display());
+            self.log.warn(progress, &msg);
+            warnings.lock().expect("problems lock").push(msg);
+        };
+        let as_root = nix::unistd::geteuid().is_root();
+        let owners = Owners::for_home(&self.dirs.home);
+        let owner_of = |n: &Node| if as_root { owners.resolve(n) } else { None };
+        let mut out = Written::default();
+
+        // 0. The roots' parents, and the staging copies, outer roots first.
+        progress.set_phase("preparing the restore beside the current folders");
+        let mut order: Vec<usize> = (0..plan.roots.len()).collect();
+        order.sort_by_key(|&i| plan.roots[i].dest.components().count());
+        for i in order {
+            let r = &plan.roots[i];
+            let parent = r.work.parent().unwrap_or(Path::new("/"));
+            let made = match (&self.req.target, r.outer) {
+                (_, Some(o)) if r.work != r.dest => fsops::ensure_real_dirs(&plan.roots[o].work, parent),
+                (Some(t), _) if !r.elsewhere => fsops::ensure_real_dirs(t, parent),
+                _ => std::fs::create_dir_all(parent),
+            };
+            let prepared = made.and_then(|()| if r.work != r.dest { stage::prepare(r, &plan.carry) } else { Ok(()) });
+            if let Err(e) = prepared {
+                fail(&r.dest, format!("cannot prepare the restore: {e}"));
+            }
+        }
+        if !failed.lock().expect("problems lock").is_empty() {
+            out.failed = failed.into_inner().expect("problems lock");
+            return out;
+        }
+
+        // 1. Folders, parents first; writable by us until their own metadata is applied last.
+        progress.set_phase("creating folders");
+        let mut folders: Vec<&plan::Item> = plan.items.iter().filter(|i| i.node.kind == NodeKind::Dir).collect();
+        folders.sort_by_key(|i| i.depth);
+        for depth_group in folders.chunk_by(|a, b| a.depth == b.depth) {
+            depth_group.par_iter().for_each(|item| {
+                if let Err(e) = fsops::ensure_dir(&item.path) {
+                    fail(&item.dest, format!("cannot create folder: {e}"));
+                } else {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ =
+                        std::fs::set_permissions(&item.path, std::fs::Permissions::from_mode(0o700 | item.node.mode));
+                }
+            });
+        }
+
+        // 2. Where nothing is staged, what the plan deletes goes now.
+        if !plan.roots.iter().any(|r| r.staged) {
+            progress.set_phase("removing what the backup does not hold");
+            for path in &plan.deletes {
+                if let Err(e) = fsops::remove_any(path) {
+                    fail(path, format!("cannot remove: {e}"));
+                }
+            }
+        }
+
+        // 3. File data, and the hard links that share it.
+        progress.set_phase("restoring files");
+        let mut primaries: HashMap<(u64, u64), &Path> = HashMap::new();
+        let mut links: Vec<(&plan::Item, &Path)> = Vec::new();
+        let mut files: Vec<&plan::Item> = Vec::new();
+        let mut files_sorted: Vec<&plan::Item> =
+            plan.items.iter().filter(|i| i.node.kind == NodeKind::File && i.writes()).collect();
+        files_sorted.sort_by(|a, b| a.path.cmp(&b.path));
+        for item in files_sorted {
+            if item.node.links > 1 {
+                if let Some(first) = primaries.get(&(item.node.device, item.node.inode)) {
+                    links.push((item, first));
+                    continue;
+                }
+                primaries.insert((item.node.device, item.node.inode), &item.path);
+            }
+            files.push(item);
+        }
+        out.verified = data::restore_files(self.repo, &files, true, progress, &|p, w| fail(p, w), &|f, p, n, fresh| {
+            for w in meta::apply_fd(f, p, n, as_root, owner_of(n), fresh) {
+                warn(p, w);
             }
         });
-    }
+        out.bytes = files.iter().map(|i| i.node.size).sum();
 
-    if req.mode == RestoreMode::Replace && !stage {
-        progress.set_phase("removing what the backup does not hold");
-        remove_extras(&plan, &folders, req, &problem);
-    }
-
-    for ((unit, dest), last) in plan.roots.iter().zip(&plan.finals) {
-        if last.is_none() && snapshot.units.iter().any(|u| &u.name == unit && u.kind == "sqlite") {
-            remove_database_sidecars(dest, &problem);
-        }
-    }
-
-    // 2. File data, and the hard links that share it.
-    progress.set_phase("restoring files");
-    let mut primaries: HashMap<(u64, u64), &Path> = HashMap::new();
-    let mut links: Vec<(&plan::Item, &Path)> = Vec::new();
-    let mut files: Vec<&plan::Item> = Vec::new();
-    let mut files_sorted: Vec<&plan::Item> = plan.items.iter().filter(|i| i.node.kind == NodeKind::File).collect();
-    files_sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    for item in files_sorted {
-        if item.node.links > 1 {
-            if let Some(first) = primaries.get(&(item.node.device, item.node.inode)) {
-                links.push((item, first));
-                continue;
-            }
-            primaries.insert((item.node.device, item.node.inode), &item.path);
-        }
-        files.push(item);
-    }
-    let owner_of = |n: &Node| as_root.then(|| owners.resolve(n));
-    data::restore_files(repo, &files, stage, progress, &|p, w| problem(p, w), &|f, p, n, fresh| {
-        for w in meta::apply_fd(f, p, n, as_root, owner_of(n).flatten(), fresh) {
-            problem(p, w);
-        }
-    });
-    report.files += files.len() as u64;
-    report.bytes = files.iter().map(|i| i.node.size).sum();
-
-    // 3. Links, special files.
-    progress.set_phase("restoring links");
-    let others: Vec<&plan::Item> =
-        plan.items.iter().filter(|i| !matches!(i.node.kind, NodeKind::Dir | NodeKind::File)).collect();
-    others.par_iter().for_each(|item| {
-        let made = match item.node.kind {
-            NodeKind::Symlink => {
-                let target = item.node.target.clone().unwrap_or_default();
-                fsops::remove_any(&item.path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), &item.path))
-            }
-            NodeKind::Fifo => fsops::remove_any(&item.path).and_then(|_| {
-                nix::unistd::mkfifo(&item.path, nix::sys::stat::Mode::from_bits_truncate(item.node.mode))
-                    .map_err(std::io::Error::from)
-            }),
-            NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(&item.path).and_then(|_| {
-                let kind = if item.node.kind == NodeKind::CharDevice {
-                    nix::sys::stat::SFlag::S_IFCHR
-                } else {
-                    nix::sys::stat::SFlag::S_IFBLK
-                };
-                nix::sys::stat::mknod(
-                    &item.path,
-                    kind,
-                    nix::sys::stat::Mode::from_bits_truncate(item.node.mode),
-                    item.node.rdev.unwrap_or(0),
-                )
-                .map_err(std::io::Error::from)
-            }),
-            NodeKind::CharDevice | NodeKind::BlockDevice => {
-                problem(&item.path, "device files are restored only by root".into());
-                return;
-            }
-            _ => return,
-        };
-        match made {
+        // 4. Links, special files.
+        progress.set_phase("restoring links");
+        let others: Vec<&plan::Item> = plan
+            .items
+            .iter()
+            .filter(|i| !matches!(i.node.kind, NodeKind::Dir | NodeKind::File) && i.writes())
+            .collect();
+        others.par_iter().for_each(|item| match make_special(item, as_root) {
             Ok(()) => {
-                for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node).flatten()) {
-                    problem(&item.path, w);
+                for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node)) {
+                    warn(&item.path, w);
                 }
                 progress.add(1, 0);
             }
-            Err(e) => problem(&item.path, format!("cannot create: {e}")),
-        }
-    });
-    for (item, first) in &links {
-        let made = fsops::remove_any(&item.path).and_then(|_| std::fs::hard_link(first, &item.path));
-        match made {
-            Ok(()) => progress.add(1, 0),
-            Err(e) => problem(&item.path, format!("cannot link to {}: {e}", first.display())),
-        }
-    }
-    report.files += (others.len() + links.len()) as u64;
-
-    // 4. Folder metadata, deepest first, so setting a folder's time is the last change in it.
-    progress.set_phase("restoring folder metadata");
-    for depth_group in folders.chunk_by(|a, b| a.depth == b.depth).rev() {
-        depth_group.par_iter().for_each(|item| {
-            for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node).flatten()) {
-                problem(&item.path, w);
-            }
+            Err(e) => fail(&item.dest, e),
         });
-    }
-    report.dirs = folders.len() as u64;
-
-    // 5. Swap each staged unit root in.
-    for ((unit, staging), last) in plan.roots.iter().zip(&plan.finals) {
-        let Some(last) = last else { continue };
-        if snapshot.units.iter().any(|u| &u.name == unit && u.kind == "sqlite") {
-            remove_database_sidecars(last, &problem);
-        }
-        progress.set_phase(format!("swapping in {unit}"));
-        if let Err(e) = fsops::swap_in(staging, last) {
-            problem(last, format!("cannot put the restored copy in place (it is at {}): {e}", staging.display()));
-        }
-    }
-
-    // 5. Command units import what was restored; then every unit's after_restore hook.
-    if req.target.is_none() {
-        for su in snapshot.units.iter().filter(|u| u.kind == "command" && chosen(&u.name)) {
-            let Some(dest) = elsewhere.get(&su.name) else { continue };
-            match req.configured.iter().find(|u| u.name == su.name).and_then(|u| u.commands.as_ref().map(|c| (u, c))) {
-                Some((unit, commands)) => {
-                    progress.set_phase(format!("importing {}", unit.name));
-                    if let Err(e) = import(unit, commands, dest, dirs) {
-                        problem(dest, format!("unit {}: import: {e}", unit.name));
-                    }
-                }
-                None => problem(
-                    dest,
-                    format!(
-                        "unit {} has no import command on this device: restore it with --target to get its data",
-                        su.name
-                    ),
-                ),
+        for (item, first) in &links {
+            let made = fsops::remove_any(&item.path).and_then(|_| std::fs::hard_link(first, &item.path));
+            match made {
+                Ok(()) => progress.add(1, 0),
+                Err(e) => fail(&item.dest, format!("cannot link to {}: {e}", first.display())),
             }
         }
+        out.files = (files.len() + others.len() + links.len()) as u64;
+
+        // 5. Folder metadata, deepest first, so setting a folder's time is the last change in it.
+        progress.set_phase("restoring folder metadata");
+        for depth_group in folders.chunk_by(|a, b| a.depth == b.depth).rev() {
+            depth_group.par_iter().for_each(|item| {
+                for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node)) {
+                    warn(&item.path, w);
+                }
+            });
+        }
+        out.dirs = folders.len() as u64;
+        out.failed = failed.into_inner().expect("problems lock");
+        out.warnings = warnings.into_inner().expect("problems lock");
+        out
     }
-    if !req.dry_run {
+
+    /// Swaps each staged root in, then removes what the plan deletes outside every staging
+    /// copy (the journal of a restored database, what an undo removes), and puts back the
+    /// times of the folders that held the staging copies.
+    fn put_in_place(&self, plan: &plan::Plan, parents: &[(PathBuf, std::fs::Metadata)], problems: &mut Vec<String>) {
+        for r in plan.roots.iter().filter(|r| r.staged) {
+            self.progress.set_phase(format!("swapping in {}", r.unit));
+            if std::fs::symlink_metadata(&r.work).is_err() {
+                continue;
+            }
+            if let Err(e) = fsops::swap_in(&r.work, &r.dest) {
+                let msg = format!(
+                    "{}: cannot put the restored copy in place (it is at {}): {e}",
+                    r.dest.display(),
+                    r.work.display()
+                );
+                self.log.warn(self.progress, &msg);
+                problems.push(msg);
+            }
+        }
+        for path in plan.deletes.iter().filter(|p| !plan.roots.iter().any(|r| r.staged && p.starts_with(&r.dest))) {
+            if let Err(e) = fsops::remove_any(path) {
+                let msg = format!("{}: cannot remove: {e}", path.display());
+                self.log.warn(self.progress, &msg);
+                problems.push(msg);
+            }
+        }
+        for (p, m) in parents {
+            let _ = stage::set_times(p, m);
+        }
+    }
+
+    /// Command units import what was restored; then every unit's after_restore hook.
+    fn after(&self, elsewhere: &HashMap<String, PathBuf>, problems: &mut Vec<String>) {
+        let (snapshot, req) = (self.snapshot, self.req);
+        let mut problem = |path: &Path, what: String| {
+            let msg = format!("{}: {what}", path.display());
+            self.log.warn(self.progress, &msg);
+            problems.push(msg);
+        };
+        if req.target.is_none() {
+            for su in snapshot.units.iter().filter(|u| u.kind == "command" && self.chosen(&u.name)) {
+                let Some(dest) = elsewhere.get(&su.name) else { continue };
+                let configured = req.configured.iter().find(|u| u.name == su.name);
+                match configured.and_then(|u| u.commands.as_ref().map(|c| (u, c))) {
+                    Some((unit, commands)) => {
+                        self.progress.set_phase(format!("importing {}", unit.name));
+                        if let Err(e) = import(unit, commands, dest, self.dirs) {
+                            problem(dest, format!("unit {}: import: {e}", unit.name));
+                        }
+                    }
+                    None => problem(
+                        dest,
+                        format!(
+                            "unit {} has no import command on this device: restore it with --target to get its data",
+                            su.name
+                        ),
+                    ),
+                }
+            }
+        }
         for unit in configured_units(req, snapshot) {
-            if let Err(e) = hook(unit, &unit.hooks.after_restore, dirs) {
+            if let Err(e) = hook(unit, &unit.hooks.after_restore, self.dirs) {
                 problem(Path::new(&unit.name), format!("after_restore: {e}"));
             }
         }
     }
-    drop(staging);
-    report.problems.extend(problems.into_inner().expect("problems lock"));
-    log.info(&format!(
-        "restore of {} finished: {} files, {} folders, {} problems",
-        snapshot.slug,
-        report.files,
-        report.dirs,
-        report.problems.len()
-    ));
-    Ok(report)
 }
 
-/// Backs up the configured units a restore in place is about to overwrite, before it does.
-/// Returns the safety backup's slug and units, or None when there is nothing configured to
-/// protect. `announce` hears the slug before the backup starts.
-pub fn safety_backup(
-    repo: &Repository,
-    dirs: &Dirs,
-    snap: &Snapshot,
-    units: &[String],
-    configured: &[Unit],
-    announce: &dyn Fn(&str),
-) -> EngineResult<Option<(String, Vec<String>)>> {
-    let touched: Vec<&Unit> = configured
-        .iter()
-        .filter(|u| snap.units.iter().any(|su| su.name == u.name) && (units.is_empty() || units.contains(&u.name)))
-        // Nothing to protect where the unit has no data yet (a new device).
-        .filter(|u| u.commands.is_some() || u.paths.iter().any(|(_, p)| p.symlink_metadata().is_ok()))
-        .collect();
-    if touched.is_empty() {
-        return Ok(None);
+/// The repository's shared lock. A location that takes no writes (a card mounted read-only)
+/// cannot be pruned either, so there a restore goes on without one.
+fn shared_lock(repo: &Repository, operation: &str) -> EngineResult<Option<lifeboat_repository::LockGuard>> {
+    use lifeboat_repository::{LockKind, RepoError};
+    match repo.lock(LockKind::Shared, operation, crate::backup::LOCK_WAIT) {
+        Ok(g) => Ok(Some(g)),
+        Err(RepoError::Store(lifeboat_storage::StoreError::ReadOnly { .. })) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    let slug = crate::backup::new_slug(repo)?;
-    announce(&slug);
-    let progress = Progress::default();
-    let log = RunLog::create(&dirs.logs, "backup", &slug, None);
-    let names: Vec<String> = touched.iter().map(|u| u.name.clone()).collect();
-    let req = crate::backup::BackupRequest {
-        units: touched,
-        full: false,
-        name: Some(format!("Safety backup before restoring {}", snap.slug)),
-        slug,
-        tags: vec!["safety".into()],
+}
+
+/// The folders that hold the staging copies, and the deletions outside them, as they are
+/// before the restore: their times are put back afterwards, so what is outside the restored
+/// units stays as it was.
+fn parent_times(plan: &plan::Plan) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut seen = std::collections::HashSet::new();
+    let staged = plan.roots.iter().filter(|r| r.staged).map(|r| r.dest.as_path());
+    let outside = plan.deletes.iter().filter(|p| !plan.roots.iter().any(|r| r.staged && p.starts_with(&r.dest)));
+    staged
+        .chain(outside.map(|p| p.as_path()))
+        .filter_map(|p| p.parent())
+        .filter(|p| seen.insert(p.to_path_buf()))
+        .filter_map(|p| std::fs::symlink_metadata(p).ok().map(|m| (p.to_path_buf(), m)))
+        .collect()
+}
+
+/// Removes every staging copy: the device stays exactly as it was.
+fn discard(plan: &plan::Plan, parents: &[(PathBuf, std::fs::Metadata)]) {
+    for r in plan.roots.iter().filter(|r| r.staged) {
+        let _ = fsops::remove_any(&r.work);
+    }
+    for (p, m) in parents {
+        let _ = stage::set_times(p, m);
+    }
+}
+
+/// Creates a symlink, FIFO or device node where the item goes.
+fn make_special(item: &plan::Item, as_root: bool) -> Result<(), String> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    let made = match item.node.kind {
+        NodeKind::Symlink => {
+            let target = item.node.target.clone().unwrap_or_default();
+            fsops::remove_any(&item.path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), &item.path))
+        }
+        NodeKind::Fifo => fsops::remove_any(&item.path).and_then(|_| {
+            nix::unistd::mkfifo(&item.path, Mode::from_bits_truncate(item.node.mode)).map_err(std::io::Error::from)
+        }),
+        NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(&item.path).and_then(|_| {
+            let kind = if item.node.kind == NodeKind::CharDevice { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
+            mknod(&item.path, kind, Mode::from_bits_truncate(item.node.mode), item.node.rdev.unwrap_or(0))
+                .map_err(std::io::Error::from)
+        }),
+        NodeKind::CharDevice | NodeKind::BlockDevice => return Err("device files are restored only by root".into()),
+        _ => return Ok(()),
     };
-    let (_, made) = crate::backup::run(repo, dirs, req, &progress, &log)?;
-    Ok(Some((made.slug, names)))
-}
-
-/// A database comes back without the journal or WAL of the one it replaces: SQLite would
-/// otherwise replay the old database's changes onto the restored one.
-fn remove_database_sidecars(db: &Path, problem: &(dyn Fn(&Path, String) + Sync)) {
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut side = db.as_os_str().to_owned();
-        side.push(suffix);
-        if let Err(e) = fsops::remove_any(Path::new(&side)) {
-            problem(Path::new(&side), format!("cannot remove the old database's {suffix} file: {e}"));
-        }
-    }
-}
-
-/// In replace mode: removes entries of restored folders that the backup does not hold,
-/// except those the unit's configuration excludes.
-fn remove_extras(
-    plan: &plan::Plan,
-    folders: &[&plan::Item],
-    req: &RestoreRequest,
-    problem: &(dyn Fn(&Path, String) + Sync),
-) {
-    let mut held: HashMap<&Path, std::collections::HashSet<&std::ffi::OsStr>> = HashMap::new();
-    for item in &plan.items {
-        if let (Some(parent), Some(name)) = (item.path.parent(), item.path.file_name()) {
-            held.entry(parent).or_default().insert(name);
-        }
-    }
-    folders.par_iter().for_each(|dir| {
-        let (unit, root) = &plan.roots[dir.root];
-        let filter = req.configured.iter().find(|u| &u.name == unit).map(|u| &u.filter);
-        let Ok(entries) = std::fs::read_dir(&dir.path) else { return };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if held.get(dir.path.as_path()).is_some_and(|h| h.contains(name.as_os_str())) {
-                continue;
-            }
-            let path = e.path();
-            let rel = path.strip_prefix(root).unwrap_or(&path);
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if filter.is_some_and(|f| f.excludes(&path, rel, is_dir)) {
-                continue;
-            }
-            if let Err(err) = fsops::remove_any(&path) {
-                problem(&path, format!("cannot remove (not in the backup): {err}"));
-            }
-        }
-    });
+    made.map_err(|e| format!("cannot create: {e}"))
 }
 
 /// The configured units this restore touches.
@@ -508,35 +614,6 @@ fn import(unit: &Unit, commands: &Commands, dest: &Path, dirs: &Dirs) -> Result<
         stdout: None,
         timeout: unit.hooks.timeout,
     })
-}
-
-fn dry_run(plan: &plan::Plan, report: &mut RestoreReport) {
-    for item in &plan.items {
-        let action = match std::fs::symlink_metadata(&item.path) {
-            Err(_) => Some("new"),
-            Ok(m) => {
-                let same = meta::kind_of(&m) == item.node.kind
-                    && match item.node.kind {
-                        NodeKind::File => {
-                            m.size() == item.node.size
-                                && m.mtime() == item.node.mtime.0
-                                && m.mtime_nsec() as u32 == item.node.mtime.1
-                        }
-                        NodeKind::Symlink => {
-                            std::fs::read_link(&item.path).ok().map(|t| t.into_os_string())
-                                == item.node.target.as_ref().map(|t| t.to_os_string())
-                        }
-                        _ => true,
-                    };
-                (!same).then_some("replace")
-            }
-        };
-        match action {
-            Some(a) => report.changes.push(Change { action: a, path: item.path.display().to_string() }),
-            None => report.unchanged += 1,
-        }
-    }
-    report.changes.sort_by(|a, b| a.path.cmp(&b.path));
 }
 
 /// User name, group name, uid and gid as stored.

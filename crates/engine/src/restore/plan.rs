@@ -1,19 +1,176 @@
-//! What a restore will write: every entry of the chosen units with its destination path.
+//! The restore plan: where every unit root lands, which entries of the backup are written, and
+//! what each destination path is now and becomes. It is computed once, before anything is
+//! touched, for every kind of restore (from a repository or a backup file; in place, under
+//! `--target`, into another home; merge or replace): the dry run prints it, the safety backup
+//! covers exactly its replaced and deleted paths, and the run carries out exactly it.
 
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use lifeboat_repository::{Node, NodeKind, Repository, Snapshot};
+use lifeboat_repository::{Node, NodeKind, Repository};
 use rayon::prelude::*;
+use serde::Serialize;
 
+use super::RestoreMode;
 use crate::paths::{reroot, Dirs};
+use crate::unit::Unit;
+use crate::{EngineError, EngineResult};
 
+/// What a restore does to one destination path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Nothing is there: the backup's entry is written.
+    Create,
+    /// Something else is there: it becomes the backup's entry.
+    Replace,
+    /// It is there, the backup does not hold it, and it goes (replace mode, undo lists).
+    Delete,
+    /// It is there, the backup does not hold it, and it stays (the reason says why).
+    Keep,
+    /// It is already as in the backup.
+    Unchanged,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::Keep => "keep",
+            Action::Unchanged => "unchanged",
+        }
+    }
+
+    /// Whether the path is different after the restore.
+    pub fn changes(self) -> bool {
+        matches!(self, Action::Create | Action::Replace | Action::Delete)
+    }
+}
+
+/// One line of the plan: a destination path (where it is on this device), what it becomes,
+/// and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Step {
+    pub action: Action,
+    pub path: String,
+    /// `file`, `dir`, `symlink`, …: what the path becomes (what it is, for keep and delete).
+    pub kind: &'static str,
+    pub unit: String,
+    pub why: &'static str,
+}
+
+/// A unit root of the restore.
+pub(crate) struct Root {
+    pub unit: String,
+    /// The unit's kind in the backup (`paths`, `sqlite`, `command`).
+    pub kind: String,
+    /// The path as the backup stores it (`~/notes`).
+    pub written: String,
+    /// Where it lands on this device.
+    pub dest: PathBuf,
+    /// Where its entries are written: its staging copy, a place inside the staging copy of the
+    /// root it lies in, or `dest` itself.
+    pub work: PathBuf,
+    /// It has a staging copy of its own, swapped in at the end.
+    pub staged: bool,
+    /// The root of this restore it lies inside, when there is one.
+    pub outer: Option<usize>,
+    /// The backup holds only chosen entries of this root: what it lacks always stays.
+    pub selection: bool,
+    /// A `command` unit's exported data, which goes to an area of its own, not a device path.
+    pub elsewhere: bool,
+}
+
+impl Root {
+    /// The working path of a final destination path inside this root.
+    pub fn work_path(&self, dest: &Path) -> PathBuf {
+        under(&self.work, dest.strip_prefix(&self.dest).unwrap_or(Path::new("")))
+    }
+}
+
+/// `base` joined with `rel`, where an empty `rel` is `base` itself (no trailing slash).
+pub(crate) fn under(base: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    }
+}
+
+/// An entry of the backup that the restore handles.
 pub(crate) struct Item {
+    /// Where it is written (inside a staging copy when staged).
     pub path: PathBuf,
+    /// Where it ends up on this device.
+    pub dest: PathBuf,
     pub node: Node,
+    /// Components of `path`: folders are made in this order across every root.
     pub depth: usize,
-    /// Index of the unit root (in `Plan::roots`) the entry belongs to.
+    /// Index of its root in `Plan::roots`.
     pub root: usize,
+    pub action: Action,
+}
+
+impl Item {
+    /// The entry must be written (a folder is always made sure of and given its metadata).
+    pub fn writes(&self) -> bool {
+        self.node.kind == NodeKind::Dir || self.action != Action::Unchanged
+    }
+}
+
+/// What a staging copy takes from an entry that is on the device now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Carry {
+    /// The entry as it is, with everything in it (files hard-linked, no data copied).
+    Whole,
+    /// A folder of its own, filled entry by entry.
+    Descend,
+    /// Nothing: the restore writes something else there, or removes it.
+    Drop,
+}
+
+pub(crate) struct Plan {
+    pub roots: Vec<Root>,
+    pub items: Vec<Item>,
+    /// Every destination path the plan looked at, sorted by path.
+    pub steps: Vec<Step>,
+    /// What a staging copy takes from the device, by final path. A path not named here is
+    /// carried whole: the safe default is to keep.
+    pub carry: HashMap<PathBuf, Carry>,
+    /// Final paths to remove, parents before what is in them.
+    pub deletes: Vec<PathBuf>,
+    /// Folders whose listing could not be read: their contents are not restored.
+    pub problems: Vec<String>,
+}
+
+impl Plan {
+    /// Files and bytes the restore writes.
+    pub fn to_write(&self) -> (u64, u64) {
+        let written = self.items.iter().filter(|i| i.node.kind != NodeKind::Dir && i.action != Action::Unchanged);
+        let (mut files, mut bytes) = (0, 0);
+        for i in written {
+            files += 1;
+            if i.node.kind == NodeKind::File {
+                bytes += i.node.size;
+            }
+        }
+        (files, bytes)
+    }
+
+    pub fn count(&self, action: Action) -> u64 {
+        self.steps.iter().filter(|s| s.action == action).count() as u64
+    }
+}
+
+/// The staging path beside `dest`, on the same file system, for an atomic swap.
+pub(crate) fn staging_path(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!(".{name}.lifeboat-restore"))
 }
 
 /// How paths of the device that made the backup become paths of this one: its home becomes
@@ -44,29 +201,13 @@ impl PathMap {
     }
 }
 
-pub(crate) struct Plan {
-    pub items: Vec<Item>,
-    /// Folders whose listing could not be read: their contents are not restored.
-    pub problems: Vec<String>,
-    /// Where each unit root is written (its staging path when staged).
-    pub roots: Vec<(String, PathBuf)>,
-    /// For staged roots, where the staging path is swapped in when everything is written.
-    pub finals: Vec<Option<PathBuf>>,
-}
-
-/// The staging path beside `dest`, on the same file system, for an atomic swap.
-pub(crate) fn staging_path(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    dest.with_file_name(format!(".{name}.lifeboat-restore"))
-}
-
 /// Where a unit root lands: its written path under this user's home, re-rooted under
-/// `target` when one is given.
+/// `target` when one is given. The written path was checked (`check_root_path`).
 pub(crate) fn destination(written: &str, dirs: &Dirs, target: Option<&Path>, map: &PathMap) -> PathBuf {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let expanded = dirs.expand(written);
     let on_device = match map.map(expanded.as_os_str().as_bytes()) {
-        Some(m) if !written.starts_with('~') => PathBuf::from(std::ffi::OsString::from_vec(m)),
+        Some(m) if !written.starts_with('~') => PathBuf::from(OsString::from_vec(m)),
         _ => expanded,
     };
     match target {
@@ -75,74 +216,155 @@ pub(crate) fn destination(written: &str, dirs: &Dirs, target: Option<&Path>, map
     }
 }
 
-/// `elsewhere`: destinations of units whose data does not go back to a device path (the
-/// exported data of `command` units), by unit name.
-/// What to plan: the backup, the units chosen, and where things go.
-pub(crate) struct PlanRequest<'a> {
-    pub snapshot: &'a Snapshot,
-    pub units: &'a [String],
-    pub dirs: &'a Dirs,
-    pub target: Option<&'a Path>,
-    pub elsewhere: &'a std::collections::HashMap<String, PathBuf>,
-    pub map: &'a PathMap,
-    pub stage: bool,
+/// A unit root as the backup describes it, before the plan places it.
+pub(crate) struct RootSpec {
+    pub unit: String,
+    pub kind: String,
+    pub written: String,
+    pub dest: PathBuf,
+    pub selection: bool,
+    pub elsewhere: bool,
 }
 
-pub(crate) fn build(repo: &Repository, req: PlanRequest) -> Plan {
-    let PlanRequest { snapshot, units, dirs, target, elsewhere, map, stage } = req;
-    let items = Mutex::new(Vec::new());
-    let problems = Mutex::new(Vec::new());
-    let mut roots = Vec::new();
-    let mut finals = Vec::new();
-    for unit in snapshot.units.iter().filter(|u| units.is_empty() || units.contains(&u.name)) {
-        for root in &unit.roots {
-            let dest = match elsewhere.get(&unit.name) {
-                Some(d) => d.clone(),
-                None => destination(&root.path, dirs, target, map),
-            };
-            let (dest, last) = if stage && !elsewhere.contains_key(&unit.name) {
-                (staging_path(&dest), Some(dest))
-            } else {
-                (dest, None)
-            };
-            roots.push((unit.name.clone(), dest.clone()));
-            finals.push(last);
-            let ctx = Walk { repo, items: &items, problems: &problems, map, root: roots.len() - 1 };
-            ctx.walk(&root.node, dest, 0);
+/// Places the roots: which lies inside which, and where each is written. With `stage`, a
+/// root that lies inside no other gets a staging copy beside itself; one that lies inside
+/// another is written at its place inside that root's staging copy, so the outer swap
+/// carries it and nothing of it sits in a folder the swap removes.
+pub(crate) fn layout(specs: Vec<RootSpec>, stage: bool, target: Option<&Path>) -> EngineResult<Vec<Root>> {
+    let mut roots: Vec<Root> = specs
+        .into_iter()
+        .map(|s| Root {
+            work: s.dest.clone(),
+            unit: s.unit,
+            kind: s.kind,
+            written: s.written,
+            dest: s.dest,
+            staged: false,
+            outer: None,
+            selection: s.selection,
+            elsewhere: s.elsewhere,
+        })
+        .collect();
+    for r in &roots {
+        // The names were checked; this is the boundary that keeps it so whatever comes next.
+        let bound = match target {
+            Some(t) if !r.elsewhere => t,
+            _ => Path::new("/"),
+        };
+        if !r.dest.is_absolute() || !r.dest.starts_with(bound) || r.dest.components().any(|c| c.as_os_str() == "..") {
+            return Err(EngineError::Outside { path: r.dest.clone(), bound: bound.to_path_buf() });
         }
     }
-    Plan {
-        items: items.into_inner().expect("plan lock"),
-        problems: problems.into_inner().expect("plan lock"),
-        roots,
-        finals,
+    // The innermost root that holds each one (the first of two equal paths holds the second).
+    for i in 0..roots.len() {
+        if roots[i].elsewhere {
+            continue;
+        }
+        let holder = (0..roots.len())
+            .filter(|&j| j != i && !roots[j].elsewhere)
+            .filter(|&j| {
+                let (inner, outer) = (&roots[i].dest, &roots[j].dest);
+                inner.starts_with(outer) && (inner != outer || j < i)
+            })
+            .max_by_key(|&j| (roots[j].dest.components().count(), std::cmp::Reverse(j)));
+        roots[i].outer = holder;
+    }
+    if stage {
+        // Outer roots first, so an inner one is placed inside its holder's staging copy.
+        let mut order: Vec<usize> = (0..roots.len()).collect();
+        order.sort_by_key(|&i| roots[i].dest.components().count());
+        for i in order {
+            if roots[i].elsewhere {
+                continue;
+            }
+            match roots[i].outer {
+                Some(o) => {
+                    let w = roots[o].work_path(&roots[i].dest);
+                    roots[i].work = w;
+                }
+                None => {
+                    roots[i].work = staging_path(&roots[i].dest);
+                    roots[i].staged = true;
+                }
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// What decides that an entry on the device which the backup lacks stays in replace mode.
+pub(crate) struct Keeper<'a> {
+    /// The configured units, resolved for the destination's home.
+    pub configured: &'a [Unit],
+    /// The units this restore restores.
+    pub restored: &'a [String],
+}
+
+impl Keeper<'_> {
+    /// Why `path`, on the device but not in the backup, stays in replace mode (None: it goes).
+    fn reason(&self, root: &Root, path: &Path, is_dir: bool) -> Option<&'static str> {
+        let rel = path.strip_prefix(&root.dest).unwrap_or(path);
+        let own = self.configured.iter().find(|u| u.name == root.unit);
+        if own.is_some_and(|u| u.filter.excludes(path, rel, is_dir)) {
+            return Some("the unit excludes it");
+        }
+        // A unit whose path lies inside this root keeps its data when only the outer unit is
+        // restored (the Home Assistant recorder database inside the configuration folder).
+        let other = self.configured.iter().filter(|u| u.name != root.unit && !self.restored.contains(&u.name));
+        for u in other {
+            let inner = |p: &PathBuf| p.starts_with(&root.dest) && p != &root.dest && path.starts_with(p);
+            if u.paths.iter().any(|(_, p)| inner(p)) {
+                return Some("it belongs to another unit, not restored now");
+            }
+        }
+        None
     }
 }
 
-struct Walk<'a> {
-    repo: &'a Repository,
-    items: &'a Mutex<Vec<Item>>,
-    problems: &'a Mutex<Vec<String>>,
-    map: &'a PathMap,
-    root: usize,
+/// Reads the backup's trees below each root into items (in parallel), skipping what lies in
+/// an inner root: the inner root restores that part.
+pub(crate) fn items_from_trees(repo: &Repository, roots: &[Root], nodes: &[Node], map: &PathMap) -> PlanItems {
+    let out = Mutex::new(PlanItems::default());
+    for (i, (root, node)) in roots.iter().zip(nodes).enumerate() {
+        let inner: HashSet<&Path> = roots.iter().filter(|r| r.outer == Some(i)).map(|r| r.dest.as_path()).collect();
+        let ctx = TreeWalk { repo, out: &out, map, root: i, inner: &inner };
+        ctx.walk(node, root.dest.clone());
+    }
+    out.into_inner().expect("plan lock")
 }
 
-impl Walk<'_> {
-    fn walk(&self, node: &Node, path: PathBuf, depth: usize) {
+#[derive(Default)]
+pub(crate) struct PlanItems {
+    pub items: Vec<(usize, PathBuf, Node)>,
+    pub problems: Vec<String>,
+}
+
+struct TreeWalk<'a> {
+    repo: &'a Repository,
+    out: &'a Mutex<PlanItems>,
+    map: &'a PathMap,
+    root: usize,
+    inner: &'a HashSet<&'a Path>,
+}
+
+impl TreeWalk<'_> {
+    fn walk(&self, node: &Node, dest: PathBuf) {
         if node.kind == NodeKind::Dir {
             if let Some(t) = node.subtree {
                 match self.repo.read_tree(&t) {
                     Ok(tree) => tree.nodes.par_iter().for_each(|child| {
-                        let name = child.name.as_os_str();
                         // A name that would climb out of its folder cannot come from a real
                         // file system: refuse it rather than write outside the target.
-                        if name.is_empty() || name == "." || name == ".." || child.name.0.contains(&b'/') {
-                            self.problem(format!("{}: refused entry {:?}", path.display(), child.name));
+                        if let Err(e) = lifeboat_repository::check_entry_name(&child.name.0) {
+                            self.problem(format!("{}: refused: {e}", dest.display()));
                             return;
                         }
-                        self.walk(child, path.join(name), depth + 1)
+                        let path = dest.join(child.name.as_os_str());
+                        if !self.inner.contains(path.as_path()) {
+                            self.walk(child, path)
+                        }
                     }),
-                    Err(e) => self.problem(format!("{}: contents not restored: {e}", path.display())),
+                    Err(e) => self.problem(format!("{}: contents not restored: {e}", dest.display())),
                 }
             }
         }
@@ -155,10 +377,264 @@ impl Walk<'_> {
                 }
             }
         }
-        self.items.lock().expect("plan lock").push(Item { path, node, depth, root: self.root });
+        self.out.lock().expect("plan lock").items.push((self.root, dest, node));
     }
 
     fn problem(&self, msg: String) {
-        self.problems.lock().expect("plan lock").push(msg);
+        self.out.lock().expect("plan lock").problems.push(msg);
     }
+}
+
+/// How the plan compares what is on the device with the backup.
+pub(crate) struct Compare<'a> {
+    pub mode: RestoreMode,
+    pub keeper: Keeper<'a>,
+    /// The owner an entry gets (as root); None compares no owners.
+    pub owner: &'a (dyn Fn(&Node) -> Option<(u32, u32)> + Sync),
+}
+
+/// Builds the plan: each item compared with what is at its destination now, and what is
+/// there that the backup lacks decided on.
+/// `remove`: paths (by unit) the restore removes when the backup does not hold them (a
+/// safety backup's undo list).
+pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, PathBuf)], cmp: &Compare) -> Plan {
+    let mut plan = Plan {
+        items: Vec::with_capacity(found.items.len()),
+        roots,
+        steps: Vec::new(),
+        carry: HashMap::new(),
+        deletes: Vec::new(),
+        problems: found.problems,
+    };
+    let mut held: HashMap<PathBuf, HashSet<OsString>> = HashMap::new();
+    for (_, dest, _) in &found.items {
+        if let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) {
+            held.entry(parent.to_path_buf()).or_default().insert(name.to_os_string());
+        }
+    }
+    let mut steps = Steps::default();
+    // What an undo list removes goes first (unless the backup holds it), so that nothing
+    // below decides to keep it.
+    let held_paths: HashSet<&Path> = found.items.iter().map(|(_, d, _)| d.as_path()).collect();
+    for (unit, path) in remove {
+        if held_paths.contains(path.as_path()) {
+            continue;
+        }
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            steps.push(Action::Delete, path, live_kind(&m), unit, "the restore this backup undoes made it");
+            steps.carry.insert(path.clone(), Carry::Drop);
+            if m.is_dir() {
+                steps.delete_inside(path, unit);
+            }
+        }
+    }
+    drop(held_paths);
+    // Parents before what is in them: what lies in a folder the restore makes anew is new
+    // too, and is never looked up through whatever stands at that folder's place now (a
+    // symlink there leads elsewhere).
+    found.items.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut fresh: HashSet<PathBuf> = HashSet::new();
+    for (root, dest, node) in found.items {
+        let r = &plan.roots[root];
+        let (action, why) = if dest.parent().is_some_and(|p| fresh.contains(p)) {
+            (Action::Create, "the folder it is in is new")
+        } else {
+            compare(&dest, &node, cmp.owner)
+        };
+        let live_dir = std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir());
+        if node.kind == NodeKind::Dir && (action == Action::Create || (action == Action::Replace && !live_dir)) {
+            fresh.insert(dest.clone());
+        }
+        steps.push(action, &dest, kind_name(node.kind), &r.unit, why);
+        if action == Action::Replace && live_dir && node.kind != NodeKind::Dir {
+            // A folder replaced by something else goes with everything in it.
+            steps.delete_inside(&dest, &r.unit);
+        }
+        let carry = match (action, node.kind) {
+            (Action::Unchanged | Action::Replace, NodeKind::Dir) if live_dir => Carry::Descend,
+            (Action::Unchanged, _) => Carry::Whole,
+            _ => Carry::Drop,
+        };
+        steps.carry.insert(dest.clone(), carry);
+        if node.kind == NodeKind::Dir && carry == Carry::Descend {
+            let inner: Vec<&Path> =
+                plan.roots.iter().filter(|x| x.outer == Some(root)).map(|x| x.dest.as_path()).collect();
+            let names = held.get(&dest);
+            if let Ok(rd) = std::fs::read_dir(&dest) {
+                for e in rd.flatten() {
+                    let path = e.path();
+                    if names.is_some_and(|n| n.contains(&e.file_name())) || inner.contains(&path.as_path()) {
+                        continue;
+                    }
+                    let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                    extra(&mut steps, r, &path, is_dir, cmp);
+                }
+            }
+        }
+        let work = r.work_path(&dest);
+        let depth = work.components().count();
+        plan.items.push(Item { path: work, dest, node, depth, root, action });
+    }
+    for r in &plan.roots {
+        if r.kind == "sqlite" {
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let mut side = r.dest.as_os_str().to_owned();
+                side.push(suffix);
+                let side = PathBuf::from(side);
+                if let Ok(m) = std::fs::symlink_metadata(&side) {
+                    steps.push(Action::Delete, &side, live_kind(&m), &r.unit, "the old database's journal");
+                    steps.carry.insert(side, Carry::Drop);
+                }
+            }
+        }
+    }
+    steps.list.sort_by(|a, b| a.path.cmp(&b.path));
+    plan.deletes = steps.deletes;
+    plan.deletes.sort();
+    plan.steps = steps.list;
+    plan.carry = steps.carry;
+    plan
+}
+
+/// What staging copies carry over when the backup's entries are not known beforehand (a
+/// backup file read as a stream): what `mode` keeps of each root stays, the rest goes, and
+/// the restore then writes every entry the file holds.
+pub(crate) fn carry_before_stream(roots: &[Root], cmp: &Compare) -> HashMap<PathBuf, Carry> {
+    let mut steps = Steps::default();
+    for (i, r) in roots.iter().enumerate() {
+        if !std::fs::symlink_metadata(&r.dest).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        steps.carry.insert(r.dest.clone(), Carry::Descend);
+        let inner: Vec<&Path> = roots.iter().filter(|x| x.outer == Some(i)).map(|x| x.dest.as_path()).collect();
+        if let Ok(rd) = std::fs::read_dir(&r.dest) {
+            for e in rd.flatten() {
+                let path = e.path();
+                if !inner.contains(&path.as_path()) {
+                    extra(&mut steps, r, &path, e.file_type().is_ok_and(|t| t.is_dir()), cmp);
+                }
+            }
+        }
+    }
+    steps.carry
+}
+
+#[derive(Default)]
+struct Steps {
+    list: Vec<Step>,
+    carry: HashMap<PathBuf, Carry>,
+    deletes: Vec<PathBuf>,
+}
+
+impl Steps {
+    fn push(&mut self, action: Action, path: &Path, kind: &'static str, unit: &str, why: &'static str) {
+        if action == Action::Delete {
+            self.deletes.push(path.to_path_buf());
+        }
+        self.list.push(Step { action, path: path.display().to_string(), kind, unit: unit.to_string(), why });
+    }
+
+    /// Everything inside a folder that goes.
+    fn delete_inside(&mut self, dir: &Path, unit: &str) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let path = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&path) else { continue };
+            self.push(Action::Delete, &path, live_kind(&m), unit, "the folder it is in is replaced");
+            self.carry.insert(path.clone(), Carry::Drop);
+            if m.is_dir() {
+                self.delete_inside(&path, unit);
+            }
+        }
+    }
+}
+
+/// An entry on the device that the backup lacks: kept or deleted. Returns whether anything
+/// of it stays.
+fn extra(steps: &mut Steps, root: &Root, path: &Path, is_dir: bool, cmp: &Compare) -> bool {
+    if steps.carry.contains_key(path) {
+        // Decided already (an undo list removes it).
+        return false;
+    }
+    let kind = std::fs::symlink_metadata(path).map(|m| live_kind(&m)).unwrap_or("file");
+    let why = if root.selection {
+        Some("the backup holds only chosen entries here")
+    } else if cmp.mode == RestoreMode::Merge {
+        Some("merge keeps what the backup does not hold")
+    } else {
+        cmp.keeper.reason(root, path, is_dir)
+    };
+    if let Some(why) = why {
+        steps.push(Action::Keep, path, kind, &root.unit, why);
+        steps.carry.insert(path.to_path_buf(), Carry::Whole);
+        return true;
+    }
+    // Replace mode: it goes, but for what inside it is kept (what a unit excludes stays).
+    let mut kept = false;
+    if is_dir {
+        if let Ok(rd) = std::fs::read_dir(path) {
+            for e in rd.flatten() {
+                let child_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                kept |= extra(steps, root, &e.path(), child_dir, cmp);
+            }
+        }
+    }
+    if kept {
+        steps.push(Action::Keep, path, kind, &root.unit, "it holds entries that stay");
+        steps.carry.insert(path.to_path_buf(), Carry::Descend);
+    } else {
+        steps.push(Action::Delete, path, kind, &root.unit, "replace removes what the backup does not hold");
+        steps.carry.insert(path.to_path_buf(), Carry::Drop);
+    }
+    kept
+}
+
+/// The reason of a folder that is as in the backup but for its time.
+pub(crate) const FOLDER_TIME_ONLY: &str = "only its time differs; the restore sets it as in the backup";
+
+/// What becomes of the entry at `dest`, and why.
+fn compare(dest: &Path, node: &Node, owner: &(dyn Fn(&Node) -> Option<(u32, u32)> + Sync)) -> (Action, &'static str) {
+    let Ok(m) = std::fs::symlink_metadata(dest) else { return (Action::Create, "it is not on this device") };
+    if crate::meta::kind_of(&m) != node.kind {
+        return (Action::Replace, "something of another kind is there");
+    }
+    let times = m.mtime() == node.mtime.0 && m.mtime_nsec() as u32 == node.mtime.1;
+    let mode = m.mode() & 0o7777 == node.mode & 0o7777;
+    let owned = owner(node).is_none_or(|(u, g)| (m.uid(), m.gid()) == (u, g));
+    let same = match node.kind {
+        NodeKind::File if node.links > 1 => return (Action::Replace, "hard links are restored anew"),
+        NodeKind::File => m.len() == node.size && times && mode && owned,
+        NodeKind::Symlink => {
+            std::fs::read_link(dest).ok().map(|t| t.into_os_string()) == node.target.as_ref().map(|t| t.to_os_string())
+                && owned
+        }
+        // A folder's time moves whenever something in it changes: on its own that is no
+        // change worth listing, though the restore sets it (and the safety backup keeps it).
+        NodeKind::Dir if mode && owned && !times => return (Action::Unchanged, FOLDER_TIME_ONLY),
+        NodeKind::Dir => mode && owned,
+        _ => mode && owned && (m.rdev() == node.rdev.unwrap_or(m.rdev())),
+    };
+    if same {
+        (Action::Unchanged, "it is as in the backup")
+    } else if node.kind == NodeKind::Dir {
+        (Action::Replace, "the folder's mode or owner differs")
+    } else {
+        (Action::Replace, "it differs from the backup")
+    }
+}
+
+pub(crate) fn kind_name(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::File => "file",
+        NodeKind::Dir => "dir",
+        NodeKind::Symlink => "symlink",
+        NodeKind::Fifo => "fifo",
+        NodeKind::Socket => "socket",
+        NodeKind::CharDevice => "chardev",
+        NodeKind::BlockDevice => "blockdev",
+    }
+}
+
+fn live_kind(m: &std::fs::Metadata) -> &'static str {
+    kind_name(crate::meta::kind_of(m))
 }

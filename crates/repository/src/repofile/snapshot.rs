@@ -77,6 +77,10 @@ pub struct SnapshotUnit {
     pub size: u64,
     #[serde(default)]
     pub not_included: Vec<String>,
+    /// Paths (as written: `~/…` or absolute) that restoring this backup removes: what the
+    /// restore a safety backup protects against created, so restoring it is an exact undo.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_on_restore: Vec<String>,
 }
 
 /// One configured path of a unit.
@@ -89,4 +93,8 @@ pub struct SnapshotRoot {
     pub absolute: RawBytes,
     /// The entry itself; a folder's contents hang from its subtree.
     pub node: Node,
+    /// The tree holds only chosen entries of this path (a safety backup's): a restore never
+    /// removes what it lacks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub selection: bool,
 }

@@ -1,0 +1,132 @@
+//! The safety backup of an in-place restore: exactly the paths the plan replaces or deletes,
+//! as they are at their real destination (another user's home included), plus the list of
+//! what the restore creates, so that restoring the safety backup gives back the tree of
+//! before. It is made after the restore's staging copies are complete and before they are
+//! swapped in, and it trusts no stored blob it has not just seen intact.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use lifeboat_repository::{Id, Repository, Snapshot};
+
+use super::plan::{Action, Plan, Root};
+use super::SafetyBackup;
+use crate::config::UnitKind;
+use crate::paths::Dirs;
+use crate::progress::Progress;
+use crate::runlog::RunLog;
+use crate::unit::{Filter, Hooks, Selection, Unit};
+use crate::EngineResult;
+
+/// Makes the safety backup; None when the plan changes nothing on the device.
+pub(crate) fn make(
+    repo: &Repository,
+    dirs: &Dirs,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    configured: &[Unit],
+    verified: &HashSet<Id>,
+    log: &RunLog,
+) -> EngineResult<Option<SafetyBackup>> {
+    // Per unit: its roots with the paths chosen in each, and what the undo removes.
+    let mut chosen: BTreeMap<&str, Vec<(&Root, Vec<PathBuf>)>> = BTreeMap::new();
+    let mut remove: HashMap<String, Vec<String>> = HashMap::new();
+    let created: HashSet<&str> =
+        plan.steps.iter().filter(|s| s.action == Action::Create).map(|s| s.path.as_str()).collect();
+    for (i, root) in plan.roots.iter().enumerate().filter(|(_, r)| !r.elsewhere) {
+        let mut paths = Vec::new();
+        for step in plan.steps.iter().filter(|s| innermost(plan, Path::new(&s.path)) == Some(i)) {
+            let path = PathBuf::from(&step.path);
+            match step.action {
+                Action::Replace | Action::Delete => paths.push(path),
+                Action::Create => {
+                    let parent = path.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                    if !created.contains(parent.as_str()) {
+                        remove.entry(root.unit.clone()).or_default().push(as_written(&path, &dirs.home));
+                        // The folder it lands in changes too: its time is kept.
+                        if let Some(p) = path.parent().filter(|p| p.starts_with(&root.dest)) {
+                            paths.push(p.to_path_buf());
+                        }
+                    }
+                }
+                // The restore sets this folder's time: the undo puts it back.
+                Action::Unchanged if step.why == super::plan::FOLDER_TIME_ONLY => paths.push(path),
+                Action::Keep | Action::Unchanged => {}
+            }
+        }
+        if !paths.is_empty() && root.dest.symlink_metadata().is_ok() {
+            chosen.entry(root.unit.as_str()).or_default().push((root, paths));
+        } else {
+            chosen.entry(root.unit.as_str()).or_default();
+        }
+    }
+    // Deletions outside every root (an undo of an undo) are listed with the unit that asked.
+    chosen.retain(|name, roots| !roots.is_empty() || remove.contains_key(*name));
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    let units: Vec<Unit> = chosen
+        .iter()
+        .map(|(name, roots)| {
+            let title = configured
+                .iter()
+                .find(|u| u.name == *name)
+                .map(|u| u.title.clone())
+                .or_else(|| snapshot.units.iter().find(|u| u.name == *name).map(|u| u.title.clone()))
+                .unwrap_or_else(|| name.to_string());
+            let sqlite = roots.iter().any(|(r, _)| r.kind == "sqlite");
+            Unit {
+                name: name.to_string(),
+                title,
+                kind: if sqlite { UnitKind::Sqlite } else { UnitKind::Paths },
+                paths: roots.iter().map(|(r, _)| (written(r, dirs), r.dest.clone())).collect(),
+                filter: Filter::selection(Selection::new(roots.iter().flat_map(|(_, p)| p.iter().cloned()))),
+                not_included: vec!["Everything the restore did not change".into()],
+                exclude_patterns: Vec::new(),
+                commands: None,
+                optional: true,
+                hooks: Hooks::default(),
+            }
+        })
+        .collect();
+    let slug = crate::backup::new_slug(repo)?;
+    log.info(&format!("safety backup {slug} of what the restore replaces and deletes"));
+    let names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
+    let req = crate::backup::BackupRequest {
+        units: units.iter().collect(),
+        full: false,
+        name: Some(format!("Safety backup before restoring {}", snapshot.slug)),
+        slug,
+        tags: vec!["safety".into()],
+        safety: Some(crate::backup::SafetyOptions { verified: verified.clone(), remove }),
+    };
+    let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
+    let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;
+    Ok(Some(SafetyBackup { slug: made.slug, units: names }))
+}
+
+/// The root whose destination is the longest one holding `path`.
+fn innermost(plan: &Plan, path: &Path) -> Option<usize> {
+    (0..plan.roots.len())
+        .filter(|&i| !plan.roots[i].elsewhere && path.starts_with(&plan.roots[i].dest))
+        .max_by_key(|&i| plan.roots[i].dest.components().count())
+}
+
+/// How a root is written in the safety backup: as in the backup restored when it lands
+/// where that says, else where it really is (a mapped or re-homed path).
+fn written(root: &Root, dirs: &Dirs) -> String {
+    if dirs.expand(&root.written) == root.dest {
+        root.written.clone()
+    } else {
+        as_written(&root.dest, &dirs.home)
+    }
+}
+
+/// A device path as a backup stores it: `~/…` under the home, else absolute.
+fn as_written(path: &Path, home: &Path) -> String {
+    match path.strip_prefix(home) {
+        Ok(rel) if rel.as_os_str().is_empty() => "~".into(),
+        Ok(rel) => format!("~/{}", rel.to_string_lossy()),
+        Err(_) => path.to_string_lossy().into_owned(),
+    }
+}

@@ -1,0 +1,103 @@
+//! What a path or name read from a backup may look like before anything is written with it.
+//! A snapshot or a backup file comes from a location, which is as untrusted as a network: its
+//! unit names, root paths and entry names decide where a restore writes, so each is checked
+//! here, once, by every reader (restore, import, check).
+
+/// A unit root as stored: `~`, `~/a/b` or `/a/b` with no empty, `.` or `..` part, or
+/// `unit:NAME` for the exported data of a `command` unit.
+pub fn check_root_path(path: &str) -> Result<(), String> {
+    if let Some(name) = path.strip_prefix("unit:") {
+        return check_unit_name(name).map_err(|e| format!("root {path:?}: {e}"));
+    }
+    let rest = if path == "~" {
+        return Ok(());
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        rest
+    } else if let Some(rest) = path.strip_prefix('/') {
+        if rest.is_empty() {
+            return Ok(());
+        }
+        rest
+    } else {
+        return Err(format!("root {path:?} is neither absolute nor under ~/"));
+    };
+    if path.contains('\0') {
+        return Err(format!("root {path:?} holds a NUL byte"));
+    }
+    for part in rest.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(format!("root {path:?} has an empty, '.' or '..' part"));
+        }
+    }
+    Ok(())
+}
+
+/// A unit's name: it becomes a folder name (`lifeboat-units/NAME`), so one plain name.
+pub fn check_unit_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(format!("unit name {name:?} is not a plain name"));
+    }
+    Ok(())
+}
+
+/// One entry of a folder listing: a single name, never a path.
+pub fn check_entry_name(name: &[u8]) -> Result<(), String> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        return Err(format!("entry name {:?} is not a plain name", String::from_utf8_lossy(name)));
+    }
+    Ok(())
+}
+
+/// A path relative to a unit root (`a/b/c`), as a backup file or an undo list holds it.
+pub fn check_relative(path: &[u8]) -> Result<(), String> {
+    if path.starts_with(b"/") {
+        return Err(format!("path {:?} is absolute", String::from_utf8_lossy(path)));
+    }
+    for part in path.split(|&b| b == b'/') {
+        check_entry_name(part)
+            .map_err(|_| format!("path {:?} has an empty, '.' or '..' part", String::from_utf8_lossy(path)))?;
+    }
+    Ok(())
+}
+
+impl crate::Snapshot {
+    /// Every unit name and root path is one a restore can place (see the module comment).
+    pub fn check_paths(&self) -> Result<(), String> {
+        for unit in &self.units {
+            check_unit_name(&unit.name)?;
+            for root in &unit.roots {
+                check_root_path(&root.path).map_err(|e| format!("unit {}: {e}", unit.name))?;
+            }
+            for path in &unit.remove_on_restore {
+                if path.starts_with("unit:") {
+                    return Err(format!("unit {}: undo list: {path:?} is not a path", unit.name));
+                }
+                check_root_path(path).map_err(|e| format!("unit {}: undo list: {e}", unit.name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_that_climb_or_are_relative_are_refused() {
+        for ok in ["~", "~/notes", "/srv/data", "/", "~/.local/share/notes", "unit:contacts"] {
+            assert!(check_root_path(ok).is_ok(), "{ok}");
+        }
+        for bad in
+            ["/../../srv/victim", "~/../x", "notes", "", "~/a//b", "/a/./b", "/a/", "~x", "unit:../x", "unit:", "/a\0b"]
+        {
+            assert!(check_root_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_entry_name(b"a.b").is_ok());
+        for bad in [&b""[..], b".", b"..", b"a/b", b"a\0"] {
+            assert!(check_entry_name(bad).is_err());
+        }
+        assert!(check_relative(b"a/b").is_ok());
+        assert!(check_relative(b"a/../b").is_err() && check_relative(b"/a").is_err() && check_relative(b"").is_err());
+    }
+}
