@@ -102,23 +102,20 @@ pub(crate) fn open_existing(path: &Path) -> io::Result<File> {
     File::options().write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
 }
 
-/// Puts the finished `staging` copy at `dest` in one step: folders are exchanged atomically
-/// (`renameat2(RENAME_EXCHANGE)`) and the old one is then removed; a file is renamed over
-/// the old one.
+/// Puts the finished `staging` copy at `dest` in one step: when something is there (a
+/// folder, a file, a symlink; the kinds may differ) the two are exchanged atomically
+/// (`renameat2(RENAME_EXCHANGE)`) and the old one, now at `staging`, is removed; otherwise
+/// the copy is renamed into place.
 pub(crate) fn swap_in(staging: &Path, dest: &Path) -> io::Result<()> {
     crash_point();
-    let staged_is_dir = fs::symlink_metadata(staging)?.is_dir();
     match fs::symlink_metadata(dest) {
-        Ok(m) if m.is_dir() && staged_is_dir => {
+        Ok(_) => {
             nix::fcntl::renameat2(None, staging, None, dest, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
                 .map_err(io::Error::from)?;
             crash_point();
-            fs::remove_dir_all(staging)
+            remove_any(staging)
         }
-        Ok(m) if m.is_dir() => {
-            fs::remove_dir_all(dest)?;
-            fs::rename(staging, dest)
-        }
-        _ => fs::rename(staging, dest),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(staging, dest),
+        Err(e) => Err(e),
     }
 }

@@ -74,7 +74,9 @@ pub(crate) fn make(
                 .map(|u| u.title.clone())
                 .or_else(|| snapshot.units.iter().find(|u| u.name == *name).map(|u| u.title.clone()))
                 .unwrap_or_else(|| name.to_string());
-            let sqlite = roots.iter().any(|(r, _)| r.kind == "sqlite");
+            // A database is copied consistently while its application may write to it; what
+            // stands at its place now when it is something else is kept as it is.
+            let sqlite = roots.iter().any(|(r, _)| r.kind == "sqlite" && is_database(&r.dest));
             Unit {
                 name: name.to_string(),
                 title,
@@ -102,7 +104,27 @@ pub(crate) fn make(
     };
     let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
     let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;
+    // An undo that would miss something is no undo: the restore does not go on.
+    for u in &made.units {
+        if let Some(problem) = u.error.as_ref().or(u.warnings.first()) {
+            return Err(crate::EngineError::SafetyBackup {
+                slug: made.slug.clone(),
+                unit: u.name.clone(),
+                problem: problem.clone(),
+            });
+        }
+    }
     Ok(Some(SafetyBackup { slug: made.slug, units: names }))
+}
+
+/// Whether `path` is a regular file that starts as a SQLite database does.
+fn is_database(path: &Path) -> bool {
+    use std::io::Read;
+    if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; 16];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"SQLite format 3\0"
 }
 
 /// The root whose destination is the longest one holding `path`.
