@@ -294,6 +294,23 @@ fn an_api_restore_into_another_home_is_undone_by_its_safety_backup() {
         assert_eq!(job["state"], "succeeded", "{job}");
         job
     };
+    // The plan first: answered at once, nothing changed.
+    let (status, plan) = d.json(
+        reqwest::Method::POST,
+        &format!("/api/backups/{slug}/restore"),
+        serde_json::json!({"units": ["notes"], "home": other, "mode": "replace", "dry_run": true}),
+    );
+    assert_eq!(status, 200, "{plan}");
+    let deleted: Vec<&str> = plan["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "delete")
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, vec![theirs.join("b").to_str().unwrap()], "{plan}");
+    assert_eq!(facts(&theirs), before, "a dry run changes nothing");
+
     let job = restore(&slug, serde_json::json!({"units": ["notes"], "home": other, "mode": "replace"}));
     assert!(!theirs.join("b").exists(), "replace removed what the backup does not hold");
     assert_eq!(std::fs::read_to_string(theirs.join("a")).unwrap(), "a from the backup");

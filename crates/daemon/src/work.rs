@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifeboat_engine::backup::{self, BackupRequest};
-use lifeboat_engine::restore::{self, RestoreMode, RestoreRequest};
+use lifeboat_engine::restore::{self, RestoreMode, RestoreReport, RestoreRequest};
 use lifeboat_engine::retention::{self, Candidate};
-use lifeboat_engine::{unit, BackupInfo, RunLog};
+use lifeboat_engine::{unit, BackupInfo, Dirs, EngineResult, Progress, RunLog};
 use lifeboat_repository::SnapshotStatus;
 use serde::{Deserialize, Serialize};
 
@@ -193,6 +193,40 @@ pub struct RestoreSpec {
     /// daemon's user's.
     #[serde(default)]
     pub home: Option<PathBuf>,
+    /// Only work out the plan: what each path becomes, and why; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A restore's folders and request as the daemon runs it: `~` is the home asked for, and
+/// the units are understood in that home.
+fn restore_request(d: &Shared, spec: &RestoreSpec, dry_run: bool) -> EngineResult<(Dirs, RestoreRequest)> {
+    let mut dirs = d.dirs.clone();
+    if let Some(h) = &spec.home {
+        dirs.home = h.clone();
+    }
+    // The safety backup and replace mode's excludes are about that home's files, not the
+    // daemon user's.
+    let configured = d.units_for(&dirs)?;
+    let req = RestoreRequest {
+        units: spec.units.clone(),
+        target: spec.target.clone(),
+        dry_run,
+        configured,
+        mode: spec.mode,
+        map_paths: Vec::new(),
+        safety_backup: true,
+    };
+    Ok((dirs, req))
+}
+
+/// The plan of a restore, without running it (the API's `dry_run`).
+pub fn restore_plan(d: &Shared, slug: &str, location: &str, spec: &RestoreSpec) -> EngineResult<RestoreReport> {
+    let loc = d.location(Some(location))?;
+    let repo = d.repo(&loc, false)?;
+    let (_, snap) = repo.find_snapshot(slug)?;
+    let (dirs, req) = restore_request(d, spec, true)?;
+    restore::run(&repo, &snap, &dirs, &req, &Progress::default(), &RunLog::none())
 }
 
 pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &RestoreSpec) -> Outcome {
@@ -202,23 +236,8 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
         let loc = d.location(Some(location)).map_err(|e| e.to_string())?;
         let repo = d.repo(&loc, false).map_err(|e| e.to_string())?;
         let (_, snap) = repo.find_snapshot(slug).map_err(|e| e.to_string())?;
-        let mut dirs = d.dirs.clone();
-        if let Some(h) = &spec.home {
-            dirs.home = h.clone();
-        }
-        // The units as they are in the home restored into: the safety backup and replace
-        // mode's excludes are about that home's files, not the daemon user's.
-        let configured = d.units_for(&dirs).map_err(|e| e.to_string())?;
+        let (dirs, req) = restore_request(d, spec, false).map_err(|e| e.to_string())?;
         let log = log_for(d, job, "restore", slug);
-        let req = RestoreRequest {
-            units: spec.units.clone(),
-            target: spec.target.clone(),
-            dry_run: false,
-            configured,
-            mode: spec.mode,
-            map_paths: Vec::new(),
-            safety_backup: true,
-        };
         let report = restore::run(&repo, &snap, &dirs, &req, &job.progress, &log).map_err(|e| e.to_string())?;
         if let Some(s) = &report.safety_backup {
             job.log_line(&format!("INFO safety backup {} of what the restore replaced and deleted", s.slug));

@@ -182,7 +182,7 @@ pub async fn restore(
     Path(slug): Path<String>,
     at: AtQuery,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Started>)> {
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let at = super::query(at)?;
     let spec: RestoreSpec = json_body(&body)?;
     blocking(move || {
@@ -200,6 +200,14 @@ pub async fn restore(
                 )));
             }
         }
+        if spec.dry_run {
+            // The plan is answered at once: reading trees and the device is quick next to a
+            // restore, and nothing is written.
+            let plan = work::restore_plan(&d, &snap.slug, &loc.name, &spec)?;
+            let plan = serde_json::to_value(&plan)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            return Ok((StatusCode::OK, Json(plan)));
+        }
         let d2 = d.clone();
         let location = loc.name.clone();
         let slug2 = snap.slug.clone();
@@ -209,7 +217,9 @@ pub async fn restore(
             format!("restore of backup {}", snap.slug),
             Box::new(move |j| work::restore(&d2, j, &slug2, &location, &spec)),
         );
-        Ok((StatusCode::ACCEPTED, Json(Started { job: job.id })))
+        let started = serde_json::to_value(Started { job: job.id })
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok((StatusCode::ACCEPTED, Json(started)))
     })
     .await
 }

@@ -109,7 +109,10 @@ impl From<EngineError> for ApiError {
             | EngineError::BadTarget(_)
             | EngineError::Config { .. }
             | EngineError::LocationConfig { .. }
-            | EngineError::BackupFile { .. } => StatusCode::BAD_REQUEST,
+            | EngineError::BackupFile { .. }
+            | EngineError::UnsafeBackup { .. }
+            | EngineError::Outside { .. } => StatusCode::BAD_REQUEST,
+            EngineError::NoRoom { .. } => StatusCode::INSUFFICIENT_STORAGE,
             // The location's state (a card not inserted, a server down), not the daemon's.
             EngineError::LocationUnavailable { .. } | EngineError::Store(_) => StatusCode::CONFLICT,
             EngineError::NoPassword { .. } | EngineError::PasswordFile { .. } | EngineError::EmptyPassword(_) => {
