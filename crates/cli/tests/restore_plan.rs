@@ -53,6 +53,13 @@ fn a_damaged_backup_restored_in_place_leaves_every_live_file_as_it_was() {
     let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
     let pack = new_data_pack(&sb.repo, &before_backup);
     let good_pack = std::fs::read(&pack).unwrap();
+    let tree_pack = objects(&sb.repo)
+        .difference(&before_backup)
+        .filter(|p| p.starts_with("data"))
+        .map(|p| sb.repo.join(p))
+        .min_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let good_tree_pack = std::fs::read(&tree_pack).unwrap();
 
     // The device moves on: both files edited (so the restore needs their stored data), one
     // file added that the backup lacks.
@@ -61,11 +68,16 @@ fn a_damaged_backup_restored_in_place_leaves_every_live_file_as_it_was() {
     std::fs::write(bin.join("later.txt"), "written after the backup").unwrap();
     let before = facts(&bin);
 
-    for damage in ["flip", "truncate"] {
-        if damage == "flip" {
-            flip_byte_in_the_middle(&pack);
-        } else {
-            std::fs::write(&pack, &good_pack[..good_pack.len() / 2]).unwrap();
+    for damage in ["flip", "truncate", "tree"] {
+        match damage {
+            "flip" => flip_byte_in_the_middle(&pack),
+            "truncate" => std::fs::write(&pack, &good_pack[..good_pack.len() / 2]).unwrap(),
+            _ => {
+                // The folder listing is damaged, the data intact: replace must not take the
+                // folder for empty.
+                std::fs::write(&pack, &good_pack).unwrap();
+                flip_byte_in_the_middle(&tree_pack);
+            }
         }
         for mode in ["merge", "replace"] {
             let out = sb.run(&["backups", "restore", &slug, "--unit", "bin", "--mode", mode, "--quiet"]);
@@ -79,6 +91,7 @@ fn a_damaged_backup_restored_in_place_leaves_every_live_file_as_it_was() {
     }
     // Repaired, the same restore goes through.
     std::fs::write(&pack, &good_pack).unwrap();
+    std::fs::write(&tree_pack, &good_tree_pack).unwrap();
     sb.ok(&["backups", "restore", &slug, "--unit", "bin", "--mode", "replace", "--quiet"]);
     assert_eq!(std::fs::read(bin.join("rand2.bin")).unwrap(), random_bytes(3 << 20, 2));
     assert!(!bin.join("later.txt").exists());

@@ -562,3 +562,62 @@ fn rand_seed() -> u64 {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     t.as_nanos() as u64 ^ u64::from(std::process::id())
 }
+
+/// A snapshot planted by a hostile writer whose unit root climbs out (or whose folder listing
+/// names `..`) is refused before anything is written, and `check` names it.
+#[test]
+fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("notes")).unwrap();
+    std::fs::write(home.join("notes/a"), "a").unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep"), "must stay").unwrap();
+    let dirs = Dirs {
+        home: home.clone(),
+        config: dir.path().join("c"),
+        data: dir.path().join("d"),
+        logs: dir.path().join("l"),
+        root: false,
+    };
+    let store = Arc::new(LocalStore::new(dir.path().join("repo")));
+    let repo = Repository::init(store, &RecoveryKey::random().as_secret(), KeyKind::Device).unwrap();
+    let config = lifeboat_engine::config::parse("[unit.notes]\npaths = [\"~/notes\"]\n", Path::new("t.toml")).unwrap();
+    let units = lifeboat_engine::unit::units(&config, &dirs, &[]).unwrap();
+    let req = BackupRequest {
+        units: units.iter().collect(),
+        full: true,
+        name: None,
+        slug: backup::new_slug(&repo).unwrap(),
+        tags: vec![],
+        safety: None,
+    };
+    let (_, good) = backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).unwrap();
+    let climbing = format!("/{}{}", "../".repeat(12), victim.strip_prefix("/").unwrap().display());
+    for bad in [climbing.as_str(), "notes", "~/../../x"] {
+        let mut planted = good.clone();
+        planted.slug = format!("bad{}", bad.len());
+        planted.units[0].roots[0].path = bad.to_string();
+        repo.save_snapshot(&planted).unwrap();
+        for target in [None, Some(dir.path().join("target"))] {
+            let req = RestoreRequest {
+                units: vec![],
+                target: target.clone(),
+                dry_run: false,
+                configured: units.clone(),
+                mode: RestoreMode::Replace,
+                map_paths: vec![],
+                safety_backup: true,
+            };
+            let e = restore::run(&repo, &planted, &dirs, &req, &Progress::default(), &RunLog::none()).unwrap_err();
+            assert!(e.to_string().contains("refused"), "{bad}: {e}");
+            assert_eq!(std::fs::read_to_string(victim.join("keep")).unwrap(), "must stay");
+            assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1, "{bad}: wrote into the victim");
+            assert!(target.is_none_or(|t| !t.exists()), "{bad}: wrote into the target");
+        }
+    }
+    let report = repo.check(lifeboat_repository::CheckOptions { read_data: false }, &|_| {}).unwrap();
+    let named: Vec<&str> = report.problems.iter().map(|p| p.what.as_str()).filter(|w| w.contains("refuses")).collect();
+    assert_eq!(named.len(), 3, "check names each planted backup: {:?}", report.problems);
+}

@@ -163,6 +163,17 @@ impl Restore<'_> {
         }
         let plan = self.plan(&elsewhere)?;
         let mut report = RestoreReport::from_plan(&plan);
+        // A folder whose listing cannot be read would come back empty: in place, that is no
+        // restore of the unit (and replace would remove what is in it), so nothing starts.
+        if !req.dry_run && plan.roots.iter().any(|r| r.staged) && !plan.problems.is_empty() {
+            for p in &plan.problems {
+                self.log.warn(self.progress, p);
+            }
+            return Err(EngineError::RestoreIncomplete {
+                failed: plan.problems.len(),
+                first: plan.problems[0].clone(),
+            });
+        }
         if req.dry_run {
             report.plan = plan.steps;
             return Ok(report);
