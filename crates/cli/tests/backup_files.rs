@@ -232,19 +232,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// written outside the target (nor inside it).
 #[test]
 fn hostile_backup_files_are_refused() {
-    // An unprotected repository (a device key), so the unit files are plain .tar.zst.
-    let plain = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
-    std::fs::create_dir_all(plain.home.join("docs")).unwrap();
-    std::fs::write(plain.home.join("docs/a.txt"), "a").unwrap();
-    plain.add_local_location("empty");
-    let backup = plain.run_without_password(&["backups", "new", "--json", "--quiet"]);
-    let backup: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
-    let slug = backup["slug"].as_str().unwrap();
-    let good = plain.dir.path().join("good.tar");
-    let out = plain.run_without_password(&["backups", "export", slug, "-o", good.to_str().unwrap(), "--quiet"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let manifest = read_entry(&good, "backup.json");
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let (plain, _, manifest) = plain_backup_file();
     let root = manifest["units"][0]["roots"][0]["archive"].as_str().unwrap().to_string();
 
     let outside = plain.dir.path().join("outside");
@@ -290,17 +278,7 @@ fn hostile_backup_files_are_refused() {
 
 #[test]
 fn a_backup_file_whose_unit_roots_climb_out_or_are_relative_is_refused() {
-    let plain = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
-    std::fs::create_dir_all(plain.home.join("docs")).unwrap();
-    std::fs::write(plain.home.join("docs/a.txt"), "a").unwrap();
-    plain.add_local_location("empty");
-    let backup = plain.run_without_password(&["backups", "new", "--json", "--quiet"]);
-    let backup: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
-    let slug = backup["slug"].as_str().unwrap();
-    let good = plain.dir.path().join("good.tar");
-    let out = plain.run_without_password(&["backups", "export", slug, "-o", good.to_str().unwrap(), "--quiet"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let manifest: serde_json::Value = serde_json::from_slice(&read_entry(&good, "backup.json")).unwrap();
+    let (plain, good, manifest) = plain_backup_file();
     let unit = read_entry(&good, manifest["units"][0]["file"].as_str().unwrap());
 
     // A folder outside the target, which a hostile file names as its unit's root.
@@ -346,6 +324,24 @@ fn a_backup_file_whose_unit_roots_climb_out_or_are_relative_is_refused() {
     let listed = plain.run_without_password(&["backups", "list", "--location", "empty", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
     assert!(listed.as_array().is_none_or(|a| a.iter().all(|b| b["location"] != "empty")), "{listed}");
+}
+
+/// A backup of one unit (docs) in a repository opened by a device key, so that its unit file
+/// is a plain .tar.zst; the sandbox also has an empty location. Returns the sandbox, the
+/// exported file and its manifest.
+fn plain_backup_file() -> (Sandbox, PathBuf, serde_json::Value) {
+    let plain = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(plain.home.join("docs")).unwrap();
+    std::fs::write(plain.home.join("docs/a.txt"), "a").unwrap();
+    plain.add_local_location("empty");
+    let backup = plain.run_without_password(&["backups", "new", "--json", "--quiet"]);
+    let backup: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
+    let slug = backup["slug"].as_str().unwrap();
+    let good = plain.dir.path().join("good.tar");
+    let out = plain.run_without_password(&["backups", "export", slug, "-o", good.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value = serde_json::from_slice(&read_entry(&good, "backup.json")).unwrap();
+    (plain, good, manifest)
 }
 
 fn read_entry(file: &Path, name: &str) -> Vec<u8> {

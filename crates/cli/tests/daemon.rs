@@ -301,14 +301,7 @@ fn an_api_restore_into_another_home_is_undone_by_its_safety_backup() {
         serde_json::json!({"units": ["notes"], "home": other, "mode": "replace", "dry_run": true}),
     );
     assert_eq!(status, 200, "{plan}");
-    let deleted: Vec<&str> = plan["plan"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["action"] == "delete")
-        .map(|s| s["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(deleted, vec![theirs.join("b").to_str().unwrap()], "{plan}");
+    assert_eq!(planned(&plan, "delete"), vec![theirs.join("b").to_str().unwrap()], "{plan}");
     assert_eq!(facts(&theirs), before, "a dry run changes nothing");
 
     let job = restore(&slug, serde_json::json!({"units": ["notes"], "home": other, "mode": "replace"}));

@@ -319,14 +319,7 @@ fn the_dry_run_lists_what_replace_deletes() {
             sb.ok(&["backups", "restore", &slug, "--mode", "replace", "--dry-run", "--json"])
         };
         let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let deleted: Vec<&str> = plan["plan"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["action"] == "delete")
-            .map(|s| s["path"].as_str().unwrap())
-            .collect();
-        assert_eq!(deleted, vec![notes.join("later").to_str().unwrap()], "{json}");
+        assert_eq!(planned(&plan, "delete"), vec![notes.join("later").to_str().unwrap()], "{json}");
     }
     sb.ok(&["backups", "restore", &slug, "--mode", "replace", "--quiet"]);
     assert!(!notes.join("later").exists());

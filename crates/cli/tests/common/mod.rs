@@ -236,6 +236,17 @@ pub fn rerooted(target: &Path, abs: &Path) -> PathBuf {
     target.join(abs.strip_prefix("/").unwrap())
 }
 
+/// The paths a restore plan (`--dry-run --json`, or the API's `dry_run`) gives this action.
+pub fn planned(plan: &serde_json::Value, action: &str) -> Vec<String> {
+    plan["plan"]
+        .as_array()
+        .expect("a plan")
+        .iter()
+        .filter(|s| s["action"] == action)
+        .map(|s| s["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

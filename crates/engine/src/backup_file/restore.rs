@@ -62,15 +62,7 @@ pub fn restore(
     let mut reader = FileReader::open(input, label)?;
     let manifest = reader.manifest().clone();
     let backup = &manifest.backup;
-    for u in &req.units {
-        if !manifest.units.iter().any(|f| &f.name == u) {
-            return Err(EngineError::UnitNotInBackup {
-                slug: backup.slug.clone(),
-                unit: u.clone(),
-                held: manifest.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
-            });
-        }
-    }
+    crate::restore::units_held(&backup.slug, manifest.units.iter().map(|u| u.name.as_str()), &req.units)?;
     if let Some(t) = &req.target {
         if std::fs::metadata(t).is_ok_and(|m| !m.is_dir()) {
             return Err(EngineError::BadTarget(t.clone()));

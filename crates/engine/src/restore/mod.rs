@@ -224,15 +224,7 @@ impl Restore<'_> {
 
     fn check_request(&self) -> EngineResult<()> {
         let (snapshot, req) = (self.snapshot, self.req);
-        for u in &req.units {
-            if !snapshot.units.iter().any(|su| &su.name == u) {
-                return Err(EngineError::UnitNotInBackup {
-                    slug: snapshot.slug.clone(),
-                    unit: u.clone(),
-                    held: snapshot.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
-                });
-            }
-        }
+        units_held(&snapshot.slug, snapshot.units.iter().map(|u| u.name.as_str()), &req.units)?;
         snapshot.check_paths().map_err(|detail| EngineError::UnsafeBackup { slug: snapshot.slug.clone(), detail })?;
         if let Some(t) = &req.target {
             if std::fs::metadata(t).is_ok_and(|m| !m.is_dir()) || !t.is_absolute() {
@@ -518,6 +510,22 @@ impl Restore<'_> {
                 problem(Path::new(&unit.name), format!("after_restore: {e}"));
             }
         }
+    }
+}
+
+/// Every unit asked for is in the backup (`held`: the names of its units).
+pub(crate) fn units_held<'a>(
+    slug: &str,
+    held: impl Iterator<Item = &'a str> + Clone,
+    asked: &[String],
+) -> EngineResult<()> {
+    match asked.iter().find(|u| !held.clone().any(|h| h == u.as_str())) {
+        Some(u) => Err(EngineError::UnitNotInBackup {
+            slug: slug.to_string(),
+            unit: u.clone(),
+            held: held.collect::<Vec<_>>().join(", "),
+        }),
+        None => Ok(()),
     }
 }
 
