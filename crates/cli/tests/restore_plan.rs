@@ -350,9 +350,17 @@ fn a_restore_that_cannot_fit_is_refused_before_it_writes() {
         }
     }
     let _unmount = Unmount(tiny.clone());
-    let out = sb.run(&["backups", "restore", &slug, "--target", tiny.to_str().unwrap(), "--quiet"]);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
-    assert!(err.contains("not enough room") && err.contains("nothing was restored"), "{err}");
-    assert!(walkdir(&tiny).is_empty(), "nothing was written: {:?}", walkdir(&tiny));
+    let file = sb.dir.path().join("big.tar");
+    sb.ok(&["backups", "export", &slug, "-o", file.to_str().unwrap(), "--quiet"]);
+    for from_file in [false, true] {
+        let out = if from_file {
+            sb.run(&["backups", "restore", "--from-file", file.to_str().unwrap(), "--target", tiny.to_str().unwrap()])
+        } else {
+            sb.run(&["backups", "restore", &slug, "--target", tiny.to_str().unwrap(), "--quiet"])
+        };
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("not enough room") && err.contains("nothing was restored"), "{err}");
+        assert!(walkdir(&tiny).is_empty(), "nothing was written: {:?}", walkdir(&tiny));
+    }
 }

@@ -109,6 +109,13 @@ pub fn restore(
         report.plan = plan.steps;
         return Ok((manifest, report));
     }
+    // Room first: each unit's bytes (and an entry's worth per file) where its first root goes.
+    let needs = manifest.units.iter().filter(|u| chosen(u)).filter_map(|u| {
+        let b = backup.units.iter().find(|b| b.name == u.name)?;
+        let root = placed.iter().find(|r| r.unit == u.name)?;
+        Some((root.work.as_path(), b.size.saturating_add((b.files + b.dirs).saturating_mul(4096))))
+    });
+    crate::restore::room::check_needs(needs)?;
     let carry = plan::carry_before_stream(&placed, &cmp);
     let roots: Vec<Root> = placed
         .iter()

@@ -16,7 +16,7 @@ use super::plan::Item;
 use crate::progress::Progress;
 
 /// Applies a restored file's metadata; the flag says it was created new by this restore.
-pub(crate) type Finish<'a> = dyn Fn(&File, &Path, &lifeboat_repository::Node, bool) + Sync + 'a;
+pub(crate) type Finish<'a> = dyn Fn(&File, &Item, bool) + Sync + 'a;
 
 /// Ranges closer than this are read together.
 const MERGE_GAP: u64 = 256 * 1024;
@@ -78,7 +78,7 @@ pub(crate) fn restore_files(
                 }
                 None => {
                     st.failed.store(true, Ordering::Relaxed);
-                    problem(&st.item.path, format!("data blob {} is missing from the repository", blob.short()));
+                    problem(&st.item.dest, format!("data blob {} is missing from the repository", blob.short()));
                     break;
                 }
             }
@@ -97,13 +97,13 @@ pub(crate) fn restore_files(
             Ok((f, fresh)) => {
                 st.fresh.store(fresh, Ordering::Relaxed);
                 if n == 0 {
-                    finish(&f, &st.item.path, &st.item.node, fresh);
+                    finish(&f, st.item, fresh);
                     progress.add(1, 0);
                 }
             }
             Err(e) => {
                 st.failed.store(true, Ordering::Relaxed);
-                problem(&st.item.path, format!("cannot create: {e}"));
+                problem(&st.item.dest, format!("cannot create: {e}"));
             }
         }
     });
@@ -183,7 +183,7 @@ fn fail_places(states: &[FileState], n: &Need, problem: &(dyn Fn(&Path, String) 
     for (fi, _) in &n.places {
         let st = &states[*fi];
         if !st.failed.swap(true, Ordering::Relaxed) {
-            problem(&st.item.path, format!("not restored: {why}"));
+            problem(&st.item.dest, format!("not restored: {why}"));
         }
     }
 }
@@ -224,13 +224,13 @@ fn write_places(
                 crash_point();
                 progress.add(0, plain.len() as u64);
                 if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    finish(&f, &st.item.path, &st.item.node, st.fresh.load(Ordering::Relaxed));
+                    finish(&f, st.item, st.fresh.load(Ordering::Relaxed));
                     progress.add(1, 0);
                 }
             }
             Err(e) => {
                 if !st.failed.swap(true, Ordering::Relaxed) {
-                    problem(&st.item.path, format!("cannot write: {e}"));
+                    problem(&st.item.dest, format!("cannot write: {e}"));
                 }
             }
         }

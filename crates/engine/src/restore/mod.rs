@@ -6,7 +6,7 @@
 mod data;
 pub(crate) mod fsops;
 pub(crate) mod plan;
-mod room;
+pub(crate) mod room;
 mod safety;
 pub(crate) mod stage;
 
@@ -316,11 +316,14 @@ impl Restore<'_> {
     fn write(&self, plan: &plan::Plan) -> Written {
         let progress = self.progress;
         let failed = Mutex::new(Vec::new());
+        let failed_paths = Mutex::new(std::collections::HashSet::new());
         let warnings = Mutex::new(Vec::new());
+        // `path` is where the entry ends up (never its staging copy).
         let fail = |path: &Path, what: String| {
             let msg = format!("{}: {what}", path.display());
             self.log.warn(progress, &msg);
             failed.lock().expect("problems lock").push(msg);
+            failed_paths.lock().expect("problems lock").insert(path.to_path_buf());
         };
         let warn = |path: &Path, what: String| {
             let msg = format!("{}: {what}", path.display());
@@ -398,12 +401,12 @@ impl Restore<'_> {
             }
             files.push(item);
         }
-        out.verified = data::restore_files(self.repo, &files, true, progress, &|p, w| fail(p, w), &|f, p, n, fresh| {
-            for w in meta::apply_fd(f, p, n, as_root, owner_of(n), fresh) {
-                warn(p, w);
+        out.verified = data::restore_files(self.repo, &files, true, progress, &|p, w| fail(p, w), &|f, item, fresh| {
+            let n = &item.node;
+            for w in meta::apply_fd(f, &item.path, n, as_root, owner_of(n), fresh) {
+                warn(&item.dest, w);
             }
         });
-        out.bytes = files.iter().map(|i| i.node.size).sum();
 
         // 4. Links, special files.
         progress.set_phase("restoring links");
@@ -415,7 +418,7 @@ impl Restore<'_> {
         others.par_iter().for_each(|item| match make_special(item, as_root) {
             Ok(()) => {
                 for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node)) {
-                    warn(&item.path, w);
+                    warn(&item.dest, w);
                 }
                 progress.add(1, 0);
             }
@@ -428,18 +431,24 @@ impl Restore<'_> {
                 Err(e) => fail(&item.dest, format!("cannot link to {}: {e}", first.display())),
             }
         }
-        out.files = (files.len() + others.len() + links.len()) as u64;
 
         // 5. Folder metadata, deepest first, so setting a folder's time is the last change in it.
         progress.set_phase("restoring folder metadata");
         for depth_group in folders.chunk_by(|a, b| a.depth == b.depth).rev() {
             depth_group.par_iter().for_each(|item| {
                 for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node)) {
-                    warn(&item.path, w);
+                    warn(&item.dest, w);
                 }
             });
         }
-        out.dirs = folders.len() as u64;
+        // What could not be written is never counted as restored.
+        let failed_paths = failed_paths.into_inner().expect("problems lock");
+        let done = |i: &plan::Item| !failed_paths.contains(&i.dest);
+        out.dirs = folders.iter().filter(|i| done(i)).count() as u64;
+        let entries = files.iter().chain(others.iter()).chain(links.iter().map(|(i, _)| i));
+        out.files = entries.filter(|i| done(i)).count() as u64;
+        // Bytes written: a hard link's data is its first name's.
+        out.bytes = files.iter().filter(|i| done(i)).map(|i| i.node.size).sum();
         out.failed = failed.into_inner().expect("problems lock");
         out.warnings = warnings.into_inner().expect("problems lock");
         out

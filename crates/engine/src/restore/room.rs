@@ -17,16 +17,28 @@ const PER_ENTRY: u64 = 4096;
 /// Staging copies keep the old files (hard links) until the swap, so everything written counts,
 /// rounded up to whole blocks.
 pub(crate) fn check(plan: &Plan) -> EngineResult<()> {
+    let mut blocks: HashMap<usize, u64> = HashMap::new();
+    let written = plan.items.iter().filter(|i| i.writes()).map(|item| {
+        let block = *blocks
+            .entry(item.root)
+            .or_insert_with(|| existing_ancestor(&plan.roots[item.root].work).map_or(4096, |(_, _, b)| b));
+        let data = if item.node.kind == NodeKind::File && item.node.links <= 1 { item.node.size } else { 0 };
+        (plan.roots[item.root].work.as_path(), data.div_ceil(block) * block + PER_ENTRY)
+    });
+    check_needs(written)
+}
+
+/// Refuses when the bytes to write under each path, added up per file system, exceed what is
+/// free there.
+pub(crate) fn check_needs<'a>(needs: impl Iterator<Item = (&'a Path, u64)>) -> EngineResult<()> {
     // Per file system: (a folder on it, bytes needed).
     let mut need: HashMap<u64, (PathBuf, u64)> = HashMap::new();
-    let mut devices: HashMap<usize, Option<(u64, PathBuf, u64)>> = HashMap::new();
-    for item in plan.items.iter().filter(|i| i.writes()) {
-        let dev = devices.entry(item.root).or_insert_with(|| existing_ancestor(&plan.roots[item.root].work));
-        let Some((dev, at, block)) = dev.clone() else { continue };
-        let data = if item.node.kind == NodeKind::File && item.node.links <= 1 { item.node.size } else { 0 };
-        let cost = data.div_ceil(block) * block + PER_ENTRY;
+    let mut devices: HashMap<&Path, Option<(u64, PathBuf, u64)>> = HashMap::new();
+    for (path, bytes) in needs {
+        let dev = devices.entry(path).or_insert_with(|| existing_ancestor(path));
+        let Some((dev, at, _)) = dev.clone() else { continue };
         let e = need.entry(dev).or_insert((at, 0));
-        e.1 = e.1.saturating_add(cost);
+        e.1 = e.1.saturating_add(bytes);
     }
     for (at, bytes) in need.into_values() {
         let Some(free) = free_bytes(&at) else { continue };
