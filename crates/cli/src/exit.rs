@@ -29,7 +29,8 @@ pub fn describe(e: &anyhow::Error) -> (i32, String) {
             | EngineError::LocationConfig { .. }
             | EngineError::UnknownProfile { .. }
             | EngineError::UnitNotInBackup { .. }
-            | EngineError::BadTarget(_) => USAGE,
+            | EngineError::BadTarget(_)
+            | EngineError::BadName { .. } => USAGE,
             EngineError::NoPassword { .. } | EngineError::PasswordFile { .. } | EngineError::EmptyPassword(_) => {
                 PASSWORD
             }

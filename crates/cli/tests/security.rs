@@ -167,3 +167,62 @@ fn files_that_hold_secrets_are_readable_by_their_owner_only() {
     let keys_dir = std::fs::metadata(config.join("keys")).unwrap().permissions().mode();
     assert_eq!(keys_dir & 0o077, 0, "the keys folder is {:o}", keys_dir & 0o777);
 }
+
+#[test]
+fn hooks_and_command_units_never_see_the_password_or_a_locations_secret() {
+    // A unit that writes its whole environment into the backup, as a careless export would.
+    let sb = Sandbox::new(
+        "[unit.env]\ntype = \"command\"\nexport = 'env > \"$LIFEBOAT_DIR/env\"'\nimport = 'true'\n\
+         before_backup = 'env > ~/hook-env'\n",
+    );
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    // A location whose secret comes from the environment (it is never reached: only read).
+    cfg.push_str(
+        "\n[location.s3]\ntype = \"s3\"\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"b\"\n\
+                  access_key_id = \"id\"\nsecret_access_key = \"$LIFEBOAT_TEST_S3_SECRET\"\n",
+    );
+    std::fs::write(&sb.config, cfg).unwrap();
+    let out = sb
+        .bare_command()
+        .env("LIFEBOAT_PASSWORD", NEW_PASSWORD)
+        .env("LIFEBOAT_TEST_S3_SECRET", S3_SECRET)
+        .args(["backups", "new", "--quiet", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", all_text(&out));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slug = made["slug"].as_str().unwrap();
+    let hook_env = std::fs::read_to_string(sb.home.join("hook-env")).unwrap();
+    assert!(hook_env.contains("LIFEBOAT_UNIT=env"), "the hook ran: {hook_env}");
+    let target = sb.dir.path().join("restored");
+    let out = sb
+        .bare_command()
+        .env("LIFEBOAT_PASSWORD", NEW_PASSWORD)
+        .args(["backups", "restore", slug, "--target", target.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", all_text(&out));
+    let exported = std::fs::read_to_string(target.join("lifeboat-units/env/data/env")).unwrap();
+    for (what, text) in [("the hook's environment", &hook_env), ("the exported environment", &exported)] {
+        assert!(!text.contains(NEW_PASSWORD), "{what} holds the password");
+        assert!(!text.contains("LIFEBOAT_PASSWORD"), "{what} names the password variable");
+        assert!(!text.contains(S3_SECRET), "{what} holds a location's secret");
+    }
+}
+
+#[test]
+fn a_backup_name_has_a_length_and_one_line() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    for name in ["x".repeat(70_000), "two\nlines".to_string()] {
+        let out = sb.run(&["backups", "new", "--name", &name, "--quiet"]);
+        assert_eq!(out.status.code(), Some(2), "{}", all_text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("the backup's name"), "{}", all_text(&out));
+    }
+    sb.ok(&["backups", "new", "--name", &"y".repeat(200), "--quiet"]);
+    let listed = sb.ok(&["backups", "list"]);
+    assert!(listed.contains('…'), "a long name is cut in the table: {listed}");
+    let d = Daemon::start(&sb);
+    let (status, body) = d.json(reqwest::Method::POST, "/api/backups", serde_json::json!({"name": "z".repeat(70_000)}));
+    assert_eq!(status, 400, "{body}");
+}

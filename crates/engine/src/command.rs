@@ -9,6 +9,26 @@ use std::time::Duration;
 
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Environment variables that hold secrets and never reach a child: the repository password,
+/// and every variable a location's `"$VARIABLE"` secret named (added as they are read).
+static SECRET_VARIABLES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Marks `name` as holding a secret: no hook, export or import sees it.
+pub(crate) fn keep_from_children(name: &str) {
+    let mut vars = SECRET_VARIABLES.lock().unwrap_or_else(|e| e.into_inner());
+    if !vars.iter().any(|v| v == name) {
+        vars.push(name.to_string());
+    }
+}
+
+/// Removes every secret variable from what `cmd` inherits.
+fn without_secrets(cmd: &mut Command) {
+    cmd.env_remove("LIFEBOAT_PASSWORD");
+    for v in SECRET_VARIABLES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        cmd.env_remove(v);
+    }
+}
+
 /// What a command is given.
 pub(crate) struct Invocation<'a> {
     /// A shell command line (`sh -c`), or a program and its arguments.
@@ -45,6 +65,7 @@ pub(crate) fn run(inv: Invocation) -> Result<(), String> {
         cmd.env("LIFEBOAT_DIR", d).current_dir(d);
     }
     cmd.env("LIFEBOAT_UNIT", inv.unit).env("LIFEBOAT_HOME", inv.home);
+    without_secrets(&mut cmd);
     cmd.stdin(inv.stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
     cmd.stdout(inv.stdout.map(Stdio::from).unwrap_or_else(Stdio::null));
     cmd.stderr(Stdio::piped());

@@ -221,6 +221,15 @@ impl LoadedConfig {
 pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
     let config: Config = toml::from_str(text)
         .map_err(|e| EngineError::Config { path: path.to_path_buf(), detail: one_line(&e.to_string()) })?;
+    // A secret given as "$VARIABLE" is a secret in this process's environment from now on:
+    // no hook or command unit inherits that variable, whether the location is used or not.
+    for loc in config.location.values() {
+        for value in loc.other.values() {
+            if let Some(var) = value.as_str().and_then(|s| s.strip_prefix('$')).filter(|v| !v.is_empty()) {
+                crate::command::keep_from_children(var);
+            }
+        }
+    }
     for (name, unit) in &config.unit {
         if !valid_name(name) {
             return Err(EngineError::Config {

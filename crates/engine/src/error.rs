@@ -60,6 +60,8 @@ pub enum EngineError {
          free some space or restore elsewhere with --target; nothing was restored"
     )]
     NoRoom { path: PathBuf, need: u64, free: u64 },
+    #[error("{what} {detail}")]
+    BadName { what: String, detail: String },
     #[error("the safety backup {slug} could not hold all of unit {unit} ({problem}); nothing was restored: restore with --target DIR, or with --no-safety-backup if you are sure")]
     SafetyBackup { slug: String, unit: String, problem: String },
     #[error("{failed} entries could not be restored ({first}); nothing was changed on this device: restore with --target DIR to get what can be read")]

@@ -61,6 +61,9 @@ pub async fn create(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCo
         let all = d.units()?;
         lifeboat_engine::unit::select(&all, &spec.units)?;
         d.location(spec.location.as_deref())?;
+        if let Some(n) = &spec.name {
+            lifeboat_engine::backup::check_name("the backup's name", n)?;
+        }
         let spec = BackupSpec { schedule: None, ..spec };
         Ok((StatusCode::ACCEPTED, Json(Started { job: crate::scheduler::submit_backup(&d, spec) })))
     })

@@ -110,6 +110,7 @@ impl From<EngineError> for ApiError {
             | EngineError::Config { .. }
             | EngineError::LocationConfig { .. }
             | EngineError::BackupFile { .. }
+            | EngineError::BadName { .. }
             | EngineError::UnsafeBackup { .. }
             | EngineError::Outside { .. } => StatusCode::BAD_REQUEST,
             EngineError::NoRoom { .. } => StatusCode::INSUFFICIENT_STORAGE,

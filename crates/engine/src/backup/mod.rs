@@ -48,6 +48,22 @@ pub struct SafetyOptions {
     pub remove: HashMap<String, Vec<String>>,
 }
 
+/// The longest name (and tag) a backup may have, in characters: enough for any sentence a
+/// person gives, short enough for every table and list that shows it.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Refuses a backup name or tag that is too long or holds control characters.
+pub fn check_name(what: &str, name: &str) -> EngineResult<()> {
+    let detail = if name.chars().count() > MAX_NAME_CHARS {
+        format!("is {} characters long; give at most {MAX_NAME_CHARS}", name.chars().count())
+    } else if name.chars().any(char::is_control) {
+        "holds a control character (a line break, a tab…); give it on one line".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(crate::EngineError::BadName { what: what.to_string(), detail })
+}
+
 /// A short random slug no other backup in the repository has.
 pub fn new_slug(repo: &Repository) -> EngineResult<String> {
     let (existing, _) = repo.snapshots()?;
@@ -69,6 +85,12 @@ pub fn run(
     log: &RunLog,
 ) -> EngineResult<(Id, Snapshot)> {
     let started = jiff::Timestamp::now();
+    if let Some(n) = &req.name {
+        check_name("the backup's name", n)?;
+    }
+    for t in &req.tags {
+        check_name("a tag", t)?;
+    }
     // A safety backup runs under the shared lock of its restore: asking again while a prune
     // waits would wait for that prune, which waits for the restore.
     let _lock = match req.safety {

@@ -102,6 +102,7 @@ impl<'a> Settings<'a> {
         match raw {
             Some(s) if s.starts_with('$') && s.len() > 1 => {
                 let var = &s[1..];
+                crate::command::keep_from_children(var);
                 match std::env::var(var) {
                     Ok(v) if !v.is_empty() => Ok(Some(v)),
                     _ => Err(format!(
