@@ -532,8 +532,11 @@ impl Case {
                 }
             }
             undone = true;
-        } else if dest != Dest::Target && file.is_none() && dry.plan.iter().any(|s| s.action.changes()) {
-            return Err(format!("{describe}: an in-place restore that changes things made no safety backup"));
+        } else if dest != Dest::Target
+            && file.is_none()
+            && dry.plan.iter().any(|s| matches!(s.action, Action::Replace | Action::Delete))
+        {
+            return Err(format!("{describe}: an in-place restore that replaces or deletes made no safety backup"));
         }
         let source = if from_file { "file" } else { "repository" };
         Ok(format!("{mode:?} {dest:?} from the {source}{}", if undone { ", undone" } else { "" }))

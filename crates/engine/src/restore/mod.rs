@@ -193,7 +193,10 @@ impl Restore<'_> {
                 first: written.failed[0].clone(),
             });
         }
-        if in_place && req.safety_backup && plan.steps.iter().any(|s| s.action.changes()) {
+        // Only what is replaced or deleted is at risk: a restore that only creates (a new
+        // device) needs no safety backup, and may come from a repository it cannot write to.
+        let at_risk = plan.steps.iter().any(|s| matches!(s.action, Action::Replace | Action::Delete));
+        if in_place && req.safety_backup && at_risk {
             self.progress.set_phase("making a safety backup of what the restore changes");
             match safety::make(self.repo, self.dirs, snapshot, &plan, &req.configured, &written.verified, self.log) {
                 Ok(made) => report.safety_backup = made,
@@ -538,13 +541,16 @@ pub(crate) fn units_held<'a>(
     }
 }
 
-/// The repository's shared lock. A location that takes no writes (a card mounted read-only)
-/// cannot be pruned either, so there a restore goes on without one.
+/// The repository's shared lock. Where this user cannot write (a card mounted read-only,
+/// another user's repository it may only read) it cannot prune either, and the restore goes
+/// on without one: should someone else prune meanwhile, a pack that vanished fails its
+/// entries, and in place that changes nothing on the device.
 fn shared_lock(repo: &Repository, operation: &str) -> EngineResult<Option<lifeboat_repository::LockGuard>> {
     use lifeboat_repository::{LockKind, RepoError};
+    use lifeboat_storage::StoreError;
     match repo.lock(LockKind::Shared, operation, crate::backup::LOCK_WAIT) {
         Ok(g) => Ok(Some(g)),
-        Err(RepoError::Store(lifeboat_storage::StoreError::ReadOnly { .. })) => Ok(None),
+        Err(RepoError::Store(StoreError::ReadOnly { .. } | StoreError::PermissionDenied { .. })) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
