@@ -205,7 +205,10 @@ fn change(rng: &mut Rng, dir: &Path) {
         }
         1 if is_file => set_mtime(&p, 1_700_000_000 + rng.below(1000) as i64),
         2 => remove(&p),
-        3 if is_dir => std::fs::write(p.join("added later"), rng.bytes(50)).unwrap(),
+        // (Never through a link an earlier change left at that name.)
+        3 if is_dir && p.join("added later").symlink_metadata().is_err() => {
+            std::fs::write(p.join("added later"), rng.bytes(50)).unwrap()
+        }
         4 => {
             // A file becomes a folder, or a folder a file.
             remove(&p);
