@@ -16,7 +16,7 @@ pub const BUSY: i32 = 6;
 pub fn describe(e: &anyhow::Error) -> (i32, String) {
     let msg = one_line(e);
     let repo_code = |r: &RepoError| match r {
-        RepoError::WrongPassword(_) | RepoError::KeySlotsDamaged { .. } => PASSWORD,
+        RepoError::WrongPassword(_) | RepoError::KeySlotsDamaged { .. } | RepoError::OpenBudget { .. } => PASSWORD,
         RepoError::Locked { .. } => BUSY,
         RepoError::NoSuchSnapshot(_) | RepoError::AmbiguousSnapshot(_) | RepoError::NoSuchKey(_) => USAGE,
         _ => FAILED,

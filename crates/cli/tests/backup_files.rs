@@ -375,3 +375,22 @@ fn wrap(manifest: &serde_json::Value, unit: &[u8], out: &Path) {
     }
     b.into_inner().unwrap().flush().unwrap();
 }
+
+#[test]
+fn an_export_removes_partial_exports_a_killed_run_left_a_day_ago() {
+    let (sb, _docs) = sandbox(false);
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let out_dir = sb.dir.path().join("exports");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let old = out_dir.join(".lifeboat-export-abandoned");
+    let fresh = out_dir.join(".lifeboat-export-running");
+    std::fs::write(&old, random_bytes(100_000, 1)).unwrap();
+    std::fs::write(&fresh, b"an export under way").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_days_ago).unwrap();
+    let file = out_dir.join("backup.tar");
+    sb.ok(&["backups", "export", &slug, "-o", file.to_str().unwrap(), "--quiet"]);
+    assert!(file.is_file());
+    assert!(!old.exists(), "the abandoned partial export is gone");
+    assert!(fresh.exists(), "one that may still be written stays");
+}

@@ -11,6 +11,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -684,7 +685,7 @@ fn files_changing_while_they_are_read_give_warnings_and_the_rest_is_exact() {
         std::fs::write(data.join(format!("stable/s{i}")), random_bytes(30_000 + i as usize, 500 + i)).unwrap();
     }
     let original = |name: &str| random_bytes(1 << 20, name.len() as u64 * 7);
-    for name in ["grows", "shrinks", "replaced", "deleted"] {
+    for name in ["grows", "shrinks", "replaced", "deleted", "swapped"] {
         std::fs::write(data.join(format!("mutating/{name}")), original(name)).unwrap();
     }
     let stable = sb.dir.path().join("stable-copy");
@@ -707,11 +708,12 @@ fn files_changing_while_they_are_read_give_warnings_and_the_rest_is_exact() {
         .spawn()
         .unwrap();
     let mut expected: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let what = std::fs::read_to_string(pause.join("paused")).unwrap();
         let name = what.trim().rsplit('/').next().unwrap().to_string();
         let path = data.join(format!("mutating/{name}"));
-        let name: &str = ["grows", "shrinks", "replaced", "deleted"].into_iter().find(|n| *n == name).unwrap();
+        let name: &str =
+            ["grows", "shrinks", "replaced", "deleted", "swapped"].into_iter().find(|n| *n == name).unwrap();
         match name {
             "grows" => {
                 let mut bytes = original(name);
@@ -729,6 +731,26 @@ fn files_changing_while_they_are_read_give_warnings_and_the_rest_is_exact() {
                 std::fs::rename(&new, &path).unwrap();
                 expected.insert(name, original(name));
             }
+            "swapped" => {
+                // Replaced by `mv` with a file of the same size and the same times.
+                let new = path.with_extension("new");
+                std::fs::write(&new, random_bytes(1 << 20, 99)).unwrap();
+                let old = std::fs::metadata(&path).unwrap();
+                let times = [
+                    nix::sys::time::TimeSpec::new(old.atime(), old.atime_nsec()),
+                    nix::sys::time::TimeSpec::new(old.mtime(), old.mtime_nsec()),
+                ];
+                nix::sys::stat::utimensat(
+                    None,
+                    &new,
+                    &times[0],
+                    &times[1],
+                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                )
+                .unwrap();
+                std::fs::rename(&new, &path).unwrap();
+                expected.insert(name, original(name));
+            }
             _ => {
                 std::fs::remove_file(&path).unwrap();
                 expected.insert(name, original(name));
@@ -740,10 +762,16 @@ fn files_changing_while_they_are_read_give_warnings_and_the_rest_is_exact() {
     assert_eq!(out.status.code(), Some(3), "completed with warnings: {}", stderr(&out));
     let backup: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(backup["status"], "completed_with_warnings");
-    assert_eq!(backup["warnings"], 4, "{backup}");
+    assert_eq!(backup["warnings"], 5, "{backup}");
     let slug = backup["slug"].as_str().unwrap();
     let log = sb.ok(&["logs", slug]);
-    for (name, words) in [("grows", "grew"), ("shrinks", "shrank"), ("replaced", "replaced"), ("deleted", "deleted")] {
+    for (name, words) in [
+        ("grows", "grew"),
+        ("shrinks", "shrank"),
+        ("replaced", "replaced"),
+        ("deleted", "deleted"),
+        ("swapped", "replaced"),
+    ] {
         assert!(log.lines().any(|l| l.contains(&format!("mutating/{name}")) && l.contains(words)), "{name}: {log}");
     }
     let target = sb.dir.path().join("restored");

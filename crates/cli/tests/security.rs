@@ -16,6 +16,7 @@ use common::*;
 const S3_SECRET: &str = "S3-SECRET-9f8e7d6c5b4a";
 const DAV_PASSWORD: &str = "DAV-PASSWORD-1a2b3c4d";
 const SFTP_PASSWORD: &str = "SFTP-PASSWORD-5e6f7a8b";
+const DAV_URL_PASSWORD: &str = "DAV-URL-PASSWORD-7e8f9a";
 const NEW_PASSWORD: &str = "NEW-REPO-PASSWORD-0c1d2e";
 const WRONG_PASSWORD: &str = "WRONG-PASSWORD-3f4a5b";
 const WEB_PASSWORD: &str = "WEB-PAGE-PASSWORD-6c7d8e";
@@ -43,6 +44,7 @@ fn secrets_never_appear_in_output_logs_events_or_the_api() {
     cfg.push_str(&format!(
         "\n[location.cloud]\ntype = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\naccess_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"{S3_SECRET}\"\n\
          \n[location.dav]\ntype = \"webdav\"\nurl = \"http://127.0.0.1:9/dav\"\nusername = \"u\"\npassword = \"{DAV_PASSWORD}\"\n\
+         \n[location.dav2]\ntype = \"webdav\"\nurl = \"http://someone:{DAV_URL_PASSWORD}@127.0.0.1:9/dav2\"\n\
          \n[location.ssh]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\nport = 9\nuser = \"u\"\npassword = \"{SFTP_PASSWORD}\"\n"
     ));
     std::fs::write(&sb.config, cfg).unwrap();
@@ -65,7 +67,7 @@ fn secrets_never_appear_in_output_logs_events_or_the_api() {
         assert!(out.status.success());
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["slug"].as_str().unwrap().to_string()
     };
-    for loc in ["cloud", "dav", "ssh"] {
+    for loc in ["cloud", "dav", "dav2", "ssh"] {
         assert!(!run(&["backups", "new", "--location", loc]).status.success(), "{loc} does not answer");
         run(&["locations", "check", loc]);
     }
@@ -127,6 +129,7 @@ fn secrets_never_appear_in_output_logs_events_or_the_api() {
         repo_password.as_str(),
         S3_SECRET,
         DAV_PASSWORD,
+        DAV_URL_PASSWORD,
         SFTP_PASSWORD,
         NEW_PASSWORD,
         WRONG_PASSWORD,
@@ -225,4 +228,69 @@ fn a_backup_name_has_a_length_and_one_line() {
     let d = Daemon::start(&sb);
     let (status, body) = d.json(reqwest::Method::POST, "/api/backups", serde_json::json!({"name": "z".repeat(70_000)}));
     assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn a_repository_and_lifeboats_own_files_are_readable_by_their_owner_only_and_check_warns_otherwise() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    sb.backup(&[]);
+    let d = Daemon::start(&sb);
+    let (status, started) = d.json(reqwest::Method::POST, "/api/backups", serde_json::json!({}));
+    assert_eq!(status, 202, "{started}");
+    let (job, _) = d.follow(started["job"].as_u64().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    d.stop();
+    let data = sb.dir.path().join("xdg-data/lifeboat");
+    let logs = sb.dir.path().join("xdg-state/lifeboat");
+    let mut looked = 0;
+    for root in [&sb.repo, &data, &logs] {
+        for p in std::iter::once(root.clone()).chain(walkdir(root)) {
+            let mode = std::fs::symlink_metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} is {:o}: other users can read it", p.display(), mode & 0o777);
+            looked += 1;
+        }
+    }
+    assert!(
+        data.join("events.sqlite").exists() && walkdir(&logs).iter().any(|p| p.extension().is_some_and(|e| e == "log"))
+    );
+    assert!(looked > 10, "looked at {looked}");
+    assert!(!all_text(&sb.run(&["check"])).contains("other users"), "a private repository gets no warning");
+
+    // One opened to others by hand: check says so, and how to close it.
+    let slot = walkdir(&sb.repo.join("keys")).into_iter().find(|p| p.is_file()).unwrap();
+    std::fs::set_permissions(&slot, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = sb.run(&["check"]);
+    assert!(o.status.success(), "a warning, not damage: {}", all_text(&o));
+    assert!(
+        all_text(&o).contains("other users of this machine can read") && all_text(&o).contains("chmod"),
+        "{}",
+        all_text(&o)
+    );
+}
+
+#[test]
+fn the_api_refuses_a_relative_location_path_and_an_unknown_location() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let d = Daemon::start(&sb);
+    let (status, body) = d.json(
+        reqwest::Method::POST,
+        "/api/locations",
+        serde_json::json!({"name": "card", "type": "local", "path": "relative/backups"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("must start with / or ~/"), "{body}");
+    assert!(!std::fs::read_to_string(&sb.config).unwrap().contains("card"), "nothing was added");
+    let (status, body) = d.json(reqwest::Method::GET, "/api/backups?location=../../etc", serde_json::Value::Null);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("no location named"), "{body}");
+    let (status, body) = d.json(reqwest::Method::GET, "/api/backups?where=local", serde_json::Value::Null);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = d.json(reqwest::Method::GET, "/api/backups?location=local", serde_json::Value::Null);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["backups"][0]["slug"], slug.as_str());
 }

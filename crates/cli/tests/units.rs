@@ -243,3 +243,54 @@ fn a_hook_that_hangs_is_stopped_at_its_time_limit() {
     let error = app["error"].as_str().unwrap();
     assert!(error.contains("stopped after 1 s") && error.contains("stuck service"), "{error}");
 }
+
+#[test]
+fn a_path_given_many_times_is_one_path() {
+    let paths = vec!["\"~/docs\""; 20_000].join(", ");
+    let sb = units_sandbox(&format!("[unit.docs]\npaths = [{paths}]\n"));
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    for i in 0..5 {
+        std::fs::write(sb.home.join(format!("docs/{i}")), "x").unwrap();
+    }
+    let units: serde_json::Value = serde_json::from_str(&sb.ok(&["units", "list", "--json"])).unwrap();
+    assert_eq!(units[0]["paths"], serde_json::json!(["~/docs"]), "listed once");
+    assert_eq!(units[0]["files"], 5, "counted once");
+    let backup = sb.backup(&[]);
+    assert_eq!(backup["files"], 5, "backed up once: {backup}");
+}
+
+#[test]
+fn a_sparse_file_is_read_by_its_data_and_restored_with_its_holes() {
+    let sb = units_sandbox("[unit.disk]\npaths = [\"~/disk\"]\n");
+    let dir = sb.home.join("disk");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 1 GiB, of which 3 MiB hold data: at the start, in the middle and at the end.
+    let image = dir.join("image.raw");
+    let f = std::fs::File::create(&image).unwrap();
+    let size = 1u64 << 30;
+    f.set_len(size).unwrap();
+    use std::os::unix::fs::FileExt;
+    for (i, at) in [0, size / 2 + 12345, size - (1 << 20)].into_iter().enumerate() {
+        f.write_all_at(&random_bytes(1 << 20, 70 + i as u64), at).unwrap();
+    }
+    drop(f);
+    let backup = sb.backup(&[]);
+    let read = backup["read"].as_u64().unwrap();
+    assert!((3 << 20..16 << 20).contains(&read), "only the data is read from the disk: {backup}");
+    assert_eq!(backup["size"], size, "{backup}");
+    let stored = sb.repo_size();
+    assert!(stored < 16 << 20, "holes are not stored as data: {stored} bytes");
+
+    let target = sb.dir.path().join("restored");
+    sb.ok(&["backups", "restore", backup["slug"].as_str().unwrap(), "--target", target.to_str().unwrap(), "--quiet"]);
+    let restored = rerooted(&target, &image);
+    let hash = |p: &std::path::Path| {
+        let mut h = blake3::Hasher::new();
+        h.update_reader(std::fs::File::open(p).unwrap()).unwrap();
+        h.finalize()
+    };
+    assert_eq!(hash(&restored), hash(&image), "restored byte for byte");
+    use std::os::unix::fs::MetadataExt;
+    let blocks = std::fs::metadata(&restored).unwrap().blocks() * 512;
+    assert!(blocks < 64 << 20, "restored with its holes: {blocks} bytes allocated");
+}

@@ -111,6 +111,32 @@ fn without_a_session_every_page_and_api_request_is_refused() {
 }
 
 /// Where Playwright and Chromium are, or why the browser test cannot run.
+#[test]
+fn sign_ins_are_limited_per_address_counted_before_they_are_checked() {
+    let sb = sandbox();
+    let d = Daemon::start(&sb);
+    let from = |ip: &str| {
+        reqwest::blocking::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+    };
+    let sign_in = |c: &reqwest::blocking::Client, secret: &str| {
+        let body = serde_json::json!({ "secret": secret }).to_string();
+        c.post(format!("{}/api/session", d.url)).body(body).send().unwrap().status().as_u16()
+    };
+    // Sixty wrong guesses at once from one address: ten are checked, the rest turned away.
+    let attacker = &from("127.0.0.1");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let all: Vec<_> = (0..60).map(|i| s.spawn(move || sign_in(attacker, &format!("guess {i}")))).collect();
+        all.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (10, 50), "{statuses:?}");
+    // Even the right secret is not checked from there for a minute…
+    assert_eq!(sign_in(&from("127.0.0.1"), &d.token), 429);
+    // …while the real user, on another address, signs in.
+    assert_eq!(sign_in(&from("127.0.0.2"), &d.token), 200);
+}
+
 fn browser_tools() -> Result<PathBuf, String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
     if !Path::new("/usr/bin/chromium").exists() {

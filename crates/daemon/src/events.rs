@@ -75,7 +75,22 @@ impl Events {
     pub fn open(path: &Path) -> Result<Events, EventsError> {
         let err = |source| EventsError { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = lifeboat_engine::paths::private_dir(dir);
+        }
+        // Only the owner reads the history (SQLite gives its -wal and -shm files the same
+        // permissions); a database made with wider ones earlier is narrowed.
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let f =
+                std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path);
+            if let Ok(f) = f {
+                let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
+            }
+            for side in ["-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(side);
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
         }
         let db = Connection::open(path).map_err(err)?;
         db.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;

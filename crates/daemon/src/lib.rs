@@ -105,7 +105,7 @@ pub fn serve(opts: ServeOptions) -> Result<Stopped, DaemonError> {
         let mut stop_http = stop_rx.clone();
         let app = api::router(d.clone());
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stop_http.changed().await;
                 })

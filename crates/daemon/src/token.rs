@@ -17,7 +17,7 @@ pub fn read_or_create(data: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(data)?;
+    lifeboat_engine::paths::private_dir(data)?;
     let token = hex::encode(rand::random::<[u8; 32]>());
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;

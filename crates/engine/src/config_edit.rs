@@ -110,11 +110,26 @@ fn strip(table: &mut Table) {
     for k in secret {
         table.remove(&k);
     }
+    // A password can also hide inside an address (`https://user:password@host/`).
+    for key in ["url", "endpoint"] {
+        let clean = table.get(key).and_then(|v| v.as_str()).and_then(url_without_credentials);
+        if let Some(clean) = clean {
+            table[key] = value(clean);
+        }
+    }
     for (_, item) in table.iter_mut() {
         if let Some(t) = item.as_table_mut() {
             strip(t);
         }
     }
+}
+
+/// The address without the `user:password@` written in it, when it has one.
+pub fn url_without_credentials(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..end].rfind('@')?;
+    Some(format!("{scheme}://{}", &rest[at + 1..]))
 }
 
 /// Replaces every `[schedule.NAME]` with these schedules (other tables and comments stay);

@@ -65,7 +65,7 @@ fn read_device_key(path: &PathBuf) -> Option<Secret> {
 
 fn save_device_key(path: &PathBuf, key: &RecoveryKey) -> EngineResult<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("creating", dir, e))?;
+        crate::paths::private_dir(dir).map_err(|e| EngineError::io("creating", dir, e))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     // Written whole under a temporary name, then linked into place: another process on this

@@ -98,6 +98,22 @@ pub fn reroot(dir: &Path, abs: &Path) -> PathBuf {
     dir.join(OsString::from_vec(trimmed.to_vec()))
 }
 
+/// Creates a folder of Lifeboat's own (logs, state, keys) and its missing parents, each one
+/// only its owner can open: other users of the device must not read what a run logged.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Creates (or truncates) a file only its owner can read; one made earlier with wider
+/// permissions is narrowed.
+pub fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ impl RunLog {
     pub fn create(dir: &Path, operation: &str, slug: &str, echo: Option<Box<Echo>>) -> RunLog {
         let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
         let path = dir.join(format!("{stamp}-{operation}-{slug}.log"));
-        let file = std::fs::create_dir_all(dir).and_then(|_| File::create(&path)).ok();
+        let file = crate::paths::private_dir(dir).and_then(|_| crate::paths::private_file(&path)).ok();
         RunLog { path: file.as_ref().map(|_| path), file: file.map(|f| Mutex::new(BufWriter::new(f))), echo, tap: None }
     }
 

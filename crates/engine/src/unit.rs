@@ -131,7 +131,11 @@ fn default_home_unit() -> UnitConfig {
 fn resolve(name: &str, uc: &UnitConfig, dirs: &Dirs, extra_excludes: &[PathBuf]) -> EngineResult<Unit> {
     let bad = |detail: String| EngineError::Config { path: PathBuf::from(format!("[unit.{name}]")), detail };
     let paths: Vec<(String, PathBuf)> = match uc.kind {
-        UnitKind::Paths => uc.paths.iter().map(|w| (w.clone(), dirs.expand(w))).collect(),
+        // A path given twice is one path: each is read (and counted) once.
+        UnitKind::Paths => {
+            let mut seen = std::collections::HashSet::new();
+            uc.paths.iter().map(|w| (w.clone(), dirs.expand(w))).filter(|(_, p)| seen.insert(p.clone())).collect()
+        }
         UnitKind::Sqlite => match &uc.database {
             Some(db) => vec![(db.clone(), dirs.expand(db))],
             None => return Err(bad("a sqlite unit needs database = \"~/…/file.db\"".into())),

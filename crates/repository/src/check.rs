@@ -235,6 +235,14 @@ impl Repository {
         }
         progress("checking the key slots");
         self.check_key_slots(&mut report)?;
+        let open = self.store().readable_by_others()?;
+        if !open.is_empty() {
+            report.notes.push(format!(
+                "warning: other users of this machine can read {} of this repository ({}): they could copy a key slot and guess passwords offline; run `chmod -R go-rwx` on the repository folder",
+                open.len(),
+                open.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
         // Damaged blobs no backup uses are still damage in the repository.
         let reported: HashSet<&String> = report.problems.iter().map(|p| &p.what).collect();
         let mut unused: Vec<String> = bad.values().filter(|r| !reported.contains(r)).cloned().collect();
@@ -251,29 +259,71 @@ impl Repository {
     /// Every key slot must parse, and its check must match (the holder of the master key can
     /// verify any slot made since slots carry one).
     fn check_key_slots(&self, report: &mut CheckReport) -> RepoResult<()> {
+        if let Some(problem) = self.config_state().problem() {
+            report.problems.push(CheckProblem {
+                what: format!("{problem}: run `lifeboat check --repair` to write it back"),
+                affected: vec![],
+            });
+        }
+        let mut recovery = false;
+        let mut without_copy = 0;
         for o in self.store().list("keys")? {
             let bytes = match self.store().read(&o.name, None) {
                 Err(e) if e.is_not_found() => continue,
                 r => r?,
             };
             let fix = "run `lifeboat check --repair` to remove it, then add the password or key it held again (`lifeboat key add`)";
-            match serde_json::from_slice::<crate::repofile::keyfile::KeyFile>(&bytes) {
-                Err(e) => report.problems.push(CheckProblem {
-                    what: format!("key slot {} cannot be read ({e}): {fix}", o.name),
+            let slot = match serde_json::from_slice::<crate::repofile::keyfile::KeyFile>(&bytes) {
+                Err(e) => {
+                    report.problems.push(CheckProblem {
+                        what: format!("key slot {} cannot be read ({e}): {fix}", o.name),
+                        affected: vec![],
+                    });
+                    continue;
+                }
+                Ok(slot) => slot,
+            };
+            let state = crate::keys::verify_slot(self.key(), &slot);
+            if let Some(why) = crate::keys::kdf_beyond_ceiling(&slot.kdf) {
+                if state != crate::keys::SlotState::Intact {
+                    report.problems.push(CheckProblem {
+                        what: format!(
+                            "key slot {} was not made with this repository's key and {why}: every open skips it; `lifeboat check --repair` removes it",
+                            o.name
+                        ),
+                        affected: vec![],
+                    });
+                    continue;
+                }
+            }
+            match state {
+                crate::keys::SlotState::Damaged => report.problems.push(CheckProblem {
+                    what: format!("key slot {} ({:?}, {}) is damaged: {fix}", o.name, slot.kind, slot.label),
                     affected: vec![],
                 }),
-                Ok(slot) => match crate::keys::verify_slot(self.key(), &slot) {
-                    crate::keys::SlotState::Damaged => report.problems.push(CheckProblem {
-                        what: format!("key slot {} ({:?}, {}) is damaged: {fix}", o.name, slot.kind, slot.label),
-                        affected: vec![],
-                    }),
-                    crate::keys::SlotState::Unverifiable => report.notes.push(format!(
-                        "key slot {} was made by an older Lifeboat: only its own secret can verify it",
-                        o.name
-                    )),
-                    crate::keys::SlotState::Intact => {}
-                },
+                crate::keys::SlotState::Unverifiable => report.notes.push(format!(
+                    "key slot {} was made by an older Lifeboat: only its own secret can verify it",
+                    o.name
+                )),
+                crate::keys::SlotState::Intact => {
+                    recovery |= slot.kind == crate::KeyKind::Recovery;
+                    let copy_opens = crate::keys::config_copy(&slot).is_some_and(|c| self.key().open(&c, None).is_ok());
+                    if !copy_opens {
+                        without_copy += 1;
+                    }
+                }
             }
+        }
+        if !recovery {
+            report.problems.push(CheckProblem {
+                what: "the repository has no intact recovery key slot: the recovery key of your emergency kit no longer opens it; run `lifeboat check --repair` (or `lifeboat key recovery`) to add it again".into(),
+                affected: vec![],
+            });
+        }
+        if without_copy > 0 {
+            report.notes.push(format!(
+                "{without_copy} key slots carry no copy of the repository config (made by an older Lifeboat): `lifeboat check --repair` adds one, so that a damaged config is rebuilt exactly"
+            ));
         }
         Ok(())
     }

@@ -26,6 +26,11 @@ impl Chunker {
         self.params.min_size as usize
     }
 
+    /// No chunk is larger than this.
+    pub fn max_size(&self) -> usize {
+        self.params.max_size as usize
+    }
+
     /// Cuts a buffer held in memory; yields byte ranges.
     pub fn cut<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
         let small = data.len() <= self.min_size();

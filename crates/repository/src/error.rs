@@ -17,10 +17,18 @@ pub enum RepoError {
         "no key slot of the repository at {location} opens with this secret, and {unreadable} key slots are damaged: open it with the recovery key from your emergency kit, then run `lifeboat check --repair`"
     )]
     KeySlotsDamaged { location: String, unreadable: usize },
+    #[error(
+        "no key slot of the repository at {location} opened with this secret within {seconds} s ({untried} slots left untried): someone who can write there may have added slots to slow every open; open it with the recovery key from your emergency kit, then run `lifeboat check`"
+    )]
+    OpenBudget { location: String, seconds: u64, untried: usize },
     #[error("the repository at {location} uses format {found}, this Lifeboat reads {supported}: upgrade Lifeboat")]
     UnsupportedVersion { location: String, found: u32, supported: u32 },
     #[error("{what} failed authentication: it was damaged or tampered with; run `lifeboat check --read-data`")]
     Corrupt { what: String },
+    #[error(
+        "{what} holds what belongs under {} (renamed or copied by someone who can write to the location); run `lifeboat check --repair`", actual.to_hex()
+    )]
+    Misnamed { what: String, actual: Id, sealed: Vec<u8> },
     #[error("{what} is malformed ({detail}); run `lifeboat check`")]
     Malformed { what: String, detail: String },
     #[error("blob {0} is missing from the index; run `lifeboat check`")]

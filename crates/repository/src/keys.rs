@@ -154,27 +154,51 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-/// What a key slot may ask of Argon2 before it is refused: a slot is read before anything is
-/// authenticated, so a hostile one must not make a device allocate or compute without end.
-const ARGON2_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
-const ARGON2_MAX_ITERATIONS: u32 = 64;
-const ARGON2_MAX_PARALLELISM: u32 = 16;
+/// The ceiling for what a password slot may ask of Argon2. A slot is read before anything is
+/// authenticated, so one planted by whoever can write to the location must not make a device
+/// allocate or compute without end. Lifeboat writes 64 MiB and 3 passes; a slot may ask up to
+/// four times that work (256 MiB, and memory × passes up to 768 MiB), about a second here and
+/// a few on a Raspberry Pi. A slot above it is skipped with a warning and reported by `check`.
+pub(crate) const ARGON2_MAX_MEMORY_KIB: u32 = 256 * 1024;
+pub(crate) const ARGON2_MAX_WORK_KIB: u64 = 768 * 1024;
+pub(crate) const ARGON2_MAX_ITERATIONS: u32 = 12;
+pub(crate) const ARGON2_MAX_PARALLELISM: u32 = 4;
+
+/// How long an open may spend deriving keys from a password over all slots: a location
+/// holding many slots at the ceiling cannot stall every open past it.
+pub(crate) const OPEN_BUDGET: std::time::Duration = std::time::Duration::from_secs(12);
+
+/// Why a slot's key derivation is refused, or `None` when it is within the ceiling.
+pub(crate) fn kdf_beyond_ceiling(kdf: &Kdf) -> Option<String> {
+    let Kdf::Argon2id { memory_kib, iterations, parallelism, .. } = kdf else { return None };
+    let work = *memory_kib as u64 * *iterations as u64;
+    (*memory_kib > ARGON2_MAX_MEMORY_KIB
+        || *iterations > ARGON2_MAX_ITERATIONS
+        || *parallelism > ARGON2_MAX_PARALLELISM
+        || work > ARGON2_MAX_WORK_KIB)
+        .then(|| {
+            format!(
+                "it asks Argon2 for {} MiB, {iterations} passes and {parallelism} lanes, beyond Lifeboat's ceiling of {} MiB, {ARGON2_MAX_ITERATIONS} passes, {ARGON2_MAX_PARALLELISM} lanes and {} MiB × passes",
+                memory_kib / 1024,
+                ARGON2_MAX_MEMORY_KIB / 1024,
+                ARGON2_MAX_WORK_KIB / 1024
+            )
+        })
+}
 
 pub(crate) fn check_kdf(kdf: &Kdf) -> RepoResult<()> {
-    if let Kdf::Argon2id { memory_kib, iterations, parallelism, .. } = kdf {
-        if *memory_kib > ARGON2_MAX_MEMORY_KIB
-            || *iterations > ARGON2_MAX_ITERATIONS
-            || *parallelism > ARGON2_MAX_PARALLELISM
-        {
-            return Err(RepoError::malformed(
-                "key slot",
-                format!(
-                    "it asks Argon2 for {memory_kib} KiB, {iterations} passes and {parallelism} lanes, beyond what Lifeboat allows"
-                ),
-            ));
-        }
+    match kdf_beyond_ceiling(kdf) {
+        Some(why) => Err(RepoError::malformed("key slot", why)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What opening a slot costs, for trying the cheapest first: full-entropy slots cost nothing.
+pub(crate) fn kdf_cost(kdf: &Kdf) -> u64 {
+    match kdf {
+        Kdf::Argon2id { memory_kib, iterations, .. } => *memory_kib as u64 * *iterations as u64,
+        Kdf::Blake3 { .. } => 0,
+    }
 }
 
 fn argon2_kek(password: &str, memory_kib: u32, iterations: u32, parallelism: u32, salt: &[u8]) -> RepoResult<[u8; 32]> {
@@ -188,7 +212,14 @@ fn argon2_kek(password: &str, memory_kib: u32, iterations: u32, parallelism: u32
 }
 
 /// Makes a new key slot for `secret` wrapping `master`.
-pub(crate) fn make_slot(master: &MasterKey, secret: &Secret, kind: KeyKind, label: &str) -> RepoResult<KeyFile> {
+/// `config` is the sealed repository config, kept in the slot as a copy (see docs/FORMAT.md).
+pub(crate) fn make_slot(
+    master: &MasterKey,
+    secret: &Secret,
+    kind: KeyKind,
+    label: &str,
+    config: &[u8],
+) -> RepoResult<KeyFile> {
     let salt: [u8; 16] = rand::random();
     let (kdf, kek) = match kind {
         KeyKind::Password => (
@@ -217,6 +248,7 @@ pub(crate) fn make_slot(master: &MasterKey, secret: &Secret, kind: KeyKind, labe
         kdf,
         master: b64().encode(wrapped),
         check: None,
+        config: Some(b64().encode(config)),
     };
     slot.check = Some(slot_check(master, &slot));
     Ok(slot)
@@ -284,6 +316,94 @@ pub(crate) fn open_slot(slot: &KeyFile, secret: &Secret) -> RepoResult<Option<Ma
     }))
 }
 
+/// The slot's copy of the sealed config, when it carries one that decodes.
+pub(crate) fn config_copy(slot: &KeyFile) -> Option<Vec<u8>> {
+    b64().decode(slot.config.as_ref()?).ok()
+}
+
+pub(crate) fn encode_config_copy(sealed: &[u8]) -> String {
+    b64().encode(sealed)
+}
+
+/// Every key slot at the location that parses, with its id; and how many do not.
+pub(crate) fn read_slots(store: &dyn lifeboat_storage::Store) -> RepoResult<(Vec<(Id, KeyFile)>, usize)> {
+    let mut files = Vec::new();
+    let mut unreadable = 0;
+    for o in store.list("keys")? {
+        // A slot listed and gone: removed meanwhile (by `key remove`, or by a device that
+        // lost the race to create this repository and withdrew its own).
+        let bytes = match store.read(&o.name, None) {
+            Err(e) if e.is_not_found() => continue,
+            r => r?,
+        };
+        let (Ok(file), Some(id)) = (serde_json::from_slice::<KeyFile>(&bytes), crate::pack::pack_id_from_name(&o.name))
+        else {
+            unreadable += 1;
+            continue;
+        };
+        files.push((id, file));
+    }
+    Ok((files, unreadable))
+}
+
+/// The slot a secret opened, and the master key it holds.
+pub(crate) struct Opened {
+    pub slot: Id,
+    pub kind: KeyKind,
+    pub key: MasterKey,
+}
+
+/// Tries the slots with a secret, cheapest first, within [`OPEN_BUDGET`]: a recovery key
+/// never waits for an Argon2 derivation, and slots beyond the ceiling are skipped.
+pub(crate) fn open_any(
+    slots: &[(Id, KeyFile)],
+    unreadable: usize,
+    secret: &Secret,
+    location: &str,
+) -> RepoResult<Opened> {
+    let looks_full_entropy = RecoveryKey::parse(secret.expose()).is_some();
+    let mut order: Vec<&(Id, KeyFile)> =
+        slots.iter().filter(|(_, f)| f.kind == KeyKind::Password || looks_full_entropy).collect();
+    order.sort_by_key(|(_, f)| kdf_cost(&f.kdf));
+    // Said every time, whether or not the slot would have been reached: someone planted it.
+    for (id, file) in slots {
+        if let Some(why) = kdf_beyond_ceiling(&file.kdf) {
+            tracing::warn!(
+                "key slot {} skipped: {why}; if you did not make it, remove it (`lifeboat check --repair`)",
+                slot_name(id)
+            );
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut damaged = unreadable;
+    let mut beyond = 0;
+    let mut untried = 0;
+    for (i, (id, file)) in order.iter().enumerate() {
+        if kdf_beyond_ceiling(&file.kdf).is_some() {
+            beyond += 1;
+            continue;
+        }
+        if kdf_cost(&file.kdf) > 0 && started.elapsed() > OPEN_BUDGET {
+            untried = order.len() - i;
+            break;
+        }
+        // A damaged slot must not stop the others from being tried.
+        match open_slot(file, secret) {
+            Ok(Some(key)) => return Ok(Opened { slot: *id, kind: file.kind, key }),
+            Ok(None) => {}
+            Err(_) => damaged += 1,
+        }
+    }
+    let location = location.to_string();
+    if untried > 0 {
+        return Err(RepoError::OpenBudget { location, seconds: OPEN_BUDGET.as_secs(), untried });
+    }
+    if damaged + beyond > 0 {
+        return Err(RepoError::KeySlotsDamaged { location, unreadable: damaged + beyond });
+    }
+    Err(RepoError::WrongPassword(location))
+}
+
 pub(crate) fn slot_name(id: &Id) -> String {
     format!("keys/{}", id.to_hex())
 }
@@ -305,12 +425,12 @@ mod tests {
     #[test]
     fn slots_open_only_with_their_secret() {
         let master = MasterKey::random();
-        let slot = make_slot(&master, &Secret::new("correct horse"), KeyKind::Password, "").unwrap();
+        let slot = make_slot(&master, &Secret::new("correct horse"), KeyKind::Password, "", b"").unwrap();
         assert!(open_slot(&slot, &Secret::new("wrong")).unwrap().is_none());
         let opened = open_slot(&slot, &Secret::new("correct horse")).unwrap().unwrap();
         assert_eq!(opened.to_bytes(), master.to_bytes());
         let rk = RecoveryKey::derived_from(&master);
-        let slot = make_slot(&master, &rk.as_secret(), KeyKind::Recovery, "").unwrap();
+        let slot = make_slot(&master, &rk.as_secret(), KeyKind::Recovery, "", b"").unwrap();
         assert!(open_slot(&slot, &rk.as_secret()).unwrap().is_some());
         assert!(open_slot(&slot, &RecoveryKey::random().as_secret()).unwrap().is_none());
     }

@@ -29,7 +29,13 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// Temporary objects left by writers that stopped mid-upload, removed.
+    pub temporaries_removed: usize,
 }
+
+/// A temporary object this old belongs to no running write: a pack upload ends within
+/// minutes, and the exclusive lock keeps other writers away while prune runs.
+const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl Repository {
     /// Every blob (data and tree) reachable from the given snapshots.
@@ -156,6 +162,13 @@ impl Repository {
             self.store().remove(&name)?;
         }
         report.packs_removed = drop_packs.len();
+        progress("removing abandoned temporary objects");
+        for prefix in ["data", "index", "snapshots", "keys", "locks"] {
+            for name in self.store().stale_temporaries(prefix, ABANDONED_AFTER)? {
+                report.temporaries_removed += 1;
+                self.store().remove(&name)?;
+            }
+        }
         self.load_index_strict()?;
         report.bytes_after = self.store().list("data")?.iter().map(|o| o.size).sum();
         Ok(report)

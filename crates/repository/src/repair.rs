@@ -23,7 +23,7 @@ use crate::pack::{pack_id_from_name, read_header};
 use crate::repofile::index_file::IndexFile;
 use crate::repofile::keyfile::KeyFile;
 use crate::repofile::pack_header::PackEntry;
-use crate::{Id, RepoResult, Repository};
+use crate::{ConfigState, Id, KeyKind, RepoError, RepoResult, Repository};
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RepairReport {
@@ -133,28 +133,20 @@ impl Repository {
         progress("removing backups that cannot be read");
         let (_, unreadable) = self.snapshots()?;
         for (name, e) in unreadable {
+            if let RepoError::Misnamed { sealed, actual, .. } = &e {
+                // Authentic, under another backup's name: put it back under its own.
+                let right = format!("snapshots/{}", actual.to_hex());
+                self.store().write(&right, sealed)?;
+                self.store().remove(&name)?;
+                report.repaired.push(format!("{name} held the backup named {right}: moved back"));
+                continue;
+            }
             self.store().remove(&name)?;
             report.lost.push(format!("{name} could not be read ({e}): removed; its data stays until the next prune"));
         }
 
-        progress("checking the key slots");
-        for o in self.store().list("keys")? {
-            let Some(id) = pack_id_from_name(&o.name) else { continue };
-            if id == self.inner.key_slot {
-                continue;
-            }
-            let bytes = self.store().read(&o.name, None)?;
-            let why = match serde_json::from_slice::<KeyFile>(&bytes) {
-                Err(e) => format!("unreadable ({e})"),
-                Ok(slot) if verify_slot(self.key(), &slot) == SlotState::Damaged => "damaged".to_string(),
-                Ok(_) => continue,
-            };
-            self.store().remove(&o.name)?;
-            report.lost.push(format!(
-                "key slot {} was {why}: removed; add the password or key it held again (`lifeboat key add`)",
-                id.short()
-            ));
-        }
+        progress("checking the config and the key slots");
+        self.repair_key_slots(&mut report)?;
         Ok(report)
     }
 
@@ -201,6 +193,76 @@ impl Repository {
             }
         }
         sv
+    }
+}
+
+impl Repository {
+    /// Writes a damaged or missing config back, removes damaged slots and slots no Lifeboat
+    /// made that ask beyond the ceiling, gives every intact slot a copy of the config, and
+    /// makes sure the recovery slot exists.
+    fn repair_key_slots(&self, report: &mut RepairReport) -> RepoResult<()> {
+        if let Some(problem) = self.config_state().problem() {
+            self.store().write("config", &self.inner.config_sealed)?;
+            let how = match self.config_state() {
+                ConfigState::Rebuilt { .. } => "rebuilt from the master key",
+                _ => "written back from the copy",
+            };
+            *self.inner.config_state.write().expect("config state lock") = ConfigState::Intact;
+            report.repaired.push(format!("{problem}: {how}"));
+        }
+        let copy = crate::keys::encode_config_copy(&self.inner.config_sealed);
+        let mut copies_added = 0;
+        for o in self.store().list("keys")? {
+            let Some(id) = pack_id_from_name(&o.name) else {
+                self.store().remove(&o.name)?;
+                report.lost.push(format!("{} is not a key slot's name: removed", o.name));
+                continue;
+            };
+            let bytes = match self.store().read(&o.name, None) {
+                Err(e) if e.is_not_found() => continue,
+                r => r?,
+            };
+            let (why, slot) = match serde_json::from_slice::<KeyFile>(&bytes) {
+                Err(e) => (format!("unreadable ({e})"), None),
+                Ok(slot) => match verify_slot(self.key(), &slot) {
+                    SlotState::Damaged => ("damaged".to_string(), None),
+                    SlotState::Unverifiable => match crate::keys::kdf_beyond_ceiling(&slot.kdf) {
+                        Some(beyond) => (format!("not made with this repository's key, and {beyond}"), None),
+                        None => continue,
+                    },
+                    SlotState::Intact => (String::new(), Some(slot)),
+                },
+            };
+            match slot {
+                None if id == self.inner.key_slot => {}
+                None => {
+                    self.store().remove(&o.name)?;
+                    report.lost.push(format!(
+                        "key slot {} was {why}: removed; add the password or key it held again (`lifeboat key add`)",
+                        id.short()
+                    ));
+                }
+                Some(mut slot) => {
+                    let has_copy = crate::keys::config_copy(&slot).is_some_and(|c| self.key().open(&c, None).is_ok());
+                    if !has_copy {
+                        slot.config = Some(copy.clone());
+                        // Written over the same name (atomically): the slot stays where its
+                        // secret finds it, and `check` stays covering the fields it covered.
+                        self.store().write(&o.name, &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
+                        copies_added += 1;
+                    }
+                }
+            }
+        }
+        if copies_added > 0 {
+            report.repaired.push(format!("{copies_added} key slots were given a copy of the repository config"));
+        }
+        let has_recovery = self.keys()?.iter().any(|k| k.kind == KeyKind::Recovery);
+        if !has_recovery {
+            self.ensure_recovery_slot()?;
+            report.repaired.push("the recovery key slot was missing: added again, for the same recovery key".into());
+        }
+        Ok(())
     }
 }
 

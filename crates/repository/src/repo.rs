@@ -7,14 +7,13 @@ use crate::crypto::{MasterKey, OpenError};
 use crate::index::Index;
 use crate::keys::{self, slot_name};
 use crate::pack::pack_name;
+use crate::repo_config::{self, ConfigState, LoadedConfig, PACK_SIZE};
 use crate::repofile::config::{ChunkerParams, RepoConfig};
 use crate::repofile::index_file::IndexFile;
 use crate::repofile::keyfile::KeyFile;
 use crate::{
     Chunker, Id, KeyInfo, KeyKind, RecoveryKey, RepoError, RepoResult, Secret, Snapshot, Tree, FORMAT_VERSION,
 };
-
-const PACK_SIZE: u32 = 16 * 1024 * 1024;
 
 /// An index file's id and contents.
 pub(crate) type IndexEntry = (Id, IndexFile);
@@ -38,6 +37,10 @@ pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub key: MasterKey,
     pub config: RepoConfig,
+    /// The sealed config: what every new key slot keeps a copy of.
+    pub config_sealed: Vec<u8>,
+    /// What opening found of the `config` object; `Intact` again once repair writes it.
+    pub config_state: RwLock<ConfigState>,
     pub chunker: Chunker,
     pub index: RwLock<Index>,
     /// The slot that opened the repository.
@@ -46,11 +49,12 @@ pub(crate) struct Inner {
 }
 
 impl Repository {
-    /// True when the location holds a repository (it has a `config`).
+    /// True when the location holds a repository: it has a `config`, or key slots (whose
+    /// copies rebuild a config that was lost; a new repository must never be made over them).
     pub fn exists(store: &dyn Store) -> RepoResult<bool> {
         match store.size("config") {
             Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) if e.is_not_found() => Ok(!store.list("keys")?.is_empty()),
             Err(e) => Err(e.into()),
         }
     }
@@ -71,81 +75,45 @@ impl Repository {
             chunker: ChunkerParams::default(),
             pack_size: PACK_SIZE,
         };
-        // The key slot goes first, so that whoever sees the config can also open it.
-        let slot = keys::make_slot(&key, secret, kind, "")?;
+        let sealed = repo_config::seal(&key, &config);
+        // The key slot goes first, so that whoever sees the config can also open it; it
+        // carries a copy of the config, so a slot seen before the config opens too.
+        let slot = keys::make_slot(&key, secret, kind, "", &sealed)?;
         let slot_id = Id::random();
         store.write(&slot_name(&slot_id), &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
-        let sealed = key.seal(&serde_json::to_vec(&config).expect("config serialises"), true);
         if !store.write_new("config", &sealed)? {
             store.remove(&slot_name(&slot_id))?;
             return Err(RepoError::AlreadyExists(store.describe()));
         }
-        let repo = Self::assemble(store, key, config, slot_id, kind);
+        let loaded = LoadedConfig { config, sealed, state: ConfigState::Intact };
+        let repo = Self::assemble(store, key, loaded, slot_id, kind);
         repo.ensure_recovery_slot()?;
         Ok(repo)
     }
 
-    /// Opens a repository with a password, recovery key or device key.
+    /// Opens a repository with a password, recovery key or device key. A damaged or missing
+    /// `config` does not stop it (see [`ConfigState`]): a warning says so, and
+    /// [`Repository::config_state`] tells `check`.
     pub fn open(store: Arc<dyn Store>, secret: &Secret) -> RepoResult<Repository> {
-        if !Self::exists(store.as_ref())? {
+        let (slots, unreadable) = keys::read_slots(store.as_ref())?;
+        if slots.is_empty() && unreadable == 0 && !Self::exists(store.as_ref())? {
             return Err(RepoError::NotARepository(store.describe()));
         }
-        let slots = store.list("keys")?;
-        let mut files = Vec::new();
-        let mut unreadable = 0;
-        for o in &slots {
-            // A slot listed and gone: removed meanwhile (by `key remove`, or by a device that
-            // lost the race to create this repository and withdrew its own).
-            let bytes = match store.read(&o.name, None) {
-                Err(e) if e.is_not_found() => continue,
-                r => r?,
-            };
-            let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else {
-                unreadable += 1;
-                continue;
-            };
-            let Some(id) = crate::pack::pack_id_from_name(&o.name) else { continue };
-            files.push((id, file));
+        let opened = keys::open_any(&slots, unreadable, secret, &store.describe())?;
+        let loaded = repo_config::load(store.as_ref(), &opened.key, &slots, opened.slot)?;
+        if let Some(problem) = loaded.state.problem() {
+            tracing::warn!("{}: {problem}: run `lifeboat check --repair` to write it back", store.describe());
         }
-        // Cheap slots first: a recovery key should not wait for every Argon2 derivation.
-        files.sort_by_key(|(_, f)| f.kind == KeyKind::Password);
-        let looks_full_entropy = RecoveryKey::parse(secret.expose()).is_some();
-        let mut found = None;
-        for (id, file) in &files {
-            if file.kind != KeyKind::Password && !looks_full_entropy {
-                continue;
-            }
-            // A damaged slot must not stop the others from being tried.
-            match keys::open_slot(file, secret) {
-                Ok(Some(key)) => {
-                    found = Some((*id, file.kind, key));
-                    break;
-                }
-                Ok(None) => {}
-                Err(_) => unreadable += 1,
-            }
-        }
-        let Some((slot_id, kind, key)) = found else {
-            if unreadable > 0 {
-                return Err(RepoError::KeySlotsDamaged { location: store.describe(), unreadable });
-            }
-            return Err(RepoError::WrongPassword(store.describe()));
-        };
-        let sealed = store.read("config", None)?;
-        let plain = key.open(&sealed, None).map_err(|_| RepoError::Corrupt { what: "the repository config".into() })?;
-        let config: RepoConfig =
-            serde_json::from_slice(&plain).map_err(|e| RepoError::malformed("the repository config", e))?;
-        if config.version != FORMAT_VERSION {
-            return Err(RepoError::UnsupportedVersion {
-                location: store.describe(),
-                found: config.version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        Ok(Self::assemble(store, key, config, slot_id, kind))
+        Ok(Self::assemble(store, opened.key, loaded, opened.slot, opened.kind))
     }
 
-    fn assemble(store: Arc<dyn Store>, key: MasterKey, config: RepoConfig, key_slot: Id, key_kind: KeyKind) -> Self {
+    /// What opening found of the `config` object.
+    pub fn config_state(&self) -> ConfigState {
+        self.inner.config_state.read().expect("config state lock").clone()
+    }
+
+    fn assemble(store: Arc<dyn Store>, key: MasterKey, loaded: LoadedConfig, key_slot: Id, key_kind: KeyKind) -> Self {
+        let LoadedConfig { config, sealed: config_sealed, state: config_state } = loaded;
         let seed = u64::from_le_bytes(config.id.0[..8].try_into().expect("8 bytes"))
             ^ u64::from_le_bytes(
                 blake3::derive_key("lifeboat 2026 chunker seed v1", &key.to_bytes())[..8].try_into().expect("8 bytes"),
@@ -156,6 +124,8 @@ impl Repository {
                 store,
                 key,
                 config,
+                config_sealed,
+                config_state: RwLock::new(config_state),
                 chunker,
                 index: RwLock::new(Index::default()),
                 key_slot,
@@ -200,7 +170,7 @@ impl Repository {
             match r {
                 Ok((id, file)) => index.add_file(id, &file),
                 // Damage, or removed meanwhile by a prune; a location that fails is an error.
-                Err(e @ (RepoError::Corrupt { .. } | RepoError::Malformed { .. })) => {
+                Err(e @ (RepoError::Corrupt { .. } | RepoError::Malformed { .. } | RepoError::Misnamed { .. })) => {
                     tracing::warn!(
                         "{name} is unreadable ({e}); its blobs count as missing: run `lifeboat check --repair`"
                     );
@@ -244,7 +214,9 @@ impl Repository {
         let name = format!("index/{}", id.to_hex());
         let sealed = self.inner.store.read(&name, None)?;
         let plain = self.open_object(&sealed, None, &name)?;
-        IndexFile::decode(&plain).map_err(|e| RepoError::malformed(name, e))
+        let file = IndexFile::decode(&plain).map_err(|e| RepoError::malformed(&name, e))?;
+        named_by_content(name, id, sealed)?;
+        Ok(file)
     }
 
     pub(crate) fn write_index_file(&self, file: &IndexFile) -> RepoResult<Id> {
@@ -379,7 +351,9 @@ impl Repository {
         let name = format!("snapshots/{}", id.to_hex());
         let sealed = self.inner.store.read(&name, None)?;
         let plain = self.open_object(&sealed, None, &name)?;
-        serde_json::from_slice(&plain).map_err(|e| RepoError::malformed(name, e))
+        let snapshot = serde_json::from_slice(&plain).map_err(|e| RepoError::malformed(&name, e))?;
+        named_by_content(name, id, sealed)?;
+        Ok(snapshot)
     }
 
     /// Every readable snapshot, oldest first, and the names of those that could not be read.
@@ -448,7 +422,7 @@ impl Repository {
     }
 
     pub fn add_key(&self, secret: &Secret, kind: KeyKind, label: &str) -> RepoResult<KeyInfo> {
-        let slot = keys::make_slot(&self.inner.key, secret, kind, label)?;
+        let slot = keys::make_slot(&self.inner.key, secret, kind, label, &self.inner.config_sealed)?;
         let id = Id::random();
         self.inner.store.write(&slot_name(&id), &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
         Ok(KeyInfo {
@@ -483,7 +457,7 @@ impl Repository {
         self.ensure_recovery_slot()
     }
 
-    fn ensure_recovery_slot(&self) -> RepoResult<RecoveryKey> {
+    pub(crate) fn ensure_recovery_slot(&self) -> RepoResult<RecoveryKey> {
         let rk = RecoveryKey::derived_from(&self.inner.key);
         let has = self.keys()?.iter().any(|k| k.kind == KeyKind::Recovery);
         if !has {
@@ -499,6 +473,17 @@ impl Repository {
             total += self.inner.store.list(prefix)?.iter().map(|o| o.size).sum::<u64>();
         }
         Ok(total)
+    }
+}
+
+/// Index files and snapshots are named by the hash of their stored bytes: one under another
+/// name was renamed or copied there by someone else, and must not stand for that name.
+fn named_by_content(what: String, id: &Id, sealed: Vec<u8>) -> RepoResult<()> {
+    let actual = Id::of_stored(&sealed);
+    if actual == *id {
+        Ok(())
+    } else {
+        Err(RepoError::Misnamed { what, actual, sealed })
     }
 }
 

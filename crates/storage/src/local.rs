@@ -1,10 +1,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::store::check_name;
+use crate::store::{check_name, is_temporary, older_than};
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
 /// A repository in a folder of a mounted file system (a local disk, a memory card, a
@@ -41,10 +41,12 @@ impl LocalStore {
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
         let attempt = || -> std::io::Result<T> {
-            let mut f = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            // Only the owner reads what a repository holds (its key slots above all).
+            let create = || OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp);
+            let mut f = match create() {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    fs::create_dir_all(&dir)?;
-                    OpenOptions::new().write(true).create_new(true).open(&tmp)?
+                    private_dirs(&dir)?;
+                    create()?
                 }
                 r => r?,
             };
@@ -72,19 +74,79 @@ impl LocalStore {
         })
     }
 
+    /// The objects under a prefix with their times; the temporary ones instead with
+    /// `temporaries`.
+    fn walk(&self, prefix: &str, temporaries: bool) -> StoreResult<Vec<(ObjectInfo, std::time::SystemTime)>> {
+        let dir = self.path(prefix)?;
+        let mut out = Vec::new();
+        let mut stack = vec![(dir, prefix.to_string())];
+        while let Some((dir, name)) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("listing", &name, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::io("listing", &name, e))?;
+                let file_name = entry.file_name();
+                let Some(file_name) = file_name.to_str() else { continue };
+                let child = format!("{name}/{file_name}");
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io("listing", &child, e)),
+                };
+                if meta.is_dir() {
+                    stack.push((entry.path(), child));
+                } else if meta.is_file() && is_temporary(file_name) == temporaries {
+                    let modified = meta.modified().unwrap_or_else(|_| std::time::SystemTime::now());
+                    out.push((ObjectInfo { name: child, size: meta.len() }, modified));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok(out)
+    }
+
     fn path(&self, name: &str) -> StoreResult<PathBuf> {
         check_name(name)?;
         Ok(self.root.join(name))
     }
 }
 
+/// Creates a folder and its missing parents, each one only its owner can open.
+fn private_dirs(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// The repository's own folders and the objects that matter most to a local reader: the
+/// root, its top folders, `config` and every key slot.
+pub(crate) const PRIVATE_NAMES: [&str; 6] = ["", "config", "data", "index", "snapshots", "keys"];
+
 impl Store for LocalStore {
+    fn readable_by_others(&self) -> StoreResult<Vec<String>> {
+        let mut names: Vec<String> = PRIVATE_NAMES.iter().map(|n| n.to_string()).collect();
+        names.extend(self.list("keys")?.into_iter().map(|o| o.name));
+        let mut open = Vec::new();
+        for name in names {
+            match fs::metadata(self.root.join(&name)) {
+                Ok(m) if m.mode() & 0o077 != 0 => {
+                    open.push(if name.is_empty() { self.root.display().to_string() } else { name })
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("reading", &name, e)),
+            }
+        }
+        Ok(open)
+    }
+
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
 
     fn prepare(&self) -> StoreResult<()> {
-        fs::create_dir_all(&self.root).map_err(|e| match e.kind() {
+        private_dirs(&self.root).map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => {
                 StoreError::PermissionDenied { name: self.root.display().to_string() }
             }
@@ -135,37 +197,11 @@ impl Store for LocalStore {
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
-        let dir = self.path(prefix)?;
-        let mut out = Vec::new();
-        let mut stack = vec![(dir, prefix.to_string())];
-        while let Some((dir, name)) = stack.pop() {
-            let entries = match fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::io("listing", &name, e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| StoreError::io("listing", &name, e))?;
-                let file_name = entry.file_name();
-                let Some(file_name) = file_name.to_str() else { continue };
-                if file_name.starts_with(".tmp-") {
-                    continue;
-                }
-                let child = format!("{name}/{file_name}");
-                let meta = match entry.metadata() {
-                    Ok(m) => m,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(StoreError::io("listing", &child, e)),
-                };
-                if meta.is_dir() {
-                    stack.push((entry.path(), child));
-                } else if meta.is_file() {
-                    out.push(ObjectInfo { name: child, size: meta.len() });
-                }
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(self.walk(prefix, false)?.into_iter().map(|(o, _)| o).collect())
+    }
+
+    fn stale_temporaries(&self, prefix: &str, age: std::time::Duration) -> StoreResult<Vec<String>> {
+        Ok(self.walk(prefix, true)?.into_iter().filter(|(_, t)| older_than(*t, age)).map(|(o, _)| o.name).collect())
     }
 
     fn size(&self, name: &str) -> StoreResult<u64> {

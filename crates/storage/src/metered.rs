@@ -91,6 +91,12 @@ impl<S: Store> Store for Metered<S> {
         self.traffic.received.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data)
     }
+    fn stale_temporaries(&self, prefix: &str, age: std::time::Duration) -> StoreResult<Vec<String>> {
+        self.inner.stale_temporaries(prefix, age)
+    }
+    fn readable_by_others(&self) -> StoreResult<Vec<String>> {
+        self.inner.readable_by_others()
+    }
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
         self.inner.list(prefix)
     }

@@ -73,6 +73,12 @@ impl<S: Store> Store for Retrying<S> {
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
         self.retry(|| self.inner.read(name, range.clone()))
     }
+    fn stale_temporaries(&self, prefix: &str, age: std::time::Duration) -> StoreResult<Vec<String>> {
+        self.inner.stale_temporaries(prefix, age)
+    }
+    fn readable_by_others(&self) -> StoreResult<Vec<String>> {
+        self.inner.readable_by_others()
+    }
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
         self.retry(|| self.inner.list(prefix))
     }

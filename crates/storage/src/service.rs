@@ -4,7 +4,7 @@ use std::time::Duration;
 use opendal::{services, Buffer, EntryMode, ErrorKind, Operator};
 
 use crate::runtime::block_on_for;
-use crate::store::check_name;
+use crate::store::{check_name, is_temporary, older_than};
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
 /// A storage service reached through Apache OpenDAL, with the keys Lifeboat's configuration
@@ -60,6 +60,32 @@ pub struct ServiceStore {
     create_if_absent: bool,
 }
 
+/// Takes a user name and password written inside a URL (`https://user:pass@host/dav`) out of
+/// it, into the separate keys where those are not given, so that no message, listing or log
+/// ever shows them with the address.
+fn credentials_out_of(
+    label: &str,
+    url: &str,
+    username: &Option<String>,
+    password: &Option<String>,
+) -> StoreResult<(String, Option<String>, Option<String>)> {
+    let mut parsed = reqwest::Url::parse(url).map_err(|e| StoreError::Remote {
+        location: label.to_string(),
+        op: "configuring",
+        name: "the location".into(),
+        // Never the URL itself: it may hold a password.
+        cause: format!("its url is not a URL ({e}): write it as https://host/path"),
+        transient: false,
+    })?;
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let in_user = (!parsed.username().is_empty()).then(|| decode(parsed.username()));
+    let in_password = parsed.password().map(decode);
+    // Both setters fail only for URLs that cannot have credentials, which then have none.
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    Ok((parsed.to_string(), username.clone().or(in_user), password.clone().or(in_password)))
+}
+
 const REQUEST_LIMIT: Duration = Duration::from_secs(60);
 const PER_MIB: Duration = Duration::from_secs(30);
 
@@ -92,6 +118,8 @@ impl ServiceStore {
                 (Operator::new(b).map_err(bad)?, format!("{at}/{bucket}{}", absolute(root)), false)
             }
             ServiceConfig::Webdav { url, root, username, password } => {
+                let (url, username, password) = credentials_out_of(&label, url, username, password)?;
+                let (url, username, password) = (&url, &username, &password);
                 let mut b = services::Webdav::default().endpoint(url).root(&absolute(root));
                 if let Some(u) = username {
                     b = b.username(u);
@@ -138,12 +166,15 @@ impl ServiceStore {
         };
         let cap = op.info().capability();
         let webdav = match config {
-            ServiceConfig::Webdav { url, root, username, password } => Some(WebdavMove {
-                base: format!("{}{}", url.trim_end_matches('/'), absolute(root)),
-                username: username.clone(),
-                password: password.clone(),
-                client: reqwest::Client::new(),
-            }),
+            ServiceConfig::Webdav { url, root, username, password } => {
+                let (url, username, password) = credentials_out_of(&label, url, username, password)?;
+                Some(WebdavMove {
+                    base: format!("{}{}", url.trim_end_matches('/'), absolute(root)),
+                    username,
+                    password,
+                    client: reqwest::Client::new(),
+                })
+            }
             _ => None,
         };
         Ok(ServiceStore {
@@ -375,6 +406,23 @@ impl Store for ServiceStore {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    fn stale_temporaries(&self, prefix: &str, age: Duration) -> StoreResult<Vec<String>> {
+        check_name(prefix)?;
+        let dir = format!("{prefix}/");
+        let entries = match self.run("listing", prefix, 0, async { self.op.list_with(&dir).recursive(true).await }) {
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            r => r?,
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().mode() == EntryMode::FILE)
+            .filter(|e| e.path().rsplit('/').next().is_some_and(is_temporary))
+            // A service that gives no time is not trusted with an age: the object stays.
+            .filter(|e| e.metadata().last_modified().is_some_and(|t| older_than(t.into(), age)))
+            .map(|e| e.path().trim_start_matches('/').to_string())
+            .collect())
     }
 
     fn size(&self, name: &str) -> StoreResult<u64> {

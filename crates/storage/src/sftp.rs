@@ -7,12 +7,12 @@ use russh::client;
 use russh::keys::{self, PrivateKeyWithHashAlg, PublicKey};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::SftpSession;
-use russh_sftp::protocol::StatusCode;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use crate::runtime::block_on_for;
-use crate::store::check_name;
+use crate::store::{check_name, is_temporary, older_than};
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
 /// How the server's host key is checked.
@@ -215,21 +215,30 @@ impl SftpStore {
             if part.is_empty() {
                 continue;
             }
-            if let Err(e) = sftp.create_dir(prefix.clone()).await {
+            match sftp.create_dir(prefix.clone()).await {
+                // Only the owner may enter a folder the repository makes.
+                Ok(()) => sftp.set_metadata(prefix.clone(), private(0o700)).await?,
                 // Already there (made by us earlier or by another writer) is fine.
-                if !matches!(&e, SftpError::Status(s) if s.status_code == StatusCode::Failure) {
-                    return Err(e);
-                }
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Failure => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
     }
 
     async fn upload(sftp: &SftpSession, path: &str, data: &[u8]) -> Result<(), SftpError> {
-        let mut file = match sftp.create(path.to_string()).await {
+        // Only the owner reads what a repository holds (its key slots above all).
+        let create = || {
+            sftp.open_with_flags_and_attributes(
+                path.to_string(),
+                OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE,
+                private(0o600),
+            )
+        };
+        let mut file = match create().await {
             Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
                 Self::make_parents(sftp, path).await?;
-                sftp.create(path.to_string()).await?
+                create().await?
             }
             r => r?,
         };
@@ -267,6 +276,41 @@ impl SftpStore {
         result
     }
 
+    /// The objects under a prefix with their times (seconds since 1970, where the server
+    /// gives them); the temporary ones instead with `temporaries`.
+    fn walk(&self, prefix: &str, temporaries: bool) -> StoreResult<Vec<(ObjectInfo, Option<u32>)>> {
+        check_name(prefix)?;
+        let root = self.remote_path(prefix);
+        let prefix = prefix.to_string();
+        let mut out = self.run("listing", &prefix.clone(), 0, |c| async move {
+            let mut out = Vec::new();
+            let mut stack = vec![(root, prefix)];
+            while let Some((dir, name)) = stack.pop() {
+                let entries = match c.sftp.read_dir(dir.clone()).await {
+                    Ok(e) => e,
+                    Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let file_name = entry.file_name();
+                    if file_name == "." || file_name == ".." {
+                        continue;
+                    }
+                    let child = format!("{name}/{file_name}");
+                    let meta = entry.metadata();
+                    if meta.is_dir() {
+                        stack.push((format!("{dir}/{file_name}"), child));
+                    } else if meta.is_regular() && is_temporary(&file_name) == temporaries {
+                        out.push((ObjectInfo { name: child, size: meta.size.unwrap_or(0) }, meta.mtime));
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok(out)
+    }
+
     fn temporary_name(path: &str) -> String {
         let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
         let tmp = format!(".tmp-{:016x}", rand::random::<u64>());
@@ -278,7 +322,43 @@ impl SftpStore {
     }
 }
 
+/// Attributes that set only the permission bits.
+fn private(mode: u32) -> FileAttributes {
+    FileAttributes { permissions: Some(mode), ..FileAttributes::empty() }
+}
+
 impl Store for SftpStore {
+    fn readable_by_others(&self) -> StoreResult<Vec<String>> {
+        let mut names: Vec<String> = crate::local::PRIVATE_NAMES.iter().map(|n| n.to_string()).collect();
+        names.extend(self.list("keys")?.into_iter().map(|o| o.name));
+        let paths: Vec<(String, String)> = names
+            .into_iter()
+            .map(|n| {
+                let path = if n.is_empty() {
+                    self.config.path.trim_end_matches('/').to_string()
+                } else {
+                    self.remote_path(&n)
+                };
+                (n, path)
+            })
+            .collect();
+        self.run("reading", "the repository's permissions", 0, |c| async move {
+            let mut open = Vec::new();
+            for (name, path) in paths {
+                let path = if path.is_empty() { ".".to_string() } else { path };
+                match c.sftp.metadata(path.clone()).await {
+                    Ok(m) if m.permissions.is_some_and(|p| p & 0o077 != 0) => {
+                        open.push(if name.is_empty() { path } else { name })
+                    }
+                    Ok(_) => {}
+                    Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(open)
+        })
+    }
+
     fn describe(&self) -> String {
         format!("sftp://{}@{}:{}/{}", self.config.user, self.config.host, self.config.port, self.config.path)
     }
@@ -342,36 +422,13 @@ impl Store for SftpStore {
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
-        check_name(prefix)?;
-        let root = self.remote_path(prefix);
-        let prefix = prefix.to_string();
-        let mut out = self.run("listing", &prefix.clone(), 0, |c| async move {
-            let mut out = Vec::new();
-            let mut stack = vec![(root, prefix)];
-            while let Some((dir, name)) = stack.pop() {
-                let entries = match c.sftp.read_dir(dir.clone()).await {
-                    Ok(e) => e,
-                    Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => continue,
-                    Err(e) => return Err(e),
-                };
-                for entry in entries {
-                    let file_name = entry.file_name();
-                    if file_name == "." || file_name == ".." || file_name.starts_with(".tmp-") {
-                        continue;
-                    }
-                    let child = format!("{name}/{file_name}");
-                    let meta = entry.metadata();
-                    if meta.is_dir() {
-                        stack.push((format!("{dir}/{file_name}"), child));
-                    } else if meta.is_regular() {
-                        out.push(ObjectInfo { name: child, size: meta.size.unwrap_or(0) });
-                    }
-                }
-            }
-            Ok(out)
-        })?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(self.walk(prefix, false)?.into_iter().map(|(o, _)| o).collect())
+    }
+
+    fn stale_temporaries(&self, prefix: &str, age: Duration) -> StoreResult<Vec<String>> {
+        let old =
+            |t: Option<u32>| t.is_some_and(|t| older_than(std::time::UNIX_EPOCH + Duration::from_secs(t as u64), age));
+        Ok(self.walk(prefix, true)?.into_iter().filter(|(_, t)| old(*t)).map(|(o, _)| o.name).collect())
     }
 
     fn size(&self, name: &str) -> StoreResult<u64> {

@@ -46,10 +46,31 @@ pub trait Store: Send + Sync {
     fn write_concurrency(&self) -> usize {
         4
     }
+    /// Temporary objects (`.tmp-*`, which [`Store::list`] never shows) under `prefix` last
+    /// written longer than `age` ago: what a writer that stopped mid-upload left behind.
+    /// [`Store::remove`] takes their names.
+    fn stale_temporaries(&self, _prefix: &str, _age: std::time::Duration) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+    /// The repository's folders and objects that users other than its owner may read or
+    /// enter (where the location has permissions: local folders and SFTP), for `check`.
+    fn readable_by_others(&self) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Free space at the location in bytes, where the location can tell.
     fn free_space(&self) -> Option<u64> {
         None
     }
+}
+
+/// True when a listed name is one of the temporary objects writes go through.
+pub(crate) fn is_temporary(file_name: &str) -> bool {
+    file_name.starts_with(".tmp-")
+}
+
+/// True when something last written at `modified` is older than `age`.
+pub(crate) fn older_than(modified: std::time::SystemTime, age: std::time::Duration) -> bool {
+    std::time::SystemTime::now().duration_since(modified).is_ok_and(|d| d > age)
 }
 
 pub(crate) fn check_name(name: &str) -> StoreResult<()> {

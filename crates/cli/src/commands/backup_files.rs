@@ -58,8 +58,9 @@ pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, location:
         // Written under a temporary name and renamed when complete: a file with the asked
         // name is always a whole one.
         let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        remove_abandoned_exports(dir);
         let tmp = tempfile::Builder::new()
-            .prefix(".lifeboat-export-")
+            .prefix(EXPORT_PREFIX)
             .tempfile_in(dir)
             .with_context(|| format!("creating a file in {}", dir.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
@@ -81,6 +82,28 @@ pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, location:
     }
     Ok(exit::OK)
 }
+
+/// Partial exports an earlier run left when it was killed (a removed temporary file is all a
+/// normal failure leaves): removed once they are a day old, which no running export is.
+fn remove_abandoned_exports(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for entry in entries.flatten() {
+        let partial = entry.file_name().to_str().is_some_and(|n| n.starts_with(EXPORT_PREFIX));
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        if partial && old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+const EXPORT_PREFIX: &str = ".lifeboat-export-";
 
 fn open_input(file: &Path) -> Result<(Box<dyn Read>, String)> {
     if is_stdio(file) {

@@ -249,6 +249,12 @@ impl Seaweed {
         }
     }
 
+    /// The filer's HTTP port: objects of a bucket as files under `/buckets/NAME/`, read and
+    /// written without S3's signatures (what an attacker with write access could do).
+    pub fn filer_port(&self) -> u16 {
+        self.filer_port
+    }
+
     pub fn location_toml(&self, bucket: &str, root: &str) -> String {
         format!(
             "type = \"s3\"\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nroot = \"{root}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",

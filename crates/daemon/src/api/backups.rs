@@ -28,11 +28,17 @@ pub struct Unavailable {
     pub reason: String,
 }
 
-pub async fn list(State(d): State<Shared>) -> ApiResult<Json<Listing>> {
+pub async fn list(State(d): State<Shared>, at: AtQuery) -> ApiResult<Json<Listing>> {
+    let at = super::query(at)?;
     blocking(move || {
         let mut backups = Vec::new();
         let mut unavailable = Vec::new();
-        for loc in d.locations() {
+        // `?location=NAME` lists one location, which must exist.
+        let locations = match &at.location {
+            Some(name) => vec![d.location(Some(name))?],
+            None => d.locations(),
+        };
+        for loc in locations {
             let listed = (|| -> Result<Option<_>, ApiError> {
                 let Some(repo) = d.existing_repo(&loc)? else { return Ok(None) };
                 Ok(Some(repo.snapshots()?))

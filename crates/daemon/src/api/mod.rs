@@ -138,7 +138,9 @@ fn r_status(e: &RepoError, msg: String) -> ApiError {
         RepoError::NoSuchSnapshot(_) => StatusCode::NOT_FOUND,
         RepoError::AmbiguousSnapshot(_) => StatusCode::BAD_REQUEST,
         RepoError::Locked { .. } => StatusCode::CONFLICT,
-        RepoError::WrongPassword(_) | RepoError::KeySlotsDamaged { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        RepoError::WrongPassword(_) | RepoError::KeySlotsDamaged { .. } | RepoError::OpenBudget { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         RepoError::Store(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };

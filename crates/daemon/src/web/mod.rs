@@ -7,7 +7,7 @@ pub mod password;
 pub mod session;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -153,12 +153,17 @@ pub struct SessionInfo {
     pub csrf: String,
 }
 
-async fn sign_in(State(d): State<Shared>, body: Bytes) -> ApiResult<Response> {
+async fn sign_in(
+    State(d): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let req: SignInBody = json_body(&body)?;
-    if !d.sessions.allow_attempt() {
+    let client = session::Client::from(peer.ip());
+    if !d.sessions.begin_attempt(client) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too many failed sign-ins in the last minute: wait a minute and try again",
+            "too many sign-ins from this address in the last minute: wait a minute and try again",
         ));
     }
     let d2 = d.clone();
@@ -170,12 +175,12 @@ async fn sign_in(State(d): State<Shared>, body: Bytes) -> ApiResult<Response> {
     .await
     .unwrap_or(false);
     if !ok {
-        d.sessions.failed();
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "that is neither the API token nor the page's password: `lifeboat token` prints the token, `lifeboat passwd` sets a password",
         ));
     }
+    d.sessions.succeeded(client);
     let new = d.sessions.create();
     let mut r = Json(SessionInfo { csrf: new.csrf }).into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(Some(&new.id))) {

@@ -25,7 +25,7 @@ pub fn set(data: &Path, password: &str) -> std::io::Result<()> {
         .hash_password(password.as_bytes(), &salt)
         .map_err(|e| std::io::Error::other(e.to_string()))?
         .to_string();
-    std::fs::create_dir_all(data)?;
+    lifeboat_engine::paths::private_dir(data)?;
     let path = password_file(data);
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;

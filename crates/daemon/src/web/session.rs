@@ -15,8 +15,12 @@ pub const CSRF_HEADER: &str = "x-lifeboat-csrf";
 const IDLE: Duration = Duration::from_secs(12 * 3600);
 /// …and after this long in any case.
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Failed sign-ins allowed per minute before further attempts are turned away.
-const FAILURES_PER_MINUTE: usize = 10;
+/// Sign-ins allowed per minute from one client before its further attempts are turned away.
+/// Each is counted when it starts, before the secret is checked, so parallel requests cannot
+/// get more checked; a success gives its attempt back.
+const ATTEMPTS_PER_MINUTE: usize = 10;
+/// Clients remembered at most: a flood from many addresses cannot grow memory without end.
+const CLIENTS_REMEMBERED: usize = 4096;
 
 struct Session {
     csrf: String,
@@ -29,7 +33,24 @@ pub struct Sessions {
     /// Keyed by the BLAKE3 hash of the cookie's value, so a lookup's timing says nothing
     /// about the ids that exist.
     live: Mutex<HashMap<[u8; 32], Session>>,
-    failures: Mutex<VecDeque<Instant>>,
+    attempts: Mutex<HashMap<Client, VecDeque<Instant>>>,
+}
+
+/// Who is signing in, for the limit: an IPv4 address, or an IPv6 /64 (one household or
+/// machine holds a whole /64, so counting single addresses would count nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Client(u128);
+
+impl From<std::net::IpAddr> for Client {
+    fn from(ip: std::net::IpAddr) -> Self {
+        match ip {
+            std::net::IpAddr::V4(v4) => Client(u32::from(v4) as u128),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Client(u32::from(v4) as u128),
+                None => Client((u128::from(v6) & !((1u128 << 64) - 1)) | 1),
+            },
+        }
+    }
 }
 
 /// A new session's cookie value and CSRF token.
@@ -102,18 +123,34 @@ impl Sessions {
         Check::Valid
     }
 
-    /// Notes a failed sign-in; false when there have been too many lately.
-    pub fn allow_attempt(&self) -> bool {
+    /// Counts a sign-in attempt from `client` before its secret is checked; false (and not
+    /// counted) when the client has made too many in the last minute.
+    pub fn begin_attempt(&self, client: Client) -> bool {
         let now = Instant::now();
-        let mut f = self.failures.lock().expect("failures lock");
-        while f.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
-            f.pop_front();
+        let mut all = self.attempts.lock().expect("attempts lock");
+        if all.len() >= CLIENTS_REMEMBERED {
+            all.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= Duration::from_secs(60)));
         }
-        f.len() < FAILURES_PER_MINUTE
+        if all.len() >= CLIENTS_REMEMBERED && !all.contains_key(&client) {
+            // Still full of clients active this minute: a flood; turn newcomers away.
+            return false;
+        }
+        let q = all.entry(client).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+            q.pop_front();
+        }
+        if q.len() >= ATTEMPTS_PER_MINUTE {
+            return false;
+        }
+        q.push_back(now);
+        true
     }
 
-    pub fn failed(&self) {
-        self.failures.lock().expect("failures lock").push_back(Instant::now());
+    /// A sign-in that succeeded does not count against its client.
+    pub fn succeeded(&self, client: Client) {
+        if let Some(q) = self.attempts.lock().expect("attempts lock").get_mut(&client) {
+            q.pop_back();
+        }
     }
 }
 
@@ -169,12 +206,18 @@ mod tests {
     }
 
     #[test]
-    fn too_many_failed_sign_ins_are_turned_away() {
+    fn too_many_sign_ins_from_one_client_are_turned_away_and_others_are_not() {
         let s = Sessions::default();
-        for _ in 0..FAILURES_PER_MINUTE {
-            assert!(s.allow_attempt());
-            s.failed();
+        let a = Client::from("192.0.2.7".parse::<std::net::IpAddr>().unwrap());
+        let b = Client::from("192.0.2.8".parse::<std::net::IpAddr>().unwrap());
+        for _ in 0..ATTEMPTS_PER_MINUTE {
+            assert!(s.begin_attempt(a));
         }
-        assert!(!s.allow_attempt());
+        assert!(!s.begin_attempt(a));
+        assert!(s.begin_attempt(b));
+        s.succeeded(b);
+        let v6 = |t: &str| Client::from(t.parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(v6("2001:db8:1:2::1"), v6("2001:db8:1:2:ffff::9"));
+        assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
     }
 }

@@ -85,7 +85,7 @@ impl Archiver<'_> {
             }
         };
         match self.read_file(copy, &copy_meta) {
-            Ok((content, _)) => {
+            Ok((content, _, _)) => {
                 node.content = content;
                 node.size = copy_meta.size();
                 node.kind = NodeKind::File;
@@ -134,8 +134,10 @@ impl Archiver<'_> {
                         self.progress.add(1, node.size);
                     }
                     None => match self.read_file(abs, &meta) {
-                        Ok((content, changed)) => {
-                            self.read.fetch_add(changed.as_ref().map_or(node.size, |c| c.size), Ordering::Relaxed);
+                        Ok((content, changed, holes)) => {
+                            let size = changed.as_ref().map_or(node.size, |c| c.size);
+                            // Holes are never read from the disk.
+                            self.read.fetch_add(size.saturating_sub(holes), Ordering::Relaxed);
                             if let Some(c) = changed {
                                 self.warn(format!("{}: {}; backed up as read", abs.display(), c.how));
                                 node.size = c.size;
@@ -218,7 +220,8 @@ impl Archiver<'_> {
 
     /// Reads and stores a file's content. Also returns the bytes actually read when the file
     /// changed while it was read.
-    fn read_file(&self, abs: &Path, meta: &Metadata) -> Result<(Vec<Id>, Option<Change>), ReadError> {
+    /// Also returns the bytes of holes that were skipped, not read.
+    fn read_file(&self, abs: &Path, meta: &Metadata) -> Result<FileRead, ReadError> {
         let file = open_for_reading(abs)?;
         lifeboat_storage::faults::pause_point(&format!("read {}", abs.display()));
         let size = meta.size();
@@ -241,15 +244,85 @@ impl Archiver<'_> {
         let Some(read_bytes) = read_bytes else { return self.stream_file(abs, meta) };
         self.progress.add(0, read_bytes);
         self.progress.add(1, 0);
-        Ok((ids, changed(&file, abs, meta, read_bytes)?))
+        Ok((ids, changed(&file, abs, meta, read_bytes)?, 0))
     }
 
-    fn stream_file(&self, abs: &Path, meta: &Metadata) -> Result<(Vec<Id>, Option<Change>), ReadError> {
+    fn stream_file(&self, abs: &Path, meta: &Metadata) -> Result<FileRead, ReadError> {
         let file = open_for_reading(abs)?;
+        if let Some(extents) = data_extents(&file, meta) {
+            return self.stream_sparse(&file, abs, meta, &extents);
+        }
+        let (ids, read_bytes) = self.stream_range(&file)?;
+        self.progress.add(1, 0);
+        Ok((ids, changed(&file, abs, meta, read_bytes)?, 0))
+    }
+
+    /// A sparse file: its data extents are read and cut, its holes are stored as blobs of
+    /// zeros without reading them (one blob per distinct length, hashed once).
+    fn stream_sparse(
+        &self,
+        mut file: &File,
+        abs: &Path,
+        meta: &Metadata,
+        extents: &[(u64, u64)],
+    ) -> Result<FileRead, ReadError> {
+        use std::io::{Seek, SeekFrom};
+        let piece = self.repo.chunker().max_size() as u64;
+        let mut zero_ids: std::collections::HashMap<u64, Id> = std::collections::HashMap::new();
+        let mut ids = Vec::new();
+        let mut at = 0u64;
+        let mut holes = 0u64;
+        let mut zeros = |len: u64, ids: &mut Vec<Id>| -> Result<(), ReadError> {
+            holes += len;
+            let mut left = len;
+            while left > 0 {
+                self.check_cancel().map_err(ReadError::Fatal)?;
+                let n = left.min(piece);
+                let id = match zero_ids.get(&n) {
+                    Some(id) => *id,
+                    None => {
+                        let (id, _) = self
+                            .writer
+                            .add(BlobKind::Data, &vec![0u8; n as usize])
+                            .map_err(|e| ReadError::Fatal(e.into()))?;
+                        zero_ids.insert(n, id);
+                        id
+                    }
+                };
+                ids.push(id);
+                self.progress.add(0, n);
+                left -= n;
+            }
+            Ok(())
+        };
+        let mut ended_early = false;
+        for &(start, end) in extents {
+            zeros(start - at, &mut ids)?;
+            file.seek(SeekFrom::Start(start))?;
+            let (data, n) = self.stream_range(&mut file.take(end - start))?;
+            ids.extend(data);
+            at = start + n;
+            if n < end - start {
+                // The file shrank meanwhile: what was read is all there is.
+                ended_early = true;
+                break;
+            }
+        }
+        if !ended_early {
+            zeros(meta.size().saturating_sub(at), &mut ids)?;
+            at = at.max(meta.size());
+        }
+        self.progress.add(1, 0);
+        let read_bytes = at;
+        Ok((ids, changed(file, abs, meta, read_bytes)?, holes))
+    }
+
+    /// Reads a stream to its end and stores it cut into chunks; the ids and bytes read.
+    fn stream_range(&self, reader: impl Read) -> Result<(Vec<Id>, u64), ReadError> {
         let chunker = self.repo.chunker();
         let mut ids = Vec::new();
         let mut read_bytes = 0u64;
-        let mut chunks = chunker.stream(&file);
+        let mut chunks = chunker.stream(reader);
         loop {
             self.check_cancel().map_err(ReadError::Fatal)?;
             let batch: Vec<Vec<u8>> = chunks.by_ref().take(PARALLEL_CHUNKS).collect::<Result<_, _>>()?;
@@ -266,9 +339,40 @@ impl Archiver<'_> {
             self.progress.add(0, n);
             ids.extend(batch_ids);
         }
-        self.progress.add(1, 0);
-        Ok((ids, changed(&file, abs, meta, read_bytes)?))
+        Ok((ids, read_bytes))
     }
+}
+
+/// The data extents (start, end) of a file that has holes, found with SEEK_DATA and
+/// SEEK_HOLE; `None` for a file without holes or a file system that cannot tell.
+fn data_extents(file: &File, meta: &Metadata) -> Option<Vec<(u64, u64)>> {
+    use nix::unistd::{lseek, Whence};
+    use std::os::fd::AsRawFd;
+    let size = meta.size();
+    // Fewer blocks than the size needs: there are holes (or the file system compresses).
+    if meta.blocks().saturating_mul(512) >= size {
+        return None;
+    }
+    let fd = file.as_raw_fd();
+    let to_u64 = |o: i64| u64::try_from(o).ok();
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let start = match lseek(fd, i64::try_from(pos).ok()?, Whence::SeekData) {
+            Ok(o) => to_u64(o)?,
+            // No data after `pos`: the rest is a hole.
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(_) => return None,
+        };
+        let end = to_u64(lseek(fd, i64::try_from(start).ok()?, Whence::SeekHole).ok()?)?.min(size);
+        if end <= start {
+            break;
+        }
+        out.push((start, end));
+        pos = end;
+    }
+    // One extent over the whole file: nothing to skip.
+    (out.len() != 1 || out[0] != (0, size)).then_some(out)
 }
 
 fn open_for_reading(abs: &Path) -> Result<File, ReadError> {
@@ -282,6 +386,9 @@ fn open_for_reading(abs: &Path) -> Result<File, ReadError> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// A file's blobs, how it changed while it was read, and the bytes of holes not read.
+type FileRead = (Vec<Id>, Option<Change>, u64);
 
 /// How a file changed while it was read: the bytes read, and words for its warning.
 pub(crate) struct Change {

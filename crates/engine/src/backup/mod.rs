@@ -344,7 +344,7 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
 /// Runs a `command` unit's export into `area` (`data/`, and `bin/` for vault scripts).
 fn export(commands: &Commands, area: &Path, unit: &Unit, home: &Path) -> Result<(), String> {
     let data = area.join("data");
-    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    crate::paths::private_dir(&data).map_err(|e| e.to_string())?;
     let (program, stdout) = match commands {
         Commands::Shell { export, stream: false, .. } => (command::Program::Shell(export), None),
         Commands::Shell { export, stream: true, .. } => {
@@ -353,7 +353,7 @@ fn export(commands: &Commands, area: &Path, unit: &Unit, home: &Path) -> Result<
         }
         Commands::Vault { script } => {
             let bin = area.join("bin");
-            std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+            crate::paths::private_dir(&bin).map_err(|e| e.to_string())?;
             (
                 command::Program::Args(
                     script.to_str().unwrap_or_default(),
@@ -474,6 +474,6 @@ pub(crate) fn count_unit(unit: &Unit, progress: &Progress) -> (u64, u64) {
 /// Staging space for database copies: Lifeboat's data folder (never backed up itself).
 pub(crate) fn staging_dir(dirs: &Dirs) -> std::path::PathBuf {
     let d = dirs.data.join("staging");
-    let _ = std::fs::create_dir_all(&d);
+    let _ = crate::paths::private_dir(&d);
     d
 }

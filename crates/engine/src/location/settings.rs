@@ -55,6 +55,14 @@ pub fn validate(name: &str, lc: &LocationConfig) -> Result<(), String> {
             return Err(format!("location {name} ({kind}) needs {key} = \"…\""));
         }
     }
+    // A folder location's path is where the backups are: relative to whatever folder a
+    // command happened to start in, it would be a different place each time.
+    if let (LocationKind::Local | LocationKind::Removable, Some(path)) = (lc.kind, &lc.path) {
+        let p = path.as_str();
+        if !(p.starts_with('/') || p == "~" || p.starts_with("~/") || p.starts_with('$')) {
+            return Err(format!("location {name} ({kind}) path {p:?} must start with / or ~/"));
+        }
+    }
     if let Some(limit) = lc.other.get("upload_limit") {
         parse_rate(limit).map_err(|e| format!("location {name}: upload_limit {e}"))?;
     }

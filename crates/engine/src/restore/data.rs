@@ -30,6 +30,8 @@ struct FileState<'a> {
     failed: AtomicBool,
     /// Created new by this restore (see `fsops::create_file`).
     fresh: AtomicBool,
+    /// Written to at its path by this restore.
+    created: AtomicBool,
 }
 
 struct Need {
@@ -59,6 +61,7 @@ pub(crate) fn restore_files(
             remaining: AtomicUsize::new(item.node.content.len()),
             failed: AtomicBool::new(false),
             fresh: AtomicBool::new(false),
+            created: AtomicBool::new(false),
         })
         .collect();
     let mut packs: HashMap<Id, HashMap<Id, Need>> = HashMap::new();
@@ -96,6 +99,7 @@ pub(crate) fn restore_files(
         {
             Ok((f, fresh)) => {
                 st.fresh.store(fresh, Ordering::Relaxed);
+                st.created.store(true, Ordering::Relaxed);
                 if n == 0 {
                     finish(&f, st.item, fresh);
                     progress.add(1, 0);
@@ -154,6 +158,13 @@ pub(crate) fn restore_files(
             });
         }
     });
+    // A file that could not be written whole is not left where it was being written: no wrong
+    // byte stays behind under its name (in place, that is a staging copy, never swapped in).
+    for st in &states {
+        if st.failed.load(Ordering::Relaxed) && st.created.load(Ordering::Relaxed) {
+            let _ = std::fs::remove_file(&st.item.path);
+        }
+    }
     verified.into_inner().expect("verified lock")
 }
 
@@ -206,6 +217,7 @@ fn write_places(
         let opened = if single {
             fsops::create_file(&st.item.path, st.item.node.mode, unlink_first).map(|(f, fresh)| {
                 st.fresh.store(fresh, Ordering::Relaxed);
+                st.created.store(true, Ordering::Relaxed);
                 f
             })
         } else {

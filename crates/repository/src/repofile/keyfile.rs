@@ -22,6 +22,11 @@ pub(crate) struct KeyFile {
     /// Absent in slots made before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    /// base64 of a copy of the sealed `config` object, so that a damaged or missing config is
+    /// rebuilt from whatever slot opens. Not covered by `check`: the seal authenticates it.
+    /// Absent in slots made before it existed (`check --repair` adds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
