@@ -64,6 +64,12 @@ fn a_backup_round_trips_through_sftp() {
     write_config(&sb, "nas", &server.location_toml(&remote, server.port), &[&src]);
     round_trip(&sb, &src);
     assert!(remote.join("config").is_file(), "the repository lives on the server");
+    // Only its owner on the server reads it: files 0600, folders 0700.
+    use std::os::unix::fs::PermissionsExt;
+    for p in std::iter::once(remote.clone()).chain(common::walkdir(&remote)) {
+        let mode = std::fs::symlink_metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is {:o} on the server", p.display(), mode & 0o777);
+    }
 }
 
 #[test]

@@ -16,13 +16,15 @@ use crate::{ObjectInfo, Store, StoreError, StoreResult};
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// The permissions new objects and folders get, read once from the root folder.
+    modes: std::sync::OnceLock<Modes>,
     /// fsync objects and folders; off only in tests that do not care about power loss.
     durable: bool,
 }
 
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalStore { root: root.into(), durable: true }
+        LocalStore { root: root.into(), modes: std::sync::OnceLock::new(), durable: true }
     }
 
     pub fn root(&self) -> &Path {
@@ -41,11 +43,11 @@ impl LocalStore {
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
         let attempt = || -> std::io::Result<T> {
-            // Only the owner reads what a repository holds (its key slots above all).
-            let create = || OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp);
+            let modes = self.modes();
+            let create = || OpenOptions::new().write(true).create_new(true).mode(modes.file).open(&tmp);
             let mut f = match create() {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    private_dirs(&dir)?;
+                    make_dirs(&dir, modes.dir)?;
                     create()?
                 }
                 r => r?,
@@ -72,6 +74,10 @@ impl LocalStore {
             StoreError::Full { name } => StoreError::Full { name: format!("{name} on {}", self.root.display()) },
             other => other,
         })
+    }
+
+    fn modes(&self) -> Modes {
+        *self.modes.get_or_init(|| Modes::for_root(fs::metadata(&self.root).ok().map(|m| m.mode())))
     }
 
     /// The objects under a prefix with their times; the temporary ones instead with
@@ -114,9 +120,27 @@ impl LocalStore {
     }
 }
 
-/// Creates a folder and its missing parents, each one only its owner can open.
-fn private_dirs(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+/// Creates a folder and its missing parents with the given permissions.
+fn make_dirs(dir: &Path, mode: u32) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
+}
+
+/// The permissions of what the repository creates.
+#[derive(Debug, Clone, Copy)]
+struct Modes {
+    file: u32,
+    dir: u32,
+}
+
+impl Modes {
+    /// Only the owner reads what a repository holds (its key slots above all): files 0600,
+    /// folders 0700. A root folder its owner opened to the group or to others on purpose (a
+    /// card the family's accounts share, so that a restore works under a new user name)
+    /// keeps that: its objects are readable, its folders enterable, by the same.
+    fn for_root(root_mode: Option<u32>) -> Modes {
+        let open = root_mode.unwrap_or(0o700) & 0o055;
+        Modes { file: 0o600 | (open & 0o044), dir: 0o700 | open }
+    }
 }
 
 /// The repository's own folders and the objects that matter most to a local reader: the
@@ -146,7 +170,7 @@ impl Store for LocalStore {
     }
 
     fn prepare(&self) -> StoreResult<()> {
-        private_dirs(&self.root).map_err(|e| match e.kind() {
+        make_dirs(&self.root, 0o700).map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => {
                 StoreError::PermissionDenied { name: self.root.display().to_string() }
             }
