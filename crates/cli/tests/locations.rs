@@ -90,6 +90,44 @@ fn a_backup_round_trips_through_webdav() {
     write_config(&sb, "nextcloud", &server.location_toml("Lifeboat"), &[&src]);
     round_trip(&sb, &src);
     assert!(server.root.join("Lifeboat/config").is_file());
+
+    // Partial uploads a killed write left, put through the server as a writer would (rclone
+    // takes the time of an ownCloud-style X-OC-Mtime header): the day-old one goes with the
+    // next prune, the fresh one (maybe a write under way) stays.
+    let put = |name: &str, age: u64| {
+        let mtime = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - age;
+        let r = reqwest::blocking::Client::new()
+            .put(format!("{}/Lifeboat/{name}", server.url))
+            .basic_auth(&server.user, Some(&server.password))
+            .header("X-OC-Mtime", mtime.to_string())
+            .body(random_bytes(100_000, age))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{name}: {}", r.status());
+        server.root.join("Lifeboat").join(name)
+    };
+    let old = put("data/.tmp-00000000000000ef", 2 * 24 * 3600);
+    let fresh = put("index/.tmp-00000000000000f0", 0);
+    sb.ok(&["prune"]);
+    assert!(!old.exists(), "the abandoned upload is gone");
+    assert!(fresh.exists(), "a fresh one stays");
+    sb.ok(&["check"]);
+}
+
+/// A partial upload a killed write left (a day old) goes with the next prune; a fresh one,
+/// which may be a write under way, stays.
+fn abandoned_uploads_are_reclaimed(sb: &Sandbox, repo: &Path) {
+    let old = repo.join("data/ef/.tmp-00000000000000ef");
+    let fresh = repo.join("data/.tmp-00000000000000f0");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::write(&old, random_bytes(1 << 20, 5)).unwrap();
+    std::fs::write(&fresh, b"partial").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_days_ago).unwrap();
+    sb.ok(&["prune"]);
+    assert!(!old.exists(), "the abandoned upload is gone");
+    assert!(fresh.exists(), "a fresh one stays");
+    sb.ok(&["check"]);
 }
 
 #[test]
@@ -104,6 +142,7 @@ fn a_backup_round_trips_through_smb() {
     write_config(&sb, "nas", &server.location_toml("Backups/phone"), &[&src]);
     round_trip(&sb, &src);
     assert!(server.share_dir.join("Backups/phone/config").is_file());
+    abandoned_uploads_are_reclaimed(&sb, &server.share_dir.join("Backups/phone"));
 
     // A wrong password is told as such, without the password.
     let wrong = server.location_toml("Backups/phone").replace(&server.password, "not-the-password");

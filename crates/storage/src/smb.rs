@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use pavao::{SmbClient, SmbCredentials, SmbDirentType, SmbError, SmbOpenOptions, SmbOptions};
 
-use crate::store::check_name;
+use crate::store::{check_name, is_temporary, older_than};
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
 /// Where and how to reach an SMB share (Windows, Samba, a NAS), without mounting it.
@@ -39,6 +39,52 @@ pub struct SmbStore {
 }
 
 impl SmbStore {
+    /// The objects under a prefix with their times; the temporary ones instead with
+    /// `temporaries`.
+    fn walk(&self, prefix: &str, temporaries: bool) -> StoreResult<Vec<(ObjectInfo, std::time::SystemTime)>> {
+        check_name(prefix)?;
+        let root = self.path(prefix);
+        let mut out = self.run("listing", prefix, |c| {
+            let mut out = Vec::new();
+            let mut stack = vec![(root, prefix.to_string())];
+            while let Some((dir, name)) = stack.pop() {
+                // libsmbclient reports a missing folder as a bad descriptor; ask first.
+                match c.stat(&dir) {
+                    Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => continue,
+                    r => r?,
+                };
+                let entries = match c.list_dir(&dir) {
+                    Ok(e) => e,
+                    Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let file_name = entry.name();
+                    if file_name == "." || file_name == ".." {
+                        continue;
+                    }
+                    let child = format!("{name}/{file_name}");
+                    let full = format!("{dir}/{file_name}");
+                    match entry.get_type() {
+                        SmbDirentType::Dir => stack.push((full, child)),
+                        SmbDirentType::File if is_temporary(file_name) == temporaries => {
+                            match c.stat(&full) {
+                                Ok(st) => out.push((ObjectInfo { name: child, size: st.size }, st.modified)),
+                                // Removed since the folder was read.
+                                Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok(out)
+    }
+
     pub fn new(label: impl Into<String>, config: SmbConfig) -> Self {
         SmbStore { config, label: label.into(), client: Mutex::new(None) }
     }
@@ -240,47 +286,11 @@ impl Store for SmbStore {
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
-        check_name(prefix)?;
-        let root = self.path(prefix);
-        let mut out = self.run("listing", prefix, |c| {
-            let mut out = Vec::new();
-            let mut stack = vec![(root, prefix.to_string())];
-            while let Some((dir, name)) = stack.pop() {
-                // libsmbclient reports a missing folder as a bad descriptor; ask first.
-                match c.stat(&dir) {
-                    Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => continue,
-                    r => r?,
-                };
-                let entries = match c.list_dir(&dir) {
-                    Ok(e) => e,
-                    Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                for entry in entries {
-                    let file_name = entry.name();
-                    if file_name == "." || file_name == ".." || file_name.starts_with(".tmp-") {
-                        continue;
-                    }
-                    let child = format!("{name}/{file_name}");
-                    let full = format!("{dir}/{file_name}");
-                    match entry.get_type() {
-                        SmbDirentType::Dir => stack.push((full, child)),
-                        SmbDirentType::File => {
-                            match c.stat(&full) {
-                                Ok(st) => out.push(ObjectInfo { name: child, size: st.size }),
-                                // Removed since the folder was read.
-                                Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => {}
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Ok(out)
-        })?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(self.walk(prefix, false)?.into_iter().map(|(o, _)| o).collect())
+    }
+
+    fn stale_temporaries(&self, prefix: &str, age: std::time::Duration) -> StoreResult<Vec<String>> {
+        Ok(self.walk(prefix, true)?.into_iter().filter(|(_, t)| older_than(*t, age)).map(|(o, _)| o.name).collect())
     }
 
     fn size(&self, name: &str) -> StoreResult<u64> {
