@@ -376,11 +376,11 @@ pub(crate) fn open_any(
     }
     let started = std::time::Instant::now();
     let mut damaged = unreadable;
-    let mut beyond = 0;
     let mut untried = 0;
     for (i, (id, file)) in order.iter().enumerate() {
+        // Warned about above; not counted as damage, so a mistyped password is still told
+        // as one.
         if kdf_beyond_ceiling(&file.kdf).is_some() {
-            beyond += 1;
             continue;
         }
         if kdf_cost(&file.kdf) > 0 && started.elapsed() > OPEN_BUDGET {
@@ -398,8 +398,8 @@ pub(crate) fn open_any(
     if untried > 0 {
         return Err(RepoError::OpenBudget { location, seconds: OPEN_BUDGET.as_secs(), untried });
     }
-    if damaged + beyond > 0 {
-        return Err(RepoError::KeySlotsDamaged { location, unreadable: damaged + beyond });
+    if damaged > 0 {
+        return Err(RepoError::KeySlotsDamaged { location, unreadable: damaged });
     }
     Err(RepoError::WrongPassword(location))
 }
@@ -420,6 +420,23 @@ mod tests {
         assert_eq!(RecoveryKey::parse(&s), Some(k.clone()));
         assert_eq!(RecoveryKey::parse(&s.to_lowercase().replace('-', " ")), Some(k));
         assert!(RecoveryKey::parse("not a key").is_none());
+    }
+
+    #[test]
+    fn a_planted_slot_beyond_the_ceiling_is_never_derived_and_a_wrong_password_is_told_as_one() {
+        let master = MasterKey::random();
+        let ours = make_slot(&master, &Secret::new("correct horse"), KeyKind::Password, "", b"").unwrap();
+        let mut planted = ours.clone();
+        planted.kdf = Kdf::Argon2id {
+            memory_kib: 4 * 1024 * 1024,
+            iterations: 64,
+            parallelism: 16,
+            salt: b64().encode([0u8; 16]),
+        };
+        // Planted first: were it derived, this test would take minutes and 4 GiB.
+        let slots = vec![(Id::random(), planted), (Id::random(), ours)];
+        assert!(open_any(&slots, 0, &Secret::new("correct horse"), "here").is_ok());
+        assert!(matches!(open_any(&slots, 0, &Secret::new("wrong"), "here"), Err(RepoError::WrongPassword(_))));
     }
 
     #[test]
