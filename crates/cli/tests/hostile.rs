@@ -224,8 +224,8 @@ fn every_case(sb: &Sandbox, hands: &dyn Hands, source: &Path) {
         planted.as_object_mut().unwrap().remove("check");
         let huge = hex64();
         hands.write(&format!("keys/{huge}"), &serde_json::to_vec(&planted).unwrap());
-        // Slots at the ceiling cost more than ours: tried after it, never before.
-        planted["kdf"]["memory_kib"] = serde_json::json!(256u64 * 1024);
+        // Slots at the ceiling (what Lifeboat writes): derived at most at our own cost.
+        planted["kdf"]["memory_kib"] = serde_json::json!(64u64 * 1024);
         planted["kdf"]["iterations"] = serde_json::json!(3);
         planted["kdf"]["parallelism"] = serde_json::json!(1);
         for _ in 0..3 {
@@ -235,7 +235,7 @@ fn every_case(sb: &Sandbox, hands: &dyn Hands, source: &Path) {
         no_panic(&o, case);
         assert!(o.status.success(), "{case}: opens: {}", text(&o));
         assert!(text(&o).contains(&format!("keys/{huge} skipped")), "{case}: says so: {}", text(&o));
-        assert!(peak < 200 << 20, "{case}: no planted slot was derived (peak {} MiB)", peak >> 20);
+        assert!(peak < 200 << 20, "{case}: nothing beyond our own slots' cost was derived (peak {} MiB)", peak >> 20);
         check_fails_naming(sb, &[&format!("keys/{huge}"), "ceiling"], case);
         repair_until_clean(sb, case);
         // The planted slots within the ceiling, made without the key, stay until removed by

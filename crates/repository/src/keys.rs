@@ -154,15 +154,15 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-/// The ceiling for what a password slot may ask of Argon2. A slot is read before anything is
-/// authenticated, so one planted by whoever can write to the location must not make a device
-/// allocate or compute without end. Lifeboat writes 64 MiB and 3 passes; a slot may ask up to
-/// four times that work (256 MiB, and memory × passes up to 768 MiB), about a second here and
-/// a few on a Raspberry Pi. A slot above it is skipped with a warning and reported by `check`.
-pub(crate) const ARGON2_MAX_MEMORY_KIB: u32 = 256 * 1024;
-pub(crate) const ARGON2_MAX_WORK_KIB: u64 = 768 * 1024;
-pub(crate) const ARGON2_MAX_ITERATIONS: u32 = 12;
-pub(crate) const ARGON2_MAX_PARALLELISM: u32 = 4;
+/// The ceiling for what a password slot may ask of Argon2: exactly what Lifeboat writes. A
+/// slot is read before anything is authenticated, so one planted by whoever can write to the
+/// location must not make a device allocate or compute more than its own slots need (on a
+/// Raspberry Pi, an out-of-memory kill). A slot above it is skipped with a warning and
+/// reported by `check`; a future Lifeboat that writes costlier slots raises it.
+pub(crate) const ARGON2_MAX_MEMORY_KIB: u32 = ARGON2_MEMORY_KIB;
+pub(crate) const ARGON2_MAX_WORK_KIB: u64 = ARGON2_MEMORY_KIB as u64 * ARGON2_ITERATIONS as u64;
+pub(crate) const ARGON2_MAX_ITERATIONS: u32 = ARGON2_ITERATIONS;
+pub(crate) const ARGON2_MAX_PARALLELISM: u32 = ARGON2_PARALLELISM;
 
 /// How long an open may spend deriving keys from a password over all slots: a location
 /// holding many slots at the ceiling cannot stall every open past it.
