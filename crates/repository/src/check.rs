@@ -308,8 +308,17 @@ impl Repository {
                 crate::keys::SlotState::Intact => {
                     recovery |= slot.kind == crate::KeyKind::Recovery;
                     let copy_opens = crate::keys::config_copy(&slot).is_some_and(|c| self.key().open(&c, None).is_ok());
-                    if !copy_opens {
+                    if slot.config.is_none() {
                         without_copy += 1;
+                    } else if !copy_opens {
+                        // The copy is outside the slot's check: its own seal finds the damage.
+                        report.problems.push(CheckProblem {
+                            what: format!(
+                                "key slot {} ({:?}, {}): its copy of the repository config is damaged; run `lifeboat check --repair` to write it again",
+                                o.name, slot.kind, slot.label
+                            ),
+                            affected: vec![],
+                        });
                     }
                 }
             }
