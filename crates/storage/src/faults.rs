@@ -1,4 +1,4 @@
-//! Fault injection for the fault suite (crates/cli/tests/faults.rs): numbered crash points
+//! Fault injection for the fault suite (crates/cli/tests/suite/faults.rs): numbered crash points
 //! where the process kills itself with SIGKILL, and pause points where it waits for the test.
 //! Both are driven by environment variables that only the tests set; otherwise each point
 //! costs one check of an already-initialised `OnceLock`.

@@ -2,10 +2,8 @@
 //! Events, skipped and stale events, and the API against its own OpenAPI document
 //! (schemathesis). Real daemon processes on free loopback ports.
 
-mod common;
-
-use common::daemon::{openapi_routes, Daemon};
-use common::*;
+use crate::common::daemon::{openapi_routes, Daemon};
+use crate::common::*;
 use std::io::Read;
 use std::process::Stdio;
 

@@ -1,10 +1,8 @@
 //! Several writers on one repository: backups side by side, and prune while a backup runs.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::common::*;
 
 fn sandbox() -> Sandbox {
     let sb = Sandbox::new("[unit.a]\npaths = [\"~/a\"]\n[unit.b]\npaths = [\"~/b\"]\n[unit.c]\npaths = [\"~/c\"]\n");

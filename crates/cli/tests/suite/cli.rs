@@ -1,12 +1,10 @@
 //! The command line as a person meets it: defaults with no configuration, listings, logs,
 //! estimates, and one-line errors with their exit codes for bad input.
 
-mod common;
-
 use std::fs;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// lifeboat with no configuration at all: only HOME and the XDG folders of a sandbox.
 fn bare(dir: &std::path::Path) -> Command {

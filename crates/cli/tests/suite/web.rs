@@ -2,13 +2,11 @@
 //! driven through a real headless Chromium by Playwright (tests/web/e2e.mjs) against real
 //! daemons on free loopback ports.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::daemon::{openapi_routes, Daemon};
-use common::*;
+use crate::common::daemon::{openapi_routes, Daemon};
+use crate::common::*;
 
 fn no_redirects() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()

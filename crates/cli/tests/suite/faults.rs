@@ -8,15 +8,13 @@
 //! of them. `LIFEBOAT_CRASH_SEED=N` repeats a run; `LIFEBOAT_SOAK=1` runs 1000 points
 //! instead of 50.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 
 /// A small deterministic generator: a seed names a run exactly.
 struct XorShift(u64);

@@ -1,13 +1,12 @@
 //! Locations of every kind against real servers on 127.0.0.1: round trips, an interrupted
 //! upload, two devices in one bucket, and the errors a person sees.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::servers::{Relay, Seaweed, Smbd, Sshd, Webdav};
-use common::{compare_trees, random_bytes, rerooted, walk_size, Sandbox};
+use crate::common;
+use crate::common::servers::{Relay, Seaweed, Smbd, Sshd, Webdav};
+use crate::common::{compare_trees, random_bytes, rerooted, walk_size, Sandbox};
 
 /// The corpus' `small` part when scripts/test built it, else a tree made here.
 fn source(sb: &Sandbox) -> PathBuf {

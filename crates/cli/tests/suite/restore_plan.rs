@@ -3,14 +3,12 @@
 //! units come back whole, the dry run shows deletions, and a restore that cannot fit is
 //! refused before it writes.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -230,7 +228,7 @@ fn rows(db: &Path) -> Vec<i64> {
 
 #[test]
 fn nested_units_of_the_home_automation_profile_come_back_whole() {
-    let profile = include_str!("../../../profiles/home-automation.toml");
+    let profile = include_str!("../../../../profiles/home-automation.toml");
     let sb = Sandbox::new(profile);
     let ha = sb.home.join(".homeassistant");
     std::fs::create_dir_all(&ha).unwrap();

@@ -1,11 +1,9 @@
 //! What the repository promises: no plaintext, passwords that matter, damage found and named,
 //! deduplication, incremental backups, partial backups and restores that leave other units be.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::common::*;
 
 const MARKER: &str = "lifeboat-plaintext-marker-6b1f0c";
 

@@ -1,10 +1,8 @@
 //! Restore modes, and restores for another user or at other paths.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn merge_keeps_other_files_and_replace_removes_them() {

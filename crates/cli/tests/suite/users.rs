@@ -1,14 +1,12 @@
 //! A backup made by user nemo restored by user defaultuser, with real users (needs root to
 //! create them; CI runs as root).
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 struct Users(Vec<&'static str>);
 

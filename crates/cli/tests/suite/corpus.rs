@@ -1,11 +1,9 @@
 //! Round trip of the shared corpus of real files (a kernel tree, photos, music, a database).
 //! Runs when LIFEBOAT_CORPUS names the folder `make-corpus` built (scripts/test sets it).
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_corpus_round_trips_exactly() {

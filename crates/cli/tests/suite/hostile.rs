@@ -4,13 +4,11 @@
 //! against S3 (SeaweedFS, altered through its filer as an attacker with access to the bucket
 //! would).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::servers::Seaweed;
-use common::*;
+use crate::common::servers::Seaweed;
+use crate::common::*;
 
 /// An attacker's hands on the location: object names as the repository uses them.
 trait Hands {

@@ -1,11 +1,9 @@
 //! Unit kinds beyond plain paths.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// Inserts rows as fast as it can into a WAL-mode database until told to stop; prints
 /// "ready" after the first thousand.

@@ -1,12 +1,10 @@
 //! Round trip of a tree that holds every kind of entry Lifeboat promises to keep.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 

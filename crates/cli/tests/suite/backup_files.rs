@@ -1,13 +1,11 @@
 //! Backup files: export, import, restore --from-file, unpacking with standard tools, and
 //! damaged or hostile files (issue 7).
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const PASSWORD: &str = "correct horse battery staple";
 

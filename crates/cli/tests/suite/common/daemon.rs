@@ -105,7 +105,7 @@ impl Drop for Daemon {
 
 /// Every operation of docs/openapi.json, with its path parameters filled in.
 pub fn openapi_routes() -> Vec<(reqwest::Method, String)> {
-    let doc: serde_json::Value = serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(include_str!("../../../../../docs/openapi.json")).unwrap();
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in ["get", "post", "put", "delete"] {

@@ -4,14 +4,12 @@
 //! backup_files.rs; the daemon's refusals without a token in daemon.rs and web.rs; its
 //! loopback-only default in crates/daemon's unit tests.)
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use common::daemon::Daemon;
-use common::*;
+use crate::common::daemon::Daemon;
+use crate::common::*;
 
 const S3_SECRET: &str = "S3-SECRET-9f8e7d6c5b4a";
 const DAV_PASSWORD: &str = "DAV-PASSWORD-1a2b3c4d";

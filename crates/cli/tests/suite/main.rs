@@ -1,0 +1,22 @@
+//! The end-to-end suite: the real `lifeboat` binary driven in sandboxes, against real servers
+//! on 127.0.0.1 and a real headless Chromium. One test binary (one link) with one set of
+//! helpers in `common`; each module is one area.
+
+mod common;
+
+mod backup_files;
+mod cli;
+mod concurrency;
+mod corpus;
+mod daemon;
+mod faults;
+mod fidelity;
+mod hostile;
+mod locations;
+mod repository;
+mod restore_modes;
+mod restore_plan;
+mod security;
+mod units;
+mod users;
+mod web;
