@@ -1,8 +1,7 @@
-//! Exit codes. 0 success; 1 failure; 2 bad usage or configuration; 3 finished with warnings;
-//! 4 check found damage; 5 wrong password or no way to get one; 6 repository busy.
+//! Exit codes, mapped from the engine's one classification of errors (`ErrorKind`; the table
+//! is in docs/CONFIG.md, "Errors"), and the words that tell a person which command helps.
 
-use lifeboat_engine::EngineError;
-use lifeboat_repository::RepoError;
+use lifeboat_engine::{ErrorKind, Remedy};
 
 pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
@@ -10,44 +9,56 @@ pub const USAGE: i32 = 2;
 pub const WARNINGS: i32 = 3;
 pub const DAMAGE: i32 = 4;
 pub const PASSWORD: i32 = 5;
-pub const BUSY: i32 = 6;
+pub const CONFLICT: i32 = 6;
+pub const UNAVAILABLE: i32 = 7;
+pub const INTERRUPTED: i32 = 130;
+
+/// The one exit code of each kind of error.
+pub fn code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::NotFound | ErrorKind::BadInput => USAGE,
+        ErrorKind::WrongKey => PASSWORD,
+        ErrorKind::LocationUnavailable => UNAVAILABLE,
+        ErrorKind::Damaged => DAMAGE,
+        ErrorKind::Conflict => CONFLICT,
+        ErrorKind::Interrupted => INTERRUPTED,
+        ErrorKind::Internal => FAILED,
+    }
+}
+
+/// A remedy as the command line says it: the end of the error's sentence.
+pub fn remedy(r: Remedy) -> &'static str {
+    match r {
+        Remedy::CreateRepository => ": run `lifeboat backups new` to create one",
+        Remedy::Check => "; run `lifeboat check`",
+        Remedy::CheckData => "; run `lifeboat check --read-data`",
+        Remedy::Repair => "; run `lifeboat check --repair`",
+        Remedy::RetryPassword => ": try again, or use the recovery key from your emergency kit",
+        Remedy::ThenRepair => ", then run `lifeboat check --repair`",
+        Remedy::ThenCheck => ", then run `lifeboat check`",
+        Remedy::Unlock => ", or if it died, remove the stale lock with `lifeboat unlock`",
+        Remedy::ListBackups => ": see `lifeboat backups list`",
+        Remedy::ListKeys => ": see `lifeboat key list`",
+        Remedy::ListUnits => " (see `lifeboat units list`)",
+        Remedy::GivePassword => ": give --password-file FILE or set LIFEBOAT_PASSWORD",
+        Remedy::RestoreElsewhere => ": restore with --target DIR to get what can be read",
+        Remedy::RestoreElsewhereOrUnsafe => ": restore with --target DIR, or with --no-safety-backup if you are sure",
+        Remedy::NameLocation => ": see `lifeboat backups list`, or name it with --location",
+    }
+}
 
 /// The exit code and the one-line message for an error.
 pub fn describe(e: &anyhow::Error) -> (i32, String) {
-    let msg = one_line(e);
-    let repo_code = |r: &RepoError| match r {
-        RepoError::WrongPassword(_) | RepoError::KeySlotsDamaged { .. } | RepoError::OpenBudget { .. } => PASSWORD,
-        RepoError::Locked { .. } => BUSY,
-        RepoError::NoSuchSnapshot(_) | RepoError::AmbiguousSnapshot(_) | RepoError::NoSuchKey(_) => USAGE,
-        _ => FAILED,
-    };
-    let code = if let Some(engine) = e.downcast_ref::<EngineError>() {
-        match engine {
-            EngineError::Config { .. }
-            | EngineError::UnknownUnit { .. }
-            | EngineError::UnknownLocation { .. }
-            | EngineError::LocationConfig { .. }
-            | EngineError::UnknownProfile { .. }
-            | EngineError::UnitNotInBackup { .. }
-            | EngineError::BadTarget(_)
-            | EngineError::BadName { .. } => USAGE,
-            EngineError::NoPassword { .. } | EngineError::PasswordFile { .. } | EngineError::EmptyPassword(_) => {
-                PASSWORD
-            }
-            EngineError::Repo(r) => repo_code(r),
-            EngineError::UnsafeBackup { .. } => DAMAGE,
-            _ => FAILED,
-        }
-    } else if let Some(r) = e.downcast_ref::<RepoError>() {
-        repo_code(r)
-    } else {
-        FAILED
-    };
-    (code, msg)
+    let (kind, fix) = lifeboat_engine::classify(e.as_ref());
+    let mut msg = one_line(e);
+    if let Some(r) = fix {
+        msg.push_str(remedy(r));
+    }
+    (code(kind), msg)
 }
 
 fn one_line(e: &anyhow::Error) -> String {
-    // Our errors already say what to do; a source chain adds the system's reason.
+    // Our errors already say what went wrong; a source chain adds the system's reason.
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();
@@ -56,4 +67,23 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     parts.join(": ").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes here are the ones docs/CONFIG.md promises, kind by kind.
+    #[test]
+    fn every_kind_has_the_documented_exit_code() {
+        let doc = include_str!("../../../docs/CONFIG.md");
+        for kind in ErrorKind::ALL {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", kind.as_str())))
+                .unwrap_or_else(|| panic!("docs/CONFIG.md has no row for {}", kind.as_str()));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[2], code(kind).to_string(), "exit code of {}", kind.as_str());
+        }
+    }
 }

@@ -26,11 +26,15 @@ export function explain(status, message) {
     case 404:
       return m ? `Not found: ${m}` : 'Not found: it may have been removed. Go back to the list of backups.';
     case 409:
-      return `The location cannot be used right now: ${m}. Check that it is connected (card inserted, disk mounted, server up) and try again.`;
+      return `This cannot be done right now: ${m}.`;
+    case 410:
+      return m || 'It was cancelled.';
+    case 422:
+      return `Something in the backups is damaged: ${m}.`;
     case 429:
       return m || 'Too many attempts: wait a minute and try again.';
     case 503:
-      return `Lifeboat cannot open the backups: ${m}`;
+      return `The location cannot be used right now: ${m}. Check that it is connected (card inserted, disk mounted, server up) and try again.`;
     default:
       if (status >= 500) return `Lifeboat failed: ${m || 'an internal error'}. The daemon's log says more (journalctl -u lifeboat).`;
       return m || `The request was refused (${status}).`;

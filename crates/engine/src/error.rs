@@ -8,7 +8,7 @@ use lifeboat_storage::StoreError;
 pub enum EngineError {
     #[error("configuration {path}: {detail}")]
     Config { path: PathBuf, detail: String },
-    #[error("no unit named {name}: the units are {known} (see `lifeboat units list`)")]
+    #[error("no unit named {name}: the units are {known}")]
     UnknownUnit { name: String, known: String },
     #[error("no profile named {name}: the profiles are {known}")]
     UnknownProfile { name: String, known: String },
@@ -20,7 +20,7 @@ pub enum EngineError {
     LocationUnavailable { reason: String },
     #[error("backup {slug} holds no unit named {unit}: it holds {held}")]
     UnitNotInBackup { slug: String, unit: String, held: String },
-    #[error("no password for the repository at {location}: give --password-file FILE or set LIFEBOAT_PASSWORD")]
+    #[error("no password for the repository at {location}")]
     NoPassword { location: String },
     #[error("the password file {path} cannot be read: {source}")]
     PasswordFile {
@@ -49,29 +49,240 @@ pub enum EngineError {
     Hook { unit: String, reason: String },
     #[error("backup file {file}: {detail}")]
     BackupFile { file: String, detail: String },
+    #[error("backup file {file}: {detail}")]
+    BackupFilePassword { file: String, detail: String },
     #[error("the operation was cancelled")]
     Cancelled,
-    #[error("backup {slug} is refused: {detail}; nothing was restored (`lifeboat check` names what is wrong)")]
+    #[error("backup {slug} is refused: {detail}; nothing was restored")]
     UnsafeBackup { slug: String, detail: String },
     #[error("refused: the restore would write {path}, which is outside {bound}; nothing was restored")]
     Outside { path: PathBuf, bound: PathBuf },
     #[error(
         "not enough room on the file system of {path}: the restore writes {need} bytes and {free} are free; \
-         free some space or restore elsewhere with --target; nothing was restored"
+         free some space or restore elsewhere; nothing was restored"
     )]
     NoRoom { path: PathBuf, need: u64, free: u64 },
     #[error("{what} {detail}")]
     BadName { what: String, detail: String },
-    #[error("the safety backup {slug} could not hold all of unit {unit} ({problem}); nothing was restored: restore with --target DIR, or with --no-safety-backup if you are sure")]
+    #[error("backup {slug} is already in location {location}: copy it to another location")]
+    SameLocation { slug: String, location: String },
+    #[error("no location holds a backup {slug}")]
+    NotHeld { slug: String },
+    #[error("the safety backup {slug} could not hold all of unit {unit} ({problem}); nothing was restored")]
     SafetyBackup { slug: String, unit: String, problem: String },
-    #[error("{failed} entries could not be restored ({first}); nothing was changed on this device: restore with --target DIR to get what can be read")]
+    #[error("{failed} entries could not be restored ({first}); nothing was changed on this device")]
     RestoreIncomplete { failed: usize, first: String },
 }
 
+/// What kind of failure an error is. This is the one classification: the command line's exit
+/// codes and the API's HTTP statuses are both mapped from it (the table in docs/CONFIG.md,
+/// "Errors").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// What was asked for does not exist: a backup, a key, a repository.
+    NotFound,
+    /// The request itself is wrong: an unknown unit or location, a bad name or path, a
+    /// malformed configuration.
+    BadInput,
+    /// No secret opens the repository or backup file, or there is no way to get one.
+    WrongKey,
+    /// The location cannot be used now: a card not inserted, a server down, a disk full.
+    LocationUnavailable,
+    /// What was read is damaged or was tampered with: the repository, a backup, a backup file.
+    Damaged,
+    /// The state of things stops it: the repository is busy, the backup is already there,
+    /// the device has no room.
+    Conflict,
+    /// It was cancelled.
+    Interrupted,
+    /// Anything else: the message says why.
+    Internal,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::NotFound,
+        ErrorKind::BadInput,
+        ErrorKind::WrongKey,
+        ErrorKind::LocationUnavailable,
+        ErrorKind::Damaged,
+        ErrorKind::Conflict,
+        ErrorKind::Interrupted,
+        ErrorKind::Internal,
+    ];
+
+    /// The name used in the API's error bodies and in docs/CONFIG.md.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::BadInput => "bad_input",
+            ErrorKind::WrongKey => "wrong_key",
+            ErrorKind::LocationUnavailable => "location_unavailable",
+            ErrorKind::Damaged => "damaged",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// What a person can do about an error. The engine only names it: the command line says it
+/// as a command to run, the API in its own words (`remedy` in its error bodies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Make the first backup, which creates the repository.
+    CreateRepository,
+    /// Check the repository.
+    Check,
+    /// Check the repository, reading all data.
+    CheckData,
+    /// Repair the repository.
+    Repair,
+    /// Try the password again, or use the recovery key.
+    RetryPassword,
+    /// Once opened (with the recovery key), repair it.
+    ThenRepair,
+    /// Once opened (with the recovery key), check it.
+    ThenCheck,
+    /// Remove a stale lock.
+    Unlock,
+    /// See which backups there are.
+    ListBackups,
+    /// See which keys there are.
+    ListKeys,
+    /// See which units there are.
+    ListUnits,
+    /// Give the secret that opens it.
+    GivePassword,
+    /// Restore elsewhere (a target folder) to get what can be read.
+    RestoreElsewhere,
+    /// Restore elsewhere, or without the safety backup when sure.
+    RestoreElsewhereOrUnsafe,
+    /// Name the location that holds it.
+    NameLocation,
+}
+
 impl EngineError {
+    /// The one classification of this error (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            EngineError::Config { .. }
+            | EngineError::UnknownUnit { .. }
+            | EngineError::UnknownProfile { .. }
+            | EngineError::UnknownLocation { .. }
+            | EngineError::LocationConfig { .. }
+            | EngineError::UnitNotInBackup { .. }
+            | EngineError::NoHome
+            | EngineError::BadTarget(_)
+            | EngineError::BadName { .. } => K::BadInput,
+            EngineError::NotHeld { .. } => K::NotFound,
+            EngineError::LocationUnavailable { .. } => K::LocationUnavailable,
+            EngineError::NoPassword { .. }
+            | EngineError::PasswordFile { .. }
+            | EngineError::EmptyPassword(_)
+            | EngineError::BackupFilePassword { .. } => K::WrongKey,
+            EngineError::BackupFile { .. } | EngineError::UnsafeBackup { .. } | EngineError::Outside { .. } => {
+                K::Damaged
+            }
+            EngineError::NoRoom { .. } | EngineError::SafetyBackup { .. } | EngineError::SameLocation { .. } => {
+                K::Conflict
+            }
+            EngineError::Cancelled => K::Interrupted,
+            EngineError::Repo(r) => repo_kind(r),
+            EngineError::Store(s) => store_kind(s),
+            EngineError::Io { .. } | EngineError::Hook { .. } | EngineError::RestoreIncomplete { .. } => K::Internal,
+        }
+    }
+
+    /// What a person can do about it, when there is something to do.
+    pub fn remedy(&self) -> Option<Remedy> {
+        match self {
+            EngineError::UnknownUnit { .. } => Some(Remedy::ListUnits),
+            EngineError::NoPassword { .. } => Some(Remedy::GivePassword),
+            EngineError::BackupFilePassword { .. } => Some(Remedy::GivePassword),
+            EngineError::UnsafeBackup { .. } => Some(Remedy::Check),
+            EngineError::SafetyBackup { .. } => Some(Remedy::RestoreElsewhereOrUnsafe),
+            EngineError::RestoreIncomplete { .. } => Some(Remedy::RestoreElsewhere),
+            EngineError::NotHeld { .. } => Some(Remedy::NameLocation),
+            EngineError::Repo(r) => repo_remedy(r),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         EngineError::Io { op, path: path.into(), source }
     }
+}
+
+fn repo_kind(e: &RepoError) -> ErrorKind {
+    use ErrorKind as K;
+    match e {
+        RepoError::Store(s) => store_kind(s),
+        RepoError::NotARepository(_) | RepoError::NoSuchSnapshot(_) | RepoError::NoSuchKey(_) => K::NotFound,
+        RepoError::AmbiguousSnapshot(_) | RepoError::UnsupportedVersion { .. } => K::BadInput,
+        RepoError::WrongPassword(_) | RepoError::KeySlotsDamaged { .. } | RepoError::OpenBudget { .. } => K::WrongKey,
+        RepoError::Corrupt { .. }
+        | RepoError::Misnamed { .. }
+        | RepoError::Malformed { .. }
+        | RepoError::MissingBlob(_) => K::Damaged,
+        RepoError::AlreadyExists(_) | RepoError::Locked { .. } | RepoError::LastKey => K::Conflict,
+        RepoError::Cancelled => K::Interrupted,
+        RepoError::Kdf(_) => K::Internal,
+    }
+}
+
+fn repo_remedy(e: &RepoError) -> Option<Remedy> {
+    Some(match e {
+        RepoError::NotARepository(_) => Remedy::CreateRepository,
+        RepoError::WrongPassword(_) => Remedy::RetryPassword,
+        RepoError::KeySlotsDamaged { .. } => Remedy::ThenRepair,
+        RepoError::OpenBudget { .. } => Remedy::ThenCheck,
+        RepoError::Corrupt { .. } => Remedy::CheckData,
+        RepoError::Misnamed { .. } => Remedy::Repair,
+        RepoError::Malformed { .. } | RepoError::MissingBlob(_) => Remedy::Check,
+        RepoError::Locked { .. } => Remedy::Unlock,
+        RepoError::NoSuchSnapshot(_) => Remedy::ListBackups,
+        RepoError::NoSuchKey(_) => Remedy::ListKeys,
+        _ => return None,
+    })
+}
+
+fn store_kind(e: &StoreError) -> ErrorKind {
+    match e {
+        // An object the repository refers to is gone, or holds less than it should.
+        StoreError::NotFound { .. } | StoreError::ShortRead { .. } | StoreError::BadName(_) => ErrorKind::Damaged,
+        StoreError::Unreachable { .. }
+        | StoreError::Offline { .. }
+        | StoreError::AuthRefused { .. }
+        | StoreError::HostKey { .. }
+        | StoreError::NoContainer { .. }
+        | StoreError::Remote { .. }
+        | StoreError::Full { .. }
+        | StoreError::ReadOnly { .. }
+        | StoreError::PermissionDenied { .. }
+        | StoreError::Io { .. } => ErrorKind::LocationUnavailable,
+    }
+}
+
+/// The kind and remedy of an error from any layer under the front ends: the first engine,
+/// repository or storage error in its chain of sources; anything else is internal.
+pub fn classify(e: &(dyn std::error::Error + 'static)) -> (ErrorKind, Option<Remedy>) {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(e) = c.downcast_ref::<EngineError>() {
+            return (e.kind(), e.remedy());
+        }
+        if let Some(r) = c.downcast_ref::<RepoError>() {
+            return (repo_kind(r), repo_remedy(r));
+        }
+        if let Some(s) = c.downcast_ref::<StoreError>() {
+            return (store_kind(s), None);
+        }
+        cause = c.source();
+    }
+    (ErrorKind::Internal, None)
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;

@@ -27,7 +27,7 @@ mod workers;
 
 pub use catalog::BackupInfo;
 pub use config::{Config, LoadedConfig};
-pub use error::{EngineError, EngineResult};
+pub use error::{classify, EngineError, EngineResult, ErrorKind, Remedy};
 pub use location::Location;
 pub use paths::Dirs;
 pub use progress::Progress;

@@ -2,46 +2,47 @@ use lifeboat_storage::StoreError;
 
 use crate::Id;
 
-/// What went wrong in the repository, and what to do about it.
+/// What went wrong in the repository. What a person can do about it is the front end's to say
+/// (the engine names it: `EngineError::remedy`), so these words never name a command.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("there is no Lifeboat repository at {0}: run `lifeboat backups new` to create one")]
+    #[error("there is no Lifeboat repository at {0}")]
     NotARepository(String),
     #[error("a repository already exists at {0}")]
     AlreadyExists(String),
-    #[error("wrong password for the repository at {0}: try again, or use the recovery key from your emergency kit")]
+    #[error("wrong password for the repository at {0}")]
     WrongPassword(String),
     #[error(
-        "no key slot of the repository at {location} opens with this secret, and {unreadable} key slots are damaged: open it with the recovery key from your emergency kit, then run `lifeboat check --repair`"
+        "no key slot of the repository at {location} opens with this secret, and {unreadable} key slots are damaged: open it with the recovery key from your emergency kit"
     )]
     KeySlotsDamaged { location: String, unreadable: usize },
     #[error(
-        "no key slot of the repository at {location} opened with this secret within {seconds} s ({untried} slots left untried): someone who can write there may have added slots to slow every open; open it with the recovery key from your emergency kit, then run `lifeboat check`"
+        "no key slot of the repository at {location} opened with this secret within {seconds} s ({untried} slots left untried): someone who can write there may have added slots to slow every open; open it with the recovery key from your emergency kit"
     )]
     OpenBudget { location: String, seconds: u64, untried: usize },
     #[error("the repository at {location} uses format {found}, this Lifeboat reads {supported}: upgrade Lifeboat")]
     UnsupportedVersion { location: String, found: u32, supported: u32 },
-    #[error("{what} failed authentication: it was damaged or tampered with; run `lifeboat check --read-data`")]
+    #[error("{what} failed authentication: it was damaged or tampered with")]
     Corrupt { what: String },
     #[error(
-        "{what} holds what belongs under {} (renamed or copied by someone who can write to the location); run `lifeboat check --repair`", actual.to_hex()
+        "{what} holds what belongs under {} (renamed or copied by someone who can write to the location)", actual.to_hex()
     )]
     Misnamed { what: String, actual: Id, sealed: Vec<u8> },
-    #[error("{what} is malformed ({detail}); run `lifeboat check`")]
+    #[error("{what} is malformed ({detail})")]
     Malformed { what: String, detail: String },
-    #[error("blob {0} is missing from the index; run `lifeboat check`")]
+    #[error("blob {0} is missing from the index")]
     MissingBlob(Id),
-    #[error("the repository is locked by {holder}: wait for it to finish, or if it died, remove the stale lock with `lifeboat unlock`")]
+    #[error("the repository is locked by {holder}: wait for it to finish")]
     Locked { holder: String },
-    #[error("no backup matches {0}: see `lifeboat backups list`")]
+    #[error("no backup matches {0}")]
     NoSuchSnapshot(String),
     #[error("{0} matches several backups: give more of the slug")]
     AmbiguousSnapshot(String),
     #[error("cannot remove the last key of the repository: add another key first")]
     LastKey,
-    #[error("no key {0} in the repository: see `lifeboat key list`")]
+    #[error("no key {0} in the repository")]
     NoSuchKey(String),
     #[error("key derivation failed: {0}")]
     Kdf(String),

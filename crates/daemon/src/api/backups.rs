@@ -90,10 +90,7 @@ pub type AtQuery = Result<Query<At>, QueryRejection>;
 /// The location holding a backup, its repository, and the backup.
 pub(crate) fn find(d: &Shared, slug: &str, at: &At) -> ApiResult<(Location, Repository, Id, Snapshot)> {
     if slug.is_empty() || slug.len() > 64 || !slug.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no backup {slug:?}: backups are named by hex digits"),
-        ));
+        return Err(ApiError::not_found(format!("no backup {slug:?}: backups are named by hex digits")));
     }
     let locations = match &at.location {
         Some(name) => vec![d.location(Some(name))?],
@@ -106,7 +103,7 @@ pub(crate) fn find(d: &Shared, slug: &str, at: &At) -> ApiResult<(Location, Repo
         }
     }
     let place = at.location.as_deref().map(|l| format!("location {l}")).unwrap_or_else(|| "any location".into());
-    Err(ApiError::new(StatusCode::NOT_FOUND, format!("no backup {slug} in {place}: see GET /api/backups")))
+    Err(ApiError::not_found(format!("no backup {slug} in {place}: see GET /api/backups")))
 }
 
 #[derive(Serialize)]
@@ -213,8 +210,7 @@ pub async fn restore(
             // The plan is answered at once: reading trees and the device is quick next to a
             // restore, and nothing is written.
             let plan = work::restore_plan(&d, &snap.slug, &loc.name, &spec)?;
-            let plan = serde_json::to_value(&plan)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let plan = serde_json::to_value(&plan).map_err(|e| ApiError::internal(e.to_string()))?;
             return Ok((StatusCode::OK, Json(plan)));
         }
         let d2 = d.clone();
@@ -226,8 +222,7 @@ pub async fn restore(
             format!("restore of backup {}", snap.slug),
             Box::new(move |j| work::restore(&d2, j, &slug2, &location, &spec)),
         );
-        let started = serde_json::to_value(Started { job: job.id })
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let started = serde_json::to_value(Started { job: job.id }).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok((StatusCode::ACCEPTED, Json(started)))
     })
     .await

@@ -53,7 +53,7 @@ pub async fn download(
             let (_, repo, _, snap) = super::backups::find(&d, &slug, &at)?;
             let passphrase = if snap.protected {
                 Some(password(&d).ok_or_else(|| {
-                    ApiError::new(StatusCode::CONFLICT, "the backup is protected and the daemon has no password for its file: start it with --password-file")
+                    ApiError::new(lifeboat_engine::ErrorKind::WrongKey, "the backup is protected and the daemon has no password for its file: start it with --password-file")
                 })?)
             } else {
                 None
@@ -83,9 +83,7 @@ pub async fn download(
         }
         let _ = out.flush();
     });
-    let (len, name) = ready_rx
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the export stopped before it began"))??;
+    let (len, name) = ready_rx.await.map_err(|_| ApiError::internal("the export stopped before it began"))??;
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Ok((
         [

@@ -97,9 +97,13 @@ pub async fn set_schedules(State(d): State<Shared>, body: Bytes) -> ApiResult<Js
 /// Runs a schedule now, as when it is due: its conditions are checked at each location.
 pub async fn run_schedule(State(d): State<Shared>, Path(name): Path<String>) -> ApiResult<Json<Vec<Decision>>> {
     blocking(move || {
-        let sc = d.config().config.schedule.get(&name).cloned().ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("no schedule {name}: see GET /api/schedules"))
-        })?;
+        let sc = d
+            .config()
+            .config
+            .schedule
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("no schedule {name}: see GET /api/schedules")))?;
         let _ = d.events.set_last_run(&name, jiff::Timestamp::now());
         Ok(Json(crate::scheduler::run_schedule(&d, &name, &sc, &Situation::now())))
     })
@@ -124,10 +128,7 @@ pub async fn events(
 ) -> ApiResult<Json<Vec<Event>>> {
     let q = query(q)?;
     blocking(move || {
-        d.events
-            .list(q.limit.min(10_000), q.kind.as_deref())
-            .map(Json)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        d.events.list(q.limit.min(10_000), q.kind.as_deref()).map(Json).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await
 }
@@ -210,9 +211,7 @@ pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(St
         let info = lifeboat_engine::location::info(&d.config().config, &d.dirs)
             .into_iter()
             .find(|l| l.name == req.name)
-            .ok_or_else(|| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the new location is not in the configuration")
-            })?;
+            .ok_or_else(|| ApiError::internal("the new location is not in the configuration"))?;
         Ok((StatusCode::CREATED, Json(info)))
     })
     .await

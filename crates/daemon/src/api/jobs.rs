@@ -4,7 +4,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::Stream;
@@ -24,7 +23,7 @@ fn job(d: &Shared, id: &str) -> ApiResult<std::sync::Arc<Job>> {
     id.parse::<u64>()
         .ok()
         .and_then(|n| d.jobs.get(n))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no job {id}: see GET /api/jobs")))
+        .ok_or_else(|| ApiError::not_found(format!("no job {id}: see GET /api/jobs")))
 }
 
 pub async fn show(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {

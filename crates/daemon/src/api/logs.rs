@@ -2,7 +2,7 @@
 //! folder), listed and read.
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -35,10 +35,7 @@ pub async fn list(State(d): State<Shared>) -> ApiResult<Json<Vec<LogFile>>> {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Json(Vec::new())),
             Err(e) => {
-                return Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot read the log folder {}: {e}", d.dirs.logs.display()),
-                ))
+                return Err(ApiError::internal(format!("cannot read the log folder {}: {e}", d.dirs.logs.display())))
             }
         };
         let mut logs: Vec<LogFile> = entries
@@ -60,12 +57,12 @@ pub async fn list(State(d): State<Shared>) -> ApiResult<Json<Vec<LogFile>>> {
 pub async fn show(State(d): State<Shared>, Path(name): Path<String>) -> ApiResult<Response> {
     // Only names the listing gives: no path can leave the log folder.
     if parts(&name).is_none() || name.contains('/') || name.starts_with('.') {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no log {name:?}: see GET /api/logs")));
+        return Err(ApiError::not_found(format!("no log {name:?}: see GET /api/logs")));
     }
     blocking(move || {
         let path = d.dirs.logs.join(&name);
-        let text = std::fs::read(&path)
-            .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no log {name:?}: see GET /api/logs")))?;
+        let text =
+            std::fs::read(&path).map_err(|_| ApiError::not_found(format!("no log {name:?}: see GET /api/logs")))?;
         Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
     })
     .await

@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lifeboat_engine::EngineError;
+use lifeboat_engine::{EngineError, ErrorKind, Remedy};
 use lifeboat_repository::RepoError;
 
 use crate::state::Shared;
@@ -76,75 +76,108 @@ async fn require_auth(State(d): State<Shared>, req: Request, next: Next) -> Resp
     }
 }
 
-/// An error as the API returns it: a status and `{"error": "words that say what to do"}`.
+/// An error as the API returns it: a status and `{"error": "words that say what to do",
+/// "kind": "…"}`, the kind being the engine's one classification (docs/CONFIG.md, "Errors").
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
+    /// None for refusals of the HTTP layer itself (signing in, the token, CSRF, rate limits).
+    pub kind: Option<ErrorKind>,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+    /// An error of the API's own (a route's input), of the given kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+        ApiError { status: status(kind), kind: Some(kind), message: message.into() }
+    }
+
+    /// A refusal of the HTTP layer (not signed in, a forged request, too many attempts).
+    pub fn refused(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, kind: None, message: message.into() }
     }
 
     pub fn bad(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
+        ApiError::new(ErrorKind::BadInput, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorKind::Internal, message)
+    }
+
+    /// Any error of the layers below, classified once by the engine.
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> ApiError {
+        let (kind, fix) = lifeboat_engine::classify(e);
+        let mut message = e.to_string();
+        if let Some(r) = fix {
+            message.push_str(": ");
+            message.push_str(remedy(r));
+        }
+        ApiError::new(kind, message)
+    }
+}
+
+/// The one HTTP status of each kind of error.
+pub fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+        ErrorKind::WrongKey => StatusCode::FORBIDDEN,
+        // The location's state (a card not inserted, a server down), not the daemon's.
+        ErrorKind::LocationUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Damaged => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Interrupted => StatusCode::GONE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A remedy in the API's words: for whoever drives it (the page, an automation), not a
+/// command to type.
+pub fn remedy(r: Remedy) -> &'static str {
+    match r {
+        Remedy::CreateRepository => "a first backup to this location (POST /api/backups) creates it",
+        Remedy::Check => "the repository should be checked for damage",
+        Remedy::CheckData => "the repository should be checked for damage, reading all of its data",
+        Remedy::Repair => "the repository should be checked and repaired",
+        Remedy::RetryPassword => "give the right password, or the recovery key",
+        Remedy::ThenRepair => "once opened, the repository should be checked and repaired",
+        Remedy::ThenCheck => "once opened, the repository should be checked",
+        Remedy::Unlock => "if its holder died, the stale lock must be removed",
+        Remedy::ListBackups => "GET /api/backups lists the backups",
+        Remedy::ListKeys => "the repository's keys are listed on the device",
+        Remedy::ListUnits => "GET /api/units lists the units",
+        Remedy::GivePassword => "the daemon needs this repository's password (serve --password-file) or a device key",
+        Remedy::RestoreElsewhere => "restore into a target folder to get what can be read",
+        Remedy::RestoreElsewhereOrUnsafe => "restore into a target folder instead",
+        Remedy::NameLocation => "GET /api/backups lists the backups and their locations",
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        let body = match self.kind {
+            Some(kind) => serde_json::json!({ "error": self.message, "kind": kind }),
+            None => serde_json::json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
-        let status = match &e {
-            EngineError::UnknownUnit { .. }
-            | EngineError::UnknownLocation { .. }
-            | EngineError::UnknownProfile { .. }
-            | EngineError::UnitNotInBackup { .. }
-            | EngineError::BadTarget(_)
-            | EngineError::Config { .. }
-            | EngineError::LocationConfig { .. }
-            | EngineError::BackupFile { .. }
-            | EngineError::BadName { .. }
-            | EngineError::UnsafeBackup { .. }
-            | EngineError::Outside { .. } => StatusCode::BAD_REQUEST,
-            EngineError::NoRoom { .. } => StatusCode::INSUFFICIENT_STORAGE,
-            // The location's state (a card not inserted, a server down), not the daemon's.
-            EngineError::LocationUnavailable { .. } | EngineError::Store(_) => StatusCode::CONFLICT,
-            EngineError::NoPassword { .. } | EngineError::PasswordFile { .. } | EngineError::EmptyPassword(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            EngineError::Repo(r) => return r_status(r, e.to_string()),
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
+        ApiError::of(&e)
     }
 }
 
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> ApiError {
-        let msg = e.to_string();
-        r_status(&e, msg)
+        ApiError::of(&e)
     }
-}
-
-fn r_status(e: &RepoError, msg: String) -> ApiError {
-    let status = match e {
-        RepoError::NoSuchSnapshot(_) => StatusCode::NOT_FOUND,
-        RepoError::AmbiguousSnapshot(_) => StatusCode::BAD_REQUEST,
-        RepoError::Locked { .. } => StatusCode::CONFLICT,
-        RepoError::WrongPassword(_) | RepoError::KeySlotsDamaged { .. } | RepoError::OpenBudget { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        RepoError::Store(_) => StatusCode::CONFLICT,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    ApiError::new(status, msg)
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -164,7 +197,5 @@ pub fn query<T>(q: Result<axum::extract::Query<T>, axum::extract::rejection::Que
 
 /// Runs blocking engine work off the async threads.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(ApiError::internal(format!("internal error: {e}"))))
 }

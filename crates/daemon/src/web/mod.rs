@@ -50,13 +50,13 @@ pub fn caller(d: &Shared, method: &Method, headers: &HeaderMap) -> Caller {
 /// The refusal for a request that is not signed in.
 pub fn refusal(c: &Caller) -> Response {
     match c {
-        Caller::Forged => ApiError::new(
+        Caller::Forged => ApiError::refused(
             StatusCode::FORBIDDEN,
             "this request did not come from the Backups page (its CSRF token is missing or wrong): reload the page and try again",
         )
         .into_response(),
         _ => {
-            let mut r = ApiError::new(
+            let mut r = ApiError::refused(
                 StatusCode::UNAUTHORIZED,
                 "a valid token is needed: send Authorization: Bearer TOKEN (`lifeboat token` prints it), or sign in on the page",
             )
@@ -92,7 +92,7 @@ async fn signin_page() -> Response {
 
 async fn asset(State(d): State<Shared>, method: Method, headers: HeaderMap, Path(file): Path<String>) -> Response {
     let Some(a) = assets::find(&file) else {
-        return ApiError::new(StatusCode::NOT_FOUND, format!("no file {file} in the page's assets")).into_response();
+        return ApiError::not_found(format!("no file {file} in the page's assets")).into_response();
     };
     if !a.public {
         let c = caller(&d, &method, &headers);
@@ -121,7 +121,7 @@ pub async fn fallback(State(d): State<Shared>, req: Request) -> Response {
         if !signed_in {
             return refusal(&c);
         }
-        return ApiError::new(StatusCode::NOT_FOUND, "no such route: see /api/openapi.json").into_response();
+        return ApiError::not_found("no such route: see /api/openapi.json").into_response();
     }
     if !signed_in {
         let next = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -161,7 +161,7 @@ async fn sign_in(
     let req: SignInBody = json_body(&body)?;
     let client = session::Client::from(peer.ip());
     if !d.sessions.begin_attempt(client) {
-        return Err(ApiError::new(
+        return Err(ApiError::refused(
             StatusCode::TOO_MANY_REQUESTS,
             "too many sign-ins from this address in the last minute: wait a minute and try again",
         ));
@@ -175,7 +175,7 @@ async fn sign_in(
     .await
     .unwrap_or(false);
     if !ok {
-        return Err(ApiError::new(
+        return Err(ApiError::refused(
             StatusCode::UNAUTHORIZED,
             "that is neither the API token nor the page's password: `lifeboat token` prints the token, `lifeboat passwd` sets a password",
         ));
@@ -192,9 +192,10 @@ async fn sign_in(
 async fn session_info(State(d): State<Shared>, headers: HeaderMap) -> ApiResult<Json<SessionInfo>> {
     match d.sessions.csrf(&headers) {
         Some(csrf) => Ok(Json(SessionInfo { csrf })),
-        None => {
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "not signed in: sign in with the API token or the password"))
-        }
+        None => Err(ApiError::refused(
+            StatusCode::UNAUTHORIZED,
+            "not signed in: sign in with the API token or the password",
+        )),
     }
 }
 

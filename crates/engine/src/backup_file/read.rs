@@ -118,6 +118,10 @@ impl<R: Read> FileReader<R> {
                 return Err(match (outer, e) {
                     (Some(TarError::Truncated), _) => unit_error(&"the file ends inside it: the file is incomplete"),
                     (_, EngineError::BackupFile { detail, .. }) => unit_error(&detail),
+                    (_, EngineError::BackupFilePassword { detail, .. }) => EngineError::BackupFilePassword {
+                        file: label.clone(),
+                        detail: format!("unit {name}: {detail}"),
+                    },
                     (_, e) => e,
                 });
             }
@@ -190,17 +194,16 @@ fn read_unit(
     read: &mut dyn FnMut(&UnitFile, &mut UnitTar<'_>) -> EngineResult<()>,
 ) -> EngineResult<()> {
     let fail = |d: String| EngineError::BackupFile { file: String::new(), detail: d };
+    let no_key = |d: &str| EngineError::BackupFilePassword { file: String::new(), detail: d.into() };
     let plain: Box<dyn Read + '_> = if unit.encrypted {
         let Some(pass) = passphrase else {
-            return Err(fail(
-                "it is encrypted: give its password with --password-file FILE or LIFEBOAT_PASSWORD".into(),
-            ));
+            return Err(no_key("it is encrypted: give its password"));
         };
         let dec = age::Decryptor::new(input).map_err(|e| fail(format!("its encryption header is damaged ({e})")))?;
         let id = passphrase_identity(pass);
         let r = dec.decrypt(std::iter::once(&id as &dyn age::Identity)).map_err(|e| match e {
             age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
-                fail("the password does not open it: give the password the backup was made with".into())
+                no_key("the password does not open it: give the password the backup was made with")
             }
             other => fail(format!("it cannot be decrypted ({other})")),
         })?;
