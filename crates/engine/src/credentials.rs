@@ -34,7 +34,20 @@ pub struct Opened {
 }
 
 impl Credentials {
+    /// The password of a backup file: the password file, else `$LIFEBOAT_PASSWORD`, else
+    /// asked (when someone can answer). `None` when there is none.
+    pub fn file_password(&self, question: &str, confirm: bool) -> EngineResult<Option<String>> {
+        if let Some(secret) = self.explicit_text()? {
+            return Ok(Some(secret));
+        }
+        Ok(self.prompt.as_ref().and_then(|p| p(question, confirm)))
+    }
+
     fn explicit(&self) -> EngineResult<Option<Secret>> {
+        Ok(self.explicit_text()?.map(Secret::new))
+    }
+
+    fn explicit_text(&self) -> EngineResult<Option<String>> {
         if let Some(path) = &self.password_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|source| EngineError::PasswordFile { path: path.clone(), source })?;
@@ -43,11 +56,11 @@ impl Credentials {
             if pw.is_empty() {
                 return Err(EngineError::EmptyPassword(path.clone()));
             }
-            return Ok(Some(Secret::new(pw)));
+            return Ok(Some(pw.to_string()));
         }
         if let Ok(pw) = std::env::var("LIFEBOAT_PASSWORD") {
             if !pw.is_empty() {
-                return Ok(Some(Secret::new(pw)));
+                return Ok(Some(pw));
             }
         }
         Ok(None)

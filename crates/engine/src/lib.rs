@@ -1,6 +1,7 @@
 //! What Lifeboat does with a repository: units from the configuration, backups and restores
 //! of them, listings, estimates. The command line and the daemon are thin layers over this.
 
+pub mod app;
 pub mod backup;
 pub mod backup_file;
 pub mod catalog;
@@ -25,6 +26,7 @@ pub mod schedule;
 pub mod unit;
 mod workers;
 
+pub use app::Lifeboat;
 pub use catalog::BackupInfo;
 pub use config::{Config, LoadedConfig};
 pub use error::{classify, EngineError, EngineResult, ErrorKind, Remedy};

@@ -125,7 +125,7 @@ impl Repository {
         }
         let by_pack = index.by_pack();
         report.blobs = index.blob_count();
-        *self.inner.index.write().expect("index lock") = index;
+        self.set_index(index);
 
         progress("listing packs");
         let listed = self.store().list("data")?;

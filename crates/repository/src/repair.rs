@@ -96,7 +96,7 @@ impl Repository {
         for (pack, entries) in &healthy {
             index.add_pack(*pack, entries);
         }
-        *self.inner.index.write().expect("index lock") = index;
+        self.set_index(index);
         if !broken.is_empty() {
             progress("rewriting the intact blobs of damaged packs");
             let writer = crate::BlobWriter::new(self, 1);

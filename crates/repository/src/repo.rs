@@ -43,6 +43,9 @@ pub(crate) struct Inner {
     pub config_state: RwLock<ConfigState>,
     pub chunker: Chunker,
     pub index: RwLock<Index>,
+    /// Set once the index files were read: until then no blob is looked up (an empty index
+    /// would call every blob missing), see [`Repository::index_ready`].
+    pub index_loaded: std::sync::atomic::AtomicBool,
     /// The slot that opened the repository.
     pub key_slot: Id,
     pub key_kind: KeyKind,
@@ -128,6 +131,7 @@ impl Repository {
                 config_state: RwLock::new(config_state),
                 chunker,
                 index: RwLock::new(Index::default()),
+                index_loaded: Default::default(),
                 key_slot,
                 key_kind,
             }),
@@ -180,8 +184,25 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        *self.inner.index.write().expect("index lock") = index;
+        self.set_index(index);
         Ok(skipped)
+    }
+
+    /// Puts a freshly read index in place.
+    pub(crate) fn set_index(&self, index: Index) {
+        *self.inner.index.write().expect("index lock") = index;
+        self.inner.index_loaded.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Reads the index files unless that was done: every lookup of a blob goes through
+    /// here, so that no reader can look blobs up in an index never loaded (and take every
+    /// blob for missing). Writers call [`Repository::load_index`] themselves, under their
+    /// lock, to see other writers' work.
+    pub(crate) fn index_ready(&self) -> RepoResult<()> {
+        if !self.inner.index_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            self.load_index()?;
+        }
+        Ok(())
     }
 
     /// Reads every index file, failing on any that cannot be read: for what removes data
@@ -192,7 +213,7 @@ impl Repository {
             let (id, file) = r?;
             index.add_file(id, &file);
         }
-        *self.inner.index.write().expect("index lock") = index;
+        self.set_index(index);
         Ok(())
     }
 
@@ -235,6 +256,8 @@ impl Repository {
 
     /// True when the index knows the blob.
     pub fn has_blob(&self, id: &Id) -> bool {
+        // An index that cannot be read answers "not held": the blob is then stored again.
+        let _ = self.index_ready();
         self.inner.index.read().expect("index lock").contains(id)
     }
 
@@ -245,6 +268,7 @@ impl Repository {
     /// Reads, decrypts, decompresses and verifies one blob. When the copy the index uses is
     /// damaged, every other stored copy is tried before giving up.
     pub fn read_blob(&self, id: &Id) -> RepoResult<Vec<u8>> {
+        self.index_ready()?;
         let copies = self.inner.index.read().expect("index lock").locations(id);
         let mut first_error = None;
         for (pack, loc) in copies {
@@ -274,6 +298,7 @@ impl Repository {
     /// frame, or the plain bytes when compressing did not help. Backup files splice these
     /// frames into their `.tar.zst` streams rather than compressing the data again.
     pub fn read_blob_payload(&self, id: &Id) -> RepoResult<BlobPayload> {
+        self.index_ready()?;
         let (pack, loc) = self.inner.index.read().expect("index lock").get(id).ok_or(RepoError::MissingBlob(*id))?;
         let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
         let sealed = self.inner.store.read(&pack_name(&pack), Some(range))?;
@@ -290,6 +315,7 @@ impl Repository {
     /// is a zstd frame, and its length. A payload is stored compressed only when that made it
     /// strictly shorter than the plain bytes, so equal lengths mean plain bytes.
     pub fn blob_payload_len(&self, id: &Id) -> Option<(bool, u64)> {
+        self.index_ready().ok()?;
         let (_, loc) = self.inner.index.read().expect("index lock").get(id)?;
         let payload = (loc.length as usize).checked_sub(crate::crypto::OVERHEAD)? as u64;
         Some((payload < loc.raw_length as u64, payload))
@@ -302,6 +328,8 @@ impl Repository {
 
     /// Where a blob is: its pack, offset, stored length and plain length.
     pub fn locate(&self, id: &Id) -> Option<(Id, u32, u32, u32)> {
+        // When the index cannot be read, the caller's fallback read says why.
+        self.index_ready().ok()?;
         self.inner.index.read().expect("index lock").get(id).map(|(p, l)| (p, l.offset, l.length, l.raw_length))
     }
 
@@ -500,4 +528,29 @@ pub fn username() -> String {
         .map(|u| u.name)
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BlobKind, BlobWriter};
+
+    /// The bug of the daemon's copy: a repository opened afresh was read before its index
+    /// was loaded, and every blob was "missing from the index". No reader can do that now.
+    #[test]
+    fn a_freshly_opened_repository_reads_blobs_without_being_told_to_load_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(lifeboat_storage::LocalStore::new(dir.path().to_path_buf()));
+        let secret = Secret::new("correct horse");
+        let repo = Repository::init(store.clone(), &secret, KeyKind::Password).unwrap();
+        repo.load_index().unwrap();
+        let writer = BlobWriter::new(&repo, 1);
+        let (id, _) = writer.add(BlobKind::Data, b"what a backup holds").unwrap();
+        writer.finish().unwrap();
+
+        let fresh = Repository::open(store, &secret).unwrap();
+        assert_eq!(fresh.read_blob(&id).unwrap(), b"what a backup holds");
+        assert!(fresh.has_blob(&id));
+        assert!(fresh.locate(&id).is_some());
+    }
 }

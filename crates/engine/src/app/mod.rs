@@ -1,0 +1,161 @@
+//! The application layer: every use case of Lifeboat, put together once.
+//!
+//! A [`Lifeboat`] is made from the folders, the configuration and where secrets come from. It
+//! builds each location once (a network location keeps its connection) and opens each
+//! repository once (its key is derived once). The command line and the daemon hold one and
+//! only turn its answers into text, exit codes, JSON and events; neither puts a use case
+//! together itself.
+//!
+//! | use case | method |
+//! | --- | --- |
+//! | back up | [`Lifeboat::back_up`] |
+//! | plan or run a restore (with the safety backup) | [`Lifeboat::restore`] |
+//! | copy a backup to another location | [`Lifeboat::copy`] |
+//! | export a backup file / import one | [`Lifeboat::plan_export`] / [`Lifeboat::import`] |
+//! | restore from a backup file | [`Lifeboat::restore_file`] |
+//! | list backups over every location | [`Lifeboat::list_backups`] |
+//! | find a backup (slug, prefix) | [`Lifeboat::find_backup`] |
+//! | pin, remove | [`Lifeboat::pin`], [`Lifeboat::remove`] |
+//! | units with sizes | [`Lifeboat::units`] |
+//! | estimate | [`Lifeboat::estimate`] |
+//! | check, repair, prune, unlock | [`Lifeboat::check`], [`Lifeboat::repair`], [`Lifeboat::prune`], [`Lifeboat::unlock`] |
+//! | apply a schedule's retention | [`Lifeboat::apply_retention`] |
+//! | keys | [`Lifeboat::keys`], [`Lifeboat::add_key`], [`Lifeboat::remove_key`], [`Lifeboat::recovery_key`] |
+
+mod backing_up;
+mod listing;
+mod moving;
+mod restoring;
+mod upkeep;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use lifeboat_repository::Repository;
+
+use crate::credentials::{self, Created, Credentials};
+use crate::location::{self, Location};
+use crate::unit::{self, Unit};
+use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
+
+pub use backing_up::{BackedUp, BackupOrder, RetentionOutcome};
+pub use listing::{Found, Listing, Unavailable, Unreadable};
+pub use moving::Copied;
+pub use restoring::RestoreOrder;
+
+/// Told when a repository is created on first use (to show the recovery key).
+pub type CreatedNotice = dyn Fn(&Location, &Created) + Send + Sync;
+
+/// Lifeboat, ready to carry out any use case: see the module's table.
+pub struct Lifeboat {
+    dirs: Dirs,
+    config: LoadedConfig,
+    locations: Vec<Location>,
+    default_location: String,
+    credentials: Credentials,
+    repos: Mutex<HashMap<String, Repository>>,
+    on_created: Option<Box<CreatedNotice>>,
+}
+
+impl Lifeboat {
+    pub fn new(dirs: Dirs, config: LoadedConfig, credentials: Credentials) -> Lifeboat {
+        let locations = location::locations(&config.config, &dirs);
+        let default_location = location::default_location_name(&config.config, &dirs);
+        Lifeboat {
+            dirs,
+            config,
+            locations,
+            default_location,
+            credentials,
+            repos: Mutex::new(HashMap::new()),
+            on_created: None,
+        }
+    }
+
+    /// The folders from the environment and the configuration file (`None`: the usual one).
+    pub fn load(config_file: Option<&std::path::Path>, credentials: Credentials) -> EngineResult<Lifeboat> {
+        let dirs = Dirs::from_env()?;
+        let config = LoadedConfig::load(config_file, &dirs)?;
+        Ok(Lifeboat::new(dirs, config, credentials))
+    }
+
+    /// Calls `notice` whenever a repository is created on first use.
+    pub fn on_created(mut self, notice: Box<CreatedNotice>) -> Lifeboat {
+        self.on_created = Some(notice);
+        self
+    }
+
+    pub fn dirs(&self) -> &Dirs {
+        &self.dirs
+    }
+
+    pub fn config(&self) -> &LoadedConfig {
+        &self.config
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Every location, each built once.
+    pub fn locations(&self) -> &[Location] {
+        &self.locations
+    }
+
+    pub fn default_location_name(&self) -> &str {
+        &self.default_location
+    }
+
+    /// The named location, or the default one.
+    pub fn location(&self, name: Option<&str>) -> EngineResult<&Location> {
+        let wanted = name.unwrap_or(&self.default_location);
+        self.locations.iter().find(|l| l.name == wanted).ok_or_else(|| EngineError::UnknownLocation {
+            name: wanted.to_string(),
+            known: self.locations.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Every unit; the folders of local locations and of Lifeboat's logs are never backed up.
+    pub fn units(&self) -> EngineResult<Vec<Unit>> {
+        self.units_for(&self.dirs)
+    }
+
+    /// The units with `~` understood as the home of `dirs` (a restore into another home).
+    pub fn units_for(&self, dirs: &Dirs) -> EngineResult<Vec<Unit>> {
+        let mut skip: Vec<PathBuf> = self.locations.iter().filter_map(|l| l.path.clone()).collect();
+        skip.push(self.dirs.logs.clone());
+        unit::units(&self.config.config, dirs, &skip)
+    }
+
+    /// A location's repository, opened once (with `create`, made on first use).
+    pub fn repository(&self, loc: &Location, create: bool) -> EngineResult<Repository> {
+        if let Some(r) = self.repos.lock().map_err(|_| EngineError::Cancelled)?.get(&loc.name) {
+            return Ok(r.clone());
+        }
+        let opened = credentials::open(loc, &self.dirs, &self.credentials, create)?;
+        if let (Some(c), Some(notice)) = (&opened.created, &self.on_created) {
+            notice(loc, c);
+        }
+        self.repos.lock().map_err(|_| EngineError::Cancelled)?.insert(loc.name.clone(), opened.repo.clone());
+        Ok(opened.repo)
+    }
+
+    /// A location's repository when one is there (`None`: reachable, but no backup yet). The
+    /// location answering is checked first, so an absent card is an error, not "empty".
+    pub fn existing_repository(&self, loc: &Location) -> EngineResult<Option<Repository>> {
+        if self.repos.lock().map_err(|_| EngineError::Cancelled)?.contains_key(&loc.name) {
+            return self.repository(loc, false).map(Some);
+        }
+        if !Repository::exists(loc.store()?.as_ref())? {
+            return Ok(None);
+        }
+        self.repository(loc, false).map(Some)
+    }
+
+    /// The password of a backup file: the given password file, else `$LIFEBOAT_PASSWORD`,
+    /// else asked (when someone can answer). `None` when there is none.
+    pub fn backup_file_password(&self, question: &str, confirm: bool) -> EngineResult<Option<String>> {
+        self.credentials.file_password(question, confirm)
+    }
+}

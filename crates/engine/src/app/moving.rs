@@ -1,0 +1,76 @@
+//! Moving backups between places: a copy to another location, a backup file out and in.
+
+use std::io::Read;
+
+use super::{Found, Lifeboat};
+use crate::backup_file::{self, Export, ExportRequest, ImportOutcome};
+use crate::copy::{self, CopyOutcome};
+use crate::location::Location;
+use crate::{config_edit, EngineError, EngineResult, Progress};
+
+/// A backup copied (or found already there).
+pub struct Copied {
+    pub outcome: CopyOutcome,
+    pub from: Location,
+    pub to: Location,
+    /// Bytes sent to the destination by this process.
+    pub sent: u64,
+}
+
+impl Lifeboat {
+    /// Copies a backup to location `to`, sending only the data it lacks; the backup is looked
+    /// for in `from`, else wherever it is (see [`Lifeboat::find_backup`]).
+    pub fn copy(&self, slug: &str, from: Option<&str>, to: &str, progress: &Progress) -> EngineResult<Copied> {
+        let dst_loc = self.location(Some(to))?;
+        if from == Some(to) {
+            return Err(EngineError::SameLocation { slug: slug.into(), location: to.into() });
+        }
+        let found = self.find_backup(slug, from, Some(to))?;
+        let dst = self.repository(dst_loc, true)?;
+        let outcome = copy::copy(&found.repo, &dst, &found.snapshot.slug, progress)?;
+        Ok(Copied {
+            outcome,
+            from: found.location,
+            to: dst_loc.clone(),
+            sent: dst_loc.traffic().map(|t| t.sent()).unwrap_or(0),
+        })
+    }
+
+    /// A backup file of a found backup, ready to be written: encrypted under `passphrase`
+    /// (which a password-protected backup needs); a full backup carries this device's
+    /// configuration, without secrets.
+    pub fn plan_export<'a>(&self, found: &'a Found, passphrase: Option<String>) -> EngineResult<Export<'a>> {
+        if found.snapshot.protected && passphrase.is_none() {
+            return Err(EngineError::BackupFilePassword {
+                file: format!("of backup {}", found.snapshot.slug),
+                detail: "the backup is password protected, so its file is encrypted: give the password".into(),
+            });
+        }
+        let config = match (&self.config.file, found.snapshot.full) {
+            (Some(f), true) => {
+                let text = std::fs::read_to_string(f).map_err(|e| EngineError::io("reading", f, e))?;
+                let bare = config_edit::without_secrets(&text)
+                    .map_err(|detail| EngineError::Config { path: f.clone(), detail: detail.to_string() })?;
+                Some(bare)
+            }
+            _ => None,
+        };
+        backup_file::plan_export(&found.repo, &found.snapshot, ExportRequest { passphrase, config })
+    }
+
+    /// Imports a backup file read from `input` into a location (the default one when none),
+    /// creating its repository on first use.
+    pub fn import(
+        &self,
+        input: impl Read,
+        label: &str,
+        location: Option<&str>,
+        passphrase: Option<&str>,
+        progress: &Progress,
+    ) -> EngineResult<(Location, ImportOutcome)> {
+        let loc = self.location(location)?;
+        let repo = self.repository(loc, true)?;
+        let outcome = backup_file::import(&repo, input, label, passphrase, progress)?;
+        Ok((loc.clone(), outcome))
+    }
+}

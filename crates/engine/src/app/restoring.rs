@@ -1,0 +1,102 @@
+//! Restoring: a backup of a location's repository, or a backup file.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::{Found, Lifeboat};
+use crate::backup_file::{self, FileRestoreRequest, Manifest};
+use crate::restore::{self, RestoreMode, RestoreReport, RestoreRequest};
+use crate::{EngineError, EngineResult, Progress, RunLog};
+
+/// A restore to plan (`dry_run`) or run.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOrder {
+    /// Units by name (none: every unit the backup holds).
+    pub units: Vec<String>,
+    /// Restore under this folder (absolute); none: in place.
+    pub target: Option<PathBuf>,
+    pub mode: RestoreMode,
+    /// `OLD=NEW` path mappings.
+    pub map_paths: Vec<(PathBuf, PathBuf)>,
+    /// The home folder `~` paths land in (absolute; another user's, say); none: this user's.
+    pub home: Option<PathBuf>,
+    /// Only work out the plan; change nothing.
+    pub dry_run: bool,
+    /// In place: first back up what the restore replaces and deletes.
+    pub safety_backup: bool,
+}
+
+impl Lifeboat {
+    /// Plans or runs the restore of a backup found with [`Lifeboat::find_backup`]. `log`
+    /// makes the run's log (not called for a dry run).
+    pub fn restore(
+        &self,
+        found: &Found,
+        order: RestoreOrder,
+        progress: &Progress,
+        log: impl FnOnce(&str) -> RunLog,
+    ) -> EngineResult<RestoreReport> {
+        let dirs = self.dirs_for(&order)?;
+        // The safety backup and replace mode's excludes are about the files of the home
+        // restored into, not this user's.
+        let configured = self.units_for(&dirs)?;
+        let log = if order.dry_run { RunLog::none() } else { log(&found.snapshot.slug) };
+        let req = RestoreRequest {
+            units: order.units,
+            target: order.target,
+            dry_run: order.dry_run,
+            configured,
+            mode: order.mode,
+            map_paths: order.map_paths,
+            safety_backup: order.safety_backup,
+        };
+        restore::run(&found.repo, &found.snapshot, &dirs, &req, progress, &log)
+    }
+
+    /// Plans or runs the restore of a backup file read from `input` (named `label` in
+    /// messages), with its password when its units are encrypted.
+    pub fn restore_file(
+        &self,
+        input: impl Read,
+        label: &str,
+        order: RestoreOrder,
+        passphrase: Option<String>,
+        devices: bool,
+        progress: &Progress,
+        log: impl FnOnce(&str) -> RunLog,
+    ) -> EngineResult<(Manifest, RestoreReport)> {
+        let dirs = self.dirs_for(&order)?;
+        // With no configuration there is nothing of this device's units to keep.
+        let configured = self.units_for(&dirs).unwrap_or_default();
+        let log = if order.dry_run { RunLog::none() } else { log("file") };
+        let req = FileRestoreRequest {
+            units: order.units,
+            target: order.target,
+            mode: order.mode,
+            dry_run: order.dry_run,
+            configured,
+            passphrase,
+            devices,
+            map_paths: order.map_paths,
+        };
+        backup_file::restore(input, label, &dirs, &req, progress, &log)
+    }
+
+    /// The folders a restore works with: `~` is the home asked for. Relative folders are
+    /// refused here, whoever asks: the front ends resolve them against what they know.
+    fn dirs_for(&self, order: &RestoreOrder) -> EngineResult<crate::Dirs> {
+        for (what, p) in [("target", &order.target), ("home", &order.home)] {
+            if let Some(p) = p.as_ref().filter(|p| !p.is_absolute()) {
+                return Err(EngineError::BadName {
+                    what: format!("the {what} {}", p.display()),
+                    detail: "is relative: give an absolute path".into(),
+                });
+            }
+        }
+        let mut dirs = self.dirs.clone();
+        if let Some(h) = &order.home {
+            dirs.home = h.clone();
+        }
+        Ok(dirs)
+    }
+}
