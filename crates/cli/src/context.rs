@@ -1,76 +1,33 @@
-//! What every command needs: the user's folders, the configuration, and a way to open a
-//! location's repository with the right secret.
+//! What every command needs: the application layer, made from the user's folders, the
+//! configuration and where secrets come from (the password file, the environment, a prompt
+//! when someone can answer).
 
 use std::io::IsTerminal;
+use std::ops::Deref;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use lifeboat_engine::credentials::{self, Credentials, Opened};
-use lifeboat_engine::{location, unit, Dirs, LoadedConfig, Location, Unit};
-use lifeboat_repository::Repository;
+use lifeboat_engine::credentials::{self, Credentials};
+use lifeboat_engine::Lifeboat;
 
 pub struct Context {
-    pub dirs: Dirs,
-    pub config: LoadedConfig,
-    pub password_file: Option<PathBuf>,
+    app: Lifeboat,
     pub quiet: bool,
+}
+
+impl Deref for Context {
+    type Target = Lifeboat;
+    fn deref(&self) -> &Lifeboat {
+        &self.app
+    }
 }
 
 impl Context {
     pub fn new(config: Option<PathBuf>, password_file: Option<PathBuf>, quiet: bool) -> Result<Context> {
-        let dirs = Dirs::from_env()?;
-        let config = LoadedConfig::load(config.as_deref(), &dirs)?;
-        Ok(Context { dirs, config, password_file, quiet })
-    }
-
-    pub fn location(&self, name: Option<&str>) -> Result<Location> {
-        Ok(location::location(&self.config.config, &self.dirs, name)?)
-    }
-
-    pub fn locations(&self) -> Vec<Location> {
-        location::locations(&self.config.config, &self.dirs)
-    }
-
-    /// Every unit; the folders of local locations and of Lifeboat's logs are never backed up.
-    pub fn units(&self) -> Result<Vec<Unit>> {
-        let mut skip: Vec<PathBuf> = self.locations().into_iter().filter_map(|l| l.path).collect();
-        skip.push(self.dirs.logs.clone());
-        Ok(unit::units(&self.config.config, &self.dirs, &skip)?)
-    }
-
-    fn credentials(&self) -> Credentials {
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        Credentials {
-            password_file: self.password_file.clone(),
-            prompt: interactive.then(|| Box::new(prompt) as Box<credentials::Prompt>),
-        }
-    }
-
-    /// The password of a backup file: --password-file, else $LIFEBOAT_PASSWORD, else asked
-    /// (when someone can answer). `None` when there is none.
-    pub fn file_password(&self, question: &str, confirm: bool) -> Result<Option<String>> {
-        if let Some(path) = &self.password_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("the password file {} cannot be read: {e}", path.display()))?;
-            let pw = text.trim_end_matches(['\n', '\r']).to_string();
-            if pw.is_empty() {
-                anyhow::bail!("the password file {} is empty: write the password into it", path.display());
-            }
-            return Ok(Some(pw));
-        }
-        if let Ok(pw) = std::env::var("LIFEBOAT_PASSWORD") {
-            if !pw.is_empty() {
-                return Ok(Some(pw));
-            }
-        }
-        Ok(self.credentials().prompt.and_then(|p| p(question, confirm)))
-    }
-
-    /// Opens the repository of a location; with `create`, makes it on first use and tells the
-    /// person how to keep the key.
-    pub fn open(&self, location: &Location, create: bool) -> Result<Repository> {
-        let Opened { repo, created } = credentials::open(location, &self.dirs, &self.credentials(), create)?;
-        if let Some(c) = created {
+        let credentials =
+            Credentials { password_file, prompt: interactive.then(|| Box::new(prompt) as Box<credentials::Prompt>) };
+        let app = Lifeboat::load(config.as_deref(), credentials)?.on_created(Box::new(|location, c| {
             eprintln!("Created a new encrypted repository in {}.", location.describe());
             match &c.device_key_file {
                 Some(f) => eprintln!(
@@ -82,8 +39,8 @@ impl Context {
             eprintln!("Recovery key (your emergency kit; write it down and keep it away from this device):");
             eprintln!("    {}", c.recovery_key);
             eprintln!("Show it again any time with `lifeboat key recovery`.");
-        }
-        Ok(repo)
+        }));
+        Ok(Context { app, quiet })
     }
 }
 

@@ -57,6 +57,15 @@ pub fn describe(e: &anyhow::Error) -> (i32, String) {
     (code(kind), msg)
 }
 
+/// An engine error as one sentence, ending with what helps.
+pub fn sentence(e: &lifeboat_engine::EngineError) -> String {
+    let mut msg = e.to_string().replace('\n', " ");
+    if let Some(r) = e.remedy() {
+        msg.push_str(remedy(r));
+    }
+    msg
+}
+
 fn one_line(e: &anyhow::Error) -> String {
     // Our errors already say what went wrong; a source chain adds the system's reason.
     let mut parts: Vec<String> = Vec::new();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use lifeboat_engine::progress::ProgressSnapshot;
-use lifeboat_engine::Progress;
+use lifeboat_engine::{EngineError, ErrorKind, Progress};
 use serde::Serialize;
 
 /// Log lines kept in memory per job (the full log is in the log file).
@@ -49,7 +49,7 @@ struct Inner {
     /// Lines dropped from the front of `log` (so readers can follow by line number).
     dropped: usize,
     result: Option<serde_json::Value>,
-    error: Option<String>,
+    error: Option<EngineError>,
     /// Progress counters when they last changed, for the stuck check.
     last_move: (u64, Instant),
     stuck_reported: bool,
@@ -68,7 +68,10 @@ pub struct JobView {
     pub finished: Option<String>,
     pub progress: ProgressView,
     pub result: Option<serde_json::Value>,
+    /// Why it failed, in the API's words.
     pub error: Option<String>,
+    /// The kind of the failure (docs/CONFIG.md, "Errors").
+    pub error_kind: Option<ErrorKind>,
     pub log_lines: usize,
 }
 
@@ -114,7 +117,7 @@ impl Job {
         if i.state == JobState::Queued {
             i.state = JobState::Cancelled;
             i.finished = Some(jiff::Timestamp::now());
-            i.error = Some("cancelled before it started".into());
+            i.error = Some(EngineError::Cancelled);
         }
         drop(i);
         self.changed.notify_all();
@@ -154,7 +157,8 @@ impl Job {
             finished: i.finished.map(|t| t.to_string()),
             progress: ProgressView { counts, percent, rate, eta },
             result: i.result.clone(),
-            error: i.error.clone(),
+            error: i.error.as_ref().map(|e| crate::api::ApiError::of(e).message),
+            error_kind: i.error.as_ref().map(EngineError::kind),
             log_lines: i.dropped + i.log.len(),
         }
     }
@@ -180,7 +184,7 @@ impl Job {
 }
 
 /// What a job's work returns: its result, or why it failed.
-pub type Outcome = Result<serde_json::Value, String>;
+pub type Outcome = Result<serde_json::Value, EngineError>;
 pub type Work = Box<dyn FnOnce(&Arc<Job>) -> Outcome + Send>;
 
 #[derive(Default)]
@@ -230,8 +234,9 @@ impl Jobs {
                 i.last_move = (0, Instant::now());
             }
             j.changed.notify_all();
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&j)))
-                .unwrap_or_else(|_| Err("the job stopped on an internal error (see the daemon's log)".into()));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&j))).unwrap_or_else(|_| {
+                Err(EngineError::Internal("the job stopped on an internal error (see the daemon's log)".into()))
+            });
             let mut i = j.inner.lock().expect("job lock");
             i.finished = Some(jiff::Timestamp::now());
             match outcome {
@@ -256,7 +261,7 @@ impl Jobs {
             Err(e) => {
                 let mut i = job.inner.lock().expect("job lock");
                 i.state = JobState::Failed;
-                i.error = Some(format!("cannot start a thread: {e}"));
+                i.error = Some(EngineError::Internal(format!("cannot start a thread: {e}")));
             }
         }
         job
@@ -325,7 +330,7 @@ mod tests {
             "x".into(),
             Box::new(|j| {
                 j.log_line("INFO trying");
-                Err("no space".into())
+                Err(EngineError::Internal("no space".into()))
             }),
         );
         failing.wait();

@@ -111,7 +111,8 @@ pub fn submit_backup(d: &Shared, spec: BackupSpec) -> u64 {
 
 /// Why a location cannot be used now, or `None` when it answers.
 fn unreachable(d: &Shared, name: &str) -> Option<String> {
-    let loc = match d.location(Some(name)) {
+    let app = d.app();
+    let loc = match app.location(Some(name)) {
         Ok(l) => l,
         Err(e) => return Some(e.to_string()),
     };
@@ -160,9 +161,10 @@ pub fn stale_locations(d: &Shared, now: Timestamp) -> Vec<Stale> {
         .collect();
     let limit = now.checked_sub((config.daemon.stale_after as i64 * 24).hours()).unwrap_or(Timestamp::MIN);
     let mut stale = Vec::new();
+    let app = d.app();
     for name in watched {
-        let newest = d.location(Some(&name)).and_then(|loc| {
-            let Some(repo) = d.existing_repo(&loc)? else { return Ok(None) };
+        let newest = app.location(Some(&name)).and_then(|loc| {
+            let Some(repo) = app.existing_repository(loc)? else { return Ok(None) };
             let (snaps, _) = repo.snapshots()?;
             Ok(snaps.iter().filter(|(_, s)| s.status != SnapshotStatus::Failed).map(|(_, s)| s.finished).max())
         });

@@ -3,13 +3,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use lifeboat_engine::backup::{self, BackupRequest};
-use lifeboat_engine::restore::{self, RestoreMode, RestoreReport, RestoreRequest};
-use lifeboat_engine::retention::{self, Candidate};
-use lifeboat_engine::{unit, BackupInfo, Dirs, EngineResult, Progress, RunLog};
-use lifeboat_repository::SnapshotStatus;
+use lifeboat_engine::app::{schedule_tag, BackupOrder, Found, RestoreOrder};
+use lifeboat_engine::restore::{RestoreMode, RestoreReport};
+use lifeboat_engine::{BackupInfo, EngineError, EngineResult, Progress, RunLog};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{kind, About};
@@ -54,32 +51,18 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
         slug,
         job: Some(job.id),
     };
-    let result = (|| -> Result<(BackupInfo, Vec<String>), String> {
-        let all = d.units().map_err(|e| e.to_string())?;
-        let chosen = unit::select(&all, &spec.units).map_err(|e| e.to_string())?;
-        let full = spec.units.is_empty() || chosen.len() == all.len();
-        let loc = d.location(spec.location.as_deref()).map_err(|e| e.to_string())?;
-        let repo = d.repo(&loc, true).map_err(|e| e.to_string())?;
-        let slug = backup::new_slug(&repo).map_err(|e| e.to_string())?;
-        let log = log_for(d, job, "backup", &slug);
-        let mut tags = Vec::new();
-        if let Some(s) = &spec.schedule {
-            tags.push(format!("schedule:{s}"));
-        }
-        let req = BackupRequest { units: chosen, full, name: spec.name.clone(), slug, tags, safety: None };
-        let (id, snap) = backup::run(&repo, &d.dirs, req, &job.progress, &log).map_err(|e| e.to_string())?;
-        let info = BackupInfo::new(&id, &snap, &loc.name);
-        let mut problems = Vec::new();
-        for u in &snap.units {
-            if let Some(e) = &u.error {
-                problems.push(format!("unit {} failed: {e}", u.name));
-            }
-        }
-        Ok((info, problems))
-    })();
+    let app = d.app();
+    let order = BackupOrder {
+        units: spec.units.clone(),
+        location: spec.location.clone(),
+        name: spec.name.clone(),
+        tags: spec.schedule.as_deref().map(schedule_tag).into_iter().collect(),
+    };
+    let result = app.back_up(order, &job.progress, |slug| log_for(d, job, "backup", slug));
     match result {
-        Ok((info, problems)) => {
-            let (k, level, words) = match info.status {
+        Ok(done) => {
+            let (info, problems) = (&done.info, &done.problems);
+            let (k, level, said) = match info.status {
                 "completed" => (kind::BACKUP_COMPLETED, "info", "completed".to_string()),
                 "failed" => (kind::BACKUP_FAILED, "error", format!("failed: {}", problems.join("; "))),
                 _ => (
@@ -95,22 +78,51 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
             d.event(
                 k,
                 level,
-                &format!("backup {} \"{}\" {words}", info.slug, info.name),
+                &format!("backup {} \"{}\" {said}", info.slug, info.name),
                 about(Some(info.slug.clone())),
             );
             if let Some(loc) = &job.location {
                 let _ = d.events.set_stale_reported(loc, None);
             }
-            let mut value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+            let mut value = json(info)?;
             value["problems"] = problems.clone().into();
             if let Some(s) = &spec.schedule {
-                match apply_retention(d, job, s, &info.location) {
-                    Ok(removed) => value["retention_removed"] = removed.into(),
+                let j = job.clone();
+                let log = move |line: &str| j.log_line(line);
+                match app.apply_retention(s, &info.location, &job.progress, &log) {
+                    Ok(r) => {
+                        if !r.removed.is_empty() {
+                            d.event(
+                                kind::RETENTION,
+                                "info",
+                                &format!("schedule {s} removed {} backups: {}", r.removed.len(), r.removed.join(", ")),
+                                About {
+                                    schedule: Some(s.clone()),
+                                    location: Some(info.location.clone()),
+                                    slug: None,
+                                    job: Some(job.id),
+                                },
+                            );
+                        }
+                        if let Some(p) = &r.pruned {
+                            d.event(
+                                kind::PRUNE,
+                                "info",
+                                &format!("prune of {}: {} packs removed", info.location, p.packs_removed),
+                                About {
+                                    location: Some(info.location.clone()),
+                                    job: Some(job.id),
+                                    ..Default::default()
+                                },
+                            );
+                        }
+                        value["retention_removed"] = r.removed.into();
+                    }
                     Err(e) => {
                         d.event(
                             kind::RETENTION,
                             "error",
-                            &format!("retention of schedule {s} failed: {e}"),
+                            &format!("retention of schedule {s} failed: {}", words(&e)),
                             about(None),
                         );
                     }
@@ -119,64 +131,22 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
             Ok(value)
         }
         Err(e) => {
-            let words = if job.progress.is_cancelled() { "was cancelled".to_string() } else { format!("failed: {e}") };
-            let k = if job.progress.is_cancelled() { kind::CANCELLED } else { kind::BACKUP_FAILED };
-            d.event(k, "error", &format!("{} {words}", describe_backup(spec)), about(None));
+            let cancelled = job.progress.is_cancelled() || e.kind() == lifeboat_engine::ErrorKind::Interrupted;
+            let what = if cancelled { "was cancelled".to_string() } else { format!("failed: {}", words(&e)) };
+            let k = if cancelled { kind::CANCELLED } else { kind::BACKUP_FAILED };
+            d.event(k, "error", &format!("{} {what}", describe_backup(spec)), about(None));
             Err(e)
         }
     }
 }
 
-/// Removes the schedule's backups its retention does not keep, then reclaims their space.
-fn apply_retention(d: &Shared, job: &Arc<Job>, schedule: &str, location: &str) -> Result<Vec<String>, String> {
-    let config = d.config().config;
-    let Some(sc) = config.schedule.get(schedule) else { return Ok(Vec::new()) };
-    if sc.retention.is_empty() {
-        return Ok(Vec::new());
-    }
-    job.progress.set_phase("applying retention");
-    let loc = d.location(Some(location)).map_err(|e| e.to_string())?;
-    let repo = d.repo(&loc, false).map_err(|e| e.to_string())?;
-    let (snaps, _) = repo.snapshots().map_err(|e| e.to_string())?;
-    let tag = format!("schedule:{schedule}");
-    let candidates: Vec<Candidate> = snaps
-        .iter()
-        .map(|(_, s)| Candidate {
-            slug: s.slug.clone(),
-            date: s.date,
-            pinned: s.pinned,
-            successful: s.status != SnapshotStatus::Failed,
-            schedule: s.tags.iter().find(|t| **t == tag).map(|_| schedule.to_string()),
-        })
-        .collect();
-    let tz = jiff::tz::TimeZone::system();
-    let remove = retention::to_remove(&sc.retention, schedule, &candidates, jiff::Timestamp::now(), &tz);
-    if remove.is_empty() {
-        return Ok(remove);
-    }
-    for slug in &remove {
-        if let Some((id, _)) = snaps.iter().find(|(_, s)| &s.slug == slug) {
-            repo.remove_snapshot(id).map_err(|e| e.to_string())?;
-        }
-    }
-    d.event(
-        kind::RETENTION,
-        "info",
-        &format!("schedule {schedule} removed {} backups: {}", remove.len(), remove.join(", ")),
-        About { schedule: Some(schedule.into()), location: Some(location.into()), slug: None, job: Some(job.id) },
-    );
-    job.progress.set_phase("reclaiming space");
-    let j = job.clone();
-    let report = repo
-        .prune(Duration::from_secs(30 * 60), &move |m| j.log_line(&format!("INFO prune: {m}")))
-        .map_err(|e| e.to_string())?;
-    d.event(
-        kind::PRUNE,
-        "info",
-        &format!("prune of {location}: {} packs removed", report.packs_removed),
-        About { location: Some(location.into()), job: Some(job.id), ..Default::default() },
-    );
-    Ok(remove)
+/// An error in the API's words, for events.
+fn words(e: &EngineError) -> String {
+    crate::api::ApiError::of(e).message
+}
+
+fn json(v: &impl Serialize) -> Result<serde_json::Value, EngineError> {
+    serde_json::to_value(v).map_err(|e| EngineError::Internal(format!("cannot show the result: {e}")))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -198,51 +168,39 @@ pub struct RestoreSpec {
     pub dry_run: bool,
 }
 
-/// A restore's folders and request as the daemon runs it: `~` is the home asked for, and
-/// the units are understood in that home.
-fn restore_request(d: &Shared, spec: &RestoreSpec, dry_run: bool) -> EngineResult<(Dirs, RestoreRequest)> {
-    let mut dirs = d.dirs.clone();
-    if let Some(h) = &spec.home {
-        dirs.home = h.clone();
+impl RestoreSpec {
+    fn order(&self) -> RestoreOrder {
+        RestoreOrder {
+            units: self.units.clone(),
+            target: self.target.clone(),
+            mode: self.mode,
+            map_paths: Vec::new(),
+            home: self.home.clone(),
+            dry_run: self.dry_run,
+            safety_backup: true,
+            devices: false,
+        }
     }
-    // The safety backup and replace mode's excludes are about that home's files, not the
-    // daemon user's.
-    let configured = d.units_for(&dirs)?;
-    let req = RestoreRequest {
-        units: spec.units.clone(),
-        target: spec.target.clone(),
-        dry_run,
-        configured,
-        mode: spec.mode,
-        map_paths: Vec::new(),
-        safety_backup: true,
-    };
-    Ok((dirs, req))
 }
 
 /// The plan of a restore, without running it (the API's `dry_run`).
-pub fn restore_plan(d: &Shared, slug: &str, location: &str, spec: &RestoreSpec) -> EngineResult<RestoreReport> {
-    let loc = d.location(Some(location))?;
-    let repo = d.repo(&loc, false)?;
-    let (_, snap) = repo.find_snapshot(slug)?;
-    let (dirs, req) = restore_request(d, spec, true)?;
-    restore::run(&repo, &snap, &dirs, &req, &Progress::default(), &RunLog::none())
+pub fn restore_plan(d: &Shared, found: &Found, spec: &RestoreSpec) -> EngineResult<RestoreReport> {
+    let order = RestoreOrder { dry_run: true, ..spec.order() };
+    d.app().restore(found, order, &Progress::default(), |_| RunLog::none())
 }
 
 pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &RestoreSpec) -> Outcome {
     let about =
         || About { location: Some(location.into()), slug: Some(slug.into()), job: Some(job.id), ..Default::default() };
-    let result = (|| -> Result<serde_json::Value, String> {
-        let loc = d.location(Some(location)).map_err(|e| e.to_string())?;
-        let repo = d.repo(&loc, false).map_err(|e| e.to_string())?;
-        let (_, snap) = repo.find_snapshot(slug).map_err(|e| e.to_string())?;
-        let (dirs, req) = restore_request(d, spec, false).map_err(|e| e.to_string())?;
-        let log = log_for(d, job, "restore", slug);
-        let report = restore::run(&repo, &snap, &dirs, &req, &job.progress, &log).map_err(|e| e.to_string())?;
+    let result = (|| -> Outcome {
+        let app = d.app();
+        let found = app.find_backup(slug, Some(location), None)?;
+        let order = RestoreOrder { dry_run: false, ..spec.order() };
+        let report = app.restore(&found, order, &job.progress, |slug| log_for(d, job, "restore", slug))?;
         if let Some(s) = &report.safety_backup {
             job.log_line(&format!("INFO safety backup {} of what the restore replaced and deleted", s.slug));
         }
-        let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        let mut v = json(&report)?;
         if let Some(s) = &report.safety_backup {
             v["safety_backup"] = s.slug.clone().into();
         }
@@ -259,7 +217,7 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
             d.event(kind::RESTORE, level, &format!("restore of backup {slug} {words}"), about());
         }
         Err(e) => {
-            d.event(kind::RESTORE_FAILED, "error", &format!("restore of backup {slug} failed: {e}"), about());
+            d.event(kind::RESTORE_FAILED, "error", &format!("restore of backup {slug} failed: {}", words(e)), about());
         }
     }
     result
@@ -268,20 +226,18 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
 pub fn copy(d: &Shared, job: &Arc<Job>, slug: &str, from: &str, to: &str) -> Outcome {
     let about =
         || About { location: Some(to.into()), slug: Some(slug.into()), job: Some(job.id), ..Default::default() };
-    let result = (|| -> Result<serde_json::Value, String> {
-        let src = d.location(Some(from)).and_then(|l| d.repo(&l, false)).map_err(|e| e.to_string())?;
-        let dst = d.location(Some(to)).and_then(|l| d.repo(&l, true)).map_err(|e| e.to_string())?;
-        job.log_line(&format!("INFO copying backup {slug} from {from} to {to}"));
-        let o = lifeboat_engine::copy::copy(&src, &dst, slug, &job.progress).map_err(|e| e.to_string())?;
-        let info = BackupInfo::new(&o.id, &o.snapshot, to);
-        let mut v = serde_json::to_value(&info).map_err(|e| e.to_string())?;
-        v["copied"] = o.copied.into();
-        v["new_bytes"] = o.new_bytes.into();
+    job.log_line(&format!("INFO copying backup {slug} from {from} to {to}"));
+    let result = d.app().copy(slug, Some(from), to, &job.progress).and_then(|c| {
+        let mut v = json(&BackupInfo::new(&c.outcome.id, &c.outcome.snapshot, to))?;
+        v["copied"] = c.outcome.copied.into();
+        v["new_bytes"] = c.outcome.new_bytes.into();
         Ok(v)
-    })();
+    });
     match &result {
         Ok(_) => d.event(kind::COPY, "info", &format!("backup {slug} copied from {from} to {to}"), about()),
-        Err(e) => d.event(kind::COPY_FAILED, "error", &format!("copy of backup {slug} to {to} failed: {e}"), about()),
+        Err(e) => {
+            d.event(kind::COPY_FAILED, "error", &format!("copy of backup {slug} to {to} failed: {}", words(e)), about())
+        }
     };
     result
 }

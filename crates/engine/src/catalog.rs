@@ -63,3 +63,54 @@ impl BackupInfo {
         }
     }
 }
+
+/// One backup in full: its listing fields, each unit's, and where its log is (when this
+/// device made it). `backups info --json` and `GET /api/backups/{slug}` are this.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupDetails {
+    #[serde(flatten)]
+    pub info: BackupInfo,
+    pub unit_details: Vec<UnitDetail>,
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitDetail {
+    pub name: String,
+    pub title: String,
+    pub kind: String,
+    pub status: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub size: u64,
+    pub paths: Vec<String>,
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    pub not_included: Vec<String>,
+}
+
+impl BackupDetails {
+    pub fn new(id: &Id, s: &Snapshot, location: &str, logs: &std::path::Path) -> BackupDetails {
+        BackupDetails {
+            info: BackupInfo::new(id, s, location),
+            unit_details: s
+                .units
+                .iter()
+                .map(|u| UnitDetail {
+                    name: u.name.clone(),
+                    title: u.title.clone(),
+                    kind: u.kind.clone(),
+                    status: u.status.as_str().into(),
+                    files: u.files,
+                    dirs: u.dirs,
+                    size: u.size,
+                    paths: u.roots.iter().map(|r| r.path.clone()).collect(),
+                    warnings: u.warnings.clone(),
+                    error: u.error.clone(),
+                    not_included: u.not_included.clone(),
+                })
+                .collect(),
+            log: crate::runlog::find(logs, Some(&s.slug)).map(|p| p.display().to_string()),
+        }
+    }
+}

@@ -53,6 +53,10 @@ pub enum EngineError {
     BackupFilePassword { file: String, detail: String },
     #[error("the operation was cancelled")]
     Cancelled,
+    /// A failure with nothing more to say than its words (a thread that could not start, a
+    /// job that stopped on a bug).
+    #[error("{0}")]
+    Internal(String),
     #[error("backup {slug} is refused: {detail}; nothing was restored")]
     UnsafeBackup { slug: String, detail: String },
     #[error("refused: the restore would write {path}, which is outside {bound}; nothing was restored")]
@@ -192,7 +196,10 @@ impl EngineError {
             EngineError::Cancelled => K::Interrupted,
             EngineError::Repo(r) => repo_kind(r),
             EngineError::Store(s) => store_kind(s),
-            EngineError::Io { .. } | EngineError::Hook { .. } | EngineError::RestoreIncomplete { .. } => K::Internal,
+            EngineError::Io { .. }
+            | EngineError::Hook { .. }
+            | EngineError::RestoreIncomplete { .. }
+            | EngineError::Internal(_) => K::Internal,
         }
     }
 

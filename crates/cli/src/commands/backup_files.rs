@@ -5,11 +5,11 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context as _, Result};
-use lifeboat_engine::backup_file::{self, ExportRequest, FileRestoreRequest};
-use lifeboat_engine::{config_edit, Progress, RunLog};
+use anyhow::{Context as _, Result};
+use lifeboat_engine::app::RestoreOrder;
+use lifeboat_engine::backup_file;
+use lifeboat_engine::{Progress, RunLog};
 
-use super::backups::holder;
 use super::print_json;
 use crate::context::Context;
 use crate::exit;
@@ -21,32 +21,21 @@ fn is_stdio(p: &Path) -> bool {
 }
 
 pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, location: Option<&str>) -> Result<i32> {
-    let (_, repo) = holder(ctx, slug, location)?;
-    let (_, snap) = repo.find_snapshot(slug)?;
+    let found = ctx.find_backup(slug, location, None)?;
+    let snap = &found.snapshot;
     let passphrase = if snap.protected || encrypt {
-        let pw = ctx.file_password("Password for the backup file: ", encrypt && !snap.protected)?;
-        match pw {
-            Some(p) => Some(p),
-            None => bail!(
-                "backup {slug} is password protected, so its file is encrypted: give the password with --password-file FILE or LIFEBOAT_PASSWORD"
-            ),
-        }
+        ctx.backup_file_password("Password for the backup file: ", encrypt && !snap.protected)?
     } else {
         None
     };
-    // A full backup carries the configuration that made it, without secrets.
-    let config = match (&ctx.config.file, snap.full) {
-        (Some(f), true) => {
-            let text =
-                std::fs::read_to_string(f).with_context(|| format!("reading the configuration {}", f.display()))?;
-            Some(
-                config_edit::without_secrets(&text)
-                    .map_err(|e| anyhow::anyhow!("configuration {}: {e}", f.display()))?,
-            )
+    if encrypt && passphrase.is_none() {
+        return Err(lifeboat_engine::EngineError::BackupFilePassword {
+            file: output.display().to_string(),
+            detail: "--encrypt needs a password".into(),
         }
-        _ => None,
-    };
-    let plan = backup_file::plan_export(&repo, &snap, ExportRequest { passphrase, config })?;
+        .into());
+    }
+    let plan = ctx.plan_export(&found, passphrase)?;
     let len = plan.len();
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || is_stdio(output));
@@ -118,14 +107,14 @@ fn password_for(ctx: &Context, file: &Path, encrypted: bool) -> Result<Option<St
     if !encrypted {
         return Ok(None);
     }
-    let pw = ctx.file_password("Password of the backup file: ", false)?;
-    if pw.is_none() {
-        bail!(
-            "backup file {}: it is encrypted: give its password with --password-file FILE or LIFEBOAT_PASSWORD",
-            file.display()
-        );
+    match ctx.backup_file_password("Password of the backup file: ", false)? {
+        Some(pw) => Ok(Some(pw)),
+        None => Err(lifeboat_engine::EngineError::BackupFilePassword {
+            file: file.display().to_string(),
+            detail: "it is encrypted: give its password".into(),
+        }
+        .into()),
     }
-    Ok(pw)
 }
 
 /// Whether a file's units are encrypted, from its manifest (a second, short read of a
@@ -141,14 +130,13 @@ fn encrypted(file: &Path) -> Result<bool> {
 
 pub fn import(ctx: &Context, file: &Path, location: Option<&str>, json: bool) -> Result<i32> {
     let passphrase = password_for(ctx, file, encrypted(file)?)?;
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, true)?;
     let (input, label) = open_input(file)?;
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet);
-    let result = backup_file::import(&repo, input, &label, passphrase.as_deref(), &progress);
+    let result = ctx.import(input, &label, location, passphrase.as_deref(), &progress);
     view.finish();
-    let outcome = result?;
+    let (loc, outcome) = result?;
+
     if json {
         let mut v = serde_json::to_value(lifeboat_engine::BackupInfo::new(&outcome.id, &outcome.snapshot, &loc.name))?;
         v["imported"] = outcome.imported.into();
@@ -168,25 +156,20 @@ pub fn import(ctx: &Context, file: &Path, location: Option<&str>, json: bool) ->
     Ok(exit::OK)
 }
 
-pub fn restore(ctx: &Context, file: &Path, mut req: FileRestoreRequest, with_config: bool, json: bool) -> Result<i32> {
-    req.passphrase = password_for(ctx, file, encrypted(file)?)?;
-    if let Some(t) = &req.target {
-        if t.is_relative() {
-            req.target = Some(std::env::current_dir()?.join(t));
-        }
-    }
+pub fn restore(ctx: &Context, file: &Path, order: RestoreOrder, with_config: bool, json: bool) -> Result<i32> {
+    let passphrase = password_for(ctx, file, encrypted(file)?)?;
+    let order = RestoreOrder { target: super::backups::absolute(order.target)?, ..order };
+    let dry_run = order.dry_run;
     let (input, label) = open_input(file)?;
     let progress = Arc::new(Progress::default());
-    let view = ProgressView::start(progress.clone(), ctx.quiet || req.dry_run);
-    let log = if req.dry_run {
-        RunLog::none()
-    } else {
-        RunLog::create(&ctx.dirs.logs, "restore", "file", Some(view.printer()))
-    };
-    let result = backup_file::restore(input, &label, &ctx.dirs, &req, &progress, &log);
+    let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
+    let printer = view.printer();
+    let result = ctx.restore_file(input, &label, order, passphrase, &progress, |name| {
+        RunLog::create(&ctx.dirs().logs, "restore", name, Some(printer))
+    });
     view.finish();
     let (manifest, report) = result?;
-    if req.dry_run {
+    if dry_run {
         if json {
             print_json(&report)?;
         } else {
@@ -198,7 +181,7 @@ pub fn restore(ctx: &Context, file: &Path, mut req: FileRestoreRequest, with_con
     if with_config {
         match &manifest.config {
             Some(text) => {
-                let dest = &ctx.config.target_file;
+                let dest = &ctx.config().target_file;
                 if let Some(dir) = dest.parent() {
                     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 }

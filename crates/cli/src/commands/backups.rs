@@ -2,10 +2,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use lifeboat_engine::backup::{self, BackupRequest};
-use lifeboat_engine::restore::{self, RestoreMode, RestoreRequest};
-use lifeboat_engine::{unit, BackupInfo, Progress, RunLog};
-use lifeboat_repository::{Repository, SnapshotStatus};
+use lifeboat_engine::app::{BackupOrder, RestoreOrder};
+use lifeboat_engine::restore::RestoreMode;
+use lifeboat_engine::{BackupInfo, Progress, RunLog};
+use lifeboat_repository::SnapshotStatus;
 
 use super::print_json;
 use crate::context::Context;
@@ -21,30 +21,23 @@ pub fn new(
     tags: Vec<String>,
     json: bool,
 ) -> Result<i32> {
-    let all = ctx.units()?;
-    let chosen = unit::select(&all, &units)?;
-    let full = units.is_empty() || chosen.len() == all.len();
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, true)?;
-    let slug = backup::new_slug(&repo)?;
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet);
-    let log = RunLog::create(&ctx.dirs.logs, "backup", &slug, Some(view.printer()));
+    let printer = view.printer();
+    let mut log_path = None;
     let started = std::time::Instant::now();
-    let result = backup::run(
-        &repo,
-        &ctx.dirs,
-        BackupRequest { units: chosen, full, name, slug, tags, safety: None },
-        &progress,
-        &log,
-    );
+    let order = BackupOrder { units, location: location.map(str::to_string), name, tags };
+    let result = ctx.back_up(order, &progress, |slug| {
+        let log = RunLog::create(&ctx.dirs().logs, "backup", slug, Some(printer));
+        log_path = log.path().map(|p| p.to_path_buf());
+        log
+    });
     view.finish();
-    let (id, snap) = result?;
-    let info = BackupInfo::new(&id, &snap, &loc.name);
-    let uploaded = loc.traffic().map(|t| t.sent()).unwrap_or(0);
+    let done = result?;
+    let snap = &done.snapshot;
     if json {
-        let mut value = serde_json::to_value(&info)?;
-        value["uploaded"] = uploaded.into();
+        let mut value = serde_json::to_value(&done.info)?;
+        value["uploaded"] = done.uploaded.into();
         print_json(&value)?;
     } else {
         println!(
@@ -58,8 +51,8 @@ pub fn new(
             format::bytes(snap.added),
             format::bytes(snap.stored)
         );
-        if loc.is_remote() {
-            println!("Sent {} to {}.", format::bytes(uploaded), loc.describe());
+        if done.location.is_remote() {
+            println!("Sent {} to {}.", format::bytes(done.uploaded), done.location.describe());
         }
         for u in &snap.units {
             if let Some(e) = &u.error {
@@ -69,11 +62,11 @@ pub fn new(
                 println!("  warning ({}): {w}", u.name);
             }
         }
-        if let Some(p) = log.path() {
+        if let Some(p) = log_path {
             println!("Log: {}", p.display());
         }
     }
-    Ok(if snap.status == SnapshotStatus::Completed { exit::OK } else { exit::WARNINGS })
+    Ok(if done.completed() { exit::OK } else { exit::WARNINGS })
 }
 
 fn status_words(s: SnapshotStatus) -> &'static str {
@@ -85,48 +78,31 @@ fn status_words(s: SnapshotStatus) -> &'static str {
 }
 
 pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, json: bool) -> Result<i32> {
-    let locations = match location {
-        Some(l) => vec![ctx.location(Some(l))?],
-        None => ctx.locations(),
-    };
-    let mut all: Vec<BackupInfo> = Vec::new();
+    let listing = ctx.list_backups(location, host)?;
     let mut code = exit::OK;
-    for loc in &locations {
-        let listed = (|| -> Result<Option<_>> {
-            if !Repository::exists(loc.store()?.as_ref())? {
-                return Ok(None);
-            }
-            Ok(Some(ctx.open(loc, false)?.snapshots()?))
-        })();
-        let (snaps, bad) = match listed {
-            Ok(Some(l)) => l,
-            Ok(None) => continue,
-            // One location out of reach (a card not inserted, a server down) does not hide
-            // the others' backups: it is reported, and the exit code says the list is partial.
-            Err(e) if locations.len() > 1 => {
-                let msg = crate::exit::describe(&e).1;
-                let named = if msg.contains(&format!("location {}", loc.name)) {
-                    msg
-                } else {
-                    format!("location {}: {msg}", loc.name)
-                };
-                eprintln!("lifeboat: {named}");
-                code = exit::WARNINGS;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        for (name, e) in bad {
-            eprintln!("lifeboat: {}: {name} unreadable: {e}", loc.name);
+    if listing.asked == 1 {
+        if let Some(u) = listing.unavailable.into_iter().next() {
+            return Err(u.error.into());
         }
-        all.extend(
-            snaps
-                .iter()
-                .filter(|(_, s)| host.is_none_or(|h| s.host == h))
-                .map(|(id, s)| BackupInfo::new(id, s, &loc.name)),
-        );
+    } else {
+        // One location out of reach (a card not inserted, a server down) does not hide the
+        // others' backups: it is reported, and the exit code says the list is partial.
+        for u in &listing.unavailable {
+            let msg = exit::sentence(&u.error);
+            let named = if msg.contains(&format!("location {}", u.location)) {
+                msg
+            } else {
+                format!("location {}: {msg}", u.location)
+            };
+            eprintln!("lifeboat: {named}");
+            code = exit::WARNINGS;
+        }
     }
-    all.sort_by(|a, b| a.date.cmp(&b.date));
+    for u in &listing.unreadable {
+        eprintln!("lifeboat: {}: {} unreadable: {}", u.location, u.name, u.error);
+    }
+    let mut all = listing.backups;
+    all.reverse();
     if json {
         print_json(&all)?;
     } else if all.is_empty() {
@@ -156,26 +132,12 @@ pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, json: boo
 }
 
 pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Result<i32> {
-    let (loc, repo) = holder(ctx, slug, location)?;
-    let (id, snap) = repo.find_snapshot(slug)?;
+    let found = ctx.find_backup(slug, location, None)?;
     if json {
-        let mut v = serde_json::to_value(BackupInfo::new(&id, &snap, &loc.name))?;
-        v["unit_details"] = serde_json::to_value(
-            snap.units
-                .iter()
-                .map(|u| {
-                    serde_json::json!({
-                        "name": u.name, "title": u.title, "kind": u.kind, "status": u.status.as_str(),
-                        "files": u.files, "dirs": u.dirs, "size": u.size, "warnings": u.warnings, "error": u.error,
-                        "paths": u.roots.iter().map(|r| &r.path).collect::<Vec<_>>(),
-                        "not_included": u.not_included,
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )?;
-        print_json(&v)?;
+        print_json(&found.details(&ctx.dirs().logs))?;
         return Ok(exit::OK);
     }
+    let (loc, snap) = (&found.location, &found.snapshot);
     println!("Backup   {} \"{}\"", snap.slug, snap.name);
     println!("Date     {}", format::local_time(&snap.date));
     println!("Status   {}", status_words(snap.status));
@@ -229,23 +191,16 @@ pub fn restore(
     json: bool,
 ) -> Result<i32> {
     let How { target, dry_run, mode, map_paths, safety_backup } = how;
-    let (_, repo) = holder(ctx, slug, location)?;
-    let (_, snap) = repo.find_snapshot(slug)?;
-    let target = match target {
-        Some(t) if t.is_relative() => Some(std::env::current_dir()?.join(t)),
-        t => t,
-    };
-    let configured = ctx.units()?;
+    let found = ctx.find_backup(slug, location, None)?;
+    let target = absolute(target)?;
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
-    let log = if dry_run {
-        RunLog::none()
-    } else {
-        RunLog::create(&ctx.dirs.logs, "restore", &snap.slug, Some(view.printer()))
-    };
-    let req = RestoreRequest { units, target, dry_run, configured, mode, map_paths, safety_backup };
-    let result = restore::run(&repo, &snap, &ctx.dirs, &req, &progress, &log);
+    let printer = view.printer();
+    let order = RestoreOrder { units, target, mode, map_paths, home: None, dry_run, safety_backup, devices: false };
+    let result =
+        ctx.restore(&found, order, &progress, |slug| RunLog::create(&ctx.dirs().logs, "restore", slug, Some(printer)));
     view.finish();
+    let snap = &found.snapshot;
     let report = result?;
     if json {
         print_json(&report)?;
@@ -300,96 +255,49 @@ pub(super) fn print_restored(report: &lifeboat_engine::restore::RestoreReport, w
     }
 }
 
+/// A folder given on the command line, made absolute against the current one.
+pub(super) fn absolute(p: Option<PathBuf>) -> Result<Option<PathBuf>> {
+    Ok(match p {
+        Some(t) if t.is_relative() => Some(std::env::current_dir()?.join(t)),
+        t => t,
+    })
+}
+
 pub fn remove(ctx: &Context, slug: &str, location: Option<&str>) -> Result<i32> {
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, false)?;
-    let (id, snap) = repo.find_snapshot(slug)?;
-    repo.remove_snapshot(&id)?;
-    println!("Removed backup {} \"{}\". Run `lifeboat prune` to reclaim its space.", snap.slug, snap.name);
+    let found = ctx.find_backup(slug, location, None)?;
+    ctx.remove(&found)?;
+    let snap = &found.snapshot;
+    println!(
+        "Removed backup {} \"{}\" from {}. Run `lifeboat prune` to reclaim its space.",
+        snap.slug, snap.name, found.location.name
+    );
     Ok(exit::OK)
 }
 
 pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool) -> Result<i32> {
-    let dst_loc = ctx.location(Some(to))?;
-    let src_loc = match from {
-        Some(f) => ctx.location(Some(f))?,
-        None => find_holder(ctx, slug, &dst_loc.name)?,
-    };
-    if src_loc.name == dst_loc.name {
-        anyhow::bail!("backup {slug} is already in location {to}: give another location with --to");
-    }
-    let src = ctx.open(&src_loc, false)?;
-    let dst = ctx.open(&dst_loc, true)?;
-    src.load_index()?;
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || json);
-    let outcome = lifeboat_engine::copy::copy(&src, &dst, slug, &progress);
+    let copied = ctx.copy(slug, from, to, &progress);
     view.finish();
-    let outcome = outcome?;
-    let info = BackupInfo::new(&outcome.id, &outcome.snapshot, &dst_loc.name);
-    let sent = dst_loc.traffic().map(|t| t.sent()).unwrap_or(0);
+    let copied = copied?;
+    let outcome = &copied.outcome;
+    let info = BackupInfo::new(&outcome.id, &outcome.snapshot, &copied.to.name);
     if json {
         let mut value = serde_json::to_value(&info)?;
-        value["uploaded"] = sent.into();
+        value["uploaded"] = copied.sent.into();
         value["copied"] = outcome.copied.into();
         print_json(&value)?;
     } else if outcome.copied {
         println!(
             "Copied backup {} from {} to {}: {} new data ({} sent).",
             info.slug,
-            src_loc.name,
-            dst_loc.name,
+            copied.from.name,
+            copied.to.name,
             format::bytes(outcome.new_bytes),
-            format::bytes(sent)
+            format::bytes(copied.sent)
         );
     } else {
-        println!("Location {} already holds backup {}; nothing to send.", dst_loc.name, info.slug);
+        println!("Location {} already holds backup {}; nothing to send.", copied.to.name, info.slug);
     }
     Ok(exit::OK)
-}
-
-/// The location named with --location, else the default one when it holds the backup, else
-/// the first other location that does: `backups list` shows every location, so a slug from
-/// it works without naming where it lives.
-pub(super) fn holder(
-    ctx: &Context,
-    slug: &str,
-    location: Option<&str>,
-) -> Result<(lifeboat_engine::Location, Repository)> {
-    let default = ctx.location(location)?;
-    let repo = ctx.open(&default, false);
-    if location.is_some() {
-        return Ok((default, repo?));
-    }
-    if let Ok(repo) = &repo {
-        if repo.find_snapshot(slug).is_ok() {
-            return Ok((default, repo.clone()));
-        }
-    }
-    match find_holder(ctx, slug, &default.name) {
-        Ok(other) => {
-            let repo = ctx.open(&other, false)?;
-            Ok((other, repo))
-        }
-        // Report what the default location says (no such backup, or why it cannot be read).
-        Err(_) => Ok((default, repo?)),
-    }
-}
-
-/// The first location (the default first) whose repository holds the backup.
-fn find_holder(ctx: &Context, slug: &str, except: &str) -> Result<lifeboat_engine::Location> {
-    let default = lifeboat_engine::location::default_location_name(&ctx.config.config, &ctx.dirs);
-    let mut locations = ctx.locations();
-    locations.sort_by_key(|l| l.name != default);
-    for loc in locations.into_iter().filter(|l| l.name != except) {
-        let Ok(store) = loc.store() else { continue };
-        if !Repository::exists(store.as_ref()).unwrap_or(false) {
-            continue;
-        }
-        let Ok(repo) = ctx.open(&loc, false) else { continue };
-        if repo.find_snapshot(slug).is_ok() {
-            return Ok(loc);
-        }
-    }
-    anyhow::bail!("no location holds a backup {slug}: see `lifeboat backups list`, or name it with --location")
 }

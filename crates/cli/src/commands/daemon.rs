@@ -12,12 +12,12 @@ use crate::exit;
 
 pub fn serve(ctx: &Context, config_file: Option<PathBuf>, listen: Option<String>) -> Result<i32> {
     let quiet = ctx.quiet;
-    let token_file = lifeboat_daemon::token::token_file(&ctx.dirs.data);
+    let token_file = lifeboat_daemon::token::token_file(&ctx.dirs().data);
     let stopped = lifeboat_daemon::serve(lifeboat_daemon::ServeOptions {
-        dirs: ctx.dirs.clone(),
+        dirs: ctx.dirs().clone(),
         config_file,
-        config: ctx.config.clone(),
-        password_file: ctx.password_file.clone(),
+        config: ctx.config().clone(),
+        password_file: ctx.credentials().password_file.clone(),
         listen,
         on_listening: Box::new(move |addr| {
             // One line on stdout, flushed: what scripts and service managers wait for.
@@ -36,17 +36,17 @@ pub fn serve(ctx: &Context, config_file: Option<PathBuf>, listen: Option<String>
 }
 
 pub fn token(ctx: &Context) -> Result<i32> {
-    let t = lifeboat_daemon::token::read_or_create(&ctx.dirs.data).with_context(|| {
-        format!("the API token in {}", lifeboat_daemon::token::token_file(&ctx.dirs.data).display())
+    let t = lifeboat_daemon::token::read_or_create(&ctx.dirs().data).with_context(|| {
+        format!("the API token in {}", lifeboat_daemon::token::token_file(&ctx.dirs().data).display())
     })?;
     println!("{t}");
     Ok(exit::OK)
 }
 
 pub fn passwd(ctx: &Context, from_file: Option<std::path::PathBuf>, remove: bool) -> Result<i32> {
-    let file = web::password::password_file(&ctx.dirs.data);
+    let file = web::password::password_file(&ctx.dirs().data);
     if remove {
-        if web::password::remove(&ctx.dirs.data).with_context(|| format!("removing {}", file.display()))? {
+        if web::password::remove(&ctx.dirs().data).with_context(|| format!("removing {}", file.display()))? {
             eprintln!("The web page's password is removed; sign in with the token (`lifeboat token`).");
         } else {
             eprintln!("No password was set; sign in with the token (`lifeboat token`).");
@@ -54,13 +54,13 @@ pub fn passwd(ctx: &Context, from_file: Option<std::path::PathBuf>, remove: bool
         return Ok(exit::OK);
     }
     let pw = super::key::new_password(from_file)?;
-    web::password::set(&ctx.dirs.data, &pw).with_context(|| format!("saving the password in {}", file.display()))?;
+    web::password::set(&ctx.dirs().data, &pw).with_context(|| format!("saving the password in {}", file.display()))?;
     eprintln!("The web page now signs in with this password (the token works too).");
     Ok(exit::OK)
 }
 
 pub fn events(ctx: &Context, limit: u32, json: bool) -> Result<i32> {
-    let ev = Events::open(&events::database_path(&ctx.dirs.data))?;
+    let ev = Events::open(&events::database_path(&ctx.dirs().data))?;
     let list = ev.list(limit, None)?;
     if json {
         print_json(&list)?;
@@ -109,7 +109,7 @@ pub fn install_hook(ctx: &Context, hook: &str, units: &[String], location: Optio
         ctx.location(Some(l))?;
     }
     let bin = std::env::current_exe().context("finding this program's path")?;
-    let text = apt_hook_text(&bin, ctx.config.file.as_deref(), units, location);
+    let text = apt_hook_text(&bin, ctx.config().file.as_deref(), units, location);
     let dest = std::env::var_os("LIFEBOAT_APT_HOOK").map(PathBuf::from).unwrap_or_else(|| APT_HOOK.into());
     std::fs::write(&dest, text)
         .with_context(|| format!("writing {} (installing an APT hook needs root)", dest.display()))?;

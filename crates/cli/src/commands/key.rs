@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use lifeboat_repository::{KeyKind, Secret};
 
 use super::print_json;
 use crate::context::Context;
@@ -9,8 +8,7 @@ use crate::exit;
 use crate::format;
 
 pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
-    let repo = ctx.open(&ctx.location(location)?, false)?;
-    let keys = repo.keys()?;
+    let keys = ctx.keys(location)?;
     if json {
         print_json(&keys)?;
         return Ok(exit::OK);
@@ -32,24 +30,20 @@ pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
 }
 
 pub fn add(ctx: &Context, file: Option<PathBuf>, label: &str, location: Option<&str>) -> Result<i32> {
-    let repo = ctx.open(&ctx.location(location)?, false)?;
     let pw = new_password(file)?;
-    let k = repo.add_key(&Secret::new(pw), KeyKind::Password, label)?;
+    let k = ctx.add_key(location, &pw, label)?;
     println!("Added key {}.", &k.id[..8]);
     Ok(exit::OK)
 }
 
 pub fn remove(ctx: &Context, id: &str, location: Option<&str>) -> Result<i32> {
-    let repo = ctx.open(&ctx.location(location)?, false)?;
-    let k = repo.remove_key(id)?;
+    let k = ctx.remove_key(location, id)?;
     println!("Removed key {} ({:?}).", &k.id[..8], k.kind);
     Ok(exit::OK)
 }
 
 pub fn recovery(ctx: &Context, location: Option<&str>) -> Result<i32> {
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, false)?;
-    let rk = repo.recovery_key()?;
+    let (loc, rk) = ctx.recovery_key(location)?;
     println!("{rk}");
     eprintln!(
         "This recovery key opens the backups in {} without any password. Keep it off this device, \

@@ -26,7 +26,7 @@ struct LocationRow {
 }
 
 pub fn list(ctx: &Context, json: bool) -> Result<i32> {
-    let default = lifeboat_engine::location::default_location_name(&ctx.config.config, &ctx.dirs);
+    let default = lifeboat_engine::location::default_location_name(&ctx.config().config, ctx.dirs());
     let rows: Vec<LocationRow> = ctx.locations().iter().map(|l| survey(l, l.name == default)).collect();
     if json {
         print_json(&rows)?;
@@ -125,7 +125,7 @@ pub fn check(ctx: &Context, name: &str) -> Result<i32> {
         println!("  repository: none yet (the first backup creates it)");
         return Ok(exit::OK);
     }
-    let repo = ctx.open(&loc, false)?;
+    let repo = ctx.repository(loc, false)?;
     let report = repo.check(CheckOptions { read_data: false }, &|_| {})?;
     let (snaps, _) = repo.snapshots()?;
     if report.problems.is_empty() {
@@ -151,14 +151,14 @@ pub fn add(ctx: &Context, name: &str, kind: &str, path: Option<String>, set: &[S
             .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: give KEY=VALUE, for example --set host=nas.local"))?;
         keys.push((k.trim().to_string(), v.to_string()));
     }
-    let file = &ctx.config.target_file;
+    let file = &ctx.config().target_file;
     config_edit::add_location(file, name, &keys, default)?;
     println!("Added location {name} to {}. Check it with `lifeboat locations check {name}`.", file.display());
     Ok(exit::OK)
 }
 
 pub fn remove(ctx: &Context, name: &str) -> Result<i32> {
-    let file = &ctx.config.target_file;
+    let file = &ctx.config().target_file;
     config_edit::remove_location(file, name)?;
     println!("Removed location {name} from {}; the backups in it were not touched.", file.display());
     Ok(exit::OK)

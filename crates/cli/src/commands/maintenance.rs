@@ -1,10 +1,6 @@
-use std::sync::Arc;
-use std::time::Duration;
-
 use anyhow::Result;
-use lifeboat_engine::estimate;
-use lifeboat_engine::{unit, Progress};
-use lifeboat_repository::{CheckOptions, Repository};
+use lifeboat_engine::Progress;
+use std::sync::Arc;
 
 use super::print_json;
 use crate::context::Context;
@@ -13,18 +9,11 @@ use crate::format;
 use crate::progress_view::ProgressView;
 
 pub fn estimate(ctx: &Context, units: Vec<String>, location: Option<&str>, json: bool) -> Result<i32> {
-    let all = ctx.units()?;
-    let chosen = unit::select(&all, &units)?;
-    let loc = ctx.location(location)?;
-    let repo = match loc.store().map(|s| Repository::exists(s.as_ref())) {
-        Ok(Ok(true)) => Some(ctx.open(&loc, false)?),
-        _ => None,
-    };
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet);
-    let est = estimate::estimate(repo.as_ref(), &ctx.dirs, &chosen, &progress);
+    let est = ctx.estimate(&units, location, &progress);
     view.finish();
-    let est = est?;
+    let (loc, est) = est?;
     if json {
         print_json(&est)?;
         return Ok(exit::OK);
@@ -55,15 +44,16 @@ pub fn estimate(ctx: &Context, units: Vec<String>, location: Option<&str>, json:
 }
 
 pub fn check(ctx: &Context, read_data: bool, repair: bool, location: Option<&str>, json: bool) -> Result<i32> {
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, false)?;
     let quiet = ctx.quiet || json;
-    let repaired = if repair {
-        let r = repo.repair(&|msg| {
+    let say = |what: &'static str| {
+        move |msg: &str| {
             if !quiet {
-                eprintln!("repair: {msg}");
+                eprintln!("{what}: {msg}");
             }
-        })?;
+        }
+    };
+    let (repaired, report) = if repair {
+        let (r, report) = ctx.repair(location, &say("repair"))?;
         if !json {
             println!(
                 "Repaired: the index now lists {} blobs in {} packs ({} old index files replaced).",
@@ -76,16 +66,10 @@ pub fn check(ctx: &Context, read_data: bool, repair: bool, location: Option<&str
                 println!("cannot be repaired: {line}");
             }
         }
-        Some(r)
+        (Some(r), report)
     } else {
-        None
+        (None, ctx.check(location, read_data, &say("check"))?)
     };
-    // After a repair, every byte is read: what is left damaged must be named.
-    let report = repo.check(CheckOptions { read_data: read_data || repair }, &|msg| {
-        if !quiet {
-            eprintln!("check: {msg}");
-        }
-    })?;
     if json {
         match &repaired {
             Some(r) => print_json(&serde_json::json!({ "repair": r, "check": report }))?,
@@ -114,10 +98,8 @@ pub fn check(ctx: &Context, read_data: bool, repair: bool, location: Option<&str
 }
 
 pub fn prune(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, false)?;
     let quiet = ctx.quiet || json;
-    let report = repo.prune(Duration::from_secs(30 * 60), &|msg| {
+    let (loc, report) = ctx.prune(location, &|msg| {
         if !quiet {
             eprintln!("prune: {msg}");
         }
@@ -139,9 +121,7 @@ pub fn prune(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
 }
 
 pub fn unlock(ctx: &Context, location: Option<&str>) -> Result<i32> {
-    let loc = ctx.location(location)?;
-    let repo = ctx.open(&loc, false)?;
-    let n = repo.remove_stale_locks()?;
+    let (loc, n) = ctx.unlock(location)?;
     println!("Removed {n} stale locks from {}.", loc.describe());
     Ok(exit::OK)
 }

@@ -49,21 +49,20 @@ pub fn run(cli: Cli) -> Result<i32> {
                 json,
                 ..
             } => {
-                let req = lifeboat_engine::backup_file::FileRestoreRequest {
+                let order = lifeboat_engine::app::RestoreOrder {
                     units,
                     target,
                     dry_run,
-                    // With no configuration there is nothing of this device's units to keep.
-                    configured: ctx.units().unwrap_or_default(),
                     mode: match mode {
                         crate::args::Mode::Merge => RestoreMode::Merge,
                         crate::args::Mode::Replace => RestoreMode::Replace,
                     },
-                    passphrase: None,
-                    devices,
                     map_paths,
+                    home: None,
+                    safety_backup: false,
+                    devices,
                 };
-                backup_files::restore(&ctx, &file, req, with_config, json)
+                backup_files::restore(&ctx, &file, order, with_config, json)
             }
             BackupsCommand::Restore {
                 slug,

@@ -20,14 +20,14 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
             println!("{} does not include: {}", u.name, u.not_included.join("; "));
         }
     }
-    if ctx.config.file.is_none() {
-        println!("(built-in defaults: no configuration file at {})", ctx.config.target_file.display());
+    if ctx.config().file.is_none() {
+        println!("(built-in defaults: no configuration file at {})", ctx.config().target_file.display());
     }
     Ok(exit::OK)
 }
 
 pub fn use_profile(ctx: &Context, profile: &str) -> Result<i32> {
-    let file = &ctx.config.target_file;
+    let file = &ctx.config().target_file;
     let added = lifeboat_engine::profile::use_profile(profile, file)?;
     println!("Added units {} from profile {profile} to {}.", added.join(", "), file.display());
     Ok(exit::OK)

@@ -312,3 +312,82 @@ fn an_api_restore_into_another_home_is_undone_by_its_safety_backup() {
     assert_eq!(facts(&theirs), before, "the undo is exact");
     assert_eq!(facts(&mine), before_mine, "the daemon user's own notes were never touched");
 }
+
+/// A freshly started daemon copies a backup to another location (its repository was never
+/// opened before the copy job), and the copy restores what the original holds.
+#[test]
+fn a_fresh_daemon_copies_a_backup_through_the_api() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs/deep")).unwrap();
+    for i in 0..12 {
+        std::fs::write(sb.home.join(format!("docs/deep/f{i}")), random_bytes(70_000 + i * 333, 90 + i as u64)).unwrap();
+    }
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    sb.add_local_location("card");
+    let d = Daemon::start(&sb);
+    let (status, body) =
+        d.json(reqwest::Method::POST, &format!("/api/backups/{slug}/copy"), serde_json::json!({"to": "card"}));
+    assert_eq!(status, 202, "{body}");
+    let (job, _) = d.follow(body["job"].as_u64().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["copied"], true, "{job}");
+    let (status, listed) = d.json(reqwest::Method::GET, "/api/backups?location=card", serde_json::Value::Null);
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed["backups"].as_array().unwrap().iter().any(|b| b["slug"] == slug.as_str()), "{listed}");
+    drop(d);
+    let target = sb.dir.path().join("from-card");
+    sb.ok(&["backups", "restore", &slug, "--location", "card", "--target", target.to_str().unwrap(), "--quiet"]);
+    compare_trees(&sb.home.join("docs"), &rerooted(&target, &sb.home.join("docs")));
+}
+
+/// Each kind of error has one exit code and one HTTP status, the same on both sides
+/// (docs/CONFIG.md, "Errors"): provoked here through the command line and the API alike.
+#[test]
+fn each_kind_of_error_has_one_exit_code_and_one_status() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let d = Daemon::start(&sb);
+    let code = |args: &[&str]| sb.run(args).status.code();
+    let api = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        let (status, body) = d.json(method, path, body);
+        (status, body["kind"].as_str().unwrap_or("").to_string())
+    };
+    // not found
+    assert_eq!(code(&["backups", "info", "deadbeef"]), Some(2));
+    assert_eq!(api(reqwest::Method::GET, "/api/backups/deadbeef", serde_json::Value::Null), (404, "not_found".into()));
+    // bad input
+    assert_eq!(code(&["backups", "new", "--unit", "nope", "--quiet"]), Some(2));
+    assert_eq!(
+        api(reqwest::Method::POST, "/api/backups", serde_json::json!({"units": ["nope"]})),
+        (400, "bad_input".into())
+    );
+    // conflict: a backup copied to where it already is
+    assert_eq!(code(&["backups", "copy", &slug, "--to", "local", "--location", "local"]), Some(6));
+    assert_eq!(
+        api(reqwest::Method::POST, &format!("/api/backups/{slug}/copy"), serde_json::json!({"to": "local"})),
+        (409, "conflict".into())
+    );
+    // wrong key
+    let wrong = sb.dir.path().join("wrong");
+    std::fs::write(&wrong, "not the password\n").unwrap();
+    let o = sb.bare_command().args(["--password-file", wrong.to_str().unwrap(), "backups", "list"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(5));
+    // location unavailable: a memory card that is not inserted
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str("\n[location.card]\ntype = \"removable\"\npath = \"/media/no-such-card\"\nlabel = \"NOCARD\"\n");
+    std::fs::write(&sb.config, cfg).unwrap();
+    assert_eq!(code(&["backups", "info", &slug, "--location", "card"]), Some(7));
+    drop(d);
+    let d = Daemon::start(&sb);
+    let (status, body) =
+        d.json(reqwest::Method::GET, &format!("/api/backups/{slug}?location=card"), serde_json::Value::Null);
+    assert_eq!((status, body["kind"].as_str()), (503, Some("location_unavailable")), "{body}");
+    drop(d);
+    // wrong key, on the daemon's side: it has no secret for a password-protected repository
+    let d = Daemon::start_without_password(&sb);
+    let (status, body) =
+        d.json(reqwest::Method::GET, &format!("/api/backups/{slug}?location=local"), serde_json::Value::Null);
+    assert_eq!((status, body["kind"].as_str()), (403, Some("wrong_key")), "{body}");
+}

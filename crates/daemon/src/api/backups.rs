@@ -4,8 +4,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use lifeboat_engine::{BackupInfo, Location};
-use lifeboat_repository::{Id, Repository, Snapshot};
+use lifeboat_engine::app::{BackupOrder, Found};
+use lifeboat_engine::catalog::BackupDetails;
+use lifeboat_engine::{BackupInfo, EngineError};
 use serde::{Deserialize, Serialize};
 
 use axum::body::Bytes;
@@ -31,26 +32,14 @@ pub struct Unavailable {
 pub async fn list(State(d): State<Shared>, at: AtQuery) -> ApiResult<Json<Listing>> {
     let at = super::query(at)?;
     blocking(move || {
-        let mut backups = Vec::new();
-        let mut unavailable = Vec::new();
         // `?location=NAME` lists one location, which must exist.
-        let locations = match &at.location {
-            Some(name) => vec![d.location(Some(name))?],
-            None => d.locations(),
-        };
-        for loc in locations {
-            let listed = (|| -> Result<Option<_>, ApiError> {
-                let Some(repo) = d.existing_repo(&loc)? else { return Ok(None) };
-                Ok(Some(repo.snapshots()?))
-            })();
-            match listed {
-                Ok(Some((snaps, _))) => backups.extend(snaps.iter().map(|(id, s)| BackupInfo::new(id, s, &loc.name))),
-                Ok(None) => {}
-                Err(e) => unavailable.push(Unavailable { location: loc.name.clone(), reason: e.message }),
-            }
-        }
-        backups.sort_by(|a, b| b.date.cmp(&a.date));
-        Ok(Json(Listing { backups, unavailable }))
+        let listing = d.app().list_backups(at.location.as_deref(), None)?;
+        let unavailable = listing
+            .unavailable
+            .iter()
+            .map(|u| Unavailable { location: u.location.clone(), reason: ApiError::of(&u.error).message })
+            .collect();
+        Ok(Json(Listing { backups: listing.backups, unavailable }))
     })
     .await
 }
@@ -64,12 +53,13 @@ pub async fn create(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCo
     let spec: BackupSpec = json_body(&body)?;
     blocking(move || {
         // Refuse what cannot work before starting a job for it.
-        let all = d.units()?;
-        lifeboat_engine::unit::select(&all, &spec.units)?;
-        d.location(spec.location.as_deref())?;
-        if let Some(n) = &spec.name {
-            lifeboat_engine::backup::check_name("the backup's name", n)?;
-        }
+        let order = BackupOrder {
+            units: spec.units.clone(),
+            location: spec.location.clone(),
+            name: spec.name.clone(),
+            tags: Vec::new(),
+        };
+        d.app().check_backup_order(&order)?;
         let spec = BackupSpec { schedule: None, ..spec };
         Ok((StatusCode::ACCEPTED, Json(Started { job: crate::scheduler::submit_backup(&d, spec) })))
     })
@@ -87,78 +77,18 @@ pub struct At {
 
 pub type AtQuery = Result<Query<At>, QueryRejection>;
 
-/// The location holding a backup, its repository, and the backup.
-pub(crate) fn find(d: &Shared, slug: &str, at: &At) -> ApiResult<(Location, Repository, Id, Snapshot)> {
+/// The backup a slug names, where it is, and its repository.
+pub(crate) fn find(d: &Shared, slug: &str, at: &At) -> ApiResult<Found> {
+    // Slugs are hex digits: anything else never reaches a location.
     if slug.is_empty() || slug.len() > 64 || !slug.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::not_found(format!("no backup {slug:?}: backups are named by hex digits")));
     }
-    let locations = match &at.location {
-        Some(name) => vec![d.location(Some(name))?],
-        None => d.locations(),
-    };
-    for loc in locations {
-        let Ok(Some(repo)) = d.existing_repo(&loc) else { continue };
-        if let Ok((id, snap)) = repo.find_snapshot(slug) {
-            return Ok((loc, repo, id, snap));
-        }
-    }
-    let place = at.location.as_deref().map(|l| format!("location {l}")).unwrap_or_else(|| "any location".into());
-    Err(ApiError::not_found(format!("no backup {slug} in {place}: see GET /api/backups")))
+    Ok(d.app().find_backup(slug, at.location.as_deref(), None)?)
 }
 
-#[derive(Serialize)]
-pub struct Details {
-    #[serde(flatten)]
-    pub info: BackupInfo,
-    pub unit_details: Vec<UnitDetail>,
-    /// Where the backup's log is, if this device made it.
-    pub log: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct UnitDetail {
-    pub name: String,
-    pub title: String,
-    pub kind: String,
-    pub status: String,
-    pub files: u64,
-    pub size: u64,
-    pub paths: Vec<String>,
-    pub warnings: Vec<String>,
-    pub error: Option<String>,
-    pub not_included: Vec<String>,
-}
-
-pub fn details(loc: &Location, id: &Id, snap: &Snapshot, logs: &std::path::Path) -> Details {
-    Details {
-        info: BackupInfo::new(id, snap, &loc.name),
-        unit_details: snap
-            .units
-            .iter()
-            .map(|u| UnitDetail {
-                name: u.name.clone(),
-                title: u.title.clone(),
-                kind: u.kind.clone(),
-                status: u.status.as_str().into(),
-                files: u.files,
-                size: u.size,
-                paths: u.roots.iter().map(|r| r.path.clone()).collect(),
-                warnings: u.warnings.clone(),
-                error: u.error.clone(),
-                not_included: u.not_included.clone(),
-            })
-            .collect(),
-        log: lifeboat_engine::runlog::find(logs, Some(&snap.slug)).map(|p| p.display().to_string()),
-    }
-}
-
-pub async fn show(State(d): State<Shared>, Path(slug): Path<String>, at: AtQuery) -> ApiResult<Json<Details>> {
+pub async fn show(State(d): State<Shared>, Path(slug): Path<String>, at: AtQuery) -> ApiResult<Json<BackupDetails>> {
     let at = super::query(at)?;
-    blocking(move || {
-        let (loc, _, id, snap) = find(&d, &slug, &at)?;
-        Ok(Json(details(&loc, &id, &snap, &d.dirs.logs)))
-    })
-    .await
+    blocking(move || Ok(Json(find(&d, &slug, &at)?.details(&d.dirs.logs)))).await
 }
 
 #[derive(Serialize)]
@@ -170,8 +100,9 @@ pub struct Deleted {
 pub async fn delete(State(d): State<Shared>, Path(slug): Path<String>, at: AtQuery) -> ApiResult<Json<Deleted>> {
     let at = super::query(at)?;
     blocking(move || {
-        let (loc, repo, id, snap) = find(&d, &slug, &at)?;
-        repo.remove_snapshot(&id)?;
+        let found = find(&d, &slug, &at)?;
+        d.app().remove(&found)?;
+        let (loc, snap) = (found.location, found.snapshot);
         d.event(
             kind::DELETED,
             "info",
@@ -192,27 +123,32 @@ pub async fn restore(
     let at = super::query(at)?;
     let spec: RestoreSpec = json_body(&body)?;
     blocking(move || {
-        for (what, p) in [("target", &spec.target), ("home", &spec.home)] {
-            if let Some(p) = p.as_ref().filter(|p| !p.is_absolute()) {
-                return Err(ApiError::bad(format!("{what} {} must be an absolute path", p.display())));
-            }
-        }
-        let (loc, _, _, snap) = find(&d, &slug, &at)?;
+        let found = find(&d, &slug, &at)?;
+        let snap = &found.snapshot;
         for u in &spec.units {
             if !snap.units.iter().any(|su| &su.name == u) {
-                return Err(ApiError::bad(format!(
-                    "backup {slug} holds no unit {u}: it holds {}",
-                    snap.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ")
-                )));
+                return Err(EngineError::UnitNotInBackup {
+                    slug: snap.slug.clone(),
+                    unit: u.clone(),
+                    held: snap.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
+                }
+                .into());
             }
         }
         if spec.dry_run {
             // The plan is answered at once: reading trees and the device is quick next to a
             // restore, and nothing is written.
-            let plan = work::restore_plan(&d, &snap.slug, &loc.name, &spec)?;
+            let plan = work::restore_plan(&d, &found, &spec)?;
             let plan = serde_json::to_value(&plan).map_err(|e| ApiError::internal(e.to_string()))?;
             return Ok((StatusCode::OK, Json(plan)));
         }
+        // Refused before a job starts: a relative folder.
+        for (what, p) in [("target", &spec.target), ("home", &spec.home)] {
+            if let Some(p) = p.as_ref().filter(|p| !p.is_absolute()) {
+                return Err(ApiError::bad(format!("{what} {} must be an absolute path", p.display())));
+            }
+        }
+        let (loc, snap) = (&found.location, &found.snapshot);
         let d2 = d.clone();
         let location = loc.name.clone();
         let slug2 = snap.slug.clone();
@@ -248,10 +184,8 @@ pub async fn pin(
     let at = super::query(at)?;
     let pinned = json_body::<PinRequest>(&body)?.pinned;
     blocking(move || {
-        let (loc, repo, id, mut snap) = find(&d, &slug, &at)?;
-        snap.pinned = pinned;
-        let new = repo.replace_snapshot(&id, &snap)?;
-        Ok(Json(BackupInfo::new(&new, &snap, &loc.name)))
+        let found = find(&d, &slug, &at)?;
+        Ok(Json(d.app().pin(&found, pinned)?))
     })
     .await
 }
@@ -273,13 +207,14 @@ pub async fn copy(
     let at = super::query(at)?;
     let req: CopyRequest = json_body(&body)?;
     blocking(move || {
-        let (loc, _, _, snap) = find(&d, &slug, &at)?;
-        let to = d.location(Some(&req.to))?;
-        if to.name == loc.name {
-            return Err(ApiError::bad(format!("backup {slug} is already in {}: choose another location", loc.name)));
+        let found = find(&d, &slug, &at)?;
+        let app = d.app();
+        let to = app.location(Some(&req.to))?;
+        if to.name == found.location.name {
+            return Err(EngineError::SameLocation { slug: found.snapshot.slug, location: to.name.clone() }.into());
         }
         let d2 = d.clone();
-        let (from, to, slug) = (loc.name.clone(), to.name.clone(), snap.slug.clone());
+        let (from, to, slug) = (found.location.name.clone(), to.name.clone(), found.snapshot.slug.clone());
         let job = d.jobs.submit(
             "copy",
             Some(to.clone()),

@@ -10,19 +10,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
-use lifeboat_engine::backup_file::{self, ExportRequest};
-use lifeboat_engine::{BackupInfo, Progress};
+use lifeboat_engine::{BackupInfo, Lifeboat, Progress};
 use serde::{Deserialize, Serialize};
 
 use super::{blocking, ApiError, ApiResult};
 use crate::state::Shared;
 
 /// The password of protected backups' files: the repository's own.
-fn password(d: &Shared) -> Option<String> {
-    if let Some(p) = &d.password_file {
-        return std::fs::read_to_string(p).ok().map(|t| t.trim_end_matches(['\n', '\r']).to_string());
-    }
-    std::env::var("LIFEBOAT_PASSWORD").ok().filter(|p| !p.is_empty())
+fn password(app: &Lifeboat) -> ApiResult<Option<String>> {
+    Ok(app.backup_file_password("", false)?)
 }
 
 /// Sends what is written to the response body, a chunk at a time.
@@ -49,31 +45,27 @@ pub async fn download(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<ApiResult<(u64, String)>>();
     tokio::task::spawn_blocking(move || {
+        let app = d.app();
         let planned = (|| -> ApiResult<_> {
-            let (_, repo, _, snap) = super::backups::find(&d, &slug, &at)?;
-            let passphrase = if snap.protected {
-                Some(password(&d).ok_or_else(|| {
-                    ApiError::new(lifeboat_engine::ErrorKind::WrongKey, "the backup is protected and the daemon has no password for its file: start it with --password-file")
-                })?)
-            } else {
-                None
-            };
-            Ok((repo, snap, passphrase))
+            let found = super::backups::find(&d, &slug, &at)?;
+            let passphrase = if found.snapshot.protected { password(&app)? } else { None };
+            Ok((found, passphrase))
         })();
-        let (repo, snap, passphrase) = match planned {
+        let (found, passphrase) = match planned {
             Ok(p) => p,
             Err(e) => {
                 let _ = ready_tx.send(Err(e));
                 return;
             }
         };
-        let export = match backup_file::plan_export(&repo, &snap, ExportRequest { passphrase, config: None }) {
+        let export = match app.plan_export(&found, passphrase) {
             Ok(e) => e,
             Err(e) => {
                 let _ = ready_tx.send(Err(e.into()));
                 return;
             }
         };
+        let snap = &found.snapshot;
         let name = format!("lifeboat-{}-{}.tar", snap.host, snap.slug);
         let _ = ready_tx.send(Ok((export.len(), name)));
         let mut out = io::BufWriter::with_capacity(1 << 20, ToBody(tx.clone()));
@@ -153,11 +145,11 @@ pub async fn upload(
         }
     });
     let result = blocking(move || {
-        let loc = d.location(q.location.as_deref())?;
-        let repo = d.repo(&loc, true)?;
+        let app = d.app();
         let reader = FromBody { rx, chunk: Bytes::new() };
-        let pass = password(&d);
-        let outcome = backup_file::import(&repo, reader, "upload", pass.as_deref(), &Progress::default())?;
+        let pass = password(&app)?;
+        let (loc, outcome) =
+            app.import(reader, "upload", q.location.as_deref(), pass.as_deref(), &Progress::default())?;
         Ok((
             StatusCode::CREATED,
             Json(Uploaded {

@@ -32,7 +32,7 @@ pub async fn units(
 ) -> ApiResult<Json<Vec<UnitInfo>>> {
     let q = query(q)?;
     blocking(move || {
-        let units = d.units()?;
+        let units = d.app().units()?;
         Ok(Json(units.iter().map(|u| if q.sizes { u.info_with_size() } else { u.info() }).collect()))
     })
     .await
@@ -194,12 +194,13 @@ pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(St
         lifeboat_engine::config_edit::add_location(&file, &req.name, &keys, req.default)?;
         let connected = (|| -> ApiResult<()> {
             d.reload()?;
-            let loc = d.location(Some(&req.name))?;
+            let app = d.app();
+            let loc = app.location(Some(&req.name))?;
             let store = loc.store()?;
             let exists = lifeboat_repository::Repository::exists(store.as_ref())?;
             if let (true, Some(secret)) = (exists, req.secret.as_deref().filter(|s| !s.is_empty())) {
                 let host = lifeboat_repository::hostname();
-                lifeboat_engine::credentials::enroll_device(&loc, &d.dirs, secret, &format!("device {host}"))?;
+                lifeboat_engine::credentials::enroll_device(loc, &d.dirs, secret, &format!("device {host}"))?;
             }
             Ok(())
         })();

@@ -41,6 +41,11 @@ impl Found {
     pub fn info(&self) -> BackupInfo {
         BackupInfo::new(&self.id, &self.snapshot, &self.location.name)
     }
+
+    /// Everything about it, with its log when this device made it.
+    pub fn details(&self, logs: &std::path::Path) -> crate::catalog::BackupDetails {
+        crate::catalog::BackupDetails::new(&self.id, &self.snapshot, &self.location.name, logs)
+    }
 }
 
 impl Lifeboat {

@@ -39,7 +39,7 @@ use crate::location::{self, Location};
 use crate::unit::{self, Unit};
 use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
 
-pub use backing_up::{BackedUp, BackupOrder, RetentionOutcome};
+pub use backing_up::{schedule_tag, BackedUp, BackupOrder, RetentionOutcome};
 pub use listing::{Found, Listing, Unavailable, Unreadable};
 pub use moving::Copied;
 pub use restoring::RestoreOrder;

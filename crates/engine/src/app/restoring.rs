@@ -24,6 +24,8 @@ pub struct RestoreOrder {
     pub dry_run: bool,
     /// In place: first back up what the restore replaces and deletes.
     pub safety_backup: bool,
+    /// Create device nodes (as root only; backup files, which can carry them).
+    pub devices: bool,
 }
 
 impl Lifeboat {
@@ -61,7 +63,6 @@ impl Lifeboat {
         label: &str,
         order: RestoreOrder,
         passphrase: Option<String>,
-        devices: bool,
         progress: &Progress,
         log: impl FnOnce(&str) -> RunLog,
     ) -> EngineResult<(Manifest, RestoreReport)> {
@@ -76,7 +77,7 @@ impl Lifeboat {
             dry_run: order.dry_run,
             configured,
             passphrase,
-            devices,
+            devices: order.devices,
             map_paths: order.map_paths,
         };
         backup_file::restore(input, label, &dirs, &req, progress, &log)
