@@ -82,9 +82,10 @@ fn one_line(e: &anyhow::Error) -> String {
 mod tests {
     use super::*;
 
-    /// The codes here are the ones docs/CONFIG.md promises, kind by kind.
+    /// The exit codes here and the daemon's HTTP statuses are the ones docs/CONFIG.md
+    /// promises, kind by kind: one table for both front ends.
     #[test]
-    fn every_kind_has_the_documented_exit_code() {
+    fn every_kind_has_the_documented_exit_code_and_status() {
         let doc = include_str!("../../../docs/CONFIG.md");
         for kind in ErrorKind::ALL {
             let row = doc
@@ -93,6 +94,8 @@ mod tests {
                 .unwrap_or_else(|| panic!("docs/CONFIG.md has no row for {}", kind.as_str()));
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             assert_eq!(cells[2], code(kind).to_string(), "exit code of {}", kind.as_str());
+            let status = lifeboat_daemon::http_status(kind).as_u16();
+            assert_eq!(cells[3], status.to_string(), "HTTP status of {}", kind.as_str());
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use lifeboat_engine::{Dirs, LoadedConfig};
 
-pub use api::OPENAPI;
+pub use api::{status as http_status, OPENAPI};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {

@@ -33,7 +33,7 @@ export function explain(status, message) {
       return `Something in the backups is damaged: ${m}.`;
     case 429:
       return m || 'Too many attempts: wait a minute and try again.';
-    case 503:
+    case 424:
       return `The location cannot be used right now: ${m}. Check that it is connected (card inserted, disk mounted, server up) and try again.`;
     default:
       if (status >= 500) return `Lifeboat failed: ${m || 'an internal error'}. The daemon's log says more (journalctl -u lifeboat).`;

@@ -70,7 +70,7 @@ pub enum EngineError {
     BadName { what: String, detail: String },
     #[error("backup {slug} is already in location {location}: copy it to another location")]
     SameLocation { slug: String, location: String },
-    #[error("no location holds a backup {slug}")]
+    #[error("no backup matches {slug} in any location")]
     NotHeld { slug: String },
     #[error("the safety backup {slug} could not hold all of unit {unit} ({problem}); nothing was restored")]
     SafetyBackup { slug: String, unit: String, problem: String },

@@ -3,7 +3,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use lifeboat_engine::app::{BackupOrder, RestoreOrder};
-use lifeboat_engine::restore::RestoreMode;
 use lifeboat_engine::{BackupInfo, Progress, RunLog};
 use lifeboat_repository::SnapshotStatus;
 
@@ -172,31 +171,13 @@ pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Re
     Ok(exit::OK)
 }
 
-/// How a restore is done.
-pub struct How {
-    pub target: Option<PathBuf>,
-    pub dry_run: bool,
-    pub mode: RestoreMode,
-    pub map_paths: Vec<(PathBuf, PathBuf)>,
-    /// Back up the units about to be overwritten first (in-place restores only).
-    pub safety_backup: bool,
-}
-
-pub fn restore(
-    ctx: &Context,
-    slug: &str,
-    units: Vec<String>,
-    how: How,
-    location: Option<&str>,
-    json: bool,
-) -> Result<i32> {
-    let How { target, dry_run, mode, map_paths, safety_backup } = how;
+pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, location: Option<&str>, json: bool) -> Result<i32> {
     let found = ctx.find_backup(slug, location, None)?;
-    let target = absolute(target)?;
+    let order = RestoreOrder { target: absolute(order.target)?, ..order };
+    let dry_run = order.dry_run;
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
     let printer = view.printer();
-    let order = RestoreOrder { units, target, mode, map_paths, home: None, dry_run, safety_backup, devices: false };
     let result =
         ctx.restore(&found, order, &progress, |slug| RunLog::create(&ctx.dirs().logs, "restore", slug, Some(printer)));
     view.finish();

@@ -37,8 +37,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 backup_files::import(&ctx, &file, location.location.as_deref(), json)
             }
             BackupsCommand::Restore {
-                slug: _,
-                from_file: Some(file),
+                slug,
+                from_file,
                 with_config,
                 devices,
                 units,
@@ -46,8 +46,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 dry_run,
                 mode,
                 map_paths,
+                no_safety_backup,
+                location,
                 json,
-                ..
             } => {
                 let order = lifeboat_engine::app::RestoreOrder {
                     units,
@@ -59,37 +60,16 @@ pub fn run(cli: Cli) -> Result<i32> {
                     },
                     map_paths,
                     home: None,
-                    safety_backup: false,
+                    // A backup file restores onto a new device: there is nothing of it to keep.
+                    safety_backup: from_file.is_none() && !no_safety_backup,
                     devices,
                 };
-                backup_files::restore(&ctx, &file, order, with_config, json)
-            }
-            BackupsCommand::Restore {
-                slug,
-                from_file: _,
-                with_config: _,
-                devices: _,
-                units,
-                target,
-                dry_run,
-                mode,
-                map_paths,
-                no_safety_backup,
-                location,
-                json,
-            } => {
-                let how = backups::How {
-                    target,
-                    dry_run,
-                    mode: match mode {
-                        crate::args::Mode::Merge => RestoreMode::Merge,
-                        crate::args::Mode::Replace => RestoreMode::Replace,
-                    },
-                    map_paths,
-                    safety_backup: !no_safety_backup,
-                };
-                let slug = slug.unwrap_or_default();
-                backups::restore(&ctx, &slug, units, how, location.location.as_deref(), json)
+                match from_file {
+                    Some(file) => backup_files::restore(&ctx, &file, order, with_config, json),
+                    None => {
+                        backups::restore(&ctx, &slug.unwrap_or_default(), order, location.location.as_deref(), json)
+                    }
+                }
             }
             BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, location.location.as_deref()),
         },

@@ -383,7 +383,7 @@ fn each_kind_of_error_has_one_exit_code_and_one_status() {
     let d = Daemon::start(&sb);
     let (status, body) =
         d.json(reqwest::Method::GET, &format!("/api/backups/{slug}?location=card"), serde_json::Value::Null);
-    assert_eq!((status, body["kind"].as_str()), (503, Some("location_unavailable")), "{body}");
+    assert_eq!((status, body["kind"].as_str()), (424, Some("location_unavailable")), "{body}");
     drop(d);
     // wrong key, on the daemon's side: it has no secret for a password-protected repository
     let d = Daemon::start_without_password(&sb);

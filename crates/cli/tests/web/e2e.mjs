@@ -33,7 +33,7 @@ async function newPage(base, width) {
   current = page;
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' && !/401|403|409|503|Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
+    if (m.type() === 'error' && !/401|403|409|424|Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   return page;
 }
