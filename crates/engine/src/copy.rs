@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lifeboat_repository::{BlobKind, BlobWriter, Id, LockKind, Node, Repository, Snapshot};
+use lifeboat_repository::{BlobKind, BlobWriter, Id, Node, Repository, Reuse, SessionLock, Snapshot};
+use std::sync::atomic::Ordering;
 
 use crate::progress::Progress;
 use crate::{EngineError, EngineResult};
@@ -33,41 +34,30 @@ pub fn copy(src: &Repository, dst: &Repository, slug: &str, progress: &Progress)
     if let Some((id, s)) = existing.iter().find(|(_, s)| s.slug == snapshot.slug && s.date == snapshot.date) {
         return Ok(CopyOutcome { id: *id, snapshot: s.clone(), copied: false, new_blobs: 0, new_bytes: 0 });
     }
-    let _lock = dst.lock(LockKind::Shared, "copy", LOCK_WAIT)?;
-    dst.load_index()?;
+    let session = dst.write_session(SessionLock::Take { operation: "copy", wait: LOCK_WAIT }, Reuse::Indexed)?;
     progress.set_phase("copying");
     progress.set_totals(
         snapshot.units.iter().map(|u| u.files).sum(),
         snapshot.units.iter().map(|u| u.size).sum(),
         true,
     );
-    let writer = BlobWriter::new(dst, dst.store().write_concurrency());
     // With the same id key (a repository and its clone), ids match and blobs the destination
     // holds need not even be read.
     let same_ids = src.blob_id(b"lifeboat id probe") == dst.blob_id(b"lifeboat id probe");
-    let mut copier = Copier { src, dst, writer: &writer, same_ids, trees: HashMap::new(), progress };
+    let mut copier = Copier { src, dst, writer: session.writer(), same_ids, trees: HashMap::new(), progress };
     let mut out = snapshot.clone();
-    let result = (|| -> EngineResult<()> {
-        for unit in &mut out.units {
-            for root in &mut unit.roots {
-                copier.node(&mut root.node)?;
-            }
+    for unit in &mut out.units {
+        for root in &mut unit.roots {
+            copier.node(&mut root.node)?;
         }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        writer.abandon();
-        return Err(e);
     }
-    let stats = writer.finish()?;
-    let id = dst.save_snapshot(&out)?;
-    Ok(CopyOutcome {
-        id,
-        snapshot: out,
-        copied: true,
-        new_blobs: stats.new_blobs.load(std::sync::atomic::Ordering::Relaxed),
-        new_bytes: stats.new_bytes.load(std::sync::atomic::Ordering::Relaxed),
-    })
+    let (mut new_blobs, mut new_bytes) = (0, 0);
+    let (id, snapshot) = session.commit(|stats| {
+        new_blobs = stats.new_blobs.load(Ordering::Relaxed);
+        new_bytes = stats.new_bytes.load(Ordering::Relaxed);
+        out
+    })?;
+    Ok(CopyOutcome { id, snapshot, copied: true, new_blobs, new_bytes })
 }
 
 struct Copier<'a> {

@@ -233,6 +233,7 @@ fn repo_kind(e: &RepoError) -> ErrorKind {
         RepoError::Corrupt { .. }
         | RepoError::Misnamed { .. }
         | RepoError::Malformed { .. }
+        | RepoError::Unreadable { .. }
         | RepoError::MissingBlob(_) => K::Damaged,
         RepoError::AlreadyExists(_) | RepoError::Locked { .. } | RepoError::LastKey => K::Conflict,
         RepoError::Cancelled => K::Interrupted,
@@ -248,7 +249,7 @@ fn repo_remedy(e: &RepoError) -> Option<Remedy> {
         RepoError::OpenBudget { .. } => Remedy::ThenCheck,
         RepoError::Corrupt { .. } => Remedy::CheckData,
         RepoError::Misnamed { .. } => Remedy::Repair,
-        RepoError::Malformed { .. } | RepoError::MissingBlob(_) => Remedy::Check,
+        RepoError::Malformed { .. } | RepoError::Unreadable { .. } | RepoError::MissingBlob(_) => Remedy::Check,
         RepoError::Locked { .. } => Remedy::Unlock,
         RepoError::NoSuchSnapshot(_) => Remedy::ListBackups,
         RepoError::NoSuchKey(_) => Remedy::ListKeys,

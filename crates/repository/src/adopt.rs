@@ -12,7 +12,7 @@ impl Repository {
     /// Indexes every pack the index does not know; returns how many were adopted. A pack
     /// whose header cannot be read is left alone (`prune` removes it). Call after
     /// [`Repository::load_index`], holding a shared lock.
-    pub fn adopt_unindexed_packs(&self) -> RepoResult<usize> {
+    pub(crate) fn adopt_unindexed_packs(&self) -> RepoResult<usize> {
         let listed = self.store().list("data")?;
         let orphans: Vec<(Id, u64)> = {
             let index = self.inner.index.read().expect("index lock");

@@ -32,6 +32,8 @@ pub enum RepoError {
     Misnamed { what: String, actual: Id, sealed: Vec<u8> },
     #[error("{what} is malformed ({detail})")]
     Malformed { what: String, detail: String },
+    #[error("{what} cannot be read: {why}")]
+    Unreadable { what: String, why: String },
     #[error("blob {0} is missing from the index")]
     MissingBlob(Id),
     #[error("the repository is locked by {holder}: wait for it to finish")]

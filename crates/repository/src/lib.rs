@@ -8,6 +8,7 @@
 
 mod adopt;
 mod blob;
+mod blob_reader;
 mod check;
 mod chunker;
 mod crypto;
@@ -26,9 +27,11 @@ mod repo;
 mod repo_config;
 mod repofile;
 mod safe_path;
+mod session;
 mod writer;
 
 pub use blob::BlobKind;
+pub use blob_reader::OnBlob;
 pub use check::{CheckOptions, CheckProblem, CheckReport};
 pub use chunker::{Chunker, WHOLE_READ_LIMIT};
 pub use error::{RepoError, RepoResult};
@@ -43,6 +46,7 @@ pub use repo_config::ConfigState;
 pub use repofile::snapshot::{Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit};
 pub use repofile::tree::{Node, NodeKind, Timestamp, Tree, Xattr};
 pub use safe_path::{check_entry_name, check_relative, check_root_path, check_unit_name};
+pub use session::{Reuse, SessionLock, WriteSession};
 pub use writer::{BlobWriter, WriteStats};
 
 /// The repository format version this build reads and writes.

@@ -285,7 +285,7 @@ impl Repository {
     }
 
     /// Decrypts a blob's sealed bytes and checks they hash to its id.
-    pub fn decode_blob(&self, id: &Id, sealed: &[u8], raw_length: usize) -> RepoResult<Vec<u8>> {
+    pub(crate) fn decode_blob(&self, id: &Id, sealed: &[u8], raw_length: usize) -> RepoResult<Vec<u8>> {
         let what = || format!("blob {}", id.short());
         let plain = self.open_object(sealed, Some(raw_length), &what())?;
         if self.inner.key.blob_id(&plain) != *id {
@@ -326,20 +326,13 @@ impl Repository {
         self.inner.key.blob_id(plaintext)
     }
 
-    /// Where a blob is: its pack, offset, stored length and plain length.
-    pub fn locate(&self, id: &Id) -> Option<(Id, u32, u32, u32)> {
-        // When the index cannot be read, the caller's fallback read says why.
-        self.index_ready().ok()?;
-        self.inner.index.read().expect("index lock").get(id).map(|(p, l)| (p, l.offset, l.length, l.raw_length))
-    }
-
     /// Reads a whole pack file.
-    pub fn read_pack(&self, pack: &Id) -> RepoResult<Vec<u8>> {
+    pub(crate) fn read_pack(&self, pack: &Id) -> RepoResult<Vec<u8>> {
         Ok(self.inner.store.read(&pack_name(pack), None)?)
     }
 
     /// Reads a byte range of a pack file.
-    pub fn read_pack_range(&self, pack: &Id, start: u64, end: u64) -> RepoResult<Vec<u8>> {
+    pub(crate) fn read_pack_range(&self, pack: &Id, start: u64, end: u64) -> RepoResult<Vec<u8>> {
         Ok(self.inner.store.read(&pack_name(pack), Some(start..end))?)
     }
 
@@ -551,6 +544,6 @@ mod tests {
         let fresh = Repository::open(store, &secret).unwrap();
         assert_eq!(fresh.read_blob(&id).unwrap(), b"what a backup holds");
         assert!(fresh.has_blob(&id));
-        assert!(fresh.locate(&id).is_some());
+        assert!(fresh.blob_length(&id).is_some());
     }
 }

@@ -110,8 +110,9 @@ thread_local! {
 }
 
 impl BlobWriter {
-    /// Starts a session with `threads` concurrent uploads.
-    pub fn new(repo: &Repository, threads: usize) -> Self {
+    /// Starts a writer with `threads` concurrent uploads (outside this crate, through
+    /// [`Repository::write_session`]).
+    pub(crate) fn new(repo: &Repository, threads: usize) -> Self {
         Self::start(repo, threads, false)
     }
 
@@ -123,7 +124,7 @@ impl BlobWriter {
     /// A session that reuses a stored blob only once it is known intact: those in `verified`
     /// (just read and authenticated by the caller), or those it reads back and authenticates
     /// itself. A damaged or missing copy is stored again from the data given.
-    pub fn verifying(repo: &Repository, threads: usize, verified: HashSet<Id>) -> Self {
+    pub(crate) fn verifying(repo: &Repository, threads: usize, verified: HashSet<Id>) -> Self {
         let mut w = Self::start(repo, threads, false);
         w.verified = Some(Mutex::new(verified));
         w

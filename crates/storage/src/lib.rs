@@ -4,7 +4,11 @@
 //! (`data/ab/ab12…`, `snapshots/…`). The repository crate writes every object whole and
 //! never modifies one, so a backend only has to offer atomic whole-object writes, ranged
 //! reads, listing and removal. Every backend passes the same conformance suite
-//! ([`conformance`]).
+//! (`conformance`, with the `testing` feature).
+//!
+//! The `testing` feature adds what tests need and release binaries must not hold: the
+//! conformance suite, an in-memory store (`MemoryStore`), and live fault hooks
+//! ([`faults`]; without the feature they are empty functions).
 
 mod error;
 mod local;
@@ -15,12 +19,19 @@ mod service;
 mod sftp;
 mod smb;
 mod store;
+mod walk;
 
+/// The contracts every backend keeps, as one suite (for the backends' tests).
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod faults;
+#[cfg(any(test, feature = "testing"))]
+mod memory;
 
 pub use error::{StoreError, StoreResult};
 pub use local::LocalStore;
+#[cfg(any(test, feature = "testing"))]
+pub use memory::MemoryStore;
 pub use metered::{Metered, Traffic};
 pub use retry::Retrying;
 pub use service::{DriveKind, ServiceConfig, ServiceStore};

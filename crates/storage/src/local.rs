@@ -4,7 +4,8 @@ use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::store::{check_name, is_temporary, older_than};
+use crate::store::{check_name, check_read_length, older_than, temporary_file_name};
+use crate::walk::Walk;
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
 /// A repository in a folder of a mounted file system (a local disk, a memory card, a
@@ -41,7 +42,7 @@ impl LocalStore {
     ) -> StoreResult<T> {
         let path = self.path(name)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
+        let tmp = dir.join(temporary_file_name());
         let attempt = || -> std::io::Result<T> {
             let modes = self.modes();
             let create = || OpenOptions::new().write(true).create_new(true).mode(modes.file).open(&tmp);
@@ -83,10 +84,8 @@ impl LocalStore {
     /// The objects under a prefix with their times; the temporary ones instead with
     /// `temporaries`.
     fn walk(&self, prefix: &str, temporaries: bool) -> StoreResult<Vec<(ObjectInfo, std::time::SystemTime)>> {
-        let dir = self.path(prefix)?;
-        let mut out = Vec::new();
-        let mut stack = vec![(dir, prefix.to_string())];
-        while let Some((dir, name)) = stack.pop() {
+        let mut walk = Walk::new(self.path(prefix)?, prefix, temporaries);
+        while let Some((dir, name)) = walk.next_folder() {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -96,22 +95,20 @@ impl LocalStore {
                 let entry = entry.map_err(|e| StoreError::io("listing", &name, e))?;
                 let file_name = entry.file_name();
                 let Some(file_name) = file_name.to_str() else { continue };
-                let child = format!("{name}/{file_name}");
                 let meta = match entry.metadata() {
                     Ok(m) => m,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(StoreError::io("listing", &child, e)),
+                    Err(e) => return Err(StoreError::io("listing", &format!("{name}/{file_name}"), e)),
                 };
                 if meta.is_dir() {
-                    stack.push((entry.path(), child));
-                } else if meta.is_file() && is_temporary(file_name) == temporaries {
+                    walk.folder(entry.path(), &name, file_name);
+                } else if meta.is_file() {
                     let modified = meta.modified().unwrap_or_else(|_| std::time::SystemTime::now());
-                    out.push((ObjectInfo { name: child, size: meta.len() }, modified));
+                    walk.file(&name, file_name, meta.len(), modified);
                 }
             }
         }
-        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        Ok(out)
+        Ok(walk.finish())
     }
 
     fn path(&self, name: &str) -> StoreResult<PathBuf> {
@@ -210,8 +207,7 @@ impl Store for LocalStore {
                         .read_at(&mut buf[done..], r.start + done as u64)
                         .map_err(|e| StoreError::io("reading", name, e))?;
                     if n == 0 {
-                        let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
-                        return Err(StoreError::ShortRead { name: name.to_string(), start: r.start, end: r.end, len });
+                        check_read_length(name, &r, done, || f.seek(SeekFrom::End(0)).unwrap_or(0))?;
                     }
                     done += n;
                 }

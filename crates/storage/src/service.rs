@@ -4,7 +4,7 @@ use std::time::Duration;
 use opendal::{services, Buffer, EntryMode, ErrorKind, Operator};
 
 use crate::runtime::block_on_for;
-use crate::store::{check_name, is_temporary, older_than};
+use crate::store::{check_name, check_read_length, is_temporary, older_than, temporary_beside};
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
 /// A storage service reached through Apache OpenDAL, with the keys Lifeboat's configuration
@@ -256,9 +256,7 @@ impl ServiceStore {
             self.op.write(path, Buffer::from(data.to_vec())).await?;
             return Ok(());
         }
-        let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
-        let tmp = format!("{dir}/.tmp-{:016x}", rand::random::<u64>());
-        let tmp = tmp.trim_start_matches('/').to_string();
+        let tmp = temporary_beside(path);
         let result = async {
             self.op.write(&tmp, Buffer::from(data.to_vec())).await?;
             self.op.rename(&tmp, path).await
@@ -307,8 +305,7 @@ impl Store for ServiceStore {
         if let Some(dav) = &self.webdav {
             // Upload under a temporary name, then MOVE with `Overwrite: F`: the server
             // refuses if the name exists (RFC 4918), atomically.
-            let (dir, _) = name.rsplit_once('/').unwrap_or(("", name));
-            let tmp = format!("{dir}/.tmp-{:016x}", rand::random::<u64>()).trim_start_matches('/').to_string();
+            let tmp = temporary_beside(name);
             self.run("writing", name, data.len() as u64, self.op.write(&tmp, Buffer::from(data.to_vec())))?;
             // 423 Locked: another client is moving onto the name this instant; once it is
             // done the name exists (412) or is free again, so ask again after a moment.
@@ -367,7 +364,7 @@ impl Store for ServiceStore {
                 };
                 if (got.len() as u64) < want {
                     let len = self.size(name)?;
-                    return Err(StoreError::ShortRead { name: name.to_string(), start: r.start, end: r.end, len });
+                    check_read_length(name, &r, got.len(), || len)?;
                 }
                 Ok(got)
             }
@@ -388,7 +385,7 @@ impl Store for ServiceStore {
                 continue;
             }
             let name = entry.path().trim_start_matches('/').to_string();
-            if name.rsplit('/').next().is_some_and(|n| n.starts_with(".tmp-")) {
+            if name.rsplit('/').next().is_some_and(is_temporary) {
                 continue;
             }
             // Some listings leave the size out; ask. An object removed since it was listed is

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use crate::runtime::block_on_for;
-use crate::store::{check_name, is_temporary, older_than};
+use crate::store::{check_name, check_read_length, older_than, temporary_beside};
+use crate::walk::Walk;
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
 /// How the server's host key is checked.
@@ -282,10 +283,9 @@ impl SftpStore {
         check_name(prefix)?;
         let root = self.remote_path(prefix);
         let prefix = prefix.to_string();
-        let mut out = self.run("listing", &prefix.clone(), 0, |c| async move {
-            let mut out = Vec::new();
-            let mut stack = vec![(root, prefix)];
-            while let Some((dir, name)) = stack.pop() {
+        let out = self.run("listing", &prefix.clone(), 0, |c| async move {
+            let mut walk = Walk::new(root, &prefix, temporaries);
+            while let Some((dir, name)) = walk.next_folder() {
                 let entries = match c.sftp.read_dir(dir.clone()).await {
                     Ok(e) => e,
                     Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => continue,
@@ -293,32 +293,21 @@ impl SftpStore {
                 };
                 for entry in entries {
                     let file_name = entry.file_name();
-                    if file_name == "." || file_name == ".." {
-                        continue;
-                    }
-                    let child = format!("{name}/{file_name}");
                     let meta = entry.metadata();
                     if meta.is_dir() {
-                        stack.push((format!("{dir}/{file_name}"), child));
-                    } else if meta.is_regular() && is_temporary(&file_name) == temporaries {
-                        out.push((ObjectInfo { name: child, size: meta.size.unwrap_or(0) }, meta.mtime));
+                        walk.folder(format!("{dir}/{file_name}"), &name, &file_name);
+                    } else if meta.is_regular() {
+                        walk.file(&name, &file_name, meta.size.unwrap_or(0), meta.mtime);
                     }
                 }
             }
-            Ok(out)
+            Ok(walk.finish())
         })?;
-        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         Ok(out)
     }
 
     fn temporary_name(path: &str) -> String {
-        let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
-        let tmp = format!(".tmp-{:016x}", rand::random::<u64>());
-        if dir.is_empty() {
-            tmp
-        } else {
-            format!("{dir}/{tmp}")
-        }
+        temporary_beside(path)
     }
 }
 
@@ -414,9 +403,7 @@ impl Store for SftpStore {
             Ok((buf, total))
         })?;
         if let Some(r) = range {
-            if (buf.len() as u64) < r.end.saturating_sub(r.start) {
-                return Err(StoreError::ShortRead { name: name.to_string(), start: r.start, end: r.end, len: total });
-            }
+            check_read_length(name, &r, buf.len(), || total)?;
         }
         Ok(buf)
     }

@@ -4,7 +4,8 @@ use std::sync::Mutex;
 
 use pavao::{SmbClient, SmbCredentials, SmbDirentType, SmbError, SmbOpenOptions, SmbOptions};
 
-use crate::store::{check_name, is_temporary, older_than};
+use crate::store::{check_name, check_read_length, older_than, temporary_beside};
+use crate::walk::Walk;
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
 /// Where and how to reach an SMB share (Windows, Samba, a NAS), without mounting it.
@@ -44,10 +45,9 @@ impl SmbStore {
     fn walk(&self, prefix: &str, temporaries: bool) -> StoreResult<Vec<(ObjectInfo, std::time::SystemTime)>> {
         check_name(prefix)?;
         let root = self.path(prefix);
-        let mut out = self.run("listing", prefix, |c| {
-            let mut out = Vec::new();
-            let mut stack = vec![(root, prefix.to_string())];
-            while let Some((dir, name)) = stack.pop() {
+        let out = self.run("listing", prefix, |c| {
+            let mut walk = Walk::new(root, prefix, temporaries);
+            while let Some((dir, name)) = walk.next_folder() {
                 // libsmbclient reports a missing folder as a bad descriptor; ask first.
                 match c.stat(&dir) {
                     Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => continue,
@@ -60,28 +60,22 @@ impl SmbStore {
                 };
                 for entry in entries {
                     let file_name = entry.name();
-                    if file_name == "." || file_name == ".." {
-                        continue;
-                    }
-                    let child = format!("{name}/{file_name}");
                     let full = format!("{dir}/{file_name}");
                     match entry.get_type() {
-                        SmbDirentType::Dir => stack.push((full, child)),
-                        SmbDirentType::File if is_temporary(file_name) == temporaries => {
-                            match c.stat(&full) {
-                                Ok(st) => out.push((ObjectInfo { name: child, size: st.size }, st.modified)),
-                                // Removed since the folder was read.
-                                Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => {}
-                                Err(e) => return Err(e),
-                            }
-                        }
+                        SmbDirentType::Dir => walk.folder(full, &name, file_name),
+                        // Each size costs a request: asked only of the files listed.
+                        SmbDirentType::File if walk.wants_file(file_name) => match c.stat(&full) {
+                            Ok(st) => walk.file(&name, file_name, st.size, st.modified),
+                            // Removed since the folder was read.
+                            Err(SmbError::Io(io)) if io.kind() == IoKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        },
                         _ => {}
                     }
                 }
             }
-            Ok(out)
+            Ok(walk.finish())
         })?;
-        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         Ok(out)
     }
 
@@ -209,8 +203,7 @@ impl SmbStore {
     }
 
     fn temporary(path: &str) -> String {
-        let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
-        format!("{dir}/.tmp-{:016x}", rand::random::<u64>())
+        temporary_beside(path)
     }
 }
 
@@ -278,9 +271,7 @@ impl Store for SmbStore {
             }
         })?;
         if let Some(r) = range {
-            if (data.len() as u64) < r.end.saturating_sub(r.start) {
-                return Err(StoreError::ShortRead { name: name.to_string(), start: r.start, end: r.end, len: total });
-            }
+            check_read_length(name, &r, data.len(), || total)?;
         }
         Ok(data)
     }

@@ -65,7 +65,43 @@ pub trait Store: Send + Sync {
 
 /// True when a listed name is one of the temporary objects writes go through.
 pub(crate) fn is_temporary(file_name: &str) -> bool {
-    file_name.starts_with(".tmp-")
+    file_name.starts_with(TEMPORARY_PREFIX)
+}
+
+const TEMPORARY_PREFIX: &str = ".tmp-";
+
+/// A fresh name for a temporary object: what every backend writes under before the object
+/// takes its real name, so a reader never sees part of an object.
+pub(crate) fn temporary_file_name() -> String {
+    format!("{TEMPORARY_PREFIX}{:016x}", rand::random::<u64>())
+}
+
+/// A temporary name in the same folder as `path` (slash-separated, as the backend spells its
+/// paths), so that moving it into place is a rename within one folder.
+pub(crate) fn temporary_beside(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{}", temporary_file_name()),
+        None => temporary_file_name(),
+    }
+}
+
+/// Holds a ranged read to its contract: exactly the bytes asked for, or `ShortRead` naming
+/// the object's real length (asked of `length` only then).
+pub(crate) fn check_read_length(
+    name: &str,
+    range: &std::ops::Range<u64>,
+    got: usize,
+    length: impl FnOnce() -> u64,
+) -> StoreResult<()> {
+    if (got as u64) < range.end.saturating_sub(range.start) {
+        return Err(crate::StoreError::ShortRead {
+            name: name.to_string(),
+            start: range.start,
+            end: range.end,
+            len: length(),
+        });
+    }
+    Ok(())
 }
 
 /// True when something last written at `modified` is older than `age`.

@@ -223,7 +223,7 @@ impl Archiver<'_> {
     /// Also returns the bytes of holes that were skipped, not read.
     fn read_file(&self, abs: &Path, meta: &Metadata) -> Result<FileRead, ReadError> {
         let file = open_for_reading(abs)?;
-        lifeboat_storage::faults::pause_point(&format!("read {}", abs.display()));
+        lifeboat_storage::faults::pause_point(|| format!("read {}", abs.display()));
         let size = meta.size();
         let mut ids = Vec::new();
         let chunker = self.repo.chunker();

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use lifeboat_repository::{
-    BlobWriter, Id, LockKind, RawBytes, Repository, Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit,
+    BlobWriter, Id, RawBytes, Repository, Reuse, SessionLock, Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit,
 };
 
 use crate::command;
@@ -91,17 +91,15 @@ pub fn run(
     for t in &req.tags {
         check_name("a tag", t)?;
     }
-    // A safety backup runs under the shared lock of its restore: asking again while a prune
-    // waits would wait for that prune, which waits for the restore.
-    let _lock = match req.safety {
-        Some(_) => None,
-        None => Some(repo.lock(LockKind::Shared, "backup", LOCK_WAIT)?),
-    };
     progress.set_phase("loading the index");
-    repo.load_index()?;
-    let adopted = repo.adopt_unindexed_packs()?;
-    if adopted > 0 {
-        log.info(&format!("reusing {adopted} packs left by an interrupted backup"));
+    // A safety backup runs under the shared lock of its restore, and reuses only what that
+    // restore read and authenticated (or what it checks itself).
+    let session = match &req.safety {
+        Some(s) => repo.write_session(SessionLock::HeldByCaller, Reuse::Verified(s.verified.clone()))?,
+        None => repo.write_session(SessionLock::Take { operation: "backup", wait: LOCK_WAIT }, Reuse::Indexed)?,
+    };
+    if session.adopted() > 0 {
+        log.info(&format!("reusing {} packs left by an interrupted backup", session.adopted()));
     }
     let host = crate::host();
     let user = crate::user();
@@ -115,18 +113,14 @@ pub fn run(
 
     // Two more threads than cores: while some wait on the disk, the others compress.
     let pool = crate::workers::pool("backup", crate::workers::cores() + 2)?;
-    let writer = match &req.safety {
-        Some(s) => BlobWriter::verifying(repo, repo.store().write_concurrency(), s.verified.clone()),
-        None => BlobWriter::new(repo, repo.store().write_concurrency()),
-    };
     let names_cache = NameCache::default();
     let done = AtomicBool::new(false);
     let read_bytes = AtomicU64::new(0);
     let staging_dir = staging_dir(dirs);
-    let session = Session {
+    let work = Session {
         repo,
         parents: &parents,
-        writer: &writer,
+        writer: session.writer(),
         progress,
         log,
         names: &names_cache,
@@ -145,7 +139,7 @@ pub fn run(
         }
         progress.set_phase("backing up");
         let r =
-            pool.install(|| req.units.iter().map(|unit| backup_unit(&session, unit)).collect::<EngineResult<Vec<_>>>());
+            pool.install(|| req.units.iter().map(|unit| backup_unit(&work, unit)).collect::<EngineResult<Vec<_>>>());
         done.store(true, Ordering::Relaxed);
         r
     });
@@ -160,18 +154,17 @@ pub fn run(
         }
         Err(e) => {
             log.error(&format!("backup failed: {e}"));
-            writer.abandon();
             return Err(e);
         }
     };
     progress.set_phase("writing the index");
-    let stats = writer.finish()?;
+    let read = read_bytes.load(Ordering::Relaxed);
     let status = if units.iter().any(|u| u.status != SnapshotStatus::Completed) {
         SnapshotStatus::CompletedWithWarnings
     } else {
         SnapshotStatus::Completed
     };
-    let snapshot = Snapshot {
+    let (id, snapshot) = session.commit(|stats| Snapshot {
         version: 1,
         slug: req.slug.clone(),
         name: req.name.clone().unwrap_or_else(|| default_name(&req, started)),
@@ -189,13 +182,11 @@ pub fn run(
         files: units.iter().map(|u| u.files).sum(),
         added: stats.new_bytes.load(Ordering::Relaxed),
         stored: stats.stored_bytes.load(Ordering::Relaxed),
-        read: read_bytes.load(Ordering::Relaxed),
+        read,
         units,
         tags: req.tags.clone(),
         program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
-    };
-    progress.set_phase("saving the backup");
-    let id = repo.save_snapshot(&snapshot)?;
+    })?;
     log.info(&format!(
         "backup {} {}: {} files, {} bytes, {} bytes new, {} bytes stored",
         snapshot.slug,

@@ -221,17 +221,17 @@ fn walk(
             let mut at = 0u64;
             let mut holes = false;
             for id in &node.content {
-                let (_, _, _, raw) = repo.locate(id).ok_or(lifeboat_repository::RepoError::MissingBlob(*id))?;
+                let raw = repo.blob_length(id).ok_or(lifeboat_repository::RepoError::MissingBlob(*id))?;
                 if zeros.is_zero(repo, id, raw) {
                     holes = true;
                 } else {
                     match segments.last_mut() {
-                        Some((off, len)) if *off + *len == at => *len += raw as u64,
-                        _ => segments.push((at, raw as u64)),
+                        Some((off, len)) if *off + *len == at => *len += raw,
+                        _ => segments.push((at, raw)),
                     }
                     blobs.push(*id);
                 }
-                at += raw as u64;
+                at += raw;
             }
             if holes {
                 // A file ending in a hole gets an empty last stretch at its end, so readers
@@ -261,15 +261,15 @@ fn walk(
 /// Recognises blobs of zeros by their id, without reading them: only blobs that compressed
 /// extremely well are candidates, and the id of zeros of each such length is computed once.
 #[derive(Default)]
-struct ZeroIds(HashMap<u32, Id>);
+struct ZeroIds(HashMap<u64, Id>);
 
 impl ZeroIds {
-    fn is_zero(&mut self, repo: &Repository, id: &Id, raw: u32) -> bool {
-        if raw < MIN_HOLE {
+    fn is_zero(&mut self, repo: &Repository, id: &Id, raw: u64) -> bool {
+        if raw < MIN_HOLE as u64 {
             return false;
         }
         match repo.blob_payload_len(id) {
-            Some((true, payload)) if payload * 64 < raw as u64 => {
+            Some((true, payload)) if payload * 64 < raw => {
                 *self.0.entry(raw).or_insert_with(|| repo.blob_id(&vec![0u8; raw as usize])) == *id
             }
             _ => false,

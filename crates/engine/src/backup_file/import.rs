@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::time::Duration;
 
-use lifeboat_repository::{BlobKind, BlobWriter, Id, LockKind, Node, NodeKind, Repository, Snapshot, Tree};
+use lifeboat_repository::{BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Reuse, SessionLock, Snapshot, Tree};
 
 use super::manifest::UnitFile;
 use super::read::{tar_problem, FileReader, UnitTar};
@@ -44,28 +44,19 @@ pub fn import(
     {
         return Ok(ImportOutcome { id: *id, snapshot: s.clone(), imported: false, new_bytes: 0 });
     }
-    let _lock = repo.lock(LockKind::Shared, "import", LOCK_WAIT)?;
-    repo.load_index()?;
+    let session = repo.write_session(SessionLock::Take { operation: "import", wait: LOCK_WAIT }, Reuse::Indexed)?;
     progress.set_totals(manifest.backup.files, manifest.backup.size, true);
-    let writer = BlobWriter::new(repo, repo.store().write_concurrency());
     // No path mapping: an imported backup keeps the paths it was made with.
     let map = PathMap::new(b"", std::path::Path::new(""), &[]);
     let mut roots: HashMap<String, Vec<Option<Node>>> = HashMap::new();
-    let result = (|| -> EngineResult<()> {
-        let mut read = |unit: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
-            progress.set_phase(format!("importing {}", unit.name));
-            let nodes = unit_nodes(repo, &writer, unit, tar, &map, progress)?;
-            roots.insert(unit.name.clone(), nodes);
-            Ok(())
-        };
-        while reader.next_unit(passphrase, &mut read, &|_| true)?.is_some() {}
-        reader.finish()
-    })();
-    if let Err(e) = result {
-        writer.abandon();
-        return Err(e);
-    }
-    let stats = writer.finish()?;
+    let mut read = |unit: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
+        progress.set_phase(format!("importing {}", unit.name));
+        let nodes = unit_nodes(repo, session.writer(), unit, tar, &map, progress)?;
+        roots.insert(unit.name.clone(), nodes);
+        Ok(())
+    };
+    while reader.next_unit(passphrase, &mut read, &|_| true)?.is_some() {}
+    reader.finish()?;
     let mut snapshot = manifest.backup.clone();
     for u in &mut snapshot.units {
         let built = roots.remove(&u.name).unwrap_or_default();
@@ -78,15 +69,12 @@ pub fn import(
         }
         u.roots = kept;
     }
-    snapshot.added = stats.new_bytes.load(std::sync::atomic::Ordering::Relaxed);
-    snapshot.stored = stats.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
-    let id = repo.save_snapshot(&snapshot)?;
-    Ok(ImportOutcome {
-        id,
-        snapshot,
-        imported: true,
-        new_bytes: stats.new_bytes.load(std::sync::atomic::Ordering::Relaxed),
-    })
+    let (id, snapshot) = session.commit(|stats| {
+        snapshot.added = stats.new_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        snapshot.stored = stats.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        snapshot
+    })?;
+    Ok(ImportOutcome { id, new_bytes: snapshot.added, snapshot, imported: true })
 }
 
 /// Reads one unit's tar into nodes with stored content, then writes its folders' trees

@@ -1,5 +1,5 @@
-//! Writing file data pack by pack: each needed pack is read once (whole, or the needed ranges
-//! when it is mostly unneeded), and every blob in it is written to every place it belongs.
+//! Writing file data: the repository reads each needed blob once, pack by pack
+//! ([`Repository::read_blobs`]), and each is written to every place it belongs.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -18,11 +18,6 @@ use crate::progress::Progress;
 /// Applies a restored file's metadata; the flag says it was created new by this restore.
 pub(crate) type Finish<'a> = dyn Fn(&File, &Item, bool) + Sync + 'a;
 
-/// Ranges closer than this are read together.
-const MERGE_GAP: u64 = 256 * 1024;
-/// A read covers at most this much (several blobs), bounding each thread's memory.
-const MAX_READ: u64 = 4 * 1024 * 1024;
-
 struct FileState<'a> {
     item: &'a Item,
     /// Blob pieces still to write.
@@ -32,15 +27,6 @@ struct FileState<'a> {
     fresh: AtomicBool,
     /// Written to at its path by this restore.
     created: AtomicBool,
-}
-
-struct Need {
-    blob: Id,
-    offset: u32,
-    length: u32,
-    raw_length: u32,
-    /// (file, offset in file) for every place this blob goes.
-    places: Vec<(usize, u64)>,
 }
 
 /// Writes every file of `files`; returns the blobs it read and authenticated (a safety
@@ -64,20 +50,15 @@ pub(crate) fn restore_files(
             created: AtomicBool::new(false),
         })
         .collect();
-    let mut packs: HashMap<Id, HashMap<Id, Need>> = HashMap::new();
+    // Every place each blob goes: (file, offset in the file).
+    let mut places: HashMap<Id, Vec<(usize, u64)>> = HashMap::new();
     for (fi, st) in states.iter().enumerate() {
         let mut at = 0u64;
         for blob in &st.item.node.content {
-            match repo.locate(blob) {
-                Some((pack, offset, length, raw_length)) => {
-                    packs
-                        .entry(pack)
-                        .or_default()
-                        .entry(*blob)
-                        .or_insert_with(|| Need { blob: *blob, offset, length, raw_length, places: Vec::new() })
-                        .places
-                        .push((fi, at));
-                    at += raw_length as u64;
+            match repo.blob_length(blob) {
+                Some(length) => {
+                    places.entry(*blob).or_default().push((fi, at));
+                    at += length;
                 }
                 None => {
                     st.failed.store(true, Ordering::Relaxed);
@@ -112,52 +93,22 @@ pub(crate) fn restore_files(
         }
     });
 
-    let mut work: Vec<(Id, Vec<Need>)> = packs
-        .into_iter()
-        .map(|(p, needs)| {
-            let mut v: Vec<Need> = needs.into_values().collect();
-            v.sort_by_key(|n| n.offset);
-            (p, v)
-        })
-        .collect();
-    work.sort_by_key(|(p, _)| *p);
-    // A blob whose copy in this pack cannot be used is read again from any other copy the
-    // repository has (a safety backup stores a damaged blob again).
-    let fallback = |n: &Need, why: String| match repo.read_blob(&n.blob) {
-        Ok(plain) => {
-            verified.lock().expect("verified lock").insert(n.blob);
-            write_places(&states, n, &plain, unlink_first, progress, problem, finish);
+    let wanted: Vec<Id> = places.keys().copied().collect();
+    let on_blob = |id: &Id, read: lifeboat_repository::RepoResult<Vec<u8>>| {
+        let Some(places) = places.get(id) else { return };
+        match read {
+            Ok(plain) => {
+                verified.lock().expect("verified lock").insert(*id);
+                write_places(&states, places, &plain, unlink_first, progress, problem, finish);
+            }
+            Err(e) => fail_places(&states, places, problem, &e.to_string()),
         }
-        Err(_) => fail_places(&states, n, problem, &why),
     };
-    work.par_iter().for_each(|(pack, needs)| {
-        for (start, end, group) in ranges(needs) {
-            let bytes = match repo.read_pack_range(pack, start, end) {
-                Ok(b) if b.len() as u64 == end - start => b,
-                Ok(_) => {
-                    group
-                        .iter()
-                        .for_each(|n| fallback(n, format!("pack {} is shorter than the index says", pack.short())));
-                    continue;
-                }
-                Err(e) => {
-                    group.iter().for_each(|n| fallback(n, format!("pack {} unreadable: {e}", pack.short())));
-                    continue;
-                }
-            };
-            group.par_iter().for_each(|n| {
-                let s = (n.offset as u64 - start) as usize;
-                let sealed = &bytes[s..s + n.length as usize];
-                match repo.decode_blob(&n.blob, sealed, n.raw_length as usize) {
-                    Ok(plain) => {
-                        verified.lock().expect("verified lock").insert(n.blob);
-                        write_places(&states, n, &plain, unlink_first, progress, problem, finish)
-                    }
-                    Err(e) => fallback(n, e.to_string()),
-                }
-            });
+    if let Err(e) = repo.read_blobs(&wanted, &on_blob) {
+        for p in places.values() {
+            fail_places(&states, p, problem, &e.to_string());
         }
-    });
+    }
     // A file that could not be written whole is not left where it was being written: no wrong
     // byte stays behind under its name (in place, that is a staging copy, never swapped in).
     for st in &states {
@@ -168,30 +119,8 @@ pub(crate) fn restore_files(
     verified.into_inner().expect("verified lock")
 }
 
-/// Groups needed blobs into read ranges of nearby blobs, each at most MAX_READ long (or one
-/// blob, when a blob is larger).
-fn ranges(needs: &[Need]) -> Vec<(u64, u64, &[Need])> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < needs.len() {
-        let start = needs[i].offset as u64;
-        let mut end = start + needs[i].length as u64;
-        let mut j = i + 1;
-        while j < needs.len()
-            && (needs[j].offset as u64) <= end + MERGE_GAP
-            && needs[j].offset as u64 + needs[j].length as u64 - start <= MAX_READ
-        {
-            end = end.max(needs[j].offset as u64 + needs[j].length as u64);
-            j += 1;
-        }
-        out.push((start, end, &needs[i..j]));
-        i = j;
-    }
-    out
-}
-
-fn fail_places(states: &[FileState], n: &Need, problem: &(dyn Fn(&Path, String) + Sync), why: &str) {
-    for (fi, _) in &n.places {
+fn fail_places(states: &[FileState], places: &[(usize, u64)], problem: &(dyn Fn(&Path, String) + Sync), why: &str) {
+    for (fi, _) in places {
         let st = &states[*fi];
         if !st.failed.swap(true, Ordering::Relaxed) {
             problem(&st.item.dest, format!("not restored: {why}"));
@@ -201,14 +130,14 @@ fn fail_places(states: &[FileState], n: &Need, problem: &(dyn Fn(&Path, String) 
 
 fn write_places(
     states: &[FileState],
-    n: &Need,
+    places: &[(usize, u64)],
     plain: &[u8],
     unlink_first: bool,
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &Finish<'_>,
 ) {
-    for (fi, at) in &n.places {
+    for (fi, at) in places {
         let st = &states[*fi];
         if st.failed.load(Ordering::Relaxed) {
             continue;
@@ -233,7 +162,7 @@ fn write_places(
         });
         match result {
             Ok(f) => {
-                crash_point();
+                lifeboat_storage::faults::write_point();
                 progress.add(0, plain.len() as u64);
                 if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     finish(&f, st.item, st.fresh.load(Ordering::Relaxed));
@@ -245,19 +174,6 @@ fn write_places(
                     problem(&st.item.dest, format!("cannot write: {e}"));
                 }
             }
-        }
-    }
-}
-
-/// Fault injection for the crash tests: with `LIFEBOAT_CRASH_AFTER_WRITES=N` in the
-/// environment, the process aborts (no cleanup, like `kill -9`) after its N-th file write.
-fn crash_point() {
-    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let limit = LIMIT.get_or_init(|| std::env::var("LIFEBOAT_CRASH_AFTER_WRITES").ok().and_then(|v| v.parse().ok()));
-    if let Some(n) = limit {
-        if WRITES.fetch_add(1, Ordering::SeqCst) + 1 >= *n {
-            std::process::abort();
         }
     }
 }

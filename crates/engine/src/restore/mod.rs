@@ -183,7 +183,7 @@ impl Restore<'_> {
         self.progress.set_totals(files, bytes, true);
         self.log.info(&format!("restore of backup {} ({} entries to write)", snapshot.slug, files));
         let in_place = plan.roots.iter().any(|r| r.staged);
-        lifeboat_storage::faults::pause_point(&format!("restore {}", snapshot.slug));
+        lifeboat_storage::faults::pause_point(|| format!("restore {}", snapshot.slug));
         let parents = parent_times(&plan);
         let written = self.write(&plan);
         if in_place && !written.failed.is_empty() {

@@ -1,0 +1,155 @@
+//! Reading many blobs at once, pack by pack: each pack is visited once, in the order of its
+//! name, and only the stretches that hold wanted blobs are read (nearby blobs in one read),
+//! so a restore of many small files costs a few large reads rather than one read per blob.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::index::BlobLocation;
+use crate::pack::pack_name;
+use crate::{Id, RepoError, RepoResult, Repository};
+
+/// Wanted blobs closer than this in a pack are read together.
+const MERGE_GAP: u64 = 256 * 1024;
+/// A read covers at most this much (several blobs), bounding each thread's memory.
+const MAX_READ: u64 = 4 * 1024 * 1024;
+
+/// What [`Repository::read_blobs`] calls with each blob: its id, and its plain bytes
+/// (authenticated, and hashing to the id) or why no copy could be read.
+pub type OnBlob<'a> = dyn Fn(&Id, RepoResult<Vec<u8>>) + Sync + 'a;
+
+struct Wanted {
+    id: Id,
+    at: BlobLocation,
+}
+
+impl Repository {
+    /// The plain length of a blob, from the index alone.
+    pub fn blob_length(&self, id: &Id) -> Option<u64> {
+        self.index_ready().ok()?;
+        self.inner.index.read().expect("index lock").get(id).map(|(_, l)| l.raw_length as u64)
+    }
+
+    /// Reads every blob of `ids` once (repeats are read once and given once), on the
+    /// calling rayon pool, and gives each to `on_blob` as it is decoded. A copy that cannot
+    /// be read or authenticated is read again from any other stored copy before it is given
+    /// as an error; a blob the index does not know is given as [`RepoError::MissingBlob`].
+    /// Blobs are given in no particular order. Fails, giving nothing, only when the index
+    /// cannot be read.
+    pub fn read_blobs(&self, ids: &[Id], on_blob: &OnBlob<'_>) -> RepoResult<()> {
+        self.index_ready()?;
+        let mut packs: HashMap<Id, HashMap<Id, BlobLocation>> = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let index = self.inner.index.read().expect("index lock");
+            for id in ids {
+                match index.get(id) {
+                    Some((pack, at)) => {
+                        packs.entry(pack).or_default().insert(*id, at);
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        for id in &missing {
+            on_blob(id, Err(RepoError::MissingBlob(*id)));
+        }
+        let mut work: Vec<(Id, Vec<Wanted>)> = packs
+            .into_iter()
+            .map(|(pack, blobs)| {
+                let mut v: Vec<Wanted> = blobs.into_iter().map(|(id, at)| Wanted { id, at }).collect();
+                v.sort_by_key(|w| w.at.offset);
+                (pack, v)
+            })
+            .collect();
+        work.sort_by_key(|(pack, _)| *pack);
+        work.par_iter().for_each(|(pack, wanted)| {
+            for group in ranges(wanted) {
+                self.read_group(pack, group, on_blob);
+            }
+        });
+        Ok(())
+    }
+
+    /// One read of a pack covering `group`, then each blob decoded from it.
+    fn read_group(&self, pack: &Id, group: &[Wanted], on_blob: &OnBlob<'_>) {
+        let Some(first) = group.first() else { return };
+        let start = first.at.offset as u64;
+        let end = group.iter().map(|w| w.at.offset as u64 + w.at.length as u64).max().unwrap_or(start);
+        let bytes = match self.inner.store.read(&pack_name(pack), Some(start..end)) {
+            Ok(b) if b.len() as u64 == end - start => b,
+            Ok(_) => {
+                let why = format!("pack {} is shorter than the index says", pack.short());
+                group.par_iter().for_each(|w| on_blob(&w.id, self.read_again(&w.id, &why)));
+                return;
+            }
+            Err(e) => {
+                let why = format!("pack {} cannot be read: {e}", pack.short());
+                group.par_iter().for_each(|w| on_blob(&w.id, self.read_again(&w.id, &why)));
+                return;
+            }
+        };
+        group.par_iter().for_each(|w| {
+            let s = (w.at.offset as u64 - start) as usize;
+            let sealed = &bytes[s..s + w.at.length as usize];
+            match self.decode_blob(&w.id, sealed, w.at.raw_length as usize) {
+                Ok(plain) => on_blob(&w.id, Ok(plain)),
+                Err(e) => on_blob(&w.id, self.read_again(&w.id, &e.to_string())),
+            }
+        });
+    }
+
+    /// A blob whose copy in a pack could not be used, from any copy (the same one included:
+    /// a read may fail once). When none serves, the first failure says why.
+    fn read_again(&self, id: &Id, why: &str) -> RepoResult<Vec<u8>> {
+        self.read_blob(id)
+            .map_err(|_| RepoError::Unreadable { what: format!("blob {}", id.short()), why: why.to_string() })
+    }
+}
+
+/// Groups wanted blobs (sorted by offset) into reads of nearby blobs, each at most MAX_READ
+/// long (or one blob, when a blob is larger).
+fn ranges(wanted: &[Wanted]) -> Vec<&[Wanted]> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < wanted.len() {
+        let start = wanted[i].at.offset as u64;
+        let mut end = start + wanted[i].at.length as u64;
+        let mut j = i + 1;
+        while j < wanted.len() {
+            let (o, l) = (wanted[j].at.offset as u64, wanted[j].at.length as u64);
+            if o > end + MERGE_GAP || o + l - start > MAX_READ {
+                break;
+            }
+            end = end.max(o + l);
+            j += 1;
+        }
+        out.push(&wanted[i..j]);
+        i = j;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(offset: u32, length: u32) -> Wanted {
+        Wanted {
+            id: Id([offset as u8; 32]),
+            at: BlobLocation { pack: 0, kind: crate::BlobKind::Data, offset, length, raw_length: length },
+        }
+    }
+
+    #[test]
+    fn nearby_blobs_are_read_together_and_no_read_grows_past_its_bound() {
+        let gap = MERGE_GAP as u32;
+        let big = MAX_READ as u32;
+        let wanted = [w(0, 100), w(100 + gap, 10), w(200 + 3 * gap, 10), w(300 + 4 * gap, big)];
+        let groups: Vec<usize> = ranges(&wanted).iter().map(|g| g.len()).collect();
+        assert_eq!(groups, vec![2, 1, 1]);
+    }
+}

@@ -1,0 +1,101 @@
+//! One writing operation on a repository — a backup, a copy into it, an import — from its
+//! lock to its snapshot. The steps are always the same and their order matters: take the
+//! lock, then read the index (so the work of writers that finished meanwhile is seen), adopt
+//! the packs an interrupted writer left, write blobs, flush the last packs and their index,
+//! and only then save the snapshot that names them. A session is dropped without committing
+//! when the operation fails: what was uploaded stays indexed for the next run, and no
+//! snapshot points at data that was never written.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{BlobWriter, Id, LockGuard, LockKind, RepoResult, Repository, Snapshot, WriteStats};
+
+/// How a session stands with the repository's lock.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionLock<'a> {
+    /// Take a shared lock for `operation`, waiting up to `wait` for an exclusive holder.
+    Take { operation: &'a str, wait: Duration },
+    /// The caller holds a lock for the whole of a larger operation (a safety backup inside
+    /// its restore): asking again while a prune waits would wait for that prune, which waits
+    /// for the caller.
+    HeldByCaller,
+}
+
+/// What a session reuses of what the repository holds.
+#[derive(Debug, Default)]
+pub enum Reuse {
+    /// Every blob the index lists.
+    #[default]
+    Indexed,
+    /// Only blobs known intact: those given (just read and authenticated by the caller) and
+    /// those the session reads back and authenticates itself. A damaged copy is stored again.
+    Verified(HashSet<Id>),
+}
+
+/// An open writing operation; see the module's documentation.
+pub struct WriteSession<'r> {
+    repo: &'r Repository,
+    // Declared before the lock, so dropped first: the writer's uploads end while the lock is
+    // still held. Taken out by `commit`; still here on drop means abandoned.
+    writer: Option<BlobWriter>,
+    adopted: usize,
+    _lock: Option<LockGuard>,
+}
+
+impl Repository {
+    /// Opens a writing session: the lock, a fresh read of the index, the adoption of packs
+    /// an interrupted writer left, and a blob writer with the store's concurrency.
+    pub fn write_session(&self, lock: SessionLock<'_>, reuse: Reuse) -> RepoResult<WriteSession<'_>> {
+        let guard = match lock {
+            SessionLock::Take { operation, wait } => Some(self.lock(LockKind::Shared, operation, wait)?),
+            SessionLock::HeldByCaller => None,
+        };
+        self.load_index()?;
+        let adopted = self.adopt_unindexed_packs()?;
+        let threads = self.store().write_concurrency();
+        let writer = match reuse {
+            Reuse::Indexed => BlobWriter::new(self, threads),
+            Reuse::Verified(ids) => BlobWriter::verifying(self, threads, ids),
+        };
+        Ok(WriteSession { repo: self, writer: Some(writer), adopted, _lock: guard })
+    }
+}
+
+impl<'r> WriteSession<'r> {
+    /// Where blobs go; usable from many threads at once.
+    pub fn writer(&self) -> &BlobWriter {
+        self.writer.as_ref().expect("a session's writer is taken only by commit, which consumes it")
+    }
+
+    /// The repository written to.
+    pub fn repo(&self) -> &'r Repository {
+        self.repo
+    }
+
+    /// Packs an interrupted writer had left, now indexed and reused.
+    pub fn adopted(&self) -> usize {
+        self.adopted
+    }
+
+    /// Finishes the writer (the last packs and their index), then saves the snapshot that
+    /// `make` builds from the session's figures. Returns the snapshot's id and the snapshot.
+    pub fn commit(mut self, make: impl FnOnce(&WriteStats) -> Snapshot) -> RepoResult<(Id, Snapshot)> {
+        let writer = self.writer.take().expect("a session's writer is taken only by commit, which consumes it");
+        let stats: Arc<WriteStats> = writer.finish()?;
+        let snapshot = make(&stats);
+        let id = self.repo.save_snapshot(&snapshot)?;
+        Ok((id, snapshot))
+    }
+}
+
+impl Drop for WriteSession<'_> {
+    fn drop(&mut self) {
+        // Not committed: stop the uploads and index the packs already uploaded, so the next
+        // run reuses them. No snapshot is saved.
+        if let Some(w) = self.writer.take() {
+            w.abandon();
+        }
+    }
+}

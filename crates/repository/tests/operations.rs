@@ -1,0 +1,221 @@
+//! The repository's operations at their own depth: write sessions, adoption of an interrupted
+//! writer's packs, prune, check and repair, on an in-memory store that a test can damage
+//! directly (the end-to-end suite reaches them only through the binary).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifeboat_repository::{
+    BlobKind, CheckOptions, Id, KeyKind, Node, NodeKind, RawBytes, Repository, Reuse, SessionLock, Snapshot,
+    SnapshotRoot, SnapshotStatus, SnapshotUnit, Timestamp,
+};
+use lifeboat_storage::{MemoryStore, Store};
+
+const WAIT: Duration = Duration::from_secs(5);
+const NO_WAIT: Duration = Duration::ZERO;
+/// A device key as Lifeboat generates one: 32 base32 characters.
+const DEVICE_KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+fn new_repo() -> (Arc<MemoryStore>, Repository) {
+    let store = Arc::new(MemoryStore::new());
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    let repo = Repository::init(store.clone() as Arc<dyn Store>, &secret, KeyKind::Device).expect("init");
+    (store, repo)
+}
+
+fn reopen(store: &Arc<MemoryStore>) -> Repository {
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    Repository::open(store.clone() as Arc<dyn Store>, &secret).expect("open")
+}
+
+fn take() -> SessionLock<'static> {
+    SessionLock::Take { operation: "test", wait: WAIT }
+}
+
+fn file(name: &str, content: Vec<Id>, size: u64) -> Node {
+    Node {
+        name: RawBytes(name.as_bytes().to_vec()),
+        kind: NodeKind::File,
+        mode: 0o600,
+        mtime: Timestamp(1_700_000_000, 0),
+        ctime: Timestamp(1_700_000_000, 0),
+        uid: 1000,
+        gid: 1000,
+        user: None,
+        group: None,
+        size,
+        inode: 1,
+        device: 1,
+        links: 1,
+        content,
+        subtree: None,
+        target: None,
+        rdev: None,
+        xattrs: Vec::new(),
+    }
+}
+
+fn snapshot(slug: &str, roots: Vec<Node>) -> Snapshot {
+    let now = jiff::Timestamp::from_second(1_700_000_000).expect("a valid time");
+    let size = roots.iter().map(|n| n.size).sum();
+    Snapshot {
+        version: 1,
+        slug: slug.to_string(),
+        name: slug.to_string(),
+        date: now,
+        finished: now,
+        host: "test".into(),
+        user: "test".into(),
+        uid: 1000,
+        home: RawBytes(b"/home/test".to_vec()),
+        full: false,
+        status: SnapshotStatus::Completed,
+        protected: false,
+        pinned: false,
+        units: vec![SnapshotUnit {
+            name: "notes".into(),
+            title: "Notes".into(),
+            kind: "files".into(),
+            status: SnapshotStatus::Completed,
+            warnings: Vec::new(),
+            error: None,
+            files: roots.len() as u64,
+            dirs: 0,
+            size,
+            not_included: Vec::new(),
+            remove_on_restore: Vec::new(),
+            roots: roots
+                .into_iter()
+                .map(|node| SnapshotRoot {
+                    path: format!("~/{}", String::from_utf8_lossy(&node.name.0)),
+                    absolute: RawBytes(b"/home/test".to_vec()),
+                    node,
+                    selection: false,
+                })
+                .collect(),
+        }],
+        size,
+        files: 1,
+        added: 0,
+        stored: 0,
+        read: 0,
+        tags: Vec::new(),
+        program: "test".into(),
+    }
+}
+
+/// Backs up one file of `data` as backup `slug`; returns the blob's id.
+fn back_up(repo: &Repository, slug: &str, data: &[u8]) -> Id {
+    let session = repo.write_session(take(), Reuse::Indexed).expect("session");
+    let (id, _) = session.writer().add(BlobKind::Data, data).expect("add");
+    let len = data.len() as u64;
+    session.commit(|_| snapshot(slug, vec![file(slug, vec![id], len)])).expect("commit");
+    id
+}
+
+fn objects(store: &MemoryStore, folder: &str) -> Vec<String> {
+    store.names().into_iter().filter(|n| n.starts_with(&format!("{folder}/"))).collect()
+}
+
+#[test]
+fn a_committed_session_is_a_backup_another_process_reads() {
+    let (store, repo) = new_repo();
+    let id = back_up(&repo, "first", b"the notes of a whole year");
+    let fresh = reopen(&store);
+    let (snapshots, unreadable) = fresh.snapshots().expect("list");
+    assert!(unreadable.is_empty());
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].1.slug, "first");
+    assert_eq!(fresh.read_blob(&id).expect("read"), b"the notes of a whole year");
+    assert!(fresh.check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
+}
+
+#[test]
+fn a_session_dropped_before_commit_saves_no_backup_and_releases_its_lock() {
+    let (store, repo) = new_repo();
+    {
+        let session = repo.write_session(take(), Reuse::Indexed).expect("session");
+        session.writer().add(BlobKind::Data, b"half a backup").expect("add");
+        // Dropped: the operation failed.
+    }
+    assert!(objects(&store, "snapshots").is_empty(), "no snapshot names data that was never committed");
+    assert!(objects(&store, "locks").is_empty(), "the lock went with the session");
+    // An exclusive operation can start at once.
+    repo.prune(NO_WAIT, &|_| {}).expect("prune right after");
+}
+
+#[test]
+fn packs_an_interrupted_writer_left_are_adopted_by_the_next_session_and_not_uploaded_again() {
+    let (store, repo) = new_repo();
+    let data = b"uploaded before the power went".to_vec();
+    back_up(&repo, "first", &data);
+    // The crash came after the pack and before its index and snapshot.
+    for name in objects(&store, "index").into_iter().chain(objects(&store, "snapshots")) {
+        store.remove(&name).expect("remove");
+    }
+    let packs_before = objects(&store, "data");
+    assert_eq!(packs_before.len(), 1);
+
+    let check = reopen(&store).check(CheckOptions::default(), &|_| {}).expect("check");
+    assert!(check.notes.iter().any(|n| n.contains("not in the index")), "check notes the leftover: {:?}", check.notes);
+
+    let repo = reopen(&store);
+    let session = repo.write_session(take(), Reuse::Indexed).expect("session");
+    assert_eq!(session.adopted(), 1);
+    let (_, new) = session.writer().add(BlobKind::Data, &data).expect("add");
+    assert!(!new, "the adopted pack's blob is reused, not stored again");
+    let len = data.len() as u64;
+    let id = repo.blob_id(&data);
+    session.commit(|_| snapshot("second", vec![file("f", vec![id], len)])).expect("commit");
+    assert_eq!(objects(&store, "data"), packs_before, "nothing uploaded again");
+    assert!(reopen(&store).check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
+}
+
+#[test]
+fn prune_removes_what_no_backup_needs_and_keeps_every_byte_of_the_rest() {
+    let (store, repo) = new_repo();
+    let kept = back_up(&repo, "kept", b"what stays");
+    back_up(&repo, "gone", b"what a removed backup alone held");
+    let (snapshots, _) = repo.snapshots().expect("list");
+    let (gone, _) = snapshots.iter().find(|(_, s)| s.slug == "gone").expect("gone");
+    repo.remove_snapshot(gone).expect("remove");
+
+    let report = repo.prune(WAIT, &|_| {}).expect("prune");
+    assert_eq!(report.snapshots, 1);
+    assert_eq!(
+        (report.blobs_removed, report.packs_removed),
+        (1, 1),
+        "the removed backup's blob and its pack go: {report:?}"
+    );
+    assert!(report.bytes_after < report.bytes_before);
+    let fresh = reopen(&store);
+    assert_eq!(fresh.read_blob(&kept).expect("kept blob"), b"what stays");
+    assert!(fresh.check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
+}
+
+#[test]
+fn check_names_the_backup_a_damaged_pack_hurts_and_repair_rebuilds_a_lost_index() {
+    let (store, repo) = new_repo();
+    let id = back_up(&repo, "precious", b"a file that must come back");
+    let pack = objects(&store, "data").pop().expect("a pack");
+
+    // The index is lost: repair rebuilds it from the packs' headers.
+    for name in objects(&store, "index") {
+        store.remove(&name).expect("remove");
+    }
+    let fresh = reopen(&store);
+    let report = fresh.check(CheckOptions::default(), &|_| {}).expect("check");
+    assert!(!report.is_clean(), "a backup whose blobs no index lists is a problem");
+    let repaired = fresh.repair(&|_| {}).expect("repair");
+    assert!(repaired.packs_indexed >= 1, "{repaired:?}");
+    let fresh = reopen(&store);
+    assert!(fresh.check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
+    assert_eq!(fresh.read_blob(&id).expect("read"), b"a file that must come back");
+
+    // One byte of the data goes bad: check reads it and names the backup it hurts.
+    store.tamper(&pack, |bytes| bytes[40] ^= 0x01).expect("tamper");
+    let report = reopen(&store).check(CheckOptions { read_data: true }, &|_| {}).expect("check");
+    assert!(!report.is_clean());
+    let affected: Vec<&String> = report.problems.iter().flat_map(|p| &p.affected).collect();
+    assert!(affected.iter().any(|a| a.contains("precious")), "the damaged backup is named: {:?}", report.problems);
+}
