@@ -9,18 +9,17 @@ pub(crate) mod plan;
 pub(crate) mod room;
 mod safety;
 pub(crate) mod stage;
+mod write;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use lifeboat_repository::{Node, NodeKind, Repository, Snapshot};
-use rayon::prelude::*;
+use lifeboat_repository::{Node, Repository, Snapshot};
 use serde::Serialize;
 
 use crate::command;
-use crate::meta;
 use crate::paths::Dirs;
 use crate::progress::Progress;
 use crate::runlog::RunLog;
@@ -132,19 +131,6 @@ struct Restore<'a> {
     log: &'a RunLog,
 }
 
-/// What writing the plan came to.
-#[derive(Default)]
-struct Written {
-    /// Entries not written (or not fully): a staged restore with any is not swapped in.
-    failed: Vec<String>,
-    /// Entries written whose metadata could not all be set.
-    warnings: Vec<String>,
-    verified: std::collections::HashSet<lifeboat_repository::Id>,
-    files: u64,
-    dirs: u64,
-    bytes: u64,
-}
-
 impl Restore<'_> {
     fn run(&self) -> EngineResult<RestoreReport> {
         let (snapshot, req) = (self.snapshot, self.req);
@@ -185,7 +171,8 @@ impl Restore<'_> {
         let in_place = plan.roots.iter().any(|r| r.staged);
         lifeboat_storage::faults::pause_point(|| format!("restore {}", snapshot.slug));
         let parents = parent_times(&plan);
-        let written = self.write(&plan);
+        let written =
+            write::write(self.repo, &self.dirs.home, self.req.target.as_deref(), &plan, self.progress, self.log);
         if in_place && !written.failed.is_empty() {
             discard(&plan, &parents);
             return Err(EngineError::RestoreIncomplete {
@@ -315,148 +302,6 @@ impl Restore<'_> {
         Ok(plan::build(roots, found, &remove, &cmp))
     }
 
-    /// Writes everything the plan writes, into staging copies when in place.
-    fn write(&self, plan: &plan::Plan) -> Written {
-        let progress = self.progress;
-        let failed = Mutex::new(Vec::new());
-        let failed_paths = Mutex::new(std::collections::HashSet::new());
-        let warnings = Mutex::new(Vec::new());
-        // `path` is where the entry ends up (never its staging copy).
-        let fail = |path: &Path, what: String| {
-            let msg = format!("{}: {what}", path.display());
-            self.log.warn(progress, &msg);
-            failed.lock().expect("problems lock").push(msg);
-            failed_paths.lock().expect("problems lock").insert(path.to_path_buf());
-        };
-        let warn = |path: &Path, what: String| {
-            let msg = format!("{}: {what}", path.display());
-            self.log.warn(progress, &msg);
-            warnings.lock().expect("problems lock").push(msg);
-        };
-        let as_root = nix::unistd::geteuid().is_root();
-        let owners = Owners::for_home(&self.dirs.home);
-        let owner_of = |n: &Node| if as_root { owners.resolve(n) } else { None };
-        let mut out = Written::default();
-
-        // 0. The roots' parents, and the staging copies, outer roots first.
-        progress.set_phase("preparing the restore beside the current folders");
-        let mut order: Vec<usize> = (0..plan.roots.len()).collect();
-        order.sort_by_key(|&i| plan.roots[i].dest.components().count());
-        for i in order {
-            let r = &plan.roots[i];
-            let parent = r.work.parent().unwrap_or(Path::new("/"));
-            let made = match (&self.req.target, r.outer) {
-                (_, Some(o)) if r.work != r.dest => fsops::ensure_real_dirs(&plan.roots[o].work, parent),
-                (Some(t), _) if !r.elsewhere => fsops::ensure_real_dirs(t, parent),
-                _ => std::fs::create_dir_all(parent),
-            };
-            let prepared = made.and_then(|()| if r.work != r.dest { stage::prepare(r, &plan.carry) } else { Ok(()) });
-            if let Err(e) = prepared {
-                fail(&r.dest, format!("cannot prepare the restore: {e}"));
-            }
-        }
-        if !failed.lock().expect("problems lock").is_empty() {
-            out.failed = failed.into_inner().expect("problems lock");
-            return out;
-        }
-
-        // 1. Folders, parents first; writable by us until their own metadata is applied last.
-        progress.set_phase("creating folders");
-        let mut folders: Vec<&plan::Item> = plan.items.iter().filter(|i| i.node.kind == NodeKind::Dir).collect();
-        folders.sort_by_key(|i| i.depth);
-        for depth_group in folders.chunk_by(|a, b| a.depth == b.depth) {
-            depth_group.par_iter().for_each(|item| {
-                if let Err(e) = fsops::ensure_dir(&item.path) {
-                    fail(&item.dest, format!("cannot create folder: {e}"));
-                } else {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ =
-                        std::fs::set_permissions(&item.path, std::fs::Permissions::from_mode(0o700 | item.node.mode));
-                }
-            });
-        }
-
-        // 2. Where nothing is staged, what the plan deletes goes now.
-        if !plan.roots.iter().any(|r| r.staged) {
-            progress.set_phase("removing what the backup does not hold");
-            for path in &plan.deletes {
-                if let Err(e) = fsops::remove_any(path) {
-                    fail(path, format!("cannot remove: {e}"));
-                }
-            }
-        }
-
-        // 3. File data, and the hard links that share it.
-        progress.set_phase("restoring files");
-        let mut primaries: HashMap<(u64, u64), &Path> = HashMap::new();
-        let mut links: Vec<(&plan::Item, &Path)> = Vec::new();
-        let mut files: Vec<&plan::Item> = Vec::new();
-        let mut files_sorted: Vec<&plan::Item> =
-            plan.items.iter().filter(|i| i.node.kind == NodeKind::File && i.writes()).collect();
-        files_sorted.sort_by(|a, b| a.path.cmp(&b.path));
-        for item in files_sorted {
-            if item.node.links > 1 {
-                if let Some(first) = primaries.get(&(item.node.device, item.node.inode)) {
-                    links.push((item, first));
-                    continue;
-                }
-                primaries.insert((item.node.device, item.node.inode), &item.path);
-            }
-            files.push(item);
-        }
-        out.verified = data::restore_files(self.repo, &files, true, progress, &|p, w| fail(p, w), &|f, item, fresh| {
-            let n = &item.node;
-            for w in meta::apply_fd(f, &item.path, n, as_root, owner_of(n), fresh) {
-                warn(&item.dest, w);
-            }
-        });
-
-        // 4. Links, special files.
-        progress.set_phase("restoring links");
-        let others: Vec<&plan::Item> = plan
-            .items
-            .iter()
-            .filter(|i| !matches!(i.node.kind, NodeKind::Dir | NodeKind::File) && i.writes())
-            .collect();
-        others.par_iter().for_each(|item| match make_special(item, as_root) {
-            Ok(()) => {
-                for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node)) {
-                    warn(&item.dest, w);
-                }
-                progress.add(1, 0);
-            }
-            Err(e) => fail(&item.dest, e),
-        });
-        for (item, first) in &links {
-            let made = fsops::remove_any(&item.path).and_then(|_| std::fs::hard_link(first, &item.path));
-            match made {
-                Ok(()) => progress.add(1, 0),
-                Err(e) => fail(&item.dest, format!("cannot link to {}: {e}", first.display())),
-            }
-        }
-
-        // 5. Folder metadata, deepest first, so setting a folder's time is the last change in it.
-        progress.set_phase("restoring folder metadata");
-        for depth_group in folders.chunk_by(|a, b| a.depth == b.depth).rev() {
-            depth_group.par_iter().for_each(|item| {
-                for w in meta::apply(&item.path, &item.node, as_root, owner_of(&item.node)) {
-                    warn(&item.dest, w);
-                }
-            });
-        }
-        // What could not be written is never counted as restored.
-        let failed_paths = failed_paths.into_inner().expect("problems lock");
-        let done = |i: &plan::Item| !failed_paths.contains(&i.dest);
-        out.dirs = folders.iter().filter(|i| done(i)).count() as u64;
-        let entries = files.iter().chain(others.iter()).chain(links.iter().map(|(i, _)| i));
-        out.files = entries.filter(|i| done(i)).count() as u64;
-        // Bytes written: a hard link's data is its first name's.
-        out.bytes = files.iter().filter(|i| done(i)).map(|i| i.node.size).sum();
-        out.failed = failed.into_inner().expect("problems lock");
-        out.warnings = warnings.into_inner().expect("problems lock");
-        out
-    }
-
     /// Swaps each staged root in, then removes what the plan deletes outside every staging
     /// copy (the journal of a restored database, what an undo removes), and puts back the
     /// times of the folders that held the staging copies.
@@ -578,28 +423,6 @@ fn discard(plan: &plan::Plan, parents: &[(PathBuf, std::fs::Metadata)]) {
     for (p, m) in parents {
         let _ = stage::set_times(p, m);
     }
-}
-
-/// Creates a symlink, FIFO or device node where the item goes.
-fn make_special(item: &plan::Item, as_root: bool) -> Result<(), String> {
-    use nix::sys::stat::{mknod, Mode, SFlag};
-    let made = match item.node.kind {
-        NodeKind::Symlink => {
-            let target = item.node.target.clone().unwrap_or_default();
-            fsops::remove_any(&item.path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), &item.path))
-        }
-        NodeKind::Fifo => fsops::remove_any(&item.path).and_then(|_| {
-            nix::unistd::mkfifo(&item.path, Mode::from_bits_truncate(item.node.mode)).map_err(std::io::Error::from)
-        }),
-        NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(&item.path).and_then(|_| {
-            let kind = if item.node.kind == NodeKind::CharDevice { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
-            mknod(&item.path, kind, Mode::from_bits_truncate(item.node.mode), item.node.rdev.unwrap_or(0))
-                .map_err(std::io::Error::from)
-        }),
-        NodeKind::CharDevice | NodeKind::BlockDevice => return Err("device files are restored only by root".into()),
-        _ => return Ok(()),
-    };
-    made.map_err(|e| format!("cannot create: {e}"))
 }
 
 /// The configured units this restore touches.
