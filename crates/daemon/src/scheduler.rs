@@ -58,12 +58,8 @@ pub fn tick(d: &Shared, now: Timestamp, tz: &TimeZone) {
 
 /// Runs a schedule now: at each of its locations, a backup job, or a skip with its reason.
 pub fn run_schedule(d: &Shared, name: &str, sc: &ScheduleConfig, situation: &Situation) -> Vec<Decision> {
-    let config = d.config().config;
-    let locations = if sc.locations.is_empty() {
-        vec![lifeboat_engine::location::default_location_name(&config, &d.dirs)]
-    } else {
-        sc.locations.clone()
-    };
+    let locations =
+        if sc.locations.is_empty() { vec![d.app().default_location_name().to_string()] } else { sc.locations.clone() };
     let mut out = Vec::new();
     for loc in locations {
         let mut reason = sc.when.iter().find_map(|c| situation.refuses(*c));
@@ -94,10 +90,7 @@ pub fn run_schedule(d: &Shared, name: &str, sc: &ScheduleConfig, situation: &Sit
 
 /// Starts a backup job; returns its id.
 pub fn submit_backup(d: &Shared, spec: BackupSpec) -> u64 {
-    let loc = spec
-        .location
-        .clone()
-        .unwrap_or_else(|| lifeboat_engine::location::default_location_name(&d.config().config, &d.dirs));
+    let loc = spec.location.clone().unwrap_or_else(|| d.app().default_location_name().to_string());
     let spec = BackupSpec { location: Some(loc.clone()), ..spec };
     let d2 = d.clone();
     let job = d.jobs.submit(
@@ -152,7 +145,7 @@ pub struct Stale {
 
 pub fn stale_locations(d: &Shared, now: Timestamp) -> Vec<Stale> {
     let config = d.config().config;
-    let default = lifeboat_engine::location::default_location_name(&config, &d.dirs);
+    let default = d.app().default_location_name().to_string();
     let watched: BTreeSet<String> = config
         .schedule
         .values()

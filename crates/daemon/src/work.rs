@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lifeboat_engine::app::{schedule_tag, BackupOrder, Found, RestoreOrder};
-use lifeboat_engine::restore::{RestoreMode, RestoreReport};
 use lifeboat_engine::{BackupInfo, EngineError, EngineResult, Progress, RunLog};
+use lifeboat_engine::{RestoreMode, RestoreReport};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{kind, About};

@@ -8,6 +8,9 @@ use toml_edit::{value, DocumentMut, Item, Table};
 use crate::config::{parse, valid_name};
 use crate::{EngineError, EngineResult};
 
+/// Adding a ready-made set of units is an edit of the file like the others.
+pub use crate::profile::use_profile;
+
 /// Adds `[location.NAME]` with these keys (the first is `type`).
 pub fn add_location(file: &Path, name: &str, keys: &[(String, String)], make_default: bool) -> EngineResult<()> {
     let err = |detail: String| EngineError::Config { path: file.to_path_buf(), detail };

@@ -22,7 +22,8 @@ pub fn config(data: &[u8]) {
         logs: "/nonexistent/logs".into(),
         root: false,
     };
-    let _ = crate::location::info(&config, &dirs);
+    let all = crate::location::locations(&config, &dirs);
+    let _ = crate::location::info(&all, &crate::location::default_location_name(&config, &dirs));
     let _ = crate::unit::units(&config, &dirs, &[]);
     let _ = crate::config_edit::without_secrets(text);
 }

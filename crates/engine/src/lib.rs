@@ -1,29 +1,35 @@
 //! What Lifeboat does with a repository: units from the configuration, backups and restores
 //! of them, listings, estimates. The command line and the daemon are thin layers over this.
 
+#![warn(unnameable_types)]
+
+// The surface: the use cases (`app`), the configuration and its editing, the credentials, the
+// folders, progress, run logs and schedules. Everything else is how the use cases are done, and
+// stays inside; the types the surface speaks in are re-exported below.
 pub mod app;
-pub mod backup;
-pub mod backup_file;
-pub mod catalog;
-mod command;
 pub mod config;
 pub mod config_edit;
-pub mod copy;
 pub mod credentials;
-mod error;
-pub mod estimate;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod location;
-mod meta;
 pub mod paths;
-pub mod profile;
 pub mod progress;
-pub mod restore;
-pub mod retention;
 pub mod runlog;
 pub mod schedule;
-pub mod unit;
+
+mod backup;
+mod backup_file;
+mod catalog;
+mod command;
+mod copy;
+mod error;
+mod estimate;
+mod location;
+mod meta;
+mod profile;
+mod restore;
+mod retention;
+mod unit;
 mod workers;
 
 pub use app::Lifeboat;
@@ -34,6 +40,16 @@ pub use location::Location;
 pub use paths::Dirs;
 pub use progress::Progress;
 pub use runlog::RunLog;
-pub use unit::Unit;
+pub use unit::{Commands, Hooks, Unit, UnitInfo};
+
+pub use backup_file::manifest::{RootPath, UnitFile};
+pub use backup_file::{read_manifest, Export, ImportOutcome, Manifest};
+pub use catalog::{BackupDetails, UnitDetail};
+pub use copy::CopyOutcome;
+pub use estimate::UnitEstimate;
+pub use location::LocationInfo;
+pub use restore::{Action as PlanAction, RestoreMode, RestoreReport, SafetyBackup, Step as PlanStep};
+pub use retention::Policy as RetentionPolicy;
+pub use unit::{Filter, Selection};
 
 pub(crate) use lifeboat_repository::{hostname as host, username as user};

@@ -7,13 +7,13 @@ use crate::config::parse;
 use crate::{EngineError, EngineResult};
 
 /// Name and TOML text of every profile.
-pub const PROFILES: &[(&str, &str)] = &[
+pub(crate) const PROFILES: &[(&str, &str)] = &[
     ("phone", include_str!("../../../profiles/phone.toml")),
     ("home-automation", include_str!("../../../profiles/home-automation.toml")),
     ("desktop", include_str!("../../../profiles/desktop.toml")),
 ];
 
-pub fn text(name: &str) -> EngineResult<&'static str> {
+pub(crate) fn text(name: &str) -> EngineResult<&'static str> {
     PROFILES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| EngineError::UnknownProfile {
         name: name.to_string(),
         known: PROFILES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),

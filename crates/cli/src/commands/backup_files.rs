@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use lifeboat_engine::app::RestoreOrder;
-use lifeboat_engine::backup_file;
 use lifeboat_engine::{Progress, RunLog};
 
 use super::print_json;
@@ -124,7 +123,7 @@ fn encrypted(file: &Path) -> Result<bool> {
         return Ok(std::env::var_os("LIFEBOAT_PASSWORD").is_some());
     }
     let (input, label) = open_input(file)?;
-    let m = backup_file::read_manifest(input, &label)?;
+    let m = lifeboat_engine::read_manifest(input, &label)?;
     Ok(m.units.iter().any(|u| u.encrypted))
 }
 

@@ -200,8 +200,8 @@ pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, location: Option<
 }
 
 /// A dry run: every path the restore would change, then one line of counts.
-pub(super) fn print_plan(report: &lifeboat_engine::restore::RestoreReport) {
-    use lifeboat_engine::restore::Action;
+pub(super) fn print_plan(report: &lifeboat_engine::RestoreReport) {
+    use lifeboat_engine::PlanAction as Action;
     for s in report.plan.iter().filter(|s| s.action.changes()) {
         let sign = match s.action {
             Action::Create => '+',
@@ -220,7 +220,7 @@ pub(super) fn print_plan(report: &lifeboat_engine::restore::RestoreReport) {
 }
 
 /// What a restore did: its problems on stderr, then one line and where each unit went.
-pub(super) fn print_restored(report: &lifeboat_engine::restore::RestoreReport, what: &str) {
+pub(super) fn print_restored(report: &lifeboat_engine::RestoreReport, what: &str) {
     for p in &report.problems {
         eprintln!("problem: {p}");
     }

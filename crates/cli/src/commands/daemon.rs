@@ -103,8 +103,7 @@ pub fn install_hook(ctx: &Context, hook: &str, units: &[String], location: Optio
     if hook != "apt" {
         bail!("no hook named {hook:?}: the hooks are apt");
     }
-    let all = ctx.units()?;
-    lifeboat_engine::unit::select(&all, units)?;
+    ctx.select_units(units)?;
     if let Some(l) = location {
         ctx.location(Some(l))?;
     }

@@ -1,33 +1,14 @@
 use anyhow::Result;
+use lifeboat_engine::app::RepositoryHealth;
 use lifeboat_engine::config_edit;
-use lifeboat_engine::Location;
-use lifeboat_repository::{CheckOptions, Repository};
-use serde::Serialize;
 
 use super::print_json;
 use crate::context::Context;
 use crate::exit;
 use crate::format;
 
-#[derive(Serialize)]
-struct LocationRow {
-    name: String,
-    kind: &'static str,
-    #[serde(rename = "where")]
-    place: String,
-    default: bool,
-    reachable: bool,
-    /// Why not, when not reachable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    problem: Option<String>,
-    free: Option<u64>,
-    backups: Option<usize>,
-    size: Option<u64>,
-}
-
 pub fn list(ctx: &Context, json: bool) -> Result<i32> {
-    let default = lifeboat_engine::location::default_location_name(&ctx.config().config, ctx.dirs());
-    let rows: Vec<LocationRow> = ctx.locations().iter().map(|l| survey(l, l.name == default)).collect();
+    let rows = ctx.survey_locations();
     if json {
         print_json(&rows)?;
         return Ok(exit::OK);
@@ -56,87 +37,27 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// What can be learnt of a location without its key: reachability, free space, how many
-/// backups it holds and how much it stores.
-fn survey(l: &Location, default: bool) -> LocationRow {
-    let mut row = LocationRow {
-        name: l.name.clone(),
-        kind: l.kind.as_str(),
-        place: l.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-        default,
-        reachable: false,
-        problem: None,
-        free: None,
-        backups: None,
-        size: None,
-    };
-    let store = match l.store() {
-        Ok(s) => s,
-        Err(e) => {
-            row.problem = Some(e.to_string());
-            return row;
-        }
-    };
-    row.place = store.describe();
-    match store.list("snapshots") {
-        Ok(snaps) => {
-            row.reachable = true;
-            row.backups = Some(snaps.len());
-            let mut size: u64 = snaps.iter().map(|o| o.size).sum();
-            for prefix in ["data", "index"] {
-                if let Ok(objs) = store.list(prefix) {
-                    size += objs.iter().map(|o| o.size).sum::<u64>();
-                }
-            }
-            row.size = Some(size);
-        }
-        Err(e) => row.problem = Some(e.to_string()),
-    }
-    row.free = store.free_space();
-    row
-}
-
 pub fn check(ctx: &Context, name: &str) -> Result<i32> {
-    let loc = ctx.location(Some(name))?;
-    let store = loc.store()?;
-    println!("{}: {} ({})", loc.name, store.describe(), loc.kind.as_str());
-    let exists = Repository::exists(store.as_ref())?;
+    let c = ctx.check_location(name)?;
+    println!("{}: {} ({})", c.name, c.place, c.kind);
     println!("  reachable: yes");
-    // A write and a removal under a name the repository never uses.
-    let probe = format!(
-        "lifeboat-write-check-{:016x}",
-        std::process::id() as u64
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0)
-    );
-    store.write(&probe, b"lifeboat checks that it can write here\n")?;
-    let back = store.read(&probe, None)?;
-    store.remove(&probe)?;
-    if back != b"lifeboat checks that it can write here\n" {
-        anyhow::bail!("location {name}: what was written reads back differently: the storage is not reliable");
-    }
     println!("  writable: yes");
-    if let Some(free) = store.free_space() {
+    if let Some(free) = c.free {
         println!("  free: {}", format::bytes(free));
     }
-    if !exists {
-        println!("  repository: none yet (the first backup creates it)");
-        return Ok(exit::OK);
-    }
-    let repo = ctx.repository(loc, false)?;
-    let report = repo.check(CheckOptions { read_data: false }, &|_| {})?;
-    let (snaps, _) = repo.snapshots()?;
-    if report.problems.is_empty() {
-        println!("  repository: healthy, {} backups", snaps.len());
-        Ok(exit::OK)
-    } else {
-        println!(
-            "  repository: {} problems; run `lifeboat check --location {name}` for the list",
-            report.problems.len()
-        );
-        Ok(exit::DAMAGE)
+    match c.repository {
+        RepositoryHealth::None => {
+            println!("  repository: none yet (the first backup creates it)");
+            Ok(exit::OK)
+        }
+        RepositoryHealth::Healthy { backups } => {
+            println!("  repository: healthy, {backups} backups");
+            Ok(exit::OK)
+        }
+        RepositoryHealth::Problems { count } => {
+            println!("  repository: {count} problems; run `lifeboat check --location {name}` for the list");
+            Ok(exit::DAMAGE)
+        }
     }
 }
 

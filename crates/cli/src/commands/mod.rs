@@ -8,7 +8,7 @@ mod maintenance;
 mod units;
 
 use anyhow::Result;
-use lifeboat_engine::restore::RestoreMode;
+use lifeboat_engine::RestoreMode;
 
 use crate::args::{BackupsCommand, Cli, Command, HooksCommand, KeyCommand, LocationsCommand, UnitsCommand};
 use crate::context::Context;

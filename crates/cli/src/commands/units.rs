@@ -28,7 +28,7 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
 
 pub fn use_profile(ctx: &Context, profile: &str) -> Result<i32> {
     let file = &ctx.config().target_file;
-    let added = lifeboat_engine::profile::use_profile(profile, file)?;
+    let added = lifeboat_engine::config_edit::use_profile(profile, file)?;
     println!("Added units {} from profile {profile} to {}.", added.join(", "), file.display());
     Ok(exit::OK)
 }

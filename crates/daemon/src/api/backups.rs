@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use lifeboat_engine::app::{BackupOrder, Found};
-use lifeboat_engine::catalog::BackupDetails;
+use lifeboat_engine::BackupDetails;
 use lifeboat_engine::{BackupInfo, EngineError};
 use serde::{Deserialize, Serialize};
 

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use lifeboat_engine::location::LocationInfo;
 use lifeboat_engine::schedule::ScheduleConfig;
-use lifeboat_engine::unit::UnitInfo;
+use lifeboat_engine::LocationInfo;
+use lifeboat_engine::UnitInfo;
 use serde::{Deserialize, Serialize};
 
 use axum::body::Bytes;
@@ -39,7 +39,7 @@ pub async fn units(
 }
 
 pub async fn locations(State(d): State<Shared>) -> Json<Vec<LocationInfo>> {
-    Json(lifeboat_engine::location::info(&d.config().config, &d.dirs))
+    Json(d.app().location_info())
 }
 
 #[derive(Serialize)]
@@ -209,7 +209,9 @@ pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(St
             let _ = d.reload();
             return Err(e);
         }
-        let info = lifeboat_engine::location::info(&d.config().config, &d.dirs)
+        let info = d
+            .app()
+            .location_info()
             .into_iter()
             .find(|l| l.name == req.name)
             .ok_or_else(|| ApiError::internal("the new location is not in the configuration"))?;

@@ -20,12 +20,14 @@
 //! | estimate | [`Lifeboat::estimate`] |
 //! | check, repair, prune, unlock | [`Lifeboat::check`], [`Lifeboat::repair`], [`Lifeboat::prune`], [`Lifeboat::unlock`] |
 //! | apply a schedule's retention | [`Lifeboat::apply_retention`] |
+//! | survey the locations, check one | [`Lifeboat::survey_locations`], [`Lifeboat::check_location`] |
 //! | keys | [`Lifeboat::keys`], [`Lifeboat::add_key`], [`Lifeboat::remove_key`], [`Lifeboat::recovery_key`] |
 
 mod backing_up;
 mod listing;
 mod moving;
 mod restoring;
+mod surveying;
 mod upkeep;
 
 use std::collections::HashMap;
@@ -35,7 +37,7 @@ use std::sync::Mutex;
 use lifeboat_repository::Repository;
 
 use crate::credentials::{self, Created, Credentials};
-use crate::location::{self, Location};
+use crate::location::{self, Location, LocationInfo};
 use crate::unit::{self, Unit};
 use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
 
@@ -43,6 +45,7 @@ pub use backing_up::{schedule_tag, BackedUp, BackupOrder, RetentionOutcome};
 pub use listing::{Found, Listing, Unavailable, Unreadable};
 pub use moving::Copied;
 pub use restoring::RestoreOrder;
+pub use surveying::{LocationCheck, LocationSurvey, RepositoryHealth};
 
 /// Told when a repository is created on first use (to show the recovery key).
 pub type CreatedNotice = dyn Fn(&Location, &Created) + Send + Sync;
@@ -103,6 +106,11 @@ impl Lifeboat {
         &self.locations
     }
 
+    /// What the page and `locations list` show of each location.
+    pub fn location_info(&self) -> Vec<LocationInfo> {
+        location::info(&self.locations, &self.default_location)
+    }
+
     pub fn default_location_name(&self) -> &str {
         &self.default_location
     }
@@ -119,6 +127,12 @@ impl Lifeboat {
     /// Every unit; the folders of local locations and of Lifeboat's logs are never backed up.
     pub fn units(&self) -> EngineResult<Vec<Unit>> {
         self.units_for(&self.dirs)
+    }
+
+    /// The named units (none: all), or which name is not a unit.
+    pub fn select_units(&self, names: &[String]) -> EngineResult<Vec<Unit>> {
+        let all = self.units()?;
+        Ok(unit::select(&all, names)?.into_iter().cloned().collect())
     }
 
     /// The units with `~` understood as the home of `dirs` (a restore into another home).

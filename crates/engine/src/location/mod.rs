@@ -167,24 +167,13 @@ pub fn default_location_name(config: &Config, dirs: &Dirs) -> String {
 }
 
 /// The named location, or the default one.
-pub fn location(config: &Config, dirs: &Dirs, name: Option<&str>) -> EngineResult<Location> {
-    let all = locations(config, dirs);
-    let wanted = name.map(str::to_string).unwrap_or_else(|| default_location_name(config, dirs));
-    all.iter().find(|l| l.name == wanted).cloned().ok_or_else(|| EngineError::UnknownLocation {
-        name: wanted,
-        known: all.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "),
-    })
-}
-
-pub fn info(config: &Config, dirs: &Dirs) -> Vec<LocationInfo> {
-    let default = default_location_name(config, dirs);
-    locations(config, dirs)
-        .into_iter()
+pub(crate) fn info(all: &[Location], default: &str) -> Vec<LocationInfo> {
+    all.iter()
         .map(|l| LocationInfo {
             default: l.name == default,
-            name: l.name,
+            name: l.name.clone(),
             kind: l.kind.as_str().into(),
-            path: l.path.map(|p| p.display().to_string()),
+            path: l.path.as_ref().map(|p| p.display().to_string()),
         })
         .collect()
 }

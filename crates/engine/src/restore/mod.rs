@@ -11,6 +11,9 @@ mod safety;
 pub(crate) mod stage;
 mod write;
 
+#[cfg(test)]
+mod model_tests;
+
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

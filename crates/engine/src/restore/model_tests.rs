@@ -21,10 +21,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lifeboat_engine::backup::{self, BackupRequest};
-use lifeboat_engine::backup_file::{self, ExportRequest, FileRestoreRequest};
-use lifeboat_engine::restore::{self, Action, RestoreMode, RestoreReport, RestoreRequest};
-use lifeboat_engine::{Dirs, Progress, RunLog};
+use crate::backup::{self, BackupRequest};
+use crate::backup_file::{self, ExportRequest, FileRestoreRequest};
+use crate::restore::{self, Action, RestoreMode, RestoreReport, RestoreRequest};
+use crate::{Dirs, Progress, RunLog};
 use lifeboat_repository::{KeyKind, RecoveryKey, Repository};
 use lifeboat_storage::LocalStore;
 
@@ -303,7 +303,7 @@ impl Case {
         if d_unit {
             toml.push_str("[unit.d]\npaths = [\"~/d\"]\n");
         }
-        let config = lifeboat_engine::config::parse(&toml, Path::new("model.toml")).map_err(|e| e.to_string())?;
+        let config = crate::config::parse(&toml, Path::new("model.toml")).map_err(|e| e.to_string())?;
 
         // The device: the units' folders, and a folder no unit holds.
         let mut files = Vec::new();
@@ -328,7 +328,7 @@ impl Case {
         let store = Arc::new(LocalStore::new(self.dir.path().join("repo")));
         let repo =
             Repository::init(store, &RecoveryKey::random().as_secret(), KeyKind::Device).map_err(|e| e.to_string())?;
-        let units = lifeboat_engine::unit::units(&config, &dirs, &[]).map_err(|e| e.to_string())?;
+        let units = crate::unit::units(&config, &dirs, &[]).map_err(|e| e.to_string())?;
         let req = BackupRequest {
             units: units.iter().collect(),
             full: true,
@@ -374,7 +374,7 @@ impl Case {
         }
         let restore_home = if dest == Dest::OtherHome { self.other() } else { home.clone() };
         let rdirs = self.dirs(restore_home.clone());
-        let configured = lifeboat_engine::unit::units(&config, &rdirs, &[]).map_err(|e| e.to_string())?;
+        let configured = crate::unit::units(&config, &rdirs, &[]).map_err(|e| e.to_string())?;
         let target = (dest == Dest::Target).then(|| self.target());
         let describe = format!(
             "units {chosen:?} of {names:?} (a excludes {a_excludes:?}), {mode:?}, {dest:?}, {}",
@@ -595,8 +595,8 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
     };
     let store = Arc::new(LocalStore::new(dir.path().join("repo")));
     let repo = Repository::init(store, &RecoveryKey::random().as_secret(), KeyKind::Device).unwrap();
-    let config = lifeboat_engine::config::parse("[unit.notes]\npaths = [\"~/notes\"]\n", Path::new("t.toml")).unwrap();
-    let units = lifeboat_engine::unit::units(&config, &dirs, &[]).unwrap();
+    let config = crate::config::parse("[unit.notes]\npaths = [\"~/notes\"]\n", Path::new("t.toml")).unwrap();
+    let units = crate::unit::units(&config, &dirs, &[]).unwrap();
     let req = BackupRequest {
         units: units.iter().collect(),
         full: true,
