@@ -44,6 +44,7 @@ pub fn remedy(r: Remedy) -> &'static str {
         Remedy::RestoreElsewhere => ": restore with --target DIR to get what can be read",
         Remedy::RestoreElsewhereOrUnsafe => ": restore with --target DIR, or with --no-safety-backup if you are sure",
         Remedy::NameLocation => ": see `lifeboat backups list`, or name it with --location",
+        Remedy::ListFiles => ": see what it holds with `lifeboat backups ls`",
     }
 }
 

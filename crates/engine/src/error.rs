@@ -70,6 +70,8 @@ pub enum EngineError {
     BadName { what: String, detail: String },
     #[error("backup {slug} is already in location {location}: copy it to another location")]
     SameLocation { slug: String, location: String },
+    #[error("backup {slug} holds nothing at {path}")]
+    PathNotInBackup { slug: String, path: String },
     #[error("no backup matches {slug} in any location")]
     NotHeld { slug: String },
     #[error("the safety backup {slug} could not hold all of unit {unit} ({problem}); nothing was restored")]
@@ -165,6 +167,8 @@ pub enum Remedy {
     RestoreElsewhereOrUnsafe,
     /// Name the location that holds it.
     NameLocation,
+    /// See what the backup holds.
+    ListFiles,
 }
 
 impl EngineError {
@@ -181,7 +185,7 @@ impl EngineError {
             | EngineError::NoHome
             | EngineError::BadTarget(_)
             | EngineError::BadName { .. } => K::BadInput,
-            EngineError::NotHeld { .. } => K::NotFound,
+            EngineError::NotHeld { .. } | EngineError::PathNotInBackup { .. } => K::NotFound,
             EngineError::LocationUnavailable { .. } => K::LocationUnavailable,
             EngineError::NoPassword { .. }
             | EngineError::PasswordFile { .. }
@@ -213,6 +217,7 @@ impl EngineError {
             EngineError::SafetyBackup { .. } => Some(Remedy::RestoreElsewhereOrUnsafe),
             EngineError::RestoreIncomplete { .. } => Some(Remedy::RestoreElsewhere),
             EngineError::NotHeld { .. } => Some(Remedy::NameLocation),
+            EngineError::PathNotInBackup { .. } => Some(Remedy::ListFiles),
             EngineError::Repo(r) => repo_remedy(r),
             _ => None,
         }

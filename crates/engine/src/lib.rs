@@ -19,6 +19,7 @@ pub mod schedule;
 
 mod backup;
 mod backup_file;
+mod browse;
 mod catalog;
 mod command;
 mod copy;
@@ -44,6 +45,10 @@ pub use unit::{Commands, Hooks, Unit, UnitInfo};
 
 pub use backup_file::manifest::{RootPath, UnitFile};
 pub use backup_file::{read_manifest, Export, ImportOutcome, Manifest};
+pub use browse::diff::{Change, Diff};
+pub use browse::dump::FileReader;
+pub use browse::find::{FoundPath, Version};
+pub use browse::Entry;
 pub use catalog::{BackupDetails, UnitDetail};
 pub use copy::CopyOutcome;
 pub use estimate::UnitEstimate;

@@ -406,9 +406,21 @@ impl Repository {
     /// Finds a snapshot by its slug or a unique prefix of it.
     pub fn find_snapshot(&self, slug: &str) -> RepoResult<(Id, Snapshot)> {
         let (all, _) = self.snapshots()?;
-        let mut matches: Vec<_> = all.into_iter().filter(|(_, s)| s.slug.starts_with(slug)).collect();
+        if slug == "latest" {
+            // The newest backup that holds something: a failed one is listed, not chosen.
+            return all
+                .into_iter()
+                .filter(|(_, s)| s.status != crate::SnapshotStatus::Failed)
+                .max_by_key(|(_, s)| s.date)
+                .ok_or_else(|| RepoError::NoSuchSnapshot(slug.to_string()));
+        }
+        let (mut matches, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, s)| s.slug.starts_with(slug));
         if let Some(i) = matches.iter().position(|(_, s)| s.slug == slug) {
             return Ok(matches.swap_remove(i));
+        }
+        if matches.is_empty() {
+            // A backup's name, when no slug starts so.
+            matches = others.into_iter().filter(|(_, s)| s.name == slug).collect();
         }
         match matches.len() {
             0 => Err(RepoError::NoSuchSnapshot(slug.to_string())),

@@ -155,6 +155,7 @@ pub fn remedy(r: Remedy) -> &'static str {
         Remedy::RestoreElsewhere => "restore into a target folder to get what can be read",
         Remedy::RestoreElsewhereOrUnsafe => "restore into a target folder instead",
         Remedy::NameLocation => "GET /api/backups lists the backups and their locations",
+        Remedy::ListFiles => "GET /api/backups/{slug}/files lists what a backup holds",
     }
 }
 

@@ -21,9 +21,11 @@
 //! | check, repair, prune, unlock | [`Lifeboat::check`], [`Lifeboat::repair`], [`Lifeboat::prune`], [`Lifeboat::unlock`] |
 //! | apply a schedule's retention | [`Lifeboat::apply_retention`] |
 //! | survey the locations, check one | [`Lifeboat::survey_locations`], [`Lifeboat::check_location`] |
+//! | list a backup's files, search every backup, compare, one file or folder | [`Lifeboat::list_files`], [`Lifeboat::find_files`], [`Lifeboat::diff`], [`Lifeboat::dump`], [`Lifeboat::open_file`] |
 //! | keys | [`Lifeboat::keys`], [`Lifeboat::add_key`], [`Lifeboat::remove_key`], [`Lifeboat::recovery_key`] |
 
 mod backing_up;
+mod browsing;
 mod listing;
 mod moving;
 mod restoring;
@@ -42,6 +44,7 @@ use crate::unit::{self, Unit};
 use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
 
 pub use backing_up::{schedule_tag, BackedUp, BackupOrder, RetentionOutcome};
+pub use browsing::{Opened, Search};
 pub use listing::{Found, Listing, Unavailable, Unreadable};
 pub use moving::Copied;
 pub use restoring::RestoreOrder;

@@ -26,6 +26,9 @@ pub struct RestoreOrder {
     pub safety_backup: bool,
     /// Create device nodes (as root only; backup files, which can carry them).
     pub devices: bool,
+    /// Only these paths of the backup: files or folders, globs allowed (a pattern without
+    /// `/` matches names); none: every entry of the units.
+    pub paths: Vec<String>,
 }
 
 impl Lifeboat {
@@ -51,6 +54,7 @@ impl Lifeboat {
             mode: order.mode,
             map_paths: order.map_paths,
             safety_backup: order.safety_backup,
+            paths: order.paths,
         };
         restore::run(&found.repo, &found.snapshot, &dirs, &req, progress, &log)
     }
@@ -66,6 +70,12 @@ impl Lifeboat {
         progress: &Progress,
         log: impl FnOnce(&str) -> RunLog,
     ) -> EngineResult<(Manifest, RestoreReport)> {
+        if !order.paths.is_empty() {
+            return Err(EngineError::BadName {
+                what: "--path".into(),
+                detail: "chooses paths of a backup in a location; a backup file is restored by units: import it first (`backups import`)".into(),
+            });
+        }
         let dirs = self.dirs_for(&order)?;
         // With no configuration there is nothing of this device's units to keep.
         let configured = self.units_for(&dirs).unwrap_or_default();

@@ -14,7 +14,7 @@ mod write;
 #[cfg(test)]
 mod model_tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use lifeboat_repository::{Node, Repository, Snapshot};
 use serde::Serialize;
 
+use crate::browse::pattern::Choice;
 use crate::command;
 use crate::paths::Dirs;
 use crate::progress::Progress;
@@ -46,6 +47,9 @@ pub struct RestoreRequest {
     /// In place: first back up what the restore replaces and deletes, so that restoring that
     /// backup undoes it.
     pub safety_backup: bool,
+    /// Only these paths of the backup (files or folders, globs allowed; a pattern without `/`
+    /// matches names); none: everything of the chosen units.
+    pub paths: Vec<String>,
 }
 
 /// What happens to files in a restored folder that the backup does not hold.
@@ -228,7 +232,19 @@ impl Restore<'_> {
     }
 
     fn chosen(&self, name: &str) -> bool {
-        self.req.units.is_empty() || self.req.units.iter().any(|u| u == name)
+        let by_name = self.req.units.is_empty() || self.req.units.iter().any(|u| u == name);
+        // Paths choose files of the device; a command unit's exported data is none.
+        by_name
+            && (self.req.paths.is_empty() || self.snapshot.units.iter().any(|u| u.name == name && u.kind != "command"))
+    }
+
+    /// The paths chosen, read against the backup's home and the home restored into.
+    fn choice(&self) -> EngineResult<Option<Choice>> {
+        if self.req.paths.is_empty() {
+            return Ok(None);
+        }
+        let backup_home = PathBuf::from(String::from_utf8_lossy(&self.snapshot.home.0).into_owned());
+        Ok(Some(Choice::new(&self.req.paths, &[backup_home.as_path(), self.dirs.home.as_path()])?))
     }
 
     /// Where the exported data of `command` units goes: a staging folder for their import
@@ -261,8 +277,12 @@ impl Restore<'_> {
         let mut specs = Vec::new();
         let mut nodes = Vec::new();
         let mut remove = Vec::new();
+        let choice = self.choice()?;
         for unit in snapshot.units.iter().filter(|u| self.chosen(&u.name)) {
-            for root in &unit.roots {
+            // With paths, only the roots along them: the others are not even read.
+            let along =
+                |written: &str| choice.as_ref().is_none_or(|c| c.may_match_below(written) || c.chooses(written));
+            for root in unit.roots.iter().filter(|r| along(&r.path)) {
                 let area = elsewhere.get(&unit.name);
                 specs.push(plan::RootSpec {
                     unit: unit.name.clone(),
@@ -277,13 +297,27 @@ impl Restore<'_> {
                 });
                 nodes.push(root.node.clone());
             }
-            for p in &unit.remove_on_restore {
+            for p in unit.remove_on_restore.iter().filter(|p| choice.as_ref().is_none_or(|c| c.chooses(p))) {
                 remove.push((unit.name.clone(), plan::destination(p, self.dirs, req.target.as_deref(), &map)));
             }
         }
         // In place, each unit root is written beside itself and swapped in when complete, so
         // a crash or a damaged blob leaves it entirely as it was or entirely as in the backup.
         let stage = req.target.is_none() && !req.dry_run;
+        if let Some(c) = &choice {
+            // Keep only the roots that hold a chosen entry, so that no other root is staged.
+            let flat = plan::layout(specs.clone(), false, req.target.as_deref())?;
+            let found = plan::items_from_trees(self.repo, &flat, &nodes, &map, Some(c));
+            let used: HashSet<usize> = found.items.iter().map(|(r, _, _)| *r).collect();
+            if used.is_empty() {
+                return Err(EngineError::PathNotInBackup { slug: snapshot.slug.clone(), path: req.paths.join(", ") });
+            }
+            let keep: Vec<bool> = (0..specs.len()).map(|i| used.contains(&i)).collect();
+            let mut k = keep.iter();
+            specs.retain(|_| *k.next().unwrap_or(&false));
+            let mut k = keep.iter();
+            nodes.retain(|_| *k.next().unwrap_or(&false));
+        }
         let roots = plan::layout(specs, stage, req.target.as_deref())?;
         for (_, p) in &remove {
             let bound = req.target.as_deref().unwrap_or(Path::new("/"));
@@ -291,7 +325,7 @@ impl Restore<'_> {
                 return Err(EngineError::Outside { path: p.clone(), bound: bound.to_path_buf() });
             }
         }
-        let found = plan::items_from_trees(self.repo, &roots, &nodes, &map);
+        let found = plan::items_from_trees(self.repo, &roots, &nodes, &map, choice.as_ref());
         let as_root = nix::unistd::geteuid().is_root();
         let owners = Owners::for_home(&self.dirs.home);
         let owner = |n: &Node| if as_root { owners.resolve(n) } else { None };

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::backup::{self, BackupRequest};
 use crate::backup_file::{self, ExportRequest, FileRestoreRequest};
+use crate::browse::pattern::within;
 use crate::restore::{self, Action, RestoreMode, RestoreReport, RestoreRequest};
 use crate::{Dirs, Progress, RunLog};
 use lifeboat_repository::{KeyKind, RecoveryKey, Repository};
@@ -365,6 +366,22 @@ impl Case {
         let mode = if rng.chance(50) { RestoreMode::Merge } else { RestoreMode::Replace };
         let dest = *rng.pick(&[Dest::InPlace, Dest::InPlace, Dest::Target, Dest::OtherHome]);
         let from_file = rng.chance(30);
+        // Sometimes only some paths of the backup: entries it holds, found by browsing it.
+        let mut held = Vec::new();
+        crate::browse::View::new(&repo, &snapshot)
+            .and_then(|v| {
+                v.walk(None, &mut |e| {
+                    held.push(e.path.clone());
+                    true
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        let chosen_paths: Vec<String> = if !from_file && rng.chance(30) && !held.is_empty() {
+            (0..1 + rng.below(2)).map(|_| rng.pick(&held).clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let chosen = if chosen_paths.is_empty() { chosen } else { Vec::new() };
         if dest == Dest::OtherHome {
             // Another user, with notes of their own where the units go.
             for sub in ["a", "d"] {
@@ -377,7 +394,7 @@ impl Case {
         let configured = crate::unit::units(&config, &rdirs, &[]).map_err(|e| e.to_string())?;
         let target = (dest == Dest::Target).then(|| self.target());
         let describe = format!(
-            "units {chosen:?} of {names:?} (a excludes {a_excludes:?}), {mode:?}, {dest:?}, {}",
+            "units {chosen:?} of {names:?} (a excludes {a_excludes:?}), paths {chosen_paths:?}, {mode:?}, {dest:?}, {}",
             if from_file { "from a backup file" } else { "from the repository" }
         );
         let file = if from_file {
@@ -415,6 +432,7 @@ impl Case {
                         mode,
                         map_paths: vec![],
                         safety_backup: true,
+                        paths: chosen_paths.clone(),
                     };
                     restore::run(&repo, &snapshot, &rdirs, &req, &Progress::default(), &RunLog::none())
                         .map_err(|e| e.to_string())
@@ -495,7 +513,24 @@ impl Case {
                 _ => {}
             }
         }
-        if database && (chosen.is_empty() || chosen.iter().any(|u| u == "db")) {
+        // With paths, nothing changes but them and the folders leading to them.
+        if !chosen_paths.is_empty() {
+            let base = match dest {
+                Dest::InPlace => home.clone(),
+                Dest::OtherHome => self.other(),
+                Dest::Target => self.target().join(home.strip_prefix("/").unwrap()),
+            };
+            for step in dry.plan.iter().filter(|s| s.action.changes()) {
+                let Ok(rel) = Path::new(&step.path).strip_prefix(&base) else { continue };
+                let written = if rel.as_os_str().is_empty() { "~".to_string() } else { format!("~/{}", rel.display()) };
+                let inside = chosen_paths.iter().any(|c| within(&written, c) || within(c, &written));
+                if !inside {
+                    return Err(format!("{describe}: {} changes, but lies along no chosen path", step.path));
+                }
+            }
+        }
+        let db_chosen = chosen_paths.is_empty() || chosen_paths.iter().any(|c| within("~/a/db.sqlite", c));
+        if database && db_chosen && (chosen.is_empty() || chosen.iter().any(|u| u == "db")) {
             let db = land(&home.join("a/db.sqlite"));
             if db_rows(&db) != rows_at_backup {
                 return Err(format!(
@@ -517,6 +552,7 @@ impl Case {
                 mode: RestoreMode::Merge,
                 map_paths: vec![],
                 safety_backup: false,
+                paths: vec![],
             };
             let undo = restore::run(&repo, &safety, &rdirs, &req, &Progress::default(), &RunLog::none())
                 .map_err(|e| format!("{describe}: undo: {e}"))?;
@@ -621,6 +657,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
                 mode: RestoreMode::Replace,
                 map_paths: vec![],
                 safety_backup: true,
+                paths: vec![],
             };
             let e = restore::run(&repo, &planted, &dirs, &req, &Progress::default(), &RunLog::none()).unwrap_err();
             assert!(e.to_string().contains("refused"), "{bad}: {e}");

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::RestoreMode;
+use crate::browse::pattern::{join, Choice};
 use crate::paths::{reroot, Dirs};
 use crate::unit::Unit;
 use crate::{EngineError, EngineResult};
@@ -217,6 +218,7 @@ pub(crate) fn destination(written: &str, dirs: &Dirs, target: Option<&Path>, map
 }
 
 /// A unit root as the backup describes it, before the plan places it.
+#[derive(Clone)]
 pub(crate) struct RootSpec {
     pub unit: String,
     pub kind: String,
@@ -322,13 +324,22 @@ impl Keeper<'_> {
 }
 
 /// Reads the backup's trees below each root into items (in parallel), skipping what lies in
-/// an inner root: the inner root restores that part.
-pub(crate) fn items_from_trees(repo: &Repository, roots: &[Root], nodes: &[Node], map: &PathMap) -> PlanItems {
+/// an inner root: the inner root restores that part. With `choice`, only the chosen entries
+/// (and everything in a chosen folder) are items, with the folders that lead to them.
+pub(crate) fn items_from_trees(
+    repo: &Repository,
+    roots: &[Root],
+    nodes: &[Node],
+    map: &PathMap,
+    choice: Option<&Choice>,
+) -> PlanItems {
     let out = Mutex::new(PlanItems::default());
     for (i, (root, node)) in roots.iter().zip(nodes).enumerate() {
         let inner: HashSet<&Path> = roots.iter().filter(|r| r.outer == Some(i)).map(|r| r.dest.as_path()).collect();
-        let ctx = TreeWalk { repo, out: &out, map, root: i, inner: &inner };
-        ctx.walk(node, root.dest.clone());
+        let ctx = TreeWalk { repo, out: &out, map, root: i, inner: &inner, choice };
+        // A root inside a chosen folder is chosen whole.
+        let chosen = choice.is_some_and(|c| c.chooses(&root.written));
+        ctx.walk(node, root.dest.clone(), root.written.clone(), chosen);
     }
     out.into_inner().expect("plan lock")
 }
@@ -337,6 +348,9 @@ pub(crate) fn items_from_trees(repo: &Repository, roots: &[Root], nodes: &[Node]
 pub(crate) struct PlanItems {
     pub items: Vec<(usize, PathBuf, Node)>,
     pub problems: Vec<String>,
+    /// Folders that are items only because they lead to chosen entries: what the device has
+    /// in them beside those stays, whatever the mode.
+    pub leading: HashSet<PathBuf>,
 }
 
 struct TreeWalk<'a> {
@@ -345,28 +359,44 @@ struct TreeWalk<'a> {
     map: &'a PathMap,
     root: usize,
     inner: &'a HashSet<&'a Path>,
+    choice: Option<&'a Choice>,
 }
 
 impl TreeWalk<'_> {
-    fn walk(&self, node: &Node, dest: PathBuf) {
-        if node.kind == NodeKind::Dir {
+    /// Walks `node` at `dest` (`written`: its path in the backup's namespace); `chosen`: a
+    /// folder it lies in was chosen. Returns whether it became an item.
+    fn walk(&self, node: &Node, dest: PathBuf, written: String, chosen: bool) -> bool {
+        let chosen = chosen || self.choice.is_none_or(|c| c.matches(&written));
+        let mut leads = false;
+        if node.kind == NodeKind::Dir && (chosen || self.choice.is_some_and(|c| c.may_match_below(&written))) {
             if let Some(t) = node.subtree {
                 match self.repo.read_tree(&t) {
-                    Ok(tree) => tree.nodes.par_iter().for_each(|child| {
-                        // A name that would climb out of its folder cannot come from a real
-                        // file system: refuse it rather than write outside the target.
-                        if let Err(e) = lifeboat_repository::check_entry_name(&child.name.0) {
-                            self.problem(format!("{}: refused: {e}", dest.display()));
-                            return;
-                        }
-                        let path = dest.join(child.name.as_os_str());
-                        if !self.inner.contains(path.as_path()) {
-                            self.walk(child, path)
-                        }
-                    }),
+                    Ok(tree) => {
+                        leads = tree
+                            .nodes
+                            .par_iter()
+                            .map(|child| {
+                                // A name that would climb out of its folder cannot come from a
+                                // real file system: refuse it rather than write outside the target.
+                                if let Err(e) = lifeboat_repository::check_entry_name(&child.name.0) {
+                                    self.problem(format!("{}: refused: {e}", dest.display()));
+                                    return false;
+                                }
+                                let path = dest.join(child.name.as_os_str());
+                                if self.inner.contains(path.as_path()) {
+                                    return false;
+                                }
+                                let w = join(&written, &String::from_utf8_lossy(&child.name.0));
+                                self.walk(child, path, w, chosen)
+                            })
+                            .reduce(|| false, |a, b| a || b)
+                    }
                     Err(e) => self.problem(format!("{}: contents not restored: {e}", dest.display())),
                 }
             }
+        }
+        if !chosen && !leads {
+            return false;
         }
         let mut node = node.clone();
         // An absolute symlink into the old home (or a mapped path) follows the data.
@@ -377,7 +407,12 @@ impl TreeWalk<'_> {
                 }
             }
         }
-        self.out.lock().expect("plan lock").items.push((self.root, dest, node));
+        let mut out = self.out.lock().expect("plan lock");
+        if !chosen {
+            out.leading.insert(dest.clone());
+        }
+        out.items.push((self.root, dest, node));
+        true
     }
 
     fn problem(&self, msg: String) {
@@ -434,6 +469,7 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
     // symlink there leads elsewhere).
     found.items.sort_by(|a, b| a.1.cmp(&b.1));
     let mut fresh: HashSet<PathBuf> = HashSet::new();
+    let leading = std::mem::take(&mut found.leading);
     for (root, dest, node) in found.items {
         let r = &plan.roots[root];
         let (action, why) = if dest.parent().is_some_and(|p| fresh.contains(p)) {
@@ -467,7 +503,7 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
                         continue;
                     }
                     let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                    extra(&mut steps, r, &path, is_dir, cmp);
+                    extra(&mut steps, r, &path, is_dir, cmp, leading.contains(&dest));
                 }
             }
         }
@@ -511,7 +547,7 @@ pub(crate) fn carry_before_stream(roots: &[Root], cmp: &Compare) -> HashMap<Path
             for e in rd.flatten() {
                 let path = e.path();
                 if !inner.contains(&path.as_path()) {
-                    extra(&mut steps, r, &path, e.file_type().is_ok_and(|t| t.is_dir()), cmp);
+                    extra(&mut steps, r, &path, e.file_type().is_ok_and(|t| t.is_dir()), cmp, false);
                 }
             }
         }
@@ -551,7 +587,8 @@ impl Steps {
 
 /// An entry on the device that the backup lacks: kept or deleted. Returns whether anything
 /// of it stays.
-fn extra(steps: &mut Steps, root: &Root, path: &Path, is_dir: bool, cmp: &Compare) -> bool {
+/// `leading`: the folder it is in is restored only to lead to chosen entries.
+fn extra(steps: &mut Steps, root: &Root, path: &Path, is_dir: bool, cmp: &Compare, leading: bool) -> bool {
     if steps.carry.contains_key(path) {
         // Decided already (an undo list removes it).
         return false;
@@ -559,6 +596,8 @@ fn extra(steps: &mut Steps, root: &Root, path: &Path, is_dir: bool, cmp: &Compar
     let kind = std::fs::symlink_metadata(path).map(|m| live_kind(&m)).unwrap_or("file");
     let why = if root.selection {
         Some("the backup holds only chosen entries here")
+    } else if leading {
+        Some("only the chosen paths are restored")
     } else if cmp.mode == RestoreMode::Merge {
         Some("merge keeps what the backup does not hold")
     } else {
@@ -575,7 +614,7 @@ fn extra(steps: &mut Steps, root: &Root, path: &Path, is_dir: bool, cmp: &Compar
         if let Ok(rd) = std::fs::read_dir(path) {
             for e in rd.flatten() {
                 let child_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                kept |= extra(steps, root, &e.path(), child_dir, cmp);
+                kept |= extra(steps, root, &e.path(), child_dir, cmp, false);
             }
         }
     }
