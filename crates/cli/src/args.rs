@@ -219,10 +219,63 @@ pub enum BackupsCommand {
         /// Skip the safety backup of what an in-place restore overwrites.
         #[arg(long)]
         no_safety_backup: bool,
+        /// Only this file or folder of the backup (repeatable; globs allowed, and a pattern
+        /// without / matches names). In place, through the same plan, dry run and safety
+        /// backup; what else is in the folders along it stays.
+        #[arg(long = "path", value_name = "PATH", conflicts_with = "from_file")]
+        paths: Vec<String>,
         #[command(flatten)]
         location: LocationArg,
         #[arg(long)]
         json: bool,
+    },
+    /// List what a backup holds: one folder (the unit roots with no PATH), or all below it.
+    /// Paths are as on the device that made it: ~/notes, /etc/hosts.
+    Ls {
+        /// A slug, a unique prefix of one, a backup's name, or latest.
+        slug: String,
+        path: Option<String>,
+        #[arg(short, long)]
+        recursive: bool,
+        /// Mode, size, date and unit of each entry.
+        #[arg(short, long)]
+        long: bool,
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search every backup for files: each match with its versions and the backups holding
+    /// each, newest first. A pattern without / matches names ('*.jpg'), else whole paths
+    /// ('~/photos/**/*.jpg').
+    Find {
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+        #[arg(long)]
+        unit: Option<String>,
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed from backup A to backup B, or to this device as it is now (what a
+    /// restore of A would change).
+    Diff {
+        a: String,
+        b: Option<String>,
+        #[arg(long)]
+        unit: Option<String>,
+        #[command(flatten)]
+        location: LocationArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one file of a backup to standard output (a folder as a tar stream).
+    Dump {
+        slug: String,
+        path: String,
+        #[command(flatten)]
+        location: LocationArg,
     },
     /// Remove a backup (its space is reclaimed by `lifeboat prune`).
     Remove {

@@ -166,6 +166,10 @@ pub struct RestoreSpec {
     /// Only work out the plan: what each path becomes, and why; change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Only these paths of the backup (files or folders, `~/…` or `/…`; globs allowed, a
+    /// pattern without `/` matches names); none: all of the units.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 impl RestoreSpec {
@@ -179,6 +183,7 @@ impl RestoreSpec {
             dry_run: self.dry_run,
             safety_backup: true,
             devices: false,
+            paths: self.paths.clone(),
         }
     }
 }

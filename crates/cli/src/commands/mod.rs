@@ -1,5 +1,6 @@
 mod backup_files;
 mod backups;
+mod browse;
 mod daemon;
 mod key;
 mod locations;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 mode,
                 map_paths,
                 no_safety_backup,
+                paths,
                 location,
                 json,
             } => {
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     // A backup file restores onto a new device: there is nothing of it to keep.
                     safety_backup: from_file.is_none() && !no_safety_backup,
                     devices,
+                    paths,
                 };
                 match from_file {
                     Some(file) => backup_files::restore(&ctx, &file, order, with_config, json),
@@ -70,6 +73,18 @@ pub fn run(cli: Cli) -> Result<i32> {
                         backups::restore(&ctx, &slug.unwrap_or_default(), order, location.location.as_deref(), json)
                     }
                 }
+            }
+            BackupsCommand::Ls { slug, path, recursive, long, location, json } => {
+                browse::ls(&ctx, &slug, path.as_deref(), recursive, long, location.location.as_deref(), json)
+            }
+            BackupsCommand::Find { patterns, unit, location, json } => {
+                browse::find(&ctx, &patterns, unit.as_deref(), location.location.as_deref(), json)
+            }
+            BackupsCommand::Diff { a, b, unit, location, json } => {
+                browse::diff(&ctx, &a, b.as_deref(), unit.as_deref(), location.location.as_deref(), json)
+            }
+            BackupsCommand::Dump { slug, path, location } => {
+                browse::dump(&ctx, &slug, &path, location.location.as_deref())
             }
             BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, location.location.as_deref()),
         },

@@ -5,6 +5,7 @@
 mod common;
 
 mod backup_files;
+mod browse;
 mod cli;
 mod concurrency;
 mod corpus;

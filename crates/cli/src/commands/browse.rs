@@ -1,0 +1,139 @@
+use std::io::{IsTerminal, Write};
+
+use anyhow::{bail, Result};
+use lifeboat_engine::app::Opened;
+use lifeboat_engine::Entry;
+
+use super::print_json;
+use crate::context::Context;
+use crate::exit;
+use crate::format;
+
+pub fn ls(
+    ctx: &Context,
+    slug: &str,
+    path: Option<&str>,
+    recursive: bool,
+    long: bool,
+    location: Option<&str>,
+    json: bool,
+) -> Result<i32> {
+    let found = ctx.find_backup(slug, location, None)?;
+    let entries = ctx.list_files(&found, path, recursive)?;
+    if json {
+        print_json(&entries)?;
+        return Ok(exit::OK);
+    }
+    if long {
+        let rows: Vec<Vec<String>> = entries.iter().map(long_row).collect();
+        print!("{}", format::table(&["TYPE", "MODE", "SIZE", "MODIFIED", "UNIT", "PATH"], &rows));
+    } else {
+        let mut out = std::io::stdout().lock();
+        for e in &entries {
+            writeln!(out, "{}{}", e.path, if e.is_dir() { "/" } else { "" })?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn long_row(e: &Entry) -> Vec<String> {
+    let when = e.mtime.parse::<jiff::Timestamp>().map(|t| format::local_time(&t)).unwrap_or_default();
+    let path = match &e.target {
+        Some(t) => format!("{} -> {t}", e.path),
+        None => e.path.clone(),
+    };
+    vec![
+        e.kind.to_string(),
+        format!("{:04o}", e.mode),
+        if e.kind == "file" { format::bytes(e.size) } else { "-".into() },
+        when,
+        e.unit.clone(),
+        path,
+    ]
+}
+
+pub fn find(ctx: &Context, patterns: &[String], unit: Option<&str>, location: Option<&str>, json: bool) -> Result<i32> {
+    let search = ctx.find_files(patterns, unit, location)?;
+    for u in &search.unavailable {
+        eprintln!("warning: location {} was not searched: {}", u.location, u.error);
+    }
+    if json {
+        print_json(&search.paths)?;
+    } else if search.paths.is_empty() {
+        eprintln!("No path of the {} backups searched matches {}.", search.backups, patterns.join(" "));
+    } else {
+        let mut out = std::io::stdout().lock();
+        for p in &search.paths {
+            writeln!(out, "{}", p.path)?;
+            for v in &p.versions {
+                let when = v.mtime.parse::<jiff::Timestamp>().map(|t| format::local_time(&t)).unwrap_or_default();
+                let size = if v.kind == "file" { format::bytes(v.size) } else { v.kind.to_string() };
+                writeln!(out, "  {size:>10}  {when}  {}  in {}", v.content, v.backups.join(", "))?;
+            }
+        }
+    }
+    Ok(if search.unavailable.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+pub fn diff(
+    ctx: &Context,
+    a: &str,
+    b: Option<&str>,
+    unit: Option<&str>,
+    location: Option<&str>,
+    json: bool,
+) -> Result<i32> {
+    let first = ctx.find_backup(a, location, None)?;
+    let second = b.map(|b| ctx.find_backup(b, location, None)).transpose()?;
+    let d = ctx.diff(&first, second.as_ref(), unit)?;
+    if json {
+        print_json(&d)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        let mut lines: Vec<(&str, String)> = Vec::new();
+        lines.extend(d.added.iter().map(|c| (c.path.as_str(), format!("+ {}", c.path))));
+        lines.extend(d.removed.iter().map(|c| (c.path.as_str(), format!("- {}", c.path))));
+        lines.extend(
+            d.modified.iter().map(|c| (c.path.as_str(), format!("M {} ({})", c.path, c.what.unwrap_or("content")))),
+        );
+        lines.sort();
+        for (_, l) in lines {
+            writeln!(out, "{l}")?;
+        }
+        for p in &d.problems {
+            eprintln!("problem: {p}");
+        }
+        let to = match (&second, b) {
+            (Some(s), _) => format!("backup {}", s.snapshot.slug),
+            _ => "this device".to_string(),
+        };
+        writeln!(
+            out,
+            "From backup {} to {to}: {} added ({}), {} removed ({}), {} modified.",
+            first.snapshot.slug,
+            d.added.len(),
+            format::bytes(d.added_bytes),
+            d.removed.len(),
+            format::bytes(d.removed_bytes),
+            d.modified.len()
+        )?;
+    }
+    Ok(if d.problems.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+pub fn dump(ctx: &Context, slug: &str, path: &str, location: Option<&str>) -> Result<i32> {
+    let found = ctx.find_backup(slug, location, None)?;
+    let stdout = std::io::stdout();
+    if let Opened::Folder(e) = ctx.open_file(&found, path)? {
+        if stdout.is_terminal() {
+            bail!(
+                "{} is a folder, written as a tar stream: send it to a file or a program, as in `> notes.tar`",
+                e.path
+            );
+        }
+    }
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    ctx.dump(&found, path, &mut out)?;
+    out.flush()?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,202 @@
+//! Looking inside backups and bringing back single files: ls, find, diff, dump and
+//! restore --path, on a tree with an edit, an addition and a deletion between two backups.
+
+use std::fs;
+
+use crate::common::*;
+
+struct TwoBackups {
+    sb: Sandbox,
+    first: String,
+    second: String,
+}
+
+/// ~/notes with a.txt, sub/b.txt, gone.txt; then a.txt edited, gone.txt deleted, new.txt
+/// added, and a second backup.
+fn two_backups() -> TwoBackups {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n[unit.music]\npaths = [\"~/music\"]\n");
+    let notes = sb.home.join("notes");
+    fs::create_dir_all(notes.join("sub")).unwrap();
+    fs::create_dir_all(sb.home.join("music")).unwrap();
+    fs::write(notes.join("a.txt"), "the first a").unwrap();
+    fs::write(notes.join("sub/b.txt"), random_bytes(300_000, 7)).unwrap();
+    fs::write(notes.join("gone.txt"), "deleted after the first backup").unwrap();
+    fs::write(sb.home.join("music/song.ogg"), random_bytes(50_000, 8)).unwrap();
+    let first = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    fs::write(notes.join("a.txt"), "the second a, longer").unwrap();
+    fs::remove_file(notes.join("gone.txt")).unwrap();
+    fs::write(notes.join("new.txt"), "added after the first backup").unwrap();
+    let second = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    TwoBackups { sb, first, second }
+}
+
+fn paths(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn ls_find_diff_dump_and_restore_of_one_path() {
+    let TwoBackups { sb, first, second } = two_backups();
+    let notes = sb.home.join("notes");
+
+    // ls: the roots, one folder, everything below it.
+    let top: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "ls", &second, "--json"])).unwrap();
+    assert_eq!(paths(&top), ["~/music", "~/notes"]);
+    let folder: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "ls", &second, "~/notes", "--json"])).unwrap();
+    assert_eq!(paths(&folder), ["~/notes/a.txt", "~/notes/new.txt", "~/notes/sub"]);
+    assert_eq!(folder[0]["type"], "file");
+    assert_eq!(folder[0]["size"], "the second a, longer".len());
+    assert_eq!(folder[0]["unit"], "notes");
+    assert!(folder[0]["mtime"].as_str().unwrap().contains('T'));
+    assert_eq!(folder[2]["type"], "dir");
+    let all: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "ls", &first, "--recursive", "--json"])).unwrap();
+    assert_eq!(
+        paths(&all),
+        [
+            "~/music",
+            "~/music/song.ogg",
+            "~/notes",
+            "~/notes/a.txt",
+            "~/notes/gone.txt",
+            "~/notes/sub",
+            "~/notes/sub/b.txt"
+        ]
+    );
+    // The home spelled out (what a shell makes of ~) means the same; `latest` is the second.
+    let spelled = format!("{}/notes", sb.home.display());
+    let same: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "ls", "latest", &spelled, "--json"])).unwrap();
+    assert_eq!(paths(&same), paths(&folder));
+    let long = sb.ok(&["backups", "ls", &second, "~/notes", "--long"]);
+    assert!(long.contains("MODIFIED") && long.contains("~/notes/sub") && long.contains("0644"), "{long}");
+    let missing = sb.run(&["backups", "ls", &second, "~/notes/nothing"]);
+    assert_eq!(missing.status.code(), Some(2), "not found is exit 2");
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("holds nothing at ~/notes/nothing") && err.contains("backups ls"), "{err}");
+
+    // find: the edited file has two versions, the deleted one its one, an unchanged file one
+    // held by both backups.
+    let found: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "find", "*.txt", "--json"])).unwrap();
+    let by_path = |p: &str| found.as_array().unwrap().iter().find(|f| f["path"] == p).cloned().expect(p);
+    let a = by_path("~/notes/a.txt");
+    assert_eq!(a["versions"].as_array().unwrap().len(), 2, "{a}");
+    assert_eq!(a["versions"][0]["backups"], serde_json::json!([second]), "newest first: {a}");
+    assert_eq!(a["versions"][1]["backups"], serde_json::json!([first]));
+    assert_eq!(a["versions"][1]["size"], "the first a".len());
+    let gone = by_path("~/notes/gone.txt");
+    assert_eq!(gone["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(gone["versions"][0]["backups"], serde_json::json!([first]));
+    let b = by_path("~/notes/sub/b.txt");
+    assert_eq!(b["versions"][0]["backups"].as_array().unwrap().len(), 2, "{b}");
+    assert!(found.as_array().unwrap().iter().all(|f| f["path"].as_str().unwrap().ends_with(".txt")));
+    let only_sub: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "find", "~/notes/sub/*", "--json"])).unwrap();
+    assert_eq!(paths(&only_sub), ["~/notes/sub/b.txt"]);
+    let text = sb.ok(&["backups", "find", "a.txt"]);
+    assert!(text.starts_with("~/notes/a.txt\n") && text.contains(&first) && text.contains(&second), "{text}");
+
+    // diff: exactly the edit, the addition and the deletion.
+    let d: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "diff", &first, &second, "--json"])).unwrap();
+    assert_eq!(paths(&d["added"]), ["~/notes/new.txt"], "{d}");
+    assert_eq!(paths(&d["removed"]), ["~/notes/gone.txt"], "{d}");
+    assert_eq!(paths(&d["modified"]), ["~/notes/a.txt"], "{d}");
+    assert_eq!(d["modified"][0]["what"], "content");
+    let text = sb.ok(&["backups", "diff", &first, &second]);
+    assert!(text.contains("+ ~/notes/new.txt") && text.contains("- ~/notes/gone.txt"), "{text}");
+    assert!(text.contains("M ~/notes/a.txt (content)") && text.contains("1 added"), "{text}");
+    // Against the device: a touch is metadata only; the second backup is the device now.
+    let d: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "diff", &second, "--json"])).unwrap();
+    assert!(d["added"].as_array().unwrap().is_empty() && d["modified"].as_array().unwrap().is_empty(), "{d}");
+    fs::write(notes.join("late.txt"), "after both").unwrap();
+    let old = fs::metadata(notes.join("sub/b.txt")).unwrap().modified().unwrap();
+    let f = fs::File::options().write(true).open(notes.join("sub/b.txt")).unwrap();
+    f.set_modified(old + std::time::Duration::from_secs(60)).unwrap();
+    drop(f);
+    let d: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "diff", &second, "--json"])).unwrap();
+    assert_eq!(paths(&d["added"]), ["~/notes/late.txt"], "{d}");
+    assert_eq!(paths(&d["modified"]), ["~/notes/sub/b.txt"], "{d}");
+    assert_eq!(d["modified"][0]["what"], "metadata", "same bytes, another time: {d}");
+    fs::remove_file(notes.join("late.txt")).unwrap();
+
+    // dump: a file's bytes, also of a file deleted since; a folder as tar.
+    let out = sb.command().args(["backups", "dump", &first, "~/notes/gone.txt"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"deleted after the first backup");
+    let out = sb.command().args(["backups", "dump", &first, "~/notes/sub/b.txt"]).output().unwrap();
+    assert_eq!(out.stdout, random_bytes(300_000, 7));
+    let out = sb.command().args(["backups", "dump", &first, "~/notes"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["notes", "notes/a.txt", "notes/gone.txt", "notes/sub", "notes/sub/b.txt"]);
+
+    // restore --path: that one file, in place, nothing else touched; the safety backup
+    // undoes it.
+    fs::write(notes.join("a.txt"), "edited once more").unwrap();
+    fs::write(notes.join("unsaved.txt"), "not in any backup").unwrap();
+    let before_music = fs::read(sb.home.join("music/song.ogg")).unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&sb.ok(&[
+        "backups",
+        "restore",
+        &first,
+        "--path",
+        "~/notes/gone.txt",
+        "--mode",
+        "replace",
+        "--dry-run",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(planned(&plan, "create"), [notes.join("gone.txt").display().to_string()], "{plan}");
+    assert!(planned(&plan, "delete").is_empty() && planned(&plan, "replace").is_empty(), "{plan}");
+    sb.ok(&["backups", "restore", &first, "--path", "~/notes/gone.txt", "--mode", "replace", "--quiet"]);
+    assert_eq!(fs::read_to_string(notes.join("gone.txt")).unwrap(), "deleted after the first backup");
+    assert_eq!(fs::read_to_string(notes.join("a.txt")).unwrap(), "edited once more", "other files stay as they are");
+    assert!(
+        notes.join("unsaved.txt").exists() && notes.join("new.txt").exists(),
+        "replace keeps what it was not asked for"
+    );
+    assert_eq!(fs::read(sb.home.join("music/song.ogg")).unwrap(), before_music);
+
+    // An edited file brought back replaces the edit, and its safety backup undoes that.
+    let out = sb.ok(&["backups", "restore", &first, "--path", "~/notes/a.txt"]);
+    assert_eq!(fs::read_to_string(notes.join("a.txt")).unwrap(), "the first a");
+    let safety = out.split("safety backup ").nth(1).and_then(|r| r.split(';').next()).expect(&out).to_string();
+    sb.ok(&["backups", "restore", &safety, "--no-safety-backup", "--quiet"]);
+    assert_eq!(fs::read_to_string(notes.join("a.txt")).unwrap(), "edited once more");
+    assert!(notes.join("gone.txt").exists() && notes.join("unsaved.txt").exists());
+
+    // Under --target, with a glob: only the matches land there.
+    let target = sb.dir.path().join("recovered");
+    fs::create_dir_all(&target).unwrap();
+    sb.ok(&[
+        "backups",
+        "restore",
+        &first,
+        "--path",
+        "~/notes/sub/*.txt",
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let landed: Vec<String> = walkdir(&target)
+        .iter()
+        .filter(|p| p.is_file())
+        .map(|p| p.strip_prefix(&target).unwrap().display().to_string())
+        .collect();
+    let home_rel = sb.home.strip_prefix("/").unwrap().display().to_string();
+    assert_eq!(landed, [format!("{home_rel}/notes/sub/b.txt")]);
+
+    // A path no backup holds is refused, naming it; nothing is written.
+    let out = sb.run(&["backups", "restore", &first, "--path", "~/notes/never.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds nothing at ~/notes/never.txt"));
+    let out = sb.run(&["backups", "ls", &first, "notes"]);
+    assert_eq!(out.status.code(), Some(2), "a relative path is bad input");
+}
