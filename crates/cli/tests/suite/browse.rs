@@ -200,3 +200,97 @@ fn ls_find_diff_dump_and_restore_of_one_path() {
     let out = sb.run(&["backups", "ls", &first, "notes"]);
     assert_eq!(out.status.code(), Some(2), "a relative path is bad input");
 }
+
+#[test]
+fn the_api_lists_serves_searches_compares_and_restores_single_files() {
+    use crate::common::daemon::Daemon;
+    let TwoBackups { sb, first, second } = two_backups();
+    let notes = sb.home.join("notes");
+    let d = Daemon::start(&sb);
+    let get_json = |path: &str| -> (u16, serde_json::Value) {
+        let r = d.get(path);
+        let status = r.status().as_u16();
+        (status, serde_json::from_str(&r.text().unwrap()).unwrap_or_default())
+    };
+
+    // A folder, folders first, paged.
+    let (status, page) = get_json(&format!("/api/backups/{second}/files?path=~/notes"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(paths(&page["entries"]), ["~/notes/sub", "~/notes/a.txt", "~/notes/new.txt"]);
+    assert_eq!(page["total"], 3);
+    let (_, page) = get_json(&format!("/api/backups/{second}/files?path=~/notes&offset=1&limit=1"));
+    assert_eq!(paths(&page["entries"]), ["~/notes/a.txt"]);
+    assert_eq!(page["total"], 3);
+    let (_, top) = get_json(&format!("/api/backups/{second}/files"));
+    assert_eq!(paths(&top["entries"]), ["~/music", "~/notes"]);
+    let (status, e) = get_json(&format!("/api/backups/{second}/files?path=notes"));
+    assert_eq!(status, 400, "a relative path: {e}");
+    let (status, e) = get_json(&format!("/api/backups/{second}/files?path=~/nothing"));
+    assert_eq!(status, 404, "{e}");
+    assert_eq!(e["kind"], "not_found");
+
+    // One file: whole, with its length; a range; a folder as tar.
+    let r = d.get(&format!("/api/backups/{first}/file?path=~/notes/sub/b.txt"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-length"], "300000");
+    assert!(r.headers()["content-disposition"].to_str().unwrap().contains("b.txt"));
+    assert_eq!(r.bytes().unwrap().to_vec(), random_bytes(300_000, 7));
+    let r = Daemon::client()
+        .get(format!("{}/api/backups/{first}/file?path=~/notes/sub/b.txt", d.url))
+        .bearer_auth(&d.token)
+        .header("range", "bytes=1000-1999")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 1000-1999/300000");
+    assert_eq!(r.bytes().unwrap().to_vec(), random_bytes(300_000, 7)[1000..2000].to_vec());
+    let r = Daemon::client()
+        .get(format!("{}/api/backups/{first}/file?path=~/notes/gone.txt", d.url))
+        .bearer_auth(&d.token)
+        .header("range", "bytes=500-")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 416);
+    let r = d.get(&format!("/api/backups/{first}/file?path=~/notes"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    let tar_bytes = r.bytes().unwrap();
+    let count = tar::Archive::new(&tar_bytes[..]).entries().unwrap().count();
+    assert_eq!(count, 5);
+
+    // Search and diff.
+    let (status, s) = get_json("/api/search?pattern=a.txt");
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["backups"], 2);
+    assert_eq!(s["paths"][0]["path"], "~/notes/a.txt");
+    assert_eq!(s["paths"][0]["versions"].as_array().unwrap().len(), 2);
+    let (status, _) = get_json("/api/search?pattern=%5Bx");
+    assert_eq!(status, 400, "a bad glob");
+    let (status, diff) = get_json(&format!("/api/backups/{first}/diff?to={second}"));
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(paths(&diff["added"]), ["~/notes/new.txt"]);
+    assert_eq!(paths(&diff["removed"]), ["~/notes/gone.txt"]);
+    assert_eq!(paths(&diff["modified"]), ["~/notes/a.txt"]);
+
+    // A restore of one path: planned, then run, with its safety backup.
+    fs::write(notes.join("a.txt"), "edited through the day").unwrap();
+    let (status, plan) = d.json(
+        reqwest::Method::POST,
+        &format!("/api/backups/{first}/restore"),
+        serde_json::json!({"paths": ["~/notes/a.txt"], "dry_run": true}),
+    );
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(planned(&plan, "replace"), [notes.join("a.txt").display().to_string()], "{plan}");
+    assert!(planned(&plan, "create").is_empty() && planned(&plan, "delete").is_empty(), "{plan}");
+    let (status, started) = d.json(
+        reqwest::Method::POST,
+        &format!("/api/backups/{first}/restore"),
+        serde_json::json!({"paths": ["~/notes/a.txt"]}),
+    );
+    assert_eq!(status, 202, "{started}");
+    let (job, _) = d.follow(started["job"].as_u64().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(fs::read_to_string(notes.join("a.txt")).unwrap(), "the first a");
+    assert!(notes.join("new.txt").exists() && !notes.join("gone.txt").exists(), "nothing else changed");
+    assert!(d.stop().success());
+}

@@ -79,9 +79,10 @@ pub type AtQuery = Result<Query<At>, QueryRejection>;
 
 /// The backup a slug names, where it is, and its repository.
 pub(crate) fn find(d: &Shared, slug: &str, at: &At) -> ApiResult<Found> {
-    // Slugs are hex digits: anything else never reaches a location.
-    if slug.is_empty() || slug.len() > 64 || !slug.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::not_found(format!("no backup {slug:?}: backups are named by hex digits")));
+    // Slugs are hex digits (or `latest`): anything else never reaches a location.
+    let hex = !slug.is_empty() && slug.len() <= 64 && slug.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex && slug != "latest" {
+        return Err(ApiError::not_found(format!("no backup {slug:?}: backups are named by hex digits, or latest")));
     }
     Ok(d.app().find_backup(slug, at.location.as_deref(), None)?)
 }

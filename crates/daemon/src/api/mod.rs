@@ -3,6 +3,7 @@
 //! session (see `web`).
 
 pub(crate) mod backups;
+mod browse;
 mod files;
 pub(crate) mod info;
 mod jobs;
@@ -32,6 +33,10 @@ pub fn router(d: Shared) -> Router {
         .route("/api/backups/{slug}/pin", post(backups::pin))
         .route("/api/backups/{slug}/download", get(files::download))
         .route("/api/backups/{slug}/copy", post(backups::copy))
+        .route("/api/backups/{slug}/files", get(browse::files))
+        .route("/api/backups/{slug}/file", get(browse::file))
+        .route("/api/backups/{slug}/diff", get(browse::diff))
+        .route("/api/search", get(browse::search))
         .route("/api/logs", get(logs::list))
         .route("/api/logs/{name}", get(logs::show))
         .route("/api/status", get(info::status))
