@@ -294,3 +294,77 @@ fn the_api_lists_serves_searches_compares_and_restores_single_files() {
     assert!(notes.join("new.txt").exists() && !notes.join("gone.txt").exists(), "nothing else changed");
     assert!(d.stop().success());
 }
+
+/// Bytes of the objects under `prefix` of a bucket, from SeaweedFS's filer listing.
+fn stored_under(filer: u16, prefix: &str) -> u64 {
+    let r = reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{filer}/buckets/{prefix}/?limit=10000"))
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "listing {prefix}: {}", r.status());
+    let listing: serde_json::Value = r.json().unwrap();
+    let entries = listing["Entries"].as_array().cloned().unwrap_or_default();
+    entries.iter().map(|e| e["FileSize"].as_u64().unwrap_or(0)).sum()
+}
+
+#[test]
+fn one_file_from_s3_downloads_only_the_index_its_trees_and_its_blobs() {
+    use crate::common::servers::{Relay, Seaweed};
+    use std::sync::atomic::Ordering;
+    let sb = Sandbox::new("");
+    let mut server = Seaweed::start(&sb.dir.path().join("weed"));
+    server.create_bucket("backups");
+    let s3_port: u16 = server.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let relay = Relay::start(s3_port);
+    let photos = sb.home.join("photos");
+    for album in 0..4 {
+        fs::create_dir_all(photos.join(format!("album{album}"))).unwrap();
+        for i in 0..6 {
+            let seed = album * 100 + i;
+            fs::write(photos.join(format!("album{album}/p{i}.jpg")), random_bytes(1 << 20, seed)).unwrap();
+        }
+    }
+    let location =
+        server.location_toml("backups", "phone").replace(&server.endpoint, &format!("http://127.0.0.1:{}", relay.port));
+    fs::write(
+        &sb.config,
+        format!("default_location = \"s3\"\n[location.s3]\n{location}\n[unit.photos]\npaths = [\"~/photos\"]\n"),
+    )
+    .unwrap();
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let index = stored_under(server.filer_port(), "backups/phone/index");
+    let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["locations", "list", "--json"])).unwrap();
+    let stored = listed[0]["size"].as_u64().unwrap();
+    assert!(stored > 8 << 20 && index > 0, "the repository holds megabytes: {stored}, its index {index}");
+
+    let target = sb.dir.path().join("one");
+    fs::create_dir_all(&target).unwrap();
+    let before = relay.received.load(Ordering::SeqCst);
+    sb.ok(&[
+        "backups",
+        "restore",
+        &slug,
+        "--path",
+        "~/photos/album2/p3.jpg",
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let restore_bytes = relay.received.load(Ordering::SeqCst) - before;
+    let landed = target.join(sb.home.strip_prefix("/").unwrap()).join("photos/album2/p3.jpg");
+    assert_eq!(fs::read(&landed).unwrap(), random_bytes(1 << 20, 203));
+    let bound = (1 << 20) + index + (1 << 20);
+    eprintln!("restore --path of 1 MiB from S3: {restore_bytes} bytes down (index {index}, all {stored})");
+    assert!(
+        restore_bytes <= bound,
+        "{restore_bytes} bytes downloaded, more than the file, the index and 1 MiB ({bound})"
+    );
+
+    let before = relay.received.load(Ordering::SeqCst);
+    let out = sb.command().args(["backups", "dump", &slug, "~/photos/album0/p5.jpg"]).output().unwrap();
+    let dump_bytes = relay.received.load(Ordering::SeqCst) - before;
+    assert_eq!(out.stdout, random_bytes(1 << 20, 5));
+    eprintln!("dump of 1 MiB from S3: {dump_bytes} bytes down");
+    assert!(dump_bytes <= bound, "{dump_bytes} bytes downloaded for a dump ({bound})");
+}

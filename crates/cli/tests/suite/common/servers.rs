@@ -315,6 +315,8 @@ impl Webdav {
 pub struct Relay {
     pub port: u16,
     pub sent: Arc<AtomicU64>,
+    /// Bytes the server sent back (what a client downloaded).
+    pub received: Arc<AtomicU64>,
     cut: Arc<AtomicBool>,
     /// Cut the line once this many bytes were sent.
     cut_after: Arc<AtomicU64>,
@@ -328,12 +330,14 @@ impl Relay {
         let relay = Relay {
             port,
             sent: Arc::default(),
+            received: Arc::default(),
             cut: Arc::default(),
             cut_after: Arc::new(AtomicU64::new(u64::MAX)),
             conns: Arc::default(),
         };
         let (sent, cut, cut_after, conns) =
             (relay.sent.clone(), relay.cut.clone(), relay.cut_after.clone(), relay.conns.clone());
+        let received = relay.received.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -345,8 +349,9 @@ impl Relay {
                 conns.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (sent, cut, cut_after, conns2) = (sent.clone(), cut.clone(), cut_after.clone(), conns.clone());
-                std::thread::spawn(move || pump(client, server, Some((sent, cut, cut_after, conns2))));
-                std::thread::spawn(move || pump(s2, c2, None));
+                std::thread::spawn(move || pump(client, server, Some((sent, cut, cut_after, conns2)), None));
+                let received = received.clone();
+                std::thread::spawn(move || pump(s2, c2, None, Some(received)));
             }
         });
         relay
@@ -364,13 +369,16 @@ impl Relay {
 
 type Meter = (Arc<AtomicU64>, Arc<AtomicBool>, Arc<AtomicU64>, Arc<Mutex<Vec<TcpStream>>>);
 
-fn pump(mut from: TcpStream, mut to: TcpStream, meter: Option<Meter>) {
+fn pump(mut from: TcpStream, mut to: TcpStream, meter: Option<Meter>, received: Option<Arc<AtomicU64>>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if let Some(r) = &received {
+            r.fetch_add(n as u64, Ordering::SeqCst);
+        }
         if let Some((sent, cut, cut_after, conns)) = &meter {
             if cut.load(Ordering::SeqCst) {
                 break;
