@@ -35,6 +35,14 @@ pub enum Command {
     /// Where backups are kept: list, check, add, remove.
     #[command(subcommand)]
     Locations(LocationsCommand),
+    /// Show a location's backups as read-only folders at MOUNTPOINT (MOUNTPOINT/SLUG/… at the
+    /// paths of the device that made each, MOUNTPOINT/latest the newest) until Ctrl-C,
+    /// SIGTERM or `fusermount3 -u MOUNTPOINT`.
+    Mount {
+        mountpoint: PathBuf,
+        #[arg(long)]
+        location: Option<String>,
+    },
     /// How much each unit holds and how much of it a backup would add.
     Estimate {
         #[arg(long = "unit", value_name = "UNIT")]

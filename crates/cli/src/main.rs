@@ -16,7 +16,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
-                .unwrap_or_else(|_| "warn,russh=error,russh_sftp=error,opendal=error,pavao=off".into()),
+                .unwrap_or_else(|_| "warn,russh=error,russh_sftp=error,opendal=error,pavao=off,fuser=error".into()),
         )
         .with_writer(std::io::stderr)
         .without_time()

@@ -48,6 +48,7 @@ pub use backup_file::{read_manifest, Export, ImportOutcome, Manifest};
 pub use browse::diff::{Change, Diff};
 pub use browse::dump::FileReader;
 pub use browse::find::{FoundPath, Version};
+pub use browse::mount::Mounted;
 pub use browse::Entry;
 pub use catalog::{BackupDetails, UnitDetail};
 pub use copy::CopyOutcome;

@@ -137,3 +137,38 @@ pub fn dump(ctx: &Context, slug: &str, path: &str, location: Option<&str>) -> Re
     out.flush()?;
     Ok(exit::OK)
 }
+
+pub fn mount(ctx: &Context, at: &std::path::Path, location: Option<&str>) -> Result<i32> {
+    use nix::sys::signal::{SigSet, Signal};
+    // The view's threads inherit this mask, so only the waiter below takes these signals and
+    // the view is unmounted cleanly whichever comes.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block()?;
+    let mounted = ctx.mount(at, location)?;
+    let loc = ctx.location(location)?;
+    eprintln!(
+        "The backups of {} are at {} (read-only). Ctrl-C or `fusermount3 -u {}` ends it.",
+        loc.name,
+        at.display(),
+        at.display()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok(s) = signals.wait() {
+            let _ = tx.send(s);
+        }
+    });
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(250)) {
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if mounted.is_finished() => break,
+            Err(_) => {}
+        }
+    }
+    mounted.unmount()?;
+    eprintln!("Unmounted {}.", at.display());
+    Ok(exit::OK)
+}

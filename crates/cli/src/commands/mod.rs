@@ -102,6 +102,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check { read_data, repair, location, json } => {
             maintenance::check(&ctx, read_data, repair, location.as_deref(), json)
         }
+        Command::Mount { mountpoint, location } => browse::mount(&ctx, &mountpoint, location.as_deref()),
         Command::Prune { location, json } => maintenance::prune(&ctx, location.as_deref(), json),
         Command::Unlock { location } => maintenance::unlock(&ctx, location.as_deref()),
         Command::Serve { listen } => daemon::serve(&ctx, cli_config, listen),

@@ -368,3 +368,116 @@ fn one_file_from_s3_downloads_only_the_index_its_trees_and_its_blobs() {
     eprintln!("dump of 1 MiB from S3: {dump_bytes} bytes down");
     assert!(dump_bytes <= bound, "{dump_bytes} bytes downloaded for a dump ({bound})");
 }
+
+/// Unmounts (lazily) when dropped, so that a failing test leaves no mount behind.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("fusermount3")
+            .arg("-uz")
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// `lifeboat mount` in the background, ready once it says where the backups are.
+fn mounted(sb: &Sandbox, at: &std::path::Path) -> (std::process::Child, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let mut child = sb.command().arg("mount").arg(at).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("are at"), "the mount did not start: {line}");
+    (child, err)
+}
+
+fn fuse_available() -> bool {
+    let ok = std::path::Path::new("/dev/fuse").exists()
+        && std::process::Command::new("fusermount3").arg("-V").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "FUSE (/dev/fuse, fusermount3) is missing: scripts/test installs fuse3"
+        );
+        eprintln!("skipped: FUSE is not available here");
+    }
+    ok
+}
+
+#[test]
+fn a_mount_shows_every_backup_at_its_paths_and_ends_cleanly() {
+    use std::io::Read;
+    if !fuse_available() {
+        return;
+    }
+    let TwoBackups { sb, first, second } = two_backups();
+    let at = sb.dir.path().join("mnt");
+    fs::create_dir_all(&at).unwrap();
+    let home = sb.home.strip_prefix("/").unwrap().to_path_buf();
+    let _unmount = Unmount(at.clone());
+    let (mut child, mut err) = mounted(&sb, &at);
+
+    let mut slugs: Vec<String> =
+        fs::read_dir(&at).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    slugs.sort();
+    let mut want = vec![first.clone(), second.clone(), "latest".to_string()];
+    want.sort();
+    assert_eq!(slugs, want);
+    assert_eq!(fs::read_link(at.join("latest")).unwrap(), std::path::Path::new(&second));
+    let latest = at.join("latest").join(&home).join("notes");
+    let older = at.join(&first).join(&home).join("notes");
+    assert_eq!(fs::read_to_string(latest.join("a.txt")).unwrap(), "the second a, longer");
+    assert_eq!(fs::read_to_string(older.join("a.txt")).unwrap(), "the first a");
+    assert_eq!(fs::read_to_string(older.join("gone.txt")).unwrap(), "deleted after the first backup");
+    assert!(!latest.join("gone.txt").exists());
+    assert_eq!(fs::read(latest.join("sub/b.txt")).unwrap(), random_bytes(300_000, 7));
+    // A read from the middle, as a program seeking in a file does.
+    let mut f = fs::File::open(older.join("sub/b.txt")).unwrap();
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(123_456)).unwrap();
+    let mut part = vec![0u8; 1000];
+    f.read_exact(&mut part).unwrap();
+    assert_eq!(part, random_bytes(300_000, 7)[123_456..124_456].to_vec());
+    drop(f);
+    let m = fs::metadata(latest.join("a.txt")).unwrap();
+    assert_eq!(m.len(), "the second a, longer".len() as u64);
+    assert!(fs::write(latest.join("a.txt"), "no").is_err(), "the view is read-only");
+
+    // A read that fails answers an error, and the mount stays up.
+    for e in walkdir(&sb.repo.join("data")) {
+        if e.is_file() {
+            fs::remove_file(e).unwrap();
+        }
+    }
+    let failed = fs::read(at.join(&first).join(&home).join("music/song.ogg")).unwrap_err();
+    assert_eq!(failed.raw_os_error(), Some(libc::EIO), "{failed}");
+    assert!(fs::read_dir(&at).unwrap().count() == 3, "still mounted");
+
+    // fusermount3 -u ends it, and the command with it.
+    assert!(std::process::Command::new("fusermount3").arg("-u").arg(&at).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(fs::read_dir(&at).unwrap().next().is_none(), "unmounted: the folder is empty again");
+}
+
+#[test]
+fn a_mount_ends_cleanly_on_sigterm() {
+    if !fuse_available() {
+        return;
+    }
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n");
+    fs::create_dir_all(sb.home.join("notes")).unwrap();
+    fs::write(sb.home.join("notes/a"), "a").unwrap();
+    sb.backup(&[]);
+    let at = sb.dir.path().join("mnt");
+    fs::create_dir_all(&at).unwrap();
+    let _unmount = Unmount(at.clone());
+    let (mut child, _err) = mounted(&sb, &at);
+    assert!(at.join("latest").exists());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(fs::read_dir(&at).unwrap().next().is_none(), "unmounted");
+}

@@ -10,6 +10,7 @@ use super::{Found, Lifeboat, Unavailable};
 use crate::browse::diff::{self, Diff};
 use crate::browse::dump::{self, FileReader};
 use crate::browse::find::{self, FoundPath};
+use crate::browse::mount::{self, BackupFs, Mounted};
 use crate::browse::pattern::{normalize, Choice};
 use crate::browse::{Entry, Located, View};
 use crate::{EngineError, EngineResult};
@@ -146,6 +147,21 @@ impl Lifeboat {
             }),
             _ => Ok(Opened::Folder(entry)),
         }
+    }
+
+    /// Mounts a read-only view of a location's backups at `at` (an empty folder):
+    /// `at/SLUG/…` at the paths of the device that made each, `at/latest` the newest. The
+    /// view lasts until the returned value is dropped or unmounted.
+    pub fn mount(&self, at: &Path, location: Option<&str>) -> EngineResult<Mounted> {
+        let meta = std::fs::metadata(at).map_err(|e| EngineError::io("reading the mount point", at, e))?;
+        if !meta.is_dir() {
+            return Err(EngineError::BadTarget(at.to_path_buf()));
+        }
+        let loc = self.location(location)?;
+        let repo = self.repository(loc, false)?;
+        let (snaps, _) = repo.snapshots()?;
+        let fs = BackupFs::new(&repo, snaps.into_iter().map(|(_, s)| s).collect())?;
+        mount::mount(fs, at)
     }
 
     /// Writes a file's bytes to `out`, or a folder and everything in it as a tar stream.

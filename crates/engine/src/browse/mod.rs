@@ -7,9 +7,13 @@
 pub(crate) mod diff;
 pub(crate) mod dump;
 pub(crate) mod find;
+pub(crate) mod mount;
 pub(crate) mod pattern;
 
-use lifeboat_repository::{Node, NodeKind, Repository, Snapshot};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use lifeboat_repository::{Id, Node, NodeKind, Repository, Snapshot, Tree};
 use serde::Serialize;
 
 use crate::restore::plan::kind_name;
@@ -110,20 +114,53 @@ pub(crate) enum Located {
     Leading(String),
 }
 
+/// Trees a view keeps read; past this many it starts afresh (a mount lives long).
+const TREES_KEPT: usize = 4096;
+
 /// A backup's entries, read from its trees on demand.
-pub(crate) struct View<'a> {
-    repo: &'a Repository,
+pub(crate) struct View {
+    repo: Repository,
     slug: String,
     roots: Vec<RootRef>,
+    trees: Mutex<HashMap<Id, Arc<Tree>>>,
 }
 
-impl<'a> View<'a> {
-    pub fn new(repo: &'a Repository, snapshot: &Snapshot) -> EngineResult<View<'a>> {
-        Ok(View { repo, slug: snapshot.slug.clone(), roots: roots(snapshot)? })
+impl View {
+    pub fn new(repo: &Repository, snapshot: &Snapshot) -> EngineResult<View> {
+        Ok(View { repo: repo.clone(), slug: snapshot.slug.clone(), roots: roots(snapshot)?, trees: Mutex::default() })
+    }
+
+    /// The same, with paths under the backup's home spelled out (`/home/nemo/notes`): the
+    /// paths of the device that made it, as a mount shows them.
+    pub fn absolute(repo: &Repository, snapshot: &Snapshot) -> EngineResult<View> {
+        let mut view = View::new(repo, snapshot)?;
+        let home = String::from_utf8_lossy(&snapshot.home.0).trim_end_matches('/').to_string();
+        for r in &mut view.roots {
+            if r.path == "~" {
+                r.path = if home.is_empty() { "/".into() } else { home.clone() };
+            } else if let Some(rest) = r.path.strip_prefix("~/") {
+                r.path = format!("{home}/{rest}");
+            }
+        }
+        view.roots.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(view)
     }
 
     pub fn repo(&self) -> &Repository {
-        self.repo
+        &self.repo
+    }
+
+    fn tree(&self, id: &Id) -> EngineResult<Arc<Tree>> {
+        if let Some(t) = self.trees.lock().map_err(|_| EngineError::Cancelled)?.get(id) {
+            return Ok(t.clone());
+        }
+        let tree = Arc::new(self.repo.read_tree(id)?);
+        let mut kept = self.trees.lock().map_err(|_| EngineError::Cancelled)?;
+        if kept.len() >= TREES_KEPT {
+            kept.clear();
+        }
+        kept.insert(*id, tree.clone());
+        Ok(tree)
     }
 
     fn not_held(&self, path: &str) -> EngineError {
@@ -164,7 +201,7 @@ impl<'a> View<'a> {
                 let node = e.node.as_ref().expect("a real entry has its node");
                 let mut out = Vec::new();
                 if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    for child in self.repo.read_tree(&sub)?.nodes {
+                    for child in self.tree(&sub)?.nodes.iter() {
                         lifeboat_repository::check_entry_name(&child.name.0).map_err(|detail| {
                             EngineError::UnsafeBackup { slug: self.slug.clone(), detail: detail.to_string() }
                         })?;
@@ -172,7 +209,7 @@ impl<'a> View<'a> {
                         // An inner unit's root shows as that unit's entry.
                         match self.roots.iter().find(|r| r.path == p) {
                             Some(r) => out.push(Entry::of(p, &r.unit, &r.node)),
-                            None => out.push(Entry::of(p, &e.unit, &child)),
+                            None => out.push(Entry::of(p, &e.unit, child)),
                         }
                     }
                 } else if node.kind != NodeKind::Dir {
