@@ -4,6 +4,7 @@
 import { h, td, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel, confirmDialog, notice } from './ui.js';
 import { go } from './app.js';
 import { backupHref } from './home.js';
+import { filesSection, changesSection } from './files.js';
 
 export async function backupView(api, slug) {
   const at = new URLSearchParams(location.search).get('location');
@@ -26,6 +27,9 @@ export async function backupView(api, slug) {
     ['Identifier', b.slug],
   ];
   const log = logs.find((l) => l.slug === b.slug && l.operation === 'backup');
+  // Files and folders ticked in the browser: the restore form restores only those.
+  const selection = new Set();
+  const restore = restoreForm(api, b, q, selection);
   return h('div', {},
     h('p', {}, h('a', { href: '/' }, '← All backups')),
     h('h1', {}, b.name || b.slug),
@@ -43,7 +47,9 @@ export async function backupView(api, slug) {
             td('Notes', u.error ? h('div', { class: 'error' }, u.error) : null,
               u.warnings.map((w) => h('div', { class: 'warn-text' }, w)),
               u.not_included.length ? h('div', { class: 'muted' }, 'Not included: ', u.not_included.join('; ')) : null)))))),
-    restoreForm(api, b, q),
+    filesSection(api, b, q, selection, () => restore.dispatchEvent(new Event('selection'))),
+    restore,
+    changesSection(api, b, q),
     h('section', { class: 'card', 'aria-labelledby': 'more-title' },
       h('h2', { id: 'more-title' }, 'Keep, move or remove'),
       h('div', { class: 'actions wrap' },
@@ -62,7 +68,7 @@ function logViewer(api, name) {
   return h('div', {}, pre, h('a', { href: `/logs/${encodeURIComponent(name)}` }, 'Open the log on its own'));
 }
 
-function restoreForm(api, b, q) {
+function restoreForm(api, b, q, selection) {
   const unitChecks = b.unit_details.map((u) => check(u.name, { name: 'unit', value: u.name, checked: true }));
   const target = h('input', { name: 'target', type: 'text', placeholder: '/var/tmp/restored', autocomplete: 'off' });
   const home = h('input', { name: 'home', type: 'text', placeholder: '/home/someone', autocomplete: 'off' });
@@ -72,9 +78,11 @@ function restoreForm(api, b, q) {
   homeField.hidden = true;
   const result = h('div', {});
   const button = h('button', { type: 'submit' }, 'Restore');
+  const chosen = h('p', { class: 'notice', role: 'status', hidden: true });
+  const units = h('fieldset', {}, h('legend', {}, 'Units'), unitChecks);
   const form = h('form', { class: 'card', 'aria-labelledby': 'restore-title' },
     h('h2', { id: 'restore-title' }, 'Restore'),
-    h('fieldset', {}, h('legend', {}, 'Units'), unitChecks),
+    chosen, units,
     h('fieldset', {}, h('legend', {}, 'Where'),
       radio('where', 'place', 'In place, on this device', true, '(a safety backup of what is overwritten is made first)'),
       radio('where', 'target', 'Under another folder', false),
@@ -84,6 +92,13 @@ function restoreForm(api, b, q) {
       radio('mode', 'merge', 'Merge', true, '(restored files replace those of the same name; others stay)'),
       radio('mode', 'replace', 'Replace', false, '(the restored folders become exactly what the backup holds)')),
     h('div', { class: 'actions' }, button), result);
+  form.addEventListener('selection', () => {
+    const n = selection.size;
+    chosen.hidden = n === 0;
+    units.hidden = n > 0;
+    chosen.textContent = n === 1 ? `Only ${[...selection][0]} is restored; everything else stays as it is.`
+      : `Only the ${n} chosen files and folders are restored; everything else stays as it is.`;
+  });
   form.addEventListener('change', (e) => {
     if (e.target.name === 'where') {
       targetField.hidden = form.where.value !== 'target';
@@ -94,11 +109,13 @@ function restoreForm(api, b, q) {
     e.preventDefault();
     result.replaceChildren();
     const units = [...form.querySelectorAll('input[name=unit]:checked')].map((i) => i.value);
-    if (units.length === 0) {
+    if (units.length === 0 && selection.size === 0) {
       result.replaceChildren(errorBox(new Error('Choose at least one unit to restore.')));
       return;
     }
-    const body = { units: units.length === b.unit_details.length ? [] : units, mode: form.mode.value };
+    const body = selection.size
+      ? { paths: [...selection], mode: form.mode.value }
+      : { units: units.length === b.unit_details.length ? [] : units, mode: form.mode.value };
     const where = form.where.value;
     const path = where === 'target' ? target.value.trim() : where === 'home' ? home.value.trim() : null;
     if (where !== 'place' && !path.startsWith('/')) {

@@ -3,6 +3,7 @@
 
 import { h, td, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel } from './ui.js';
 import { welcomePanel } from './welcome.js';
+import { searchSection } from './files.js';
 
 export async function homeView(api) {
   const [listing, jobs, schedules, locations, units] = await Promise.all([
@@ -22,6 +23,7 @@ export async function homeView(api) {
     automaticSummary(schedules),
     manualBackup(api, locations, units, running, list),
     running,
+    first ? null : searchSection(api),
     h('section', { 'aria-labelledby': 'list-title' }, h('h2', { id: 'list-title' }, 'Earlier backups'), list));
 }
 

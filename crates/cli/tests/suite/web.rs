@@ -194,6 +194,7 @@ fn the_backups_page_works_in_a_real_browser() {
     let target_c = c.dir.path().join("restored");
     let target_a = a.dir.path().join("restored");
     let target_b = b.dir.path().join("restored");
+    let target_one = a.dir.path().join("one-file");
     let download = b.dir.path().join("downloaded.tar");
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -207,6 +208,8 @@ fn the_backups_page_works_in_a_real_browser() {
         .env("LB_TOKEN_B", &db.token)
         .env("LB_TARGET_A", &target_a)
         .env("LB_TARGET_B", &target_b)
+        .env("LB_TARGET_ONE", &target_one)
+        .env("LB_HOME_A", &a.home)
         .env("LB_DOWNLOAD", &download)
         .env("LB_FIFO", &fifo)
         .env("LB_URL_C", &dc.url)
@@ -231,6 +234,11 @@ fn the_backups_page_works_in_a_real_browser() {
         assert!(diff.is_empty(), "{}: {diff:?}", restored.display());
         assert!(!rerooted(target, &home.join("notes")).exists(), "only the chosen unit is restored");
     }
+    // The page's restore of one chosen file brought back that file, and nothing else.
+    let one = rerooted(&target_one, &a.home.join("docs"));
+    let landed: Vec<PathBuf> = walkdir(&target_one).into_iter().filter(|p| p.is_file()).collect();
+    assert_eq!(landed, [one.join("file-2")], "only the chosen file");
+    assert_eq!(std::fs::read(one.join("file-2")).unwrap(), std::fs::read(a.home.join("docs/file-2")).unwrap());
     // The weekly schedule the page set is in A's configuration.
     let cfg = std::fs::read_to_string(&a.config).unwrap();
     assert!(cfg.contains("[schedule.weekly]") && cfg.contains("every = \"week\""), "{cfg}");

@@ -146,6 +146,16 @@ try {
   await failed.getByText('The backup is complete, with warnings.').waitFor();
   assert.match(await failed.textContent(), /unit broken failed: .*contacts application is not installed/);
 
+  // Find a file across every backup: its versions, each with its backups.
+  const search = page.locator('form[role=search]');
+  await search.getByLabel('Name or pattern, in every backup').fill('file-4');
+  await search.getByRole('button', { name: 'Find' }).click();
+  const found = search.locator('table.found tr', { hasText: '~/docs/file-4' });
+  await found.waitFor(LONG);
+  assert.ok(await found.locator('li.version').count() >= 1, 'the file has its versions');
+  assert.match(await found.textContent(), /Download/);
+  await shots(page, 'search');
+
   // An unreachable location: said in words, with what to do.
   const card = await backUp(page, { location: 'card' });
   assert.match(await card.locator('.result').textContent(), /It failed: .*no memory card or disk is mounted/);
@@ -164,6 +174,29 @@ try {
   // The backup's own log is shown with it.
   await page.getByLabel("The backup's log").getByText(/INFO/).first().waitFor();
   await shots(page, 'backup-details');
+
+  // Its files: open a folder, download one file, restore only one other under a folder.
+  const files = page.locator('section', { has: page.getByRole('heading', { name: 'Files' }) });
+  await files.getByRole('button', { name: 'docs/', exact: true }).click();
+  await files.locator('tr[data-path="~/docs/file-1"]').waitFor();
+  assert.ok(await files.getByRole('button', { name: 'sub/', exact: true }).count() === 1, 'folders are listed');
+  const firstRow = await files.locator('tbody tr').first().getAttribute('data-path');
+  assert.equal(firstRow, '~/docs/sub', 'folders come first');
+  const [one] = await Promise.all([
+    page.waitForEvent('download'),
+    files.getByRole('link', { name: 'Download file-1', exact: true }).click(),
+  ]);
+  const got = fs.readFileSync(await one.path());
+  assert.deepEqual(got, fs.readFileSync(path.join(env('LB_HOME_A'), 'docs/file-1')), 'the downloaded file is the file');
+  await files.getByRole('checkbox', { name: 'Choose ~/docs/file-2', exact: true }).check();
+  await restore.getByText('Only ~/docs/file-2 is restored').waitFor();
+  await restore.getByLabel('Under another folder').check();
+  await restore.getByLabel('Folder to restore under').fill(env('LB_TARGET_ONE'));
+  await restore.getByRole('button', { name: 'Restore' }).click();
+  await restore.getByText(/^Restored 1 files/).waitFor(LONG);
+  await page.getByRole('button', { name: 'What changed since the backup before' }).click();
+  await page.getByText('This is the oldest backup in its location.').waitFor();
+  await shots(page, 'backup-files');
 
   // Copy it to the other location, and pin it.
   const copy = page.locator('form.inline');

@@ -26,6 +26,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("ui.js", JS, false),
     asset!("home.js", JS, false),
     asset!("backup.js", JS, false),
+    asset!("files.js", JS, false),
     asset!("schedules.js", JS, false),
     asset!("history.js", JS, false),
     asset!("welcome.js", JS, false),
