@@ -19,6 +19,39 @@ pub fn ls(
     json: bool,
 ) -> Result<i32> {
     let found = ctx.find_backup(slug, location, None)?;
+    if recursive && !long {
+        // Printed as the walk goes: a whole tree is never held.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut first = true;
+        let mut failed = None;
+        if json {
+            write!(out, "[")?;
+        }
+        ctx.walk_files(&found, path, &mut |e| {
+            let written = if json {
+                let sep = if first { "\n" } else { ",\n" };
+                serde_json::to_string(e).map_err(std::io::Error::other).and_then(|j| write!(out, "{sep}{j}"))
+            } else {
+                writeln!(out, "{}{}", e.path, if e.is_dir() { "/" } else { "" })
+            };
+            first = false;
+            match written {
+                Ok(()) => true,
+                Err(err) => {
+                    failed = Some(err);
+                    false
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        if json {
+            writeln!(out, "{}]", if first { "" } else { "\n" })?;
+        }
+        out.flush()?;
+        return Ok(exit::OK);
+    }
     let entries = ctx.list_files(&found, path, recursive)?;
     if json {
         print_json(&entries)?;

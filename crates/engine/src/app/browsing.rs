@@ -50,15 +50,28 @@ impl Lifeboat {
             return view.children(path.as_deref());
         }
         let mut out = Vec::new();
-        view.walk(path.as_deref(), &mut |e| {
+        self.walk_files(found, path.as_deref(), &mut |e| {
             out.push(e.clone());
             true
         })?;
-        if path.is_some() && out.first().is_some_and(|e| Some(&e.path) == path.as_ref()) {
-            // Below the folder, not the folder itself.
-            out.remove(0);
-        }
         Ok(out)
+    }
+
+    /// Every entry below a folder of a backup (all of it with `None`), each folder before
+    /// its contents, given to `visit` as the walk reaches it (it returns false to stop):
+    /// nothing is gathered, so a tree of any size is listed in little memory.
+    pub fn walk_files(
+        &self,
+        found: &Found,
+        path: Option<&str>,
+        visit: &mut dyn FnMut(&Entry) -> bool,
+    ) -> EngineResult<()> {
+        let view = View::new(&found.repo, &found.snapshot)?;
+        let path = path.map(|p| self.backup_path(found, p)).transpose()?;
+        view.walk(path.as_deref(), &mut |e| {
+            // Below the folder, not the folder itself.
+            Some(&e.path) == path.as_ref() || visit(e)
+        })
     }
 
     /// The entry at a path of a backup.

@@ -3,6 +3,7 @@
 //! searched once, so a search over many backups costs about one walk plus what changed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use lifeboat_repository::{Id, Node, NodeKind, Repository, Snapshot};
 use serde::Serialize;
@@ -34,8 +35,35 @@ pub struct Version {
     pub newest: String,
 }
 
-/// Matches in one folder tree at one path, memoised by both.
-type Memo = HashMap<(Id, String), Vec<(String, Node)>>;
+/// An entry a pattern matched, with what tells its versions apart.
+struct Hit {
+    path: String,
+    kind: &'static str,
+    size: u64,
+    mtime: String,
+    content: String,
+}
+
+impl Hit {
+    fn of(path: String, node: &Node) -> Hit {
+        Hit {
+            path,
+            kind: kind_name(node.kind),
+            size: if node.kind == NodeKind::File { node.size } else { 0 },
+            mtime: time_text(node.mtime),
+            content: content_id(node),
+        }
+    }
+}
+
+/// One folder at one path: the matches directly in it, and the folders below it that may
+/// hold more. Kept per (tree, path), so a folder unchanged between backups is read once.
+struct Level {
+    hits: Vec<Hit>,
+    below: Vec<(Id, String)>,
+}
+
+type Memo = HashMap<(Id, String), Arc<Level>>;
 
 /// Searches `snapshots` (newest first, each with its repository) for entries `choice`
 /// matches, in `unit` only when given.
@@ -45,7 +73,6 @@ pub(crate) fn find(
     unit: Option<&str>,
 ) -> EngineResult<Vec<FoundPath>> {
     let mut memo: HashMap<Id, Memo> = HashMap::new();
-    // path → (unit, [(content key, version)])
     let mut found: Vec<FoundPath> = Vec::new();
     let mut at: HashMap<String, usize> = HashMap::new();
     for (repo, snap) in snapshots {
@@ -57,37 +84,52 @@ pub(crate) fn find(
                 .filter(|o| o.path != root.path && within(&o.path, &root.path))
                 .map(|o| o.path.as_str())
                 .collect();
-            let mut hits = Vec::new();
-            if choice.matches(&root.path) {
-                hits.push((root.path.clone(), root.node.clone()));
-            }
-            if root.node.kind == NodeKind::Dir && choice.may_match_below(&root.path) {
-                hits.extend(matches_below(repo, &root.path, &root.node, choice, &inner, memo)?);
-            }
-            for (path, node) in hits {
-                let i = *at.entry(path.clone()).or_insert_with(|| {
-                    found.push(FoundPath { path: path.clone(), unit: root.unit.clone(), versions: Vec::new() });
+            let mut record = |hit: &Hit| {
+                let i = *at.entry(hit.path.clone()).or_insert_with(|| {
+                    found.push(FoundPath { path: hit.path.clone(), unit: root.unit.clone(), versions: Vec::new() });
                     found.len() - 1
                 });
-                let content = content_id(&node);
-                let mtime = time_text(node.mtime);
-                let size = if node.kind == NodeKind::File { node.size } else { 0 };
                 let versions = &mut found[i].versions;
-                match versions.iter_mut().find(|v| v.content == content && v.mtime == mtime && v.size == size) {
+                match versions
+                    .iter_mut()
+                    .find(|v| v.content == hit.content && v.mtime == hit.mtime && v.size == hit.size)
+                {
                     Some(v) => {
                         if !v.backups.contains(&snap.slug) {
                             v.backups.push(snap.slug.clone());
                         }
                     }
                     None => versions.push(Version {
-                        kind: kind_name(node.kind),
-                        size,
-                        mtime,
-                        content,
+                        kind: hit.kind,
+                        size: hit.size,
+                        mtime: hit.mtime.clone(),
+                        content: hit.content.clone(),
                         backups: vec![snap.slug.clone()],
                         newest: snap.date.to_string(),
                     }),
                 }
+            };
+            if choice.matches(&root.path) {
+                record(&Hit::of(root.path.clone(), &root.node));
+            }
+            let mut todo: Vec<(Id, String)> = match (root.node.kind, root.node.subtree) {
+                (NodeKind::Dir, Some(t)) if choice.may_match_below(&root.path) => vec![(t, root.path.clone())],
+                _ => Vec::new(),
+            };
+            while let Some((tree, path)) = todo.pop() {
+                let key = (tree, path);
+                let level = match memo.get(&key) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = Arc::new(level(repo, &tree, &key.1, choice, &inner)?);
+                        memo.insert(key, l.clone());
+                        l
+                    }
+                };
+                for hit in &level.hits {
+                    record(hit);
+                }
+                todo.extend(level.below.iter().cloned());
             }
         }
     }
@@ -96,21 +138,9 @@ pub(crate) fn find(
     Ok(found)
 }
 
-fn matches_below(
-    repo: &Repository,
-    path: &str,
-    node: &Node,
-    choice: &Choice,
-    inner: &[&str],
-    memo: &mut Memo,
-) -> EngineResult<Vec<(String, Node)>> {
-    let Some(sub) = node.subtree else { return Ok(Vec::new()) };
-    let key = (sub, path.to_string());
-    if let Some(hit) = memo.get(&key) {
-        return Ok(hit.clone());
-    }
-    let mut out = Vec::new();
-    for child in repo.read_tree(&sub)?.nodes {
+fn level(repo: &Repository, tree: &Id, path: &str, choice: &Choice, inner: &[&str]) -> EngineResult<Level> {
+    let mut out = Level { hits: Vec::new(), below: Vec::new() };
+    for child in repo.read_tree(tree)?.nodes {
         if lifeboat_repository::check_entry_name(&child.name.0).is_err() {
             continue;
         }
@@ -120,12 +150,13 @@ fn matches_below(
             continue;
         }
         if choice.matches(&p) {
-            out.push((p.clone(), child.clone()));
+            out.hits.push(Hit::of(p.clone(), &child));
         }
-        if child.kind == NodeKind::Dir && choice.may_match_below(&p) {
-            out.extend(matches_below(repo, &p, &child, choice, inner, memo)?);
+        if let (NodeKind::Dir, Some(sub)) = (child.kind, child.subtree) {
+            if choice.may_match_below(&p) {
+                out.below.push((sub, p));
+            }
         }
     }
-    memo.insert(key, out.clone());
     Ok(out)
 }

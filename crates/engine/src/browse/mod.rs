@@ -197,33 +197,7 @@ impl View {
             return Ok(self.roots.iter().map(|r| Entry::of(r.path.clone(), &r.unit, &r.node)).collect());
         };
         match self.locate(path)? {
-            Located::Real(e) => {
-                let node = e.node.as_ref().expect("a real entry has its node");
-                let mut out = Vec::new();
-                if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    for child in self.tree(&sub)?.nodes.iter() {
-                        lifeboat_repository::check_entry_name(&child.name.0).map_err(|detail| {
-                            EngineError::UnsafeBackup { slug: self.slug.clone(), detail: detail.to_string() }
-                        })?;
-                        let p = join(path, &String::from_utf8_lossy(&child.name.0));
-                        // An inner unit's root shows as that unit's entry.
-                        match self.roots.iter().find(|r| r.path == p) {
-                            Some(r) => out.push(Entry::of(p, &r.unit, &r.node)),
-                            None => out.push(Entry::of(p, &e.unit, child)),
-                        }
-                    }
-                } else if node.kind != NodeKind::Dir {
-                    out.push(*e);
-                }
-                // Inner roots the folder's own tree does not hold.
-                for r in self.roots.iter().filter(|r| parent_of(&r.path) == Some(path)) {
-                    if !out.iter().any(|x| x.path == r.path) {
-                        out.push(Entry::of(r.path.clone(), &r.unit, &r.node));
-                    }
-                }
-                out.sort_by(|a, b| a.path.cmp(&b.path));
-                Ok(out)
-            }
+            Located::Real(e) => self.children_of(&e, true),
             Located::Leading(dir) => {
                 let mut out: Vec<Entry> = Vec::new();
                 for r in self.roots.iter().filter(|r| within(&r.path, &dir) && r.path != dir) {
@@ -244,6 +218,39 @@ impl View {
                 Ok(out)
             }
         }
+    }
+
+    /// The entries of a real entry's folder (itself, for a file), sorted by name. `keep`: keep
+    /// the tree read in the cache (a walk reads each tree once and does not).
+    fn children_of(&self, e: &Entry, keep: bool) -> EngineResult<Vec<Entry>> {
+        let Some(node) = e.node.as_ref() else { return self.children(Some(&e.path)) };
+        let path = e.path.as_str();
+        let mut out = Vec::new();
+        if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+            let tree = if keep { self.tree(&sub)? } else { Arc::new(self.repo.read_tree(&sub)?) };
+            for child in tree.nodes.iter() {
+                lifeboat_repository::check_entry_name(&child.name.0).map_err(|detail| EngineError::UnsafeBackup {
+                    slug: self.slug.clone(),
+                    detail: detail.to_string(),
+                })?;
+                let p = join(path, &String::from_utf8_lossy(&child.name.0));
+                // An inner unit's root shows as that unit's entry.
+                match self.roots.iter().find(|r| r.path == p) {
+                    Some(r) => out.push(Entry::of(p, &r.unit, &r.node)),
+                    None => out.push(Entry::of(p, &e.unit, child)),
+                }
+            }
+        } else if node.kind != NodeKind::Dir {
+            out.push(e.clone());
+        }
+        // Inner roots the folder's own tree does not hold.
+        for r in self.roots.iter().filter(|r| parent_of(&r.path) == Some(path)) {
+            if !out.iter().any(|x| x.path == r.path) {
+                out.push(Entry::of(r.path.clone(), &r.unit, &r.node));
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
     }
 
     /// Every entry at and below `path` (all of the backup with none), depth first, each
@@ -278,7 +285,7 @@ impl View {
             return Ok(false);
         }
         if e.is_dir() {
-            for child in self.children(Some(&e.path))? {
+            for child in self.children_of(&e, false)? {
                 if !self.walk_entry(child, visit)? {
                     return Ok(false);
                 }
