@@ -64,26 +64,31 @@ def edit(src, seed):
 
 
 class Lifeboat:
-    name = "lifeboat"
+    """With a password, as restic is used (every command derives its key: Argon2id, 64 MiB);
+    with `device_key`, as Lifeboat is set up by default (a key file of the device, nothing
+    to derive)."""
 
-    def __init__(self, work, binary, src):
+    def __init__(self, work, binary, src, device_key=False):
+        self.name = "lifeboat-device" if device_key else "lifeboat"
         self.binary, self.src = binary, src
-        self.cfg = os.path.join(work, "lifeboat.toml")
-        self.pw = os.path.join(work, "lifeboat-password")
-        with open(self.pw, "w") as f:
-            f.write(PW + "\n")
+        self.cfg = os.path.join(work, f"{self.name}.toml")
+        self.pw = None if device_key else os.path.join(work, "lifeboat-password")
+        if self.pw:
+            with open(self.pw, "w") as f:
+                f.write(PW + "\n")
         with open(self.cfg, "w") as f:
-            f.write(f'[location.bench]\npath = "{work}/repo-lifeboat"\n[unit.kernel]\npaths = ["{src}"]\n')
-        self.env = {k: os.path.join(work, v) for k, v in
-                    [("XDG_STATE_HOME", "lb-state"), ("XDG_CONFIG_HOME", "lb-config"), ("XDG_DATA_HOME", "lb-data")]}
+            f.write(f'[location.bench]\npath = "{work}/repo-{self.name}"\n[unit.kernel]\npaths = ["{src}"]\n')
+        self.env = {k: os.path.join(work, f"{self.name}-{v}") for k, v in
+                    [("XDG_STATE_HOME", "state"), ("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data")]}
         self.snaps = []
 
     def cmd(self, *args):
-        return [self.binary, "--config", self.cfg, "--password-file", self.pw, "--quiet", *args]
+        pw = ["--password-file", self.pw] if self.pw else []
+        return [self.binary, "--config", self.cfg, *pw, "--quiet", *args]
 
     def backup(self):
         p = subprocess.run(self.cmd("backups", "new", "--json"), env=dict(os.environ, **self.env),
-                           capture_output=True, text=True, check=True)
+                           capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
         self.snaps.append(json.loads(p.stdout)["slug"])
 
     def ls(self):
@@ -187,7 +192,7 @@ def main():
     src = os.path.join(a.work, "src", "kernel")
     os.makedirs(os.path.dirname(src))
     subprocess.run(["cp", "-al", os.path.join(a.corpus, "kernel"), src], check=True)
-    tools = [Lifeboat(a.work, a.lifeboat, src), Restic(a.work, a.restic, src)]
+    tools = [Lifeboat(a.work, a.lifeboat, src), Restic(a.work, a.restic, src), Lifeboat(a.work, a.lifeboat, src, True)]
     for t in tools:
         t.backup()
     edit(src, 1)
@@ -213,14 +218,16 @@ def main():
             restored = target + largest
             if os.path.getsize(restored) != os.path.getsize(largest):
                 sys.exit(f"{t.name} restored {restored} wrongly")
-    print("| measure | lifeboat | restic 0.18 | restic/lifeboat time | lifeboat memory | restic memory | restic/lifeboat memory |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| measure | lifeboat | restic 0.18 | restic/lifeboat | lifeboat memory | restic memory | restic/lifeboat memory "
+          "| lifeboat, device key | its memory | restic/it, time and memory |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for step in ["ls", "find", "diff", "dump", "restore", "mount"]:
-        lt = statistics.median(s for s, _ in results["lifeboat"][step])
-        rt = statistics.median(s for s, _ in results["restic"][step])
-        lm = max(m for _, m in results["lifeboat"][step]) / 1024
-        rm = max(m for _, m in results["restic"][step]) / 1024
-        print(f"| {step} | {lt:.2f} s | {rt:.2f} s | {rt / lt:.2f}x | {lm:.0f} MiB | {rm:.0f} MiB | {rm / lm:.2f}x |")
+        t = {n: statistics.median(s for s, _ in r[step]) for n, r in results.items()}
+        m = {n: max(k for _, k in r[step]) / 1024 for n, r in results.items()}
+        lt, rt, dt = t["lifeboat"], t["restic"], t["lifeboat-device"]
+        lm, rm, dm = m["lifeboat"], m["restic"], m["lifeboat-device"]
+        print(f"| {step} | {lt:.2f} s | {rt:.2f} s | {rt / lt:.2f}x | {lm:.0f} MiB | {rm:.0f} MiB | {rm / lm:.2f}x "
+              f"| {dt:.2f} s | {dm:.0f} MiB | {rt / dt:.2f}x, {rm / dm:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ use lifeboat_engine::{Diff, Entry, FoundPath};
 use serde::{Deserialize, Serialize};
 
 use super::backups::{find, At};
+use super::files::ToBody;
 use super::{blocking, ApiError, ApiResult};
 use crate::state::Shared;
 
@@ -108,21 +109,6 @@ fn range(headers: &HeaderMap, len: u64) -> ApiResult<Option<(u64, u64)>> {
         return Err(unsatisfiable());
     }
     Ok(Some((first, last)))
-}
-
-/// Sends what is written to the response body, a chunk at a time.
-struct ToBody(tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>);
-
-impl Write for ToBody {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(data)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A name fit for `Content-Disposition`: no quotes, no control characters.

@@ -22,7 +22,7 @@ fn password(app: &Lifeboat) -> ApiResult<Option<String>> {
 }
 
 /// Sends what is written to the response body, a chunk at a time.
-struct ToBody(tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>);
+pub(super) struct ToBody(pub(super) tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>);
 
 impl Write for ToBody {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {

@@ -173,6 +173,8 @@ impl Lifeboat {
         let loc = self.location(location)?;
         let repo = self.repository(loc, false)?;
         let (snaps, _) = repo.snapshots()?;
+        // Read before the view is served, so that the first program to look in does not wait.
+        repo.load_index()?;
         let fs = BackupFs::new(&repo, snaps.into_iter().map(|(_, s)| s).collect())?;
         mount::mount(fs, at)
     }

@@ -8,8 +8,12 @@ use lifeboat_repository::{Id, Node, NodeKind, RepoError, Repository};
 use super::View;
 use crate::{EngineError, EngineResult};
 
-/// A file of a backup as a reader: each blob is read when the reader reaches it, so a
-/// ranged read fetches only the blobs of its range.
+/// Blobs read at once when a reader reaches one it does not hold: decoded in parallel, so a
+/// file read from start to end is not held to one core's speed.
+const READ_AHEAD: usize = 4;
+
+/// A file of a backup as a reader: blobs are read when the reader reaches them (with the few
+/// after them), so a ranged read fetches only the blobs of its range.
 pub struct FileReader {
     repo: Repository,
     blobs: Vec<(Id, u64)>,
@@ -19,6 +23,8 @@ pub struct FileReader {
     /// Where blob `at` starts.
     start: u64,
     current: Option<Vec<u8>>,
+    /// Blobs read ahead, by their place in the file.
+    ahead: std::collections::HashMap<usize, Vec<u8>>,
     size: u64,
 }
 
@@ -36,7 +42,16 @@ impl FileReader {
                 why: format!("its blobs hold {stored} bytes, its entry says {}", node.size),
             }));
         }
-        Ok(FileReader { repo: repo.clone(), blobs, pos: 0, at: 0, start: 0, current: None, size: node.size })
+        Ok(FileReader {
+            repo: repo.clone(),
+            blobs,
+            pos: 0,
+            at: 0,
+            start: 0,
+            current: None,
+            ahead: Default::default(),
+            size: node.size,
+        })
     }
 
     pub fn len(&self) -> u64 {
@@ -50,22 +65,61 @@ impl FileReader {
     /// Moves to `offset` (at most the length) without reading what lies before it.
     pub fn seek_to(&mut self, offset: u64) {
         let offset = offset.min(self.size);
-        let (mut at, mut start) = (0, 0);
+        // Forward from where the reader is (the common case: reads in order), else from the start.
+        let (mut at, mut start) = if offset >= self.start { (self.at, self.start) } else { (0, 0) };
         while at < self.blobs.len() && start + self.blobs[at].1 <= offset {
             start += self.blobs[at].1;
             at += 1;
         }
         if at != self.at {
             self.current = None;
+            self.ahead.retain(|&i, _| i >= at && i < at + READ_AHEAD);
         }
         (self.pos, self.at, self.start) = (offset, at, start);
+    }
+
+    /// Blob `at` and the few after it, read in parallel.
+    fn fill(&mut self) -> io::Result<Vec<u8>> {
+        if let Some(d) = self.ahead.remove(&self.at) {
+            return Ok(d);
+        }
+        use rayon::prelude::*;
+        let end = (self.at + READ_AHEAD).min(self.blobs.len());
+        let wanted: Vec<(usize, Id, u64)> = (self.at..end)
+            .filter(|i| !self.ahead.contains_key(i))
+            .map(|i| (i, self.blobs[i].0, self.blobs[i].1))
+            .collect();
+        let repo = &self.repo;
+        let read: Vec<(usize, io::Result<Vec<u8>>)> = wanted
+            .par_iter()
+            .map(|&(i, id, len)| {
+                let data = repo.read_blob(&id).map_err(io::Error::other).and_then(|d| {
+                    if d.len() as u64 == len {
+                        Ok(d)
+                    } else {
+                        Err(io::Error::other(format!("blob {} holds {} bytes, not {len}", id.short(), d.len())))
+                    }
+                });
+                (i, data)
+            })
+            .collect();
+        let mut first = None;
+        for (i, data) in read {
+            if i == self.at {
+                first = Some(data);
+            } else if let Ok(d) = data {
+                // A blob ahead that failed is read again (and its error given) when reached.
+                self.ahead.insert(i, d);
+            }
+        }
+        first.unwrap_or_else(|| Err(io::Error::other("a blob of the file was not read")))
     }
 }
 
 impl Read for FileReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at < self.blobs.len() {
-            let (id, len) = self.blobs[self.at];
+            let len = self.blobs[self.at].1;
             if self.pos >= self.start + len {
                 self.start += len;
                 self.at += 1;
@@ -73,11 +127,7 @@ impl Read for FileReader {
                 continue;
             }
             if self.current.is_none() {
-                let data = self.repo.read_blob(&id).map_err(io::Error::other)?;
-                if data.len() as u64 != len {
-                    return Err(io::Error::other(format!("blob {} holds {} bytes, not {len}", id.short(), data.len())));
-                }
-                self.current = Some(data);
+                self.current = Some(self.fill()?);
             }
             let data = self.current.as_deref().unwrap_or_default();
             let from = (self.pos - self.start) as usize;

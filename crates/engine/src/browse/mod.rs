@@ -220,6 +220,26 @@ impl View {
         }
     }
 
+    /// The entry named `name` in the folder `parent` (a real entry), without walking from the
+    /// root: what a mount's lookups ask, one component at a time.
+    pub fn child(&self, parent: &Entry, name: &str) -> EngineResult<Option<Entry>> {
+        let p = join(&parent.path, name);
+        if let Some(r) = self.roots.iter().find(|r| r.path == p) {
+            return Ok(Some(Entry::of(p, &r.unit, &r.node)));
+        }
+        let Some(node) = parent.node.as_ref() else {
+            return match self.locate(&p) {
+                Ok(Located::Real(e)) => Ok(Some(*e)),
+                Ok(Located::Leading(l)) => Ok(Some(Entry::leading(l))),
+                Err(EngineError::PathNotInBackup { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+        };
+        let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) else { return Ok(None) };
+        let tree = self.tree(&sub)?;
+        Ok(find_node(&tree, name.as_bytes()).map(|n| Entry::of(p, &parent.unit, n)))
+    }
+
     /// The entries of a real entry's folder (itself, for a file), sorted by name. `keep`: keep
     /// the tree read in the cache (a walk reads each tree once and does not).
     fn children_of(&self, e: &Entry, keep: bool) -> EngineResult<Vec<Entry>> {
@@ -292,6 +312,15 @@ impl View {
             }
         }
         Ok(true)
+    }
+}
+
+/// A tree's entry by name: trees are sorted by the bytes of their names.
+fn find_node<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
+    match tree.nodes.binary_search_by(|n| n.name.0.as_slice().cmp(name)) {
+        Ok(i) => tree.nodes.get(i),
+        // A tree written out of order (by a hostile writer) is still searched.
+        Err(_) => tree.nodes.iter().find(|n| n.name.0 == name),
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -54,7 +54,7 @@ pub(crate) struct BackupFs {
     dates: Vec<SystemTime>,
     latest: Option<String>,
     inodes: Mutex<Inodes>,
-    open: Mutex<HashMap<u64, Mutex<FileReader>>>,
+    open: Mutex<HashMap<u64, Arc<Mutex<FileReader>>>>,
     next_fh: AtomicU64,
     uid: u32,
     gid: u32,
@@ -251,7 +251,13 @@ impl BackupFs {
             Ino::Root if name == "latest" => Ok(self.latest.as_ref().map(|l| (2, Ino::Latest(l.clone())))),
             Ino::Root => Ok(self.slugs.iter().position(|s| s == name).map(|b| (self.backup_ino(b), Ino::Backup(b)))),
             Ino::Backup(b) => found(*b, join("/", name)),
-            Ino::Entry { backup, path, entry } if entry.is_dir() => found(*backup, join(path, name)),
+            Ino::Entry { backup, entry, .. } if entry.is_dir() => match self.views[*backup].child(entry, name)? {
+                Some(e) => {
+                    let ino = self.ino_of(*backup, e);
+                    Ok(self.get(INodeNo(ino)).map(|i| (ino, i)))
+                }
+                None => Ok(None),
+            },
             _ => Ok(None),
         }
     }
@@ -263,6 +269,13 @@ fn io_error(what: &str, e: impl std::fmt::Display) -> Errno {
 }
 
 impl Filesystem for BackupFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // Larger reads ahead: a file read in order asks for more at once, and the reader
+        // decodes the blobs of each request in parallel.
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let Some(p) = self.get(parent) else { return reply.error(Errno::ENOENT) };
         let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
@@ -320,7 +333,7 @@ impl Filesystem for BackupFs {
             Ok(r) => {
                 let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut open) = self.open.lock() {
-                    open.insert(fh, Mutex::new(r));
+                    open.insert(fh, Arc::new(Mutex::new(r)));
                 }
                 reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
             }
@@ -339,8 +352,12 @@ impl Filesystem for BackupFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Ok(open) = self.open.lock() else { return reply.error(Errno::EIO) };
-        let Some(reader) = open.get(&fh.0) else { return reply.error(Errno::EINVAL) };
+        // The table is held only to find the file: reads of other files go on meanwhile.
+        let reader = match self.open.lock() {
+            Ok(open) => open.get(&fh.0).cloned(),
+            Err(_) => return reply.error(Errno::EIO),
+        };
+        let Some(reader) = reader else { return reply.error(Errno::EINVAL) };
         let Ok(mut r) = reader.lock() else { return reply.error(Errno::EIO) };
         r.seek_to(offset);
         let mut buf = vec![0u8; size as usize];
