@@ -56,10 +56,11 @@ impl Hit {
     }
 }
 
-/// One folder at one path: the matches directly in it, and the folders below it that may
-/// hold more. Kept per (tree, path), so a folder unchanged between backups is read once.
+/// One folder at one path: where its matches are in the answer (path, version), and the
+/// folders below it that may hold more. Kept per (tree, path), so a folder unchanged between
+/// backups is read once, and its matches are held once, in the answer.
 struct Level {
-    hits: Vec<Hit>,
+    hits: Vec<(usize, usize)>,
     below: Vec<(Id, String)>,
 }
 
@@ -84,33 +85,35 @@ pub(crate) fn find(
                 .filter(|o| o.path != root.path && within(&o.path, &root.path))
                 .map(|o| o.path.as_str())
                 .collect();
-            let mut record = |hit: &Hit| {
+            // Where a hit goes in the answer: its path, and its version there.
+            let mut record = |hit: Hit| -> (usize, usize) {
                 let i = *at.entry(hit.path.clone()).or_insert_with(|| {
                     found.push(FoundPath { path: hit.path.clone(), unit: root.unit.clone(), versions: Vec::new() });
                     found.len() - 1
                 });
                 let versions = &mut found[i].versions;
-                match versions
-                    .iter_mut()
-                    .find(|v| v.content == hit.content && v.mtime == hit.mtime && v.size == hit.size)
+                let v = match versions
+                    .iter()
+                    .position(|v| v.content == hit.content && v.mtime == hit.mtime && v.size == hit.size)
                 {
-                    Some(v) => {
-                        if !v.backups.contains(&snap.slug) {
-                            v.backups.push(snap.slug.clone());
-                        }
+                    Some(v) => v,
+                    None => {
+                        versions.push(Version {
+                            kind: hit.kind,
+                            size: hit.size,
+                            mtime: hit.mtime,
+                            content: hit.content,
+                            backups: Vec::new(),
+                            newest: snap.date.to_string(),
+                        });
+                        versions.len() - 1
                     }
-                    None => versions.push(Version {
-                        kind: hit.kind,
-                        size: hit.size,
-                        mtime: hit.mtime.clone(),
-                        content: hit.content.clone(),
-                        backups: vec![snap.slug.clone()],
-                        newest: snap.date.to_string(),
-                    }),
-                }
+                };
+                (i, v)
             };
+            let mut hits: Vec<(usize, usize)> = Vec::new();
             if choice.matches(&root.path) {
-                record(&Hit::of(root.path.clone(), &root.node));
+                hits.push(record(Hit::of(root.path.clone(), &root.node)));
             }
             let mut todo: Vec<(Id, String)> = match (root.node.kind, root.node.subtree) {
                 (NodeKind::Dir, Some(t)) if choice.may_match_below(&root.path) => vec![(t, root.path.clone())],
@@ -121,15 +124,20 @@ pub(crate) fn find(
                 let level = match memo.get(&key) {
                     Some(l) => l.clone(),
                     None => {
-                        let l = Arc::new(level(repo, &tree, &key.1, choice, &inner)?);
+                        let (raw, below) = level(repo, &tree, &key.1, choice, &inner)?;
+                        let l = Arc::new(Level { hits: raw.into_iter().map(&mut record).collect(), below });
                         memo.insert(key, l.clone());
                         l
                     }
                 };
-                for hit in &level.hits {
-                    record(hit);
-                }
+                hits.extend_from_slice(&level.hits);
                 todo.extend(level.below.iter().cloned());
+            }
+            for (i, v) in hits {
+                let backups = &mut found[i].versions[v].backups;
+                if !backups.contains(&snap.slug) {
+                    backups.push(snap.slug.clone());
+                }
             }
         }
     }
@@ -138,8 +146,11 @@ pub(crate) fn find(
     Ok(found)
 }
 
-fn level(repo: &Repository, tree: &Id, path: &str, choice: &Choice, inner: &[&str]) -> EngineResult<Level> {
-    let mut out = Level { hits: Vec::new(), below: Vec::new() };
+/// The matches directly in one folder, and the folders below it worth reading.
+type Read = (Vec<Hit>, Vec<(Id, String)>);
+
+fn level(repo: &Repository, tree: &Id, path: &str, choice: &Choice, inner: &[&str]) -> EngineResult<Read> {
+    let mut out = (Vec::new(), Vec::new());
     for child in repo.read_tree(tree)?.nodes {
         if lifeboat_repository::check_entry_name(&child.name.0).is_err() {
             continue;
@@ -150,11 +161,11 @@ fn level(repo: &Repository, tree: &Id, path: &str, choice: &Choice, inner: &[&st
             continue;
         }
         if choice.matches(&p) {
-            out.hits.push(Hit::of(p.clone(), &child));
+            out.0.push(Hit::of(p.clone(), &child));
         }
         if let (NodeKind::Dir, Some(sub)) = (child.kind, child.subtree) {
             if choice.may_match_below(&p) {
-                out.below.push((sub, p));
+                out.1.push((sub, p));
             }
         }
     }
