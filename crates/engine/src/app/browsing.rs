@@ -11,7 +11,7 @@ use crate::browse::diff::{self, Diff};
 use crate::browse::dump::{self, FileReader};
 use crate::browse::find::{self, FoundPath};
 use crate::browse::mount::{self, BackupFs, Mounted};
-use crate::browse::pattern::{normalize, Choice};
+use crate::browse::pattern::{normalize, within, Choice};
 use crate::browse::{Entry, Located, View};
 use crate::{EngineError, EngineResult};
 
@@ -38,7 +38,18 @@ impl Lifeboat {
     /// A path as a person gave it, in the namespace of `found`'s paths (`~/…` or `/…`).
     pub fn backup_path(&self, found: &Found, path: &str) -> EngineResult<String> {
         let homes = homes(&found.snapshot, &self.dirs().home);
-        normalize(path, &homes.iter().map(PathBuf::as_path).collect::<Vec<_>>())
+        let mapped = normalize(path, &homes.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+        // A unit configured with its home spelled out (`/home/nemo/notes`) keeps that path: a
+        // path typed so means it when no `~` root is along it.
+        let plain = normalize(path, &[])?;
+        if plain != mapped {
+            let roots = crate::browse::roots(&found.snapshot)?;
+            let along = |p: &str| roots.iter().any(|r| within(&r.path, p) || within(p, &r.path));
+            if !along(&mapped) && along(&plain) {
+                return Ok(plain);
+            }
+        }
+        Ok(mapped)
     }
 
     /// The entries of one folder of a backup (`None`: its unit roots), or with `recursive`

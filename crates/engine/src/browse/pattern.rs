@@ -137,7 +137,17 @@ pub(crate) struct Choice {
 
 impl Choice {
     pub fn new(inputs: &[String], homes: &[&Path]) -> EngineResult<Choice> {
-        Ok(Choice { patterns: inputs.iter().map(|p| PathPattern::new(p, homes)).collect::<EngineResult<_>>()? })
+        let mut patterns = Vec::new();
+        for input in inputs {
+            let mapped = PathPattern::new(input, homes)?;
+            // A path typed with the home spelled out also means a unit configured so.
+            let plain = PathPattern::new(input, &[])?;
+            if plain.literal != mapped.literal {
+                patterns.push(plain);
+            }
+            patterns.push(mapped);
+        }
+        Ok(Choice { patterns })
     }
 
     pub fn matches(&self, path: &str) -> bool {
@@ -196,5 +206,9 @@ mod tests {
         let p = PathPattern::new("~/notes/todo.txt", &[home]).unwrap();
         assert!(p.matches("~/notes/todo.txt") && p.may_match_below("~/notes") && !p.may_match_below("~/notesx"));
         assert!(PathPattern::new("~/[x", &[home]).is_err());
+        // The home spelled out means `~`, and also a unit configured with it spelled out.
+        let c = Choice::new(&["/home/nemo/notes".to_string()], &[home]).unwrap();
+        assert!(c.matches("~/notes") && c.matches("/home/nemo/notes") && c.chooses("/home/nemo/notes/a"));
+        assert!(!c.matches("/home/nemonet/notes"));
     }
 }
