@@ -20,6 +20,9 @@ pub struct Cli {
     /// No progress output.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Read every backup location directly: neither use nor fill this device's metadata cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -23,7 +23,12 @@ impl Deref for Context {
 }
 
 impl Context {
-    pub fn new(config: Option<PathBuf>, password_file: Option<PathBuf>, quiet: bool) -> Result<Context> {
+    pub fn new(
+        config: Option<PathBuf>,
+        password_file: Option<PathBuf>,
+        quiet: bool,
+        no_cache: bool,
+    ) -> Result<Context> {
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         let credentials =
             Credentials { password_file, prompt: interactive.then(|| Box::new(prompt) as Box<credentials::Prompt>) };
@@ -40,6 +45,7 @@ impl Context {
             eprintln!("    {}", c.recovery_key);
             eprintln!("Show it again any time with `lifeboat key recovery`.");
         }));
+        let app = if no_cache { app.without_cache() } else { app };
         Ok(Context { app, quiet })
     }
 }

@@ -161,6 +161,7 @@ mod tests {
             config: dir.path().join("c"),
             data: dir.path().join("d"),
             logs: dir.path().join("l"),
+            cache: None,
             root: false,
         };
         match text {

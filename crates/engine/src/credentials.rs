@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use lifeboat_repository::{KeyKind, RecoveryKey, Repository, Secret};
 
+use crate::config::LocationKind;
 use crate::location::Location;
 use crate::paths::Dirs;
 use crate::{EngineError, EngineResult};
@@ -98,8 +99,23 @@ fn save_device_key(path: &PathBuf, key: &RecoveryKey) -> EngineResult<()> {
     r.map_err(|e| EngineError::io("creating", path, e))
 }
 
+/// Bytes of folder listings the metadata cache keeps of one repository (index files and
+/// backups are always all kept): enough for every listing of a few million folders.
+const CACHED_LISTINGS: u64 = 1 << 30;
+
 /// Opens the location's repository, creating it first when `create` is set and there is none.
+/// A repository over a network keeps its metadata in this device's cache (docs/CONFIG.md).
 pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool) -> EngineResult<Opened> {
+    let opened = open_uncached(location, dirs, creds, create)?;
+    // A folder on this machine reads as fast as a cache would: no copy of it is kept.
+    let local = matches!(location.kind, LocationKind::Local | LocationKind::Removable);
+    if let (Some(dir), false) = (&dirs.cache, local) {
+        opened.repo.use_cache(dir, CACHED_LISTINGS);
+    }
+    Ok(opened)
+}
+
+fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool) -> EngineResult<Opened> {
     let store = location.store()?;
     let exists = Repository::exists(store.as_ref())?;
     let key_file = device_key_file(dirs, location);

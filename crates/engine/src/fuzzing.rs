@@ -20,6 +20,7 @@ pub fn config(data: &[u8]) {
         config: "/nonexistent/config".into(),
         data: "/nonexistent/data".into(),
         logs: "/nonexistent/logs".into(),
+        cache: None,
         root: false,
     };
     let all = crate::location::locations(&config, &dirs);

@@ -14,6 +14,8 @@ pub struct Dirs {
     pub config: PathBuf,
     pub data: PathBuf,
     pub logs: PathBuf,
+    /// The metadata cache's folder; `None` when it is not to be used (`--no-cache`).
+    pub cache: Option<PathBuf>,
     pub root: bool,
 }
 
@@ -43,6 +45,11 @@ impl Dirs {
                 logs: explicit("XDG_STATE_HOME")
                     .map(|p| p.join("lifeboat").join("logs"))
                     .unwrap_or_else(|| "/var/log/lifeboat".into()),
+                cache: Some(
+                    explicit("XDG_CACHE_HOME")
+                        .map(|p| p.join("lifeboat"))
+                        .unwrap_or_else(|| "/var/cache/lifeboat".into()),
+                ),
                 home,
                 root,
             }
@@ -51,6 +58,7 @@ impl Dirs {
                 config: xdg("XDG_CONFIG_HOME", ".config").join("lifeboat"),
                 data: xdg("XDG_DATA_HOME", ".local/share").join("lifeboat"),
                 logs: xdg("XDG_STATE_HOME", ".local/state").join("lifeboat").join("logs"),
+                cache: Some(xdg("XDG_CACHE_HOME", ".cache").join("lifeboat")),
                 home,
                 root,
             }

@@ -323,7 +323,14 @@ mod tests {
     use super::*;
 
     fn dirs() -> Dirs {
-        Dirs { home: "/home/u".into(), config: "/c".into(), data: "/d".into(), logs: "/l".into(), root: false }
+        Dirs {
+            home: "/home/u".into(),
+            config: "/c".into(),
+            data: "/d".into(),
+            logs: "/l".into(),
+            cache: None,
+            root: false,
+        }
     }
 
     #[test]

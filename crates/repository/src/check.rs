@@ -110,7 +110,15 @@ impl Walk<'_> {
 
 impl Repository {
     /// Checks the repository. Damage never stops the check: everything readable is checked.
+    /// Reads the location itself, never the metadata cache.
     pub fn check(&self, options: CheckOptions, progress: &(dyn Fn(&str) + Sync)) -> RepoResult<CheckReport> {
+        let plain = self.uncached();
+        let report = plain.check_location(options, progress)?;
+        self.take_index_of(&plain);
+        Ok(report)
+    }
+
+    fn check_location(&self, options: CheckOptions, progress: &(dyn Fn(&str) + Sync)) -> RepoResult<CheckReport> {
         let mut report = CheckReport::default();
         progress("reading the index");
         let mut index = Index::default();

@@ -9,6 +9,7 @@
 mod adopt;
 mod blob;
 mod blob_reader;
+mod cache;
 mod check;
 mod chunker;
 mod crypto;
@@ -20,6 +21,7 @@ mod index;
 mod keys;
 mod lock;
 mod pack;
+mod parallel;
 mod prune;
 mod raw_bytes;
 mod repair;

@@ -43,6 +43,14 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Repository {
     pub fn repair(&self, progress: &(dyn Fn(&str) + Sync)) -> RepoResult<RepairReport> {
+        let plain = self.uncached();
+        let report = plain.repair_location(progress)?;
+        self.take_index_of(&plain);
+        Ok(report)
+    }
+
+    /// [`Repository::repair`] on the location's bytes alone.
+    fn repair_location(&self, progress: &(dyn Fn(&str) + Sync)) -> RepoResult<RepairReport> {
         let _lock = self.lock(LockKind::Exclusive, "repair", LOCK_WAIT)?;
         let mut report = RepairReport::default();
 

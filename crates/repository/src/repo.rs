@@ -1,10 +1,12 @@
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use lifeboat_storage::Store;
-use rayon::prelude::*;
 
+use crate::cache::{Cached, MetadataCache};
 use crate::crypto::{MasterKey, OpenError};
-use crate::index::Index;
+use crate::index::{BlobLocation, Index};
 use crate::keys::{self, slot_name};
 use crate::pack::pack_name;
 use crate::repo_config::{self, ConfigState, LoadedConfig, PACK_SIZE};
@@ -12,7 +14,7 @@ use crate::repofile::config::{ChunkerParams, RepoConfig};
 use crate::repofile::index_file::IndexFile;
 use crate::repofile::keyfile::KeyFile;
 use crate::{
-    Chunker, Id, KeyInfo, KeyKind, RecoveryKey, RepoError, RepoResult, Secret, Snapshot, Tree, FORMAT_VERSION,
+    BlobKind, Chunker, Id, KeyInfo, KeyKind, RecoveryKey, RepoError, RepoResult, Secret, Snapshot, Tree, FORMAT_VERSION,
 };
 
 /// An index file's id and contents.
@@ -49,6 +51,10 @@ pub(crate) struct Inner {
     /// The slot that opened the repository.
     pub key_slot: Id,
     pub key_kind: KeyKind,
+    /// The metadata cache on this device, once [`Repository::use_cache`] set it.
+    pub cache: OnceLock<MetadataCache>,
+    /// Tree packs fetched whole into the cache by this process, so each is fetched once.
+    pub cached_tree_packs: Mutex<HashSet<Id>>,
 }
 
 impl Repository {
@@ -134,8 +140,71 @@ impl Repository {
                 index_loaded: Default::default(),
                 key_slot,
                 key_kind,
+                cache: OnceLock::new(),
+                cached_tree_packs: Mutex::default(),
             }),
         }
+    }
+
+    /// Keeps index files, snapshots and folder listings of this repository in a cache folder
+    /// under `root` (one folder per repository id), trimming its listings to `limit` bytes.
+    /// A cache that cannot be made is reported and done without.
+    pub fn use_cache(&self, root: &Path, limit: u64) {
+        match MetadataCache::open(root, &self.id(), limit) {
+            Ok(cache) => {
+                cache.evict();
+                let _ = self.inner.cache.set(cache);
+            }
+            Err(e) => {
+                tracing::warn!("the metadata cache in {} cannot be used ({e}); going on without it", root.display())
+            }
+        }
+    }
+
+    pub(crate) fn cache(&self) -> Option<&MetadataCache> {
+        self.inner.cache.get()
+    }
+
+    /// The same repository without the cache, with an index of its own: what `check` and
+    /// repair read, since they must see the location's bytes and nothing else.
+    pub(crate) fn uncached(&self) -> Repository {
+        if self.cache().is_none() {
+            return self.clone();
+        }
+        let i = &self.inner;
+        Repository {
+            inner: Arc::new(Inner {
+                store: i.store.clone(),
+                key: i.key.clone(),
+                config: i.config.clone(),
+                config_sealed: i.config_sealed.clone(),
+                config_state: RwLock::new(self.config_state()),
+                chunker: i.chunker,
+                index: RwLock::new(Index::default()),
+                index_loaded: Default::default(),
+                key_slot: i.key_slot,
+                key_kind: i.key_kind,
+                cache: OnceLock::new(),
+                cached_tree_packs: Mutex::default(),
+            }),
+        }
+    }
+
+    /// After a check or repair on [`Repository::uncached`]: the index and config state it
+    /// found are this repository's too.
+    pub(crate) fn take_index_of(&self, other: &Repository) {
+        if Arc::ptr_eq(&self.inner, &other.inner) {
+            return;
+        }
+        *self.inner.config_state.write().expect("config state lock") = other.config_state();
+        if other.inner.index_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            self.set_index(std::mem::take(&mut *other.inner.index.write().expect("index lock")));
+        }
+    }
+
+    /// Requests the location takes at once.
+    pub(crate) fn connections(&self) -> usize {
+        self.inner.store.connections().max(1)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -218,32 +287,81 @@ impl Repository {
     }
 
     /// Every index file, read in parallel: its name, and its contents or why they failed.
+    /// Those the cache holds are read from it; those it holds that the location no longer
+    /// lists (another device pruned) are dropped from it.
     pub(crate) fn read_index_files(&self) -> RepoResult<Vec<(String, RepoResult<IndexEntry>)>> {
         let listed = self.inner.store.list("index")?;
-        Ok(listed
-            .par_iter()
-            .map(|o| {
-                let r = crate::pack::pack_id_from_name(&o.name)
-                    .ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id"))
-                    .and_then(|id| Ok((id, self.read_index_file(&id)?)));
-                (o.name.clone(), r)
-            })
-            .collect())
+        let ids: Vec<(String, Option<Id>)> =
+            listed.into_iter().map(|o| (o.name.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
+        if let Some(cache) = self.cache() {
+            cache.retain(Cached::Index, &ids.iter().filter_map(|(_, id)| *id).collect());
+        }
+        Ok(crate::parallel::map(self.connections(), &ids, |(name, id)| {
+            let r = id
+                .ok_or_else(|| RepoError::malformed(name.clone(), "not an id"))
+                .and_then(|id| Ok((id, self.read_index_file(&id)?)));
+            (name.clone(), r)
+        }))
     }
 
     pub(crate) fn read_index_file(&self, id: &Id) -> RepoResult<IndexFile> {
         let name = format!("index/{}", id.to_hex());
-        let sealed = self.inner.store.read(&name, None)?;
-        let plain = self.open_object(&sealed, None, &name)?;
-        let file = IndexFile::decode(&plain).map_err(|e| RepoError::malformed(&name, e))?;
+        self.read_named(Cached::Index, &name, id, |plain| {
+            IndexFile::decode(plain).map_err(|e| RepoError::malformed(&name, e))
+        })
+    }
+
+    /// Reads an object named by the hash of its stored bytes (an index file, a snapshot):
+    /// from the cache when it holds a copy that opens, else from the location, keeping what
+    /// was read. A cached copy that fails is dropped and read again.
+    fn read_named<T>(
+        &self,
+        kind: Cached,
+        name: &str,
+        id: &Id,
+        decode: impl Fn(&[u8]) -> RepoResult<T>,
+    ) -> RepoResult<T> {
+        let cache = self.cache();
+        if let Some(sealed) = cache.and_then(|c| c.get(kind, id)) {
+            match self.open_named(name, id, &sealed, &decode) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    tracing::debug!("the cached copy of {name} is unusable ({e}); reading it again");
+                    if let Some(c) = cache {
+                        c.remove(kind, id);
+                    }
+                }
+            }
+        }
+        let sealed = self.inner.store.read(name, None)?;
+        let v = self.open_named(name, id, &sealed, &decode)?;
+        if let Some(c) = cache {
+            c.put(kind, id, &sealed);
+        }
+        Ok(v)
+    }
+
+    /// Authenticates and decodes an object, then checks it is named by its content.
+    fn open_named<T>(
+        &self,
+        name: &str,
+        id: &Id,
+        sealed: &[u8],
+        decode: &impl Fn(&[u8]) -> RepoResult<T>,
+    ) -> RepoResult<T> {
+        let plain = self.open_object(sealed, None, name)?;
+        let v = decode(&plain)?;
         named_by_content(name, id, sealed)?;
-        Ok(file)
+        Ok(v)
     }
 
     pub(crate) fn write_index_file(&self, file: &IndexFile) -> RepoResult<Id> {
         let sealed = self.inner.key.seal(&file.encode(), true);
         let id = Id::of_stored(&sealed);
         self.inner.store.write(&format!("index/{}", id.to_hex()), &sealed)?;
+        if let Some(c) = self.cache() {
+            c.put(Cached::Index, &id, &sealed);
+        }
         Ok(id)
     }
 
@@ -270,18 +388,71 @@ impl Repository {
     pub fn read_blob(&self, id: &Id) -> RepoResult<Vec<u8>> {
         self.index_ready()?;
         let copies = self.inner.index.read().expect("index lock").locations(id);
+        // A folder listing is looked up in the cache only once the index (read afresh from
+        // the location) says it exists: a listing pruned elsewhere is not served.
+        let cache = self.cache().filter(|_| copies.first().is_some_and(|(_, l)| l.kind == BlobKind::Tree));
+        if let Some(cache) = cache {
+            if let Some(plain) = self.cached_tree(cache, id, &copies) {
+                return Ok(plain);
+            }
+        }
         let mut first_error = None;
         for (pack, loc) in copies {
             let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
             let read = self.inner.store.read(&pack_name(&pack), Some(range)).map_err(RepoError::from);
-            match read.and_then(|sealed| self.decode_blob(id, &sealed, loc.raw_length as usize)) {
-                Ok(plain) => return Ok(plain),
+            match read.and_then(|sealed| self.decode_blob(id, &sealed, loc.raw_length as usize).map(|p| (sealed, p))) {
+                Ok((sealed, plain)) => {
+                    if let Some(c) = cache {
+                        c.put(Cached::Tree, id, &sealed);
+                    }
+                    return Ok(plain);
+                }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
         Err(first_error.unwrap_or(RepoError::MissingBlob(*id)))
+    }
+
+    /// A folder listing from the cache; on a miss, the first time its pack is needed, the
+    /// whole tree pack is fetched into the cache (one request for all the listings a walk
+    /// will want from it, instead of one round trip per folder).
+    fn cached_tree(&self, cache: &MetadataCache, id: &Id, copies: &[(Id, BlobLocation)]) -> Option<Vec<u8>> {
+        let (pack, loc) = copies.first()?;
+        if let Some(sealed) = cache.get(Cached::Tree, id) {
+            match self.decode_blob(id, &sealed, loc.raw_length as usize) {
+                Ok(plain) => return Some(plain),
+                Err(e) => {
+                    tracing::debug!(
+                        "the cached copy of folder listing {} is unusable ({e}); reading it again",
+                        id.short()
+                    );
+                    cache.remove(Cached::Tree, id);
+                }
+            }
+        }
+        if !self.inner.cached_tree_packs.lock().expect("tree packs lock").insert(*pack) {
+            return None;
+        }
+        let name = pack_name(pack);
+        // A pack larger than any this repository writes is not fetched whole.
+        let size = self.inner.store.size(&name).ok()?;
+        if size > 2 * self.pack_size() as u64 + (1 << 20) {
+            return None;
+        }
+        let bytes = self.inner.store.read(&name, None).ok()?;
+        let entries = crate::pack::read_header(self.key(), &bytes).ok()?;
+        let mut wanted = None;
+        for e in entries.iter().filter(|e| e.kind == BlobKind::Tree) {
+            // A header is authenticated, but its entries are checked against the bytes anyway.
+            let Some(sealed) = bytes.get(e.offset as usize..e.offset as usize + e.length as usize) else { continue };
+            cache.put(Cached::Tree, &e.id, sealed);
+            if e.id == *id {
+                wanted = self.decode_blob(id, sealed, loc.raw_length as usize).ok();
+            }
+        }
+        wanted
     }
 
     /// Decrypts a blob's sealed bytes and checks they hash to its id.
@@ -351,10 +522,16 @@ impl Repository {
         let sealed = self.inner.key.seal(&serde_json::to_vec(snapshot).expect("snapshots serialise"), true);
         let id = Id::of_stored(&sealed);
         self.inner.store.write(&format!("snapshots/{}", id.to_hex()), &sealed)?;
+        if let Some(c) = self.cache() {
+            c.put(Cached::Snapshot, &id, &sealed);
+        }
         Ok(id)
     }
 
     pub fn remove_snapshot(&self, id: &Id) -> RepoResult<()> {
+        if let Some(c) = self.cache() {
+            c.remove(Cached::Snapshot, id);
+        }
         Ok(self.inner.store.remove(&format!("snapshots/{}", id.to_hex()))?)
     }
 
@@ -370,25 +547,26 @@ impl Repository {
 
     pub fn read_snapshot(&self, id: &Id) -> RepoResult<Snapshot> {
         let name = format!("snapshots/{}", id.to_hex());
-        let sealed = self.inner.store.read(&name, None)?;
-        let plain = self.open_object(&sealed, None, &name)?;
-        let snapshot = serde_json::from_slice(&plain).map_err(|e| RepoError::malformed(&name, e))?;
-        named_by_content(name, id, sealed)?;
-        Ok(snapshot)
+        self.read_named(Cached::Snapshot, &name, id, |plain| {
+            serde_json::from_slice(plain).map_err(|e| RepoError::malformed(&name, e))
+        })
     }
 
     /// Every readable snapshot, oldest first, and the names of those that could not be read.
+    /// One listing, then the snapshots the cache lacks read in parallel.
     pub fn snapshots(&self) -> RepoResult<SnapshotList> {
         let listed = self.inner.store.list("snapshots")?;
-        let results: Vec<(String, RepoResult<(Id, Snapshot)>)> = listed
-            .par_iter()
-            .map(|o| {
-                let r = crate::pack::pack_id_from_name(&o.name)
-                    .ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id"))
-                    .and_then(|id| Ok((id, self.read_snapshot(&id)?)));
-                (o.name.clone(), r)
-            })
-            .collect();
+        let ids: Vec<(String, Option<Id>)> =
+            listed.into_iter().map(|o| (o.name.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
+        if let Some(cache) = self.cache() {
+            cache.retain(Cached::Snapshot, &ids.iter().filter_map(|(_, id)| *id).collect());
+        }
+        let results = crate::parallel::map(self.connections(), &ids, |(name, id)| {
+            let r = id
+                .ok_or_else(|| RepoError::malformed(name.clone(), "not an id"))
+                .and_then(|id| Ok((id, self.read_snapshot(&id)?)));
+            (name.clone(), r)
+        });
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for (name, r) in results {
@@ -511,12 +689,12 @@ impl Repository {
 
 /// Index files and snapshots are named by the hash of their stored bytes: one under another
 /// name was renamed or copied there by someone else, and must not stand for that name.
-fn named_by_content(what: String, id: &Id, sealed: Vec<u8>) -> RepoResult<()> {
-    let actual = Id::of_stored(&sealed);
+fn named_by_content(what: &str, id: &Id, sealed: &[u8]) -> RepoResult<()> {
+    let actual = Id::of_stored(sealed);
     if actual == *id {
         Ok(())
     } else {
-        Err(RepoError::Misnamed { what, actual, sealed })
+        Err(RepoError::Misnamed { what: what.to_string(), actual, sealed: sealed.to_vec() })
     }
 }
 
@@ -538,7 +716,7 @@ pub fn username() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BlobKind, BlobWriter};
+    use crate::BlobWriter;
 
     /// The bug of the daemon's copy: a repository opened afresh was read before its index
     /// was loaded, and every blob was "missing from the index". No reader can do that now.

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
 
+use crate::cache::Cached;
 use crate::crypto::worth_compressing;
 use crate::pack::{pack_name, FinishedPack, PackBuilder};
 use crate::repofile::index_file::IndexFile;
@@ -71,6 +72,12 @@ impl Shared {
 
     fn upload(&self, pack: FinishedPack) -> RepoResult<()> {
         self.repo.store().write(&pack_name(&pack.id), &pack.bytes)?;
+        if let Some(cache) = self.repo.cache() {
+            // Folder listings just written are kept: the next backup reads them back.
+            for e in pack.entries.iter().filter(|e| e.kind == BlobKind::Tree) {
+                cache.put(Cached::Tree, &e.id, &pack.bytes[e.offset as usize..(e.offset + e.length) as usize]);
+            }
+        }
         self.stats.stored_bytes.fetch_add(pack.bytes.len() as u64, Ordering::Relaxed);
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         {

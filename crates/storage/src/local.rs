@@ -242,6 +242,11 @@ impl Store for LocalStore {
         }
     }
 
+    fn connections(&self) -> usize {
+        // A disk answers at once: as many as there are cores to decode what is read.
+        std::thread::available_parallelism().map_or(2, |n| n.get()).min(8)
+    }
+
     fn write_concurrency(&self) -> usize {
         // A local disk takes one large sequential write at a time best; each pack in flight
         // costs its size in memory.

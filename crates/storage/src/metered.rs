@@ -29,6 +29,8 @@ pub struct Metered<S> {
     limit: Option<u64>,
     // When the line is next free, at the limited rate.
     next_free: Mutex<Instant>,
+    /// `connections = N` of the location: requests at once, uploads included.
+    connections: Option<usize>,
 }
 
 impl<S: Store> Metered<S> {
@@ -39,7 +41,14 @@ impl<S: Store> Metered<S> {
             traffic: Arc::default(),
             limit: upload_limit.filter(|l| *l > 0),
             next_free: Mutex::new(Instant::now()),
+            connections: None,
         }
+    }
+
+    /// Sets how many requests go to the location at once (reads, and at most as many uploads).
+    pub fn with_connections(mut self, connections: Option<usize>) -> Self {
+        self.connections = connections.filter(|n| *n > 0);
+        self
     }
 
     pub fn traffic(&self) -> Arc<Traffic> {
@@ -106,8 +115,14 @@ impl<S: Store> Store for Metered<S> {
     fn remove(&self, name: &str) -> StoreResult<()> {
         self.inner.remove(name)
     }
+    fn connections(&self) -> usize {
+        self.connections.unwrap_or_else(|| self.inner.connections())
+    }
     fn write_concurrency(&self) -> usize {
-        self.inner.write_concurrency()
+        match self.connections {
+            Some(n) => n,
+            None => self.inner.write_concurrency(),
+        }
     }
     fn free_space(&self) -> Option<u64> {
         self.inner.free_space()

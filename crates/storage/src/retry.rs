@@ -88,6 +88,9 @@ impl<S: Store> Store for Retrying<S> {
     fn remove(&self, name: &str) -> StoreResult<()> {
         self.retry(|| self.inner.remove(name))
     }
+    fn connections(&self) -> usize {
+        self.inner.connections()
+    }
     fn write_concurrency(&self) -> usize {
         self.inner.write_concurrency()
     }

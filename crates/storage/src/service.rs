@@ -435,6 +435,11 @@ impl Store for ServiceStore {
         }
     }
 
+    fn connections(&self) -> usize {
+        // Each request is its own HTTP exchange, cheap to run side by side.
+        16
+    }
+
     fn write_concurrency(&self) -> usize {
         // Object stores reward parallel uploads; each pack in flight costs its size in memory.
         4

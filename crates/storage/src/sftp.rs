@@ -433,6 +433,11 @@ impl Store for SftpStore {
         }
     }
 
+    fn connections(&self) -> usize {
+        // Requests are pipelined over one connection: eight in flight hide the round trip.
+        8
+    }
+
     fn write_concurrency(&self) -> usize {
         // Packs are uploaded over one multiplexed connection; two in flight keep it busy.
         2

@@ -299,6 +299,11 @@ impl Store for SmbStore {
         }
     }
 
+    fn connections(&self) -> usize {
+        // Requests are serialised through one client.
+        1
+    }
+
     fn write_concurrency(&self) -> usize {
         // Requests are serialised through one client.
         1

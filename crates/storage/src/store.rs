@@ -46,6 +46,11 @@ pub trait Store: Send + Sync {
     fn write_concurrency(&self) -> usize {
         4
     }
+    /// How many requests are best made at once: reads of index files, snapshots and packs go
+    /// this wide (more for high-latency remote locations, where each waits a round trip).
+    fn connections(&self) -> usize {
+        4
+    }
     /// Temporary objects (`.tmp-*`, which [`Store::list`] never shows) under `prefix` last
     /// written longer than `age` ago: what a writer that stopped mid-upload left behind.
     /// [`Store::remove`] takes their names.

@@ -16,7 +16,7 @@ use crate::context::Context;
 
 pub fn run(cli: Cli) -> Result<i32> {
     let cli_config = cli.config.clone();
-    let ctx = Context::new(cli.config, cli.password_file, cli.quiet)?;
+    let ctx = Context::new(cli.config, cli.password_file, cli.quiet, cli.no_cache)?;
     match cli.command {
         Command::Backups(b) => match b {
             BackupsCommand::New { name, units, location, tags, json } => {

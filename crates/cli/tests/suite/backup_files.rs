@@ -112,6 +112,7 @@ fn export_import_and_restore_from_file_give_the_same_tree() {
         .env("XDG_CONFIG_HOME", fresh.join("config"))
         .env("XDG_DATA_HOME", fresh.join("data"))
         .env("XDG_STATE_HOME", fresh.join("state"))
+        .env("XDG_CACHE_HOME", fresh.join("cache"))
         .env("LIFEBOAT_PASSWORD", PASSWORD)
         .args(["backups", "restore", "--from-file", file.to_str().unwrap(), "--target", target.to_str().unwrap()])
         .args(["--with-config", "--quiet"])

@@ -15,6 +15,7 @@ fn bare(dir: &std::path::Path) -> Command {
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .env("XDG_DATA_HOME", dir.join("data"))
         .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CACHE_HOME", dir.join("cache"))
         .stdin(std::process::Stdio::null());
     c
 }

@@ -6,6 +6,7 @@ mod common;
 
 mod backup_files;
 mod browse;
+mod cache;
 mod cli;
 mod concurrency;
 mod corpus;

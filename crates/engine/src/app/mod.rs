@@ -86,6 +86,12 @@ impl Lifeboat {
         Ok(Lifeboat::new(dirs, config, credentials))
     }
 
+    /// Reads every location directly, keeping no metadata cache (`--no-cache`).
+    pub fn without_cache(mut self) -> Lifeboat {
+        self.dirs.cache = None;
+        self
+    }
+
     /// Calls `notice` whenever a repository is created on first use.
     pub fn on_created(mut self, notice: Box<CreatedNotice>) -> Lifeboat {
         self.on_created = Some(notice);

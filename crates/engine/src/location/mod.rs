@@ -84,11 +84,11 @@ impl Location {
         }
         let bad = |detail: String| EngineError::LocationConfig { name: self.name.clone(), detail };
         let s = Settings::new(&self.name, &self.config, &self.dirs);
-        let limit = s.upload_limit().map_err(bad)?;
+        let line = (s.upload_limit().map_err(bad)?, s.connections().map_err(bad)?);
         let (store, traffic): (Arc<dyn Store>, Arc<Traffic>) = match self.kind {
             LocationKind::Local => {
                 let path = self.path.clone().ok_or_else(|| bad("path is missing".into()))?;
-                metered(LocalStore::new(path), limit)
+                metered(LocalStore::new(path), line)
             }
             LocationKind::Removable => {
                 let path = s.required("path").map_err(bad)?;
@@ -96,15 +96,15 @@ impl Location {
                 let label = s.get("label").map_err(bad)?;
                 let found = removable::find(&self.name, &path, uuid.as_deref(), label.as_deref())
                     .map_err(|reason| EngineError::LocationUnavailable { reason })?;
-                metered(LocalStore::new(found.folder), limit)
+                metered(LocalStore::new(found.folder), line)
             }
             LocationKind::Sftp => {
                 let config = s.sftp().map_err(bad)?;
-                metered(Retrying::new(SftpStore::new(self.label(), config)), limit)
+                metered(Retrying::new(SftpStore::new(self.label(), config)), line)
             }
             LocationKind::Smb => {
                 let config = s.smb().map_err(bad)?;
-                metered(Retrying::new(SmbStore::new(self.label(), config)), limit)
+                metered(Retrying::new(SmbStore::new(self.label(), config)), line)
             }
             LocationKind::S3
             | LocationKind::Webdav
@@ -113,7 +113,7 @@ impl Location {
             | LocationKind::Gdrive => {
                 let config = s.service().map_err(bad)?;
                 let store = ServiceStore::new(self.label(), &config)?;
-                metered(Retrying::new(store), limit)
+                metered(Retrying::new(store), line)
             }
         };
         let r = Reached { store, traffic };
@@ -137,8 +137,9 @@ impl Location {
     }
 }
 
-fn metered<S: Store + 'static>(store: S, limit: Option<u64>) -> (Arc<dyn Store>, Arc<Traffic>) {
-    let m = Metered::new(store, limit);
+/// The store behind its meter: `line` is the location's upload limit and connections.
+fn metered<S: Store + 'static>(store: S, line: (Option<u64>, Option<usize>)) -> (Arc<dyn Store>, Arc<Traffic>) {
+    let m = Metered::new(store, line.0).with_connections(line.1);
     let traffic = m.traffic();
     (Arc::new(m), traffic)
 }

@@ -29,7 +29,7 @@ fn keys_of(kind: LocationKind) -> (&'static [&'static str], &'static [&'static s
 }
 
 /// Keys every kind accepts.
-const COMMON: &[&str] = &["upload_limit"];
+const COMMON: &[&str] = &["upload_limit", "connections"];
 
 /// Checks a location's keys when the configuration is read, so a typo is reported at once
 /// and not at the first backup.
@@ -66,6 +66,7 @@ pub fn validate(name: &str, lc: &LocationConfig) -> Result<(), String> {
     if let Some(limit) = lc.other.get("upload_limit") {
         parse_rate(limit).map_err(|e| format!("location {name}: upload_limit {e}"))?;
     }
+    connections(lc).map_err(|e| format!("location {name}: {e}"))?;
     Ok(())
 }
 
@@ -128,6 +129,11 @@ impl<'a> Settings<'a> {
 
     fn path(&self, key: &str) -> Result<Option<PathBuf>, String> {
         Ok(self.get(key)?.map(|p| self.dirs.expand(&p)))
+    }
+
+    /// `connections = N`: requests to the location at once.
+    pub fn connections(&self) -> Result<Option<usize>, String> {
+        connections(self.lc)
     }
 
     pub fn upload_limit(&self) -> Result<Option<u64>, String> {
@@ -233,6 +239,17 @@ impl<'a> Settings<'a> {
     }
 }
 
+/// Most requests at once a location may be given: more only queue at the server.
+const MAX_CONNECTIONS: i64 = 64;
+
+fn connections(lc: &LocationConfig) -> Result<Option<usize>, String> {
+    match lc.other.get("connections") {
+        None => Ok(None),
+        Some(toml::Value::Integer(n)) if (1..=MAX_CONNECTIONS).contains(n) => Ok(Some(*n as usize)),
+        Some(v) => Err(format!("connections = {v} must be a whole number from 1 to {MAX_CONNECTIONS}")),
+    }
+}
+
 /// `1000000`, `"500 KiB/s"`, `"2MB"`, `"1.5 MiB/s"`: bytes per second.
 fn parse_rate(v: &toml::Value) -> Result<u64, String> {
     match v {
@@ -292,6 +309,7 @@ mod tests {
             data: home.join(".local/share/lifeboat"),
             logs: home.join(".local/state/lifeboat/logs"),
             home,
+            cache: None,
             root: false,
         };
         let s = Settings::new("cloud", &lc, &dirs);

@@ -265,7 +265,7 @@ impl Case {
     }
     fn dirs(&self, home: PathBuf) -> Dirs {
         let d = self.dir.path();
-        Dirs { home, config: d.join("config"), data: d.join("data"), logs: d.join("logs"), root: false }
+        Dirs { home, config: d.join("config"), data: d.join("data"), logs: d.join("logs"), cache: None, root: false }
     }
 
     fn run(&self) -> Result<String, String> {
@@ -627,6 +627,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
         config: dir.path().join("c"),
         data: dir.path().join("d"),
         logs: dir.path().join("l"),
+        cache: None,
         root: false,
     };
     let store = Arc::new(LocalStore::new(dir.path().join("repo")));

@@ -56,6 +56,7 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
             .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
             .env("XDG_STATE_HOME", self.dir.path().join("xdg-state"))
+            .env("XDG_CACHE_HOME", self.dir.path().join("xdg-cache"))
             .env("TZ", "UTC")
             .arg("--config")
             .arg(&self.config)

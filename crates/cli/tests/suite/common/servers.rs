@@ -317,6 +317,8 @@ pub struct Relay {
     pub sent: Arc<AtomicU64>,
     /// Bytes the server sent back (what a client downloaded).
     pub received: Arc<AtomicU64>,
+    /// HTTP requests clients sent (request lines seen going to the server).
+    pub requests: Arc<AtomicU64>,
     cut: Arc<AtomicBool>,
     /// Cut the line once this many bytes were sent.
     cut_after: Arc<AtomicU64>,
@@ -331,12 +333,14 @@ impl Relay {
             port,
             sent: Arc::default(),
             received: Arc::default(),
+            requests: Arc::default(),
             cut: Arc::default(),
             cut_after: Arc::new(AtomicU64::new(u64::MAX)),
             conns: Arc::default(),
         };
         let (sent, cut, cut_after, conns) =
             (relay.sent.clone(), relay.cut.clone(), relay.cut_after.clone(), relay.conns.clone());
+        let requests = relay.requests.clone();
         let received = relay.received.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -349,7 +353,8 @@ impl Relay {
                 conns.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (sent, cut, cut_after, conns2) = (sent.clone(), cut.clone(), cut_after.clone(), conns.clone());
-                std::thread::spawn(move || pump(client, server, Some((sent, cut, cut_after, conns2)), None));
+                let requests = requests.clone();
+                std::thread::spawn(move || pump(client, server, Some((sent, cut, cut_after, conns2, requests)), None));
                 let received = received.clone();
                 std::thread::spawn(move || pump(s2, c2, None, Some(received)));
             }
@@ -367,10 +372,15 @@ impl Relay {
     }
 }
 
-type Meter = (Arc<AtomicU64>, Arc<AtomicBool>, Arc<AtomicU64>, Arc<Mutex<Vec<TcpStream>>>);
+type Meter = (Arc<AtomicU64>, Arc<AtomicBool>, Arc<AtomicU64>, Arc<Mutex<Vec<TcpStream>>>, Arc<AtomicU64>);
+
+/// What ends an HTTP/1.1 request line.
+const REQUEST_LINE_END: &[u8] = b" HTTP/1.1\r\n";
 
 fn pump(mut from: TcpStream, mut to: TcpStream, meter: Option<Meter>, received: Option<Arc<AtomicU64>>) {
     let mut buf = vec![0u8; 64 * 1024];
+    // The end of the previous read, so a request line split between two reads is seen.
+    let mut tail: Vec<u8> = Vec::new();
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -379,10 +389,15 @@ fn pump(mut from: TcpStream, mut to: TcpStream, meter: Option<Meter>, received: 
         if let Some(r) = &received {
             r.fetch_add(n as u64, Ordering::SeqCst);
         }
-        if let Some((sent, cut, cut_after, conns)) = &meter {
+        if let Some((sent, cut, cut_after, conns, requests)) = &meter {
             if cut.load(Ordering::SeqCst) {
                 break;
             }
+            tail.extend_from_slice(&buf[..n]);
+            let seen = tail.windows(REQUEST_LINE_END.len()).filter(|w| *w == REQUEST_LINE_END).count();
+            requests.fetch_add(seen as u64, Ordering::SeqCst);
+            let keep = tail.len().min(REQUEST_LINE_END.len() - 1);
+            tail.drain(..tail.len() - keep);
             let total = sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
             if total >= cut_after.load(Ordering::SeqCst) {
                 cut.store(true, Ordering::SeqCst);
