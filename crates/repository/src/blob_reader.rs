@@ -1,6 +1,9 @@
 //! Reading many blobs at once, pack by pack: each pack is visited once, in the order of its
 //! name, and only the stretches that hold wanted blobs are read (nearby blobs in one read),
 //! so a restore of many small files costs a few large reads rather than one read per blob.
+//! The reads run on as many threads as the location takes connections, ahead of the decoding
+//! and writing (which use the rayon pool), inside a read-ahead budget: on a link with a long
+//! round trip the waits overlap, and memory stays bounded however many reads are queued.
 
 use std::collections::HashMap;
 
@@ -8,12 +11,15 @@ use rayon::prelude::*;
 
 use crate::index::BlobLocation;
 use crate::pack::pack_name;
+use crate::parallel::{self, Budget};
 use crate::{Id, RepoError, RepoResult, Repository};
 
 /// Wanted blobs closer than this in a pack are read together.
 const MERGE_GAP: u64 = 256 * 1024;
 /// A read covers at most this much (several blobs), bounding each thread's memory.
 const MAX_READ: u64 = 4 * 1024 * 1024;
+/// Bytes fetched and not yet given to `on_blob`, across every reading thread.
+const READ_AHEAD: u64 = 32 * 1024 * 1024;
 
 /// What [`Repository::read_blobs`] calls with each blob: its id, and its plain bytes
 /// (authenticated, and hashing to the id) or why no copy could be read.
@@ -31,8 +37,9 @@ impl Repository {
         self.inner.index.read().expect("index lock").get(id).map(|(_, l)| l.raw_length as u64)
     }
 
-    /// Reads every blob of `ids` once (repeats are read once and given once), on the
-    /// calling rayon pool, and gives each to `on_blob` as it is decoded. A copy that cannot
+    /// Reads every blob of `ids` once (repeats are read once and given once), fetching on
+    /// the location's connections and decoding on the calling rayon pool, and gives each to
+    /// `on_blob` as it is decoded. A copy that cannot
     /// be read or authenticated is read again from any other stored copy before it is given
     /// as an error; a blob the index does not know is given as [`RepoError::MissingBlob`].
     /// Blobs are given in no particular order. Fails, giving nothing, only when the index
@@ -66,10 +73,12 @@ impl Repository {
             })
             .collect();
         work.sort_by_key(|(pack, _)| *pack);
-        work.par_iter().for_each(|(pack, wanted)| {
-            for group in ranges(wanted) {
-                self.read_group(pack, group, on_blob);
-            }
+        let reads: Vec<(&Id, &[Wanted])> =
+            work.iter().flat_map(|(pack, wanted)| ranges(wanted).into_iter().map(move |g| (pack, g))).collect();
+        let budget = Budget::new(READ_AHEAD);
+        parallel::for_each(self.connections(), &reads, |(pack, group)| {
+            let _share = budget.take(span(group));
+            self.read_group(pack, group, on_blob);
         });
         Ok(())
     }
@@ -78,7 +87,7 @@ impl Repository {
     fn read_group(&self, pack: &Id, group: &[Wanted], on_blob: &OnBlob<'_>) {
         let Some(first) = group.first() else { return };
         let start = first.at.offset as u64;
-        let end = group.iter().map(|w| w.at.offset as u64 + w.at.length as u64).max().unwrap_or(start);
+        let end = start + span(group);
         let bytes = match self.inner.store.read(&pack_name(pack), Some(start..end)) {
             Ok(b) if b.len() as u64 == end - start => b,
             Ok(_) => {
@@ -108,6 +117,13 @@ impl Repository {
         self.read_blob(id)
             .map_err(|_| RepoError::Unreadable { what: format!("blob {}", id.short()), why: why.to_string() })
     }
+}
+
+/// The bytes one read of `group` covers.
+fn span(group: &[Wanted]) -> u64 {
+    let start = group.first().map_or(0, |w| w.at.offset as u64);
+    let end = group.iter().map(|w| w.at.offset as u64 + w.at.length as u64).max().unwrap_or(start);
+    end - start
 }
 
 /// Groups wanted blobs (sorted by offset) into reads of nearby blobs, each at most MAX_READ

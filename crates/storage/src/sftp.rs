@@ -140,6 +140,10 @@ impl SftpStore {
         let ssh_config = Arc::new(client::Config {
             inactivity_timeout: Some(Duration::from_secs(300)),
             keepalive_interval: Some(Duration::from_secs(30)),
+            // What the server may send before we acknowledge: at a 50 ms round trip the
+            // default 2 MiB caps a download at 40 MiB/s however many reads are in flight.
+            window_size: 16 << 20,
+            channel_buffer_size: 512,
             ..Default::default()
         });
         let mut handle = match client::connect(ssh_config, (c.host.as_str(), c.port), checker).await {
@@ -180,7 +184,17 @@ impl SftpStore {
         }
         let channel = handle.channel_open_session().await.map_err(|e| offline(describe_ssh_error(&e)))?;
         channel.request_subsystem(true, "sftp").await.map_err(|e| offline(describe_ssh_error(&e)))?;
-        let sftp = SftpSession::new(channel.into_stream())
+        // Large writes, many in flight: a pack upload is a few round trips, not hundreds of
+        // 32 KiB ones (OpenSSH's server takes 256 KiB writes and says so in its limits,
+        // which the session honours when a server takes less).
+        let sftp_config = russh_sftp::client::Config {
+            max_write_packet_len: 256 << 10,
+            max_concurrent_writes: 16,
+            max_concurrent_reads: 16,
+            request_timeout_secs: REQUEST_LIMIT.as_secs(),
+            ..Default::default()
+        };
+        let sftp = SftpSession::new_with_config(channel.into_stream(), sftp_config)
             .await
             .map_err(|e| offline(format!("the server offers no SFTP: {e}")))?;
         sftp.set_timeout(REQUEST_LIMIT.as_secs());
