@@ -106,7 +106,7 @@ pub fn restore(
         let found = dry_items(reader, req, &placed, &archives, &map, &chosen)?;
         let plan = plan::build(placed, found, &[], &cmp);
         let mut report = RestoreReport::from_plan(&plan);
-        report.plan = plan.steps;
+        report.plan = plan.listing();
         return Ok((manifest, report));
     }
     // Room first: each unit's bytes (and an entry's worth per file) where its first root goes.
@@ -235,7 +235,8 @@ fn prepare(
         (None, None) => std::fs::create_dir_all(parent),
     };
     made.map_err(|e| EngineError::io("creating", parent, e))?;
-    stage::prepare(root, carry).map_err(|e| EngineError::io("preparing a copy of", &root.dest, e))
+    stage::prepare(root, &|p| carry.get(p).copied().unwrap_or(plan::Carry::Whole))
+        .map_err(|e| EngineError::io("preparing a copy of", &root.dest, e))
 }
 
 /// The dry run's pass over the file: every entry of the chosen units, at its destination.
@@ -259,14 +260,14 @@ fn dry_items(
                 .filter(|&j| dest.starts_with(&roots[j].dest))
                 .max_by_key(|&j| roots[j].dest.components().count())
                 .unwrap_or(i);
-            found.items.push((owner, dest, node_of(&e, map)));
+            found.items.push(plan::Item::found(owner, dest, node_of(&e, map)));
         }
         Ok(())
     };
     while reader.next_unit(req.passphrase.as_deref(), &mut read, chosen)?.is_some() {}
     reader.finish()?;
-    found.items.sort_by(|a, b| a.1.cmp(&b.1));
-    found.items.dedup_by(|a, b| a.1 == b.1);
+    found.items.sort_by(|a, b| a.dest.cmp(&b.dest));
+    found.items.dedup_by(|a, b| a.dest == b.dest);
     Ok(found)
 }
 

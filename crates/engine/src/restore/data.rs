@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -17,6 +17,14 @@ use crate::progress::Progress;
 
 /// Applies a restored file's metadata; the flag says it was created new by this restore.
 pub(crate) type Finish<'a> = dyn Fn(&File, &Item, bool) + Sync + 'a;
+
+/// How files are put on the disk.
+pub(crate) struct Placement<'a> {
+    /// Where an item is written (its staging copy's path when staged).
+    pub place: &'a (dyn Fn(&Item) -> PathBuf + Sync + 'a),
+    /// Whatever stands at a file's place is unlinked first, never written through.
+    pub unlink_first: bool,
+}
 
 struct FileState<'a> {
     item: &'a Item,
@@ -34,7 +42,7 @@ struct FileState<'a> {
 pub(crate) fn restore_files(
     repo: &Repository,
     files: &[&Item],
-    unlink_first: bool,
+    placement: &Placement<'_>,
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &Finish<'_>,
@@ -75,7 +83,7 @@ pub(crate) fn restore_files(
         if n == 1 || st.failed.load(Ordering::Relaxed) {
             return;
         }
-        match fsops::create_file(&st.item.path, st.item.node.mode, unlink_first)
+        match fsops::create_file(&(placement.place)(st.item), st.item.node.mode, placement.unlink_first)
             .and_then(|(f, fresh)| f.set_len(st.item.node.size).map(|_| (f, fresh)))
         {
             Ok((f, fresh)) => {
@@ -99,7 +107,7 @@ pub(crate) fn restore_files(
         match read {
             Ok(plain) => {
                 verified.lock().expect("verified lock").insert(*id);
-                write_places(&states, places, &plain, unlink_first, progress, problem, finish);
+                write_places(&states, places, &plain, placement, progress, problem, finish);
             }
             Err(e) => fail_places(&states, places, problem, &e.to_string()),
         }
@@ -113,7 +121,7 @@ pub(crate) fn restore_files(
     // byte stays behind under its name (in place, that is a staging copy, never swapped in).
     for st in &states {
         if st.failed.load(Ordering::Relaxed) && st.created.load(Ordering::Relaxed) {
-            let _ = std::fs::remove_file(&st.item.path);
+            let _ = std::fs::remove_file((placement.place)(st.item));
         }
     }
     verified.into_inner().expect("verified lock")
@@ -132,7 +140,7 @@ fn write_places(
     states: &[FileState],
     places: &[(usize, u64)],
     plain: &[u8],
-    unlink_first: bool,
+    placement: &Placement<'_>,
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &Finish<'_>,
@@ -143,14 +151,15 @@ fn write_places(
             continue;
         }
         let single = st.item.node.content.len() == 1;
+        let path = (placement.place)(st.item);
         let opened = if single {
-            fsops::create_file(&st.item.path, st.item.node.mode, unlink_first).map(|(f, fresh)| {
+            fsops::create_file(&path, st.item.node.mode, placement.unlink_first).map(|(f, fresh)| {
                 st.fresh.store(fresh, Ordering::Relaxed);
                 st.created.store(true, Ordering::Relaxed);
                 f
             })
         } else {
-            fsops::open_existing(&st.item.path)
+            fsops::open_existing(&path)
         };
         let result = opened.and_then(|f| {
             let end = write_sparse(&f, plain, *at)?;

@@ -168,7 +168,7 @@ impl Restore<'_> {
             });
         }
         if req.dry_run {
-            report.plan = plan.steps;
+            report.plan = plan.listing();
             return Ok(report);
         }
         room::check(&plan)?;
@@ -189,7 +189,7 @@ impl Restore<'_> {
         }
         // Only what is replaced or deleted is at risk: a restore that only creates (a new
         // device) needs no safety backup, and may come from a repository it cannot write to.
-        let at_risk = plan.steps.iter().any(|s| matches!(s.action, Action::Replace | Action::Delete));
+        let at_risk = plan.steps().any(|s| matches!(s.action, Action::Replace | Action::Delete));
         if in_place && req.safety_backup && at_risk {
             self.progress.set_phase("making a safety backup of what the restore changes");
             match safety::make(self.repo, self.dirs, snapshot, &plan, &req.configured, &written.verified, self.log) {
@@ -308,7 +308,7 @@ impl Restore<'_> {
             // Keep only the roots that hold a chosen entry, so that no other root is staged.
             let flat = plan::layout(specs.clone(), false, req.target.as_deref())?;
             let found = plan::items_from_trees(self.repo, &flat, &nodes, &map, Some(c));
-            let used: HashSet<usize> = found.items.iter().map(|(r, _, _)| *r).collect();
+            let used: HashSet<usize> = found.items.iter().map(|i| i.root).collect();
             if used.is_empty() {
                 return Err(EngineError::PathNotInBackup { slug: snapshot.slug.clone(), path: req.paths.join(", ") });
             }

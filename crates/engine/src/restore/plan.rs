@@ -103,25 +103,50 @@ pub(crate) fn under(base: &Path, rel: &Path) -> PathBuf {
     }
 }
 
-/// An entry of the backup that the restore handles.
+/// An entry of the backup that the restore handles. The plan holds one per entry of the
+/// backup, so it holds only what cannot be worked out again: its destination and node. Where
+/// it is written ([`Plan::work_path`]) follows from its root; its step is made when listed.
 pub(crate) struct Item {
-    /// Where it is written (inside a staging copy when staged).
-    pub path: PathBuf,
     /// Where it ends up on this device.
     pub dest: PathBuf,
     pub node: Node,
-    /// Components of `path`: folders are made in this order across every root.
-    pub depth: usize,
     /// Index of its root in `Plan::roots`.
     pub root: usize,
     pub action: Action,
+    pub why: &'static str,
+    /// What a staging copy takes of what stands at `dest` now.
+    pub carry: Carry,
 }
 
 impl Item {
+    /// An entry found in the backup, before the plan compares it with the device.
+    pub fn found(root: usize, dest: PathBuf, node: Node) -> Item {
+        Item { dest, node, root, action: Action::Create, why: "it is not on this device", carry: Carry::Drop }
+    }
+
     /// The entry must be written (a folder is always made sure of and given its metadata).
     pub fn writes(&self) -> bool {
         self.node.kind == NodeKind::Dir || self.action != Action::Unchanged
     }
+
+    /// A folder the restore makes anew: what lies in it is new too.
+    fn fresh(&self) -> bool {
+        self.node.kind == NodeKind::Dir && self.carry == Carry::Drop
+    }
+}
+
+/// The item at `dest` in items sorted by destination; of two at one path (two roots at
+/// one place), the later, as the later root is written over the earlier.
+fn item_at<'a>(items: &'a [Item], dest: &Path) -> Option<&'a Item> {
+    let end = items.partition_point(|i| i.dest.as_path() <= dest);
+    items[..end].last().filter(|i| i.dest == dest)
+}
+
+/// A step of the plan as it is looked at: an item's, or one about what the device has.
+pub(crate) struct StepView<'a> {
+    pub action: Action,
+    pub path: &'a Path,
+    pub why: &'static str,
 }
 
 /// What a staging copy takes from an entry that is on the device now.
@@ -137,12 +162,13 @@ pub(crate) enum Carry {
 
 pub(crate) struct Plan {
     pub roots: Vec<Root>,
+    /// The backup's entries, sorted by destination.
     pub items: Vec<Item>,
-    /// Every destination path the plan looked at, sorted by path.
-    pub steps: Vec<Step>,
-    /// What a staging copy takes from the device, by final path. A path not named here is
-    /// carried whole: the safe default is to keep.
-    pub carry: HashMap<PathBuf, Carry>,
+    /// What the device has that the backup lacks, kept or deleted, and what an undo list
+    /// or a restored database's journal removes.
+    others: Vec<Step>,
+    /// What a staging copy takes of the paths of `others`.
+    others_carry: HashMap<PathBuf, Carry>,
     /// Final paths to remove, parents before what is in them.
     pub deletes: Vec<PathBuf>,
     /// Folders whose listing could not be read: their contents are not restored.
@@ -164,7 +190,47 @@ impl Plan {
     }
 
     pub fn count(&self, action: Action) -> u64 {
-        self.steps.iter().filter(|s| s.action == action).count() as u64
+        self.steps().filter(|s| s.action == action).count() as u64
+    }
+
+    /// Every destination path the plan looked at, with what becomes of it.
+    pub fn steps(&self) -> impl Iterator<Item = StepView<'_>> {
+        let items = self.items.iter().map(|i| StepView { action: i.action, path: &i.dest, why: i.why });
+        let others = self.others.iter().map(|s| StepView { action: s.action, path: Path::new(&s.path), why: s.why });
+        items.chain(others)
+    }
+
+    /// The plan as a list of steps sorted by path (what a dry run shows).
+    pub fn listing(&self) -> Vec<Step> {
+        let items = self.items.iter().map(|i| Step {
+            action: i.action,
+            path: i.dest.display().to_string(),
+            kind: kind_name(i.node.kind),
+            unit: self.roots[i.root].unit.clone(),
+            why: i.why,
+        });
+        let mut list: Vec<Step> = items.chain(self.others.iter().cloned()).collect();
+        list.sort_by(|a, b| a.path.cmp(&b.path));
+        list
+    }
+
+    /// The item at `dest`, if the backup holds it.
+    pub fn item_at(&self, dest: &Path) -> Option<&Item> {
+        item_at(&self.items, dest)
+    }
+
+    /// Where an item is written: inside its root's staging copy when staged.
+    pub fn work_path(&self, item: &Item) -> PathBuf {
+        self.roots[item.root].work_path(&item.dest)
+    }
+
+    /// What a staging copy takes of the entry at the final path `live`. A path the plan does
+    /// not name is carried whole: the safe default is to keep.
+    pub fn carry(&self, live: &Path) -> Carry {
+        match self.item_at(live) {
+            Some(item) => item.carry,
+            None => self.others_carry.get(live).copied().unwrap_or(Carry::Whole),
+        }
     }
 }
 
@@ -339,14 +405,14 @@ pub(crate) fn items_from_trees(
         let ctx = TreeWalk { repo, out: &out, map, root: i, inner: &inner, choice };
         // A root inside a chosen folder is chosen whole.
         let chosen = choice.is_some_and(|c| c.chooses(&root.written));
-        ctx.walk(node, root.dest.clone(), root.written.clone(), chosen);
+        ctx.walk(node.clone(), root.dest.clone(), root.written.clone(), chosen);
     }
     out.into_inner().expect("plan lock")
 }
 
 #[derive(Default)]
 pub(crate) struct PlanItems {
-    pub items: Vec<(usize, PathBuf, Node)>,
+    pub items: Vec<Item>,
     pub problems: Vec<String>,
     /// Folders that are items only because they lead to chosen entries: what the device has
     /// in them beside those stays, whatever the mode.
@@ -365,7 +431,7 @@ struct TreeWalk<'a> {
 impl TreeWalk<'_> {
     /// Walks `node` at `dest` (`written`: its path in the backup's namespace); `chosen`: a
     /// folder it lies in was chosen. Returns whether it became an item.
-    fn walk(&self, node: &Node, dest: PathBuf, written: String, chosen: bool) -> bool {
+    fn walk(&self, mut node: Node, dest: PathBuf, written: String, chosen: bool) -> bool {
         let chosen = chosen || self.choice.is_none_or(|c| c.matches(&written));
         let mut leads = false;
         if node.kind == NodeKind::Dir && (chosen || self.choice.is_some_and(|c| c.may_match_below(&written))) {
@@ -374,7 +440,7 @@ impl TreeWalk<'_> {
                     Ok(tree) => {
                         leads = tree
                             .nodes
-                            .par_iter()
+                            .into_par_iter()
                             .map(|child| {
                                 // A name that would climb out of its folder cannot come from a
                                 // real file system: refuse it rather than write outside the target.
@@ -398,7 +464,6 @@ impl TreeWalk<'_> {
         if !chosen && !leads {
             return false;
         }
-        let mut node = node.clone();
         // An absolute symlink into the old home (or a mapped path) follows the data.
         if let Some(t) = node.target.as_mut() {
             if t.0.starts_with(b"/") {
@@ -411,7 +476,7 @@ impl TreeWalk<'_> {
         if !chosen {
             out.leading.insert(dest.clone());
         }
-        out.items.push((self.root, dest, node));
+        out.items.push(Item::found(self.root, dest, node));
         true
     }
 
@@ -433,26 +498,19 @@ pub(crate) struct Compare<'a> {
 /// `remove`: paths (by unit) the restore removes when the backup does not hold them (a
 /// safety backup's undo list).
 pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, PathBuf)], cmp: &Compare) -> Plan {
-    let mut plan = Plan {
-        items: Vec::with_capacity(found.items.len()),
-        roots,
-        steps: Vec::new(),
-        carry: HashMap::new(),
-        deletes: Vec::new(),
-        problems: found.problems,
-    };
-    let mut held: HashMap<PathBuf, HashSet<OsString>> = HashMap::new();
-    for (_, dest, _) in &found.items {
-        if let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) {
-            held.entry(parent.to_path_buf()).or_default().insert(name.to_os_string());
-        }
-    }
+    // Sorted by destination, parents before what is in them: what lies in a folder the
+    // restore makes anew is new too, and is never looked up through whatever stands at that
+    // folder's place now (a symlink there leads elsewhere). The sort is stable, so of two
+    // items at one path the later root's stays the later.
+    let mut items = std::mem::take(&mut found.items);
+    items.sort_by(|a, b| a.dest.cmp(&b.dest));
+    // One item per entry of the backup: no room for growth is kept beside them.
+    items.shrink_to_fit();
     let mut steps = Steps::default();
     // What an undo list removes goes first (unless the backup holds it), so that nothing
     // below decides to keep it.
-    let held_paths: HashSet<&Path> = found.items.iter().map(|(_, d, _)| d.as_path()).collect();
     for (unit, path) in remove {
-        if held_paths.contains(path.as_path()) {
+        if item_at(&items, path).is_some() {
             continue;
         }
         if let Ok(m) = std::fs::symlink_metadata(path) {
@@ -463,55 +521,42 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
             }
         }
     }
-    drop(held_paths);
-    // Parents before what is in them: what lies in a folder the restore makes anew is new
-    // too, and is never looked up through whatever stands at that folder's place now (a
-    // symlink there leads elsewhere).
-    found.items.sort_by(|a, b| a.1.cmp(&b.1));
-    let mut fresh: HashSet<PathBuf> = HashSet::new();
-    let leading = std::mem::take(&mut found.leading);
-    for (root, dest, node) in found.items {
-        let r = &plan.roots[root];
-        let (action, why) = if dest.parent().is_some_and(|p| fresh.contains(p)) {
-            (Action::Create, "the folder it is in is new")
-        } else {
-            compare(&dest, &node, cmp.owner)
-        };
-        let live_dir = std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir());
-        if node.kind == NodeKind::Dir && (action == Action::Create || (action == Action::Replace && !live_dir)) {
-            fresh.insert(dest.clone());
-        }
-        steps.push(action, &dest, kind_name(node.kind), &r.unit, why);
+    for k in 0..items.len() {
+        let item = &items[k];
+        let (dest, node) = (&item.dest, &item.node);
+        let r = &roots[item.root];
+        let in_fresh = dest.parent().and_then(|p| item_at(&items[..k], p)).is_some_and(Item::fresh);
+        let (action, why) =
+            if in_fresh { (Action::Create, "the folder it is in is new") } else { compare(dest, node, cmp.owner) };
+        let live_dir = !in_fresh && std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir());
         if action == Action::Replace && live_dir && node.kind != NodeKind::Dir {
             // A folder replaced by something else goes with everything in it.
-            steps.delete_inside(&dest, &r.unit);
+            steps.delete_inside(dest, &r.unit);
         }
         let carry = match (action, node.kind) {
             (Action::Unchanged | Action::Replace, NodeKind::Dir) if live_dir => Carry::Descend,
             (Action::Unchanged, _) => Carry::Whole,
             _ => Carry::Drop,
         };
-        steps.carry.insert(dest.clone(), carry);
         if node.kind == NodeKind::Dir && carry == Carry::Descend {
             let inner: Vec<&Path> =
-                plan.roots.iter().filter(|x| x.outer == Some(root)).map(|x| x.dest.as_path()).collect();
-            let names = held.get(&dest);
-            if let Ok(rd) = std::fs::read_dir(&dest) {
+                roots.iter().filter(|x| x.outer == Some(item.root)).map(|x| x.dest.as_path()).collect();
+            let leading = found.leading.contains(dest);
+            if let Ok(rd) = std::fs::read_dir(dest) {
                 for e in rd.flatten() {
                     let path = e.path();
-                    if names.is_some_and(|n| n.contains(&e.file_name())) || inner.contains(&path.as_path()) {
+                    if item_at(&items, &path).is_some() || inner.contains(&path.as_path()) {
                         continue;
                     }
                     let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                    extra(&mut steps, r, &path, is_dir, cmp, leading.contains(&dest));
+                    extra(&mut steps, r, &path, is_dir, cmp, leading);
                 }
             }
         }
-        let work = r.work_path(&dest);
-        let depth = work.components().count();
-        plan.items.push(Item { path: work, dest, node, depth, root, action });
+        let item = &mut items[k];
+        (item.action, item.why, item.carry) = (action, why, carry);
     }
-    for r in &plan.roots {
+    for r in &roots {
         if r.kind == "sqlite" {
             for suffix in ["-wal", "-shm", "-journal"] {
                 let mut side = r.dest.as_os_str().to_owned();
@@ -524,12 +569,15 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
             }
         }
     }
-    steps.list.sort_by(|a, b| a.path.cmp(&b.path));
-    plan.deletes = steps.deletes;
-    plan.deletes.sort();
-    plan.steps = steps.list;
-    plan.carry = steps.carry;
-    plan
+    steps.deletes.sort();
+    Plan {
+        roots,
+        items,
+        others: steps.list,
+        others_carry: steps.carry,
+        deletes: steps.deletes,
+        problems: found.problems,
+    }
 }
 
 /// What staging copies carry over when the backup's entries are not known beforehand (a

@@ -31,17 +31,15 @@ pub(crate) fn make(
     // Per unit: its roots with the paths chosen in each, and what the undo removes.
     let mut chosen: BTreeMap<&str, Vec<(&Root, Vec<PathBuf>)>> = BTreeMap::new();
     let mut remove: HashMap<String, Vec<String>> = HashMap::new();
-    let created: HashSet<&str> =
-        plan.steps.iter().filter(|s| s.action == Action::Create).map(|s| s.path.as_str()).collect();
+    let created = |p: &Path| plan.item_at(p).is_some_and(|i| i.action == Action::Create);
     for (i, root) in plan.roots.iter().enumerate().filter(|(_, r)| !r.elsewhere) {
         let mut paths = Vec::new();
-        for step in plan.steps.iter().filter(|s| innermost(plan, Path::new(&s.path)) == Some(i)) {
-            let path = PathBuf::from(&step.path);
+        for step in plan.steps().filter(|s| innermost(plan, s.path) == Some(i)) {
+            let path = step.path.to_path_buf();
             match step.action {
                 Action::Replace | Action::Delete => paths.push(path),
                 Action::Create => {
-                    let parent = path.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-                    if !created.contains(parent.as_str()) {
+                    if !path.parent().is_some_and(created) {
                         remove.entry(root.unit.clone()).or_default().push(as_written(&path, &dirs.home));
                         // The folder it lands in changes too: its time is kept.
                         if let Some(p) = path.parent().filter(|p| p.starts_with(&root.dest)) {

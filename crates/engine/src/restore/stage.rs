@@ -3,35 +3,33 @@
 //! never opened for writing), the restore writes the rest into it, and only a complete copy
 //! is swapped in.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::fsops;
 use super::plan::{Carry, Root};
 
-/// Starts the working copy of `root` from what `decisions` carry over from its destination.
+/// What a staging copy takes of the entry at a final path.
+pub(crate) type Decide<'a> = dyn Fn(&Path) -> Carry + 'a;
+
+/// Starts the working copy of `root` from what `decide` carries over from its destination.
 /// A root inside another root's staging copy replaces what that copy took of its place.
-pub(crate) fn prepare(root: &Root, decisions: &HashMap<PathBuf, Carry>) -> io::Result<()> {
+pub(crate) fn prepare(root: &Root, decide: &Decide<'_>) -> io::Result<()> {
     fsops::remove_any(&root.work)?;
     let Ok(meta) = fs::symlink_metadata(&root.dest) else { return Ok(()) };
-    carry(&root.dest, &root.work, &meta, decisions)
-}
-
-fn carry(live: &Path, work: &Path, meta: &fs::Metadata, decisions: &HashMap<PathBuf, Carry>) -> io::Result<()> {
-    match decisions.get(live).copied().unwrap_or(Carry::Whole) {
+    match decide(&root.dest) {
         Carry::Drop => Ok(()),
-        Carry::Whole if !meta.is_dir() => fs::hard_link(live, work),
-        Carry::Whole => copy_dir(live, work, meta, &|_| Carry::Whole),
-        Carry::Descend => copy_dir(live, work, meta, &|p| decisions.get(p).copied().unwrap_or(Carry::Whole)),
+        Carry::Whole if !meta.is_dir() => fs::hard_link(&root.dest, &root.work),
+        Carry::Whole => copy_dir(&root.dest, &root.work, &meta, &|_| Carry::Whole),
+        Carry::Descend => copy_dir(&root.dest, &root.work, &meta, decide),
     }
 }
 
 /// A folder of its own at `work` with what `decide` carries of each entry, then the live
 /// folder's owner, mode, extended attributes and times.
-fn copy_dir(live: &Path, work: &Path, meta: &fs::Metadata, decide: &dyn Fn(&Path) -> Carry) -> io::Result<()> {
+fn copy_dir(live: &Path, work: &Path, meta: &fs::Metadata, decide: &Decide<'_>) -> io::Result<()> {
     fs::create_dir(work)?;
     for entry in fs::read_dir(live)? {
         let entry = entry?;

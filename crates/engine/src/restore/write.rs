@@ -68,7 +68,7 @@ pub(super) fn write(
     let done = |i: &Item| !failed_paths.contains(&i.dest);
     let entries = files.iter().chain(others.iter()).chain(links.iter().map(|(i, _)| i));
     Written {
-        dirs: folders.iter().filter(|i| done(i)).count() as u64,
+        dirs: folders.iter().filter(|f| done(f.item)).count() as u64,
         files: entries.filter(|i| done(i)).count() as u64,
         // Bytes written: a hard link's data is its first name's.
         bytes: files.iter().filter(|i| done(i)).map(|i| i.node.size).sum(),
@@ -76,6 +76,14 @@ pub(super) fn write(
         warnings: w.warnings.into_inner().expect("problems lock"),
         verified,
     }
+}
+
+/// A folder of the plan and where it is written; made parents first, given its metadata
+/// deepest first.
+struct Folder<'a> {
+    item: &'a Item,
+    path: PathBuf,
+    depth: usize,
 }
 
 struct Writing<'a> {
@@ -114,8 +122,8 @@ impl<'a> Writing<'a> {
         }
     }
 
-    fn apply_metadata(&self, item: &Item) {
-        for w in meta::apply(&item.path, &item.node, self.as_root, self.owner_of(&item.node)) {
+    fn apply_metadata(&self, item: &Item, path: &Path) {
+        for w in meta::apply(path, &item.node, self.as_root, self.owner_of(&item.node)) {
             self.warn(&item.dest, w);
         }
     }
@@ -135,7 +143,8 @@ impl<'a> Writing<'a> {
                 (Some(t), _) if !r.elsewhere => fsops::ensure_real_dirs(t, parent),
                 _ => std::fs::create_dir_all(parent),
             };
-            let prepared = made.and_then(|()| if r.work != r.dest { stage::prepare(r, &plan.carry) } else { Ok(()) });
+            let prepared =
+                made.and_then(|()| if r.work != r.dest { stage::prepare(r, &|p| plan.carry(p)) } else { Ok(()) });
             if let Err(e) = prepared {
                 self.fail(&r.dest, format!("cannot prepare the restore: {e}"));
             }
@@ -144,18 +153,27 @@ impl<'a> Writing<'a> {
 
     /// Folders, parents first; writable by us until their own metadata is applied last.
     /// Returns them, parents first.
-    fn make_folders(&self) -> Vec<&'a Item> {
+    fn make_folders(&self) -> Vec<Folder<'a>> {
         self.progress.set_phase("creating folders");
-        let mut folders: Vec<&Item> = self.plan.items.iter().filter(|i| i.node.kind == NodeKind::Dir).collect();
-        folders.sort_by_key(|i| i.depth);
+        let plan = self.plan;
+        let mut folders: Vec<Folder> = plan
+            .items
+            .iter()
+            .filter(|i| i.node.kind == NodeKind::Dir)
+            .map(|item| {
+                let path = plan.work_path(item);
+                Folder { depth: path.components().count(), item, path }
+            })
+            .collect();
+        folders.sort_by_key(|f| f.depth);
         for depth_group in folders.chunk_by(|a, b| a.depth == b.depth) {
-            depth_group.par_iter().for_each(|item| {
-                if let Err(e) = fsops::ensure_dir(&item.path) {
-                    self.fail(&item.dest, format!("cannot create folder: {e}"));
+            depth_group.par_iter().for_each(|f| {
+                if let Err(e) = fsops::ensure_dir(&f.path) {
+                    self.fail(&f.item.dest, format!("cannot create folder: {e}"));
                 } else {
                     use std::os::unix::fs::PermissionsExt;
                     let _ =
-                        std::fs::set_permissions(&item.path, std::fs::Permissions::from_mode(0o700 | item.node.mode));
+                        std::fs::set_permissions(&f.path, std::fs::Permissions::from_mode(0o700 | f.item.node.mode));
                 }
             });
         }
@@ -180,31 +198,33 @@ impl<'a> Writing<'a> {
     /// are returned with that first name, to be linked once it exists. Returns the files
     /// written, those links, and the blobs read and authenticated.
     #[allow(clippy::type_complexity)]
-    fn write_files(&self) -> (Vec<&'a Item>, Vec<(&'a Item, &'a Path)>, HashSet<Id>) {
+    fn write_files(&self) -> (Vec<&'a Item>, Vec<(&'a Item, PathBuf)>, HashSet<Id>) {
         self.progress.set_phase("restoring files");
-        let mut primaries: HashMap<(u64, u64), &Path> = HashMap::new();
-        let mut links: Vec<(&Item, &Path)> = Vec::new();
+        let plan = self.plan;
+        let mut primaries: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        let mut links: Vec<(&Item, PathBuf)> = Vec::new();
         let mut files: Vec<&Item> = Vec::new();
-        let mut sorted: Vec<&Item> =
-            self.plan.items.iter().filter(|i| i.node.kind == NodeKind::File && i.writes()).collect();
-        sorted.sort_by(|a, b| a.path.cmp(&b.path));
-        for item in sorted {
+        // The items are sorted by destination, so the first name of a hard-linked file is
+        // the same on every run.
+        for item in plan.items.iter().filter(|i| i.node.kind == NodeKind::File && i.writes()) {
             if item.node.links > 1 {
                 if let Some(first) = primaries.get(&(item.node.device, item.node.inode)) {
-                    links.push((item, first));
+                    links.push((item, first.clone()));
                     continue;
                 }
-                primaries.insert((item.node.device, item.node.inode), &item.path);
+                primaries.insert((item.node.device, item.node.inode), plan.work_path(item));
             }
             files.push(item);
         }
+        let placement = data::Placement { place: &|item| plan.work_path(item), unlink_first: true };
+        let finish = |f: &std::fs::File, item: &Item, fresh| {
+            let n = &item.node;
+            for w in meta::apply_fd(f, &plan.work_path(item), n, self.as_root, self.owner_of(n), fresh) {
+                self.warn(&item.dest, w);
+            }
+        };
         let verified =
-            data::restore_files(self.repo, &files, true, self.progress, &|p, w| self.fail(p, w), &|f, item, fresh| {
-                let n = &item.node;
-                for w in meta::apply_fd(f, &item.path, n, self.as_root, self.owner_of(n), fresh) {
-                    self.warn(&item.dest, w);
-                }
-            });
+            data::restore_files(self.repo, &files, &placement, self.progress, &|p, w| self.fail(p, w), &finish);
         (files, links, verified)
     }
 
@@ -217,20 +237,24 @@ impl<'a> Writing<'a> {
             .iter()
             .filter(|i| !matches!(i.node.kind, NodeKind::Dir | NodeKind::File) && i.writes())
             .collect();
-        others.par_iter().for_each(|item| match make_special(item, self.as_root) {
-            Ok(()) => {
-                self.apply_metadata(item);
-                self.progress.add(1, 0);
+        others.par_iter().for_each(|item| {
+            let path = self.plan.work_path(item);
+            match make_special(item, &path, self.as_root) {
+                Ok(()) => {
+                    self.apply_metadata(item, &path);
+                    self.progress.add(1, 0);
+                }
+                Err(e) => self.fail(&item.dest, e),
             }
-            Err(e) => self.fail(&item.dest, e),
         });
         others
     }
 
     /// The other names of hard-linked files, linked to their first name.
-    fn make_links(&self, links: &[(&Item, &Path)]) {
+    fn make_links(&self, links: &[(&Item, PathBuf)]) {
         for (item, first) in links {
-            let made = fsops::remove_any(&item.path).and_then(|_| std::fs::hard_link(first, &item.path));
+            let path = self.plan.work_path(item);
+            let made = fsops::remove_any(&path).and_then(|_| std::fs::hard_link(first, &path));
             match made {
                 Ok(()) => self.progress.add(1, 0),
                 Err(e) => self.fail(&item.dest, format!("cannot link to {}: {e}", first.display())),
@@ -239,28 +263,28 @@ impl<'a> Writing<'a> {
     }
 
     /// Folder metadata, deepest first, so setting a folder's time is the last change in it.
-    fn apply_folder_metadata(&self, folders: &[&Item]) {
+    fn apply_folder_metadata(&self, folders: &[Folder]) {
         self.progress.set_phase("restoring folder metadata");
         for depth_group in folders.chunk_by(|a, b| a.depth == b.depth).rev() {
-            depth_group.par_iter().for_each(|item| self.apply_metadata(item));
+            depth_group.par_iter().for_each(|f| self.apply_metadata(f.item, &f.path));
         }
     }
 }
 
-/// Creates a symlink, FIFO or device node where the item goes.
-fn make_special(item: &Item, as_root: bool) -> Result<(), String> {
+/// Creates a symlink, FIFO or device node at `path`, where the item is written.
+fn make_special(item: &Item, path: &Path, as_root: bool) -> Result<(), String> {
     use nix::sys::stat::{mknod, Mode, SFlag};
     let made = match item.node.kind {
         NodeKind::Symlink => {
             let target = item.node.target.clone().unwrap_or_default();
-            fsops::remove_any(&item.path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), &item.path))
+            fsops::remove_any(path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), path))
         }
-        NodeKind::Fifo => fsops::remove_any(&item.path).and_then(|_| {
-            nix::unistd::mkfifo(&item.path, Mode::from_bits_truncate(item.node.mode)).map_err(std::io::Error::from)
+        NodeKind::Fifo => fsops::remove_any(path).and_then(|_| {
+            nix::unistd::mkfifo(path, Mode::from_bits_truncate(item.node.mode)).map_err(std::io::Error::from)
         }),
-        NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(&item.path).and_then(|_| {
+        NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(path).and_then(|_| {
             let kind = if item.node.kind == NodeKind::CharDevice { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
-            mknod(&item.path, kind, Mode::from_bits_truncate(item.node.mode), item.node.rdev.unwrap_or(0))
+            mknod(path, kind, Mode::from_bits_truncate(item.node.mode), item.node.rdev.unwrap_or(0))
                 .map_err(std::io::Error::from)
         }),
         NodeKind::CharDevice | NodeKind::BlockDevice => return Err("device files are restored only by root".into()),
