@@ -27,6 +27,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The exit codes, shown under every command's `--help` (docs/CONFIG.md has the table).
+pub const EXIT_CODES: &str = "Exit codes: 0 done; 1 failed (the message says why); 2 bad input or not found; \
+3 done with warnings; 4 damage found; 5 no key opens the repository; 6 busy or in conflict (a lock, no room); \
+7 the location cannot be used now; 130 interrupted.";
+
+/// What every command's SLUG may be.
+const SLUG_HELP: &str = "The backup: a slug, a unique prefix of one, a backup's name, or latest";
+
+/// The command line, with the exit codes under every command's `--help`.
+pub fn command() -> clap::Command {
+    fn with_codes(cmd: clap::Command) -> clap::Command {
+        cmd.after_help(EXIT_CODES).mut_subcommands(with_codes)
+    }
+    with_codes(<Cli as clap::CommandFactory>::command())
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Make, list, inspect, restore and remove backups.
@@ -42,36 +58,46 @@ pub enum Command {
     /// paths of the device that made each, MOUNTPOINT/latest the newest) until Ctrl-C,
     /// SIGTERM or `fusermount3 -u MOUNTPOINT`.
     Mount {
+        /// An empty folder to show the backups in.
         mountpoint: PathBuf,
+        /// The location whose backups to show (default: the default location).
         #[arg(long)]
         location: Option<String>,
     },
     /// How much each unit holds and how much of it a backup would add.
     Estimate {
+        /// Only this unit (repeatable; default: every unit).
         #[arg(long = "unit", value_name = "UNIT")]
         units: Vec<String>,
+        /// Count as new what this location does not hold yet (default: the default location).
         #[arg(long)]
         location: Option<String>,
+        /// Print the estimate as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Verify the repository; with --read-data, every stored byte.
     Check {
+        /// Also read and verify every stored byte (slower: reads the whole repository).
         #[arg(long)]
         read_data: bool,
         /// Rebuild the index from the packs (dropping damaged data, so the next backup stores
         /// it again), remove backups and key slots that cannot be read, then check again.
         #[arg(long)]
         repair: bool,
+        /// The location to check (default: the default location).
         #[arg(long)]
         location: Option<String>,
+        /// Print the findings as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Reclaim the space of removed backups.
     Prune {
+        /// The location to prune (default: the default location).
         #[arg(long)]
         location: Option<String>,
+        /// Print what was reclaimed as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -97,6 +123,7 @@ pub enum Command {
         /// How many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print the events as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -105,16 +132,27 @@ pub enum Command {
     Hooks(HooksCommand),
     /// Show the log of a run.
     Logs {
-        /// The backup's slug (default: the last run).
+        /// The backup whose log to show (the log of the run that made it; default: the last run).
         slug: Option<String>,
-        #[arg(long, conflicts_with = "slug")]
+        /// The log of the last run, whatever it was (the default without SLUG).
+        #[arg(long, conflicts_with_all = ["slug", "list"])]
         last: bool,
+        /// List the logs kept on this device, newest first: date, operation, backup, size.
+        #[arg(long, conflicts_with = "slug")]
+        list: bool,
+        /// With SLUG: the log of the restore of that backup instead of the backup's own.
+        #[arg(long, requires = "slug")]
+        restore: bool,
+        /// With --list: print the list as JSON.
+        #[arg(long, requires = "list")]
+        json: bool,
     },
     /// Manage the keys that open the repository.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Remove locks left by Lifeboat processes that died.
     Unlock {
+        /// The location whose stale locks to remove (default: the default location).
         #[arg(long)]
         location: Option<String>,
     },
@@ -122,7 +160,7 @@ pub enum Command {
 
 #[derive(Args, Clone)]
 pub struct LocationArg {
-    /// The location (default: the configured default location).
+    /// The location (default: wherever the backup is; for new backups, the default location).
     #[arg(long)]
     pub location: Option<String>,
 }
@@ -131,13 +169,17 @@ pub struct LocationArg {
 pub enum BackupsCommand {
     /// Make a backup (all units unless --unit is given).
     New {
+        /// A name to find the backup by (default: the date and the units).
         #[arg(long)]
         name: Option<String>,
+        /// Only this unit (repeatable): a partial backup. Default: every unit, a full backup.
         #[arg(long = "unit", value_name = "UNIT")]
         units: Vec<String>,
-        #[command(flatten)]
-        location: LocationArg,
-        #[arg(long = "tag")]
+        /// The location to back up to (default: the default location).
+        #[arg(long)]
+        location: Option<String>,
+        /// A label to find the backup by later (repeatable): `backups list --tag TAG`.
+        #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
         /// Print the new backup as a JSON object.
         #[arg(long)]
@@ -145,37 +187,81 @@ pub enum BackupsCommand {
     },
     /// List backups (of every location unless --location is given).
     List {
-        #[command(flatten)]
-        location: LocationArg,
+        /// Only the backups of this location (default: every location).
+        #[arg(long)]
+        location: Option<String>,
         /// Only backups made on this host.
         #[arg(long)]
         host: Option<String>,
+        /// Only backups with this tag (repeatable: all of them).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Print the backups as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep a backup: retention and `backups forget` never remove a pinned backup.
+    Pin {
+        #[arg(help = SLUG_HELP)]
+        slug: String,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Let retention and `backups forget` remove a backup again.
+    Unpin {
+        #[arg(help = SLUG_HELP)]
+        slug: String,
+        #[command(flatten)]
+        location: LocationArg,
+    },
+    /// Remove the backups that the --keep rules do not keep (pinned ones always stay), then
+    /// reclaim their space. The rules are those of a schedule's retention (docs/CONFIG.md).
+    Forget {
+        #[command(flatten)]
+        keep: KeepArgs,
+        /// Only backups with this tag (repeatable); others are neither counted nor removed.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// List what would be removed and kept; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not reclaim the space now (a later `lifeboat prune` does).
+        #[arg(long)]
+        no_prune: bool,
+        /// The location (default: the default location).
+        #[arg(long)]
+        location: Option<String>,
+        /// Print what was (or would be) removed and kept as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Copy a backup to another location, sending only what that location lacks.
     Copy {
+        #[arg(help = SLUG_HELP)]
         slug: String,
         /// The location to copy to.
         #[arg(long, value_name = "LOCATION")]
         to: String,
-        /// The location holding the backup (default: the first that has it).
         #[command(flatten)]
         location: LocationArg,
+        /// Print the copied backup as a JSON object.
         #[arg(long)]
         json: bool,
     },
     /// Show one backup.
     Info {
+        #[arg(help = SLUG_HELP)]
         slug: String,
         #[command(flatten)]
         location: LocationArg,
+        /// Print the backup as a JSON object.
         #[arg(long)]
         json: bool,
     },
     /// Write a backup as one file in open formats (tar, zstd, age): for keeping anywhere,
     /// moving to a new device, or reading without Lifeboat.
     Export {
+        #[arg(help = SLUG_HELP)]
         slug: String,
         /// The file to write; - writes to standard output.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -190,14 +276,17 @@ pub enum BackupsCommand {
     Import {
         /// The backup file; - reads standard input.
         file: PathBuf,
-        #[command(flatten)]
-        location: LocationArg,
+        /// The location to add it to (default: the default location).
+        #[arg(long)]
+        location: Option<String>,
+        /// Print the imported backup as a JSON object.
         #[arg(long)]
         json: bool,
     },
     /// Restore a backup, in place or under --target.
     Restore {
-        /// The backup (not needed with --from-file).
+        /// The backup: a slug, a unique prefix of one, a backup's name, or latest (not needed
+        /// with --from-file).
         #[arg(required_unless_present = "from_file")]
         slug: Option<String>,
         /// Restore from a backup file instead, with no configuration or repository needed
@@ -211,6 +300,7 @@ pub enum BackupsCommand {
         /// With --from-file, as root: create the device nodes the file holds.
         #[arg(long, requires = "from_file")]
         devices: bool,
+        /// Only this unit (repeatable; default: every unit of the backup).
         #[arg(long = "unit", value_name = "UNIT")]
         units: Vec<String>,
         /// Restore under this folder: /home/u/a lands at DIR/home/u/a.
@@ -237,15 +327,18 @@ pub enum BackupsCommand {
         paths: Vec<String>,
         #[command(flatten)]
         location: LocationArg,
+        /// Print the plan or what was restored as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List what a backup holds: one folder (the unit roots with no PATH), or all below it.
     /// Paths are as on the device that made it: ~/notes, /etc/hosts.
     Ls {
-        /// A slug, a unique prefix of one, a backup's name, or latest.
+        #[arg(help = SLUG_HELP)]
         slug: String,
+        /// The folder to list, as on the device: ~/notes, /etc (default: the unit roots).
         path: Option<String>,
+        /// Everything below the folder, not only what is in it.
         #[arg(short, long)]
         recursive: bool,
         /// Mode, size, date and unit of each entry.
@@ -253,6 +346,7 @@ pub enum BackupsCommand {
         long: bool,
         #[command(flatten)]
         location: LocationArg,
+        /// Print the entries as a JSON array.
         #[arg(long)]
         json: bool,
     },
@@ -260,40 +354,71 @@ pub enum BackupsCommand {
     /// each, newest first. A pattern without / matches names ('*.jpg'), else whole paths
     /// ('~/photos/**/*.jpg').
     Find {
+        /// A name ('*.jpg') or a path pattern ('~/photos/**/*.jpg'); several: any of them.
         #[arg(required = true, value_name = "PATTERN")]
         patterns: Vec<String>,
+        /// Only in this unit.
         #[arg(long)]
         unit: Option<String>,
-        #[command(flatten)]
-        location: LocationArg,
+        /// Only the backups of this location (default: every location).
+        #[arg(long)]
+        location: Option<String>,
+        /// Print the matches as a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// What changed from backup A to backup B, or to this device as it is now (what a
     /// restore of A would change).
     Diff {
+        /// The older backup: a slug, a unique prefix of one, a backup's name, or latest.
         a: String,
+        /// The newer backup (default: this device as it is now).
         b: Option<String>,
+        /// Only this unit.
         #[arg(long)]
         unit: Option<String>,
         #[command(flatten)]
         location: LocationArg,
+        /// Print the changes as a JSON object.
         #[arg(long)]
         json: bool,
     },
     /// Write one file of a backup to standard output (a folder as a tar stream).
     Dump {
+        #[arg(help = SLUG_HELP)]
         slug: String,
+        /// The file or folder, as on the device: ~/notes/todo.txt.
         path: String,
         #[command(flatten)]
         location: LocationArg,
     },
     /// Remove a backup (its space is reclaimed by `lifeboat prune`).
     Remove {
+        #[arg(help = SLUG_HELP)]
         slug: String,
         #[command(flatten)]
         location: LocationArg,
     },
+}
+
+/// The rules of `backups forget`, those of a schedule's retention.
+#[derive(Args, Clone, Default)]
+pub struct KeepArgs {
+    /// Keep the N newest backups.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep every backup made in the last N days.
+    #[arg(long, value_name = "DAYS")]
+    pub keep_within: Option<u32>,
+    /// Keep the newest backup of each of the N newest days that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the N newest weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the N newest months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -305,42 +430,57 @@ pub enum HooksCommand {
         /// Units to back up (none: all).
         #[arg(long = "unit", value_name = "UNIT")]
         units: Vec<String>,
+        /// The location to back up to (default: the default location).
         #[arg(long)]
         location: Option<String>,
     },
     /// Remove a hook.
-    Remove { hook: String },
+    Remove {
+        /// The hook to remove: `apt`.
+        hook: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum UnitsCommand {
     /// List the units.
     List {
+        /// Print the units as a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Add a ready-made set of units to the configuration: phone, home-automation, desktop.
-    Use { profile: String },
+    Use {
+        /// phone, home-automation or desktop.
+        profile: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum LocationsCommand {
     /// List the locations: kind, whether reachable, free space, backups, size.
     List {
+        /// Print the locations as a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Check that a location is reachable and writable and its repository healthy.
-    Check { name: String },
+    Check {
+        /// The location's name (see `lifeboat locations list`).
+        name: String,
+    },
     /// Add a location to the configuration.
     Add {
+        /// A name for it: letters, digits, '-' and '_'.
         name: String,
         /// local, removable, sftp, s3, webdav, smb, dropbox, onedrive, gdrive.
         #[arg(long = "type", value_name = "KIND")]
         kind: String,
+        /// The folder (local, removable, smb), the path on the server (sftp, webdav, cloud
+        /// drives) or the prefix in the bucket (s3).
         #[arg(long)]
         path: Option<String>,
-        /// Any other key of the kind (docs/CONFIG.md), e.g. --set host=nas.local.
+        /// Any other key of the kind (docs/CONFIG.md), e.g. --set host=nas.local (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Make it the default location.
@@ -348,43 +488,60 @@ pub enum LocationsCommand {
         default: bool,
     },
     /// Remove a location from the configuration (its backups stay where they are).
-    Remove { name: String },
+    Remove {
+        /// The location's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// List key slots.
     List {
-        #[command(flatten)]
-        location: LocationArg,
+        /// The location (default: the default location).
+        #[arg(long)]
+        location: Option<String>,
+        /// Print the key slots as a JSON array.
         #[arg(long)]
         json: bool,
     },
-    /// Add a password (asked for, or read from --new-password-file).
+    /// Add a password (asked for, or read from --new-password-file), or with --device a key
+    /// kept on this device, so that scheduled backups and hooks open the repository unattended.
     Add {
-        #[arg(long, value_name = "FILE")]
+        /// Read the new password from the first line of FILE instead of asking twice.
+        #[arg(long, value_name = "FILE", conflicts_with = "device")]
         new_password_file: Option<PathBuf>,
+        /// A random key saved on this device (readable by this user only) instead of a password.
+        #[arg(long)]
+        device: bool,
+        /// A note shown by `key list`: whose key it is, or where it is kept.
         #[arg(long, default_value = "")]
         label: String,
-        #[command(flatten)]
-        location: LocationArg,
+        /// The location (default: the default location).
+        #[arg(long)]
+        location: Option<String>,
     },
     /// Remove a key slot by id (or a unique prefix of it).
     Remove {
+        /// The key slot's id, or a unique prefix of it (see `lifeboat key list`).
         id: String,
-        #[command(flatten)]
-        location: LocationArg,
+        /// The location (default: the default location).
+        #[arg(long)]
+        location: Option<String>,
     },
     /// Print the recovery key: the emergency kit that opens the repository without a password.
     Recovery {
-        #[command(flatten)]
-        location: LocationArg,
+        /// The location (default: the default location).
+        #[arg(long)]
+        location: Option<String>,
     },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Mode {
+    /// Restored files win; files the backup does not hold stay.
     Merge,
+    /// Restored folders become exactly what the backup holds.
     Replace,
 }
 
@@ -394,4 +551,40 @@ fn parse_map(s: &str) -> Result<(PathBuf, PathBuf), String> {
         return Err("both paths must be absolute".into());
     }
     Ok((PathBuf::from(old.trim_end_matches('/')), PathBuf::from(new.trim_end_matches('/'))))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command, option and argument says what it is for in `--help`.
+    #[test]
+    fn every_option_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() {
+                missing.push(format!("{path} (the command itself)"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!(
+                        "{path} {}",
+                        arg.get_long().map(|l| format!("--{l}")).unwrap_or(id.to_uppercase())
+                    ));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no help text for:\n{}", missing.join("\n"));
+    }
 }

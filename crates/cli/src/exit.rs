@@ -41,6 +41,10 @@ pub fn remedy(r: Remedy) -> &'static str {
         Remedy::ListKeys => ": see `lifeboat key list`",
         Remedy::ListUnits => " (see `lifeboat units list`)",
         Remedy::GivePassword => ": give --password-file FILE or set LIFEBOAT_PASSWORD",
+        Remedy::GiveRepositoryPassword => {
+            ": give --password-file FILE or set LIFEBOAT_PASSWORD; for schedules and hooks, keep a key on this \
+             device with `lifeboat key add --device` (or set repository_password_file in the location)"
+        }
         Remedy::RestoreElsewhere => ": restore with --target DIR to get what can be read",
         Remedy::RestoreElsewhereOrUnsafe => ": restore with --target DIR, or with --no-safety-backup if you are sure",
         Remedy::NameLocation => ": see `lifeboat backups list`, or name it with --location",
@@ -76,7 +80,16 @@ fn one_line(e: &anyhow::Error) -> String {
             parts.push(s);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    let text = parts.join(": ");
+    // A configuration error points at the place in the file (the line, and a caret under the
+    // mistake): that picture only reads on lines of its own.
+    let points_into_file = e.chain().any(|c| {
+        matches!(c.downcast_ref::<lifeboat_engine::EngineError>(), Some(lifeboat_engine::EngineError::Config { .. }))
+    });
+    if points_into_file && text.contains('|') {
+        return text.trim_end().to_string();
+    }
+    text.replace('\n', " ")
 }
 
 #[cfg(test)]

@@ -6,13 +6,17 @@ mod commands;
 mod context;
 mod exit;
 mod format;
+mod output;
 mod progress_view;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() {
     limit_heap_growth();
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::from_arg_matches(&args::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
@@ -23,6 +27,7 @@ fn main() {
         .init();
     let code = match commands::run(cli) {
         Ok(code) => code,
+        Err(_) if output::stdout_closed() => output::CLOSED_PIPE,
         Err(e) => {
             let (code, msg) = exit::describe(&e);
             eprintln!("lifeboat: {msg}");

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use lifeboat_engine::{Dirs, LoadedConfig};
 
 pub use api::{status as http_status, OPENAPI};
+pub use work::{backup_event, describe_backup, BackupSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {

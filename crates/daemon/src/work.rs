@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lifeboat_engine::app::{schedule_tag, BackupOrder, Found, RestoreOrder};
+use lifeboat_engine::app::{schedule_tag, BackedUp, BackupOrder, Found, RestoreOrder};
 use lifeboat_engine::{BackupInfo, EngineError, EngineResult, Progress, RunLog};
 use lifeboat_engine::{RestoreMode, RestoreReport};
 use serde::{Deserialize, Serialize};
@@ -59,28 +59,12 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
         tags: spec.schedule.as_deref().map(schedule_tag).into_iter().collect(),
     };
     let result = app.back_up(order, &job.progress, |slug| log_for(d, job, "backup", slug));
+    let cancelled = job.progress.is_cancelled();
+    let (k, level, message) = backup_event(&result, &describe_backup(spec), cancelled);
+    d.event(k, level, &message, about(result.as_ref().ok().map(|done| done.info.slug.clone())));
     match result {
         Ok(done) => {
             let (info, problems) = (&done.info, &done.problems);
-            let (k, level, said) = match info.status {
-                "completed" => (kind::BACKUP_COMPLETED, "info", "completed".to_string()),
-                "failed" => (kind::BACKUP_FAILED, "error", format!("failed: {}", problems.join("; "))),
-                _ => (
-                    kind::BACKUP_WARNINGS,
-                    "warning",
-                    if problems.is_empty() {
-                        format!("completed with {} warnings", info.warnings)
-                    } else {
-                        format!("completed with warnings: {}", problems.join("; "))
-                    },
-                ),
-            };
-            d.event(
-                k,
-                level,
-                &format!("backup {} \"{}\" {said}", info.slug, info.name),
-                about(Some(info.slug.clone())),
-            );
             if let Some(loc) = &job.location {
                 let _ = d.events.set_stale_reported(loc, None);
             }
@@ -130,12 +114,40 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
             }
             Ok(value)
         }
+        Err(e) => Err(e),
+    }
+}
+
+/// The event of a backup's outcome — kind, level and message — the same for the daemon's jobs
+/// and the command line's backups. `what` says what was asked for (`full backup (schedule
+/// nightly)`), for a backup that failed before it had a slug.
+pub fn backup_event(
+    result: &EngineResult<BackedUp>,
+    what: &str,
+    cancelled: bool,
+) -> (&'static str, &'static str, String) {
+    match result {
+        Ok(done) => {
+            let (info, problems) = (&done.info, &done.problems);
+            let (k, level, said) = match info.status {
+                "completed" => (kind::BACKUP_COMPLETED, "info", "completed".to_string()),
+                "failed" => (kind::BACKUP_FAILED, "error", format!("failed: {}", problems.join("; "))),
+                _ => (
+                    kind::BACKUP_WARNINGS,
+                    "warning",
+                    if problems.is_empty() {
+                        format!("completed with {} warnings", info.warnings)
+                    } else {
+                        format!("completed with warnings: {}", problems.join("; "))
+                    },
+                ),
+            };
+            (k, level, format!("backup {} \"{}\" {said}", info.slug, info.name))
+        }
         Err(e) => {
-            let cancelled = job.progress.is_cancelled() || e.kind() == lifeboat_engine::ErrorKind::Interrupted;
-            let what = if cancelled { "was cancelled".to_string() } else { format!("failed: {}", words(&e)) };
-            let k = if cancelled { kind::CANCELLED } else { kind::BACKUP_FAILED };
-            d.event(k, "error", &format!("{} {what}", describe_backup(spec)), about(None));
-            Err(e)
+            let cancelled = cancelled || e.kind() == lifeboat_engine::ErrorKind::Interrupted;
+            let said = if cancelled { "was cancelled".to_string() } else { format!("failed: {}", words(e)) };
+            (if cancelled { kind::CANCELLED } else { kind::BACKUP_FAILED }, "error", format!("{what} {said}"))
         }
     }
 }

@@ -110,7 +110,7 @@ impl BackupDetails {
                     not_included: u.not_included.clone(),
                 })
                 .collect(),
-            log: crate::runlog::find(logs, Some(&s.slug)).map(|p| p.display().to_string()),
+            log: crate::runlog::find(logs, Some(&s.slug), "backup").map(|p| p.display().to_string()),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::config::{parse, valid_name};
 use crate::{EngineError, EngineResult};
 
 /// Adding a ready-made set of units is an edit of the file like the others.
-pub use crate::profile::use_profile;
+pub use crate::profile::{use_profile, ProfileUsed};
 
 /// Adds `[location.NAME]` with these keys (the first is `type`).
 pub fn add_location(file: &Path, name: &str, keys: &[(String, String)], make_default: bool) -> EngineResult<()> {

@@ -121,20 +121,34 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
     let key_file = device_key_file(dirs, location);
     let explicit = creds.explicit()?;
     if exists {
-        let secret = match explicit.or_else(|| read_device_key(&key_file)) {
-            Some(s) => s,
-            None => {
-                match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
-                    Some(pw) => Secret::new(pw),
-                    None => return Err(EngineError::NoPassword { location: location.describe() }),
-                }
+        // The location's own secrets first (its configured repository password, this device's
+        // key for it): they are meant for this repository, while a password given to the
+        // command or set in the environment may be another location's. A secret that does
+        // not open it gives way to the next; the last refusal is the answer.
+        let own = location.repository_password()?.map(Secret::new).into_iter().chain(read_device_key(&key_file));
+        let mut refused = None;
+        for secret in own.chain(explicit) {
+            match Repository::open(store.clone(), &secret) {
+                Ok(repo) => return Ok(Opened { repo, created: None }),
+                Err(e @ lifeboat_repository::RepoError::WrongPassword(_)) => refused = Some(e),
+                Err(e) => return Err(e.into()),
             }
+        }
+        if let Some(e) = refused {
+            return Err(e.into());
+        }
+        return match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
+            Some(pw) => Ok(Opened { repo: Repository::open(store, &Secret::new(pw))?, created: None }),
+            None => Err(EngineError::NoPassword { location: location.describe() }),
         };
-        return Ok(Opened { repo: Repository::open(store, &secret)?, created: None });
     }
     if !create {
         return Err(lifeboat_repository::RepoError::NotARepository(location.describe()).into());
     }
+    let explicit = match location.repository_password()? {
+        Some(own) => Some(Secret::new(own)),
+        None => explicit,
+    };
     let (secret, kind, saved) = if let Some(s) = explicit {
         (s, KeyKind::Password, None)
     } else if let Some(s) = read_device_key(&key_file) {
@@ -161,6 +175,27 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
     Ok(Opened { repo, created: Some(Created { device_key_file: saved, recovery_key }) })
 }
 
+/// Whether a run with nobody to ask and no password given (a schedule, a hook) can open the
+/// location's repository: by its `repository_password` or this device's key. A location with
+/// no repository yet is made with a device key by such a run, so that counts as yes.
+pub fn opens_unattended(location: &Location, dirs: &Dirs) -> EngineResult<bool> {
+    let store = location.store()?;
+    if !Repository::exists(store.as_ref())? {
+        return Ok(true);
+    }
+    let own = location
+        .repository_password()?
+        .map(Secret::new)
+        .into_iter()
+        .chain(read_device_key(&device_key_file(dirs, location)));
+    for secret in own {
+        if Repository::open(store.clone(), &secret).is_ok() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Lets this device open an existing repository on its own: opens it with `secret` (its
 /// password or recovery key), adds a device key slot and saves that key (0600) where `open`
 /// finds it. Used when a new machine connects to the backups of an old one.
@@ -178,9 +213,26 @@ pub fn enroll_device(location: &Location, dirs: &Dirs, secret: &str, label: &str
             std::io::Error::other("this device already has a key for another repository under that location's name"),
         ));
     }
+    add_device_key(&repo, location, dirs, label)?;
+    Ok(repo)
+}
+
+/// Adds a device key slot to an open repository and saves the key where `open` finds it, so
+/// that unattended runs on this device (schedules, hooks) open it without a password. Refused
+/// when this device already keeps a key for the location.
+pub fn add_device_key(
+    repo: &Repository,
+    location: &Location,
+    dirs: &Dirs,
+    label: &str,
+) -> EngineResult<(lifeboat_repository::KeyInfo, PathBuf)> {
+    let key_file = device_key_file(dirs, location);
+    if key_file.exists() {
+        return Err(EngineError::DeviceKeyExists { location: location.name.clone(), file: key_file });
+    }
     // The slot first: a key file that opens nothing would be worse than a slot never used.
     let key = RecoveryKey::random();
-    repo.add_key(&key.as_secret(), KeyKind::Device, label)?;
+    let info = repo.add_key(&key.as_secret(), KeyKind::Device, label)?;
     save_device_key(&key_file, &key)?;
-    Ok(repo)
+    Ok((info, key_file))
 }

@@ -78,6 +78,14 @@ pub enum EngineError {
     SafetyBackup { slug: String, unit: String, problem: String },
     #[error("{failed} entries could not be restored ({first}); nothing was changed on this device")]
     RestoreIncomplete { failed: usize, first: String },
+    #[error(
+        "no log {what} in {dir}: logs are kept on the device that ran the job (`lifeboat logs --list` lists them)"
+    )]
+    NoLog { what: String, dir: PathBuf },
+    #[error(
+        "this device already keeps a key for location {location} in {file}; remove that file first to make a new one"
+    )]
+    DeviceKeyExists { location: String, file: PathBuf },
 }
 
 /// What kind of failure an error is. This is the one classification: the command line's exit
@@ -161,6 +169,9 @@ pub enum Remedy {
     ListUnits,
     /// Give the secret that opens it.
     GivePassword,
+    /// Give the secret that opens a repository, or keep one for unattended runs (a device key
+    /// or the location's `repository_password`).
+    GiveRepositoryPassword,
     /// Restore elsewhere (a target folder) to get what can be read.
     RestoreElsewhere,
     /// Restore elsewhere, or without the safety backup when sure.
@@ -185,7 +196,9 @@ impl EngineError {
             | EngineError::NoHome
             | EngineError::BadTarget(_)
             | EngineError::BadName { .. } => K::BadInput,
-            EngineError::NotHeld { .. } | EngineError::PathNotInBackup { .. } => K::NotFound,
+            EngineError::NotHeld { .. } | EngineError::PathNotInBackup { .. } | EngineError::NoLog { .. } => {
+                K::NotFound
+            }
             EngineError::LocationUnavailable { .. } => K::LocationUnavailable,
             EngineError::NoPassword { .. }
             | EngineError::PasswordFile { .. }
@@ -194,9 +207,10 @@ impl EngineError {
             EngineError::BackupFile { .. } | EngineError::UnsafeBackup { .. } | EngineError::Outside { .. } => {
                 K::Damaged
             }
-            EngineError::NoRoom { .. } | EngineError::SafetyBackup { .. } | EngineError::SameLocation { .. } => {
-                K::Conflict
-            }
+            EngineError::NoRoom { .. }
+            | EngineError::SafetyBackup { .. }
+            | EngineError::SameLocation { .. }
+            | EngineError::DeviceKeyExists { .. } => K::Conflict,
             EngineError::Cancelled => K::Interrupted,
             EngineError::Repo(r) => repo_kind(r),
             EngineError::Store(s) => store_kind(s),
@@ -211,7 +225,7 @@ impl EngineError {
     pub fn remedy(&self) -> Option<Remedy> {
         match self {
             EngineError::UnknownUnit { .. } => Some(Remedy::ListUnits),
-            EngineError::NoPassword { .. } => Some(Remedy::GivePassword),
+            EngineError::NoPassword { .. } => Some(Remedy::GiveRepositoryPassword),
             EngineError::BackupFilePassword { .. } => Some(Remedy::GivePassword),
             EngineError::UnsafeBackup { .. } => Some(Remedy::Check),
             EngineError::SafetyBackup { .. } => Some(Remedy::RestoreElsewhereOrUnsafe),

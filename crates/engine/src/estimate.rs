@@ -63,7 +63,9 @@ pub fn estimate(
                     title: unit.title.clone(),
                     files: s.files,
                     bytes: s.size,
-                    new_bytes: stats.new_bytes.load(Ordering::Relaxed),
+                    // What the unit's files add: never more than they hold (folder listings,
+                    // which a backup also stores, are not the unit's size either).
+                    new_bytes: stats.new_data_bytes.load(Ordering::Relaxed).min(s.size),
                     warnings: s.warnings,
                 });
             }

@@ -20,10 +20,21 @@ pub(crate) fn text(name: &str) -> EngineResult<&'static str> {
     })
 }
 
+/// What `units use` did.
+#[derive(Debug, Clone)]
+pub struct ProfileUsed {
+    /// The units added.
+    pub added: Vec<String>,
+    /// The built-in `home` unit was written into the file: it was backed up until now, and a
+    /// configuration with units of its own would otherwise leave it out.
+    pub kept_home: bool,
+}
+
 /// Adds a profile's units to the configuration file (created when missing), keeping what is
-/// there, comments included. Refuses when a unit of the profile is already configured.
-/// Returns the names of the units added.
-pub fn use_profile(name: &str, file: &Path) -> EngineResult<Vec<String>> {
+/// there, comments included. Refuses when a unit of the profile is already configured. When
+/// the file had no units, the built-in `home` unit is written first, so that what was backed
+/// up before still is.
+pub fn use_profile(name: &str, file: &Path) -> EngineResult<ProfileUsed> {
     let profile = text(name)?;
     let existing = match std::fs::read_to_string(file) {
         Ok(t) => t,
@@ -51,6 +62,8 @@ pub fn use_profile(name: &str, file: &Path) -> EngineResult<Vec<String>> {
         .open(file)
         .map_err(|e| EngineError::io("writing", file, e))?;
     let sep = if existing.is_empty() || existing.ends_with("\n\n") { "" } else { "\n" };
-    write!(f, "{sep}{profile}").map_err(|e| EngineError::io("writing", file, e))?;
-    Ok(adding.unit.keys().cloned().collect())
+    let kept_home = current.unit.is_empty() && !adding.unit.contains_key("home");
+    let home = if kept_home { format!("{}\n", crate::unit::HOME_UNIT_TOML) } else { String::new() };
+    write!(f, "{sep}{home}{profile}").map_err(|e| EngineError::io("writing", file, e))?;
+    Ok(ProfileUsed { added: adding.unit.keys().cloned().collect(), kept_home })
 }

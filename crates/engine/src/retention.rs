@@ -49,13 +49,26 @@ pub struct Candidate {
 }
 
 /// The slugs to remove: the schedule's backups that no rule keeps and nothing protects.
+#[cfg(test)]
 pub fn to_remove(policy: &Policy, schedule: &str, backups: &[Candidate], now: Timestamp, tz: &TimeZone) -> Vec<String> {
+    to_remove_among(policy, backups, &|b| b.schedule.as_deref() == Some(schedule), now, tz)
+}
+
+/// The slugs to remove among the backups `chosen` picks (a schedule's, or those with some
+/// tags for `backups forget`): the rules count only those, and the same protections hold.
+pub fn to_remove_among(
+    policy: &Policy,
+    backups: &[Candidate],
+    chosen: &dyn Fn(&Candidate) -> bool,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Vec<String> {
     if policy.is_empty() {
         return Vec::new();
     }
     let newest_successful =
         backups.iter().filter(|b| b.successful).max_by(|a, b| a.date.cmp(&b.date).then(a.slug.cmp(&b.slug)));
-    let mut mine: Vec<&Candidate> = backups.iter().filter(|b| b.schedule.as_deref() == Some(schedule)).collect();
+    let mut mine: Vec<&Candidate> = backups.iter().filter(|b| chosen(b)).collect();
     // Newest first; equal dates by slug, so the result does not depend on the input order.
     mine.sort_by(|a, b| b.date.cmp(&a.date).then(b.slug.cmp(&a.slug)));
     let counted: Vec<&Candidate> = mine.iter().copied().filter(|b| b.successful).collect();

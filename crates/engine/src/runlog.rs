@@ -83,15 +83,53 @@ impl Drop for RunLog {
     }
 }
 
-/// Finds the log of a run by slug, or the newest one.
-pub fn find(dir: &Path, slug: Option<&str>) -> Option<PathBuf> {
-    let mut logs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
-        .ok()?
+/// The slug of a run whose backup was never made (it failed before one was chosen).
+pub const NOT_STARTED: &str = "not-started";
+
+/// One log file, as `logs --list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogFile {
+    pub path: PathBuf,
+    /// When the run started (local time, as in the name: `YYYYmmdd-HHMMSS`).
+    pub started: String,
+    /// `backup`, `restore`, …
+    pub operation: String,
+    /// The backup it made or restored ([`NOT_STARTED`] when it failed before one existed).
+    pub slug: String,
+    pub size: u64,
+}
+
+/// Every log in `dir`, newest first.
+pub fn list(dir: &Path) -> Vec<LogFile> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut logs: Vec<LogFile> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .filter(|e| slug.is_none_or(|s| e.file_name().to_string_lossy().contains(&format!("-{s}"))))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".log")?;
+            // DATE-TIME-OPERATION-SLUG, where a slug may itself hold '-'.
+            let mut parts = stem.splitn(4, '-');
+            let (date, time, operation, slug) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            Some(LogFile {
+                path: e.path(),
+                started: format!("{date}-{time}"),
+                operation: operation.to_string(),
+                slug: slug.to_string(),
+                size: e.metadata().ok()?.len(),
+            })
+        })
         .collect();
-    logs.sort();
-    logs.pop().map(|(_, p)| p)
+    // The name's stamp has seconds; runs in the same second keep their file order.
+    logs.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.path.cmp(&a.path)));
+    logs
+}
+
+/// The log of a run: with a slug, that of the run of `operation` on the backup it starts with
+/// (the backup's own run for `backup`); without, the newest log of any run.
+pub fn find(dir: &Path, slug: Option<&str>, operation: &str) -> Option<PathBuf> {
+    let logs = list(dir);
+    match slug {
+        None => logs.into_iter().next().map(|l| l.path),
+        Some(s) => logs.into_iter().find(|l| l.operation == operation && l.slug.starts_with(s)).map(|l| l.path),
+    }
 }

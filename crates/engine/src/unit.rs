@@ -108,6 +108,15 @@ pub fn units(config: &Config, dirs: &Dirs, extra_excludes: &[PathBuf]) -> Engine
     Ok(out)
 }
 
+/// The built-in `home` unit as configuration text: written into the file when units are first
+/// configured, so that adding a profile does not silently stop backing up the home folder.
+pub(crate) const HOME_UNIT_TOML: &str = r#"[unit.home]
+title = "Home folder"
+paths = ["~"]
+exclude = ["~/.cache", "~/.local/share/Trash", "~/.thumbnails", "~/.local/state/lifeboat", "~/.local/share/lifeboat"]
+not_included = ["Caches and the trash", "Lifeboat's own backups and logs", "Files outside the home folder"]
+"#;
+
 fn default_home_unit() -> UnitConfig {
     UnitConfig {
         title: Some("Home folder".into()),
@@ -316,6 +325,21 @@ pub fn select<'a>(all: &'a [Unit], names: &[String]) -> EngineResult<Vec<&'a Uni
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod home_unit_tests {
+    /// The text written into the configuration is the built-in unit, key for key.
+    #[test]
+    fn the_written_home_unit_is_the_built_in_one() {
+        let c = crate::config::parse(super::HOME_UNIT_TOML, std::path::Path::new("home")).expect("parses");
+        let written = &c.unit["home"];
+        let built_in = super::default_home_unit();
+        assert_eq!(written.title, built_in.title);
+        assert_eq!(written.paths, built_in.paths);
+        assert_eq!(written.exclude, built_in.exclude);
+        assert_eq!(written.not_included, built_in.not_included);
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub struct WriteStats {
     pub new_blobs: AtomicU64,
     /// Plain bytes of new blobs.
     pub new_bytes: AtomicU64,
+    /// Plain bytes of new file content (data blobs): the part of `new_bytes` that files add,
+    /// without the folder listings.
+    pub new_data_bytes: AtomicU64,
     /// Bytes written to the location (sealed blobs and pack headers).
     pub stored_bytes: AtomicU64,
     /// Blobs already present.
@@ -228,6 +231,9 @@ impl BlobWriter {
         }
         stats.new_blobs.fetch_add(1, Ordering::Relaxed);
         stats.new_bytes.fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+        if kind == BlobKind::Data {
+            stats.new_data_bytes.fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+        }
         if self.dry_run {
             return Ok(true);
         }

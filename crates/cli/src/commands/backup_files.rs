@@ -13,6 +13,7 @@ use super::print_json;
 use crate::context::Context;
 use crate::exit;
 use crate::format;
+use crate::output::outln;
 use crate::progress_view::ProgressView;
 
 fn is_stdio(p: &Path) -> bool {
@@ -66,7 +67,7 @@ pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, location:
     view.finish();
     result?;
     if !is_stdio(output) && !ctx.quiet {
-        println!("Wrote backup {} to {} ({}).", snap.slug, output.display(), format::bytes(len));
+        outln!("Wrote backup {} to {} ({}).", snap.slug, output.display(), format::bytes(len))?;
     }
     Ok(exit::OK)
 }
@@ -142,15 +143,15 @@ pub fn import(ctx: &Context, file: &Path, location: Option<&str>, json: bool) ->
         v["new_bytes"] = outcome.new_bytes.into();
         print_json(&v)?;
     } else if outcome.imported {
-        println!(
+        outln!(
             "Imported backup {} \"{}\" into {}: {} new.",
             outcome.snapshot.slug,
             outcome.snapshot.name,
             loc.name,
             format::bytes(outcome.new_bytes)
-        );
+        )?;
     } else {
-        println!("Location {} already holds backup {}.", loc.name, outcome.snapshot.slug);
+        outln!("Location {} already holds backup {}.", loc.name, outcome.snapshot.slug)?;
     }
     Ok(exit::OK)
 }
@@ -172,7 +173,7 @@ pub fn restore(ctx: &Context, file: &Path, order: RestoreOrder, with_config: boo
         if json {
             print_json(&report)?;
         } else {
-            super::backups::print_plan(&report);
+            super::backups::print_plan(&report)?;
         }
         return Ok(exit::OK);
     }
@@ -198,9 +199,9 @@ pub fn restore(ctx: &Context, file: &Path, order: RestoreOrder, with_config: boo
     if json {
         print_json(&report)?;
     } else {
-        super::backups::print_restored(&report, &format!("backup {} in {label}", manifest.backup.slug));
+        super::backups::print_restored(&report, &format!("backup {} in {label}", manifest.backup.slug))?;
         if let Some(c) = config_written {
-            println!("Configuration restored to {} (add the locations' secrets again).", c.display());
+            outln!("Configuration restored to {} (add the locations' secrets again).", c.display())?;
         }
     }
     Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })

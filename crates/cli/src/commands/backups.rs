@@ -10,6 +10,7 @@ use super::print_json;
 use crate::context::Context;
 use crate::exit;
 use crate::format;
+use crate::output::{out, outln};
 use crate::progress_view::ProgressView;
 
 pub fn new(
@@ -25,6 +26,12 @@ pub fn new(
     let printer = view.printer();
     let mut log_path = None;
     let started = std::time::Instant::now();
+    let spec = lifeboat_daemon::BackupSpec {
+        units: units.clone(),
+        location: location.map(str::to_string),
+        name: name.clone(),
+        schedule: None,
+    };
     let order = BackupOrder { units, location: location.map(str::to_string), name, tags };
     let result = ctx.back_up(order, &progress, |slug| {
         let log = RunLog::create(&ctx.dirs().logs, "backup", slug, Some(printer));
@@ -32,6 +39,17 @@ pub fn new(
         log
     });
     view.finish();
+    // The history the page shows holds every backup of this device, not only the daemon's.
+    let (kind, level, message) =
+        lifeboat_daemon::backup_event(&result, &lifeboat_daemon::describe_backup(&spec), false);
+    let about = lifeboat_daemon::events::About {
+        location: Some(result.as_ref().map(|d| d.location.name.clone()).unwrap_or_else(|_| {
+            location.map(str::to_string).unwrap_or_else(|| ctx.default_location_name().to_string())
+        })),
+        slug: result.as_ref().ok().map(|d| d.info.slug.clone()),
+        ..Default::default()
+    };
+    super::daemon::record_event(ctx, kind, level, &message, &about);
     let done = result?;
     let snap = &done.snapshot;
     if json {
@@ -39,30 +57,30 @@ pub fn new(
         value["uploaded"] = done.uploaded.into();
         print_json(&value)?;
     } else {
-        println!(
-            "Backup {} \"{}\" {} in {}: {} files, {} ({} new, {} stored).",
+        outln!(
+            "Backup {} \"{}\" {} in {}: {}, {} ({} new, {} stored).",
             snap.slug,
             snap.name,
             status_words(snap.status),
             format::duration(started.elapsed().as_secs_f64()),
-            snap.files,
+            format::count(snap.files, "file", "files"),
             format::bytes(snap.size),
             format::bytes(snap.added),
             format::bytes(snap.stored)
-        );
+        )?;
         if done.location.is_remote() {
-            println!("Sent {} to {}.", format::bytes(done.uploaded), done.location.describe());
+            outln!("Sent {} to {}.", format::bytes(done.uploaded), done.location.describe())?;
         }
         for u in &snap.units {
             if let Some(e) = &u.error {
-                println!("  unit {} failed: {e}", u.name);
+                outln!("  unit {} failed: {e}", u.name)?;
             }
             for w in &u.warnings {
-                println!("  warning ({}): {w}", u.name);
+                outln!("  warning ({}): {w}", u.name)?;
             }
         }
         if let Some(p) = log_path {
-            println!("Log: {}", p.display());
+            outln!("Log: {}", p.display())?;
         }
     }
     Ok(if done.completed() { exit::OK } else { exit::WARNINGS })
@@ -76,8 +94,9 @@ fn status_words(s: SnapshotStatus) -> &'static str {
     }
 }
 
-pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, json: bool) -> Result<i32> {
-    let listing = ctx.list_backups(location, host)?;
+pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, tags: &[String], json: bool) -> Result<i32> {
+    let mut listing = ctx.list_backups(location, host)?;
+    listing.backups.retain(|b| tags.iter().all(|t| b.tags.contains(t)));
     let mut code = exit::OK;
     if listing.asked == 1 {
         if let Some(u) = listing.unavailable.into_iter().next() {
@@ -105,7 +124,7 @@ pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, json: boo
     if json {
         print_json(&all)?;
     } else if all.is_empty() {
-        println!("No backups yet. Make one with `lifeboat backups new`.");
+        outln!("No backups yet. Make one with `lifeboat backups new`.")?;
     } else {
         let rows: Vec<Vec<String>> = all
             .iter()
@@ -125,7 +144,7 @@ pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, json: boo
                 ]
             })
             .collect();
-        print!("{}", format::table(&["SLUG", "DATE", "NAME", "LOCATION", "TYPE", "SIZE", "STATUS", "UNITS"], &rows));
+        out!("{}", format::table(&["SLUG", "DATE", "NAME", "LOCATION", "TYPE", "SIZE", "STATUS", "UNITS"], &rows))?;
     }
     Ok(code)
 }
@@ -137,35 +156,53 @@ pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Re
         return Ok(exit::OK);
     }
     let (loc, snap) = (&found.location, &found.snapshot);
-    println!("Backup   {} \"{}\"", snap.slug, snap.name);
-    println!("Date     {}", format::local_time(&snap.date));
-    println!("Status   {}", status_words(snap.status));
-    println!("Type     {}", if snap.full { "full" } else { "partial" });
-    println!("Device   {} (user {}, home {})", snap.host, snap.user, snap.home.display());
-    println!(
-        "Size     {} in {} files; {} new, {} stored",
-        format::bytes(snap.size),
-        snap.files,
-        format::bytes(snap.added),
-        format::bytes(snap.stored)
-    );
-    println!("Location {}", loc.describe());
-    println!("Units:");
+    let mut fields = vec![
+        ("Backup", format!("{} \"{}\"", snap.slug, snap.name)),
+        ("Date", format::local_time(&snap.date)),
+        ("Status", status_words(snap.status).to_string()),
+        ("Type", if snap.full { "full" } else { "partial" }.to_string()),
+        ("Device", format!("{} (user {}, home {})", snap.host, snap.user, snap.home.display())),
+        (
+            "Size",
+            format!(
+                "{} in {}; {} new, {} stored",
+                format::bytes(snap.size),
+                format::count(snap.files, "file", "files"),
+                format::bytes(snap.added),
+                format::bytes(snap.stored)
+            ),
+        ),
+        ("Location", loc.describe()),
+        ("Protected", if snap.protected { "yes, by a password" } else { "no" }.to_string()),
+        ("Pinned", if snap.pinned { "yes: retention and forget keep it" } else { "no" }.to_string()),
+    ];
+    if !snap.tags.is_empty() {
+        fields.push(("Tags", snap.tags.join(", ")));
+    }
+    for (label, value) in fields {
+        outln!("{label:<10} {value}")?;
+    }
+    outln!("Units:")?;
+    let rows: Vec<Vec<String>> = snap
+        .units
+        .iter()
+        .map(|u| {
+            vec![
+                u.name.clone(),
+                u.title.clone(),
+                format::bytes(u.size),
+                format::count(u.files, "file", "files"),
+                u.roots.iter().map(|r| r.path.as_str()).collect::<Vec<_>>().join(", "),
+            ]
+        })
+        .collect();
+    out!("{}", format::table(&["  UNIT", "TITLE", "SIZE", "FILES", "PATHS"], &indent(rows)))?;
     for u in &snap.units {
-        let paths: Vec<&str> = u.roots.iter().map(|r| r.path.as_str()).collect();
-        println!(
-            "  {:<12} {:<24} {:>10} {:>7} files  {}",
-            u.name,
-            u.title,
-            format::bytes(u.size),
-            u.files,
-            paths.join(", ")
-        );
         if let Some(e) = &u.error {
-            println!("      failed: {e}");
+            outln!("  {} failed: {e}", u.name)?;
         }
         for w in &u.warnings {
-            println!("      warning: {w}");
+            outln!("  {} warning: {w}", u.name)?;
         }
     }
     Ok(exit::OK)
@@ -186,21 +223,22 @@ pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, location: Option<
     if json {
         print_json(&report)?;
     } else if dry_run {
-        print_plan(&report);
+        print_plan(&report)?;
     } else {
-        print_restored(&report, &format!("backup {}", snap.slug));
+        print_restored(&report, &format!("backup {}", snap.slug))?;
         if let Some(s) = &report.safety_backup {
-            println!(
+            outln!(
                 "What was there before is in safety backup {}; undo with: lifeboat backups restore {}",
-                s.slug, s.slug
-            );
+                s.slug,
+                s.slug
+            )?;
         }
     }
     Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
 }
 
 /// A dry run: every path the restore would change, then one line of counts.
-pub(super) fn print_plan(report: &lifeboat_engine::RestoreReport) {
+pub(super) fn print_plan(report: &lifeboat_engine::RestoreReport) -> std::io::Result<()> {
     use lifeboat_engine::PlanAction as Action;
     for s in report.plan.iter().filter(|s| s.action.changes()) {
         let sign = match s.action {
@@ -208,32 +246,41 @@ pub(super) fn print_plan(report: &lifeboat_engine::RestoreReport) {
             Action::Delete => '-',
             _ => '~',
         };
-        println!("{sign} {}", s.path);
+        outln!("{sign} {}", s.path)?;
     }
     for p in &report.problems {
         eprintln!("problem: {p}");
     }
-    println!(
+    outln!(
         "{} to create, {} to replace, {} to delete, {} kept, {} unchanged.",
-        report.create, report.replace, report.delete, report.keep, report.unchanged
-    );
+        report.create,
+        report.replace,
+        report.delete,
+        report.keep,
+        report.unchanged
+    )
 }
 
 /// What a restore did: its problems on stderr, then one line and where each unit went.
-pub(super) fn print_restored(report: &lifeboat_engine::RestoreReport, what: &str) {
+pub(super) fn print_restored(report: &lifeboat_engine::RestoreReport, what: &str) -> std::io::Result<()> {
     for p in &report.problems {
         eprintln!("problem: {p}");
     }
-    println!(
-        "Restored {} files and {} folders ({}) from {what}{}.",
-        report.files,
-        report.dirs,
+    outln!(
+        "Restored {} and {} ({}) from {what}{}.",
+        format::count(report.files, "file", "files"),
+        format::count(report.dirs, "folder", "folders"),
         format::bytes(report.bytes),
-        if report.problems.is_empty() { String::new() } else { format!(", with {} problems", report.problems.len()) }
-    );
+        if report.problems.is_empty() {
+            String::new()
+        } else {
+            format!(", with {}", format::count(report.problems.len() as u64, "problem", "problems"))
+        }
+    )?;
     for (unit, path) in &report.roots {
-        println!("  {unit} -> {path}");
+        outln!("  {unit} -> {path}")?;
     }
+    Ok(())
 }
 
 /// A folder given on the command line, made absolute against the current one.
@@ -244,14 +291,78 @@ pub(super) fn absolute(p: Option<PathBuf>) -> Result<Option<PathBuf>> {
     })
 }
 
+/// Table rows indented under a heading.
+fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    for r in &mut rows {
+        if let Some(first) = r.first_mut() {
+            first.insert_str(0, "  ");
+        }
+    }
+    rows
+}
+
+/// `backups pin` and `backups unpin`.
+pub fn pin(ctx: &Context, slug: &str, location: Option<&str>, pinned: bool) -> Result<i32> {
+    let found = ctx.find_backup(slug, location, None)?;
+    let info = ctx.pin(&found, pinned)?;
+    if pinned {
+        outln!("Pinned backup {} \"{}\" in {}: retention and forget keep it.", info.slug, info.name, info.location)?;
+    } else {
+        outln!("Unpinned backup {} \"{}\" in {}.", info.slug, info.name, info.location)?;
+    }
+    Ok(exit::OK)
+}
+
+/// `backups forget`: what the rules remove and keep, newest first.
+pub fn forget(
+    ctx: &Context,
+    order: lifeboat_engine::app::ForgetOrder,
+    location: Option<&str>,
+    json: bool,
+) -> Result<i32> {
+    let dry_run = order.dry_run;
+    let progress = Progress::default();
+    let done = ctx.forget(location, order, &progress, &|_| {})?;
+    if json {
+        let mut v = serde_json::to_value(&done)?;
+        v["dry_run"] = dry_run.into();
+        if let Some(p) = &done.pruned {
+            v["freed"] = p.bytes_freed.into();
+        }
+        print_json(&v)?;
+        return Ok(exit::OK);
+    }
+    let (gone, stay) = if dry_run { ("would remove", "would keep") } else { ("removed", "kept") };
+    for (word, list) in [(gone, &done.removed), (stay, &done.kept)] {
+        for b in list {
+            let why = if b.pinned { " (pinned)" } else { "" };
+            outln!("{word:<12} {}  {}  \"{}\"{why}", b.slug, b.date, b.name)?;
+        }
+    }
+    outln!(
+        "{} {} and {} {} in {}.",
+        if dry_run { "Would remove" } else { "Removed" },
+        format::count(done.removed.len() as u64, "backup", "backups"),
+        if dry_run { "keep" } else { "kept" },
+        done.kept.len(),
+        done.location
+    )?;
+    if let Some(p) = &done.pruned {
+        outln!("Freed {}.", format::bytes(p.bytes_freed))?;
+    }
+    Ok(exit::OK)
+}
+
 pub fn remove(ctx: &Context, slug: &str, location: Option<&str>) -> Result<i32> {
     let found = ctx.find_backup(slug, location, None)?;
     ctx.remove(&found)?;
     let snap = &found.snapshot;
-    println!(
+    outln!(
         "Removed backup {} \"{}\" from {}. Run `lifeboat prune` to reclaim its space.",
-        snap.slug, snap.name, found.location.name
-    );
+        snap.slug,
+        snap.name,
+        found.location.name
+    )?;
     Ok(exit::OK)
 }
 
@@ -269,16 +380,16 @@ pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool)
         value["copied"] = outcome.copied.into();
         print_json(&value)?;
     } else if outcome.copied {
-        println!(
+        outln!(
             "Copied backup {} from {} to {}: {} new data ({} sent).",
             info.slug,
             copied.from.name,
             copied.to.name,
             format::bytes(outcome.new_bytes),
             format::bytes(copied.sent)
-        );
+        )?;
     } else {
-        println!("Location {} already holds backup {}; nothing to send.", copied.to.name, info.slug);
+        outln!("Location {} already holds backup {}; nothing to send.", copied.to.name, info.slug)?;
     }
     Ok(exit::OK)
 }

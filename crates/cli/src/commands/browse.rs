@@ -8,6 +8,7 @@ use super::print_json;
 use crate::context::Context;
 use crate::exit;
 use crate::format;
+use crate::output::out;
 
 pub fn ls(
     ctx: &Context,
@@ -59,7 +60,7 @@ pub fn ls(
     }
     if long {
         let rows: Vec<Vec<String>> = entries.iter().map(long_row).collect();
-        print!("{}", format::table(&["TYPE", "MODE", "SIZE", "MODIFIED", "UNIT", "PATH"], &rows));
+        out!("{}", format::table(&["TYPE", "MODE", "SIZE", "MODIFIED", "UNIT", "PATH"], &rows))?;
     } else {
         let mut out = std::io::stdout().lock();
         for e in &entries {

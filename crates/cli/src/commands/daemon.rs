@@ -9,6 +9,7 @@ use lifeboat_daemon::events::{self, Events};
 use super::print_json;
 use crate::context::Context;
 use crate::exit;
+use crate::output::{out, outln};
 
 pub fn serve(ctx: &Context, config_file: Option<PathBuf>, listen: Option<String>) -> Result<i32> {
     let quiet = ctx.quiet;
@@ -21,7 +22,8 @@ pub fn serve(ctx: &Context, config_file: Option<PathBuf>, listen: Option<String>
         listen,
         on_listening: Box::new(move |addr| {
             // One line on stdout, flushed: what scripts and service managers wait for.
-            println!("Listening on http://{addr}/");
+            // A closed stdout must not stop the daemon: the line is for whoever listens.
+            let _ = outln!("Listening on http://{addr}/");
             if !quiet {
                 eprintln!("The API asks for the token in {} (`lifeboat token`).", token_file.display());
             }
@@ -39,7 +41,7 @@ pub fn token(ctx: &Context) -> Result<i32> {
     let t = lifeboat_daemon::token::read_or_create(&ctx.dirs().data).with_context(|| {
         format!("the API token in {}", lifeboat_daemon::token::token_file(&ctx.dirs().data).display())
     })?;
-    println!("{t}");
+    outln!("{t}")?;
     Ok(exit::OK)
 }
 
@@ -59,19 +61,42 @@ pub fn passwd(ctx: &Context, from_file: Option<std::path::PathBuf>, remove: bool
     Ok(exit::OK)
 }
 
+/// Adds an event to the history that `lifeboat events` and the page show. A history that
+/// cannot be written does not fail the command that did the work; it is said on stderr.
+pub fn record_event(ctx: &Context, kind: &str, level: &str, message: &str, about: &events::About) {
+    let recorded = Events::open(&events::database_path(&ctx.dirs().data))
+        .map_err(|e| e.to_string())
+        .and_then(|ev| ev.record(kind, level, message, about).map_err(|e| e.to_string()));
+    if let Err(e) = recorded {
+        eprintln!("warning: the event was not recorded: {e}");
+    }
+}
+
 pub fn events(ctx: &Context, limit: u32, json: bool) -> Result<i32> {
     let ev = Events::open(&events::database_path(&ctx.dirs().data))?;
     let list = ev.list(limit, None)?;
     if json {
         print_json(&list)?;
     } else if list.is_empty() {
-        println!("No events yet: `lifeboat serve` records what it does.");
+        outln!("No events yet: backups, restores and what `lifeboat serve` does are recorded here.")?;
     } else {
-        for e in list.iter().rev() {
-            let when =
-                e.time.parse::<jiff::Timestamp>().map(|t| crate::format::local_time(&t)).unwrap_or(e.time.clone());
-            println!("{when}  {:<7}  {}", e.level, e.message);
-        }
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .rev()
+            .map(|e| {
+                let when =
+                    e.time.parse::<jiff::Timestamp>().map(|t| crate::format::local_time(&t)).unwrap_or(e.time.clone());
+                let dash = || "-".to_string();
+                vec![
+                    when,
+                    e.level.clone(),
+                    e.location.clone().unwrap_or_else(dash),
+                    e.schedule.clone().unwrap_or_else(dash),
+                    e.message.clone(),
+                ]
+            })
+            .collect();
+        out!("{}", crate::format::table(&["TIME", "LEVEL", "LOCATION", "SCHEDULE", "WHAT"], &rows))?;
     }
     Ok(exit::OK)
 }
@@ -112,8 +137,27 @@ pub fn install_hook(ctx: &Context, hook: &str, units: &[String], location: Optio
     let dest = std::env::var_os("LIFEBOAT_APT_HOOK").map(PathBuf::from).unwrap_or_else(|| APT_HOOK.into());
     std::fs::write(&dest, text)
         .with_context(|| format!("writing {} (installing an APT hook needs root)", dest.display()))?;
-    println!("Installed {}: APT makes a backup before it changes packages.", dest.display());
-    Ok(exit::OK)
+    outln!("Installed {}: APT makes a backup before it changes packages.", dest.display())?;
+    // APT gives the hook no password: say now, not at the first upgrade, when it cannot open
+    // the backups.
+    match ctx.opens_unattended(location) {
+        Ok(true) => Ok(exit::OK),
+        Ok(false) => {
+            let loc = ctx.location(location)?;
+            eprintln!(
+                "warning: the hook cannot open the backups in {} on its own (they need a password, and APT gives \
+                 none): run `lifeboat key add --device --location {}` once, or set repository_password_file in \
+                 the location; until then each upgrade logs a failed backup (`lifeboat logs --list`).",
+                loc.describe(),
+                loc.name
+            );
+            Ok(exit::WARNINGS)
+        }
+        Err(e) => {
+            eprintln!("warning: could not check that the hook can open the backups: {}", exit::sentence(&e));
+            Ok(exit::WARNINGS)
+        }
+    }
 }
 
 pub fn remove_hook(hook: &str) -> Result<i32> {
@@ -122,8 +166,8 @@ pub fn remove_hook(hook: &str) -> Result<i32> {
     }
     let dest = std::env::var_os("LIFEBOAT_APT_HOOK").map(PathBuf::from).unwrap_or_else(|| APT_HOOK.into());
     match std::fs::remove_file(&dest) {
-        Ok(()) => println!("Removed {}.", dest.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("No APT hook was installed."),
+        Ok(()) => outln!("Removed {}.", dest.display())?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => outln!("No APT hook was installed.")?,
         Err(e) => return Err(e).with_context(|| format!("removing {}", dest.display())),
     }
     Ok(exit::OK)

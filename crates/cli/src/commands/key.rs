@@ -6,6 +6,7 @@ use super::print_json;
 use crate::context::Context;
 use crate::exit;
 use crate::format;
+use crate::output::{out, outln};
 
 pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
     let keys = ctx.keys(location)?;
@@ -25,26 +26,38 @@ pub fn list(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
             ]
         })
         .collect();
-    print!("{}", format::table(&[" ID", "KIND", "LABEL", "MADE BY", "CREATED"], &rows));
+    out!("{}", format::table(&[" ID", "KIND", "LABEL", "MADE BY", "CREATED"], &rows))?;
     Ok(exit::OK)
 }
 
 pub fn add(ctx: &Context, file: Option<PathBuf>, label: &str, location: Option<&str>) -> Result<i32> {
     let pw = new_password(file)?;
     let k = ctx.add_key(location, &pw, label)?;
-    println!("Added key {}.", &k.id[..8]);
+    outln!("Added key {}.", &k.id[..8])?;
+    Ok(exit::OK)
+}
+
+/// `key add --device`: a key kept on this device, for schedules and hooks.
+pub fn add_device(ctx: &Context, label: &str, location: Option<&str>) -> Result<i32> {
+    let (k, file) = ctx.add_device_key(location, label)?;
+    outln!(
+        "Added device key {}, saved in {} (readable by you only): schedules and hooks on this device now open \
+         the backups without a password.",
+        &k.id[..8],
+        file.display()
+    )?;
     Ok(exit::OK)
 }
 
 pub fn remove(ctx: &Context, id: &str, location: Option<&str>) -> Result<i32> {
     let k = ctx.remove_key(location, id)?;
-    println!("Removed key {} ({:?}).", &k.id[..8], k.kind);
+    outln!("Removed key {} ({:?}).", &k.id[..8], k.kind)?;
     Ok(exit::OK)
 }
 
 pub fn recovery(ctx: &Context, location: Option<&str>) -> Result<i32> {
     let (loc, rk) = ctx.recovery_key(location)?;
-    println!("{rk}");
+    outln!("{rk}")?;
     eprintln!(
         "This recovery key opens the backups in {} without any password. Keep it off this device, \
          e.g. printed or in a password manager: `lifeboat --password-file FILE …` accepts it.",

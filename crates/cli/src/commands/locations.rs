@@ -6,6 +6,7 @@ use super::print_json;
 use crate::context::Context;
 use crate::exit;
 use crate::format;
+use crate::output::{out, outln};
 
 pub fn list(ctx: &Context, json: bool) -> Result<i32> {
     let rows = ctx.survey_locations();
@@ -27,35 +28,35 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
             ]
         })
         .collect();
-    print!("{}", format::table(&["NAME", "KIND", "WHERE", "REACHABLE", "FREE", "BACKUPS", "SIZE"], &table));
+    out!("{}", format::table(&["NAME", "KIND", "WHERE", "REACHABLE", "FREE", "BACKUPS", "SIZE"], &table))?;
     for r in &rows {
         if let Some(p) = &r.problem {
-            println!("{}: {p}", r.name);
+            outln!("{}: {p}", r.name)?;
         }
     }
-    println!("* the default location");
+    outln!("* the default location")?;
     Ok(exit::OK)
 }
 
 pub fn check(ctx: &Context, name: &str) -> Result<i32> {
     let c = ctx.check_location(name)?;
-    println!("{}: {} ({})", c.name, c.place, c.kind);
-    println!("  reachable: yes");
-    println!("  writable: yes");
+    outln!("{}: {} ({})", c.name, c.place, c.kind)?;
+    outln!("  reachable: yes")?;
+    outln!("  writable: yes")?;
     if let Some(free) = c.free {
-        println!("  free: {}", format::bytes(free));
+        outln!("  free: {}", format::bytes(free))?;
     }
     match c.repository {
         RepositoryHealth::None => {
-            println!("  repository: none yet (the first backup creates it)");
+            outln!("  repository: none yet (the first backup creates it)")?;
             Ok(exit::OK)
         }
         RepositoryHealth::Healthy { backups } => {
-            println!("  repository: healthy, {backups} backups");
+            outln!("  repository: healthy, {backups} backups")?;
             Ok(exit::OK)
         }
         RepositoryHealth::Problems { count } => {
-            println!("  repository: {count} problems; run `lifeboat check --location {name}` for the list");
+            outln!("  repository: {count} problems; run `lifeboat check --location {name}` for the list")?;
             Ok(exit::DAMAGE)
         }
     }
@@ -74,13 +75,33 @@ pub fn add(ctx: &Context, name: &str, kind: &str, path: Option<String>, set: &[S
     }
     let file = &ctx.config().target_file;
     config_edit::add_location(file, name, &keys, default)?;
-    println!("Added location {name} to {}. Check it with `lifeboat locations check {name}`.", file.display());
+    outln!("Added location {name} to {}. Check it with `lifeboat locations check {name}`.", file.display())?;
+    // Say where backups go now, and that earlier ones stay in view where they are.
+    let now = lifeboat_engine::LoadedConfig::load(Some(file), ctx.dirs())?;
+    let after = lifeboat_engine::Lifeboat::new(
+        ctx.dirs().clone(),
+        now,
+        lifeboat_engine::credentials::Credentials { password_file: None, prompt: None },
+    );
+    let default_now = after.default_location_name();
+    if default_now == name {
+        outln!("New backups go to {name}, the default location now.")?;
+    } else {
+        outln!(
+            "New backups still go to {default_now}, the default location; `lifeboat backups new --location {name}` \
+             backs up to {name}, and `lifeboat locations add … --default` makes a location the default."
+        )?;
+    }
+    let others: Vec<&str> = after.locations().iter().map(|l| l.name.as_str()).filter(|l| *l != name).collect();
+    if !others.is_empty() {
+        outln!("Backups in {} stay listed and restorable.", others.join(", "))?;
+    }
     Ok(exit::OK)
 }
 
 pub fn remove(ctx: &Context, name: &str) -> Result<i32> {
     let file = &ctx.config().target_file;
     config_edit::remove_location(file, name)?;
-    println!("Removed location {name} from {}; the backups in it were not touched.", file.display());
+    outln!("Removed location {name} from {}; the backups in it were not touched.", file.display())?;
     Ok(exit::OK)
 }

@@ -6,6 +6,7 @@ use super::print_json;
 use crate::context::Context;
 use crate::exit;
 use crate::format;
+use crate::output::{out, outln};
 use crate::progress_view::ProgressView;
 
 pub fn estimate(ctx: &Context, units: Vec<String>, location: Option<&str>, json: bool) -> Result<i32> {
@@ -30,15 +31,15 @@ pub fn estimate(ctx: &Context, units: Vec<String>, location: Option<&str>, json:
             ]
         })
         .collect();
-    print!("{}", format::table(&["UNIT", "TITLE", "FILES", "SIZE", "NEW"], &rows));
+    out!("{}", format::table(&["UNIT", "TITLE", "FILES", "SIZE", "NEW"], &rows))?;
     if let Some(free) = loc.store().ok().and_then(|s| s.free_space()) {
         let new: u64 = est.iter().map(|e| e.new_bytes).sum();
-        println!(
+        outln!(
             "{} free at {}; the backup adds at most {} before compression.",
             format::bytes(free),
             loc.describe(),
             format::bytes(new)
-        );
+        )?;
     }
     Ok(exit::OK)
 }
@@ -55,15 +56,17 @@ pub fn check(ctx: &Context, read_data: bool, repair: bool, location: Option<&str
     let (repaired, report) = if repair {
         let (r, report) = ctx.repair(location, &say("repair"))?;
         if !json {
-            println!(
+            outln!(
                 "Repaired: the index now lists {} blobs in {} packs ({} old index files replaced).",
-                r.blobs_indexed, r.packs_indexed, r.index_files_replaced
-            );
+                r.blobs_indexed,
+                r.packs_indexed,
+                r.index_files_replaced
+            )?;
             for line in &r.repaired {
-                println!("repaired: {line}");
+                outln!("repaired: {line}")?;
             }
             for line in &r.lost {
-                println!("cannot be repaired: {line}");
+                outln!("cannot be repaired: {line}")?;
             }
         }
         (Some(r), report)
@@ -77,22 +80,22 @@ pub fn check(ctx: &Context, read_data: bool, repair: bool, location: Option<&str
         }
     } else {
         for p in &report.problems {
-            println!("problem: {}", p.what);
+            outln!("problem: {}", p.what)?;
             for a in &p.affected {
-                println!("    affects {a}");
+                outln!("    affects {a}")?;
             }
         }
         for n in &report.notes {
-            println!("note: {n}");
+            outln!("note: {n}")?;
         }
-        println!(
+        outln!(
             "Checked {} backups, {} packs{}, {} blobs: {}.",
             report.snapshots,
             report.packs,
             if read_data { format!(" ({} read)", report.packs_read) } else { String::new() },
             report.blobs,
             if report.is_clean() { "no problems".to_string() } else { format!("{} problems", report.problems.len()) }
-        );
+        )?;
     }
     Ok(if report.is_clean() { exit::OK } else { exit::DAMAGE })
 }
@@ -107,7 +110,7 @@ pub fn prune(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
     if json {
         print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "Freed {} ({} packs removed, {} rewritten); {} now in {} for {} backups.",
             format::bytes(report.bytes_freed),
             report.packs_removed,
@@ -115,13 +118,13 @@ pub fn prune(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
             format::bytes(report.bytes_after),
             loc.describe(),
             report.snapshots
-        );
+        )?;
     }
     Ok(exit::OK)
 }
 
 pub fn unlock(ctx: &Context, location: Option<&str>) -> Result<i32> {
     let (loc, n) = ctx.unlock(location)?;
-    println!("Removed {n} stale locks from {}.", loc.describe());
+    outln!("Removed {n} stale locks from {}.", loc.describe())?;
     Ok(exit::OK)
 }

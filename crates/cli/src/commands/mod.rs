@@ -13,6 +13,7 @@ use lifeboat_engine::RestoreMode;
 
 use crate::args::{BackupsCommand, Cli, Command, HooksCommand, KeyCommand, LocationsCommand, UnitsCommand};
 use crate::context::Context;
+use crate::output::outln;
 
 pub fn run(cli: Cli) -> Result<i32> {
     let cli_config = cli.config.clone();
@@ -20,10 +21,23 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Backups(b) => match b {
             BackupsCommand::New { name, units, location, tags, json } => {
-                backups::new(&ctx, name, units, location.location.as_deref(), tags, json)
+                backups::new(&ctx, name, units, location.as_deref(), tags, json)
             }
-            BackupsCommand::List { location, host, json } => {
-                backups::list(&ctx, location.location.as_deref(), host.as_deref(), json)
+            BackupsCommand::List { location, host, tags, json } => {
+                backups::list(&ctx, location.as_deref(), host.as_deref(), &tags, json)
+            }
+            BackupsCommand::Pin { slug, location } => backups::pin(&ctx, &slug, location.location.as_deref(), true),
+            BackupsCommand::Unpin { slug, location } => backups::pin(&ctx, &slug, location.location.as_deref(), false),
+            BackupsCommand::Forget { keep, tags, dry_run, no_prune, location, json } => {
+                let policy = lifeboat_engine::RetentionPolicy {
+                    keep_last: keep.keep_last,
+                    keep_within: keep.keep_within,
+                    keep_daily: keep.keep_daily,
+                    keep_weekly: keep.keep_weekly,
+                    keep_monthly: keep.keep_monthly,
+                };
+                let order = lifeboat_engine::app::ForgetOrder { policy, tags, dry_run, prune: !no_prune };
+                backups::forget(&ctx, order, location.as_deref(), json)
             }
             BackupsCommand::Copy { slug, to, location, json } => {
                 backups::copy(&ctx, &slug, location.location.as_deref(), &to, json)
@@ -35,7 +49,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 backup_files::export(&ctx, &slug, &output, encrypt, location.location.as_deref())
             }
             BackupsCommand::Import { file, location, json } => {
-                backup_files::import(&ctx, &file, location.location.as_deref(), json)
+                backup_files::import(&ctx, &file, location.as_deref(), json)
             }
             BackupsCommand::Restore {
                 slug,
@@ -78,7 +92,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 browse::ls(&ctx, &slug, path.as_deref(), recursive, long, location.location.as_deref(), json)
             }
             BackupsCommand::Find { patterns, unit, location, json } => {
-                browse::find(&ctx, &patterns, unit.as_deref(), location.location.as_deref(), json)
+                browse::find(&ctx, &patterns, unit.as_deref(), location.as_deref(), json)
             }
             BackupsCommand::Diff { a, b, unit, location, json } => {
                 browse::diff(&ctx, &a, b.as_deref(), unit.as_deref(), location.location.as_deref(), json)
@@ -113,19 +127,21 @@ pub fn run(cli: Cli) -> Result<i32> {
             daemon::install_hook(&ctx, &hook, &units, location.as_deref())
         }
         Command::Hooks(HooksCommand::Remove { hook }) => daemon::remove_hook(&hook),
-        Command::Logs { slug, last: _ } => logs::show(&ctx, slug.as_deref()),
+        Command::Logs { list: true, json, .. } => logs::list(&ctx, json),
+        Command::Logs { slug, restore, .. } => logs::show(&ctx, slug.as_deref(), restore),
         Command::Key(k) => match k {
-            KeyCommand::List { location, json } => key::list(&ctx, location.location.as_deref(), json),
-            KeyCommand::Add { new_password_file, label, location } => {
-                key::add(&ctx, new_password_file, &label, location.location.as_deref())
+            KeyCommand::List { location, json } => key::list(&ctx, location.as_deref(), json),
+            KeyCommand::Add { new_password_file, device: false, label, location } => {
+                key::add(&ctx, new_password_file, &label, location.as_deref())
             }
-            KeyCommand::Remove { id, location } => key::remove(&ctx, &id, location.location.as_deref()),
-            KeyCommand::Recovery { location } => key::recovery(&ctx, location.location.as_deref()),
+            KeyCommand::Add { device: true, label, location, .. } => key::add_device(&ctx, &label, location.as_deref()),
+            KeyCommand::Remove { id, location } => key::remove(&ctx, &id, location.as_deref()),
+            KeyCommand::Recovery { location } => key::recovery(&ctx, location.as_deref()),
         },
     }
 }
 
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }

@@ -156,7 +156,11 @@ pub fn remedy(r: Remedy) -> &'static str {
         Remedy::ListBackups => "GET /api/backups lists the backups",
         Remedy::ListKeys => "the repository's keys are listed on the device",
         Remedy::ListUnits => "GET /api/units lists the units",
-        Remedy::GivePassword => "the daemon needs this repository's password (serve --password-file) or a device key",
+        Remedy::GivePassword => "give the backup file's password",
+        Remedy::GiveRepositoryPassword => {
+            "this device keeps no key for the location: run `lifeboat key add --device --location NAME` once \
+             on it (or set repository_password_file in the location's configuration)"
+        }
         Remedy::RestoreElsewhere => "restore into a target folder to get what can be read",
         Remedy::RestoreElsewhereOrUnsafe => "restore into a target folder instead",
         Remedy::NameLocation => "GET /api/backups lists the backups and their locations",

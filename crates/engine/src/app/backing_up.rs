@@ -7,8 +7,8 @@ use lifeboat_repository::{PruneReport, Snapshot, SnapshotStatus};
 use super::Lifeboat;
 use crate::backup::{self, BackupRequest};
 use crate::location::Location;
-use crate::retention::{self, Candidate};
-use crate::{unit, BackupInfo, EngineResult, Progress, RunLog};
+use crate::retention::{self, Candidate, Policy};
+use crate::{runlog, unit, BackupInfo, EngineError, EngineResult, Progress, RunLog, Unit};
 
 /// A backup to make.
 #[derive(Debug, Clone, Default)]
@@ -66,22 +66,45 @@ impl Lifeboat {
         Ok(())
     }
 
-    /// Makes a backup. `log` makes the run's log once its slug is known.
+    /// Makes a backup. `log` makes the run's log once its slug is known; a run that fails
+    /// before a backup is begun (the location out of reach, no key) still gets a log, under
+    /// [`runlog::NOT_STARTED`], that says why.
     pub fn back_up(
         &self,
         order: BackupOrder,
         progress: &Progress,
         log: impl FnOnce(&str) -> RunLog,
     ) -> EngineResult<BackedUp> {
-        let all = self.units()?;
-        let chosen = unit::select(&all, &order.units)?;
-        let full = order.units.is_empty() || chosen.len() == all.len();
-        let loc = self.location(order.location.as_deref())?;
-        let repo = self.repository(loc, true)?;
-        let slug = backup::new_slug(&repo)?;
+        let begun = (|| {
+            let all = self.units()?;
+            let chosen: Vec<Unit> = unit::select(&all, &order.units)?.into_iter().cloned().collect();
+            let full = order.units.is_empty() || chosen.len() == all.len();
+            let loc = self.location(order.location.as_deref())?;
+            let repo = self.repository(loc, true)?;
+            let slug = backup::new_slug(&repo)?;
+            Ok((chosen, full, loc, repo, slug))
+        })();
+        let (chosen, full, loc, repo, slug) = match begun {
+            Ok(b) => b,
+            Err(e) => {
+                let log = log(runlog::NOT_STARTED);
+                log.error(&format!("the backup was not started: {e}"));
+                return Err(e);
+            }
+        };
         let log = log(&slug);
-        let req = BackupRequest { units: chosen, full, name: order.name, slug, tags: order.tags, safety: None };
-        let (id, snapshot) = backup::run(&repo, &self.dirs, req, progress, &log)?;
+        log.info(&format!("backup {slug} of {} to location {}", unit_names(&chosen), loc.name));
+        let req = BackupRequest {
+            units: chosen.iter().collect(),
+            full,
+            name: order.name,
+            slug,
+            tags: order.tags,
+            safety: None,
+        };
+        let (id, snapshot) = backup::run(&repo, &self.dirs, req, progress, &log).inspect_err(|e| {
+            log.error(&format!("the backup failed: {e}"));
+        })?;
         let problems = snapshot
             .units
             .iter()
@@ -110,9 +133,34 @@ impl Lifeboat {
             return Ok(RetentionOutcome::default());
         }
         progress.set_phase("applying retention");
-        let repo = self.repository(self.location(Some(location))?, false)?;
-        let (snaps, _) = repo.snapshots()?;
         let tag = schedule_tag(schedule);
+        let order = ForgetOrder { policy: sc.retention.clone(), tags: vec![tag], dry_run: false, prune: true };
+        let done = self.forget(Some(location), order, progress, log)?;
+        Ok(RetentionOutcome { removed: done.removed.into_iter().map(|b| b.slug).collect(), pruned: done.pruned })
+    }
+
+    /// Removes the backups of a location that the order's rules do not keep, among those with
+    /// all its tags (no tags: every backup), then reclaims their space unless told not to.
+    /// Pinned backups and the location's newest successful backup always stay.
+    pub fn forget(
+        &self,
+        location: Option<&str>,
+        order: ForgetOrder,
+        progress: &Progress,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> EngineResult<Forgotten> {
+        if order.policy.is_empty() {
+            return Err(EngineError::BadName {
+                what: "backups forget".into(),
+                detail: "needs at least one rule: --keep-last, --keep-within, --keep-daily, --keep-weekly or \
+                         --keep-monthly"
+                    .into(),
+            });
+        }
+        let loc = self.location(location)?;
+        let repo = self.repository(loc, false)?;
+        let (snaps, _) = repo.snapshots()?;
+        let chosen = |s: &Snapshot| order.tags.iter().all(|t| s.tags.contains(t));
         let candidates: Vec<Candidate> = snaps
             .iter()
             .map(|(_, s)| Candidate {
@@ -120,23 +168,64 @@ impl Lifeboat {
                 date: s.date,
                 pinned: s.pinned,
                 successful: s.status != SnapshotStatus::Failed,
-                schedule: s.tags.iter().find(|t| **t == tag).map(|_| schedule.to_string()),
+                schedule: chosen(s).then(String::new),
             })
             .collect();
         let tz = jiff::tz::TimeZone::system();
-        let removed = retention::to_remove(&sc.retention, schedule, &candidates, jiff::Timestamp::now(), &tz);
-        if removed.is_empty() {
-            return Ok(RetentionOutcome::default());
-        }
-        for slug in &removed {
-            if let Some((id, _)) = snaps.iter().find(|(_, s)| &s.slug == slug) {
-                repo.remove_snapshot(id)?;
+        let removed = retention::to_remove_among(
+            &order.policy,
+            &candidates,
+            &|c| c.schedule.is_some(),
+            jiff::Timestamp::now(),
+            &tz,
+        );
+        let mut done = Forgotten { location: loc.name.clone(), ..Default::default() };
+        for (id, s) in snaps.iter().filter(|(_, s)| chosen(s)) {
+            let info = BackupInfo::new(id, s, &loc.name);
+            if removed.contains(&s.slug) {
+                if !order.dry_run {
+                    repo.remove_snapshot(id)?;
+                    log(&format!("INFO removed backup {} \"{}\" ({})", s.slug, s.name, s.date));
+                }
+                done.removed.push(info);
+            } else {
+                done.kept.push(info);
             }
         }
-        progress.set_phase("reclaiming space");
-        let pruned = repo.prune(PRUNE_WAIT, &|m| log(&format!("INFO prune: {m}")))?;
-        Ok(RetentionOutcome { removed, pruned: Some(pruned) })
+        done.removed.sort_by(|a, b| b.date.cmp(&a.date));
+        done.kept.sort_by(|a, b| b.date.cmp(&a.date));
+        if !order.dry_run && order.prune && !done.removed.is_empty() {
+            progress.set_phase("reclaiming space");
+            done.pruned = Some(repo.prune(PRUNE_WAIT, &|m| log(&format!("INFO prune: {m}")))?);
+        }
+        Ok(done)
     }
+}
+
+/// Which backups `forget` removes.
+#[derive(Debug, Clone, Default)]
+pub struct ForgetOrder {
+    pub policy: Policy,
+    /// Only backups with all of these tags are counted and removed (none: every backup).
+    pub tags: Vec<String>,
+    /// Say what would be removed; remove nothing.
+    pub dry_run: bool,
+    /// Reclaim the space of what was removed at once.
+    pub prune: bool,
+}
+
+/// What `forget` removed (or would remove) and kept, newest first.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Forgotten {
+    pub location: String,
+    pub removed: Vec<BackupInfo>,
+    pub kept: Vec<BackupInfo>,
+    #[serde(skip)]
+    pub pruned: Option<PruneReport>,
+}
+
+fn unit_names(units: &[Unit]) -> String {
+    units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// The tag a schedule's backups carry, by which its retention knows them.

@@ -19,7 +19,7 @@
 //! | units with sizes | [`Lifeboat::units`] |
 //! | estimate | [`Lifeboat::estimate`] |
 //! | check, repair, prune, unlock | [`Lifeboat::check`], [`Lifeboat::repair`], [`Lifeboat::prune`], [`Lifeboat::unlock`] |
-//! | apply a schedule's retention | [`Lifeboat::apply_retention`] |
+//! | apply a schedule's retention, or rules given at once | [`Lifeboat::apply_retention`], [`Lifeboat::forget`] |
 //! | survey the locations, check one | [`Lifeboat::survey_locations`], [`Lifeboat::check_location`] |
 //! | list a backup's files, search every backup, compare, one file or folder | [`Lifeboat::list_files`], [`Lifeboat::find_files`], [`Lifeboat::diff`], [`Lifeboat::dump`], [`Lifeboat::open_file`] |
 //! | keys | [`Lifeboat::keys`], [`Lifeboat::add_key`], [`Lifeboat::remove_key`], [`Lifeboat::recovery_key`] |
@@ -43,7 +43,7 @@ use crate::location::{self, Location, LocationInfo};
 use crate::unit::{self, Unit};
 use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
 
-pub use backing_up::{schedule_tag, BackedUp, BackupOrder, RetentionOutcome};
+pub use backing_up::{schedule_tag, BackedUp, BackupOrder, ForgetOrder, Forgotten, RetentionOutcome};
 pub use browsing::{Opened, Search};
 pub use listing::{Found, Listing, Unavailable, Unreadable};
 pub use moving::Copied;

@@ -65,6 +65,20 @@ impl Lifeboat {
         Ok(self.opened(location)?.1.add_key(&Secret::new(password), KeyKind::Password, label)?)
     }
 
+    /// Whether schedules and hooks (nobody to ask, no password given) can open the location's
+    /// repository: see [`crate::credentials::opens_unattended`].
+    pub fn opens_unattended(&self, location: Option<&str>) -> EngineResult<bool> {
+        crate::credentials::opens_unattended(self.location(location)?, &self.dirs)
+    }
+
+    /// Adds a key kept on this device (a device key slot and its file), so that schedules and
+    /// hooks open a password-protected repository unattended. Returns the slot and the file.
+    pub fn add_device_key(&self, location: Option<&str>, label: &str) -> EngineResult<(KeyInfo, std::path::PathBuf)> {
+        let (loc, repo) = self.opened(location)?;
+        let label = if label.is_empty() { "this device, for unattended backups" } else { label };
+        crate::credentials::add_device_key(&repo, loc, &self.dirs, label)
+    }
+
     /// Removes a key by (a prefix of) its id; never the last one.
     pub fn remove_key(&self, location: Option<&str>, id_prefix: &str) -> EngineResult<KeyInfo> {
         Ok(self.opened(location)?.1.remove_key(id_prefix)?)

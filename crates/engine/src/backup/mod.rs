@@ -176,7 +176,10 @@ pub fn run(
         home: RawBytes::from_os(dirs.home.as_os_str()),
         full: req.full,
         status,
-        protected: repo.opened_with_password(),
+        // A repository with a password is protected however this run opened it (a device key
+        // added for unattended backups does not make its backups unprotected).
+        protected: repo.opened_with_password()
+            || repo.keys().map(|k| k.iter().any(|k| k.kind == lifeboat_repository::KeyKind::Password)).unwrap_or(false),
         pinned: false,
         size: units.iter().map(|u| u.size).sum(),
         files: units.iter().map(|u| u.files).sum(),

@@ -121,6 +121,14 @@ impl Location {
         Ok(r)
     }
 
+    /// The location's own repository secret (`repository_password`, `repository_password_file`
+    /// or `"$VARIABLE"`), which unattended runs use for a password-protected repository.
+    pub fn repository_password(&self) -> EngineResult<Option<String>> {
+        Settings::new(&self.name, &self.config, &self.dirs)
+            .get("repository_password")
+            .map_err(|detail| EngineError::LocationConfig { name: self.name.clone(), detail })
+    }
+
     /// How errors name this location: `location NAME (KIND)`.
     fn label(&self) -> String {
         format!("location {} ({})", self.name, self.kind.as_str())
@@ -148,7 +156,12 @@ fn metered<S: Store + 'static>(store: S, line: (Option<u64>, Option<usize>)) -> 
 pub fn locations(config: &Config, dirs: &Dirs) -> Vec<Location> {
     let mut out: Vec<Location> =
         config.location.iter().map(|(name, lc)| Location::new(name.clone(), lc.clone(), dirs)).collect();
-    if !out.iter().any(|l| l.name == "local") && (out.is_empty() || config.default_location.as_deref() == Some("local"))
+    // The implicit location stays while it holds backups, whatever else is configured: a
+    // location added later must not hide the backups made before it.
+    let implicit = dirs.data.join("backups");
+    let holds_backups = implicit.join("config").exists() || implicit.join("keys").is_dir();
+    if !out.iter().any(|l| l.name == "local")
+        && (out.is_empty() || config.default_location.as_deref() == Some("local") || holds_backups)
     {
         let lc = LocationConfig {
             kind: LocationKind::Local,
