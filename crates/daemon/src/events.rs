@@ -106,6 +106,9 @@ impl Events {
              CREATE TABLE IF NOT EXISTS schedule_state (
                  name TEXT PRIMARY KEY,
                  last_run TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS schedule_seen (
+                 name TEXT PRIMARY KEY,
+                 since TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS stale_state (
                  location TEXT PRIMARY KEY,
                  reported TEXT NOT NULL);",
@@ -181,6 +184,41 @@ impl Events {
         let v: Option<String> = db
             .query_row("SELECT last_run FROM schedule_state WHERE name = ?1", params![schedule], |r| r.get(0))
             .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(v.and_then(|s| s.parse().ok()))
+    }
+
+    /// When the daemon first saw a schedule that has not run yet: its cadence counts from
+    /// there. Kept apart from [`Events::last_run`], which only a run sets.
+    pub fn first_seen(&self, schedule: &str) -> Result<Option<jiff::Timestamp>, EventsError> {
+        let db = self.db.lock().expect("events lock");
+        let v: Option<String> = db
+            .query_row("SELECT since FROM schedule_seen WHERE name = ?1", params![schedule], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(v.and_then(|s| s.parse().ok()))
+    }
+
+    pub fn set_first_seen(&self, schedule: &str, when: jiff::Timestamp) -> Result<(), EventsError> {
+        let db = self.db.lock().expect("events lock");
+        db.execute(
+            "INSERT INTO schedule_seen (name, since) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+            params![schedule, when.to_string()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// When the newest successful backup to `location` that this device recorded finished
+    /// (by the daemon or the command line).
+    pub fn last_success(&self, location: &str) -> Result<Option<jiff::Timestamp>, EventsError> {
+        let db = self.db.lock().expect("events lock");
+        let v: Option<String> = db
+            .query_row(
+                "SELECT max(time) FROM events WHERE location = ?1 AND kind IN (?2, ?3)",
+                params![location, kind::BACKUP_COMPLETED, kind::BACKUP_WARNINGS],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))?;
         Ok(v.and_then(|s| s.parse().ok()))
     }

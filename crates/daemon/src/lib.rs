@@ -112,7 +112,7 @@ pub fn serve(opts: ServeOptions) -> Result<Stopped, DaemonError> {
                 })
                 .await
         });
-        wait_for_signal().await;
+        wait_for_signal(&d).await;
         tracing::info!("stopping");
         let _ = stop_tx.send(true);
         let _ = sched.await;
@@ -134,17 +134,28 @@ pub fn serve(opts: ServeOptions) -> Result<Stopped, DaemonError> {
     })
 }
 
-async fn wait_for_signal() {
+/// Until SIGTERM or SIGINT. SIGHUP, as for other daemons, reads the configuration again.
+async fn wait_for_signal(d: &state::Shared) {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
+    let hup = signal(SignalKind::hangup());
+    match (term, int, hup) {
+        (Ok(mut t), Ok(mut i), Ok(mut h)) => loop {
             tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
+                _ = t.recv() => return,
+                _ = i.recv() => return,
+                _ = h.recv() => {
+                    let d = d.clone();
+                    let reloaded = tokio::task::spawn_blocking(move || d.reload()).await;
+                    match reloaded {
+                        Ok(Ok(())) => tracing::warn!("SIGHUP: configuration read again"),
+                        Ok(Err(e)) => tracing::error!("SIGHUP: the configuration cannot be used ({e}); the one read before stays"),
+                        Err(e) => tracing::error!("SIGHUP: reading the configuration stopped: {e}"),
+                    }
+                }
             }
-        }
+        },
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }

@@ -37,11 +37,12 @@ pub fn tick(d: &Shared, now: Timestamp, tz: &TimeZone) {
     let config = d.config().config;
     for (name, sc) in config.schedule.iter().filter(|(_, s)| s.enabled) {
         let Ok(cadence) = sc.cadence() else { continue };
-        let last = match d.events.last_run(name) {
+        let last = match d.events.last_run(name).and_then(|l| Ok(l.or(d.events.first_seen(name)?))) {
             Ok(Some(t)) => t,
             Ok(None) => {
-                // First seen now: its first run is its next time, not a catch-up.
-                let _ = d.events.set_last_run(name, now);
+                // First seen now: its first run is its next time, not a catch-up. This is not a
+                // run, so the schedule's last run stays unknown.
+                let _ = d.events.set_first_seen(name, now);
                 continue;
             }
             Err(e) => {
@@ -161,8 +162,12 @@ pub fn stale_locations(d: &Shared, now: Timestamp) -> Vec<Stale> {
             let (snaps, _) = repo.snapshots()?;
             Ok(snaps.iter().filter(|(_, s)| s.status != SnapshotStatus::Failed).map(|(_, s)| s.finished).max())
         });
+        // A location out of reach now (a card taken out) is not thereby without backups: the
+        // history of this device says when one last succeeded there.
+        let recorded = || d.events.last_success(&name).ok().flatten();
         let why = match newest {
             Ok(Some(t)) if t >= limit => continue,
+            Err(_) if recorded().is_some_and(|t| t >= limit) => continue,
             Ok(Some(t)) => format!("the last successful backup finished {t}"),
             Ok(None) => "there is no successful backup there yet".to_string(),
             Err(e) => format!("no successful backup can be found there ({e})"),

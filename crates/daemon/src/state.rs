@@ -1,8 +1,8 @@
 //! What the daemon holds while it runs: the configuration (reloaded when schedules change),
 //! the event history, the jobs, and the repositories it has opened (keys are derived once).
 
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use lifeboat_engine::credentials::Credentials;
 use lifeboat_engine::{Dirs, EngineResult, Lifeboat, LoadedConfig};
@@ -18,6 +18,8 @@ pub struct Daemon {
     /// The application layer, made again when the configuration is reloaded (its locations
     /// and opened repositories with it).
     app: RwLock<Arc<Lifeboat>>,
+    /// The configuration file as it was when last read: a file changed since is read again.
+    read_as: Mutex<Option<FileStamp>>,
     pub password_file: Option<PathBuf>,
     pub events: Events,
     pub jobs: Jobs,
@@ -36,6 +38,28 @@ fn application(dirs: &Dirs, config: LoadedConfig, password_file: &Option<PathBuf
     }))
 }
 
+/// What tells a changed file apart: where it is on disk, its size and its times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        len: m.len(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
 impl Daemon {
     pub fn new(
         dirs: Dirs,
@@ -45,11 +69,13 @@ impl Daemon {
         events: Events,
         token: String,
     ) -> Daemon {
+        let read_as = Mutex::new(stamp(&config.target_file));
         let app = application(&dirs, config, &password_file);
         Daemon {
             dirs,
             config_file,
             app: RwLock::new(Arc::new(app)),
+            read_as,
             password_file,
             events,
             jobs: Jobs::default(),
@@ -59,10 +85,36 @@ impl Daemon {
         }
     }
 
-    /// The application layer as the configuration is now. A job keeps the one it started
-    /// with, whatever reloads happen meanwhile.
+    /// The application layer as the configuration is now: a configuration file edited since
+    /// it was read is read again first (a stat per call; no watcher to miss an edit or to
+    /// race with one). A job keeps the one it started with, whatever reloads happen meanwhile.
     pub fn app(&self) -> Arc<Lifeboat> {
+        self.reload_if_changed();
+        self.current()
+    }
+
+    fn current(&self) -> Arc<Lifeboat> {
         self.app.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn reload_if_changed(&self) {
+        let file = self.current().config().target_file.clone();
+        let now = stamp(&file);
+        {
+            let mut read_as = self.read_as.lock().unwrap_or_else(|e| e.into_inner());
+            if *read_as == now {
+                return;
+            }
+            // Tried once per change: a file saved half-edited is not parsed on every call.
+            *read_as = now;
+        }
+        match self.reload() {
+            Ok(()) => tracing::info!("{} changed: configuration read again", file.display()),
+            Err(e) => tracing::warn!(
+                "{} changed but cannot be used ({e}); the configuration read before stays",
+                file.display()
+            ),
+        }
     }
 
     pub fn config(&self) -> LoadedConfig {
@@ -71,6 +123,8 @@ impl Daemon {
 
     /// Reads the configuration file again (after an edit); the old one stays on error.
     pub fn reload(&self) -> EngineResult<()> {
+        let file = self.current().config().target_file.clone();
+        *self.read_as.lock().unwrap_or_else(|e| e.into_inner()) = stamp(&file);
         let fresh = LoadedConfig::load(self.config_file.as_deref(), &self.dirs)?;
         *self.app.write().unwrap_or_else(|e| e.into_inner()) =
             Arc::new(application(&self.dirs, fresh, &self.password_file));

@@ -56,11 +56,16 @@ async function warnings() {
   const box = document.getElementById('warnings');
   try {
     const s = await api.get('/api/status');
+    // One line, whatever the number of locations: the details are in its title and the history.
+    const where = s.stale.map((w) => w.location).join(', ');
     box.replaceChildren(
-      ...s.stale.map((w) =>
-        h('div', { class: 'notice error stale', role: 'alert' },
-          h('strong', {}, `No backup in ${w.location} for over ${s.stale_after_days} days. `),
-          `${w.why}. Back up now, or check the location and the history for skipped or failed runs.`)));
+      ...(s.stale.length === 0 ? [] : [
+        h('div', {
+          class: 'notice error stale', role: 'alert',
+          title: s.stale.map((w) => `${w.location}: ${w.why}`).join('\n'),
+        },
+        h('strong', {}, `No backup in ${where} for over ${s.stale_after_days} days.`), ' ',
+        h('a', { href: '/history' }, 'See why'))]));
   } catch {
     // The view shows its own errors.
   }

@@ -220,7 +220,9 @@ impl LoadedConfig {
 
 pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
     let config: Config = toml::from_str(text)
-        .map_err(|e| EngineError::Config { path: path.to_path_buf(), detail: one_line(&e.to_string()) })?;
+        // The parser's text points at the mistake: the line, and a caret under it, on lines of
+        // their own (the command line keeps them so; one-line displays fold them).
+        .map_err(|e| EngineError::Config { path: path.to_path_buf(), detail: e.to_string().trim_end().to_string() })?;
     // A secret given as "$VARIABLE" is a secret in this process's environment from now on:
     // no hook or command unit inherits that variable, whether the location is used or not.
     for loc in config.location.values() {
@@ -302,10 +304,6 @@ pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +330,8 @@ database = "~/.local/share/messages/messages.db"
         assert_eq!(c.unit["messages"].kind, UnitKind::Sqlite);
         let err = parse("[unit.a]\npaths=['~']\nexclud=['x']\n", Path::new("x.toml")).unwrap_err().to_string();
         assert!(err.contains("exclud"), "{err}");
-        assert!(!err.contains('\n'));
+        // The parser's picture of the place: the line, and a caret under the mistake.
+        assert!(err.contains('^') && err.lines().count() > 1, "{err}");
         assert!(parse("[unit.a]\ntitle='x'\n", Path::new("x.toml")).is_err());
     }
 }

@@ -40,16 +40,13 @@ pub struct ScheduleConfig {
     pub when: Vec<Condition>,
     #[serde(flatten)]
     pub retention: Policy,
-    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    // Always said, also when true: a reader (the page) must not take a missing key for "off".
+    #[serde(default = "yes")]
     pub enabled: bool,
 }
 
 fn yes() -> bool {
     true
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
 }
 
 /// What must hold for a scheduled run to start; otherwise it is skipped and the reason kept.

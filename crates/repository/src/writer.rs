@@ -28,8 +28,12 @@ pub struct WriteStats {
     /// Plain bytes of new file content (data blobs): the part of `new_bytes` that files add,
     /// without the folder listings.
     pub new_data_bytes: AtomicU64,
-    /// Bytes written to the location (sealed blobs and pack headers).
+    /// Bytes written to the location (sealed blobs and pack headers), counted once each pack
+    /// is stored whole.
     pub stored_bytes: AtomicU64,
+    /// Bytes of sealed blobs put into packs for the location, stored or not yet: with
+    /// `stored_bytes`, how far the uploads are behind what was read.
+    pub sealed_bytes: AtomicU64,
     /// Blobs already present.
     pub known_blobs: AtomicU64,
     pub packs: AtomicU64,
@@ -273,6 +277,7 @@ impl BlobWriter {
                 }
             }
             b.add(kind, id, sealed, raw_length);
+            self.shared.stats.sealed_bytes.fetch_add(sealed.len() as u64, Ordering::Relaxed);
             if b.len() >= self.repo.pack_size() {
                 Some(std::mem::take(&mut *b))
             } else {

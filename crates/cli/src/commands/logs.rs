@@ -13,7 +13,8 @@ pub fn show(ctx: &Context, slug: Option<&str>, restore: bool) -> Result<i32> {
     let operation = if restore { "restore" } else { "backup" };
     let Some(path) = runlog::find(dir, slug, operation) else {
         let what = match slug {
-            Some(s) => format!("of the {operation} of backup {s}"),
+            Some(s) if restore => format!("of a restore of backup {s}"),
+            Some(s) => format!("of backup {s}"),
             None => "yet".to_string(),
         };
         return Err(EngineError::NoLog { what, dir: dir.clone() }.into());

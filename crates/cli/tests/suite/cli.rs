@@ -94,7 +94,7 @@ fn bad_input_gets_one_line_and_an_exit_code() {
         (&["backups", "new", "--location", "moon"], 2, "no location named moon"),
         (&["backups", "info", "ffffffff"], 2, "no backup matches ffffffff"),
         (&["backups", "restore", "ffffffff"], 2, "no backup matches"),
-        (&["logs", "ffffffff"], 1, "no log for ffffffff"),
+        (&["logs", "ffffffff"], 2, "no log of backup ffffffff"),
     ];
     for (args, code, words) in cases {
         let out = sb.run(args);

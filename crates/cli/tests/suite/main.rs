@@ -13,6 +13,7 @@ mod corpus;
 mod daemon;
 mod faults;
 mod fidelity;
+mod first_week;
 mod hostile;
 mod locations;
 mod repository;

@@ -239,6 +239,10 @@ try {
   assert.equal(await weekly.getByLabel('Keep the last').inputValue(), '4');
   // Its location has never had a backup: the page warns, on every view.
   await page.locator('.stale', { hasText: 'No backup in card' }).waitFor();
+  // One line, not a block that fills the first screen.
+  const banner = await page.locator('.stale').boundingBox();
+  const lineHeight = await page.locator('.stale').evaluate((e) => parseFloat(getComputedStyle(e).lineHeight) || 24);
+  assert.ok(banner.height < lineHeight * 2 + 24, `the stale banner takes one line, not ${banner.height}px`);
   // Run now: skipped, and why.
   await weekly.getByRole('button', { name: 'Run now' }).click();
   await page.getByText(/Not run at card: .*no memory card or disk is mounted/).waitFor();

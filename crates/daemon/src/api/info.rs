@@ -65,7 +65,7 @@ fn views(d: &Shared) -> Vec<ScheduleView> {
                 .enabled
                 .then(|| sc.cadence().ok())
                 .flatten()
-                .map(|c| c.next_after(last.unwrap_or(now).max(now), &tz))
+                .map(|c| c.next_after(last.or(d.events.first_seen(name).ok().flatten()).unwrap_or(now).max(now), &tz))
                 .filter(|t| *t < jiff::Timestamp::MAX)
                 .map(|t| t.to_string());
             ScheduleView {

@@ -101,6 +101,7 @@ pub fn run(
     if session.adopted() > 0 {
         log.info(&format!("reusing {} packs left by an interrupted backup", session.adopted()));
     }
+    progress.track_upload(session.writer().stats());
     let host = crate::host();
     let user = crate::user();
     // A safety backup reads every file it holds: a previous backup's blob lists may name
@@ -157,7 +158,7 @@ pub fn run(
             return Err(e);
         }
     };
-    progress.set_phase("writing the index");
+    progress.set_phase("sending the last data and the index");
     let read = read_bytes.load(Ordering::Relaxed);
     let status = if units.iter().any(|u| u.status != SnapshotStatus::Completed) {
         SnapshotStatus::CompletedWithWarnings
