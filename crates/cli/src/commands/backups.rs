@@ -49,7 +49,11 @@ pub fn new(
         slug: result.as_ref().ok().map(|d| d.info.slug.clone()),
         ..Default::default()
     };
-    super::daemon::record_event(ctx, kind, level, &message, &about);
+    // A mistyped order (an unknown unit or location) is no run to remember.
+    let mistyped = result.as_ref().err().is_some_and(|e| e.kind() == lifeboat_engine::ErrorKind::BadInput);
+    if !mistyped {
+        super::daemon::record_event(ctx, kind, level, &message, &about);
+    }
     let done = result?;
     let snap = &done.snapshot;
     if json {

@@ -2,23 +2,8 @@
 //! estimates, and one-line errors with their exit codes for bad input.
 
 use std::fs;
-use std::process::Command;
 
 use crate::common::*;
-
-/// lifeboat with no configuration at all: only HOME and the XDG folders of a sandbox.
-fn bare(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir.join("home"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .stdin(std::process::Stdio::null());
-    c
-}
 
 #[test]
 fn a_fresh_machine_backs_up_the_home_folder_with_no_configuration() {

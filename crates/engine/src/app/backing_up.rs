@@ -75,16 +75,14 @@ impl Lifeboat {
         progress: &Progress,
         log: impl FnOnce(&str) -> RunLog,
     ) -> EngineResult<BackedUp> {
-        let begun = (|| {
-            let all = self.units()?;
-            let chosen: Vec<Unit> = unit::select(&all, &order.units)?.into_iter().cloned().collect();
-            let full = order.units.is_empty() || chosen.len() == all.len();
-            let loc = self.location(order.location.as_deref())?;
-            let repo = self.repository(loc, true)?;
-            let slug = backup::new_slug(&repo)?;
-            Ok((chosen, full, loc, repo, slug))
-        })();
-        let (chosen, full, loc, repo, slug) = match begun {
+        // A mistyped order (an unknown unit or location) is refused as it is, not logged as a
+        // failed run.
+        let all = self.units()?;
+        let chosen: Vec<Unit> = unit::select(&all, &order.units)?.into_iter().cloned().collect();
+        let full = order.units.is_empty() || chosen.len() == all.len();
+        let loc = self.location(order.location.as_deref())?;
+        let begun = self.repository(loc, true).and_then(|repo| Ok((backup::new_slug(&repo)?, repo)));
+        let (slug, repo) = match begun {
             Ok(b) => b,
             Err(e) => {
                 let log = log(runlog::NOT_STARTED);

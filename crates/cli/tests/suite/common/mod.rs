@@ -12,6 +12,22 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// lifeboat with no configuration file at all: only HOME (`DIR/home`) and the XDG folders
+/// under `dir`, as on a fresh machine.
+pub fn bare(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.join("home"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("TZ", "UTC")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
