@@ -14,7 +14,8 @@ pub struct Cli {
     /// Configuration file (default: $LIFEBOAT_CONFIG, else ~/.config/lifeboat/lifeboat.toml).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Read the repository password from this file (else $LIFEBOAT_PASSWORD, a device key, or a prompt).
+    /// Read the repository password from this file (tried after the location's own
+    /// repository_password and device key; else $LIFEBOAT_PASSWORD, else a prompt).
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// No progress output.
@@ -407,7 +408,7 @@ pub struct KeepArgs {
     /// Keep the N newest backups.
     #[arg(long, value_name = "N")]
     pub keep_last: Option<u32>,
-    /// Keep every backup made in the last N days.
+    /// Keep every backup made in the last DAYS days.
     #[arg(long, value_name = "DAYS")]
     pub keep_within: Option<u32>,
     /// Keep the newest backup of each of the N newest days that have one.
