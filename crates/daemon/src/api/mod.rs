@@ -158,8 +158,8 @@ pub fn remedy(r: Remedy) -> &'static str {
         Remedy::ListUnits => "GET /api/units lists the units",
         Remedy::GivePassword => "give the backup file's password",
         Remedy::GiveRepositoryPassword => {
-            "this device keeps no key for the location: run `lifeboat key add --device --location NAME` once \
-             on it (or set repository_password_file in the location's configuration)"
+            "the backups there are password protected and this device keeps no key for them: keep one on \
+             the device once (key add --device, with the password), or set the location's repository_password_file"
         }
         Remedy::RestoreElsewhere => "restore into a target folder to get what can be read",
         Remedy::RestoreElsewhereOrUnsafe => "restore into a target folder instead",
