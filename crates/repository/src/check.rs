@@ -274,7 +274,7 @@ impl Repository {
             });
         }
         let mut recovery = false;
-        let mut without_copy = 0;
+        let mut without_copy: Vec<String> = Vec::new();
         for o in self.store().list("keys")? {
             let bytes = match self.store().read(&o.name, None) {
                 Err(e) if e.is_not_found() => continue,
@@ -317,7 +317,7 @@ impl Repository {
                     recovery |= slot.kind == crate::KeyKind::Recovery;
                     let copy_opens = crate::keys::config_copy(&slot).is_some_and(|c| self.key().open(&c, None).is_ok());
                     if slot.config.is_none() {
-                        without_copy += 1;
+                        without_copy.push(o.name.clone());
                     } else if !copy_opens {
                         // The copy is outside the slot's check: its own seal finds the damage.
                         report.problems.push(CheckProblem {
@@ -337,9 +337,12 @@ impl Repository {
                 affected: vec![],
             });
         }
-        if without_copy > 0 {
+        if !without_copy.is_empty() {
+            // An older Lifeboat made such slots; a damaged field name reads the same way, so each
+            // is named.
             report.notes.push(format!(
-                "{without_copy} key slots carry no copy of the repository config (made by an older Lifeboat): `lifeboat check --repair` adds one, so that a damaged config is rebuilt exactly"
+                "key slots {} carry no copy of the repository config (made by an older Lifeboat, or the copy's field was damaged): `lifeboat check --repair` adds one, so that a damaged config is rebuilt exactly",
+                without_copy.join(", ")
             ));
         }
         Ok(())

@@ -449,7 +449,11 @@ fn every_kind_of_damage_is_found_named_and_repaired_where_it_can_be() {
             let check = sb.run(&["check", "--read-data"]);
             no_panic(&check, &ctx);
             let said = text(&check);
-            if *kind == "key" && check.status.code() == Some(4) {
+            if *kind == "key" && check.status.success() {
+                // Damage to the name of the slot's config copy field: the slot reads as one an
+                // older Lifeboat made (it opens; its copy is missing), and the note names it.
+                assert!(said.contains(short) && said.contains("no copy"), "{ctx}: the slot is named: {said}");
+            } else if *kind == "key" && check.status.code() == Some(4) {
                 // Damage outside the wrapped key (its label, say): the password still opens
                 // the repository, and the slot's check names it.
                 assert!(said.contains(short), "{ctx}: the slot is named: {said}");
