@@ -157,6 +157,27 @@ pub enum Command {
         #[arg(long)]
         location: Option<String>,
     },
+    /// Print the Tab-completion script for a shell: `lifeboat completions bash >
+    /// ~/.local/share/bash-completion/completions/lifeboat` (the package installs all three).
+    Completions {
+        /// The shell to complete for.
+        shell: CompletionShell,
+    },
+    /// Write the manual pages (lifeboat.1 and one per command, lifeboat-backups-restore.1 …)
+    /// into FOLDER; the package is built with them.
+    #[command(hide = true)]
+    ManPages {
+        /// The folder to write them into (made when missing).
+        folder: PathBuf,
+    },
+}
+
+/// The shells `lifeboat completions` writes for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Args, Clone)]

@@ -13,6 +13,7 @@ use clap::FromArgMatches;
 
 fn main() {
     limit_heap_growth();
+    lifeboat_storage::tls::install_provider();
     let cli = match args::Cli::from_arg_matches(&args::command().get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -20,7 +21,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
-                .unwrap_or_else(|_| "warn,russh=error,russh_sftp=error,opendal=error,pavao=off,fuser=error".into()),
+                .unwrap_or_else(|_| "warn,russh=error,russh_sftp=error,opendal=error,smb2=off,fuser=error".into()),
         )
         .with_writer(std::io::stderr)
         .without_time()

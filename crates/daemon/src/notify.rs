@@ -12,6 +12,7 @@ pub fn send(cfg: &DaemonConfig, event: &Event) {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
             let Ok(rt) = runtime else { return };
+            lifeboat_storage::tls::install_provider();
             let sent = rt.block_on(async {
                 reqwest::Client::new()
                     .post(&url)

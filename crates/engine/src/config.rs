@@ -334,4 +334,10 @@ database = "~/.local/share/messages/messages.db"
         assert!(err.contains('^') && err.lines().count() > 1, "{err}");
         assert!(parse("[unit.a]\ntitle='x'\n", Path::new("x.toml")).is_err());
     }
+
+    #[test]
+    fn the_packaged_example_is_a_valid_configuration() {
+        let c = parse(include_str!("../../../packaging/lifeboat.example.toml"), Path::new("example.toml")).unwrap();
+        assert!(c.location.contains_key("card") && c.unit.contains_key("photos") && c.schedule.contains_key("nightly"));
+    }
 }

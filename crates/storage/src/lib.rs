@@ -19,6 +19,7 @@ mod service;
 mod sftp;
 mod smb;
 mod store;
+pub mod tls;
 mod walk;
 
 /// The contracts every backend keeps, as one suite (for the backends' tests).

@@ -23,6 +23,16 @@ fn runtime() -> &'static Runtime {
     })
 }
 
+/// Time allowed for connecting and for one small request.
+pub(crate) const REQUEST_LIMIT: Duration = Duration::from_secs(60);
+/// Time allowed to move one mebibyte, on top of the above: a very slow line still finishes.
+const PER_MIB: Duration = Duration::from_secs(30);
+
+/// The time allowed for a request that moves `bytes`.
+pub(crate) fn limit_for(bytes: u64) -> Duration {
+    REQUEST_LIMIT + PER_MIB * u32::try_from(bytes >> 20).unwrap_or(u32::MAX)
+}
+
 /// Runs `fut` to completion; `None` when it took longer than `limit`.
 pub(crate) fn block_on_for<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     runtime().block_on(async { tokio::time::timeout(limit, fut).await.ok() })

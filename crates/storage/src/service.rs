@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use opendal::{services, Buffer, EntryMode, ErrorKind, Operator};
 
-use crate::runtime::block_on_for;
+use crate::runtime::{block_on_for, limit_for, REQUEST_LIMIT};
 use crate::store::{check_name, check_read_length, is_temporary, older_than, temporary_beside};
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
 
@@ -86,14 +86,15 @@ fn credentials_out_of(
     Ok((parsed.to_string(), username.clone().or(in_user), password.clone().or(in_password)))
 }
 
-const REQUEST_LIMIT: Duration = Duration::from_secs(60);
-const PER_MIB: Duration = Duration::from_secs(30);
-
 impl ServiceStore {
     pub fn new(label: impl Into<String>, config: &ServiceConfig) -> StoreResult<Self> {
-        // OpenDAL's HTTP client (reqwest with rustls) is installed once per process.
+        crate::tls::install_provider();
+        // OpenDAL's services and HTTP client (reqwest with rustls) are installed once per process.
         static HTTP: std::sync::Once = std::sync::Once::new();
-        HTTP.call_once(opendal::install_default);
+        HTTP.call_once(|| {
+            opendal::install_default();
+            opendal_http_transport_reqwest::install_default();
+        });
         let label = label.into();
         let bad = |e: opendal::Error| StoreError::Remote {
             location: label.clone(),
@@ -187,10 +188,6 @@ impl ServiceStore {
         })
     }
 
-    fn limit_for(bytes: u64) -> Duration {
-        REQUEST_LIMIT + PER_MIB * u32::try_from(bytes >> 20).unwrap_or(u32::MAX)
-    }
-
     fn run<T>(
         &self,
         op: &'static str,
@@ -198,7 +195,7 @@ impl ServiceStore {
         bytes: u64,
         fut: impl std::future::Future<Output = opendal::Result<T>>,
     ) -> StoreResult<T> {
-        match block_on_for(Self::limit_for(bytes), fut) {
+        match block_on_for(limit_for(bytes), fut) {
             Some(r) => r.map_err(|e| self.map_error(op, name, e)),
             None => Err(StoreError::Remote {
                 location: self.label.clone(),

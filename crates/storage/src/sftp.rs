@@ -11,7 +11,7 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
-use crate::runtime::block_on_for;
+use crate::runtime::{block_on_for, limit_for, REQUEST_LIMIT};
 use crate::store::{check_name, check_read_length, older_than, temporary_beside};
 use crate::walk::Walk;
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
@@ -63,11 +63,6 @@ struct Connection {
     _handle: client::Handle<HostKeyChecker>,
 }
 
-/// Time allowed for connecting and for one small request.
-const REQUEST_LIMIT: Duration = Duration::from_secs(60);
-/// Time allowed to move one mebibyte, on top of the above: a very slow line still finishes.
-const PER_MIB: Duration = Duration::from_secs(30);
-
 impl SftpStore {
     pub fn new(label: impl Into<String>, config: SftpConfig) -> Self {
         SftpStore { config, label: label.into(), conn: Mutex::new(None) }
@@ -82,10 +77,6 @@ impl SftpStore {
         }
     }
 
-    fn limit_for(bytes: u64) -> Duration {
-        REQUEST_LIMIT + PER_MIB * u32::try_from(bytes >> 20).unwrap_or(u32::MAX)
-    }
-
     /// Runs one operation on the connection (opening it first if needed), within a time
     /// limit; a broken connection is dropped so that the next call reconnects.
     fn run<T, F, Fut>(&self, op: &'static str, name: &str, bytes: u64, f: F) -> StoreResult<T>
@@ -93,7 +84,7 @@ impl SftpStore {
         F: FnOnce(Arc<Connection>) -> Fut,
         Fut: std::future::Future<Output = Result<T, SftpError>>,
     {
-        let outcome = block_on_for(Self::limit_for(bytes), async {
+        let outcome = block_on_for(limit_for(bytes), async {
             let conn = self.connection().await?;
             match f(conn).await {
                 Ok(v) => Ok(v),

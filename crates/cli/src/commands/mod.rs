@@ -2,6 +2,7 @@ mod backup_files;
 mod backups;
 mod browse;
 mod daemon;
+mod documentation;
 mod key;
 mod locations;
 mod logs;
@@ -16,6 +17,12 @@ use crate::context::Context;
 use crate::output::outln;
 
 pub fn run(cli: Cli) -> Result<i32> {
+    // These describe the program itself: no configuration is read.
+    match cli.command {
+        Command::Completions { shell } => return documentation::completions(shell),
+        Command::ManPages { folder } => return documentation::man_pages(&folder),
+        _ => {}
+    }
     let cli_config = cli.config.clone();
     let ctx = Context::new(cli.config, cli.password_file, cli.quiet, cli.no_cache)?;
     match cli.command {
@@ -138,6 +145,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             KeyCommand::Remove { id, location } => key::remove(&ctx, &id, location.as_deref()),
             KeyCommand::Recovery { location } => key::recovery(&ctx, location.as_deref()),
         },
+        Command::Completions { .. } | Command::ManPages { .. } => unreachable!("answered before the context is made"),
     }
 }
 

@@ -51,10 +51,6 @@ fn export(sb: &Sandbox, slug: &str, name: &str) -> PathBuf {
     file
 }
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn an_exported_file_unpacks_with_tar_zstd_and_age_alone() {
     let (sb, docs) = sandbox(false);

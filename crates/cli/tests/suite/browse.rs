@@ -297,7 +297,9 @@ fn the_api_lists_serves_searches_compares_and_restores_single_files() {
 
 /// Bytes of the objects under `prefix` of a bucket, from SeaweedFS's filer listing.
 fn stored_under(filer: u16, prefix: &str) -> u64 {
-    let r = reqwest::blocking::Client::new()
+    let r = http()
+        .build()
+        .unwrap()
         .get(format!("http://127.0.0.1:{filer}/buckets/{prefix}/?limit=10000"))
         .header("accept", "application/json")
         .send()

@@ -216,11 +216,11 @@ fn the_apt_hook_is_installed_and_removed() {
 
 #[test]
 fn the_api_survives_schemathesis_against_its_openapi_document() {
-    if std::process::Command::new("st").arg("--version").output().is_err() {
+    let Some(st) = servers::find_program("st") else {
         assert!(std::env::var_os("CI").is_none(), "schemathesis (st) is missing: scripts/test installs it");
         eprintln!("skipped: schemathesis is not installed (scripts/test installs it)");
         return;
-    }
+    };
     // The only location is a memory card that is not inserted: whatever the generated
     // requests ask, no backup can come to exist, so no generated restore can write anywhere.
     let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
@@ -241,7 +241,7 @@ fn the_api_survives_schemathesis_against_its_openapi_document() {
     // The document is behind the token too: fetched with it, then given to schemathesis.
     let doc = sb.dir.path().join("openapi.json");
     std::fs::write(&doc, d.get("/api/openapi.json").text().unwrap()).unwrap();
-    let out = std::process::Command::new("st")
+    let out = std::process::Command::new(st)
         .arg("run")
         .arg(&doc)
         .args(["--url", &d.url])

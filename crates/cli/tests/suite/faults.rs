@@ -45,10 +45,6 @@ fn points_per_operation() -> u64 {
     }
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Source files: several folders, sizes from empty to a few hundred KiB.
 fn write_source(root: &Path, version: u64) {
     for d in 0..4 {

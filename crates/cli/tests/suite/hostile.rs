@@ -424,7 +424,7 @@ fn a_hostile_writer_on_an_s3_location_gets_a_refusal_or_a_repair_never_a_wrong_b
     let (sb, source) = sandbox(&s3.location_toml("hostile", "phone"));
     let hands = Filer {
         base: format!("http://127.0.0.1:{}/buckets/hostile/phone", s3.filer_port()),
-        client: reqwest::blocking::Client::new(),
+        client: http().build().unwrap(),
     };
     every_case(&sb, &hands, &source);
 }

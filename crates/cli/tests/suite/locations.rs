@@ -2,11 +2,10 @@
 //! upload, two devices in one bucket, and the errors a person sees.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::common;
 use crate::common::servers::{Relay, Seaweed, Smbd, Sshd, Webdav};
-use crate::common::{compare_trees, random_bytes, rerooted, walk_size, Sandbox};
+use crate::common::{compare_trees, random_bytes, rerooted, stderr, walk_size, Sandbox};
 
 /// The corpus' `small` part when scripts/test built it, else a tree made here.
 fn source(sb: &Sandbox) -> PathBuf {
@@ -50,10 +49,6 @@ fn round_trip(sb: &Sandbox, src: &Path) {
     sb.ok(&["check"]);
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_string()
-}
-
 #[test]
 fn a_backup_round_trips_through_sftp() {
     let sb = Sandbox::new("");
@@ -95,7 +90,9 @@ fn a_backup_round_trips_through_webdav() {
     // next prune, the fresh one (maybe a write under way) stays.
     let put = |name: &str, age: u64| {
         let mtime = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - age;
-        let r = reqwest::blocking::Client::new()
+        let r = common::http()
+            .build()
+            .unwrap()
             .put(format!("{}/Lifeboat/{name}", server.url))
             .basic_auth(&server.user, Some(&server.password))
             .header("X-OC-Mtime", mtime.to_string())

@@ -16,6 +16,7 @@ mod fidelity;
 mod first_week;
 mod hostile;
 mod locations;
+mod package;
 mod repository;
 mod restore_modes;
 mod restore_plan;

@@ -10,10 +10,6 @@ use std::process::Stdio;
 
 use crate::common::*;
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// Every object of a repository, by path relative to it.
 fn objects(repo: &Path) -> BTreeSet<PathBuf> {
     walkdir(repo).into_iter().filter(|p| p.is_file()).map(|p| p.strip_prefix(repo).unwrap().to_path_buf()).collect()

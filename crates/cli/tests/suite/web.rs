@@ -9,7 +9,7 @@ use crate::common::daemon::{openapi_routes, Daemon};
 use crate::common::*;
 
 fn no_redirects() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    http().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 fn sandbox() -> Sandbox {
@@ -113,9 +113,7 @@ fn without_a_session_every_page_and_api_request_is_refused() {
 fn sign_ins_are_limited_per_address_counted_before_they_are_checked() {
     let sb = sandbox();
     let d = Daemon::start(&sb);
-    let from = |ip: &str| {
-        reqwest::blocking::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
-    };
+    let from = |ip: &str| http().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
     let sign_in = |c: &reqwest::blocking::Client, secret: &str| {
         let body = serde_json::json!({ "secret": secret }).to_string();
         c.post(format!("{}/api/session", d.url)).body(body).send().unwrap().status().as_u16()

@@ -48,7 +48,7 @@ impl Daemon {
     }
 
     pub fn client() -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder().timeout(None).build().unwrap()
+        super::http().timeout(None).build().unwrap()
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {

@@ -264,6 +264,23 @@ pub fn planned(plan: &serde_json::Value, action: &str) -> Vec<String> {
         .collect()
 }
 
+/// An HTTP client for talking to the daemon and the test servers (the TLS provider installed
+/// first, as the program does).
+pub fn http() -> reqwest::blocking::ClientBuilder {
+    lifeboat_storage::tls::install_provider();
+    reqwest::blocking::Client::builder()
+}
+
+/// What a finished command wrote to stdout, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a finished command wrote to stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

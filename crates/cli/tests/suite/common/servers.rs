@@ -17,15 +17,25 @@ pub fn free_port() -> u16 {
 }
 
 fn need(program: &str) -> PathBuf {
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+    find_program(program)
+        .unwrap_or_else(|| panic!("{program} is not installed: run scripts/test, which installs what the tests need"))
+}
+
+/// Where a program the tests run is: on PATH, in the system's sbin folders, or in the
+/// environment of Python tools that scripts/test keeps (scripts/lib/packages.sh), which a
+/// developer's PATH may not name.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let tools = std::env::var_os("LIFEBOAT_TOOLS").map(PathBuf::from).or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(cache.join("lifeboat-test-tools"))
+    });
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-    {
-        let p = dir.join(program);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{program} is not installed: run scripts/test, which installs what the tests need");
+        .chain(tools.map(|t| t.join("venv/bin")))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// A server process, killed and reaped on drop.
