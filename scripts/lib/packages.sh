@@ -41,7 +41,7 @@ ensure_pip() {
     echo "== making a Python environment for the test tools in $venv"
     ensure_command python3 python3
     # Debian's python3 makes environments only with python3-venv installed.
-    python3 -m venv "$venv" 2>/dev/null || {
+    python3 -m venv "$venv" >/dev/null 2>&1 || {
       rm -rf "$venv"
       ensure_debian python3-venv
       python3 -m venv "$venv"
