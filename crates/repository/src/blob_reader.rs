@@ -46,14 +46,18 @@ impl Repository {
     /// cannot be read.
     pub fn read_blobs(&self, ids: &[Id], on_blob: &OnBlob<'_>) -> RepoResult<()> {
         self.index_ready()?;
-        let mut packs: HashMap<Id, HashMap<Id, BlobLocation>> = HashMap::new();
+        // One flat list, sorted by pack and offset: a restore asks for tens of thousands of
+        // blobs, and a map of maps would cost several times their size on a small device.
+        let mut wanted: Vec<Wanted> = Vec::with_capacity(ids.len());
+        let mut pack_ids: HashMap<u32, Id> = HashMap::new();
         let mut missing = Vec::new();
         {
             let index = self.inner.index.read().expect("index lock");
             for id in ids {
                 match index.get(id) {
                     Some((pack, at)) => {
-                        packs.entry(pack).or_default().insert(*id, at);
+                        pack_ids.insert(at.pack, pack);
+                        wanted.push(Wanted { id: *id, at });
                     }
                     None => missing.push(*id),
                 }
@@ -64,17 +68,19 @@ impl Repository {
         for id in &missing {
             on_blob(id, Err(RepoError::MissingBlob(*id)));
         }
-        let mut work: Vec<(Id, Vec<Wanted>)> = packs
-            .into_iter()
-            .map(|(pack, blobs)| {
-                let mut v: Vec<Wanted> = blobs.into_iter().map(|(id, at)| Wanted { id, at }).collect();
-                v.sort_by_key(|w| w.at.offset);
-                (pack, v)
-            })
+        // Packs in the order of their names.
+        let mut by_name: Vec<(Id, u32)> = pack_ids.iter().map(|(n, id)| (*id, *n)).collect();
+        by_name.sort_unstable();
+        let rank: HashMap<u32, usize> = by_name.iter().enumerate().map(|(r, (_, n))| (*n, r)).collect();
+        let rank_of = |w: &Wanted| rank.get(&w.at.pack).copied().unwrap_or(usize::MAX);
+        wanted.sort_unstable_by(|a, b| (rank_of(a), a.at.offset, a.id).cmp(&(rank_of(b), b.at.offset, b.id)));
+        // A repeated id has one location, so its copies are next to each other.
+        wanted.dedup_by(|a, b| a.id == b.id);
+        let reads: Vec<(&Id, &[Wanted])> = wanted
+            .chunk_by(|a, b| a.at.pack == b.at.pack)
+            .filter_map(|blobs| Some((pack_ids.get(&blobs.first()?.at.pack)?, blobs)))
+            .flat_map(|(pack, blobs)| ranges(blobs).into_iter().map(move |g| (pack, g)))
             .collect();
-        work.sort_by_key(|(pack, _)| *pack);
-        let reads: Vec<(&Id, &[Wanted])> =
-            work.iter().flat_map(|(pack, wanted)| ranges(wanted).into_iter().map(move |g| (pack, g))).collect();
         let budget = Budget::new(READ_AHEAD);
         parallel::for_each(self.connections(), &reads, |(pack, group)| {
             let _share = budget.take(span(group));

@@ -1,12 +1,11 @@
 //! Writing file data: the repository reads each needed blob once, pack by pack
 //! ([`Repository::read_blobs`]), and each is written to every place it belongs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use lifeboat_repository::{Id, Repository};
 use rayon::prelude::*;
@@ -47,7 +46,6 @@ pub(crate) fn restore_files(
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &Finish<'_>,
 ) -> HashSet<Id> {
-    let verified = Mutex::new(HashSet::new());
     let states: Vec<FileState> = files
         .iter()
         .map(|item| FileState {
@@ -58,14 +56,15 @@ pub(crate) fn restore_files(
             created: AtomicBool::new(false),
         })
         .collect();
-    // Every place each blob goes: (file, offset in the file).
-    let mut places: HashMap<Id, Vec<(usize, u64)>> = HashMap::new();
+    // Every place each blob goes, sorted by blob: a flat list rather than a map of lists, as
+    // it holds an entry per file of the restore (tens of thousands on a small device).
+    let mut places: Vec<Place> = Vec::with_capacity(states.iter().map(|st| st.item.node.content.len()).sum());
     for (fi, st) in states.iter().enumerate() {
         let mut at = 0u64;
         for blob in &st.item.node.content {
             match repo.blob_length(blob) {
                 Some(length) => {
-                    places.entry(*blob).or_default().push((fi, at));
+                    places.push(Place { blob: *blob, file: fi, at });
                     at += length;
                 }
                 None => {
@@ -76,6 +75,14 @@ pub(crate) fn restore_files(
             }
         }
     }
+    places.sort_unstable_by(|a, b| a.blob.cmp(&b.blob));
+    let mut wanted: Vec<Id> = places.iter().map(|p| p.blob).collect();
+    wanted.dedup();
+    let places_of = |id: &Id| {
+        let start = places.partition_point(|p| p.blob < *id);
+        let end = start + places[start..].partition_point(|p| p.blob == *id);
+        &places[start..end]
+    };
 
     // Empty files, and files of several blobs, exist before any pack worker writes to them.
     states.par_iter().for_each(|st| {
@@ -101,21 +108,20 @@ pub(crate) fn restore_files(
         }
     });
 
-    let wanted: Vec<Id> = places.keys().copied().collect();
+    let verified: Vec<AtomicBool> = wanted.iter().map(|_| AtomicBool::new(false)).collect();
     let on_blob = |id: &Id, read: lifeboat_repository::RepoResult<Vec<u8>>| {
-        let Some(places) = places.get(id) else { return };
+        let Ok(w) = wanted.binary_search(id) else { return };
+        let places = places_of(id);
         match read {
             Ok(plain) => {
-                verified.lock().expect("verified lock").insert(*id);
+                verified[w].store(true, Ordering::Relaxed);
                 write_places(&states, places, &plain, placement, progress, problem, finish);
             }
             Err(e) => fail_places(&states, places, problem, &e.to_string()),
         }
     };
     if let Err(e) = repo.read_blobs(&wanted, &on_blob) {
-        for p in places.values() {
-            fail_places(&states, p, problem, &e.to_string());
-        }
+        fail_places(&states, &places, problem, &e.to_string());
     }
     // A file that could not be written whole is not left where it was being written: no wrong
     // byte stays behind under its name (in place, that is a staging copy, never swapped in).
@@ -124,12 +130,22 @@ pub(crate) fn restore_files(
             let _ = std::fs::remove_file((placement.place)(st.item));
         }
     }
-    verified.into_inner().expect("verified lock")
+    drop(places);
+    wanted.iter().zip(&verified).filter(|(_, v)| v.load(Ordering::Relaxed)).map(|(id, _)| *id).collect()
 }
 
-fn fail_places(states: &[FileState], places: &[(usize, u64)], problem: &(dyn Fn(&Path, String) + Sync), why: &str) {
-    for (fi, _) in places {
-        let st = &states[*fi];
+/// A piece of a file: where one blob of its content goes.
+struct Place {
+    blob: Id,
+    /// Index of the file in the restore's list.
+    file: usize,
+    /// Offset in the file.
+    at: u64,
+}
+
+fn fail_places(states: &[FileState], places: &[Place], problem: &(dyn Fn(&Path, String) + Sync), why: &str) {
+    for p in places {
+        let st = &states[p.file];
         if !st.failed.swap(true, Ordering::Relaxed) {
             problem(&st.item.dest, format!("not restored: {why}"));
         }
@@ -138,15 +154,15 @@ fn fail_places(states: &[FileState], places: &[(usize, u64)], problem: &(dyn Fn(
 
 fn write_places(
     states: &[FileState],
-    places: &[(usize, u64)],
+    places: &[Place],
     plain: &[u8],
     placement: &Placement<'_>,
     progress: &Progress,
     problem: &(dyn Fn(&Path, String) + Sync),
     finish: &Finish<'_>,
 ) {
-    for (fi, at) in places {
-        let st = &states[*fi];
+    for p in places {
+        let st = &states[p.file];
         if st.failed.load(Ordering::Relaxed) {
             continue;
         }
@@ -162,7 +178,7 @@ fn write_places(
             fsops::open_existing(&path)
         };
         let result = opened.and_then(|f| {
-            let end = write_sparse(&f, plain, *at)?;
+            let end = write_sparse(&f, plain, p.at)?;
             // A new file ends at its last written byte: trailing zeros need the length set.
             if single && end < st.item.node.size {
                 f.set_len(st.item.node.size)?;

@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use lifeboat_repository::{Node, NodeKind, Repository};
+use lifeboat_repository::{Node, NodeKind, RawBytes, Repository};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -106,10 +106,12 @@ pub(crate) fn under(base: &Path, rel: &Path) -> PathBuf {
 /// An entry of the backup that the restore handles. The plan holds one per entry of the
 /// backup, so it holds only what cannot be worked out again: its destination and node. Where
 /// it is written ([`Plan::work_path`]) follows from its root; its step is made when listed.
+/// The node is boxed so that the plan's vector, which grows and is sorted while the trees are
+/// read, moves small items: a restore of 80,000 entries must fit a 128 MiB device.
 pub(crate) struct Item {
     /// Where it ends up on this device.
     pub dest: PathBuf,
-    pub node: Node,
+    pub node: Box<Node>,
     /// Index of its root in `Plan::roots`.
     pub root: usize,
     pub action: Action,
@@ -120,7 +122,14 @@ pub(crate) struct Item {
 
 impl Item {
     /// An entry found in the backup, before the plan compares it with the device.
-    pub fn found(root: usize, dest: PathBuf, node: Node) -> Item {
+    pub fn found(root: usize, mut dest: PathBuf, mut node: Node) -> Item {
+        // Held for the whole restore, once per entry: no spare capacity, and no name (the
+        // destination has it).
+        dest.shrink_to_fit();
+        node.name = RawBytes::default();
+        node.content.shrink_to_fit();
+        node.xattrs.shrink_to_fit();
+        let node = Box::new(node);
         Item { dest, node, root, action: Action::Create, why: "it is not on this device", carry: Carry::Drop }
     }
 
