@@ -73,7 +73,7 @@ impl Repository {
         by_name.sort_unstable();
         let rank: HashMap<u32, usize> = by_name.iter().enumerate().map(|(r, (_, n))| (*n, r)).collect();
         let rank_of = |w: &Wanted| rank.get(&w.at.pack).copied().unwrap_or(usize::MAX);
-        wanted.sort_unstable_by(|a, b| (rank_of(a), a.at.offset, a.id).cmp(&(rank_of(b), b.at.offset, b.id)));
+        wanted.sort_unstable_by_key(|w| (rank_of(w), w.at.offset, w.id));
         // A repeated id has one location, so its copies are next to each other.
         wanted.dedup_by(|a, b| a.id == b.id);
         let reads: Vec<(&Id, &[Wanted])> = wanted
