@@ -75,7 +75,7 @@ pub(crate) fn restore_files(
             }
         }
     }
-    places.sort_unstable_by(|a, b| a.blob.cmp(&b.blob));
+    places.sort_unstable_by_key(|p| p.blob);
     let mut wanted: Vec<Id> = places.iter().map(|p| p.blob).collect();
     wanted.dedup();
     let places_of = |id: &Id| {
