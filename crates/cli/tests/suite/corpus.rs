@@ -24,7 +24,26 @@ fn the_corpus_round_trips_exactly() {
     let b = sb.backup(&[]);
     assert_eq!(b["status"], "completed", "{b}");
     let target = sb.dir.path().join("restore");
-    sb.ok(&["backups", "restore", b["slug"].as_str().unwrap(), "--target", target.to_str().unwrap(), "--quiet"]);
+    let restore = ["backups", "restore", b["slug"].as_str().unwrap(), "--target", target.to_str().unwrap(), "--quiet"];
+    // Restored on a small device's budget, one core and 128 MiB, where this machine can make
+    // one (as root): the plan of 84,000 entries and the data in flight must fit.
+    match small_device::SmallDevice::new(128 << 20) {
+        Ok(device) => {
+            let mut c = sb.command();
+            c.args(restore);
+            let out = device.wrap(&c).output().expect("running lifeboat");
+            assert!(
+                out.status.success(),
+                "the restore on one core in 128 MiB failed ({:?}; signal 9 is the kernel's out-of-memory kill):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(why) => {
+            eprintln!("no small device here ({why}): restoring without a memory limit");
+            sb.ok(&restore);
+        }
+    }
     for p in &parts {
         let src = corpus.join(p);
         let diffs = compare_trees(&src, &rerooted(&target, &src));

@@ -360,3 +360,4 @@ pub fn run_measuring_memory(sb: &Sandbox, args: &[&str]) -> (Output, u64) {
 }
 
 pub mod servers;
+pub mod small_device;
