@@ -734,3 +734,42 @@ pub(crate) fn kind_name(kind: NodeKind) -> &'static str {
 fn live_kind(m: &std::fs::Metadata) -> &'static str {
     kind_name(crate::meta::kind_of(m))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_is_small_and_keeps_no_spare_capacity() {
+        // The plan holds one item per entry of the backup for the whole restore: on a device
+        // with 128 MiB, 80,000 entries of a few hundred bytes each are already most of it.
+        assert!(std::mem::size_of::<Item>() <= 64, "an item is {} bytes", std::mem::size_of::<Item>());
+        let mut dest = PathBuf::from("/home/ann");
+        dest.push("notes.txt");
+        let mut node = Node {
+            name: RawBytes(b"notes.txt".to_vec()),
+            kind: NodeKind::File,
+            mode: 0o644,
+            mtime: Default::default(),
+            ctime: Default::default(),
+            uid: 1000,
+            gid: 1000,
+            user: None,
+            group: None,
+            size: 0,
+            inode: 1,
+            device: 1,
+            links: 1,
+            content: Vec::new(),
+            subtree: None,
+            target: None,
+            rdev: None,
+            xattrs: Vec::new(),
+        };
+        node.content.reserve(16);
+        let item = Item::found(0, dest, node);
+        assert!(item.node.name.0.is_empty() && item.node.name.0.capacity() == 0);
+        assert_eq!(item.node.content.capacity(), 0);
+        assert_eq!(item.dest.capacity(), item.dest.as_os_str().len());
+    }
+}
