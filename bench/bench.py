@@ -81,19 +81,19 @@ class Lifeboat(Tool):
 
 
 class Restic(Tool):
-    def __init__(self, work, paths):
-        super().__init__("restic", work)
-        self.paths = paths
-        self.env = {"RESTIC_PASSWORD": PW, "RESTIC_CACHE_DIR": os.path.join(work, "restic-cache")}
+    def __init__(self, work, paths, name="restic", binary="restic"):
+        super().__init__(name, work)
+        self.paths, self.binary = paths, binary
+        self.env = {"RESTIC_PASSWORD": PW, "RESTIC_CACHE_DIR": os.path.join(work, f"{name}-cache")}
 
     def init(self):
-        run(["restic", "-r", self.repo, "init", "-q"], self.env)
+        run([self.binary, "-r", self.repo, "init", "-q"], self.env)
 
     def backup(self):
-        return run(["restic", "-r", self.repo, "backup", "-q"] + self.paths, self.env)
+        return run([self.binary, "-r", self.repo, "backup", "-q"] + self.paths, self.env)
 
     def restore(self, target):
-        return run(["restic", "-r", self.repo, "restore", "latest", "--target", target, "-q"], self.env)
+        return run([self.binary, "-r", self.repo, "restore", "latest", "--target", target, "-q"], self.env)
 
 
 class Rustic(Tool):
@@ -145,7 +145,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", default="/var/tmp/lifeboat-bench")
     ap.add_argument("--parts", default="kernel,photos,music,db")
-    ap.add_argument("--tools", default="lifeboat,restic,borg,rustic")
+    ap.add_argument("--tools", default="lifeboat,restic,restic-0.18,borg,rustic")
+    ap.add_argument("--restic-018", default="/var/tmp/lifeboat-peers/restic-0.18/usr/bin/restic",
+                    help="restic 0.18 (../shared/peers/restic-0.18 installs it); the system's restic is 0.14")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
 
@@ -168,6 +170,7 @@ def main():
             work = os.path.join(a.work, f"run{r}")
             os.makedirs(work, exist_ok=True)
             tool = {"lifeboat": lambda: Lifeboat(work, a.lifeboat, paths), "restic": lambda: Restic(work, paths),
+                    "restic-0.18": lambda: Restic(work, paths, "restic-0.18", a.restic_018),
                     "borg": lambda: Borg(work, paths), "rustic": lambda: Rustic(work, paths)}[name]()
             tool.init()
             t1, m1 = tool.backup()
