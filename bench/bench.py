@@ -18,6 +18,14 @@ import time
 PW = "benchmark password"
 
 
+class Failed(SystemExit):
+    """A measured command failed; `code` 137 is the kernel's out-of-memory kill."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.returncode = code
+
+
 def run(cmd, env=None, cwd=None):
     """Runs a command; returns (seconds, peak RSS in KiB)."""
     full_env = dict(os.environ, **(env or {}))
@@ -26,7 +34,7 @@ def run(cmd, env=None, cwd=None):
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     secs = time.monotonic() - start
     if p.returncode not in (0, 3):
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+        raise Failed(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}", p.returncode)
     rss = int(p.stderr.strip().splitlines()[-1])
     return secs, rss
 

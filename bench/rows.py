@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from bench import PW, run
+from bench import PW, Failed, run
 
 S3_KEY, S3_SECRET = "bench-access-key", "bench-secret-key-0123456789"
 
@@ -250,19 +250,35 @@ class Cgroup:
             pass
 
 
+def median(values):
+    """The median of the runs, or how many failed when any did."""
+    failed = sum(v is None for v in values)
+    if failed:
+        return f"failed in {failed} of {len(values)}"
+    return statistics.median(values)
+
+
 def measure(tool, work, rows, row):
-    tool.init()
-    t1, m1 = tool.backup()
-    t2, m2 = tool.backup()
-    subprocess.run(["sync"], check=True)
-    target = os.path.join(work, f"restore-{tool.name}")
-    t3, m3 = tool.restore(target)
-    shutil.rmtree(target, ignore_errors=True)
-    figures = {"initial": t1, "unchanged": t2, "restore": t3, "memory": max(m1, m2, m3)}
-    for k, v in figures.items():
-        rows.setdefault(row, {}).setdefault(tool.name, {}).setdefault(k, []).append(v)
-    print(f"{row} {tool.name}: initial {t1:.2f}s unchanged {t2:.2f}s restore {t3:.2f}s "
-          f"memory {figures['memory'] / 1024:.0f} MiB", file=sys.stderr)
+    """Initial, unchanged and restore of one tool. A step that fails (a peer killed by the
+    memory cgroup, say) is recorded as failed, with what it had reached, and the run goes on."""
+    figures = {}
+    try:
+        tool.init()
+        figures["initial"], m1 = tool.backup()
+        figures["unchanged"], m2 = tool.backup()
+        subprocess.run(["sync"], check=True)
+        target = os.path.join(work, f"restore-{tool.name}")
+        figures["restore"], m3 = tool.restore(target)
+        shutil.rmtree(target, ignore_errors=True)
+        figures["memory"] = max(m1, m2, m3)
+    except Failed as e:
+        why = "killed: out of memory" if e.returncode in (137, -9) else f"failed ({e.returncode})"
+        print(f"{row} {tool.name}: {why} after {', '.join(figures) or 'nothing'}", file=sys.stderr)
+    for k in ("initial", "unchanged", "restore", "memory"):
+        rows.setdefault(row, {}).setdefault(tool.name, {}).setdefault(k, []).append(figures.get(k))
+    if len(figures) == 4:
+        print(f"{row} {tool.name}: initial {figures['initial']:.2f}s unchanged {figures['unchanged']:.2f}s "
+              f"restore {figures['restore']:.2f}s memory {figures['memory'] / 1024:.0f} MiB", file=sys.stderr)
     subprocess.run(["sync"], check=True)
 
 
@@ -345,10 +361,11 @@ def main():
     out = []
     for row in wanted:
         for step in ("initial", "unchanged", "restore", "memory"):
-            lb = statistics.median(rows[row]["lifeboat"][step])
-            rs = statistics.median(rows[row]["restic-0.18"][step])
+            lb, rs = (median(rows[row][t][step]) for t in ("lifeboat", "restic-0.18"))
             f = (lambda v: f"{v / 1024:.0f} MiB") if step == "memory" else (lambda v: f"{v:.2f} s")
-            out.append([labels[row], step, f(lb), f(rs), f"{rs / lb:.2f}x" if lb else "-"])
+            shown = [f(v) if isinstance(v, float) or isinstance(v, int) else v for v in (lb, rs)]
+            ratio = f"{rs / lb:.2f}x" if isinstance(lb, (int, float)) and isinstance(rs, (int, float)) and lb else "-"
+            out.append([labels[row], step, *shown, ratio])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *out)]
     for line in [head] + out:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths)) + " |")

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use russh::client;
 use russh::keys::{self, PrivateKeyWithHashAlg, PublicKey};
 use russh_sftp::client::error::Error as SftpError;
@@ -62,6 +63,9 @@ struct Connection {
     // Keeps the SSH session open for as long as the SFTP channel is used.
     _handle: client::Handle<HostKeyChecker>,
 }
+
+/// Folders a listing reads at once over one session.
+const FOLDER_READS: usize = 32;
 
 impl SftpStore {
     pub fn new(label: impl Into<String>, config: SftpConfig) -> Self {
@@ -290,19 +294,34 @@ impl SftpStore {
         let prefix = prefix.to_string();
         let out = self.run("listing", &prefix.clone(), 0, |c| async move {
             let mut walk = Walk::new(root, &prefix, temporaries);
-            while let Some((dir, name)) = walk.next_folder() {
-                let entries = match c.sftp.read_dir(dir.clone()).await {
-                    Ok(e) => e,
-                    Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => continue,
-                    Err(e) => return Err(e),
-                };
-                for entry in entries {
-                    let file_name = entry.file_name();
-                    let meta = entry.metadata();
-                    if meta.is_dir() {
-                        walk.folder(format!("{dir}/{file_name}"), &name, &file_name);
-                    } else if meta.is_regular() {
-                        walk.file(&name, &file_name, meta.size.unwrap_or(0), meta.mtime);
+            // The folders of a level are read at once over the one session (each read is
+            // several round trips: open, read, close): a repository's `data/` has up to 256
+            // shard folders, which one after another cost a second per 4 ms of round trip.
+            loop {
+                let level = walk.take_folders();
+                if level.is_empty() {
+                    break;
+                }
+                let reads = futures_util::stream::iter(level.into_iter().map(|(dir, name)| {
+                    let sftp = &c.sftp;
+                    async move { (sftp.read_dir(dir.clone()).await, dir, name) }
+                }))
+                .buffer_unordered(FOLDER_READS);
+                let mut reads = std::pin::pin!(reads);
+                while let Some((entries, dir, name)) = reads.next().await {
+                    let entries = match entries {
+                        Ok(e) => e,
+                        Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => continue,
+                        Err(e) => return Err(e),
+                    };
+                    for entry in entries {
+                        let file_name = entry.file_name();
+                        let meta = entry.metadata();
+                        if meta.is_dir() {
+                            walk.folder(format!("{dir}/{file_name}"), &name, &file_name);
+                        } else if meta.is_regular() {
+                            walk.file(&name, &file_name, meta.size.unwrap_or(0), meta.mtime);
+                        }
                     }
                 }
             }

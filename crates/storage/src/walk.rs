@@ -26,6 +26,11 @@ impl<D, M> Walk<D, M> {
         self.stack.pop()
     }
 
+    /// Every folder waiting to be read (a level, for backends that read folders at once).
+    pub(crate) fn take_folders(&mut self) -> Vec<(D, String)> {
+        std::mem::take(&mut self.stack)
+    }
+
     /// A folder found in the folder named `parent`.
     pub(crate) fn folder(&mut self, folder: D, parent: &str, file_name: &str) {
         if !is_dot(file_name) {
