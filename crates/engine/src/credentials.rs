@@ -117,10 +117,10 @@ pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool)
 
 fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool) -> EngineResult<Opened> {
     let store = location.store()?;
-    let exists = Repository::exists(store.as_ref())?;
+    let found = Repository::find(store.clone())?;
     let key_file = device_key_file(dirs, location);
     let explicit = creds.explicit()?;
-    if exists {
+    if let Some(found) = found {
         // The location's own secrets first (its configured repository password, this device's
         // key for it): they are meant for this repository, while a password given to the
         // command or set in the environment may be another location's. A secret that does
@@ -128,7 +128,7 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
         let own = location.repository_password()?.map(Secret::new).into_iter().chain(read_device_key(&key_file));
         let mut refused = None;
         for secret in own.chain(explicit) {
-            match Repository::open(store.clone(), &secret) {
+            match found.open(&secret) {
                 Ok(repo) => return Ok(Opened { repo, created: None }),
                 Err(e @ lifeboat_repository::RepoError::WrongPassword(_)) => refused = Some(e),
                 Err(e) => return Err(e.into()),
@@ -138,7 +138,7 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
             return Err(e.into());
         }
         return match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
-            Some(pw) => Ok(Opened { repo: Repository::open(store, &Secret::new(pw))?, created: None }),
+            Some(pw) => Ok(Opened { repo: found.open(&Secret::new(pw))?, created: None }),
             None => Err(EngineError::NoPassword { location: location.describe() }),
         };
     }
@@ -179,17 +179,16 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
 /// location's repository: by its `repository_password` or this device's key. A location with
 /// no repository yet is made with a device key by such a run, so that counts as yes.
 pub fn opens_unattended(location: &Location, dirs: &Dirs) -> EngineResult<bool> {
-    let store = location.store()?;
-    if !Repository::exists(store.as_ref())? {
+    let Some(found) = Repository::find(location.store()?)? else {
         return Ok(true);
-    }
+    };
     let own = location
         .repository_password()?
         .map(Secret::new)
         .into_iter()
         .chain(read_device_key(&device_key_file(dirs, location)));
     for secret in own {
-        if Repository::open(store.clone(), &secret).is_ok() {
+        if found.open(&secret).is_ok() {
             return Ok(true);
         }
     }

@@ -2,6 +2,7 @@
 //! before their index). Adopting them — reading their headers and indexing them — lets the
 //! next backup reuse that work instead of uploading it again.
 
+use lifeboat_storage::ObjectInfo;
 use rayon::prelude::*;
 
 use crate::pack::{pack_id_from_name, parse_header};
@@ -11,9 +12,9 @@ use crate::{Id, RepoResult, Repository};
 impl Repository {
     /// Indexes every pack the index does not know; returns how many were adopted. A pack
     /// whose header cannot be read is left alone (`prune` removes it). Call after
-    /// [`Repository::load_index`], holding a shared lock.
-    pub(crate) fn adopt_unindexed_packs(&self) -> RepoResult<usize> {
-        let listed = self.store().list("data")?;
+    /// [`Repository::load_index`], holding a shared lock; `listed` is the location's listing
+    /// of `data`, made under that lock.
+    pub(crate) fn adopt_unindexed_packs(&self, listed: &[ObjectInfo]) -> RepoResult<usize> {
         let orphans: Vec<(Id, u64)> = {
             let index = self.inner.index.read().expect("index lock");
             listed

@@ -85,17 +85,17 @@ impl Repository {
         Ok(self.store().write(name, &sealed)?)
     }
 
-    fn live_holders(&self) -> RepoResult<Vec<Holder>> {
-        let mut out = Vec::new();
-        for o in self.store().list("locks")? {
-            let Ok(sealed) = self.store().read(&o.name, None) else { continue };
-            let Ok(plain) = self.key().open(&sealed, None) else { continue };
-            let Ok(file) = serde_json::from_slice::<LockFile>(&plain) else { continue };
-            if !is_stale(&file) {
-                out.push(Holder { name: o.name, file });
-            }
-        }
-        Ok(out)
+    /// The live locks other than `own`, read in parallel: a backup's lock costs one listing
+    /// and, with nobody else there, no read at all.
+    fn other_holders(&self, own: &str) -> RepoResult<Vec<Holder>> {
+        let names: Vec<String> = self.store().list("locks")?.into_iter().map(|o| o.name).filter(|n| n != own).collect();
+        let read = crate::parallel::map(self.connections(), &names, |name| {
+            let sealed = self.store().read(name, None).ok()?;
+            let plain = self.key().open(&sealed, None).ok()?;
+            let file = serde_json::from_slice::<LockFile>(&plain).ok()?;
+            (!is_stale(&file)).then(|| Holder { name: name.clone(), file })
+        });
+        Ok(read.into_iter().flatten().collect())
     }
 
     /// Removes lock files left by processes that died. Returns how many went.
@@ -123,7 +123,7 @@ impl Repository {
         let file = self.lock_file(kind, operation);
         loop {
             self.write_lock(&name, &file)?;
-            let others: Vec<Holder> = self.live_holders()?.into_iter().filter(|h| h.name != name).collect();
+            let others = self.other_holders(&name)?;
             let blocker = match kind {
                 LockKind::Shared => others.iter().find(|h| h.file.kind == LockKind::Exclusive),
                 LockKind::Exclusive => others

@@ -57,6 +57,30 @@ pub(crate) struct Inner {
     pub cached_tree_packs: Mutex<HashSet<Id>>,
 }
 
+/// A repository found at a location, not yet opened: its key slots and its config as read.
+/// See [`Repository::find`].
+pub struct Found {
+    store: Arc<dyn Store>,
+    slots: Vec<(Id, KeyFile)>,
+    unreadable: usize,
+    config: Option<Vec<u8>>,
+}
+
+impl Found {
+    /// Opens the repository with a password, recovery key or device key. A damaged or
+    /// missing `config` does not stop it (see [`ConfigState`]): a warning says so, and
+    /// [`Repository::config_state`] tells `check`.
+    pub fn open(&self, secret: &Secret) -> RepoResult<Repository> {
+        let describe = self.store.describe();
+        let opened = keys::open_any(&self.slots, self.unreadable, secret, &describe)?;
+        let loaded = repo_config::load(&describe, self.config.clone(), &opened.key, &self.slots, opened.slot)?;
+        if let Some(problem) = loaded.state.problem() {
+            tracing::warn!("{describe}: {problem}: run `lifeboat check --repair` to write it back");
+        }
+        Ok(Repository::assemble(self.store.clone(), opened.key, loaded, opened.slot, opened.kind))
+    }
+}
+
 impl Repository {
     /// True when the location holds a repository: it has a `config`, or key slots (whose
     /// copies rebuild a config that was lost; a new repository must never be made over them).
@@ -104,16 +128,30 @@ impl Repository {
     /// `config` does not stop it (see [`ConfigState`]): a warning says so, and
     /// [`Repository::config_state`] tells `check`.
     pub fn open(store: Arc<dyn Store>, secret: &Secret) -> RepoResult<Repository> {
-        let (slots, unreadable) = keys::read_slots(store.as_ref())?;
-        if slots.is_empty() && unreadable == 0 && !Self::exists(store.as_ref())? {
-            return Err(RepoError::NotARepository(store.describe()));
+        let describe = store.describe();
+        Self::find(store)?.ok_or(RepoError::NotARepository(describe))?.open(secret)
+    }
+
+    /// Reads what opening takes — the key slots and the config, side by side — or `None`
+    /// when the location holds no repository (neither a config nor a key slot). Secrets are
+    /// then tried with [`Found::open`] without reading anything again.
+    pub fn find(store: Arc<dyn Store>) -> RepoResult<Option<Found>> {
+        let (slots, config) = std::thread::scope(|scope| {
+            let config = scope.spawn(|| store.read("config", None));
+            let slots = keys::read_slots(store.as_ref());
+            (slots, config.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let (slots, unreadable) = slots?;
+        let config = match config {
+            Ok(sealed) => Some(sealed),
+            Err(e) if e.is_not_found() => None,
+            // A location that fails to answer is not a missing config.
+            Err(e) => return Err(e.into()),
+        };
+        if config.is_none() && slots.is_empty() && unreadable == 0 {
+            return Ok(None);
         }
-        let opened = keys::open_any(&slots, unreadable, secret, &store.describe())?;
-        let loaded = repo_config::load(store.as_ref(), &opened.key, &slots, opened.slot)?;
-        if let Some(problem) = loaded.state.problem() {
-            tracing::warn!("{}: {problem}: run `lifeboat check --repair` to write it back", store.describe());
-        }
-        Ok(Self::assemble(store, opened.key, loaded, opened.slot, opened.kind))
+        Ok(Some(Found { store, slots, unreadable, config }))
     }
 
     /// What opening found of the `config` object.

@@ -4,7 +4,6 @@
 //! stops sharing chunks with older data until the next full backup). `check` names the damage
 //! and `check --repair` writes the config back.
 
-use lifeboat_storage::Store;
 use serde::Serialize;
 
 use crate::crypto::MasterKey;
@@ -78,22 +77,20 @@ fn supported(config: RepoConfig, location: &str) -> RepoResult<RepoConfig> {
 /// Reads the config with the master key from `opened`; the slots give the copies, the one
 /// that opened first.
 pub(crate) fn load(
-    store: &dyn Store,
+    location: &str,
+    stored: Option<Vec<u8>>,
     key: &MasterKey,
     slots: &[(Id, KeyFile)],
     opened: Id,
 ) -> RepoResult<LoadedConfig> {
-    let location = store.describe();
-    let problem = match store.read("config", None) {
-        Ok(sealed) => match decode(key, &sealed) {
+    let problem = match stored {
+        Some(sealed) => match decode(key, &sealed) {
             Ok(config) => {
-                return Ok(LoadedConfig { config: supported(config, &location)?, sealed, state: ConfigState::Intact })
+                return Ok(LoadedConfig { config: supported(config, location)?, sealed, state: ConfigState::Intact })
             }
             Err(why) => format!("the repository config {why}"),
         },
-        Err(e) if e.is_not_found() => "the repository config is missing".to_string(),
-        // A location that fails to answer is not a damaged config.
-        Err(e) => return Err(e.into()),
+        None => "the repository config is missing".to_string(),
     };
     let mut order: Vec<&(Id, KeyFile)> = slots.iter().collect();
     order.sort_by_key(|(id, _)| *id != opened);
@@ -101,7 +98,7 @@ pub(crate) fn load(
         let Some(sealed) = config_copy(slot) else { continue };
         if let Ok(config) = decode(key, &sealed) {
             let state = ConfigState::FromCopy { problem, slot: crate::keys::slot_name(id) };
-            return Ok(LoadedConfig { config: supported(config, &location)?, sealed, state });
+            return Ok(LoadedConfig { config: supported(config, location)?, sealed, state });
         }
     }
     let config = rebuilt(key, slots);

@@ -52,8 +52,15 @@ impl Repository {
             SessionLock::Take { operation, wait } => Some(self.lock(LockKind::Shared, operation, wait)?),
             SessionLock::HeldByCaller => None,
         };
-        self.load_index()?;
-        let adopted = self.adopt_unindexed_packs()?;
+        // Under the lock, so that the work of writers that finished meanwhile is seen; the
+        // index and the listing of packs (for adoption) side by side.
+        let (index, packs) = std::thread::scope(|scope| {
+            let packs = scope.spawn(|| self.store().list("data"));
+            let index = self.load_index();
+            (index, packs.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        index?;
+        let adopted = self.adopt_unindexed_packs(&packs?)?;
         let threads = self.store().write_concurrency();
         let writer = match reuse {
             Reuse::Indexed => BlobWriter::new(self, threads),

@@ -76,6 +76,21 @@ impl<S: Store> Metered<S> {
     }
 }
 
+/// Runs one request and logs it at debug level with its time, so that
+/// `LIFEBOAT_LOG=lifeboat_storage=debug` shows every request a command makes of a location
+/// and which ones waited.
+fn logged<T>(op: &str, name: impl std::fmt::Display, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return f();
+    }
+    let start = Instant::now();
+    let result = f();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    tracing::debug!("{op} {name}: {outcome} in {ms:.1} ms");
+    result
+}
+
 impl<S: Store> Store for Metered<S> {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -85,18 +100,22 @@ impl<S: Store> Store for Metered<S> {
     }
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
         self.pace(data.len());
-        self.inner.write(name, data)?;
+        logged("write", name, || self.inner.write(name, data))?;
         self.sent(data.len());
         Ok(())
     }
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
         self.pace(data.len());
-        let created = self.inner.write_new(name, data)?;
+        let created = logged("write_new", name, || self.inner.write_new(name, data))?;
         self.sent(data.len());
         Ok(created)
     }
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
-        let data = self.inner.read(name, range)?;
+        let (start, end) = range.as_ref().map_or((0, 0), |r| (r.start, r.end));
+        let data = match range {
+            Some(_) => logged("read", format_args!("{name} [{start}..{end}]"), || self.inner.read(name, range))?,
+            None => logged("read", name, || self.inner.read(name, range))?,
+        };
         self.traffic.received.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data)
     }
@@ -107,13 +126,13 @@ impl<S: Store> Store for Metered<S> {
         self.inner.readable_by_others()
     }
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
+        logged("list", prefix, || self.inner.list(prefix))
     }
     fn size(&self, name: &str) -> StoreResult<u64> {
-        self.inner.size(name)
+        logged("size", name, || self.inner.size(name))
     }
     fn remove(&self, name: &str) -> StoreResult<()> {
-        self.inner.remove(name)
+        logged("remove", name, || self.inner.remove(name))
     }
     fn connections(&self) -> usize {
         self.connections.unwrap_or_else(|| self.inner.connections())

@@ -81,8 +81,8 @@ impl Lifeboat {
         let chosen: Vec<Unit> = unit::select(&all, &order.units)?.into_iter().cloned().collect();
         let full = order.units.is_empty() || chosen.len() == all.len();
         let loc = self.location(order.location.as_deref())?;
-        let begun = self.repository(loc, true).and_then(|repo| Ok((backup::new_slug(&repo)?, repo)));
-        let (slug, repo) = match begun {
+        let begun = self.repository(loc, true).and_then(|repo| Ok((repo.snapshots()?.0, repo)));
+        let (existing, repo) = match begun {
             Ok(b) => b,
             Err(e) => {
                 let log = log(runlog::NOT_STARTED);
@@ -90,6 +90,7 @@ impl Lifeboat {
                 return Err(e);
             }
         };
+        let slug = backup::slug_among(&existing);
         let log = log(&slug);
         log.info(&format!("backup {slug} of {} to location {}", unit_names(&chosen), loc.name));
         let req = BackupRequest {
@@ -99,6 +100,7 @@ impl Lifeboat {
             slug,
             tags: order.tags,
             safety: None,
+            existing,
         };
         let (id, snapshot) = backup::run(&repo, &self.dirs, req, progress, &log).inspect_err(|e| {
             log.error(&format!("the backup failed: {e}"));

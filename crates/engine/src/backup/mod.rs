@@ -36,6 +36,10 @@ pub struct BackupRequest<'a> {
     pub tags: Vec<String>,
     /// A safety backup's options; None for an ordinary backup.
     pub safety: Option<SafetyOptions>,
+    /// The backups the repository held when the slug was chosen: the parents (whose
+    /// unchanged files are not read again) are among them. Read before the lock is safe: a
+    /// parent's blobs are reused only where the index, read under the lock, still has them.
+    pub existing: Vec<(Id, Snapshot)>,
 }
 
 /// How a safety backup differs from an ordinary one: it trusts no stored copy it has not
@@ -66,11 +70,15 @@ pub fn check_name(what: &str, name: &str) -> EngineResult<()> {
 
 /// A short random slug no other backup in the repository has.
 pub fn new_slug(repo: &Repository) -> EngineResult<String> {
-    let (existing, _) = repo.snapshots()?;
+    Ok(slug_among(&repo.snapshots()?.0))
+}
+
+/// A short random slug none of `existing` has.
+pub fn slug_among(existing: &[(Id, Snapshot)]) -> String {
     loop {
         let slug = hex::encode(rand::random::<[u8; 4]>());
         if !existing.iter().any(|(_, s)| s.slug == slug) {
-            return Ok(slug);
+            return slug;
         }
     }
 }
@@ -108,7 +116,7 @@ pub fn run(
     // damaged blobs.
     let Previous { parents, totals: parent_totals } = match req.safety {
         Some(_) => Previous { parents: HashMap::new(), totals: None },
-        None => previous(repo, &req.units)?,
+        None => previous_among(&req.existing, &req.units),
     };
     log.info(&format!("backup {} of {} to {}", req.slug, names(&req.units), repo.store().describe()));
 
@@ -407,7 +415,10 @@ pub(crate) struct Previous {
 }
 
 pub(crate) fn previous(repo: &Repository, units: &[&Unit]) -> EngineResult<Previous> {
-    let (snapshots, _) = repo.snapshots()?;
+    Ok(previous_among(&repo.snapshots()?.0, units))
+}
+
+fn previous_among(snapshots: &[(Id, Snapshot)], units: &[&Unit]) -> Previous {
     let host = crate::host();
     let mut parents = HashMap::new();
     let mut totals = Some((0, 0));
@@ -430,7 +441,7 @@ pub(crate) fn previous(repo: &Repository, units: &[&Unit]) -> EngineResult<Previ
             None => totals = None,
         }
     }
-    Ok(Previous { parents, totals })
+    Previous { parents, totals }
 }
 
 /// Runs one unit through the pipeline with a dry-run writer (for `estimate`). The caller has

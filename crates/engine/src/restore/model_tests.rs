@@ -337,6 +337,7 @@ impl Case {
             slug: backup::new_slug(&repo).map_err(|e| e.to_string())?,
             tags: vec![],
             safety: None,
+            existing: Vec::new(),
         };
         let (_, snapshot) =
             backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).map_err(|e| e.to_string())?;
@@ -641,6 +642,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
         slug: backup::new_slug(&repo).unwrap(),
         tags: vec![],
         safety: None,
+        existing: Vec::new(),
     };
     let (_, good) = backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).unwrap();
     let climbing = format!("/{}{}", "../".repeat(12), victim.strip_prefix("/").unwrap().display());

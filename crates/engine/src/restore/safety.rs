@@ -99,6 +99,8 @@ pub(crate) fn make(
         slug,
         tags: vec!["safety".into()],
         safety: Some(crate::backup::SafetyOptions { verified: verified.clone(), remove }),
+        // A safety backup has no parent: it reads every file it holds.
+        existing: Vec::new(),
     };
     let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
     let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;
