@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
+use lifeboat_storage::Bytes;
 
 use crate::cache::Cached;
 use crate::crypto::worth_compressing;
@@ -78,19 +79,23 @@ impl Shared {
     }
 
     fn upload(&self, pack: FinishedPack) -> RepoResult<()> {
-        self.repo.store().write(&pack_name(&pack.id), &pack.bytes)?;
+        // Shared, not copied: an HTTP client holds the body it sends, and a pack held twice
+        // for every upload in flight is a backup's largest memory.
+        let bytes = Bytes::from(pack.bytes);
+        self.repo.store().write_shared(&pack_name(&pack.id), bytes.clone())?;
         if let Some(cache) = self.repo.cache() {
             // Folder listings just written are kept: the next backup reads them back.
             for e in pack.entries.iter().filter(|e| e.kind == BlobKind::Tree) {
-                cache.put(Cached::Tree, &e.id, &pack.bytes[e.offset as usize..(e.offset + e.length) as usize]);
+                cache.put(Cached::Tree, &e.id, &bytes[e.offset as usize..(e.offset + e.length) as usize]);
             }
         }
-        self.stats.stored_bytes.fetch_add(pack.bytes.len() as u64, Ordering::Relaxed);
+        self.stats.stored_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
-        {
+        // The buffer comes back for the next pack when the location kept no hold of it.
+        if let Ok(buffer) = bytes.try_into_mut() {
             let mut spare = self.spare.lock().expect("spare lock");
             if spare.is_empty() {
-                let mut b = pack.bytes;
+                let mut b = Vec::from(buffer);
                 b.clear();
                 spare.push(b);
             }

@@ -29,6 +29,8 @@ pub mod faults;
 #[cfg(any(test, feature = "testing"))]
 mod memory;
 
+/// Shared bytes: what a pack upload hands to the location without a copy.
+pub use bytes::Bytes;
 pub use error::{StoreError, StoreResult};
 pub use local::LocalStore;
 #[cfg(any(test, feature = "testing"))]

@@ -104,6 +104,13 @@ impl<S: Store> Store for Metered<S> {
         self.sent(data.len());
         Ok(())
     }
+    fn write_shared(&self, name: &str, data: crate::Bytes) -> StoreResult<()> {
+        let len = data.len();
+        self.pace(len);
+        logged("write", name, || self.inner.write_shared(name, data))?;
+        self.sent(len);
+        Ok(())
+    }
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
         self.pace(data.len());
         let created = logged("write_new", name, || self.inner.write_new(name, data))?;

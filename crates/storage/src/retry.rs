@@ -67,6 +67,9 @@ impl<S: Store> Store for Retrying<S> {
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
         self.retry(|| self.inner.write(name, data))
     }
+    fn write_shared(&self, name: &str, data: crate::Bytes) -> StoreResult<()> {
+        self.retry(|| self.inner.write_shared(name, data.clone()))
+    }
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
         self.retry(|| self.inner.write_new(name, data))
     }

@@ -248,14 +248,14 @@ impl ServiceStore {
         }
     }
 
-    async fn put(&self, path: &str, data: &[u8]) -> opendal::Result<()> {
+    async fn put(&self, path: &str, data: Buffer) -> opendal::Result<()> {
         if !self.rename_into_place {
-            self.op.write(path, Buffer::from(data.to_vec())).await?;
+            self.op.write(path, data).await?;
             return Ok(());
         }
         let tmp = temporary_beside(path);
         let result = async {
-            self.op.write(&tmp, Buffer::from(data.to_vec())).await?;
+            self.op.write(&tmp, data).await?;
             self.op.rename(&tmp, path).await
         }
         .await;
@@ -285,7 +285,12 @@ impl Store for ServiceStore {
 
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
         check_name(name)?;
-        self.run("writing", name, data.len() as u64, self.put(name, data))
+        self.run("writing", name, data.len() as u64, self.put(name, Buffer::from(data.to_vec())))
+    }
+
+    fn write_shared(&self, name: &str, data: crate::Bytes) -> StoreResult<()> {
+        check_name(name)?;
+        self.run("writing", name, data.len() as u64, self.put(name, Buffer::from(data)))
     }
 
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {

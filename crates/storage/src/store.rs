@@ -30,6 +30,11 @@ pub trait Store: Send + Sync {
     fn prepare(&self) -> StoreResult<()>;
     /// Writes a whole object atomically.
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()>;
+    /// Writes a whole object atomically, given as shared bytes: a backend whose client takes
+    /// its own copy of a body (HTTP) takes these instead, so a pack in flight is held once.
+    fn write_shared(&self, name: &str, data: crate::Bytes) -> StoreResult<()> {
+        self.write(name, &data)
+    }
     /// Writes a whole object only if no object of that name exists, atomically: of several
     /// processes racing, exactly one gets `Ok(true)`; the others get `Ok(false)` and the
     /// object stays as the winner wrote it. Used for the one object that names a repository.
