@@ -55,7 +55,12 @@ pub(crate) struct Inner {
     pub cache: OnceLock<MetadataCache>,
     /// Tree packs fetched whole into the cache by this process, so each is fetched once.
     pub cached_tree_packs: Mutex<HashSet<Id>>,
+    /// Set once this process saw (or made) the recovery key's slot.
+    pub recovery_slot_known: std::sync::atomic::AtomicBool,
 }
+
+/// The label of the recovery key's slot.
+const RECOVERY_LABEL: &str = "recovery key";
 
 /// A repository found at a location, not yet opened: its key slots and its config as read.
 /// See [`Repository::find`].
@@ -85,9 +90,14 @@ impl Repository {
     /// True when the location holds a repository: it has a `config`, or key slots (whose
     /// copies rebuild a config that was lost; a new repository must never be made over them).
     pub fn exists(store: &dyn Store) -> RepoResult<bool> {
-        match store.size("config") {
+        // Both asked at once: one round trip whichever answers.
+        let (config, keys) = std::thread::scope(|scope| {
+            let keys = scope.spawn(|| store.list("keys"));
+            (store.size("config"), keys.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        match config {
             Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(!store.list("keys")?.is_empty()),
+            Err(e) if e.is_not_found() => Ok(!keys?.is_empty()),
             Err(e) => Err(e.into()),
         }
     }
@@ -109,18 +119,34 @@ impl Repository {
             pack_size: PACK_SIZE,
         };
         let sealed = repo_config::seal(&key, &config);
-        // The key slot goes first, so that whoever sees the config can also open it; it
-        // carries a copy of the config, so a slot seen before the config opens too.
-        let slot = keys::make_slot(&key, secret, kind, "", &sealed)?;
-        let slot_id = Id::random();
-        store.write(&slot_name(&slot_id), &serde_json::to_vec_pretty(&slot).expect("key serialises"))?;
+        // The key slots go first (side by side), so that whoever sees the config can also
+        // open it; each carries a copy of the config, so a slot seen before the config opens
+        // too.
+        let recovery = RecoveryKey::derived_from(&key).as_secret();
+        let made = [(secret, kind, ""), (&recovery, KeyKind::Recovery, RECOVERY_LABEL)].map(|(secret, kind, label)| {
+            keys::make_slot(&key, secret, kind, label, &sealed).map(|s| (Id::random(), s))
+        });
+        let [slot, recovery_slot] = made;
+        let slots = [slot?, recovery_slot?];
+        let written = crate::parallel::map(2, &slots, |(id, slot)| {
+            store.write(&slot_name(id), &serde_json::to_vec_pretty(slot).expect("key serialises"))
+        });
+        let withdraw = || {
+            for (id, _) in &slots {
+                let _ = store.remove(&slot_name(id));
+            }
+        };
+        if let Some(e) = written.into_iter().find_map(Result::err) {
+            withdraw();
+            return Err(e.into());
+        }
         if !store.write_new("config", &sealed)? {
-            store.remove(&slot_name(&slot_id))?;
+            withdraw();
             return Err(RepoError::AlreadyExists(store.describe()));
         }
         let loaded = LoadedConfig { config, sealed, state: ConfigState::Intact };
-        let repo = Self::assemble(store, key, loaded, slot_id, kind);
-        repo.ensure_recovery_slot()?;
+        let repo = Self::assemble(store, key, loaded, slots[0].0, kind);
+        repo.inner.recovery_slot_known.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(repo)
     }
 
@@ -180,6 +206,7 @@ impl Repository {
                 key_kind,
                 cache: OnceLock::new(),
                 cached_tree_packs: Mutex::default(),
+                recovery_slot_known: Default::default(),
             }),
         }
     }
@@ -224,6 +251,7 @@ impl Repository {
                 key_kind: i.key_kind,
                 cache: OnceLock::new(),
                 cached_tree_packs: Mutex::default(),
+                recovery_slot_known: Default::default(),
             }),
         }
     }
@@ -648,9 +676,11 @@ impl Repository {
     // ----- key slots -----
 
     pub fn keys(&self) -> RepoResult<Vec<KeyInfo>> {
+        let listed = self.inner.store.list("keys")?;
+        let read = crate::parallel::map(self.connections(), &listed, |o| self.inner.store.read(&o.name, None));
         let mut out = Vec::new();
-        for o in self.inner.store.list("keys")? {
-            let bytes = match self.inner.store.read(&o.name, None) {
+        for (o, bytes) in listed.iter().zip(read) {
+            let bytes = match bytes {
                 Err(e) if e.is_not_found() => continue,
                 r => r?,
             };
@@ -708,10 +738,15 @@ impl Repository {
 
     pub(crate) fn ensure_recovery_slot(&self) -> RepoResult<RecoveryKey> {
         let rk = RecoveryKey::derived_from(&self.inner.key);
+        let known = &self.inner.recovery_slot_known;
+        if known.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(rk);
+        }
         let has = self.keys()?.iter().any(|k| k.kind == KeyKind::Recovery);
         if !has {
-            self.add_key(&rk.as_secret(), KeyKind::Recovery, "recovery key")?;
+            self.add_key(&rk.as_secret(), KeyKind::Recovery, RECOVERY_LABEL)?;
         }
+        known.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(rk)
     }
 

@@ -85,8 +85,12 @@ impl Connection {
 /// connection; one that allows fewer gets as many as it takes.
 const CHANNELS: usize = 4;
 
-/// Folders a listing reads at once.
-const FOLDER_READS: usize = 32;
+/// The top folders of a repository.
+const REPOSITORY_FOLDERS: [&str; 5] = ["keys", "snapshots", "index", "locks", "data"];
+
+/// Folders a listing reads at once, over every channel: a repository's `data` has 256
+/// shard folders, which this many at a time read in two batches of round trips.
+const FOLDER_READS: usize = 128;
 
 impl SftpStore {
     pub fn new(label: impl Into<String>, config: SftpConfig) -> Self {
@@ -240,9 +244,9 @@ impl SftpStore {
         let prefix = prefix.to_string();
         let out = self.run("listing", &prefix.clone(), 0, |c| async move {
             let mut walk = Walk::new(root, &prefix, temporaries);
-            // The folders of a level are read at once over the one session (each read is
-            // several round trips: open, read, close): a repository's `data/` has up to 256
-            // shard folders, which one after another cost a second per 4 ms of round trip.
+            // The folders of a level are read at once over the channels (each read is two
+            // round trips: open, then its entries): a repository's `data/` has up to 256
+            // shard folders, which one after another cost a second per 2 ms of round trip.
             loop {
                 let level = walk.take_folders();
                 if level.is_empty() {
@@ -317,7 +321,18 @@ impl Store for SftpStore {
         if root.is_empty() {
             return Ok(());
         }
-        self.run("creating", &root.clone(), 0, |c| async move { c.channel().make_dirs(&root).await })
+        self.run("creating", &root.clone(), 0, |c| async move {
+            c.channel().make_dirs(&root).await?;
+            // The repository's folders made now, side by side, so that its first writes do
+            // not each find their folder missing first.
+            let made = futures_util::future::join_all(REPOSITORY_FOLDERS.iter().map(|f| {
+                let path = format!("{root}/{f}");
+                let channel = c.channel();
+                async move { channel.make_dirs(&path).await }
+            }))
+            .await;
+            made.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+        })
     }
 
     fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
