@@ -31,7 +31,7 @@ const MOST_LEN: u64 = 255 << 10;
 const READS_IN_FLIGHT: usize = 64;
 /// Writes of one transfer in flight: OpenSSH's server takes 2 MiB per channel before it
 /// acknowledges, so more would only wait in memory.
-const WRITES_IN_FLIGHT: usize = 16;
+const WRITES_IN_FLIGHT: usize = 8;
 
 pub(super) struct Channel {
     raw: Arc<RawSftpSession>,
