@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
-use lifeboat_repository::{KeyKind, RecoveryKey, Repository, Secret};
+use lifeboat_repository::{KeyKind, RecoveryKey, RememberedSlot, Repository, Secret};
 
 use crate::config::LocationKind;
 use crate::location::Location;
@@ -99,6 +99,44 @@ fn save_device_key(path: &PathBuf, key: &RecoveryKey) -> EngineResult<()> {
     r.map_err(|e| EngineError::io("creating", path, e))
 }
 
+/// Where this device keeps the key slot it last opened a location's repository with: in the
+/// cache folder (none with `--no-cache`), named by the location's name and address.
+fn remembered_slot_path(dirs: &Dirs, location: &Location) -> Option<PathBuf> {
+    let who = blake3::hash(format!("{}\n{}", location.name, location.describe()).as_bytes());
+    Some(dirs.cache.as_ref()?.join("slots").join(&who.to_hex()[..32]))
+}
+
+/// A remembered slot: its id on the first line, then the slot as the location holds it.
+/// Anything else is no remembered slot (the location is read as usual).
+fn read_remembered_slot(path: &std::path::Path) -> Option<RememberedSlot> {
+    let text = std::fs::read(path).ok()?;
+    let end = text.iter().position(|b| *b == b'\n')?;
+    let id = std::str::from_utf8(&text[..end]).ok()?.parse().ok()?;
+    Some(RememberedSlot { id, bytes: text[end + 1..].to_vec() })
+}
+
+/// Keeps the slot a secret opened (0600, in a 0700 folder: it is the master key sealed under
+/// the secret's derivation, as the location holds it). A cache that cannot be written only
+/// costs the next open its derivation.
+fn remember_slot(path: &std::path::Path, slot: &RememberedSlot) {
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            crate::paths::private_dir(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let written = writeln!(f, "{}", slot.id.to_hex()).and_then(|()| f.write_all(&slot.bytes));
+        let placed = written.and_then(|()| std::fs::rename(&tmp, path));
+        if placed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        placed
+    };
+    if let Err(e) = write() {
+        tracing::debug!("the key slot could not be remembered in {} ({e})", path.display());
+    }
+}
+
 /// Bytes of folder listings the metadata cache keeps of one repository (index files and
 /// backups are always all kept): enough for every listing of a few million folders.
 const CACHED_LISTINGS: u64 = 1 << 30;
@@ -117,19 +155,38 @@ pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool)
 
 fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool) -> EngineResult<Opened> {
     let store = location.store()?;
-    let found = Repository::find(store.clone())?;
     let key_file = device_key_file(dirs, location);
     let explicit = creds.explicit()?;
-    if let Some(found) = found {
-        // The location's own secrets first (its configured repository password, this device's
-        // key for it): they are meant for this repository, while a password given to the
-        // command or set in the environment may be another location's. A secret that does
-        // not open it gives way to the next; the last refusal is the answer.
-        let own = location.repository_password()?.map(Secret::new).into_iter().chain(read_device_key(&key_file));
+    // The location's own secrets first (its configured repository password, this device's
+    // key for it): they are meant for this repository, while a password given to the command
+    // or set in the environment may be another location's.
+    let own: Vec<Secret> =
+        location.repository_password()?.map(Secret::new).into_iter().chain(read_device_key(&key_file)).collect();
+    let secrets: Vec<&Secret> = own.iter().chain(explicit.iter()).collect();
+    // The slot this device opened it with last time is unlocked (the key derivation, the
+    // slow part of opening) while the location is read.
+    let remembered_at = remembered_slot_path(dirs, location);
+    let remembered = remembered_at.as_deref().and_then(read_remembered_slot);
+    let (found, unlocked) = std::thread::scope(|scope| {
+        let unlocked = scope.spawn(|| remembered.as_ref().and_then(|r| secrets.iter().find_map(|s| r.unlock(s))));
+        (Repository::find(store.clone()), unlocked.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    if let Some(found) = found? {
+        if let Some(repo) = unlocked.as_ref().map(|u| found.open_unlocked(u)).transpose()?.flatten() {
+            return Ok(Opened { repo, created: None });
+        }
+        let opened = |repo: Repository| {
+            if let (Some(path), Some(slot)) = (&remembered_at, found.stored_slot(&repo.key_slot())) {
+                remember_slot(path, &slot);
+            }
+            Opened { repo, created: None }
+        };
+        // A secret that does not open it gives way to the next; the last refusal is the
+        // answer.
         let mut refused = None;
-        for secret in own.chain(explicit) {
-            match found.open(&secret) {
-                Ok(repo) => return Ok(Opened { repo, created: None }),
+        for secret in &secrets {
+            match found.open(secret) {
+                Ok(repo) => return Ok(opened(repo)),
                 Err(e @ lifeboat_repository::RepoError::WrongPassword(_)) => refused = Some(e),
                 Err(e) => return Err(e.into()),
             }
@@ -138,7 +195,7 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
             return Err(e.into());
         }
         return match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
-            Some(pw) => Ok(Opened { repo: found.open(&Secret::new(pw))?, created: None }),
+            Some(pw) => Ok(opened(found.open(&Secret::new(pw))?)),
             None => Err(EngineError::NoPassword { location: location.describe() }),
         };
     }

@@ -325,25 +325,52 @@ pub(crate) fn encode_config_copy(sealed: &[u8]) -> String {
     b64().encode(sealed)
 }
 
-/// Every key slot at the location that parses, with its id; and how many do not.
-pub(crate) fn read_slots(store: &dyn lifeboat_storage::Store) -> RepoResult<(Vec<(Id, KeyFile)>, usize)> {
-    let mut files = Vec::new();
-    let mut unreadable = 0;
-    for o in store.list("keys")? {
+/// The key slots a location listed, as read.
+pub(crate) struct ReadSlots {
+    /// Every slot that parses, with its id.
+    pub slots: Vec<(Id, KeyFile)>,
+    /// How many do not.
+    pub unreadable: usize,
+    /// The stored bytes of each slot that parses.
+    pub stored: Vec<(Id, Vec<u8>)>,
+}
+
+/// Reads the listed key slots side by side.
+pub(crate) fn read_slots(
+    store: &dyn lifeboat_storage::Store,
+    listed: &[lifeboat_storage::ObjectInfo],
+    threads: usize,
+) -> RepoResult<ReadSlots> {
+    let read = crate::parallel::map(threads, listed, |o| store.read(&o.name, None));
+    let mut out = ReadSlots { slots: Vec::new(), unreadable: 0, stored: Vec::new() };
+    for (o, bytes) in listed.iter().zip(read) {
         // A slot listed and gone: removed meanwhile (by `key remove`, or by a device that
         // lost the race to create this repository and withdrew its own).
-        let bytes = match store.read(&o.name, None) {
+        let bytes = match bytes {
             Err(e) if e.is_not_found() => continue,
             r => r?,
         };
         let (Ok(file), Some(id)) = (serde_json::from_slice::<KeyFile>(&bytes), crate::pack::pack_id_from_name(&o.name))
         else {
-            unreadable += 1;
+            out.unreadable += 1;
             continue;
         };
-        files.push((id, file));
+        out.slots.push((id, file));
+        out.stored.push((id, bytes));
     }
-    Ok((files, unreadable))
+    Ok(out)
+}
+
+/// Opens one slot, as stored, with a secret: its master key, or `None` when the secret is
+/// not this slot's (or the slot does not parse, or asks a derivation beyond the ceiling).
+pub(crate) fn open_stored(stored: &[u8], secret: &Secret) -> Option<(KeyKind, MasterKey)> {
+    let file: KeyFile = serde_json::from_slice(stored).ok()?;
+    let full_entropy = RecoveryKey::parse(secret.expose()).is_some();
+    if (file.kind != KeyKind::Password && !full_entropy) || kdf_beyond_ceiling(&file.kdf).is_some() {
+        return None;
+    }
+    let key = open_slot(&file, secret).ok()??;
+    Some((file.kind, key))
 }
 
 /// The slot a secret opened, and the master key it holds.

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use lifeboat_storage::Store;
+use lifeboat_storage::{ObjectInfo, Store};
 
 use crate::cache::{Cached, MetadataCache};
 use crate::crypto::{MasterKey, OpenError};
@@ -62,27 +62,89 @@ pub(crate) struct Inner {
 /// The label of the recovery key's slot.
 const RECOVERY_LABEL: &str = "recovery key";
 
-/// A repository found at a location, not yet opened: its key slots and its config as read.
-/// See [`Repository::find`].
+/// A repository found at a location, not yet opened: its key slots' listing and its config
+/// as read. See [`Repository::find`].
 pub struct Found {
     store: Arc<dyn Store>,
-    slots: Vec<(Id, KeyFile)>,
-    unreadable: usize,
+    listed: Vec<ObjectInfo>,
     config: Option<Vec<u8>>,
+    /// The slots, read when a secret is first tried on them.
+    read: OnceLock<keys::ReadSlots>,
 }
 
 impl Found {
+    fn slots(&self) -> RepoResult<&keys::ReadSlots> {
+        if let Some(read) = self.read.get() {
+            return Ok(read);
+        }
+        let read = keys::read_slots(self.store.as_ref(), &self.listed, self.store.connections().max(1))?;
+        Ok(self.read.get_or_init(|| read))
+    }
+
     /// Opens the repository with a password, recovery key or device key. A damaged or
     /// missing `config` does not stop it (see [`ConfigState`]): a warning says so, and
     /// [`Repository::config_state`] tells `check`.
     pub fn open(&self, secret: &Secret) -> RepoResult<Repository> {
         let describe = self.store.describe();
-        let opened = keys::open_any(&self.slots, self.unreadable, secret, &describe)?;
-        let loaded = repo_config::load(&describe, self.config.clone(), &opened.key, &self.slots, opened.slot)?;
+        let read = self.slots()?;
+        let opened = keys::open_any(&read.slots, read.unreadable, secret, &describe)?;
+        let loaded = repo_config::load(&describe, self.config.clone(), &opened.key, &read.slots, opened.slot)?;
         if let Some(problem) = loaded.state.problem() {
             tracing::warn!("{describe}: {problem}: run `lifeboat check --repair` to write it back");
         }
         Ok(Repository::assemble(self.store.clone(), opened.key, loaded, opened.slot, opened.kind))
+    }
+
+    /// Opens the repository with a slot this device remembered and unlocked, without reading
+    /// the slots: `None` (open it with [`Found::open`]) unless the location still lists that
+    /// slot and holds an intact config its key opens. A slot removed from the location (a
+    /// password withdrawn) therefore opens nothing, whatever the device kept.
+    pub fn open_unlocked(&self, unlocked: &Unlocked) -> RepoResult<Option<Repository>> {
+        let name = keys::slot_name(&unlocked.slot);
+        if !self.listed.iter().any(|o| o.name == name) {
+            return Ok(None);
+        }
+        let Some(config) = &self.config else { return Ok(None) };
+        let describe = self.store.describe();
+        let loaded = repo_config::load(&describe, Some(config.clone()), &unlocked.key, &[], unlocked.slot)?;
+        if !matches!(loaded.state, ConfigState::Intact) {
+            return Ok(None);
+        }
+        let repo = Repository::assemble(self.store.clone(), unlocked.key.clone(), loaded, unlocked.slot, unlocked.kind);
+        Ok(Some(repo))
+    }
+
+    /// The bytes of a slot as the location holds them, once the slots were read: what a
+    /// device keeps as its [`RememberedSlot`].
+    pub fn stored_slot(&self, id: &Id) -> Option<RememberedSlot> {
+        let (_, bytes) = self.read.get()?.stored.iter().find(|(i, _)| i == id)?;
+        Some(RememberedSlot { id: *id, bytes: bytes.clone() })
+    }
+}
+
+/// A key slot a device opened the repository with before, kept on the device as the location
+/// holds it (the master key sealed under the secret's derivation, nothing more). Unlocking it
+/// while the location is still being read takes the key derivation (Argon2, a few tenths of
+/// a second) and the reading of the slots off the time a command waits; it opens the
+/// repository only while the location still lists the slot ([`Found::open_unlocked`]).
+#[derive(Debug, Clone)]
+pub struct RememberedSlot {
+    pub id: Id,
+    pub bytes: Vec<u8>,
+}
+
+/// A remembered slot opened with a secret.
+pub struct Unlocked {
+    slot: Id,
+    kind: KeyKind,
+    key: MasterKey,
+}
+
+impl RememberedSlot {
+    /// The master key this slot holds for `secret`, if it is this slot's secret.
+    pub fn unlock(&self, secret: &Secret) -> Option<Unlocked> {
+        let (kind, key) = keys::open_stored(&self.bytes, secret)?;
+        Some(Unlocked { slot: self.id, kind, key })
     }
 }
 
@@ -158,26 +220,32 @@ impl Repository {
         Self::find(store)?.ok_or(RepoError::NotARepository(describe))?.open(secret)
     }
 
-    /// Reads what opening takes — the key slots and the config, side by side — or `None`
-    /// when the location holds no repository (neither a config nor a key slot). Secrets are
-    /// then tried with [`Found::open`] without reading anything again.
+    /// Reads what opening takes — the key slots' listing and the config, side by side — or
+    /// `None` when the location holds no repository (neither a config nor a key slot).
+    /// Secrets are then tried with [`Found::open`] (which reads the slots once, side by
+    /// side), or a remembered slot with [`Found::open_unlocked`] (which reads none).
     pub fn find(store: Arc<dyn Store>) -> RepoResult<Option<Found>> {
-        let (slots, config) = std::thread::scope(|scope| {
+        let (listed, config) = std::thread::scope(|scope| {
             let config = scope.spawn(|| store.read("config", None));
-            let slots = keys::read_slots(store.as_ref());
-            (slots, config.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            let listed = store.list("keys");
+            (listed, config.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
-        let (slots, unreadable) = slots?;
+        let listed = listed?;
         let config = match config {
             Ok(sealed) => Some(sealed),
             Err(e) if e.is_not_found() => None,
             // A location that fails to answer is not a missing config.
             Err(e) => return Err(e.into()),
         };
-        if config.is_none() && slots.is_empty() && unreadable == 0 {
+        if config.is_none() && listed.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Found { store, slots, unreadable, config }))
+        Ok(Some(Found { store, listed, config, read: OnceLock::new() }))
+    }
+
+    /// The key slot this repository was opened with.
+    pub fn key_slot(&self) -> Id {
+        self.inner.key_slot
     }
 
     /// What opening found of the `config` object.
@@ -808,5 +876,40 @@ mod tests {
         assert_eq!(fresh.read_blob(&id).unwrap(), b"what a backup holds");
         assert!(fresh.has_blob(&id));
         assert!(fresh.blob_length(&id).is_some());
+    }
+
+    /// A slot a device remembered opens the repository without the slots being read, and
+    /// only while the location lists it: a withdrawn password opens nothing, whatever the
+    /// device kept; a damaged copy or another secret unlocks nothing.
+    #[test]
+    fn a_remembered_slot_opens_only_while_the_location_lists_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(lifeboat_storage::LocalStore::new(dir.path().to_path_buf()));
+        let secret = Secret::new("correct horse");
+        let made = Repository::init(store.clone(), &secret, KeyKind::Password).unwrap();
+        let found = Repository::find(store.clone()).unwrap().unwrap();
+        assert!(found.stored_slot(&made.key_slot()).is_none(), "no slot read before a secret is tried");
+        let repo = found.open(&secret).unwrap();
+        let remembered = found.stored_slot(&repo.key_slot()).expect("the slot that opened it, as stored");
+
+        assert!(remembered.unlock(&Secret::new("wrong horse")).is_none());
+        let mut slot: serde_json::Value = serde_json::from_slice(&remembered.bytes).unwrap();
+        let sealed = slot["master"].as_str().unwrap().to_string();
+        let flipped = if sealed.starts_with('A') { 'B' } else { 'A' };
+        slot["master"] = serde_json::Value::String(format!("{flipped}{}", &sealed[1..]));
+        let damaged = RememberedSlot { id: remembered.id, bytes: serde_json::to_vec(&slot).unwrap() };
+        assert!(damaged.unlock(&secret).is_none(), "a damaged copy unlocks nothing");
+
+        let unlocked = remembered.unlock(&secret).expect("its own secret unlocks it");
+        let again = Repository::find(store.clone()).unwrap().unwrap();
+        let fast = again.open_unlocked(&unlocked).unwrap().expect("opened from the remembered slot");
+        assert_eq!(fast.id(), made.id());
+        assert_eq!(fast.key_slot(), made.key_slot());
+
+        // The password withdrawn at the location (its slot removed; the recovery slot stays).
+        store.remove(&keys::slot_name(&made.key_slot())).unwrap();
+        let after = Repository::find(store.clone()).unwrap().unwrap();
+        assert!(after.open_unlocked(&unlocked).unwrap().is_none(), "a withdrawn slot opened the repository");
+        assert!(matches!(after.open(&secret), Err(RepoError::WrongPassword(_))));
     }
 }

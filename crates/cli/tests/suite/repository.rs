@@ -172,9 +172,15 @@ fn keys_can_be_added_removed_and_recovered() {
         .as_str()
         .unwrap()
         .to_string();
-    sb.ok(&["key", "remove", &first_id[..12]]);
+    sb.ok(&["backups", "list"]);
+    // Removed by a command that the first password opened: this device remembers that slot
+    // (it opens without deriving the key again), and must not open with it once it is gone.
     fs::write(&sb.password_file, "correct horse battery staple\n").unwrap();
+    sb.ok(&["backups", "list"]);
+    sb.ok(&["key", "remove", &first_id[..12]]);
     assert_eq!(sb.run(&["backups", "list"]).status.code(), Some(5), "the removed password no longer opens it");
+    fs::write(&sb.password_file, "another one\n").unwrap();
+    sb.ok(&["backups", "list"]);
 }
 
 #[test]

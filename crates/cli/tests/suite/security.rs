@@ -167,6 +167,16 @@ fn files_that_hold_secrets_are_readable_by_their_owner_only() {
     }
     let keys_dir = std::fs::metadata(config.join("keys")).unwrap().permissions().mode();
     assert_eq!(keys_dir & 0o077, 0, "the keys folder is {:o}", keys_dir & 0o777);
+    // The key slot the device remembers (opened again by a second backup): 0600 in 0700.
+    let out = sb.run_without_password(&["backups", "new", "--quiet"]);
+    assert!(out.status.success(), "{}", all_text(&out));
+    let slots = sb.dir.path().join("xdg-cache/lifeboat/slots");
+    let folder = std::fs::metadata(&slots).unwrap_or_else(|e| panic!("{}: {e}", slots.display())).permissions().mode();
+    assert_eq!(folder & 0o077, 0, "the remembered slots' folder is {:o}", folder & 0o777);
+    let remembered: Vec<_> = std::fs::read_dir(&slots).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(remembered.len(), 1, "{remembered:?}");
+    let mode = std::fs::metadata(&remembered[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{} is {:o}: others can read it", remembered[0].display(), mode & 0o777);
 }
 
 #[test]
