@@ -106,13 +106,17 @@ fn remembered_slot_path(dirs: &Dirs, location: &Location) -> Option<PathBuf> {
     Some(dirs.cache.as_ref()?.join("slots").join(&who.to_hex()[..32]))
 }
 
-/// A remembered slot: its id on the first line, then the slot as the location holds it.
-/// Anything else is no remembered slot (the location is read as usual).
+/// A remembered slot: its id on the first line, every slot the location listed on the second
+/// (space-separated), then the slot as the location holds it. Anything else is no remembered
+/// slot (the location is read as usual).
 fn read_remembered_slot(path: &std::path::Path) -> Option<RememberedSlot> {
     let text = std::fs::read(path).ok()?;
-    let end = text.iter().position(|b| *b == b'\n')?;
-    let id = std::str::from_utf8(&text[..end]).ok()?.parse().ok()?;
-    Some(RememberedSlot { id, bytes: text[end + 1..].to_vec() })
+    let first = text.iter().position(|b| *b == b'\n')?;
+    let second = first + 1 + text[first + 1..].iter().position(|b| *b == b'\n')?;
+    let id = std::str::from_utf8(&text[..first]).ok()?.parse().ok()?;
+    let slots = std::str::from_utf8(&text[first + 1..second]).ok()?;
+    let slots = slots.split(' ').map(|s| s.parse().ok()).collect::<Option<Vec<_>>>()?;
+    Some(RememberedSlot { id, bytes: text[second + 1..].to_vec(), slots })
 }
 
 /// Keeps the slot a secret opened (0600, in a 0700 folder: it is the master key sealed under
@@ -125,7 +129,8 @@ fn remember_slot(path: &std::path::Path, slot: &RememberedSlot) {
         }
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        let written = writeln!(f, "{}", slot.id.to_hex()).and_then(|()| f.write_all(&slot.bytes));
+        let slots: Vec<String> = slot.slots.iter().map(|id| id.to_hex()).collect();
+        let written = writeln!(f, "{}\n{}", slot.id.to_hex(), slots.join(" ")).and_then(|()| f.write_all(&slot.bytes));
         let placed = written.and_then(|()| std::fs::rename(&tmp, path));
         if placed.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -228,6 +233,9 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
         }
         r => r?,
     };
+    if let (Some(path), Some(slot)) = (&remembered_at, repo.made_slot()) {
+        remember_slot(path, slot);
+    }
     let recovery_key = repo.recovery_key()?;
     Ok(Opened { repo, created: Some(Created { device_key_file: saved, recovery_key }) })
 }

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     pub cached_tree_packs: Mutex<HashSet<Id>>,
     /// Set once this process saw (or made) the recovery key's slot.
     pub recovery_slot_known: std::sync::atomic::AtomicBool,
+    /// The slot this process made when it created the repository.
+    pub made_slot: OnceLock<RememberedSlot>,
 }
 
 /// The label of the recovery key's slot.
@@ -100,8 +102,11 @@ impl Found {
     /// slot and holds an intact config its key opens. A slot removed from the location (a
     /// password withdrawn) therefore opens nothing, whatever the device kept.
     pub fn open_unlocked(&self, unlocked: &Unlocked) -> RepoResult<Option<Repository>> {
-        let name = keys::slot_name(&unlocked.slot);
-        if !self.listed.iter().any(|o| o.name == name) {
+        // The location's slots must be those seen when the slot was remembered: a slot added
+        // since (planted, perhaps) is read and warned about on the usual path, every time.
+        let Some(mut listed) = self.listed_ids() else { return Ok(None) };
+        listed.sort();
+        if listed != unlocked.slots || !listed.contains(&unlocked.slot) {
             return Ok(None);
         }
         let Some(config) = &self.config else { return Ok(None) };
@@ -116,9 +121,23 @@ impl Found {
 
     /// The bytes of a slot as the location holds them, once the slots were read: what a
     /// device keeps as its [`RememberedSlot`].
+    /// `None` too while any slot is unreadable or asks a derivation beyond the ceiling: then
+    /// every open reads the slots and says so.
     pub fn stored_slot(&self, id: &Id) -> Option<RememberedSlot> {
-        let (_, bytes) = self.read.get()?.stored.iter().find(|(i, _)| i == id)?;
-        Some(RememberedSlot { id: *id, bytes: bytes.clone() })
+        let read = self.read.get()?;
+        let suspect = read.slots.iter().any(|(_, f)| keys::kdf_beyond_ceiling(&f.kdf).is_some());
+        if read.unreadable > 0 || suspect {
+            return None;
+        }
+        let (_, bytes) = read.stored.iter().find(|(i, _)| i == id)?;
+        let mut slots = self.listed_ids()?;
+        slots.sort();
+        Some(RememberedSlot { id: *id, bytes: bytes.clone(), slots })
+    }
+
+    /// The ids of the listed key slots; `None` when a name is not one.
+    fn listed_ids(&self) -> Option<Vec<Id>> {
+        self.listed.iter().map(|o| crate::pack::pack_id_from_name(&o.name)).collect()
     }
 }
 
@@ -131,6 +150,9 @@ impl Found {
 pub struct RememberedSlot {
     pub id: Id,
     pub bytes: Vec<u8>,
+    /// Every slot the location listed then, sorted: the slot is used only while the location
+    /// lists exactly these.
+    pub slots: Vec<Id>,
 }
 
 /// A remembered slot opened with a secret.
@@ -138,13 +160,16 @@ pub struct Unlocked {
     slot: Id,
     kind: KeyKind,
     key: MasterKey,
+    slots: Vec<Id>,
 }
 
 impl RememberedSlot {
     /// The master key this slot holds for `secret`, if it is this slot's secret.
     pub fn unlock(&self, secret: &Secret) -> Option<Unlocked> {
         let (kind, key) = keys::open_stored(&self.bytes, secret)?;
-        Some(Unlocked { slot: self.id, kind, key })
+        let mut slots = self.slots.clone();
+        slots.sort();
+        Some(Unlocked { slot: self.id, kind, key, slots })
     }
 }
 
@@ -189,10 +214,9 @@ impl Repository {
             keys::make_slot(&key, secret, kind, label, &sealed).map(|s| (Id::random(), s))
         });
         let [slot, recovery_slot] = made;
-        let slots = [slot?, recovery_slot?];
-        let written = crate::parallel::map(2, &slots, |(id, slot)| {
-            store.write(&slot_name(id), &serde_json::to_vec_pretty(slot).expect("key serialises"))
-        });
+        let slots =
+            [slot?, recovery_slot?].map(|(id, slot)| (id, serde_json::to_vec_pretty(&slot).expect("key serialises")));
+        let written = crate::parallel::map(2, &slots, |(id, bytes)| store.write(&slot_name(id), bytes));
         let withdraw = || {
             for (id, _) in &slots {
                 let _ = store.remove(&slot_name(id));
@@ -207,9 +231,19 @@ impl Repository {
             return Err(RepoError::AlreadyExists(store.describe()));
         }
         let loaded = LoadedConfig { config, sealed, state: ConfigState::Intact };
-        let repo = Self::assemble(store, key, loaded, slots[0].0, kind);
+        let [(id, bytes), (recovery_id, _)] = slots;
+        let repo = Self::assemble(store, key, loaded, id, kind);
         repo.inner.recovery_slot_known.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = vec![id, recovery_id];
+        all.sort();
+        let _ = repo.inner.made_slot.set(RememberedSlot { id, bytes, slots: all });
         Ok(repo)
+    }
+
+    /// The key slot this process made when it created the repository, as stored: what the
+    /// device remembers, as after an open.
+    pub fn made_slot(&self) -> Option<&RememberedSlot> {
+        self.inner.made_slot.get()
     }
 
     /// Opens a repository with a password, recovery key or device key. A damaged or missing
@@ -275,6 +309,7 @@ impl Repository {
                 cache: OnceLock::new(),
                 cached_tree_packs: Mutex::default(),
                 recovery_slot_known: Default::default(),
+                made_slot: OnceLock::new(),
             }),
         }
     }
@@ -320,6 +355,7 @@ impl Repository {
                 cache: OnceLock::new(),
                 cached_tree_packs: Mutex::default(),
                 recovery_slot_known: Default::default(),
+                made_slot: OnceLock::new(),
             }),
         }
     }
@@ -897,14 +933,26 @@ mod tests {
         let sealed = slot["master"].as_str().unwrap().to_string();
         let flipped = if sealed.starts_with('A') { 'B' } else { 'A' };
         slot["master"] = serde_json::Value::String(format!("{flipped}{}", &sealed[1..]));
-        let damaged = RememberedSlot { id: remembered.id, bytes: serde_json::to_vec(&slot).unwrap() };
+        let damaged = RememberedSlot { bytes: serde_json::to_vec(&slot).unwrap(), ..remembered.clone() };
         assert!(damaged.unlock(&secret).is_none(), "a damaged copy unlocks nothing");
 
         let unlocked = remembered.unlock(&secret).expect("its own secret unlocks it");
+        let made_slot = made.made_slot().expect("the creator knows the slot it made");
+        assert_eq!(
+            (made_slot.id, &made_slot.bytes, &made_slot.slots),
+            (remembered.id, &remembered.bytes, &remembered.slots)
+        );
         let again = Repository::find(store.clone()).unwrap().unwrap();
         let fast = again.open_unlocked(&unlocked).unwrap().expect("opened from the remembered slot");
         assert_eq!(fast.id(), made.id());
         assert_eq!(fast.key_slot(), made.key_slot());
+
+        // A slot added at the location since: the slots are read as usual (and a planted one
+        // warned about), not skipped.
+        let added = made.add_key(&Secret::new("another horse"), KeyKind::Password, "laptop").unwrap();
+        let grown = Repository::find(store.clone()).unwrap().unwrap();
+        assert!(grown.open_unlocked(&unlocked).unwrap().is_none(), "a slot added since went unread");
+        store.remove(&format!("keys/{}", added.id)).unwrap();
 
         // The password withdrawn at the location (its slot removed; the recovery slot stays).
         store.remove(&keys::slot_name(&made.key_slot())).unwrap();
