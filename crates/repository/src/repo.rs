@@ -1,6 +1,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use lifeboat_storage::{ObjectInfo, Store};
 
@@ -9,6 +10,7 @@ use crate::crypto::{MasterKey, OpenError};
 use crate::index::{BlobLocation, Index};
 use crate::keys::{self, slot_name};
 use crate::pack::pack_name;
+use crate::parallel::joined;
 use crate::repo_config::{self, ConfigState, LoadedConfig, PACK_SIZE};
 use crate::repofile::config::{ChunkerParams, RepoConfig};
 use crate::repofile::index_file::IndexFile;
@@ -59,7 +61,13 @@ pub(crate) struct Inner {
     pub recovery_slot_known: std::sync::atomic::AtomicBool,
     /// The slot this process made when it created the repository.
     pub made_slot: OnceLock<RememberedSlot>,
+    /// The location's snapshots as listed while the repository was found, for
+    /// [`Repository::snapshots_listed_at_open`]; taken by its first call.
+    pub listed_at_open: Mutex<Option<(Instant, Vec<ObjectInfo>)>>,
 }
+
+/// How long a listing of snapshots made while opening may stand in for a fresh one.
+const OPEN_LISTING_FRESH: Duration = Duration::from_secs(10);
 
 /// The label of the recovery key's slot.
 const RECOVERY_LABEL: &str = "recovery key";
@@ -70,6 +78,8 @@ pub struct Found {
     store: Arc<dyn Store>,
     listed: Vec<ObjectInfo>,
     config: Option<Vec<u8>>,
+    /// The snapshots' listing, asked beside the rest (`None`: it failed; asked again later).
+    snapshots: Option<(Instant, Vec<ObjectInfo>)>,
     /// The slots, read when a secret is first tried on them.
     read: OnceLock<keys::ReadSlots>,
 }
@@ -94,7 +104,12 @@ impl Found {
         if let Some(problem) = loaded.state.problem() {
             tracing::warn!("{describe}: {problem}: run `lifeboat check --repair` to write it back");
         }
-        Ok(Repository::assemble(self.store.clone(), opened.key, loaded, opened.slot, opened.kind))
+        Ok(self.with_listing(Repository::assemble(self.store.clone(), opened.key, loaded, opened.slot, opened.kind)))
+    }
+
+    fn with_listing(&self, repo: Repository) -> Repository {
+        *repo.inner.listed_at_open.lock().expect("listing lock") = self.snapshots.clone();
+        repo
     }
 
     /// Opens the repository with a slot this device remembered and unlocked, without reading
@@ -116,7 +131,7 @@ impl Found {
             return Ok(None);
         }
         let repo = Repository::assemble(self.store.clone(), unlocked.key.clone(), loaded, unlocked.slot, unlocked.kind);
-        Ok(Some(repo))
+        Ok(Some(self.with_listing(repo)))
     }
 
     /// The bytes of a slot as the location holds them, once the slots were read: what a
@@ -180,7 +195,7 @@ impl Repository {
         // Both asked at once: one round trip whichever answers.
         let (config, keys) = std::thread::scope(|scope| {
             let keys = scope.spawn(|| store.list("keys"));
-            (store.size("config"), keys.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            (store.size("config"), joined(keys))
         });
         match config {
             Ok(_) => Ok(true),
@@ -259,10 +274,12 @@ impl Repository {
     /// Secrets are then tried with [`Found::open`] (which reads the slots once, side by
     /// side), or a remembered slot with [`Found::open_unlocked`] (which reads none).
     pub fn find(store: Arc<dyn Store>) -> RepoResult<Option<Found>> {
-        let (listed, config) = std::thread::scope(|scope| {
+        let (listed, config, snapshots) = std::thread::scope(|scope| {
             let config = scope.spawn(|| store.read("config", None));
+            // Nearly every command lists the snapshots next: asked now, it costs no wait.
+            let snapshots = scope.spawn(|| store.list("snapshots").ok().map(|l| (Instant::now(), l)));
             let listed = store.list("keys");
-            (listed, config.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            (listed, joined(config), joined(snapshots))
         });
         let listed = listed?;
         let config = match config {
@@ -274,7 +291,7 @@ impl Repository {
         if config.is_none() && listed.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Found { store, listed, config, read: OnceLock::new() }))
+        Ok(Some(Found { store, listed, config, snapshots, read: OnceLock::new() }))
     }
 
     /// The key slot this repository was opened with.
@@ -310,6 +327,7 @@ impl Repository {
                 cached_tree_packs: Mutex::default(),
                 recovery_slot_known: Default::default(),
                 made_slot: OnceLock::new(),
+                listed_at_open: Mutex::default(),
             }),
         }
     }
@@ -356,6 +374,7 @@ impl Repository {
                 cached_tree_packs: Mutex::default(),
                 recovery_slot_known: Default::default(),
                 made_slot: OnceLock::new(),
+                listed_at_open: Mutex::default(),
             }),
         }
     }
@@ -725,7 +744,23 @@ impl Repository {
     /// Every readable snapshot, oldest first, and the names of those that could not be read.
     /// One listing, then the snapshots the cache lacks read in parallel.
     pub fn snapshots(&self) -> RepoResult<SnapshotList> {
-        let listed = self.inner.store.list("snapshots")?;
+        self.snapshots_of(self.inner.store.list("snapshots")?)
+    }
+
+    /// [`Repository::snapshots`], from the listing made while the repository was opened when
+    /// this is the first call and that listing is a few seconds old at most: a round trip
+    /// less for a command that begins by choosing among the backups (a backup's name and
+    /// parent, a listing shown). Never for anything that must see every snapshot written
+    /// before a lock it took (prune, check): those call [`Repository::snapshots`].
+    pub fn snapshots_listed_at_open(&self) -> RepoResult<SnapshotList> {
+        let taken = self.inner.listed_at_open.lock().expect("listing lock").take();
+        match taken {
+            Some((at, listed)) if at.elapsed() <= OPEN_LISTING_FRESH => self.snapshots_of(listed),
+            _ => self.snapshots(),
+        }
+    }
+
+    fn snapshots_of(&self, listed: Vec<ObjectInfo>) -> RepoResult<SnapshotList> {
         let ids: Vec<(String, Option<Id>)> =
             listed.into_iter().map(|o| (o.name.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
         if let Some(cache) = self.cache() {

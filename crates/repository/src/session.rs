@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::parallel::joined;
 use crate::{BlobWriter, Id, LockGuard, LockKind, RepoResult, Repository, Snapshot, WriteStats};
 
 /// How a session stands with the repository's lock.
@@ -48,18 +49,21 @@ impl Repository {
     /// Opens a writing session: the lock, a fresh read of the index, the adoption of packs
     /// an interrupted writer left, and a blob writer with the store's concurrency.
     pub fn write_session(&self, lock: SessionLock<'_>, reuse: Reuse) -> RepoResult<WriteSession<'_>> {
-        let guard = match lock {
-            SessionLock::Take { operation, wait } => Some(self.lock(LockKind::Shared, operation, wait)?),
-            SessionLock::HeldByCaller => None,
-        };
-        // Under the lock, so that the work of writers that finished meanwhile is seen; the
-        // index and the listing of packs (for adoption) side by side.
-        let (index, packs) = std::thread::scope(|scope| {
+        // The packs are listed (for adoption) while the lock is taken, the index read under
+        // it, so that the work of writers that finished meanwhile is seen. A listing from
+        // before the lock is safe to adopt from: a pack a prune removed meanwhile no longer
+        // reads, and adoption indexes only packs whose header it read under the lock; a pack
+        // written since is merely left for the next run.
+        let (guard, packs) = std::thread::scope(|scope| {
             let packs = scope.spawn(|| self.store().list("data"));
-            let index = self.load_index();
-            (index, packs.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            let locked = match lock {
+                SessionLock::Take { operation, wait } => self.lock(LockKind::Shared, operation, wait).map(Some),
+                SessionLock::HeldByCaller => Ok(None),
+            };
+            let indexed = locked.and_then(|guard| self.load_index().map(|_| guard));
+            (indexed, joined(packs))
         });
-        index?;
+        let guard = guard?;
         let adopted = self.adopt_unindexed_packs(&packs?)?;
         let threads = self.store().write_concurrency();
         let writer = match reuse {

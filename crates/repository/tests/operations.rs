@@ -219,3 +219,117 @@ fn check_names_the_backup_a_damaged_pack_hurts_and_repair_rebuilds_a_lost_index(
     let affected: Vec<&String> = report.problems.iter().flat_map(|p| &p.affected).collect();
     assert!(affected.iter().any(|a| a.contains("precious")), "the damaged backup is named: {:?}", report.problems);
 }
+
+/// The snapshots listed while a repository is opened spare its first listing one round trip,
+/// once; whatever must see every backup written before its own lock (prune) lists again.
+#[test]
+fn the_listing_made_while_opening_serves_its_first_caller_once_and_never_a_prune() {
+    let (store, repo) = new_repo();
+    back_up(&repo, "first", b"made before the open");
+    let slugs = |r: &Repository| -> Vec<String> {
+        let (mut list, unreadable) = r.snapshots_listed_at_open().expect("list");
+        assert!(unreadable.is_empty());
+        list.sort_by(|a, b| a.1.slug.cmp(&b.1.slug));
+        list.into_iter().map(|(_, s)| s.slug).collect()
+    };
+    let opened = reopen(&store);
+    back_up(&repo, "later", b"made after the open");
+    assert_eq!(slugs(&opened), ["first"], "the listing of the open");
+    assert_eq!(slugs(&opened), ["first", "later"], "listed again: the open's listing serves once");
+
+    // A backup finished between an open and a prune: its data stays.
+    let opened = reopen(&store);
+    let last = back_up(&repo, "last", b"finished while the prune waited to begin");
+    opened.prune(WAIT, &|_| {}).expect("prune");
+    assert_eq!(
+        reopen(&store).read_blob(&last).expect("the last backup's blob"),
+        b"finished while the prune waited to begin"
+    );
+    assert!(reopen(&store).check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
+}
+
+/// A store that says when the packs were listed, so a test can act between that listing and
+/// what follows it.
+struct ListingSignal {
+    inner: Arc<MemoryStore>,
+    listed: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+impl Store for ListingSignal {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn prepare(&self) -> lifeboat_storage::StoreResult<()> {
+        self.inner.prepare()
+    }
+    fn write(&self, name: &str, data: &[u8]) -> lifeboat_storage::StoreResult<()> {
+        self.inner.write(name, data)
+    }
+    fn write_new(&self, name: &str, data: &[u8]) -> lifeboat_storage::StoreResult<bool> {
+        self.inner.write_new(name, data)
+    }
+    fn read(&self, name: &str, range: Option<std::ops::Range<u64>>) -> lifeboat_storage::StoreResult<Vec<u8>> {
+        self.inner.read(name, range)
+    }
+    fn list(&self, prefix: &str) -> lifeboat_storage::StoreResult<Vec<lifeboat_storage::ObjectInfo>> {
+        let listed = self.inner.list(prefix);
+        if prefix == "data" {
+            if let Some(tell) = self.listed.lock().expect("signal lock").take() {
+                let _ = tell.send(());
+            }
+        }
+        listed
+    }
+    fn size(&self, name: &str) -> lifeboat_storage::StoreResult<u64> {
+        self.inner.size(name)
+    }
+    fn remove(&self, name: &str) -> lifeboat_storage::StoreResult<()> {
+        self.inner.remove(name)
+    }
+}
+
+/// A session lists the packs while it waits for its lock. A pack in that listing which a
+/// prune removes before the lock is granted is not adopted (its header no longer reads), and
+/// its data is stored again: the index never names a pack that is gone.
+#[test]
+fn a_pack_listed_before_the_lock_and_pruned_meanwhile_is_not_adopted() {
+    let (store, repo) = new_repo();
+    back_up(&repo, "first", b"a backup that stays");
+    let data = b"uploaded by a backup that was interrupted".to_vec();
+    let (packs_before, indexes_before, snapshots_before) =
+        (objects(&store, "data"), objects(&store, "index"), objects(&store, "snapshots"));
+    back_up(&repo, "interrupted", &data);
+    // What an interruption leaves: the pack, without its index file or snapshot.
+    for name in objects(&store, "index").into_iter().chain(objects(&store, "snapshots")) {
+        if !indexes_before.contains(&name) && !snapshots_before.contains(&name) {
+            store.remove(&name).expect("remove");
+        }
+    }
+    let orphan = objects(&store, "data").into_iter().find(|p| !packs_before.contains(p)).expect("the orphan pack");
+
+    let prune = repo.lock(lifeboat_repository::LockKind::Exclusive, "prune", WAIT).expect("a prune's lock");
+    let (tell, listed) = std::sync::mpsc::channel();
+    let watched: Arc<dyn Store> =
+        Arc::new(ListingSignal { inner: store.clone(), listed: std::sync::Mutex::new(Some(tell)) });
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    let writer = Repository::open(watched, &secret).expect("open");
+    let data_again = data.clone();
+    let session = std::thread::spawn(move || {
+        let session = writer.write_session(take(), Reuse::Indexed).expect("session");
+        let adopted = session.adopted();
+        let (id, new) = session.writer().add(BlobKind::Data, &data_again).expect("add");
+        let len = data_again.len() as u64;
+        session.commit(|_| snapshot("again", vec![file("f", vec![id], len)])).expect("commit");
+        (adopted, new, id)
+    });
+    listed.recv().expect("the session listed the packs");
+    // The prune removes the pack no index names, then lets go of its lock.
+    store.remove(&orphan).expect("prune removes the orphan");
+    drop(prune);
+    let (adopted, new, id) = session.join().expect("the session's thread");
+    assert_eq!(adopted, 0, "a pack gone before the lock was adopted");
+    assert!(new, "the blob of the removed pack is stored again, not taken as present");
+    let fresh = reopen(&store);
+    assert_eq!(fresh.read_blob(&id).expect("read"), data);
+    assert!(fresh.check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
+}

@@ -81,7 +81,7 @@ impl Lifeboat {
         let chosen: Vec<Unit> = unit::select(&all, &order.units)?.into_iter().cloned().collect();
         let full = order.units.is_empty() || chosen.len() == all.len();
         let loc = self.location(order.location.as_deref())?;
-        let begun = self.repository(loc, true).and_then(|repo| Ok((repo.snapshots()?.0, repo)));
+        let begun = self.repository(loc, true).and_then(|repo| Ok((repo.snapshots_listed_at_open()?.0, repo)));
         let (existing, repo) = match begun {
             Ok(b) => b,
             Err(e) => {

@@ -61,7 +61,7 @@ impl Lifeboat {
         for loc in locations {
             let listed = (|| -> EngineResult<Option<_>> {
                 let Some(repo) = self.existing_repository(loc)? else { return Ok(None) };
-                Ok(Some(repo.snapshots()?))
+                Ok(Some(repo.snapshots_listed_at_open()?))
             })();
             match listed {
                 Ok(Some((snaps, bad))) => {
