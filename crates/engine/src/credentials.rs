@@ -4,9 +4,9 @@
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use lifeboat_repository::{KeyKind, RecoveryKey, RememberedSlot, Repository, Secret};
+use lifeboat_repository::{Found, KeyKind, RecoveryKey, RememberedSlot, Repository, Secret, Unlocked};
 
 use crate::config::LocationKind;
 use crate::location::Location;
@@ -174,36 +174,12 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
     let remembered = remembered_at.as_deref().and_then(read_remembered_slot);
     let (found, unlocked) = std::thread::scope(|scope| {
         let unlocked = scope.spawn(|| remembered.as_ref().and_then(|r| secrets.iter().find_map(|s| r.unlock(s))));
-        (Repository::find(store.clone()), unlocked.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        (Repository::locate(store.clone()), unlocked.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     });
-    if let Some(found) = found? {
-        if let Some(repo) = unlocked.as_ref().map(|u| found.open_unlocked(u)).transpose()?.flatten() {
-            return Ok(Opened { repo, created: None });
-        }
-        let opened = |repo: Repository| {
-            if let (Some(path), Some(slot)) = (&remembered_at, found.stored_slot(&repo.key_slot())) {
-                remember_slot(path, &slot);
-            }
-            Opened { repo, created: None }
-        };
-        // A secret that does not open it gives way to the next; the last refusal is the
-        // answer.
-        let mut refused = None;
-        for secret in &secrets {
-            match found.open(secret) {
-                Ok(repo) => return Ok(opened(repo)),
-                Err(e @ lifeboat_repository::RepoError::WrongPassword(_)) => refused = Some(e),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if let Some(e) = refused {
-            return Err(e.into());
-        }
-        return match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
-            Some(pw) => Ok(opened(found.open(&Secret::new(pw))?)),
-            None => Err(EngineError::NoPassword { location: location.describe() }),
-        };
-    }
+    let empty = match found? {
+        Ok(found) => return open_found(&found, unlocked.as_ref(), &secrets, remembered_at.as_deref(), creds, location),
+        Err(empty) => empty,
+    };
     if !create {
         return Err(lifeboat_repository::RepoError::NotARepository(location.describe()).into());
     }
@@ -226,7 +202,7 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
         })?;
         (key, KeyKind::Device, Some(key_file.clone()))
     };
-    let repo = match Repository::init(store.clone(), &secret, kind) {
+    let repo = match empty.create(&secret, kind) {
         Err(lifeboat_repository::RepoError::AlreadyExists(_)) => {
             // Another process created it a moment ago: open theirs.
             return Ok(Opened { repo: Repository::open(store, &secret)?, created: None });
@@ -238,6 +214,43 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
     }
     let recovery_key = repo.recovery_key()?;
     Ok(Opened { repo, created: Some(Created { device_key_file: saved, recovery_key }) })
+}
+
+/// Opens a repository the location holds: with the slot this device remembered, else with
+/// each secret in turn, else with a password asked for.
+fn open_found(
+    found: &Found,
+    unlocked: Option<&Unlocked>,
+    secrets: &[&Secret],
+    remembered_at: Option<&Path>,
+    creds: &Credentials,
+    location: &Location,
+) -> EngineResult<Opened> {
+    if let Some(repo) = unlocked.map(|u| found.open_unlocked(u)).transpose()?.flatten() {
+        return Ok(Opened { repo, created: None });
+    }
+    let opened = |repo: Repository| {
+        if let (Some(path), Some(slot)) = (remembered_at, found.stored_slot(&repo.key_slot())) {
+            remember_slot(path, &slot);
+        }
+        Opened { repo, created: None }
+    };
+    // A secret that does not open it gives way to the next; the last refusal is the answer.
+    let mut refused = None;
+    for secret in secrets {
+        match found.open(secret) {
+            Ok(repo) => return Ok(opened(repo)),
+            Err(e @ lifeboat_repository::RepoError::WrongPassword(_)) => refused = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(e) = refused {
+        return Err(e.into());
+    }
+    match creds.prompt.as_ref().and_then(|p| p(&format!("Password for {}: ", location.describe()), false)) {
+        Some(pw) => Ok(opened(found.open(&Secret::new(pw))?)),
+        None => Err(EngineError::NoPassword { location: location.describe() }),
+    }
 }
 
 /// Whether a run with nobody to ask and no password given (a schedule, a hook) can open the

@@ -43,7 +43,7 @@ pub use lock::{LockGuard, LockKind};
 pub use prune::PruneReport;
 pub use raw_bytes::RawBytes;
 pub use repair::RepairReport;
-pub use repo::{hostname, username, BlobPayload, Found, RememberedSlot, Repository, SnapshotList, Unlocked};
+pub use repo::{hostname, username, BlobPayload, Empty, Found, RememberedSlot, Repository, SnapshotList, Unlocked};
 pub use repo_config::ConfigState;
 pub use repofile::snapshot::{Snapshot, SnapshotRoot, SnapshotStatus, SnapshotUnit};
 pub use repofile::tree::{Node, NodeKind, Timestamp, Tree, Xattr};

@@ -156,6 +156,22 @@ impl Found {
     }
 }
 
+/// A location that held no repository when [`Repository::locate`] looked: neither a config
+/// nor a key slot.
+pub struct Empty {
+    store: Arc<dyn Store>,
+}
+
+impl Empty {
+    /// Makes a repository here as [`Repository::init`] does, without asking the location
+    /// again whether it holds one (of several processes creating one at once, one still wins;
+    /// the others get `AlreadyExists`).
+    pub fn create(self, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
+        self.store.prepare()?;
+        Repository::create(self.store, secret, kind)
+    }
+}
+
 /// A key slot a device opened the repository with before, kept on the device as the location
 /// holds it (the master key sealed under the secret's derivation, nothing more). Unlocking it
 /// while the location is still being read takes the key derivation (Argon2, a few tenths of
@@ -212,6 +228,11 @@ impl Repository {
         if Self::exists(store.as_ref())? {
             return Err(RepoError::AlreadyExists(store.describe()));
         }
+        Self::create(store, secret, kind)
+    }
+
+    /// [`Repository::init`] after the location was found without one (and made ready).
+    fn create(store: Arc<dyn Store>, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
         let key = MasterKey::random();
         let config = RepoConfig {
             version: FORMAT_VERSION,
@@ -252,6 +273,8 @@ impl Repository {
         let mut all = vec![id, recovery_id];
         all.sort();
         let _ = repo.inner.made_slot.set(RememberedSlot { id, bytes, slots: all });
+        // A repository just made holds no backup: nothing to list.
+        *repo.inner.listed_at_open.lock().expect("listing lock") = Some((Instant::now(), Vec::new()));
         Ok(repo)
     }
 
@@ -274,6 +297,12 @@ impl Repository {
     /// Secrets are then tried with [`Found::open`] (which reads the slots once, side by
     /// side), or a remembered slot with [`Found::open_unlocked`] (which reads none).
     pub fn find(store: Arc<dyn Store>) -> RepoResult<Option<Found>> {
+        Ok(Self::locate(store)?.ok())
+    }
+
+    /// [`Repository::find`], or the location found [`Empty`], where a repository can be made
+    /// without asking the location again.
+    pub fn locate(store: Arc<dyn Store>) -> RepoResult<Result<Found, Empty>> {
         let (listed, config, snapshots) = std::thread::scope(|scope| {
             let config = scope.spawn(|| store.read("config", None));
             // Nearly every command lists the snapshots next: asked now, it costs no wait.
@@ -289,9 +318,9 @@ impl Repository {
             Err(e) => return Err(e.into()),
         };
         if config.is_none() && listed.is_empty() {
-            return Ok(None);
+            return Ok(Err(Empty { store }));
         }
-        Ok(Some(Found { store, listed, config, snapshots, read: OnceLock::new() }))
+        Ok(Ok(Found { store, listed, config, snapshots, read: OnceLock::new() }))
     }
 
     /// The key slot this repository was opened with.
@@ -994,5 +1023,30 @@ mod tests {
         let after = Repository::find(store.clone()).unwrap().unwrap();
         assert!(after.open_unlocked(&unlocked).unwrap().is_none(), "a withdrawn slot opened the repository");
         assert!(matches!(after.open(&secret), Err(RepoError::WrongPassword(_))));
+    }
+
+    /// Creating where the location was found empty asks nothing again; of two processes that
+    /// both found it empty, the second gets `AlreadyExists`, withdraws its slots and leaves
+    /// the first's repository as it was.
+    #[test]
+    fn a_location_found_empty_gets_one_repository_however_many_create_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(lifeboat_storage::LocalStore::new(dir.path().to_path_buf()));
+        let (Err(first), Err(second)) =
+            (Repository::locate(store.clone()).unwrap(), Repository::locate(store.clone()).unwrap())
+        else {
+            panic!("an empty folder held a repository");
+        };
+        let secret = Secret::new("correct horse");
+        let made = first.create(&secret, KeyKind::Password).unwrap();
+        assert!(made.snapshots_listed_at_open().unwrap().0.is_empty());
+        let slots = store.list("keys").unwrap();
+        assert!(matches!(
+            second.create(&Secret::new("other horse"), KeyKind::Password),
+            Err(RepoError::AlreadyExists(_))
+        ));
+        assert_eq!(store.list("keys").unwrap(), slots, "the loser's slots were withdrawn, the winner's kept");
+        let Ok(found) = Repository::locate(store.clone()).unwrap() else { panic!("the repository made was not found") };
+        assert_eq!(found.open(&secret).unwrap().id(), made.id());
     }
 }
