@@ -1,7 +1,7 @@
 //! One writing operation on a repository — a backup, a copy into it, an import — from its
 //! lock to its snapshot. The steps are always the same and their order matters: take the
 //! lock, then read the index (so the work of writers that finished meanwhile is seen), adopt
-//! the packs an interrupted writer left, write blobs, flush the last packs and their index,
+//! the packs an interrupted writer left (beside the work: see `adopt.rs`), write blobs, flush the last packs and their index,
 //! and only then save the snapshot that names them. A session is dropped without committing
 //! when the operation fails: what was uploaded stays indexed for the next run, and no
 //! snapshot points at data that was never written.
@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::parallel::joined;
+use crate::adopt::Adoption;
 use crate::{BlobWriter, Id, LockGuard, LockKind, RepoResult, Repository, Snapshot, WriteStats};
 
 /// How a session stands with the repository's lock.
@@ -41,7 +41,8 @@ pub struct WriteSession<'r> {
     // Declared before the lock, so dropped first: the writer's uploads end while the lock is
     // still held. Taken out by `commit`; still here on drop means abandoned.
     writer: Option<BlobWriter>,
-    adopted: usize,
+    /// Closed before the lock goes: adoption writes an index file, under the lock only.
+    adoption: Adoption,
     _lock: Option<LockGuard>,
 }
 
@@ -49,28 +50,24 @@ impl Repository {
     /// Opens a writing session: the lock, a fresh read of the index, the adoption of packs
     /// an interrupted writer left, and a blob writer with the store's concurrency.
     pub fn write_session(&self, lock: SessionLock<'_>, reuse: Reuse) -> RepoResult<WriteSession<'_>> {
-        // The packs are listed (for adoption) while the lock is taken, the index read under
-        // it, so that the work of writers that finished meanwhile is seen. A listing from
-        // before the lock is safe to adopt from: a pack a prune removed meanwhile no longer
-        // reads, and adoption indexes only packs whose header it read under the lock; a pack
-        // written since is merely left for the next run.
-        let (guard, packs) = std::thread::scope(|scope| {
-            let packs = scope.spawn(|| self.store().list("data"));
-            let locked = match lock {
-                SessionLock::Take { operation, wait } => self.lock(LockKind::Shared, operation, wait).map(Some),
-                SessionLock::HeldByCaller => Ok(None),
-            };
-            let indexed = locked.and_then(|guard| self.load_index().map(|_| guard));
-            (indexed, joined(packs))
-        });
-        let guard = guard?;
-        let adopted = self.adopt_unindexed_packs(&packs?)?;
+        // The packs are listed (for adoption) from now on, beside the lock; the index is read
+        // under the lock, so that the work of writers that finished meanwhile is seen. Only
+        // the headers read under the lock are adopted: a pack a prune removed meanwhile no
+        // longer reads, and one written since is merely left for the next run.
+        let (locked, adoption) = Adoption::start(self);
+        let guard = match lock {
+            SessionLock::Take { operation, wait } => Some(self.lock(LockKind::Shared, operation, wait)?),
+            SessionLock::HeldByCaller => None,
+        };
+        self.load_index()?;
+        let _ = locked.send(());
         let threads = self.store().write_concurrency();
         let writer = match reuse {
             Reuse::Indexed => BlobWriter::new(self, threads),
             Reuse::Verified(ids) => BlobWriter::verifying(self, threads, ids),
-        };
-        Ok(WriteSession { repo: self, writer: Some(writer), adopted, _lock: guard })
+        }
+        .adopting(adoption.clone());
+        Ok(WriteSession { repo: self, writer: Some(writer), adoption, _lock: guard })
     }
 }
 
@@ -85,9 +82,10 @@ impl<'r> WriteSession<'r> {
         self.repo
     }
 
-    /// Packs an interrupted writer had left, now indexed and reused.
-    pub fn adopted(&self) -> usize {
-        self.adopted
+    /// Packs an interrupted writer had left, now indexed and reused; `None` while their
+    /// adoption runs (only a blob that would otherwise be stored waits for it).
+    pub fn adopted(&self) -> Option<usize> {
+        self.adoption.outcome()
     }
 
     /// Finishes the writer (the last packs and their index), then saves the snapshot that
@@ -95,6 +93,7 @@ impl<'r> WriteSession<'r> {
     pub fn commit(mut self, make: impl FnOnce(&WriteStats) -> Snapshot) -> RepoResult<(Id, Snapshot)> {
         let writer = self.writer.take().expect("a session's writer is taken only by commit, which consumes it");
         let stats: Arc<WriteStats> = writer.finish()?;
+        self.adoption.close();
         let snapshot = make(&stats);
         let id = self.repo.save_snapshot(&snapshot)?;
         Ok((id, snapshot))
@@ -108,5 +107,6 @@ impl Drop for WriteSession<'_> {
         if let Some(w) = self.writer.take() {
             w.abandon();
         }
+        self.adoption.close();
     }
 }

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Sender};
 use lifeboat_storage::Bytes;
 
+use crate::adopt::Adoption;
 use crate::cache::Cached;
 use crate::crypto::worth_compressing;
 use crate::pack::{pack_name, FinishedPack, PackBuilder};
@@ -56,6 +57,9 @@ pub struct BlobWriter {
     /// backup): blobs known to be intact. A stored blob not in it is read back and
     /// authenticated before it is reused, and stored again when that fails.
     verified: Option<Mutex<HashSet<Id>>>,
+    /// The session's adoption of an interrupted writer's packs: a blob the index lacks
+    /// waits for it, since an adopted pack may hold it.
+    adoption: Option<Adoption>,
 }
 
 struct Shared {
@@ -152,7 +156,10 @@ impl BlobWriter {
     /// Whether the repository's copy of `id` can be reused by this session.
     fn reusable(&self, id: &Id) -> bool {
         if !self.repo.has_blob(id) {
-            return false;
+            let adopted = self.adoption.as_ref().map_or(0, Adoption::wait);
+            if adopted == 0 || !self.repo.has_blob(id) {
+                return false;
+            }
         }
         let Some(verified) = &self.verified else { return true };
         if verified.lock().expect("verified lock").contains(id) {
@@ -207,7 +214,14 @@ impl BlobWriter {
             shared,
             dry_run,
             verified: None,
+            adoption: None,
         }
+    }
+
+    /// This writer waits for `adoption` before storing a blob the index lacks.
+    pub(crate) fn adopting(mut self, adoption: Adoption) -> Self {
+        self.adoption = Some(adoption);
+        self
     }
 
     pub fn stats(&self) -> Arc<WriteStats> {

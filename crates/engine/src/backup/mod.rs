@@ -106,9 +106,6 @@ pub fn run(
         Some(s) => repo.write_session(SessionLock::HeldByCaller, Reuse::Verified(s.verified.clone()))?,
         None => repo.write_session(SessionLock::Take { operation: "backup", wait: LOCK_WAIT }, Reuse::Indexed)?,
     };
-    if session.adopted() > 0 {
-        log.info(&format!("reusing {} packs left by an interrupted backup", session.adopted()));
-    }
     progress.track_upload(session.writer().stats());
     let host = crate::host();
     let user = crate::user();
@@ -166,6 +163,10 @@ pub fn run(
             return Err(e);
         }
     };
+    // Adoption ends before any blob it could hold is stored; unfinished now, nothing waited.
+    if let Some(n @ 1..) = session.adopted() {
+        log.info(&format!("reused {n} packs left by an interrupted backup"));
+    }
     progress.set_phase("sending the last data and the index");
     let read = read_bytes.load(Ordering::Relaxed);
     let status = if units.iter().any(|u| u.status != SnapshotStatus::Completed) {
