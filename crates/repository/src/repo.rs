@@ -167,8 +167,8 @@ impl Empty {
     /// again whether it holds one (of several processes creating one at once, one still wins;
     /// the others get `AlreadyExists`).
     pub fn create(self, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
-        self.store.prepare()?;
-        Repository::create(self.store, secret, kind)
+        let store = self.store.clone();
+        Repository::create(self.store, secret, kind, move || Ok(store.prepare()?))
     }
 }
 
@@ -228,11 +228,17 @@ impl Repository {
         if Self::exists(store.as_ref())? {
             return Err(RepoError::AlreadyExists(store.describe()));
         }
-        Self::create(store, secret, kind)
+        Self::create(store, secret, kind, || Ok(()))
     }
 
-    /// [`Repository::init`] after the location was found without one (and made ready).
-    fn create(store: Arc<dyn Store>, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
+    /// [`Repository::init`] after the location was found without one; `prepare` makes it
+    /// ready while the key is derived.
+    fn create(
+        store: Arc<dyn Store>,
+        secret: &Secret,
+        kind: KeyKind,
+        prepare: impl FnOnce() -> RepoResult<()> + Send,
+    ) -> RepoResult<Repository> {
         let key = MasterKey::random();
         let config = RepoConfig {
             version: FORMAT_VERSION,
@@ -246,9 +252,15 @@ impl Repository {
         // open it; each carries a copy of the config, so a slot seen before the config opens
         // too.
         let recovery = RecoveryKey::derived_from(&key).as_secret();
-        let made = [(secret, kind, ""), (&recovery, KeyKind::Recovery, RECOVERY_LABEL)].map(|(secret, kind, label)| {
-            keys::make_slot(&key, secret, kind, label, &sealed).map(|s| (Id::random(), s))
+        let (made, prepared) = std::thread::scope(|scope| {
+            let prepared = scope.spawn(prepare);
+            let made =
+                [(secret, kind, ""), (&recovery, KeyKind::Recovery, RECOVERY_LABEL)].map(|(secret, kind, label)| {
+                    keys::make_slot(&key, secret, kind, label, &sealed).map(|s| (Id::random(), s))
+                });
+            (made, joined(prepared))
         });
+        prepared?;
         let [slot, recovery_slot] = made;
         let slots =
             [slot?, recovery_slot?].map(|(id, slot)| (id, serde_json::to_vec_pretty(&slot).expect("key serialises")));

@@ -16,6 +16,9 @@ use crate::pack::{pack_name, FinishedPack, PackBuilder};
 use crate::repofile::index_file::IndexFile;
 use crate::{BlobKind, Id, RepoError, RepoResult, Repository};
 
+/// Threads writing a pack's folder listings into the metadata cache.
+const CACHE_WRITERS: usize = 4;
+
 /// Packs uploaded between two index files, so an interrupted backup leaves most of its
 /// work findable by the next one.
 const PACKS_PER_INDEX: usize = 16;
@@ -86,13 +89,22 @@ impl Shared {
         // Shared, not copied: an HTTP client holds the body it sends, and a pack held twice
         // for every upload in flight is a backup's largest memory.
         let bytes = Bytes::from(pack.bytes);
-        self.repo.store().write_shared(&pack_name(&pack.id), bytes.clone())?;
-        if let Some(cache) = self.repo.cache() {
-            // Folder listings just written are kept: the next backup reads them back.
-            for e in pack.entries.iter().filter(|e| e.kind == BlobKind::Tree) {
-                cache.put(Cached::Tree, &e.id, &bytes[e.offset as usize..(e.offset + e.length) as usize]);
+        // Folder listings just written are kept: the next backup reads them back. A file
+        // each, written while the pack travels and several at once (hundreds of small files
+        // at the end of a backup, where nothing else overlaps them). An entry whose pack then
+        // fails to upload is never read: the index does not name it.
+        let trees: Vec<_> = pack.entries.iter().filter(|e| e.kind == BlobKind::Tree).collect();
+        let stored = std::thread::scope(|scope| {
+            if let (Some(cache), false) = (self.repo.cache(), trees.is_empty()) {
+                scope.spawn(|| {
+                    crate::parallel::for_each(CACHE_WRITERS, &trees, |e| {
+                        cache.put(Cached::Tree, &e.id, &bytes[e.offset as usize..(e.offset + e.length) as usize]);
+                    })
+                });
             }
-        }
+            self.repo.store().write_shared(&pack_name(&pack.id), bytes.clone())
+        });
+        stored?;
         self.stats.stored_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         // The buffer comes back for the next pack when the location kept no hold of it.

@@ -164,6 +164,9 @@ impl SftpStore {
             // default 2 MiB caps a download at 40 MiB/s however many reads are in flight.
             window_size: 16 << 20,
             channel_buffer_size: 512,
+            // Requests are small and each waits on its answer: Nagle's algorithm would hold
+            // one back until the previous packet's acknowledgement, a round trip more.
+            nodelay: true,
             ..Default::default()
         });
         let mut handle = match client::connect(ssh_config, (c.host.as_str(), c.port), checker).await {
