@@ -395,6 +395,7 @@ impl Repository {
     /// The same repository without the cache, with an index of its own: what `check` and
     /// repair read, since they must see the location's bytes and nothing else.
     pub(crate) fn uncached(&self) -> Repository {
+        self.forget_open_listing();
         if self.cache().is_none() {
             return self.clone();
         }
@@ -749,6 +750,7 @@ impl Repository {
 
     /// Writes a snapshot; its file name is the hash of its stored bytes.
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> RepoResult<Id> {
+        self.forget_open_listing();
         let sealed = self.inner.key.seal(&serde_json::to_vec(snapshot).expect("snapshots serialise"), true);
         let id = Id::of_stored(&sealed);
         self.inner.store.write(&format!("snapshots/{}", id.to_hex()), &sealed)?;
@@ -759,6 +761,7 @@ impl Repository {
     }
 
     pub fn remove_snapshot(&self, id: &Id) -> RepoResult<()> {
+        self.forget_open_listing();
         if let Some(c) = self.cache() {
             c.remove(Cached::Snapshot, id);
         }
@@ -785,11 +788,20 @@ impl Repository {
     /// Every readable snapshot, oldest first, and the names of those that could not be read.
     /// One listing, then the snapshots the cache lacks read in parallel.
     pub fn snapshots(&self) -> RepoResult<SnapshotList> {
+        self.forget_open_listing();
         self.snapshots_of(self.inner.store.list("snapshots")?)
     }
 
+    /// The listing made while opening serves only while nothing else touched the snapshots
+    /// through this repository: not after a listing, a snapshot written or removed, or a
+    /// check or repair (which may move one).
+    fn forget_open_listing(&self) {
+        self.inner.listed_at_open.lock().expect("listing lock").take();
+    }
+
     /// [`Repository::snapshots`], from the listing made while the repository was opened when
-    /// this is the first call and that listing is a few seconds old at most: a round trip
+    /// nothing touched the snapshots through this repository since (see
+    /// `forget_open_listing`) and that listing is a few seconds old at most: a round trip
     /// less for a command that begins by choosing among the backups (a backup's name and
     /// parent, a listing shown). Never for anything that must see every snapshot written
     /// before a lock it took (prune, check): those call [`Repository::snapshots`].

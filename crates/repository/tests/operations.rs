@@ -233,10 +233,18 @@ fn the_listing_made_while_opening_serves_its_first_caller_once_and_never_a_prune
         list.sort_by(|a, b| a.1.slug.cmp(&b.1.slug));
         list.into_iter().map(|(_, s)| s.slug).collect()
     };
+    assert_eq!(slugs(&repo), ["first"], "a repository just made, then backed up through its own handle");
     let opened = reopen(&store);
     back_up(&repo, "later", b"made after the open");
     assert_eq!(slugs(&opened), ["first"], "the listing of the open");
     assert_eq!(slugs(&opened), ["first", "later"], "listed again: the open's listing serves once");
+    let opened = reopen(&store);
+    back_up(&opened, "own", b"made through the opened handle");
+    assert_eq!(slugs(&opened), ["first", "later", "own"], "a handle's own backup is never hidden by its open");
+    let id = reopen(&store).snapshots().expect("list").0.into_iter().find(|(_, s)| s.slug == "own").expect("own").0;
+    let opened = reopen(&store);
+    opened.remove_snapshot(&id).expect("remove");
+    assert_eq!(slugs(&opened), ["first", "later"], "nor is a backup it removed shown");
 
     // A backup finished between an open and a prune: its data stays.
     let opened = reopen(&store);
