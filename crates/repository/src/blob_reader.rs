@@ -25,9 +25,11 @@ const READ_AHEAD: u64 = 32 * 1024 * 1024;
 /// (authenticated, and hashing to the id) or why no copy could be read.
 pub type OnBlob<'a> = dyn Fn(&Id, RepoResult<Vec<u8>>) + Sync + 'a;
 
+/// A blob to read: where it is, and its position in the caller's list (not its id: a
+/// restore wants hundreds of thousands, and the position is an eighth of the id's size).
 struct Wanted {
-    id: Id,
     at: BlobLocation,
+    of: u32,
 }
 
 impl Repository {
@@ -53,13 +55,15 @@ impl Repository {
         let mut missing = Vec::new();
         {
             let index = self.inner.index.read().expect("index lock");
-            for id in ids {
-                match index.get(id) {
-                    Some((pack, at)) => {
+            for (of, id) in ids.iter().enumerate() {
+                match (index.get(id), u32::try_from(of)) {
+                    (Some((pack, at)), Ok(of)) => {
                         pack_ids.insert(at.pack, pack);
-                        wanted.push(Wanted { id: *id, at });
+                        wanted.push(Wanted { at, of });
                     }
-                    None => missing.push(*id),
+                    // Beyond four billion blobs (which no memory holds): read one by one.
+                    (Some(_), Err(_)) => on_blob(id, self.read_blob(id)),
+                    (None, _) => missing.push(*id),
                 }
             }
         }
@@ -68,14 +72,15 @@ impl Repository {
         for id in &missing {
             on_blob(id, Err(RepoError::MissingBlob(*id)));
         }
+        let id_of = |w: &Wanted| &ids[w.of as usize];
         // Packs in the order of their names.
         let mut by_name: Vec<(Id, u32)> = pack_ids.iter().map(|(n, id)| (*id, *n)).collect();
         by_name.sort_unstable();
         let rank: HashMap<u32, usize> = by_name.iter().enumerate().map(|(r, (_, n))| (*n, r)).collect();
         let rank_of = |w: &Wanted| rank.get(&w.at.pack).copied().unwrap_or(usize::MAX);
-        wanted.sort_unstable_by_key(|w| (rank_of(w), w.at.offset, w.id));
+        wanted.sort_unstable_by(|a, b| (rank_of(a), a.at.offset, id_of(a)).cmp(&(rank_of(b), b.at.offset, id_of(b))));
         // A repeated id has one location, so its copies are next to each other.
-        wanted.dedup_by(|a, b| a.id == b.id);
+        wanted.dedup_by(|a, b| id_of(a) == id_of(b));
         let reads: Vec<(&Id, &[Wanted])> = wanted
             .chunk_by(|a, b| a.at.pack == b.at.pack)
             .filter_map(|blobs| Some((pack_ids.get(&blobs.first()?.at.pack)?, blobs)))
@@ -84,13 +89,13 @@ impl Repository {
         let budget = Budget::new(READ_AHEAD);
         parallel::for_each(self.connections(), &reads, |(pack, group)| {
             let _share = budget.take(span(group));
-            self.read_group(pack, group, on_blob);
+            self.read_group(pack, group, ids, on_blob);
         });
         Ok(())
     }
 
     /// One read of a pack covering `group`, then each blob decoded from it.
-    fn read_group(&self, pack: &Id, group: &[Wanted], on_blob: &OnBlob<'_>) {
+    fn read_group(&self, pack: &Id, group: &[Wanted], ids: &[Id], on_blob: &OnBlob<'_>) {
         let Some(first) = group.first() else { return };
         let start = first.at.offset as u64;
         let end = start + span(group);
@@ -98,21 +103,28 @@ impl Repository {
             Ok(b) if b.len() as u64 == end - start => b,
             Ok(_) => {
                 let why = format!("pack {} is shorter than the index says", pack.short());
-                group.par_iter().for_each(|w| on_blob(&w.id, self.read_again(&w.id, &why)));
+                group.par_iter().for_each(|w| {
+                    let id = &ids[w.of as usize];
+                    on_blob(id, self.read_again(id, &why))
+                });
                 return;
             }
             Err(e) => {
                 let why = format!("pack {} cannot be read: {e}", pack.short());
-                group.par_iter().for_each(|w| on_blob(&w.id, self.read_again(&w.id, &why)));
+                group.par_iter().for_each(|w| {
+                    let id = &ids[w.of as usize];
+                    on_blob(id, self.read_again(id, &why))
+                });
                 return;
             }
         };
         group.par_iter().for_each(|w| {
+            let id = &ids[w.of as usize];
             let s = (w.at.offset as u64 - start) as usize;
             let sealed = &bytes[s..s + w.at.length as usize];
-            match self.decode_blob(&w.id, sealed, w.at.raw_length as usize) {
-                Ok(plain) => on_blob(&w.id, Ok(plain)),
-                Err(e) => on_blob(&w.id, self.read_again(&w.id, &e.to_string())),
+            match self.decode_blob(id, sealed, w.at.raw_length as usize) {
+                Ok(plain) => on_blob(id, Ok(plain)),
+                Err(e) => on_blob(id, self.read_again(id, &e.to_string())),
             }
         });
     }
@@ -160,10 +172,7 @@ mod tests {
     use super::*;
 
     fn w(offset: u32, length: u32) -> Wanted {
-        Wanted {
-            id: Id([offset as u8; 32]),
-            at: BlobLocation { pack: 0, kind: crate::BlobKind::Data, offset, length, raw_length: length },
-        }
+        Wanted { at: BlobLocation { pack: 0, kind: crate::BlobKind::Data, offset, length, raw_length: length }, of: 0 }
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub fn restore(
     let placed = plan::layout(specs, !req.dry_run, req.target.as_deref())?;
     let as_root = nix::unistd::geteuid().is_root();
     let owners = Owners::for_home(&dirs.home);
-    let owner = |n: &Node| if as_root { owners.resolve(n) } else { None };
+    let owner = |n: &Node, names: &plan::OwnerNames| if as_root { owners.resolve(n, names) } else { None };
     let restored: Vec<String> = manifest.units.iter().filter(|u| chosen(u)).map(|u| u.name.clone()).collect();
     let cmp = plan::Compare {
         mode: req.mode,
@@ -260,7 +260,7 @@ fn dry_items(
                 .filter(|&j| dest.starts_with(&roots[j].dest))
                 .max_by_key(|&j| roots[j].dest.components().count())
                 .unwrap_or(i);
-            found.items.push(plan::Item::found(owner, dest, node_of(&e, map)));
+            found.push(owner, dest, node_of(&e, map));
         }
         Ok(())
     };
@@ -379,7 +379,7 @@ impl Extractor<'_> {
         }
         self.parent_ready(&path, root)?;
         let node = node_of(&e, self.map);
-        let owner = self.as_root.then(|| self.owners.resolve(&node)).flatten();
+        let owner = self.as_root.then(|| self.owners.resolve_node(&node)).flatten();
         let io = |op: &'static str, p: &Path, err: std::io::Error| EngineError::io(op, p, err);
         match e.kind {
             EntryKind::Dir => {
@@ -472,7 +472,7 @@ impl Extractor<'_> {
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.2));
         for (path, node, _) in dirs {
-            let owner = self.as_root.then(|| self.owners.resolve(&node)).flatten();
+            let owner = self.as_root.then(|| self.owners.resolve_node(&node)).flatten();
             self.apply(&path, &node, owner);
         }
     }

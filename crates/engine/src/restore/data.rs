@@ -56,18 +56,33 @@ pub(crate) fn restore_files(
             created: AtomicBool::new(false),
         })
         .collect();
-    // Every place each blob goes, sorted by blob: a flat list rather than a map of lists, as
-    // it holds an entry per file of the restore (tens of thousands on a small device).
+    // Every blob wanted, once, sorted; then every place each goes, sorted by blob. Flat lists
+    // of small entries rather than a map of lists: they hold an entry per file of the restore
+    // (300,000 on a small device), so a place names its blob and file by their positions.
+    let known = |blob: &Id| repo.blob_length(blob).is_some();
+    let mut wanted: Vec<Id> =
+        states.iter().flat_map(|st| st.item.node.content.iter()).filter(|b| known(b)).copied().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted.shrink_to_fit();
+    // Positions fit a place's u32 fields: a restore of four billion files or blobs would not
+    // fit in memory long before.
+    let fits = u32::try_from(states.len()).is_ok() && u32::try_from(wanted.len()).is_ok();
     let mut places: Vec<Place> = Vec::with_capacity(states.iter().map(|st| st.item.node.content.len()).sum());
     for (fi, st) in states.iter().enumerate() {
         let mut at = 0u64;
         for blob in &st.item.node.content {
-            match repo.blob_length(blob) {
-                Some(length) => {
-                    places.push(Place { blob: *blob, file: fi, at });
+            match (repo.blob_length(blob), wanted.binary_search(blob)) {
+                (Some(length), Ok(w)) if fits => {
+                    places.push(Place { blob: w as u32, file: fi as u32, at });
                     at += length;
                 }
-                None => {
+                (Some(_), Ok(_)) => {
+                    st.failed.store(true, Ordering::Relaxed);
+                    problem(&st.item.dest, "not restored: more files than one restore can hold".to_string());
+                    break;
+                }
+                _ => {
                     st.failed.store(true, Ordering::Relaxed);
                     problem(&st.item.dest, format!("data blob {} is missing from the repository", blob.short()));
                     break;
@@ -76,11 +91,9 @@ pub(crate) fn restore_files(
         }
     }
     places.sort_unstable_by_key(|p| p.blob);
-    let mut wanted: Vec<Id> = places.iter().map(|p| p.blob).collect();
-    wanted.dedup();
-    let places_of = |id: &Id| {
-        let start = places.partition_point(|p| p.blob < *id);
-        let end = start + places[start..].partition_point(|p| p.blob == *id);
+    let places_of = |w: usize| {
+        let start = places.partition_point(|p| (p.blob as usize) < w);
+        let end = start + places[start..].partition_point(|p| p.blob as usize == w);
         &places[start..end]
     };
 
@@ -111,7 +124,7 @@ pub(crate) fn restore_files(
     let verified: Vec<AtomicBool> = wanted.iter().map(|_| AtomicBool::new(false)).collect();
     let on_blob = |id: &Id, read: lifeboat_repository::RepoResult<Vec<u8>>| {
         let Ok(w) = wanted.binary_search(id) else { return };
-        let places = places_of(id);
+        let places = places_of(w);
         match read {
             Ok(plain) => {
                 verified[w].store(true, Ordering::Relaxed);
@@ -136,16 +149,17 @@ pub(crate) fn restore_files(
 
 /// A piece of a file: where one blob of its content goes.
 struct Place {
-    blob: Id,
+    /// Index of the blob in the wanted list.
+    blob: u32,
     /// Index of the file in the restore's list.
-    file: usize,
+    file: u32,
     /// Offset in the file.
     at: u64,
 }
 
 fn fail_places(states: &[FileState], places: &[Place], problem: &(dyn Fn(&Path, String) + Sync), why: &str) {
     for p in places {
-        let st = &states[p.file];
+        let st = &states[p.file as usize];
         if !st.failed.swap(true, Ordering::Relaxed) {
             problem(&st.item.dest, format!("not restored: {why}"));
         }
@@ -162,7 +176,7 @@ fn write_places(
     finish: &Finish<'_>,
 ) {
     for p in places {
-        let st = &states[p.file];
+        let st = &states[p.file as usize];
         if st.failed.load(Ordering::Relaxed) {
             continue;
         }

@@ -328,7 +328,7 @@ impl Restore<'_> {
         let found = plan::items_from_trees(self.repo, &roots, &nodes, &map, choice.as_ref());
         let as_root = nix::unistd::geteuid().is_root();
         let owners = Owners::for_home(&self.dirs.home);
-        let owner = |n: &Node| if as_root { owners.resolve(n) } else { None };
+        let owner = |n: &Node, names: &plan::OwnerNames| if as_root { owners.resolve(n, names) } else { None };
         let restored: Vec<String> =
             snapshot.units.iter().filter(|u| self.chosen(&u.name)).map(|u| u.name.clone()).collect();
         let cmp = plan::Compare {
@@ -533,18 +533,19 @@ impl Owners {
     /// Owner and group by name where the names exist here; a user (or group) unknown on this
     /// device maps to the owner of the home the data is restored into, so a backup from
     /// another device or user belongs to the person restoring it.
-    pub(crate) fn resolve(&self, n: &Node) -> Option<(u32, u32)> {
-        let key = (n.user.clone(), n.group.clone(), n.uid, n.gid);
+    /// `names`: the node's user and group names, held apart from it by a plan.
+    pub(crate) fn resolve(&self, n: &Node, names: &plan::OwnerNames) -> Option<(u32, u32)> {
+        let key = (names.0.clone(), names.1.clone(), n.uid, n.gid);
         let mut c = self.cache.lock().expect("owners lock");
         Some(*c.entry(key).or_insert_with(|| {
-            let uid = match n.user.as_deref() {
+            let uid = match names.0.as_deref() {
                 Some(name) => match nix::unistd::User::from_name(name).ok().flatten() {
                     Some(u) => u.uid.as_raw(),
                     None => self.home_owner.0,
                 },
                 None => n.uid,
             };
-            let gid = match n.group.as_deref() {
+            let gid = match names.1.as_deref() {
                 Some(name) => match nix::unistd::Group::from_name(name).ok().flatten() {
                     Some(g) => g.gid.as_raw(),
                     None => self.home_owner.1,
@@ -553,5 +554,10 @@ impl Owners {
             };
             (uid, gid)
         }))
+    }
+
+    /// [`Owners::resolve`] for a node that holds its own names.
+    pub(crate) fn resolve_node(&self, n: &Node) -> Option<(u32, u32)> {
+        self.resolve(n, &(n.user.clone(), n.group.clone()))
     }
 }

@@ -118,19 +118,23 @@ pub(crate) struct Item {
     pub why: &'static str,
     /// What a staging copy takes of what stands at `dest` now.
     pub carry: Carry,
+    /// Its owner's user and group names in the plan's [`NameTable`] (the node holds none).
+    pub names: u32,
 }
 
 impl Item {
-    /// An entry found in the backup, before the plan compares it with the device.
-    pub fn found(root: usize, mut dest: PathBuf, mut node: Node) -> Item {
-        // Held for the whole restore, once per entry: no spare capacity, and no name (the
-        // destination has it).
+    /// An entry found in the backup, before the plan compares it with the device; its owner's
+    /// names go into `names`.
+    pub fn found(root: usize, mut dest: PathBuf, mut node: Node, names: &mut NameTable) -> Item {
+        // Held for the whole restore, once per entry: no spare capacity, no name (the
+        // destination has it), and the owner's names once per distinct pair.
         dest.shrink_to_fit();
         node.name = RawBytes::default();
         node.content.shrink_to_fit();
         node.xattrs.shrink_to_fit();
+        let names = names.intern((node.user.take(), node.group.take()));
         let node = Box::new(node);
-        Item { dest, node, root, action: Action::Create, why: "it is not on this device", carry: Carry::Drop }
+        Item { dest, node, root, action: Action::Create, why: "it is not on this device", carry: Carry::Drop, names }
     }
 
     /// The entry must be written (a folder is always made sure of and given its metadata).
@@ -141,6 +145,44 @@ impl Item {
     /// A folder the restore makes anew: what lies in it is new too.
     fn fresh(&self) -> bool {
         self.node.kind == NodeKind::Dir && self.carry == Carry::Drop
+    }
+}
+
+/// An entry's owner as the backup names it: user and group names (`None` where the backup
+/// has only the numbers).
+pub(crate) type OwnerNames = (Option<String>, Option<String>);
+
+/// The owner names of a plan's items, each distinct pair held once: a restore of 300,000
+/// files of one owner holds one pair, not 600,000 small strings.
+pub(crate) struct NameTable {
+    list: Vec<OwnerNames>,
+    at: HashMap<OwnerNames, u32>,
+}
+
+impl Default for NameTable {
+    fn default() -> Self {
+        // Position 0 is "no names" (the owner goes by number).
+        let none: OwnerNames = (None, None);
+        NameTable { list: vec![none.clone()], at: HashMap::from([(none, 0)]) }
+    }
+}
+
+impl NameTable {
+    fn intern(&mut self, names: OwnerNames) -> u32 {
+        if let Some(&i) = self.at.get(&names) {
+            return i;
+        }
+        // More distinct owners than a u32 counts cannot be in memory; were it so, the rest
+        // would go by number.
+        let Ok(i) = u32::try_from(self.list.len()) else { return 0 };
+        self.list.push(names.clone());
+        self.at.insert(names, i);
+        i
+    }
+
+    /// The names at position `i` (no names for a position it does not hold).
+    pub fn get(&self, i: u32) -> &OwnerNames {
+        self.list.get(i as usize).unwrap_or(&self.list[0])
     }
 }
 
@@ -182,6 +224,8 @@ pub(crate) struct Plan {
     pub deletes: Vec<PathBuf>,
     /// Folders whose listing could not be read: their contents are not restored.
     pub problems: Vec<String>,
+    /// The owner names of the items.
+    pub names: NameTable,
 }
 
 impl Plan {
@@ -426,6 +470,15 @@ pub(crate) struct PlanItems {
     /// Folders that are items only because they lead to chosen entries: what the device has
     /// in them beside those stays, whatever the mode.
     pub leading: HashSet<PathBuf>,
+    pub names: NameTable,
+}
+
+impl PlanItems {
+    /// Adds an entry found in the backup.
+    pub fn push(&mut self, root: usize, dest: PathBuf, node: Node) {
+        let item = Item::found(root, dest, node, &mut self.names);
+        self.items.push(item);
+    }
 }
 
 struct TreeWalk<'a> {
@@ -485,7 +538,7 @@ impl TreeWalk<'_> {
         if !chosen {
             out.leading.insert(dest.clone());
         }
-        out.items.push(Item::found(self.root, dest, node));
+        out.push(self.root, dest, node);
         true
     }
 
@@ -494,12 +547,16 @@ impl TreeWalk<'_> {
     }
 }
 
+/// The owner (uid, gid) an entry gets on this device, from its node and its owner's names;
+/// `None`: owners are not set (not restoring as root).
+pub(crate) type OwnerOf<'a> = dyn Fn(&Node, &OwnerNames) -> Option<(u32, u32)> + Sync + 'a;
+
 /// How the plan compares what is on the device with the backup.
 pub(crate) struct Compare<'a> {
     pub mode: RestoreMode,
     pub keeper: Keeper<'a>,
     /// The owner an entry gets (as root); None compares no owners.
-    pub owner: &'a (dyn Fn(&Node) -> Option<(u32, u32)> + Sync),
+    pub owner: &'a OwnerOf<'a>,
 }
 
 /// Builds the plan: each item compared with what is at its destination now, and what is
@@ -535,8 +592,11 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
         let (dest, node) = (&item.dest, &item.node);
         let r = &roots[item.root];
         let in_fresh = dest.parent().and_then(|p| item_at(&items[..k], p)).is_some_and(Item::fresh);
-        let (action, why) =
-            if in_fresh { (Action::Create, "the folder it is in is new") } else { compare(dest, node, cmp.owner) };
+        let (action, why) = if in_fresh {
+            (Action::Create, "the folder it is in is new")
+        } else {
+            compare(dest, node, found.names.get(item.names), cmp.owner)
+        };
         let live_dir = !in_fresh && std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir());
         if action == Action::Replace && live_dir && node.kind != NodeKind::Dir {
             // A folder replaced by something else goes with everything in it.
@@ -586,6 +646,7 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
         others_carry: steps.carry,
         deletes: steps.deletes,
         problems: found.problems,
+        names: found.names,
     }
 }
 
@@ -689,14 +750,14 @@ fn extra(steps: &mut Steps, root: &Root, path: &Path, is_dir: bool, cmp: &Compar
 pub(crate) const FOLDER_TIME_ONLY: &str = "only its time differs; the restore sets it as in the backup";
 
 /// What becomes of the entry at `dest`, and why.
-fn compare(dest: &Path, node: &Node, owner: &(dyn Fn(&Node) -> Option<(u32, u32)> + Sync)) -> (Action, &'static str) {
+fn compare(dest: &Path, node: &Node, names: &OwnerNames, owner: &OwnerOf<'_>) -> (Action, &'static str) {
     let Ok(m) = std::fs::symlink_metadata(dest) else { return (Action::Create, "it is not on this device") };
     if crate::meta::kind_of(&m) != node.kind {
         return (Action::Replace, "something of another kind is there");
     }
     let times = m.mtime() == node.mtime.0 && m.mtime_nsec() as u32 == node.mtime.1;
     let mode = m.mode() & 0o7777 == node.mode & 0o7777;
-    let owned = owner(node).is_none_or(|(u, g)| (m.uid(), m.gid()) == (u, g));
+    let owned = owner(node, names).is_none_or(|(u, g)| (m.uid(), m.gid()) == (u, g));
     let same = match node.kind {
         NodeKind::File if node.links > 1 => return (Action::Replace, "hard links are restored anew"),
         NodeKind::File => m.len() == node.size && times && mode && owned,
@@ -767,9 +828,22 @@ mod tests {
             xattrs: Vec::new(),
         };
         node.content.reserve(16);
-        let item = Item::found(0, dest, node);
+        node.user = Some("ann".into());
+        node.group = Some("users".into());
+        let mut names = NameTable::default();
+        let item = Item::found(0, dest.clone(), node.clone(), &mut names);
         assert!(item.node.name.0.is_empty() && item.node.name.0.capacity() == 0);
         assert_eq!(item.node.content.capacity(), 0);
         assert_eq!(item.dest.capacity(), item.dest.as_os_str().len());
+        // The owner's names are held once by the table, not by each item.
+        assert_eq!((item.node.user.as_deref(), item.node.group.as_deref()), (None, None));
+        assert_eq!(names.get(item.names), &(Some("ann".to_string()), Some("users".to_string())));
+        let again = Item::found(0, dest.clone(), node.clone(), &mut names);
+        assert_eq!(again.names, item.names);
+        node.user = None;
+        let other = Item::found(0, dest, node, &mut names);
+        assert_ne!(other.names, item.names);
+        assert_eq!(names.get(other.names), &(None, Some("users".to_string())));
+        assert_eq!(names.get(u32::MAX), &(None, None));
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use lifeboat_repository::{Id, Node, NodeKind, Repository};
+use lifeboat_repository::{Id, NodeKind, Repository};
 use rayon::prelude::*;
 
 use super::plan::{Item, Plan};
@@ -114,16 +114,16 @@ impl<'a> Writing<'a> {
         self.warnings.lock().expect("problems lock").push(msg);
     }
 
-    fn owner_of(&self, n: &Node) -> Option<(u32, u32)> {
+    fn owner_of(&self, item: &Item) -> Option<(u32, u32)> {
         if self.as_root {
-            self.owners.resolve(n)
+            self.owners.resolve(&item.node, self.plan.names.get(item.names))
         } else {
             None
         }
     }
 
     fn apply_metadata(&self, item: &Item, path: &Path) {
-        for w in meta::apply(path, &item.node, self.as_root, self.owner_of(&item.node)) {
+        for w in meta::apply(path, &item.node, self.as_root, self.owner_of(item)) {
             self.warn(&item.dest, w);
         }
     }
@@ -219,7 +219,7 @@ impl<'a> Writing<'a> {
         let placement = data::Placement { place: &|item| plan.work_path(item), unlink_first: true };
         let finish = |f: &std::fs::File, item: &Item, fresh| {
             let n = &item.node;
-            for w in meta::apply_fd(f, &plan.work_path(item), n, self.as_root, self.owner_of(n), fresh) {
+            for w in meta::apply_fd(f, &plan.work_path(item), n, self.as_root, self.owner_of(item), fresh) {
                 self.warn(&item.dest, w);
             }
         };
