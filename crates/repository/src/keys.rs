@@ -15,8 +15,8 @@ use crate::crypto::MasterKey;
 use crate::repofile::keyfile::{Kdf, KeyFile};
 use crate::{Id, RepoError, RepoResult};
 
-/// Argon2id cost for password slots: 64 MiB, 3 passes. About a fifth of a second here, once
-/// per command.
+/// Argon2id cost for password slots: 64 MiB, 3 passes. About 0.12 s here (the crate built at
+/// opt-level 3, see Cargo.toml), once per command.
 const ARGON2_MEMORY_KIB: u32 = 64 * 1024;
 const ARGON2_ITERATIONS: u32 = 3;
 const ARGON2_PARALLELISM: u32 = 1;
