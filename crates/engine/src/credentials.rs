@@ -31,7 +31,21 @@ pub struct Created {
 
 pub struct Opened {
     pub repo: Repository,
+    /// Set when this open made the repository; with [`MakeIfMissing::BesideTheBackup`] it is
+    /// still being made, and made only once [`Repository::made`] says so.
     pub created: Option<Created>,
+}
+
+/// What an open does where the location holds no repository yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MakeIfMissing {
+    /// Nothing: no repository is an error.
+    No,
+    /// Makes one before returning.
+    Now,
+    /// Makes one on a thread while the first backup already reads and packs (its uploads wait
+    /// for it): see `Repository::begin`. The caller settles it with [`settle_made`].
+    BesideTheBackup,
 }
 
 impl Credentials {
@@ -148,7 +162,7 @@ const CACHED_LISTINGS: u64 = 1 << 30;
 
 /// Opens the location's repository, creating it first when `create` is set and there is none.
 /// A repository over a network keeps its metadata in this device's cache (docs/CONFIG.md).
-pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool) -> EngineResult<Opened> {
+pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: MakeIfMissing) -> EngineResult<Opened> {
     let opened = open_uncached(location, dirs, creds, create)?;
     // A folder on this machine reads as fast as a cache would: no copy of it is kept.
     let local = matches!(location.kind, LocationKind::Local | LocationKind::Removable);
@@ -158,7 +172,7 @@ pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool)
     Ok(opened)
 }
 
-fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: bool) -> EngineResult<Opened> {
+fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: MakeIfMissing) -> EngineResult<Opened> {
     let store = location.store()?;
     let key_file = device_key_file(dirs, location);
     let explicit = creds.explicit()?;
@@ -180,7 +194,7 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
         Ok(found) => return open_found(&found, unlocked.as_ref(), &secrets, remembered_at.as_deref(), creds, location),
         Err(empty) => empty,
     };
-    if !create {
+    if create == MakeIfMissing::No {
         return Err(lifeboat_repository::RepoError::NotARepository(location.describe()).into());
     }
     let explicit = match location.repository_password()? {
@@ -202,18 +216,41 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
         })?;
         (key, KeyKind::Device, Some(key_file.clone()))
     };
-    let repo = match empty.create(&secret, kind) {
+    let made = match create {
+        MakeIfMissing::BesideTheBackup => empty.begin(&secret, kind),
+        _ => empty.create(&secret, kind),
+    };
+    let repo = match made {
         Err(lifeboat_repository::RepoError::AlreadyExists(_)) => {
             // Another process created it a moment ago: open theirs.
             return Ok(Opened { repo: Repository::open(store, &secret)?, created: None });
         }
         r => r?,
     };
-    if let (Some(path), Some(slot)) = (&remembered_at, repo.made_slot()) {
-        remember_slot(path, slot);
+    if let Some(path) = &remembered_at {
+        remember_made_slot(path, &repo);
     }
     let recovery_key = repo.recovery_key()?;
     Ok(Opened { repo, created: Some(Created { device_key_file: saved, recovery_key }) })
+}
+
+/// Keeps the slot this process made the repository with, once it is made (a repository
+/// still being made is settled by [`settle_made`], which comes back here).
+fn remember_made_slot(path: &Path, repo: &Repository) {
+    if let Some(slot) = repo.made_slot() {
+        remember_slot(path, slot);
+    }
+}
+
+/// For a repository opened with [`MakeIfMissing::BesideTheBackup`]: waits until it is made
+/// and remembers its slot as [`open`] does. `AlreadyExists` says another process made one
+/// there first and nothing of this one was stored: open theirs and start again.
+pub fn settle_made(location: &Location, dirs: &Dirs, repo: &Repository) -> EngineResult<()> {
+    repo.made()?;
+    if let Some(path) = remembered_slot_path(dirs, location) {
+        remember_made_slot(&path, repo);
+    }
+    Ok(())
 }
 
 /// Opens a repository the location holds: with the slot this device remembered, else with

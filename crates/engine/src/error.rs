@@ -256,7 +256,7 @@ fn repo_kind(e: &RepoError) -> ErrorKind {
         | RepoError::MissingBlob(_) => K::Damaged,
         RepoError::AlreadyExists(_) | RepoError::Locked { .. } | RepoError::LastKey => K::Conflict,
         RepoError::Cancelled => K::Interrupted,
-        RepoError::Kdf(_) => K::Internal,
+        RepoError::Kdf(_) | RepoError::Unmade { .. } => K::Internal,
     }
 }
 

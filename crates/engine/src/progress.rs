@@ -50,6 +50,13 @@ impl Progress {
         *self.upload.lock().expect("upload lock") = Some(stats);
     }
 
+    /// Forgets what was done, for a job that begins again from the start.
+    pub fn start_over(&self) {
+        self.files_done.store(0, Ordering::Relaxed);
+        self.bytes_done.store(0, Ordering::Relaxed);
+        self.totals_known.store(false, Ordering::Relaxed);
+    }
+
     pub fn set_totals(&self, files: u64, bytes: u64, known: bool) {
         self.files_total.store(files, Ordering::Relaxed);
         self.bytes_total.store(bytes, Ordering::Relaxed);

@@ -101,6 +101,13 @@ impl Adoption {
         (ready, adoption)
     }
 
+    /// No adoption: for a session on a repository just made, which holds no earlier work.
+    pub(crate) fn none() -> Adoption {
+        let adoption = Adoption { shared: Arc::default() };
+        adoption.end(0);
+        adoption
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, AdoptionState> {
         self.shared.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

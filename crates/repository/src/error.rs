@@ -12,6 +12,9 @@ pub enum RepoError {
     NotARepository(String),
     #[error("a repository already exists at {0}")]
     AlreadyExists(String),
+    /// The making of a repository begun beside its first backup failed, as told before.
+    #[error("the repository was not made: {why}")]
+    Unmade { why: String },
     #[error("wrong password for the repository at {0}")]
     WrongPassword(String),
     #[error(

@@ -20,6 +20,7 @@ mod id;
 mod index;
 mod keys;
 mod lock;
+mod making;
 mod pack;
 mod parallel;
 mod prune;

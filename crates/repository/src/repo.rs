@@ -9,6 +9,7 @@ use crate::cache::{Cached, MetadataCache};
 use crate::crypto::{MasterKey, OpenError};
 use crate::index::{BlobLocation, Index};
 use crate::keys::{self, slot_name};
+use crate::making::{Gated, Making};
 use crate::pack::pack_name;
 use crate::parallel::joined;
 use crate::repo_config::{self, ConfigState, LoadedConfig, PACK_SIZE};
@@ -61,6 +62,8 @@ pub(crate) struct Inner {
     pub recovery_slot_known: std::sync::atomic::AtomicBool,
     /// The slot this process made when it created the repository.
     pub made_slot: OnceLock<RememberedSlot>,
+    /// Set for a repository begun by [`Empty::begin`]: its making, under way or over.
+    pub making: OnceLock<Arc<Making>>,
     /// The location's snapshots as listed while the repository was found, for
     /// [`Repository::snapshots_listed_at_open`]; taken by its first call.
     pub listed_at_open: Mutex<Option<(Instant, Vec<ObjectInfo>)>>,
@@ -170,6 +173,12 @@ impl Empty {
         let store = self.store.clone();
         Repository::create(self.store, secret, kind, move || Ok(store.prepare()?))
     }
+
+    /// Makes a repository here beside the work of its first backup: see `making.rs` and
+    /// [`Repository::made`], which the caller asks before it reports the repository made.
+    pub fn begin(self, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
+        Repository::begin(self.store, secret, kind)
+    }
 }
 
 /// A key slot a device opened the repository with before, kept on the device as the location
@@ -239,6 +248,15 @@ impl Repository {
         kind: KeyKind,
         prepare: impl FnOnce() -> RepoResult<()> + Send,
     ) -> RepoResult<Repository> {
+        let (repo, plan) = Self::unstored(store.clone(), kind);
+        let made = repo.store_new(store.as_ref(), plan, secret, prepare)?;
+        repo.note_made(made);
+        Ok(repo)
+    }
+
+    /// A new repository, not yet stored: a random master key and config, and the ids of its
+    /// two key slots (for its secret, then for the recovery key).
+    fn unstored(store: Arc<dyn Store>, kind: KeyKind) -> (Repository, [Id; 2]) {
         let key = MasterKey::random();
         let config = RepoConfig {
             version: FORMAT_VERSION,
@@ -248,22 +266,44 @@ impl Repository {
             pack_size: PACK_SIZE,
         };
         let sealed = repo_config::seal(&key, &config);
-        // The key slots go first (side by side), so that whoever sees the config can also
-        // open it; each carries a copy of the config, so a slot seen before the config opens
-        // too.
-        let recovery = RecoveryKey::derived_from(&key).as_secret();
+        let loaded = LoadedConfig { config, sealed, state: ConfigState::Intact };
+        let slots = [Id::random(), Id::random()];
+        let repo = Self::assemble(store, key, loaded, slots[0], kind);
+        // A repository just made holds no backup: nothing to list. The recovery key's slot
+        // is among those it is made with.
+        *repo.inner.listed_at_open.lock().expect("listing lock") = Some((Instant::now(), Vec::new()));
+        repo.inner.recovery_slot_known.store(true, std::sync::atomic::Ordering::Relaxed);
+        (repo, slots)
+    }
+
+    /// Stores this new repository in `store`: its key slots first (side by side), so that
+    /// whoever sees the config can also open it (each carries a copy of the config, so a slot
+    /// seen before the config opens too), then the config, created only where none is. Of
+    /// several processes making one at the same place, one wins; the others withdraw their
+    /// slots and get `AlreadyExists`. Returns the slot made for `secret`, as stored.
+    fn store_new(
+        &self,
+        store: &dyn Store,
+        slot_ids: [Id; 2],
+        secret: &Secret,
+        prepare: impl FnOnce() -> RepoResult<()> + Send,
+    ) -> RepoResult<RememberedSlot> {
+        let (key, sealed) = (self.key(), &self.inner.config_sealed);
+        let recovery = RecoveryKey::derived_from(key).as_secret();
+        let kinds = [(secret, self.inner.key_kind, ""), (&recovery, KeyKind::Recovery, RECOVERY_LABEL)];
         let (made, prepared) = std::thread::scope(|scope| {
             let prepared = scope.spawn(prepare);
-            let made =
-                [(secret, kind, ""), (&recovery, KeyKind::Recovery, RECOVERY_LABEL)].map(|(secret, kind, label)| {
-                    keys::make_slot(&key, secret, kind, label, &sealed).map(|s| (Id::random(), s))
-                });
+            let made = kinds.map(|(secret, kind, label)| keys::make_slot(key, secret, kind, label, sealed));
             (made, joined(prepared))
         });
         prepared?;
         let [slot, recovery_slot] = made;
-        let slots =
-            [slot?, recovery_slot?].map(|(id, slot)| (id, serde_json::to_vec_pretty(&slot).expect("key serialises")));
+        let slots = [slot?, recovery_slot?]
+            .map(|slot| serde_json::to_vec_pretty(&slot).expect("key serialises"))
+            .into_iter()
+            .zip(slot_ids)
+            .map(|(bytes, id)| (id, bytes))
+            .collect::<Vec<_>>();
         let written = crate::parallel::map(2, &slots, |(id, bytes)| store.write(&slot_name(id), bytes));
         let withdraw = || {
             for (id, _) in &slots {
@@ -274,20 +314,70 @@ impl Repository {
             withdraw();
             return Err(e.into());
         }
-        if !store.write_new("config", &sealed)? {
-            withdraw();
-            return Err(RepoError::AlreadyExists(store.describe()));
+        match store.write_new("config", sealed) {
+            Ok(true) => {}
+            Ok(false) => {
+                withdraw();
+                return Err(RepoError::AlreadyExists(store.describe()));
+            }
+            Err(e) => {
+                withdraw();
+                return Err(e.into());
+            }
         }
-        let loaded = LoadedConfig { config, sealed, state: ConfigState::Intact };
-        let [(id, bytes), (recovery_id, _)] = slots;
-        let repo = Self::assemble(store, key, loaded, id, kind);
-        repo.inner.recovery_slot_known.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut all = vec![id, recovery_id];
+        let mut all = slot_ids.to_vec();
         all.sort();
-        let _ = repo.inner.made_slot.set(RememberedSlot { id, bytes, slots: all });
-        // A repository just made holds no backup: nothing to list.
-        *repo.inner.listed_at_open.lock().expect("listing lock") = Some((Instant::now(), Vec::new()));
+        let (id, bytes) = slots.into_iter().next().expect("two slots were made");
+        Ok(RememberedSlot { id, bytes, slots: all })
+    }
+
+    fn note_made(&self, slot: RememberedSlot) {
+        let _ = self.inner.made_slot.set(slot);
+    }
+
+    /// Makes a repository where [`Repository::locate`] found none, beside the work of its
+    /// first backup (see `making.rs`): returned at once, usable for writing blobs; its slots
+    /// and config are stored on a thread while the caller reads and packs, and every write to
+    /// the location waits for them. [`Repository::made`] tells how the making ended.
+    fn begin(store: Arc<dyn Store>, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
+        let making = Arc::new(Making::default());
+        let gated: Arc<dyn Store> = Arc::new(Gated::new(store.clone(), making.clone()));
+        let (repo, plan) = Self::unstored(gated, kind);
+        let _ = repo.inner.making.set(making.clone());
+        // Its index is known: empty, and the first session reads none.
+        repo.set_index(Index::default());
+        let (maker, secret) = (repo.clone(), secret.clone());
+        let run = move || {
+            lifeboat_storage::faults::pause_point(|| "make the repository".to_string());
+            let prepare = || Ok(store.prepare()?);
+            let made = maker.store_new(store.as_ref(), plan, &secret, prepare).map(|slot| maker.note_made(slot));
+            making.settle(made);
+        };
+        std::thread::Builder::new().name("make-repository".into()).spawn(run).map_err(|e| {
+            RepoError::Store(lifeboat_storage::StoreError::Io {
+                op: "starting the making of",
+                name: "config".into(),
+                source: e,
+            })
+        })?;
         Ok(repo)
+    }
+
+    /// For a repository begun by [`Empty::begin`]: waits until it is made, and tells how that
+    /// ended (`AlreadyExists` when another process made one there first: nothing of this one
+    /// was stored, open theirs). `Ok` at once for any other repository.
+    pub fn made(&self) -> RepoResult<()> {
+        self.inner.making.get().map_or(Ok(()), |m| m.outcome())
+    }
+
+    /// True while a repository begun by [`Empty::begin`] is still being made.
+    pub fn being_made(&self) -> bool {
+        self.inner.making.get().is_some_and(|m| m.under_way())
+    }
+
+    /// The making this repository's first write session runs beside, taken once.
+    pub(crate) fn first_session_beside_making(&self) -> bool {
+        self.inner.making.get().is_some_and(|m| m.take_first_session())
     }
 
     /// The key slot this process made when it created the repository, as stored: what the
@@ -368,6 +458,7 @@ impl Repository {
                 cached_tree_packs: Mutex::default(),
                 recovery_slot_known: Default::default(),
                 made_slot: OnceLock::new(),
+                making: OnceLock::new(),
                 listed_at_open: Mutex::default(),
             }),
         }
@@ -416,6 +507,7 @@ impl Repository {
                 cached_tree_packs: Mutex::default(),
                 recovery_slot_known: Default::default(),
                 made_slot: OnceLock::new(),
+                making: OnceLock::new(),
                 listed_at_open: Mutex::default(),
             }),
         }

@@ -44,12 +44,20 @@ pub struct WriteSession<'r> {
     /// Closed before the lock goes: adoption writes an index file, under the lock only.
     adoption: Adoption,
     _lock: Option<LockGuard>,
+    /// The first session of a repository being made takes its lock on this thread (see
+    /// `making.rs`); `None` from it means the lock was not had, and the writer holds why.
+    locking: Option<std::thread::JoinHandle<Option<LockGuard>>>,
 }
 
 impl Repository {
     /// Opens a writing session: the lock, a fresh read of the index, the adoption of packs
     /// an interrupted writer left, and a blob writer with the store's concurrency.
     pub fn write_session(&self, lock: SessionLock<'_>, reuse: Reuse) -> RepoResult<WriteSession<'_>> {
+        if let (SessionLock::Take { operation, wait }, Reuse::Indexed) = (lock, &reuse) {
+            if self.first_session_beside_making() {
+                return self.session_beside_making(operation, wait);
+            }
+        }
         // The packs are listed (for adoption) from now on, beside the lock; the index is read
         // under the lock, so that the work of writers that finished meanwhile is seen. Only
         // the headers read under the lock are adopted: a pack a prune removed meanwhile no
@@ -67,7 +75,40 @@ impl Repository {
             Reuse::Verified(ids) => BlobWriter::verifying(self, threads, ids),
         }
         .adopting(adoption.clone());
-        Ok(WriteSession { repo: self, writer: Some(writer), adoption, _lock: guard })
+        Ok(WriteSession { repo: self, writer: Some(writer), adoption, _lock: guard, locking: None })
+    }
+
+    /// The first session of a repository begun beside it (see `making.rs`): the lock is taken
+    /// on a thread once the repository is made, and the uploads wait for it. No index is
+    /// read (the repository's own is empty) and nothing is adopted.
+    fn session_beside_making(&self, operation: &str, wait: Duration) -> RepoResult<WriteSession<'_>> {
+        let (writer, release) = BlobWriter::held_back(self, self.store().write_concurrency());
+        let (repo, operation) = (self.clone(), operation.to_string());
+        let take = move || match repo.made().and_then(|()| repo.lock(LockKind::Shared, &operation, wait)) {
+            Ok(guard) => {
+                release.open();
+                Some(guard)
+            }
+            Err(e) => {
+                release.fail(e);
+                None
+            }
+        };
+        // Unspawned, the closure drops its release, which fails the writer.
+        let locking = std::thread::Builder::new().name("lock".into()).spawn(take).map_err(|e| {
+            crate::RepoError::Store(lifeboat_storage::StoreError::Io {
+                op: "starting the lock of",
+                name: "locks".into(),
+                source: e,
+            })
+        })?;
+        Ok(WriteSession {
+            repo: self,
+            writer: Some(writer),
+            adoption: Adoption::none(),
+            _lock: None,
+            locking: Some(locking),
+        })
     }
 }
 
@@ -92,6 +133,10 @@ impl<'r> WriteSession<'r> {
     /// `make` builds from the session's figures. Returns the snapshot's id and the snapshot.
     pub fn commit(mut self, make: impl FnOnce(&WriteStats) -> Snapshot) -> RepoResult<(Id, Snapshot)> {
         let writer = self.writer.take().expect("a session's writer is taken only by commit, which consumes it");
+        // Under the lock from here on; a lock not had leaves its reason with the writer.
+        if let Some(locking) = self.locking.take() {
+            self._lock = locking.join().unwrap_or(None);
+        }
         let stats: Arc<WriteStats> = writer.finish()?;
         self.adoption.close();
         let snapshot = make(&stats);
@@ -108,5 +153,9 @@ impl Drop for WriteSession<'_> {
             w.abandon();
         }
         self.adoption.close();
+        // The lock taken beside the making goes as the session does.
+        if let Some(locking) = self.locking.take() {
+            let _ = locking.join();
+        }
     }
 }

@@ -74,9 +74,24 @@ struct Shared {
     /// Buffers of uploaded packs, reused for the next ones: fresh 16 MiB buffers would each
     /// cost the kernel 4,096 zeroed pages.
     spare: Mutex<Vec<Vec<u8>>>,
+    /// True while the uploads are held back ([`BlobWriter::held_back`]).
+    held: Mutex<bool>,
+    released: std::sync::Condvar,
 }
 
 impl Shared {
+    fn release(&self) {
+        *self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = false;
+        self.released.notify_all();
+    }
+
+    fn wait_released(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *held {
+            held = self.released.wait(held).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
     fn fail(&self, e: RepoError) {
         self.failed.store(true, Ordering::SeqCst);
         let mut slot = self.error.lock().expect("error lock");
@@ -148,19 +163,28 @@ impl BlobWriter {
     /// Starts a writer with `threads` concurrent uploads (outside this crate, through
     /// [`Repository::write_session`]).
     pub(crate) fn new(repo: &Repository, threads: usize) -> Self {
-        Self::start(repo, threads, false)
+        Self::start(repo, threads, false, false)
+    }
+
+    /// A writer whose uploads wait until the returned [`Release`] is opened (its session's
+    /// lock is held) or failed (the reason becomes the writer's error). Meanwhile blobs are
+    /// sealed and packed as usual, and the packs wait in the workers that filled them.
+    pub(crate) fn held_back(repo: &Repository, threads: usize) -> (Self, Release) {
+        let w = Self::start(repo, threads, false, true);
+        let release = Release { shared: w.shared.clone(), settled: false };
+        (w, release)
     }
 
     /// A session that computes what would be new without writing anything.
     pub fn dry_run(repo: &Repository) -> Self {
-        Self::start(repo, 0, true)
+        Self::start(repo, 0, true, false)
     }
 
     /// A session that reuses a stored blob only once it is known intact: those in `verified`
     /// (just read and authenticated by the caller), or those it reads back and authenticates
     /// itself. A damaged or missing copy is stored again from the data given.
     pub(crate) fn verifying(repo: &Repository, threads: usize, verified: HashSet<Id>) -> Self {
-        let mut w = Self::start(repo, threads, false);
+        let mut w = Self::start(repo, threads, false, false);
         w.verified = Some(Mutex::new(verified));
         w
     }
@@ -184,7 +208,7 @@ impl BlobWriter {
         intact
     }
 
-    fn start(repo: &Repository, threads: usize, dry_run: bool) -> Self {
+    fn start(repo: &Repository, threads: usize, dry_run: bool, held: bool) -> Self {
         let shared = Arc::new(Shared {
             repo: repo.clone(),
             failed: AtomicBool::new(false),
@@ -192,6 +216,8 @@ impl BlobWriter {
             unindexed: Mutex::new(IndexFile::default()),
             stats: Arc::new(WriteStats::default()),
             spare: Mutex::new(Vec::new()),
+            held: Mutex::new(held),
+            released: std::sync::Condvar::new(),
         });
         // A finished pack is handed straight to a free upload thread (the worker that filled
         // it waits meanwhile): at most `threads` uploading, one waiting, two building, and one
@@ -204,6 +230,9 @@ impl BlobWriter {
                 std::thread::Builder::new()
                     .name(format!("upload-{i}"))
                     .spawn(move || {
+                        // Held back, a thread takes no pack: they wait in the workers that
+                        // filled them, as many as while every upload is busy.
+                        shared.wait_released();
                         for pack in rx {
                             if shared.failed.load(Ordering::SeqCst) {
                                 continue;
@@ -360,6 +389,35 @@ impl BlobWriter {
         let rest = std::mem::take(&mut *self.shared.unindexed.lock().expect("index batch lock"));
         if !rest.packs.is_empty() {
             let _ = self.shared.write_index(rest);
+        }
+    }
+}
+
+/// Lets a held-back writer's uploads go, once; see [`BlobWriter::held_back`]. Dropped
+/// unsettled (its holder failed on the way), it fails the writer.
+pub(crate) struct Release {
+    shared: Arc<Shared>,
+    settled: bool,
+}
+
+impl Release {
+    pub(crate) fn open(mut self) {
+        self.settled = true;
+        self.shared.release();
+    }
+
+    pub(crate) fn fail(mut self, e: RepoError) {
+        self.settled = true;
+        self.shared.fail(e);
+        self.shared.release();
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.shared.fail(RepoError::Cancelled);
+            self.shared.release();
         }
     }
 }

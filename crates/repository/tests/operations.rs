@@ -342,3 +342,125 @@ fn a_pack_listed_before_the_lock_and_pruned_meanwhile_is_not_adopted() {
     assert_eq!(fresh.read_blob(&id).expect("read"), data);
     assert!(fresh.check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
 }
+
+/// A store that notes every write and removal, in order, as `write NAME` / `remove NAME`.
+struct Recording {
+    inner: Arc<MemoryStore>,
+    noted: std::sync::Mutex<Vec<String>>,
+}
+
+impl Recording {
+    fn new(inner: Arc<MemoryStore>) -> Arc<Recording> {
+        Arc::new(Recording { inner, noted: Default::default() })
+    }
+
+    fn note(&self, op: &str, name: &str) {
+        self.noted.lock().unwrap().push(format!("{op} {name}"));
+    }
+
+    fn noted(&self) -> Vec<String> {
+        self.noted.lock().unwrap().clone()
+    }
+}
+
+impl Store for Recording {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn prepare(&self) -> lifeboat_storage::StoreResult<()> {
+        self.inner.prepare()
+    }
+    fn write(&self, name: &str, data: &[u8]) -> lifeboat_storage::StoreResult<()> {
+        self.note("write", name);
+        self.inner.write(name, data)
+    }
+    fn write_new(&self, name: &str, data: &[u8]) -> lifeboat_storage::StoreResult<bool> {
+        self.note("write", name);
+        self.inner.write_new(name, data)
+    }
+    fn read(&self, name: &str, range: Option<std::ops::Range<u64>>) -> lifeboat_storage::StoreResult<Vec<u8>> {
+        self.inner.read(name, range)
+    }
+    fn list(&self, prefix: &str) -> lifeboat_storage::StoreResult<Vec<lifeboat_storage::ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn size(&self, name: &str) -> lifeboat_storage::StoreResult<u64> {
+        self.inner.size(name)
+    }
+    fn remove(&self, name: &str) -> lifeboat_storage::StoreResult<()> {
+        self.note("remove", name);
+        self.inner.remove(name)
+    }
+}
+
+fn empty_location(store: &Arc<Recording>) -> lifeboat_repository::Empty {
+    match Repository::locate(store.clone() as Arc<dyn Store>).expect("locate") {
+        Err(empty) => empty,
+        Ok(_) => panic!("an empty store held a repository"),
+    }
+}
+
+/// A repository made beside its first backup (the backup packs while the key slots and the
+/// config are stored): nothing but its key slots reaches the location before its config, its
+/// lock comes before any pack, and the result is a repository like any other.
+#[test]
+fn a_repository_made_beside_its_first_backup_stores_nothing_before_its_config() {
+    let memory = Arc::new(MemoryStore::new());
+    let store = Recording::new(memory.clone());
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    let repo = empty_location(&store).begin(&secret, KeyKind::Device).expect("begin");
+    // More than a pack's worth, so that packs fill (and wait) while the making may still run.
+    let data: Vec<u8> = (0..40u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let id = back_up(&repo, "first", &data);
+    repo.made().expect("made");
+    assert!(!repo.being_made());
+    assert!(repo.made_slot().is_some(), "the slot it was made with is known, to be remembered");
+
+    let noted = store.noted();
+    let config = noted.iter().position(|n| n == "write config").expect("the config was written");
+    assert!(noted[..config].iter().all(|n| n.starts_with("write keys/")), "before the config: {noted:?}");
+    assert_eq!(config, 2, "a slot for the secret and one for the recovery key: {noted:?}");
+    let lock = noted.iter().position(|n| n.starts_with("write locks/")).expect("a lock was taken");
+    let first_pack = noted.iter().position(|n| n.starts_with("write data/")).expect("packs were written");
+    assert!(config < lock && lock < first_pack, "config, then the lock, then packs: {noted:?}");
+    assert!(noted.last().is_some_and(|n| n.starts_with("remove locks/")), "the lock goes last: {noted:?}");
+
+    let fresh = reopen(&memory);
+    assert_eq!(fresh.id(), repo.id());
+    assert_eq!(fresh.read_blob(&id).expect("read"), data);
+    assert_eq!(fresh.snapshots().expect("snapshots").0.len(), 1);
+    assert!(objects(&memory, "locks").is_empty());
+    assert!(fresh.check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
+}
+
+/// Two processes found the location empty; the other made its repository first. The one
+/// making its own beside its backup learns it from its session (`AlreadyExists`, to open
+/// theirs) and leaves nothing behind: not a slot, a lock, a pack or a backup.
+#[test]
+fn a_repository_made_beside_a_backup_that_another_made_first_leaves_nothing_behind() {
+    let memory = Arc::new(MemoryStore::new());
+    let store = Recording::new(memory.clone());
+    let (late, early) = (empty_location(&store), empty_location(&store));
+    let winner = early.create(&lifeboat_repository::Secret::new(DEVICE_KEY), KeyKind::Device).expect("create");
+    let slots = objects(&memory, "keys");
+
+    let other = lifeboat_repository::Secret::new("ZYXWVUTSRQPONMLKJIHGFEDCBA765432");
+    let repo = late.begin(&other, KeyKind::Device).expect("begin");
+    let session = repo.write_session(take(), Reuse::Indexed).expect("session");
+    let data = vec![7u8; 20 << 20];
+    // The blob may be refused already (the making failed first) or accepted into a pack.
+    let added = session.writer().add(BlobKind::Data, &data);
+    let committed = added.and_then(|(id, _)| session.commit(|_| snapshot("lost", vec![file("f", vec![id], 1)])));
+    assert!(
+        matches!(committed, Err(lifeboat_repository::RepoError::AlreadyExists(_))),
+        "the session tells the race lost: {:?}",
+        committed.err()
+    );
+    assert!(matches!(repo.made(), Err(lifeboat_repository::RepoError::AlreadyExists(_))));
+
+    assert_eq!(objects(&memory, "keys"), slots, "only the winner's slots");
+    for folder in ["data", "index", "snapshots", "locks"] {
+        assert!(objects(&memory, folder).is_empty(), "{folder} holds the loser's work");
+    }
+    assert_eq!(reopen(&memory).id(), winner.id());
+}

@@ -45,6 +45,52 @@ fn two_backups_at_once_both_finish_and_share_data() {
     }
 }
 
+/// Two first backups find the location empty and each makes a repository there beside its
+/// work; the one whose making comes second (held at a pause point until the other has
+/// finished) stores nothing of its own repository and starts its backup again in the
+/// first's: one repository, its key slots only, both backups.
+#[test]
+fn a_first_backup_beaten_to_the_repository_by_another_lands_in_theirs() {
+    let sb = sandbox();
+    let pause = pause_dir(&sb);
+    let late = sb
+        .command()
+        .args(["backups", "new", "--unit", "a", "--json"])
+        .env("LIFEBOAT_PAUSE_AT", "make the repository")
+        .env("LIFEBOAT_PAUSE_DIR", &pause)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_paused(&pause);
+    let early = sb.command().args(["backups", "new", "--unit", "b", "--json"]).output().unwrap();
+    assert!(early.status.success(), "{}", stderr(&early));
+    assert!(stderr(&early).contains("Created a new encrypted repository"), "{}", stderr(&early));
+    let slots = fs::read_dir(sb.repo.join("keys")).unwrap().count();
+    resume(&pause);
+    let late = late.wait_with_output().unwrap();
+    assert!(late.status.success(), "{}", stderr(&late));
+    assert!(!stderr(&late).contains("Created a new encrypted repository"), "{}", stderr(&late));
+    assert_eq!(fs::read_dir(sb.repo.join("keys")).unwrap().count(), slots, "the late backup's slots stayed");
+    let logs = walkdir(&sb.dir.path().join("xdg-state/lifeboat/logs"));
+    let started_again = logs
+        .iter()
+        .filter_map(|l| fs::read_to_string(l).ok())
+        .any(|t| t.contains("another process made the repository at the same moment; backing up into theirs"));
+    assert!(started_again, "no run log tells the backup started again: {logs:?}");
+
+    let check = sb.run(&["check", "--read-data"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let list: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "list", "--json"])).unwrap();
+    let units: Vec<&str> = list.as_array().unwrap().iter().map(|b| b["units"][0].as_str().unwrap()).collect();
+    assert_eq!(units.len(), 2, "{list}");
+    assert!(units.contains(&"a") && units.contains(&"b"), "{list}");
+    let target = sb.dir.path().join("restore-a");
+    let slug = list.as_array().unwrap().iter().find(|b| b["units"][0] == "a").unwrap()["slug"].as_str().unwrap();
+    sb.ok(&["backups", "restore", slug, "--target", target.to_str().unwrap(), "--quiet"]);
+    assert!(compare_trees(&sb.home.join("a"), &rerooted(&target, &sb.home.join("a"))).is_empty());
+}
+
 #[test]
 fn prune_while_backups_run_never_loses_a_finished_backup() {
     let sb = sandbox();

@@ -691,11 +691,7 @@ fn files_changing_while_they_are_read_give_warnings_and_the_rest_is_exact() {
 
     // The backup pauses just after opening each file under mutating/; the test changes that
     // file, then lets it read on.
-    let pause = sb.dir.path().join("pause");
-    std::fs::create_dir_all(&pause).unwrap();
-    for fifo in ["paused", "resume"] {
-        nix::unistd::mkfifo(&pause.join(fifo), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    }
+    let pause = pause_dir(&sb);
     let child = sb
         .command()
         .args(["backups", "new", "--json", "--quiet"])

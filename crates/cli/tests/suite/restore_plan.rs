@@ -123,15 +123,6 @@ fn a_safety_backup_stores_again_what_it_finds_damaged_so_its_undo_works() {
 
 /// Waits (in a thread, so a restore that never pauses fails the test instead of hanging it)
 /// for the paused process to say where it is.
-fn wait_paused(pause: &Path) -> String {
-    let fifo = pause.join("paused");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::fs::read_to_string(fifo));
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(120)).expect("the restore paused").unwrap()
-}
-
 #[test]
 fn a_prune_during_a_restore_waits_for_it() {
     let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
@@ -150,11 +141,7 @@ fn a_prune_during_a_restore_waits_for_it() {
     let reference = sb.dir.path().join("reference");
     copy_tree(&docs, &reference);
 
-    let pause = sb.dir.path().join("pause");
-    std::fs::create_dir_all(&pause).unwrap();
-    for fifo in ["paused", "resume"] {
-        nix::unistd::mkfifo(&pause.join(fifo), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    }
+    let pause = pause_dir(&sb);
     let target = sb.dir.path().join("target");
     let restore = sb
         .command()
@@ -186,7 +173,7 @@ fn a_prune_during_a_restore_waits_for_it() {
         if line.contains("waiting for") && line.contains("restore") {
             waited = true;
             // Let the restore go on while prune waits for it.
-            std::fs::OpenOptions::new().write(true).open(pause.join("resume")).unwrap();
+            resume(&pause);
             break;
         }
     }

@@ -81,8 +81,15 @@ impl Lifeboat {
         let chosen: Vec<Unit> = unit::select(&all, &order.units)?.into_iter().cloned().collect();
         let full = order.units.is_empty() || chosen.len() == all.len();
         let loc = self.location(order.location.as_deref())?;
-        let begun = self.repository(loc, true).and_then(|repo| Ok((repo.snapshots_listed_at_open()?.0, repo)));
-        let (existing, repo) = match begun {
+        let begun = self.repository_to_back_up(loc).and_then(|(repo, created)| {
+            let existing = repo.snapshots_listed_at_open();
+            // A repository being made is settled whatever happens next.
+            if let (Err(_), Some(c)) = (&existing, &created) {
+                let _ = self.settle_made(loc, &repo, c);
+            }
+            Ok((existing?.0, repo, created))
+        });
+        let (existing, mut repo, created) = match begun {
             Ok(b) => b,
             Err(e) => {
                 let log = log(runlog::NOT_STARTED);
@@ -93,16 +100,34 @@ impl Lifeboat {
         let slug = backup::slug_among(&existing);
         let log = log(&slug);
         log.info(&format!("backup {slug} of {} to location {}", unit_names(&chosen), loc.name));
-        let req = BackupRequest {
+        let request = |slug: String, existing| BackupRequest {
             units: chosen.iter().collect(),
             full,
-            name: order.name,
+            name: order.name.clone(),
             slug,
-            tags: order.tags,
+            tags: order.tags.clone(),
             safety: None,
             existing,
         };
-        let (id, snapshot) = backup::run(&repo, &self.dirs, req, progress, &log).inspect_err(|e| {
+        let mut ran = backup::run(&repo, &self.dirs, request(slug, existing), progress, &log);
+        if let Some(created) = &created {
+            match self.settle_made(loc, &repo, created) {
+                Ok(()) => {}
+                Err(EngineError::Repo(lifeboat_repository::RepoError::AlreadyExists(_))) => {
+                    // Another process made a repository there at the same moment, and nothing
+                    // of this one was stored: the backup starts again in theirs.
+                    log.info("another process made the repository at the same moment; backing up into theirs");
+                    progress.start_over();
+                    repo = self.repository(loc, false)?;
+                    let existing = repo.snapshots_listed_at_open()?.0;
+                    let slug = backup::slug_among(&existing);
+                    ran = backup::run(&repo, &self.dirs, request(slug, existing), progress, &log);
+                }
+                // The making's error is the run's, unless the run had its own.
+                Err(e) => ran = ran.and(Err(e)),
+            }
+        }
+        let (id, snapshot) = ran.inspect_err(|e| {
             log.error(&format!("the backup failed: {e}"));
         })?;
         let problems = snapshot

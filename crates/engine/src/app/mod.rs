@@ -38,7 +38,7 @@ use std::sync::Mutex;
 
 use lifeboat_repository::Repository;
 
-use crate::credentials::{self, Created, Credentials};
+use crate::credentials::{self, Created, Credentials, MakeIfMissing};
 use crate::location::{self, Location, LocationInfo};
 use crate::unit::{self, Unit};
 use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
@@ -156,12 +156,46 @@ impl Lifeboat {
         if let Some(r) = self.repos.lock().map_err(|_| EngineError::Cancelled)?.get(&loc.name) {
             return Ok(r.clone());
         }
-        let opened = credentials::open(loc, &self.dirs, &self.credentials, create)?;
-        if let (Some(c), Some(notice)) = (&opened.created, &self.on_created) {
-            notice(loc, c);
+        let how = if create { MakeIfMissing::Now } else { MakeIfMissing::No };
+        let opened = credentials::open(loc, &self.dirs, &self.credentials, how)?;
+        if let Some(c) = &opened.created {
+            self.tell_created(loc, c);
         }
         self.repos.lock().map_err(|_| EngineError::Cancelled)?.insert(loc.name.clone(), opened.repo.clone());
         Ok(opened.repo)
+    }
+
+    fn tell_created(&self, loc: &Location, created: &Created) {
+        if let Some(notice) = &self.on_created {
+            notice(loc, created);
+        }
+    }
+
+    /// The repository a backup writes to. One made by this open is made beside the backup
+    /// (see [`MakeIfMissing::BesideTheBackup`]): the backup settles it with
+    /// [`Lifeboat::settle_made`], which tells that it was created.
+    pub(crate) fn repository_to_back_up(&self, loc: &Location) -> EngineResult<(Repository, Option<Created>)> {
+        if let Some(r) = self.repos.lock().map_err(|_| EngineError::Cancelled)?.get(&loc.name) {
+            return Ok((r.clone(), None));
+        }
+        let opened = credentials::open(loc, &self.dirs, &self.credentials, MakeIfMissing::BesideTheBackup)?;
+        self.repos.lock().map_err(|_| EngineError::Cancelled)?.insert(loc.name.clone(), opened.repo.clone());
+        Ok((opened.repo, opened.created))
+    }
+
+    /// Waits for a repository made beside its backup; once made, tells it as created. One
+    /// that was not made is forgotten, so the next use opens what the location holds.
+    pub(crate) fn settle_made(&self, loc: &Location, repo: &Repository, created: &Created) -> EngineResult<()> {
+        match credentials::settle_made(loc, &self.dirs, repo) {
+            Ok(()) => {
+                self.tell_created(loc, created);
+                Ok(())
+            }
+            Err(e) => {
+                self.repos.lock().map_err(|_| EngineError::Cancelled)?.remove(&loc.name);
+                Err(e)
+            }
+        }
     }
 
     /// A location's repository when one is there (`None`: reachable, but no backup yet). The

@@ -359,5 +359,31 @@ pub fn run_measuring_memory(sb: &Sandbox, args: &[&str]) -> (Output, u64) {
     (out, kib * 1024)
 }
 
+/// A folder with the two FIFOs of the binary's pause points (`LIFEBOAT_PAUSE_DIR`; see
+/// `lifeboat_storage::faults`).
+pub fn pause_dir(sb: &Sandbox) -> PathBuf {
+    let pause = sb.dir.path().join("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    for fifo in ["paused", "resume"] {
+        nix::unistd::mkfifo(&pause.join(fifo), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+    pause
+}
+
+/// Waits (two minutes at most) until a process stops at a pause point; returns where.
+pub fn wait_paused(pause: &Path) -> String {
+    let fifo = pause.join("paused");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_to_string(fifo));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120)).expect("the process paused").unwrap()
+}
+
+/// Lets the paused process go on.
+pub fn resume(pause: &Path) {
+    std::fs::OpenOptions::new().write(true).open(pause.join("resume")).unwrap();
+}
+
 pub mod servers;
 pub mod small_device;
