@@ -249,7 +249,7 @@ impl Repository {
         prepare: impl FnOnce() -> RepoResult<()> + Send,
     ) -> RepoResult<Repository> {
         let (repo, plan) = Self::unstored(store.clone(), kind);
-        let made = repo.store_new(store.as_ref(), plan, secret, prepare)?;
+        let made = repo.store_new(store.as_ref(), plan, secret, prepare, || {})?;
         repo.note_made(made);
         Ok(repo)
     }
@@ -287,6 +287,7 @@ impl Repository {
         slot_ids: [Id; 2],
         secret: &Secret,
         prepare: impl FnOnce() -> RepoResult<()> + Send,
+        derived: impl FnOnce(),
     ) -> RepoResult<RememberedSlot> {
         let (key, sealed) = (self.key(), &self.inner.config_sealed);
         let recovery = RecoveryKey::derived_from(key).as_secret();
@@ -294,6 +295,7 @@ impl Repository {
         let (made, prepared) = std::thread::scope(|scope| {
             let prepared = scope.spawn(prepare);
             let made = kinds.map(|(secret, kind, label)| keys::make_slot(key, secret, kind, label, sealed));
+            derived();
             (made, joined(prepared))
         });
         prepared?;
@@ -350,7 +352,9 @@ impl Repository {
         let run = move || {
             lifeboat_storage::faults::pause_point(|| "make the repository".to_string());
             let prepare = || Ok(store.prepare()?);
-            let made = maker.store_new(store.as_ref(), plan, &secret, prepare).map(|slot| maker.note_made(slot));
+            let derived = || making.mark_derived();
+            let made =
+                maker.store_new(store.as_ref(), plan, &secret, prepare, derived).map(|slot| maker.note_made(slot));
             making.settle(made);
         };
         std::thread::Builder::new().name("make-repository".into()).spawn(run).map_err(|e| {
@@ -373,6 +377,13 @@ impl Repository {
     /// True while a repository begun by [`Empty::begin`] is still being made.
     pub fn being_made(&self) -> bool {
         self.inner.making.get().is_some_and(|m| m.under_way())
+    }
+
+    /// Waits, in a repository being made, until its key is derived: see `making.rs`.
+    pub(crate) fn wait_while_deriving(&self) {
+        if let Some(m) = self.inner.making.get() {
+            m.wait_derived();
+        }
     }
 
     /// The making this repository's first write session runs beside, taken once.

@@ -77,9 +77,50 @@ struct Shared {
     /// True while the uploads are held back ([`BlobWriter::held_back`]).
     held: Mutex<bool>,
     released: std::sync::Condvar,
+    /// Finished packs not yet stored (uploading, or waiting for an upload thread), and the
+    /// most of them a worker may add to: one per upload thread and one waiting.
+    finished: Mutex<Finished>,
+    room: std::sync::Condvar,
+    most_finished: usize,
+}
+
+#[derive(Default)]
+struct Finished {
+    now: usize,
+    /// The most there ever were, and how many times a worker waited for room (for tests).
+    peak: usize,
+    waited: usize,
 }
 
 impl Shared {
+    fn finished(&self) -> std::sync::MutexGuard<'_, Finished> {
+        self.finished.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn pack_finished(&self) {
+        let mut finished = self.finished();
+        finished.now += 1;
+        finished.peak = finished.peak.max(finished.now);
+    }
+
+    fn pack_gone(&self) {
+        let mut finished = self.finished();
+        finished.now = finished.now.saturating_sub(1);
+        self.room.notify_all();
+    }
+
+    /// Waits while as many finished packs as allowed are in memory. Without it, every worker
+    /// that filled a pack while the uploads were busy (or held back) would keep one more.
+    fn wait_for_room(&self) {
+        let mut finished = self.finished();
+        if finished.now >= self.most_finished {
+            finished.waited += 1;
+        }
+        while finished.now >= self.most_finished {
+            finished = self.room.wait(finished).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
     fn release(&self) {
         *self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = false;
         self.released.notify_all();
@@ -218,6 +259,9 @@ impl BlobWriter {
             spare: Mutex::new(Vec::new()),
             held: Mutex::new(held),
             released: std::sync::Condvar::new(),
+            finished: Mutex::default(),
+            room: std::sync::Condvar::new(),
+            most_finished: threads + 1,
         });
         // A finished pack is handed straight to a free upload thread (the worker that filled
         // it waits meanwhile): at most `threads` uploading, one waiting, two building, and one
@@ -234,12 +278,12 @@ impl BlobWriter {
                         // filled them, as many as while every upload is busy.
                         shared.wait_released();
                         for pack in rx {
-                            if shared.failed.load(Ordering::SeqCst) {
-                                continue;
+                            if !shared.failed.load(Ordering::SeqCst) {
+                                if let Err(e) = shared.upload(pack) {
+                                    shared.fail(e);
+                                }
                             }
-                            if let Err(e) = shared.upload(pack) {
-                                shared.fail(e);
-                            }
+                            shared.pack_gone();
                         }
                     })
                     .expect("spawning an upload thread")
@@ -301,6 +345,7 @@ impl BlobWriter {
         if self.dry_run {
             return Ok(true);
         }
+        self.repo.wait_while_deriving();
         let compress = kind == BlobKind::Tree || worth_compressing(plaintext);
         SEALED.with(|buf| {
             let mut buf = buf.borrow_mut();
@@ -325,6 +370,9 @@ impl BlobWriter {
     }
 
     fn push(&self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: u32) -> RepoResult<()> {
+        if !self.dry_run {
+            self.shared.wait_for_room();
+        }
         let builder = match kind {
             BlobKind::Data => &self.data,
             BlobKind::Tree => &self.trees,
@@ -353,7 +401,11 @@ impl BlobWriter {
     fn send(&self, builder: PackBuilder) -> RepoResult<()> {
         let pack = builder.finish(self.repo.key());
         let tx = self.tx.as_ref().ok_or(RepoError::Cancelled)?;
-        tx.send(pack).map_err(|_| RepoError::Cancelled)?;
+        self.shared.pack_finished();
+        if tx.send(pack).is_err() {
+            self.shared.pack_gone();
+            return Err(RepoError::Cancelled);
+        }
         self.check_failed()
     }
 
@@ -427,6 +479,59 @@ impl Drop for BlobWriter {
         self.tx.take();
         for h in self.uploaders.drain(..) {
             let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyKind, Secret};
+    use lifeboat_storage::{MemoryStore, Store};
+
+    /// Workers that fill packs faster than they are stored (here: uploads held back) keep no
+    /// more finished packs than one per upload thread and one waiting: the others wait for
+    /// room before they add to a pack, and all of it is stored once the uploads go.
+    #[test]
+    fn finished_packs_in_memory_stay_within_one_per_upload_and_one_waiting() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let secret = Secret::new("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+        let repo = Repository::init(store, &secret, KeyKind::Device).unwrap();
+        let (writer, release) = BlobWriter::held_back(&repo, 2);
+        let blob = |worker: u64, i: u64| -> Vec<u8> {
+            let mut x = worker * 1_000_003 + i + 1;
+            (0..1 << 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let ids = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4u64)
+                .map(|w| {
+                    let (writer, blob) = (&writer, &blob);
+                    scope.spawn(move || {
+                        (0..24).map(|i| writer.add(BlobKind::Data, &blob(w, i)).unwrap().0).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            // Held back until a worker was refused room: the budget was reached and kept.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while writer.shared.finished().waited == 0 {
+                assert!(std::time::Instant::now() < deadline, "no worker ever waited for room");
+                std::thread::yield_now();
+            }
+            release.open();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect::<Vec<_>>()
+        });
+        let peak = writer.shared.finished().peak;
+        writer.finish().unwrap();
+        assert!(peak <= 3, "{peak} finished packs were in memory at once");
+        for id in ids {
+            assert!(repo.has_blob(&id));
         }
     }
 }
