@@ -11,6 +11,8 @@ use lifeboat_repository::{Node, NodeKind, RawBytes, Timestamp, Xattr};
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
+use crate::restore::entry::Entry;
+
 /// Caches of user and group names by id.
 #[derive(Default)]
 pub(crate) struct NameCache {
@@ -111,8 +113,8 @@ fn timespec(t: Timestamp) -> TimeSpec {
 
 /// Sets a node's extended attributes. Failures on the `security.` and `trusted.` namespaces
 /// are expected without root and not reported then.
-fn apply_xattrs(path: &Path, node: &Node, as_root: bool, problems: &mut Vec<String>) {
-    for x in &node.xattrs {
+fn apply_xattrs(path: &Path, node: &Entry, as_root: bool, problems: &mut Vec<String>) {
+    for x in node.xattrs() {
         if let Err(e) = xattr::set(path, x.name.as_os_str(), &x.value) {
             if !(x.name.0.starts_with(b"security.") || x.name.0.starts_with(b"trusted.")) || as_root {
                 problems.push(format!("extended attribute {}: {e}", x.name.display()));
@@ -123,7 +125,7 @@ fn apply_xattrs(path: &Path, node: &Node, as_root: bool, problems: &mut Vec<Stri
 
 /// Applies ownership (as root), xattrs, permission bits and times to a restored entry,
 /// without following a symlink. Returns what could not be applied.
-pub(crate) fn apply(path: &Path, node: &Node, as_root: bool, owner: Option<(u32, u32)>) -> Vec<String> {
+pub(crate) fn apply(path: &Path, node: &Entry, as_root: bool, owner: Option<(u32, u32)>) -> Vec<String> {
     let mut problems = Vec::new();
     let is_link = node.kind == NodeKind::Symlink;
     if as_root {
@@ -152,7 +154,7 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool, owner: Option<(u32,
 pub(crate) fn apply_fd(
     file: &std::fs::File,
     path: &Path,
-    node: &Node,
+    node: &Entry,
     as_root: bool,
     owner: Option<(u32, u32)>,
     fresh: bool,

@@ -19,6 +19,7 @@ use super::tarfmt::{EntryKind, TarEntry};
 use crate::meta;
 use crate::paths::Dirs;
 use crate::progress::Progress;
+use crate::restore::entry::Entry;
 use crate::restore::plan::{self, destination, PathMap};
 use crate::restore::{fsops, stage};
 use crate::restore::{Owners, RestoreMode, RestoreReport};
@@ -95,7 +96,7 @@ pub fn restore(
     let placed = plan::layout(specs, !req.dry_run, req.target.as_deref())?;
     let as_root = nix::unistd::geteuid().is_root();
     let owners = Owners::for_home(&dirs.home);
-    let owner = |n: &Node, names: &plan::OwnerNames| if as_root { owners.resolve(n, names) } else { None };
+    let owner = |n: &Entry, names: &plan::OwnerNames| if as_root { owners.resolve(n, names) } else { None };
     let restored: Vec<String> = manifest.units.iter().filter(|u| chosen(u)).map(|u| u.name.clone()).collect();
     let cmp = plan::Compare {
         mode: req.mode,
@@ -295,6 +296,14 @@ fn archive_place(path: &[u8], mine: &[usize], archives: &[Vec<u8>]) -> EngineRes
         .ok_or_else(|| refuse(format!("entry {shown:?} is outside the unit's folders")))
 }
 
+/// A folder made by the extraction, given its metadata once everything in it is written.
+struct FolderLast {
+    path: PathBuf,
+    node: Entry,
+    owner: Option<(u32, u32)>,
+    depth: usize,
+}
+
 struct Extractor<'a> {
     roots: &'a [&'a Root],
     req: &'a FileRestoreRequest,
@@ -308,7 +317,8 @@ struct Extractor<'a> {
     made: HashSet<PathBuf>,
     /// Archive paths of files restored, for hard links to them.
     files: HashSet<Vec<u8>>,
-    dirs: Vec<(PathBuf, Node, usize)>,
+    /// Folders, their metadata applied last.
+    dirs: Vec<FolderLast>,
     report: &'a mut RestoreReport,
     progress: &'a Progress,
     map: &'a PathMap,
@@ -380,6 +390,7 @@ impl Extractor<'_> {
         self.parent_ready(&path, root)?;
         let node = node_of(&e, self.map);
         let owner = self.as_root.then(|| self.owners.resolve_node(&node)).flatten();
+        let node = Entry::from(node);
         let io = |op: &'static str, p: &Path, err: std::io::Error| EngineError::io(op, p, err);
         match e.kind {
             EntryKind::Dir => {
@@ -388,7 +399,7 @@ impl Extractor<'_> {
                 let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700 | node.mode));
                 self.made.insert(path.clone());
                 let depth = path.components().count();
-                self.dirs.push((path, node, depth));
+                self.dirs.push(FolderLast { path, node, owner, depth });
                 self.report.dirs += 1;
                 return Ok(());
             }
@@ -426,7 +437,7 @@ impl Extractor<'_> {
                 std::fs::hard_link(&first_path, &path).map_err(|err| io("linking", &path, err))?;
             }
             EntryKind::Symlink => {
-                let target = node.target.clone().unwrap_or_default();
+                let target = node.target().cloned().unwrap_or_default();
                 fsops::remove_any(&path).map_err(|err| io("replacing", &path, err))?;
                 std::os::unix::fs::symlink(target.as_os_str(), &path).map_err(|err| io("creating", &path, err))?;
                 self.symlinks.insert(e.path.strip_suffix(b"/").unwrap_or(&e.path).to_vec());
@@ -461,7 +472,7 @@ impl Extractor<'_> {
         Ok(())
     }
 
-    fn apply(&mut self, path: &Path, node: &Node, owner: Option<(u32, u32)>) {
+    fn apply(&mut self, path: &Path, node: &Entry, owner: Option<(u32, u32)>) {
         for w in meta::apply(path, node, self.as_root, owner) {
             self.report.problems.push(format!("{}: {w}", path.display()));
         }
@@ -470,9 +481,8 @@ impl Extractor<'_> {
     /// Folder metadata last, deepest first, so nothing written later changes their times.
     fn finish_dirs(&mut self) {
         let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.2));
-        for (path, node, _) in dirs {
-            let owner = self.as_root.then(|| self.owners.resolve_node(&node)).flatten();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));
+        for FolderLast { path, node, owner, .. } in dirs {
             self.apply(&path, &node, owner);
         }
     }

@@ -4,6 +4,7 @@
 //! folders' own metadata deepest first; then the safety backup, and the swap.
 
 mod data;
+pub(crate) mod entry;
 pub(crate) mod fsops;
 pub(crate) mod plan;
 pub(crate) mod room;
@@ -328,7 +329,7 @@ impl Restore<'_> {
         let found = plan::items_from_trees(self.repo, &roots, &nodes, &map, choice.as_ref());
         let as_root = nix::unistd::geteuid().is_root();
         let owners = Owners::for_home(&self.dirs.home);
-        let owner = |n: &Node, names: &plan::OwnerNames| if as_root { owners.resolve(n, names) } else { None };
+        let owner = |n: &entry::Entry, names: &plan::OwnerNames| if as_root { owners.resolve(n, names) } else { None };
         let restored: Vec<String> =
             snapshot.units.iter().filter(|u| self.chosen(&u.name)).map(|u| u.name.clone()).collect();
         let cmp = plan::Compare {
@@ -534,8 +535,13 @@ impl Owners {
     /// device maps to the owner of the home the data is restored into, so a backup from
     /// another device or user belongs to the person restoring it.
     /// `names`: the node's user and group names, held apart from it by a plan.
-    pub(crate) fn resolve(&self, n: &Node, names: &plan::OwnerNames) -> Option<(u32, u32)> {
-        let key = (names.0.clone(), names.1.clone(), n.uid, n.gid);
+    pub(crate) fn resolve(&self, n: &entry::Entry, names: &plan::OwnerNames) -> Option<(u32, u32)> {
+        self.resolve_ids((n.uid, n.gid), names)
+    }
+
+    /// [`Owners::resolve`] by the numbers an entry was saved with.
+    fn resolve_ids(&self, ids: (u32, u32), names: &plan::OwnerNames) -> Option<(u32, u32)> {
+        let key = (names.0.clone(), names.1.clone(), ids.0, ids.1);
         let mut c = self.cache.lock().expect("owners lock");
         Some(*c.entry(key).or_insert_with(|| {
             let uid = match names.0.as_deref() {
@@ -543,14 +549,14 @@ impl Owners {
                     Some(u) => u.uid.as_raw(),
                     None => self.home_owner.0,
                 },
-                None => n.uid,
+                None => ids.0,
             };
             let gid = match names.1.as_deref() {
                 Some(name) => match nix::unistd::Group::from_name(name).ok().flatten() {
                     Some(g) => g.gid.as_raw(),
                     None => self.home_owner.1,
                 },
-                None => n.gid,
+                None => ids.1,
             };
             (uid, gid)
         }))
@@ -558,6 +564,6 @@ impl Owners {
 
     /// [`Owners::resolve`] for a node that holds its own names.
     pub(crate) fn resolve_node(&self, n: &Node) -> Option<(u32, u32)> {
-        self.resolve(n, &(n.user.clone(), n.group.clone()))
+        self.resolve_ids((n.uid, n.gid), &(n.user.clone(), n.group.clone()))
     }
 }

@@ -10,10 +10,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use lifeboat_repository::{Node, NodeKind, RawBytes, Repository};
+use lifeboat_repository::{Node, NodeKind, Repository};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::entry::Entry;
 use super::RestoreMode;
 use crate::browse::pattern::{join, Choice};
 use crate::paths::{reroot, Dirs};
@@ -106,12 +107,12 @@ pub(crate) fn under(base: &Path, rel: &Path) -> PathBuf {
 /// An entry of the backup that the restore handles. The plan holds one per entry of the
 /// backup, so it holds only what cannot be worked out again: its destination and node. Where
 /// it is written ([`Plan::work_path`]) follows from its root; its step is made when listed.
-/// The node is boxed so that the plan's vector, which grows and is sorted while the trees are
+/// The entry is boxed so that the plan's vector, which grows and is sorted while the trees are
 /// read, moves small items: a restore of 80,000 entries must fit a 128 MiB device.
 pub(crate) struct Item {
     /// Where it ends up on this device.
     pub dest: PathBuf,
-    pub node: Box<Node>,
+    pub node: Box<Entry>,
     /// Index of its root in `Plan::roots`.
     pub root: usize,
     pub action: Action,
@@ -126,14 +127,11 @@ impl Item {
     /// An entry found in the backup, before the plan compares it with the device; its owner's
     /// names go into `names`.
     pub fn found(root: usize, mut dest: PathBuf, mut node: Node, names: &mut NameTable) -> Item {
-        // Held for the whole restore, once per entry: no spare capacity, no name (the
-        // destination has it), and the owner's names once per distinct pair.
+        // Held for the whole restore, once per entry: no spare capacity, only what a restore
+        // writes (an [`Entry`]), and the owner's names once per distinct pair.
         dest.shrink_to_fit();
-        node.name = RawBytes::default();
-        node.content.shrink_to_fit();
-        node.xattrs.shrink_to_fit();
         let names = names.intern((node.user.take(), node.group.take()));
-        let node = Box::new(node);
+        let node = Box::new(Entry::from(node));
         Item { dest, node, root, action: Action::Create, why: "it is not on this device", carry: Carry::Drop, names }
     }
 
@@ -549,7 +547,7 @@ impl TreeWalk<'_> {
 
 /// The owner (uid, gid) an entry gets on this device, from its node and its owner's names;
 /// `None`: owners are not set (not restoring as root).
-pub(crate) type OwnerOf<'a> = dyn Fn(&Node, &OwnerNames) -> Option<(u32, u32)> + Sync + 'a;
+pub(crate) type OwnerOf<'a> = dyn Fn(&Entry, &OwnerNames) -> Option<(u32, u32)> + Sync + 'a;
 
 /// How the plan compares what is on the device with the backup.
 pub(crate) struct Compare<'a> {
@@ -750,7 +748,7 @@ fn extra(steps: &mut Steps, root: &Root, path: &Path, is_dir: bool, cmp: &Compar
 pub(crate) const FOLDER_TIME_ONLY: &str = "only its time differs; the restore sets it as in the backup";
 
 /// What becomes of the entry at `dest`, and why.
-fn compare(dest: &Path, node: &Node, names: &OwnerNames, owner: &OwnerOf<'_>) -> (Action, &'static str) {
+fn compare(dest: &Path, node: &Entry, names: &OwnerNames, owner: &OwnerOf<'_>) -> (Action, &'static str) {
     let Ok(m) = std::fs::symlink_metadata(dest) else { return (Action::Create, "it is not on this device") };
     if crate::meta::kind_of(&m) != node.kind {
         return (Action::Replace, "something of another kind is there");
@@ -762,14 +760,14 @@ fn compare(dest: &Path, node: &Node, names: &OwnerNames, owner: &OwnerOf<'_>) ->
         NodeKind::File if node.links > 1 => return (Action::Replace, "hard links are restored anew"),
         NodeKind::File => m.len() == node.size && times && mode && owned,
         NodeKind::Symlink => {
-            std::fs::read_link(dest).ok().map(|t| t.into_os_string()) == node.target.as_ref().map(|t| t.to_os_string())
+            std::fs::read_link(dest).ok().map(|t| t.into_os_string()) == node.target().map(|t| t.to_os_string())
                 && owned
         }
         // A folder's time moves whenever something in it changes: on its own that is no
         // change worth listing, though the restore sets it (and the safety backup keeps it).
         NodeKind::Dir if mode && owned && !times => return (Action::Unchanged, FOLDER_TIME_ONLY),
         NodeKind::Dir => mode && owned,
-        _ => mode && owned && (m.rdev() == node.rdev.unwrap_or(m.rdev())),
+        _ => mode && owned && (m.rdev() == node.rdev().unwrap_or(m.rdev())),
     };
     if same {
         (Action::Unchanged, "it is as in the backup")
@@ -799,6 +797,7 @@ fn live_kind(m: &std::fs::Metadata) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifeboat_repository::RawBytes;
 
     #[test]
     fn an_item_is_small_and_keeps_no_spare_capacity() {
@@ -832,11 +831,8 @@ mod tests {
         node.group = Some("users".into());
         let mut names = NameTable::default();
         let item = Item::found(0, dest.clone(), node.clone(), &mut names);
-        assert!(item.node.name.0.is_empty() && item.node.name.0.capacity() == 0);
-        assert_eq!(item.node.content.capacity(), 0);
         assert_eq!(item.dest.capacity(), item.dest.as_os_str().len());
         // The owner's names are held once by the table, not by each item.
-        assert_eq!((item.node.user.as_deref(), item.node.group.as_deref()), (None, None));
         assert_eq!(names.get(item.names), &(Some("ann".to_string()), Some("users".to_string())));
         let again = Item::found(0, dest.clone(), node.clone(), &mut names);
         assert_eq!(again.names, item.names);

@@ -276,7 +276,7 @@ fn make_special(item: &Item, path: &Path, as_root: bool) -> Result<(), String> {
     use nix::sys::stat::{mknod, Mode, SFlag};
     let made = match item.node.kind {
         NodeKind::Symlink => {
-            let target = item.node.target.clone().unwrap_or_default();
+            let target = item.node.target().cloned().unwrap_or_default();
             fsops::remove_any(path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), path))
         }
         NodeKind::Fifo => fsops::remove_any(path).and_then(|_| {
@@ -284,7 +284,7 @@ fn make_special(item: &Item, path: &Path, as_root: bool) -> Result<(), String> {
         }),
         NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(path).and_then(|_| {
             let kind = if item.node.kind == NodeKind::CharDevice { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
-            mknod(path, kind, Mode::from_bits_truncate(item.node.mode), item.node.rdev.unwrap_or(0))
+            mknod(path, kind, Mode::from_bits_truncate(item.node.mode), item.node.rdev().unwrap_or(0))
                 .map_err(std::io::Error::from)
         }),
         NodeKind::CharDevice | NodeKind::BlockDevice => return Err("device files are restored only by root".into()),
