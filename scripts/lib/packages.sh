@@ -1,6 +1,6 @@
 # Installs what is missing, once, and says what it installs: Debian packages through apt-get,
 # Python tools into a virtual environment of their own (never into the system's Python), Rust
-# tools through cargo. Sourced by scripts/run, scripts/test and scripts/package.
+# tools through cargo. Sourced by scripts/run, scripts/test, scripts/package and bench/run.
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
