@@ -943,7 +943,18 @@ impl Repository {
     }
 
     /// Finds a snapshot by its slug or a unique prefix of it.
+    /// A slug named exactly is taken from the listing made while opening (a round trip less
+    /// for a restore or browse); anything else, "latest" included, from a fresh listing, so a
+    /// backup another device made a moment ago is never missed or passed over.
     pub fn find_snapshot(&self, slug: &str) -> RepoResult<(Id, Snapshot)> {
+        let fresh = matches!(&*self.inner.listed_at_open.lock().expect("listing lock"),
+            Some((at, _)) if at.elapsed() <= OPEN_LISTING_FRESH);
+        if slug != "latest" && fresh {
+            let (listed, _) = self.snapshots_listed_at_open()?;
+            if let Some(found) = listed.into_iter().find(|(_, s)| s.slug == slug) {
+                return Ok(found);
+            }
+        }
         let (all, _) = self.snapshots()?;
         if slug == "latest" {
             // The newest backup that holds something: a failed one is listed, not chosen.

@@ -191,3 +191,24 @@ fn an_unchanged_backup_makes_as_many_requests_after_thirty_backups_as_after_one(
     assert!(counts[0] <= 9, "an unchanged backup made {} requests; 9 do", counts[0]);
     drop(f.server);
 }
+
+#[test]
+fn a_restore_asks_the_location_what_it_holds_once() {
+    let f = Fixture::new(1, &["notes"]);
+    let sb = &f.devices[0];
+    write_notes(&sb.home, 1);
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    // The first restore brings the cache up to date; the second is counted.
+    restore(sb, &slug, "first");
+    let before = f.requests();
+    let back = restore(sb, &slug, "second");
+    let count = f.requests() - before;
+    assert!(compare_trees(&sb.home.join("notes"), &rerooted(&back, &sb.home.join("notes"))).is_empty());
+    eprintln!("requests of a restore of one backup: {count}");
+    // The key slots' listing, the config and the backups' listing (at once; the slug is found
+    // in that listing), its lock written and the locks listed, the index listed, the one
+    // pack of the notes read, its lock removed. No second look at whether a repository is
+    // there, no second listing of the backups.
+    assert!(count <= 8, "a restore made {count} requests; 8 do");
+    drop(f.server);
+}

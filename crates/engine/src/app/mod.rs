@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use lifeboat_repository::Repository;
+use lifeboat_repository::{RepoError, Repository};
 
 use crate::credentials::{self, Created, Credentials, MakeIfMissing};
 use crate::location::{self, Location, LocationInfo};
@@ -201,13 +201,13 @@ impl Lifeboat {
     /// A location's repository when one is there (`None`: reachable, but no backup yet). The
     /// location answering is checked first, so an absent card is an error, not "empty".
     pub fn existing_repository(&self, loc: &Location) -> EngineResult<Option<Repository>> {
-        if self.repos.lock().map_err(|_| EngineError::Cancelled)?.contains_key(&loc.name) {
-            return self.repository(loc, false).map(Some);
+        // Opening asks the location what it holds: a separate "is there one?" would be a
+        // round trip more before every listing, restore and browse of a remote location.
+        match self.repository(loc, false) {
+            Ok(repo) => Ok(Some(repo)),
+            Err(EngineError::Repo(RepoError::NotARepository(_))) => Ok(None),
+            Err(e) => Err(e),
         }
-        if !Repository::exists(loc.store()?.as_ref())? {
-            return Ok(None);
-        }
-        self.repository(loc, false).map(Some)
     }
 
     /// The password of a backup file: the given password file, else `$LIFEBOAT_PASSWORD`,
