@@ -167,6 +167,7 @@ impl SftpStore {
             // Requests are small and each waits on its answer: Nagle's algorithm would hold
             // one back until the previous packet's acknowledgement, a round trip more.
             nodelay: true,
+            preferred: preferred_algorithms(),
             ..Default::default()
         });
         let mut handle = match client::connect(ssh_config, (c.host.as_str(), c.port), checker).await {
@@ -418,5 +419,51 @@ fn describe_ssh_error(e: &russh::Error) -> String {
     match e {
         russh::Error::IO(io) => io.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// russh's choices, with AES-GCM put first where the processor has AES instructions: there it
+/// costs both ends (sshd too) several times less per byte than ChaCha20-Poly1305, the
+/// bottleneck of a restore over SFTP on a small machine. Without them (a Raspberry Pi 4's
+/// Cortex-A72) ChaCha20 is the faster and stays first.
+fn preferred_algorithms() -> russh::Preferred {
+    let mut preferred = russh::Preferred::default();
+    if aes_in_hardware() {
+        let mut ciphers: Vec<russh::cipher::Name> = preferred.cipher.iter().copied().collect();
+        ciphers.sort_by_key(|c| *c != russh::cipher::AES_256_GCM && *c != russh::cipher::AES_128_GCM);
+        preferred.cipher = ciphers.into();
+    }
+    preferred
+}
+
+fn aes_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes") && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod cipher_tests {
+    #[test]
+    fn aes_gcm_leads_exactly_where_the_processor_has_aes_instructions() {
+        let preferred = super::preferred_algorithms();
+        let first = preferred.cipher.first().copied();
+        let gcm = [russh::cipher::AES_256_GCM, russh::cipher::AES_128_GCM];
+        assert_eq!(first.is_some_and(|c| gcm.contains(&c)), super::aes_in_hardware(), "{:?}", preferred.cipher);
+        // Nothing added or dropped: the same choices, in another order.
+        let mut ours: Vec<_> = preferred.cipher.iter().map(|c| c.as_ref().to_string()).collect();
+        let mut theirs: Vec<_> = russh::Preferred::default().cipher.iter().map(|c| c.as_ref().to_string()).collect();
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs);
     }
 }
