@@ -266,9 +266,13 @@ pub fn planned(plan: &serde_json::Value, action: &str) -> Vec<String> {
 
 /// An HTTP client for talking to the daemon and the test servers (the TLS provider installed
 /// first, as the program does).
+///
+/// It opens a connection per request: a server may close an idle kept-alive connection at the
+/// moment the client sends on it (SeaweedFS's filer did, and the test failed with hyper's
+/// `IncompleteMessage` on a loaded CI machine), and a test's own hands must not be flaky.
 pub fn http() -> reqwest::blocking::ClientBuilder {
     lifeboat_storage::tls::install_provider();
-    reqwest::blocking::Client::builder()
+    reqwest::blocking::Client::builder().pool_max_idle_per_host(0)
 }
 
 /// What a finished command wrote to stdout, as text.
