@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::parallel::joined;
 use crate::repofile::lockfile::LockFile;
 use crate::{Id, RepoError, RepoResult, Repository};
 
@@ -118,19 +119,57 @@ impl Repository {
 
     /// Takes a lock for `operation`, waiting up to `wait` for conflicting holders.
     pub fn lock(&self, kind: LockKind, operation: &str, wait: Duration) -> RepoResult<LockGuard> {
+        Ok(self.lock_beside(kind, operation, wait, || ())?.0)
+    }
+
+    /// Takes a lock for `operation` and reads the index under it, for what must see every
+    /// writer's finished work (a backup reusing blobs, a restore).
+    ///
+    /// The index is listed beside the lock's own listing of the holders, a round trip sooner
+    /// than after it, and that is as safe: both listings begin once this lock is written.
+    /// A prune deletes only after it has written its own lock and listed no shared one, so
+    /// a prune deleting while the index is listed wrote its lock before this one was
+    /// written, is in the holders' listing, and this attempt steps back and throws its index
+    /// listing away. A prune that writes its lock later sees this one and deletes nothing.
+    pub fn lock_with_index(&self, kind: LockKind, operation: &str, wait: Duration) -> RepoResult<LockGuard> {
+        let (guard, listed) = self.lock_beside(kind, operation, wait, || self.store().list("index"))?;
+        self.load_index_listed(listed?)?;
+        Ok(guard)
+    }
+
+    /// Takes a lock, running `beside` next to the listing of the holders on each attempt;
+    /// returns what it gave on the attempt that took the lock.
+    fn lock_beside<T: Send>(
+        &self,
+        kind: LockKind,
+        operation: &str,
+        wait: Duration,
+        beside: impl Fn() -> T + Sync,
+    ) -> RepoResult<(LockGuard, T)> {
         let deadline = std::time::Instant::now() + wait;
         let name = format!("locks/{}", Id::random().to_hex());
         let file = self.lock_file(kind, operation);
-        loop {
+        let beside = &beside;
+        let along = loop {
             self.write_lock(&name, &file)?;
-            let others = self.other_holders(&name)?;
+            let (others, along) = std::thread::scope(|s| {
+                let along = s.spawn(beside);
+                (self.other_holders(&name), joined(along))
+            });
+            let others = match others {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = self.store().remove(&name);
+                    return Err(e);
+                }
+            };
             let blocker = match kind {
                 LockKind::Shared => others.iter().find(|h| h.file.kind == LockKind::Exclusive),
                 LockKind::Exclusive => others
                     .iter()
                     .find(|h| h.file.kind == LockKind::Shared || (h.file.created, &h.name) < (file.created, &name)),
             };
-            let Some(blocker) = blocker else { break };
+            let Some(blocker) = blocker else { break along };
             let holder = blocker.describe();
             // A shared holder steps back so that a waiting prune can finish; an exclusive
             // one keeps its announcement unless an older prune is ahead of it.
@@ -144,7 +183,7 @@ impl Repository {
             }
             tracing::info!("waiting for {holder}");
             std::thread::sleep(POLL);
-        }
+        };
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let refresher = {
             let repo = self.clone();
@@ -170,7 +209,7 @@ impl Repository {
                 })
                 .expect("spawning the lock refresher")
         };
-        Ok(LockGuard { repo: self.clone(), name, stop, refresher: Some(refresher) })
+        Ok((LockGuard { repo: self.clone(), name, stop, refresher: Some(refresher) }, along))
     }
 }
 
@@ -221,6 +260,35 @@ mod tests {
         drop(p);
         drop(repo.lock(LockKind::Shared, "backup", now).unwrap());
         assert!(repo.store().list("locks").unwrap().is_empty(), "locks are removed when released");
+    }
+
+    /// The index comes with the lock from a listing made under it: another writer's work,
+    /// finished after this handle was opened, is seen.
+    #[test]
+    fn a_lock_with_index_sees_what_writers_finished_before_it() {
+        let (_d, repo) = repo();
+        let other = Repository::open(repo.store().clone(), &Secret::new("pw")).unwrap();
+        other.load_index().unwrap();
+        let writer = crate::BlobWriter::new(&other, 1);
+        let (id, _) = writer.add(crate::BlobKind::Data, b"written elsewhere").unwrap();
+        writer.finish().unwrap();
+        let _guard = repo.lock_with_index(LockKind::Shared, "backup", Duration::ZERO).unwrap();
+        assert!(repo.inner.index_loaded.load(std::sync::atomic::Ordering::Acquire));
+        assert!(repo.has_blob(&id));
+    }
+
+    /// The index listed beside an attempt that steps back for a prune is thrown away with
+    /// the attempt: it may be the prune's half-done work.
+    #[test]
+    fn an_index_listed_beside_a_refused_lock_is_not_kept() {
+        let (_d, repo) = repo();
+        let prune = repo.lock(LockKind::Exclusive, "prune", Duration::ZERO).unwrap();
+        let err =
+            repo.lock_with_index(LockKind::Shared, "backup", Duration::ZERO).err().expect("a backup waits for prune");
+        assert!(matches!(err, RepoError::Locked { .. }), "{err}");
+        assert!(!repo.inner.index_loaded.load(std::sync::atomic::Ordering::Acquire), "no index from a refused attempt");
+        drop(prune);
+        assert_eq!(repo.store().list("locks").unwrap().len(), 0, "the refused attempt left no lock");
     }
 
     #[test]

@@ -571,9 +571,14 @@ impl Repository {
     /// warning: its blobs count as missing, so backups that do not need them still restore
     /// (and a backup stores that data again). Returns how many were skipped.
     pub fn load_index(&self) -> RepoResult<usize> {
+        self.load_index_listed(self.inner.store.list("index")?)
+    }
+
+    /// [`Repository::load_index`] from a listing of `index/` just made.
+    pub(crate) fn load_index_listed(&self, listed: Vec<ObjectInfo>) -> RepoResult<usize> {
         let mut index = Index::default();
         let mut skipped = 0;
-        for (name, r) in self.read_index_files()? {
+        for (name, r) in self.read_listed_index_files(listed) {
             match r {
                 Ok((id, file)) => index.add_file(id, &file),
                 // Damage, or removed meanwhile by a prune; a location that fails is an error.
@@ -624,18 +629,22 @@ impl Repository {
     /// Those the cache holds are read from it; those it holds that the location no longer
     /// lists (another device pruned) are dropped from it.
     pub(crate) fn read_index_files(&self) -> RepoResult<Vec<(String, RepoResult<IndexEntry>)>> {
-        let listed = self.inner.store.list("index")?;
+        Ok(self.read_listed_index_files(self.inner.store.list("index")?))
+    }
+
+    /// The index files of a listing of `index/`, read as [`Repository::read_index_files`] does.
+    fn read_listed_index_files(&self, listed: Vec<ObjectInfo>) -> Vec<(String, RepoResult<IndexEntry>)> {
         let ids: Vec<(String, Option<Id>)> =
             listed.into_iter().map(|o| (o.name.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
         if let Some(cache) = self.cache() {
             cache.retain(Cached::Index, &ids.iter().filter_map(|(_, id)| *id).collect());
         }
-        Ok(crate::parallel::map(self.connections(), &ids, |(name, id)| {
+        crate::parallel::map(self.connections(), &ids, |(name, id)| {
             let r = id
                 .ok_or_else(|| RepoError::malformed(name.clone(), "not an id"))
                 .and_then(|id| Ok((id, self.read_index_file(&id)?)));
             (name.clone(), r)
-        }))
+        })
     }
 
     pub(crate) fn read_index_file(&self, id: &Id) -> RepoResult<IndexFile> {

@@ -64,10 +64,12 @@ impl Repository {
         // longer reads, and one written since is merely left for the next run.
         let (locked, adoption) = Adoption::start(self);
         let guard = match lock {
-            SessionLock::Take { operation, wait } => Some(self.lock(LockKind::Shared, operation, wait)?),
-            SessionLock::HeldByCaller => None,
+            SessionLock::Take { operation, wait } => Some(self.lock_with_index(LockKind::Shared, operation, wait)?),
+            SessionLock::HeldByCaller => {
+                self.load_index()?;
+                None
+            }
         };
-        self.load_index()?;
         let _ = locked.send(());
         let threads = self.store().write_concurrency();
         let writer = match reuse {

@@ -225,7 +225,7 @@ fn every_case(sb: &Sandbox, hands: &dyn Hands, source: &Path) {
         // Slots at the ceiling (what Lifeboat writes): derived at most at our own cost.
         planted["kdf"]["memory_kib"] = serde_json::json!(64u64 * 1024);
         planted["kdf"]["iterations"] = serde_json::json!(3);
-        planted["kdf"]["parallelism"] = serde_json::json!(1);
+        planted["kdf"]["parallelism"] = serde_json::json!(4);
         for _ in 0..3 {
             hands.write(&format!("keys/{}", hex64()), &serde_json::to_vec(&planted).unwrap());
         }

@@ -144,9 +144,8 @@ impl Restore<'_> {
         let (snapshot, req) = (self.snapshot, self.req);
         self.check_request()?;
         // Prune waits for this lock, so no pack the restore needs goes while it runs.
-        let _lock = shared_lock(self.repo, "restore")?;
+        let _lock = shared_lock_with_index(self.repo, "restore")?;
         self.progress.set_phase("reading the backup's folders");
-        self.repo.load_index()?;
         let (areas, elsewhere) = self.command_areas()?;
         if !req.dry_run {
             for unit in configured_units(req, snapshot) {
@@ -424,16 +423,19 @@ pub(crate) fn units_held<'a>(
     }
 }
 
-/// The repository's shared lock. Where this user cannot write (a card mounted read-only,
-/// another user's repository it may only read) it cannot prune either, and the restore goes
-/// on without one: should someone else prune meanwhile, a pack that vanished fails its
-/// entries, and in place that changes nothing on the device.
-fn shared_lock(repo: &Repository, operation: &str) -> EngineResult<Option<lifeboat_repository::LockGuard>> {
+/// The repository's shared lock, and its index read under it. Where this user cannot write
+/// (a card mounted read-only, another user's repository it may only read) it cannot prune
+/// either, and the restore goes on without one: should someone else prune meanwhile, a pack
+/// that vanished fails its entries, and in place that changes nothing on the device.
+fn shared_lock_with_index(repo: &Repository, operation: &str) -> EngineResult<Option<lifeboat_repository::LockGuard>> {
     use lifeboat_repository::{LockKind, RepoError};
     use lifeboat_storage::StoreError;
-    match repo.lock(LockKind::Shared, operation, crate::backup::LOCK_WAIT) {
+    match repo.lock_with_index(LockKind::Shared, operation, crate::backup::LOCK_WAIT) {
         Ok(g) => Ok(Some(g)),
-        Err(RepoError::Store(StoreError::ReadOnly { .. } | StoreError::PermissionDenied { .. })) => Ok(None),
+        Err(RepoError::Store(StoreError::ReadOnly { .. } | StoreError::PermissionDenied { .. })) => {
+            repo.load_index()?;
+            Ok(None)
+        }
         Err(e) => Err(e.into()),
     }
 }
