@@ -246,7 +246,12 @@ fn remember_made_slot(path: &Path, repo: &Repository) {
 /// and remembers its slot as [`open`] does. `AlreadyExists` says another process made one
 /// there first and nothing of this one was stored: open theirs and start again.
 pub fn settle_made(location: &Location, dirs: &Dirs, repo: &Repository) -> EngineResult<()> {
-    repo.made()?;
+    if let Err(e) = repo.made() {
+        if matches!(e, lifeboat_repository::RepoError::AlreadyExists(_)) {
+            repo.discard_cache();
+        }
+        return Err(e.into());
+    }
     if let Some(path) = remembered_slot_path(dirs, location) {
         remember_made_slot(&path, repo);
     }

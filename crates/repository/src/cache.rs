@@ -18,9 +18,14 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::Id;
+
+/// A repository's cache folder that no open has used for this long is removed by the next
+/// open of another: its repository was deleted, its location dropped from the configuration,
+/// or it lost the race to be made. A cache removed too early costs one fetch again.
+const ABANDONED_AFTER: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// The three kinds of object kept, each in its own folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +69,33 @@ impl MetadataCache {
         for kind in [Cached::Index, Cached::Snapshot, Cached::Tree] {
             std::fs::create_dir_all(dir.join(kind.folder()))?;
         }
+        // The folder's time says when it was last used (see `remove_abandoned`).
+        let _ = std::fs::File::open(&dir).and_then(|f| f.set_modified(SystemTime::now()));
         Ok(MetadataCache { dir, limit, broken: AtomicBool::new(false) })
+    }
+
+    /// Removes the cache folders of other repositories that no open has used for
+    /// [`ABANDONED_AFTER`]. Only folders named as a repository id are touched; a symbolic
+    /// link is never followed.
+    pub(crate) fn remove_abandoned(&self) {
+        let (Some(root), Some(own)) = (self.dir.parent(), self.dir.file_name()) else { return };
+        let Ok(entries) = std::fs::read_dir(root) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name == own || name.to_str().and_then(|n| n.parse::<Id>().ok()).is_none() {
+                continue;
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) && unused_for(&e, ABANDONED_AFTER) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// Removes this repository's cache folder: for a repository that will never exist (it
+    /// lost the race to be made).
+    pub(crate) fn remove_all(&self) {
+        self.broken.store(true, Ordering::Relaxed);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 
     fn path(&self, kind: Cached, id: &Id) -> PathBuf {
@@ -174,9 +205,55 @@ impl MetadataCache {
 }
 
 fn is_old(e: &std::fs::DirEntry) -> bool {
+    unused_for(e, Duration::from_secs(3600))
+}
+
+/// True when the entry was last modified longer than `age` ago.
+fn unused_for(e: &std::fs::DirEntry, age: Duration) -> bool {
     e.metadata()
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age.as_secs() > 3600)
+        .is_some_and(|a| a > age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn age(path: &Path, days: u64) {
+        let then = SystemTime::now() - Duration::from_secs(days * 24 * 3600);
+        std::fs::File::open(path).unwrap().set_modified(then).unwrap();
+    }
+
+    /// Folders of repositories no open has used for 90 days go; a recent one, this
+    /// repository's own (however old), and whatever is not named as a repository stay.
+    #[test]
+    fn an_open_removes_the_caches_of_repositories_unused_for_ninety_days() {
+        let root = tempfile::tempdir().unwrap();
+        let (own, recent, abandoned) = (Id::random(), Id::random(), Id::random());
+        for id in [&own, &recent, &abandoned] {
+            drop(MetadataCache::open(root.path(), id, 1 << 20).unwrap());
+        }
+        std::fs::create_dir(root.path().join("slots")).unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let linked = Id::random();
+        std::os::unix::fs::symlink(target.path(), root.path().join(linked.to_hex())).unwrap();
+        for dir in [own.to_hex(), abandoned.to_hex(), "slots".into()] {
+            age(&root.path().join(dir), 91);
+        }
+        age(&root.path().join(recent.to_hex()), 89);
+        age(target.path(), 91);
+
+        let cache = MetadataCache::open(root.path(), &own, 1 << 20).unwrap();
+        cache.remove_abandoned();
+        let exists = |name: String| root.path().join(name).exists();
+        assert!(!exists(abandoned.to_hex()), "unused for 91 days: removed");
+        assert!(exists(own.to_hex()) && exists(recent.to_hex()), "in use: kept");
+        assert!(
+            exists("slots".into()) && exists(linked.to_hex()) && target.path().exists(),
+            "not a cache folder: kept"
+        );
+        assert!(exists("CACHEDIR.TAG".into()));
+    }
 }

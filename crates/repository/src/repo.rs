@@ -482,11 +482,20 @@ impl Repository {
         match MetadataCache::open(root, &self.id(), limit) {
             Ok(cache) => {
                 cache.evict();
+                cache.remove_abandoned();
                 let _ = self.inner.cache.set(cache);
             }
             Err(e) => {
                 tracing::warn!("the metadata cache in {} cannot be used ({e}); going on without it", root.display())
             }
+        }
+    }
+
+    /// Removes this repository's cache folder and keeps nothing more in it: for a repository
+    /// that lost the race to be made, whose id no repository will ever have.
+    pub fn discard_cache(&self) {
+        if let Some(cache) = self.cache() {
+            cache.remove_all();
         }
     }
 

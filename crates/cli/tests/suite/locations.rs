@@ -363,6 +363,20 @@ fn two_devices_back_up_into_one_bucket_at_once_and_share_data() {
         let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         slugs.push(made["slug"].as_str().unwrap().to_string());
     }
+    // A device whose repository lost the race to be made keeps no cache folder of it.
+    let cached = |sb: &Sandbox| -> Vec<String> {
+        let root = sb.dir.path().join("xdg-cache/lifeboat");
+        let mut ids: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 64)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (one, other) = (cached(&devices[0].0), cached(&devices[1].0));
+    assert_eq!(one.len(), 1, "one repository's cache: {one:?}");
+    assert_eq!(one, other, "the same repository on both devices");
     let (first, _) = &devices[0];
     let listed: serde_json::Value = serde_json::from_str(&first.ok(&["backups", "list", "--json"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
