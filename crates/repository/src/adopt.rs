@@ -12,9 +12,13 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use lifeboat_storage::ObjectInfo;
 
-use crate::pack::{pack_id_from_name, parse_header};
+use crate::pack::{max_header_len, pack_id_from_name};
+use crate::parallel::Budget;
 use crate::repofile::index_file::IndexFile;
 use crate::{Id, RepoResult, Repository};
+
+/// Bytes of pack headers read and not yet parsed, across the adoption's threads.
+const HEADERS_AT_ONCE: u64 = 32 * 1024 * 1024;
 
 impl Repository {
     /// Indexes every pack the index does not know; returns how many were adopted. A pack
@@ -35,14 +39,21 @@ impl Repository {
             return Ok(0);
         }
         // Threads of its own, not rayon's: a writer waiting for this adoption may be on
-        // rayon's pool itself.
+        // rayon's pool itself. Headers read at once are bounded in bytes as well as in count.
+        let budget = Budget::new(HEADERS_AT_ONCE);
         let adopted: Vec<_> = crate::parallel::map(self.connections(), &orphans, |(id, size)| {
-            let tail = self.read_pack_range(id, size.checked_sub(4)?, *size).ok()?;
-            let hlen = u32::from_le_bytes(tail.try_into().ok()?) as u64;
-            let data_end = size.checked_sub(4 + hlen)?;
-            let sealed = self.read_pack_range(id, data_end, size - 4).ok()?;
-            let entries = parse_header(self.key(), &sealed, data_end).ok()?;
-            Some((*id, entries))
+            // At most what a header can be, and a bounded number of bytes at once.
+            let _share = budget.take(max_header_len(*size, self.pack_size() as u64).min(*size));
+            match self.read_header_within(id, *size).ok()? {
+                Ok(entries) => Some((*id, entries)),
+                Err(why) => {
+                    tracing::warn!(
+                        "pack {} is not indexed and its header is unusable ({why}): prune removes it",
+                        id.short()
+                    );
+                    None
+                }
+            }
         })
         .into_iter()
         .flatten()

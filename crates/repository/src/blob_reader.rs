@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::index::BlobLocation;
-use crate::pack::pack_name;
 use crate::parallel::{self, Budget};
 use crate::{Id, RepoError, RepoResult, Repository};
 
@@ -99,7 +98,7 @@ impl Repository {
         let Some(first) = group.first() else { return };
         let start = first.at.offset as u64;
         let end = start + span(group);
-        let bytes = match self.inner.store.read(&pack_name(pack), Some(start..end)) {
+        let bytes = match self.read_pack_range(pack, start, end) {
             Ok(b) if b.len() as u64 == end - start => b,
             Ok(_) => {
                 let why = format!("pack {} is shorter than the index says", pack.short());
@@ -121,8 +120,13 @@ impl Repository {
         group.par_iter().for_each(|w| {
             let id = &ids[w.of as usize];
             let s = (w.at.offset as u64 - start) as usize;
-            let sealed = &bytes[s..s + w.at.length as usize];
-            match self.decode_blob(id, sealed, w.at.raw_length as usize) {
+            let opened = match bytes.blob(s, w.at.length as usize) {
+                Some(sealed) => self.decode_blob(id, sealed, w.at.raw_length as usize).map(|b| b.into_plain()),
+                None => {
+                    Err(RepoError::Unreadable { what: format!("blob {}", id.short()), why: "beyond the read".into() })
+                }
+            };
+            match opened {
                 Ok(plain) => on_blob(id, Ok(plain)),
                 Err(e) => on_blob(id, self.read_again(id, &e.to_string())),
             }

@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::index::Index;
-use crate::pack::{pack_id_from_name, pack_name, read_header};
+use crate::pack::{pack_id_from_name, pack_name};
+use crate::pack_read::WholePack;
 use crate::{Id, Node, NodeKind, RepoResult, Repository};
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -180,21 +181,27 @@ impl Repository {
                     if n.is_multiple_of(16) || n == total {
                         progress(&format!("read {n} of {total} packs"));
                     }
-                    let bytes = match self.read_pack(pack) {
-                        Ok(b) => b,
+                    let size = sizes.get(*pack).copied().unwrap_or(0);
+                    let end = blobs.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
+                    let (bytes, header) = match self.read_whole_pack(pack, size, Some(end)) {
+                        Ok(WholePack { bytes: Some(bytes), header }) => (bytes, header),
+                        Ok(WholePack { bytes: None, header }) => {
+                            let reason =
+                                format!("pack {} cannot be read: {}", pack.short(), header.err().unwrap_or_default());
+                            return (blobs.iter().map(|e| (e.id, reason.clone())).collect(), None);
+                        }
                         Err(e) => {
                             let reason = format!("pack {} cannot be read: {e}", pack.short());
                             return (blobs.iter().map(|e| (e.id, reason.clone())).collect(), None);
                         }
                     };
-                    let header = read_header(self.key(), &bytes).err().map(|e| {
+                    let header = header.err().map(|e| {
                         format!("{}: header damaged ({e}); its blobs are intact and indexed", pack_name(pack))
                     });
                     let damaged = blobs
                         .iter()
                         .filter_map(|e| {
-                            let s = e.offset as usize;
-                            let sealed = bytes.get(s..s + e.length as usize)?;
+                            let sealed = bytes.blob(e.offset as usize, e.length as usize)?;
                             self.decode_blob(&e.id, sealed, e.raw_length as usize)
                                 .err()
                                 .map(|_| (e.id, format!("pack {}: blob {} is damaged", pack.short(), e.id.short())))

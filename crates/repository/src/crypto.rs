@@ -99,21 +99,20 @@ impl MasterKey {
         out.extend_from_slice(&tag);
     }
 
-    /// Decrypts and decompresses. `raw_len` is the expected plaintext length when known.
+    /// Decrypts and decompresses a named file (index, snapshot, lock, config, a pack's
+    /// header), whose name the caller checks. `raw_len` is the plaintext length when known.
+    /// Never for a blob: see [`MasterKey::open_blob`].
     pub fn open(&self, sealed: &[u8], raw_len: Option<usize>) -> Result<Vec<u8>, OpenError> {
         match self.open_payload(sealed)? {
             (false, plain) => Ok(plain),
-            (true, frame) => match raw_len {
-                Some(n) => DECOMPRESSOR
-                    .with(|d| d.borrow_mut().decompress(&frame, n))
-                    .map_err(|e| OpenError::Decompress(e.to_string())),
-                None => zstd::stream::decode_all(&frame[..]).map_err(|e| OpenError::Decompress(e.to_string())),
-            },
+            (true, frame) => Self::decompress(&frame, raw_len),
         }
     }
 
     /// Decrypts without decompressing: whether the payload is a zstd frame, and its bytes.
-    pub fn open_payload(&self, sealed: &[u8]) -> Result<(bool, Vec<u8>), OpenError> {
+    /// Private: a blob's payload leaves this module only through [`MasterKey::open_blob`],
+    /// which also checks that it is the blob it is meant to be.
+    fn open_payload(&self, sealed: &[u8]) -> Result<(bool, Vec<u8>), OpenError> {
         if sealed.len() < OVERHEAD {
             return Err(OpenError::Auth);
         }
@@ -130,6 +129,34 @@ impl MasterKey {
             }
             other => Err(OpenError::Decompress(format!("unknown frame flag {other}"))),
         }
+    }
+
+    fn decompress(frame: &[u8], raw_len: Option<usize>) -> Result<Vec<u8>, OpenError> {
+        match raw_len {
+            Some(n) => DECOMPRESSOR
+                .with(|d| d.borrow_mut().decompress(frame, n))
+                .map_err(|e| OpenError::Decompress(e.to_string())),
+            None => zstd::stream::decode_all(frame).map_err(|e| OpenError::Decompress(e.to_string())),
+        }
+    }
+
+    /// The one way to a blob's content: decrypts it, decompresses it (also when the caller
+    /// wants the compressed frame) and checks that its plaintext hashes to `id`. The seal
+    /// binds no identity, so a blob of the same length swapped in by someone who can write
+    /// to the location authenticates; only the id check refuses it.
+    pub fn open_blob<'a>(
+        &self,
+        id: &Id,
+        sealed: SealedBlob<'a>,
+        raw_len: usize,
+    ) -> Result<VerifiedBlob<'a>, OpenError> {
+        let (zstd, payload) = self.open_payload(sealed.0)?;
+        let (plain, frame) =
+            if zstd { (Self::decompress(&payload, Some(raw_len))?, Some(payload)) } else { (payload, None) };
+        if plain.len() != raw_len || self.blob_id(&plain) != *id {
+            return Err(OpenError::NotItsId);
+        }
+        Ok(VerifiedBlob { sealed: sealed.0, plain, frame })
     }
 
     /// Encrypts a small secret with a key-encryption key (used by key slots).
@@ -160,6 +187,53 @@ impl MasterKey {
 pub(crate) enum OpenError {
     Auth,
     Decompress(String),
+    /// A blob authenticated, but its plaintext is not the one its id names.
+    NotItsId,
+}
+
+/// A blob's bytes as stored (in a pack, or in the metadata cache), not yet trusted. Their
+/// content is reached only through [`MasterKey::open_blob`]; [`SealedBlob::stored`] gives the
+/// bytes to keep as they are (the cache verifies them again when they are read back).
+#[derive(Clone, Copy)]
+pub(crate) struct SealedBlob<'a>(&'a [u8]);
+
+impl<'a> SealedBlob<'a> {
+    pub fn new(stored: &'a [u8]) -> Self {
+        SealedBlob(stored)
+    }
+
+    /// The bytes as stored, to keep: never to be opened other than by `open_blob`.
+    pub fn stored(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+/// A blob that authenticated and whose plaintext hashes to its id: what every read of a
+/// blob hands on, in the form its caller wants.
+pub(crate) struct VerifiedBlob<'a> {
+    sealed: &'a [u8],
+    plain: Vec<u8>,
+    /// The stored zstd frame, when the blob is stored compressed.
+    frame: Option<Vec<u8>>,
+}
+
+impl<'a> VerifiedBlob<'a> {
+    pub fn into_plain(self) -> Vec<u8> {
+        self.plain
+    }
+
+    /// The payload as stored: the zstd frame, or the plain bytes when compressing did not help.
+    pub fn into_payload(self) -> (bool, Vec<u8>) {
+        match self.frame {
+            Some(frame) => (true, frame),
+            None => (false, self.plain),
+        }
+    }
+
+    /// The sealed bytes, known now to be this blob's: what a repack copies.
+    pub fn sealed(&self) -> &'a [u8] {
+        self.sealed
+    }
 }
 
 fn random_nonce() -> [u8; NONCE_LEN] {

@@ -18,7 +18,7 @@ pub fn pack_header(data: &[u8]) {
     if let Ok(entries) = pack_header::decode(data) {
         assert_eq!(pack_header::encode(&entries), data, "a decoded header encodes back");
     }
-    let _ = crate::pack::read_header(&fixed_key(), data);
+    let _ = crate::pack::PackBytes::new(data.to_vec()).header(&fixed_key());
 }
 
 /// An index file's plaintext; what decodes must survive a round trip.

@@ -22,6 +22,7 @@ mod keys;
 mod lock;
 mod making;
 mod pack;
+mod pack_read;
 mod parallel;
 mod prune;
 mod raw_bytes;

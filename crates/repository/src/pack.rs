@@ -1,7 +1,7 @@
 //! Building pack files: sealed blobs one after another, then the sealed header and its length.
 
-use crate::crypto::MasterKey;
-use crate::repofile::pack_header::{self, PackEntry};
+use crate::crypto::{MasterKey, SealedBlob, OVERHEAD};
+use crate::repofile::pack_header::{self, PackEntry, ENTRY_LEN};
 use crate::{BlobKind, Id};
 
 #[derive(Default)]
@@ -65,8 +65,56 @@ pub(crate) fn pack_id_from_name(name: &str) -> Option<Id> {
     name.rsplit('/').next()?.parse().ok()
 }
 
+/// Bytes read from a pack file: a whole pack, or a stretch of one. They are reached only as
+/// sealed blobs (opened and checked against their ids by [`MasterKey::open_blob`]) or as the
+/// pack's header (authenticated by [`parse_header`]): never as plain bytes.
+pub(crate) struct PackBytes {
+    bytes: Vec<u8>,
+}
+
+impl PackBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        PackBytes { bytes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The sealed blob `len` bytes long at `at` (counted from the start of what was read).
+    pub fn blob(&self, at: usize, len: usize) -> Option<SealedBlob<'_>> {
+        self.bytes.get(at..at.checked_add(len)?).map(SealedBlob::new)
+    }
+
+    /// The header of a whole pack held in memory.
+    pub fn header(&self, key: &MasterKey) -> Result<Vec<PackEntry>, String> {
+        read_header(key, &self.bytes)
+    }
+
+    /// Read as a pack's last four bytes: the length its trailer claims for the header.
+    pub fn trailer(&self) -> Option<u64> {
+        Some(u32::from_le_bytes(self.bytes.as_slice().try_into().ok()?) as u64)
+    }
+
+    /// Read as a pack's sealed header, which ends where the blobs end at `data_end`.
+    pub fn sealed_header(&self, key: &MasterKey, data_end: u64) -> Result<Vec<PackEntry>, String> {
+        parse_header(key, &self.bytes, data_end)
+    }
+}
+
+/// The longest header a pack whose blobs end at `data_end` can have: an entry per blob, no
+/// blob shorter than its seal's overhead, and no more blobs than a writer puts in a pack of
+/// `pack_size` (it closes a pack once it holds that much; the last blob may go beyond). A
+/// trailer that claims more is refused before anything is read: a planted file under `data/`
+/// must not make every backup read and hold gigabytes.
+pub(crate) fn max_header_len(data_end: u64, pack_size: u64) -> u64 {
+    let min_blob = OVERHEAD as u64 + 1;
+    let blobs = (data_end / OVERHEAD as u64).min(pack_size / min_blob + 1);
+    OVERHEAD as u64 + blobs * ENTRY_LEN as u64
+}
+
 /// Reads the header of a whole pack held in memory.
-pub(crate) fn read_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, String> {
+fn read_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, String> {
     if pack.len() < 4 {
         return Err("shorter than its length field".into());
     }
@@ -79,7 +127,7 @@ pub(crate) fn read_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>
 }
 
 /// Opens a sealed pack header; `data_end` is where the blobs end (the header's offset).
-pub(crate) fn parse_header(key: &MasterKey, sealed: &[u8], data_end: u64) -> Result<Vec<PackEntry>, String> {
+fn parse_header(key: &MasterKey, sealed: &[u8], data_end: u64) -> Result<Vec<PackEntry>, String> {
     let plain = key.open(sealed, None).map_err(|_| "header failed authentication".to_string())?;
     let entries = pack_header::decode(&plain)?;
     if let Some(last) = entries.last() {

@@ -129,14 +129,20 @@ impl Repository {
             progress(&format!("rewriting {} partly used packs", rewrite.len()));
             let writer = BlobWriter::new(self, self.store().write_concurrency());
             for (pack, needed) in &rewrite {
-                let bytes = self.read_pack(pack)?;
+                // Only the stretch the needed blobs occupy, as the index says: never more
+                // than a pack holds, whatever the file under that name has grown to.
+                let start = needed.iter().map(|e| e.offset as u64).min().unwrap_or(0);
+                let end = needed.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
+                let bytes = self.read_pack_range(pack, start, end)?;
                 for e in needed {
-                    let start = e.offset as usize;
-                    let end = start + e.length as usize;
                     let sealed = bytes
-                        .get(start..end)
+                        .blob((e.offset as u64 - start) as usize, e.length as usize)
                         .ok_or_else(|| RepoError::malformed(pack_name(pack), "blob beyond the end of the pack"))?;
-                    writer.add_sealed(e.kind, e.id, sealed, e.raw_length)?;
+                    // A blob is carried into its new pack only once it is known to be the
+                    // blob its id names: a repack must not give damage or a swapped blob a
+                    // fresh, valid-looking home. Nothing is deleted before this loop ends.
+                    let blob = self.decode_blob(&e.id, sealed, e.raw_length as usize)?;
+                    writer.add_sealed(e.kind, e.id, blob.sealed(), e.raw_length)?;
                 }
             }
             writer.finish()?;

@@ -19,7 +19,8 @@ use serde::Serialize;
 
 use crate::keys::{verify_slot, SlotState};
 use crate::lock::LockKind;
-use crate::pack::{pack_id_from_name, read_header};
+use crate::pack::pack_id_from_name;
+use crate::pack_read::WholePack;
 use crate::repofile::index_file::IndexFile;
 use crate::repofile::keyfile::KeyFile;
 use crate::repofile::pack_header::PackEntry;
@@ -78,13 +79,13 @@ impl Repository {
         let done = std::sync::atomic::AtomicUsize::new(0);
         let salvaged: Vec<Salvage> = listed
             .par_iter()
-            .filter_map(|o| pack_id_from_name(&o.name))
-            .map(|pack| {
+            .filter_map(|o| Some((pack_id_from_name(&o.name)?, o.size)))
+            .map(|(pack, size)| {
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 if n.is_multiple_of(16) || n == total {
                     progress(&format!("read {n} of {total} packs"));
                 }
-                self.salvage_pack(&pack, old_entries.get(&pack))
+                self.salvage_pack(&pack, size, old_entries.get(&pack))
             })
             .collect();
         let mut healthy = Vec::new();
@@ -160,16 +161,25 @@ impl Repository {
 
     /// A pack's intact blobs (with their plaintext when its header is damaged, so they can be
     /// written again), and the blobs lost from it, in words.
-    fn salvage_pack(&self, pack: &Id, indexed: Option<&Vec<PackEntry>>) -> Salvage {
+    fn salvage_pack(&self, pack: &Id, size: u64, indexed: Option<&Vec<PackEntry>>) -> Salvage {
         let mut sv = Salvage { pack: *pack, good: Vec::new(), lost: Vec::new(), header_damaged: false };
-        let bytes = match self.read_pack(pack) {
-            Ok(b) => b,
+        let indexed_end = indexed.map(|es| es.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0));
+        let (bytes, header) = match self.read_whole_pack(pack, size, indexed_end) {
+            Ok(WholePack { bytes: Some(bytes), header }) => (bytes, header),
+            Ok(WholePack { bytes: None, header }) => {
+                sv.lost.push(format!(
+                    "pack {}: {} and no index lists it: its blobs are lost",
+                    pack.short(),
+                    header.err().unwrap_or_default()
+                ));
+                return sv;
+            }
             Err(e) => {
                 sv.lost.push(format!("pack {} cannot be read: {e}", pack.short()));
                 return sv;
             }
         };
-        let entries = match read_header(self.key(), &bytes) {
+        let entries = match header {
             Ok(e) => e,
             Err(why) => {
                 sv.header_damaged = true;
@@ -189,10 +199,10 @@ impl Repository {
             }
         };
         for e in entries {
-            let s = e.offset as usize;
             let plain = bytes
-                .get(s..s + e.length as usize)
-                .and_then(|sealed| self.decode_blob(&e.id, sealed, e.raw_length as usize).ok());
+                .blob(e.offset as usize, e.length as usize)
+                .and_then(|sealed| self.decode_blob(&e.id, sealed, e.raw_length as usize).ok())
+                .map(|blob| blob.into_plain());
             match plain {
                 Some(p) => sv.good.push((e, if sv.header_damaged { p } else { Vec::new() })),
                 None => {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use lifeboat_storage::{ObjectInfo, Store};
 
 use crate::cache::{Cached, MetadataCache};
-use crate::crypto::{MasterKey, OpenError};
+use crate::crypto::{MasterKey, OpenError, SealedBlob, VerifiedBlob};
 use crate::index::{BlobLocation, Index};
 use crate::keys::{self, slot_name};
 use crate::making::{Gated, Making};
@@ -719,7 +719,7 @@ impl Repository {
 
     pub(crate) fn open_object(&self, sealed: &[u8], raw_len: Option<usize>, what: &str) -> RepoResult<Vec<u8>> {
         self.inner.key.open(sealed, raw_len).map_err(|e| match e {
-            OpenError::Auth => RepoError::Corrupt { what: what.to_string() },
+            OpenError::Auth | OpenError::NotItsId => RepoError::Corrupt { what: what.to_string() },
             OpenError::Decompress(d) => RepoError::malformed(what, d),
         })
     }
@@ -738,27 +738,64 @@ impl Repository {
     /// Reads, decrypts, decompresses and verifies one blob. When the copy the index uses is
     /// damaged, every other stored copy is tried before giving up.
     pub fn read_blob(&self, id: &Id) -> RepoResult<Vec<u8>> {
+        self.read_verified(id, |blob| blob.into_plain())
+    }
+
+    /// A blob as stored, decrypted but not decompressed: a zstd frame, or the plain bytes
+    /// when compressing did not help. Backup files splice these frames into their `.tar.zst`
+    /// streams rather than compressing the data again. Verified as [`Repository::read_blob`]
+    /// is (the frame is decompressed and hashed): a blob swapped for another of the same
+    /// length is refused here too.
+    pub fn read_blob_payload(&self, id: &Id) -> RepoResult<BlobPayload> {
+        self.read_verified(id, |blob| match blob.into_payload() {
+            (true, frame) => BlobPayload::Zstd(frame),
+            (false, plain) => BlobPayload::Raw(plain),
+        })
+    }
+
+    /// Every read of a single blob: from the cache (folder listings), else from each stored
+    /// copy in turn, each opened and checked against `id` before `take` sees it.
+    fn read_verified<T>(&self, id: &Id, take: impl Fn(VerifiedBlob<'_>) -> T) -> RepoResult<T> {
         self.index_ready()?;
         let copies = self.inner.index.read().expect("index lock").locations(id);
         // A folder listing is looked up in the cache only once the index (read afresh from
         // the location) says it exists: a listing pruned elsewhere is not served.
         let cache = self.cache().filter(|_| copies.first().is_some_and(|(_, l)| l.kind == BlobKind::Tree));
-        if let Some(cache) = cache {
-            if let Some(plain) = self.cached_tree(cache, id, &copies) {
-                return Ok(plain);
+        if let Some((cache, (_, loc))) = cache.zip(copies.first()) {
+            if let Some(stored) = cache.get(Cached::Tree, id) {
+                match self.decode_blob(id, SealedBlob::new(&stored), loc.raw_length as usize) {
+                    Ok(blob) => return Ok(take(blob)),
+                    Err(e) => {
+                        tracing::debug!(
+                            "the cached copy of folder listing {} is unusable ({e}); reading it again",
+                            id.short()
+                        );
+                        cache.remove(Cached::Tree, id);
+                    }
+                }
+            }
+            if let Some(stored) = self.fetch_tree_pack(cache, id, &copies) {
+                if let Ok(blob) = self.decode_blob(id, SealedBlob::new(&stored), loc.raw_length as usize) {
+                    return Ok(take(blob));
+                }
             }
         }
         let mut first_error = None;
         for (pack, loc) in copies {
-            let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
-            let read = self.inner.store.read(&pack_name(&pack), Some(range)).map_err(RepoError::from);
-            match read.and_then(|sealed| self.decode_blob(id, &sealed, loc.raw_length as usize).map(|p| (sealed, p))) {
-                Ok((sealed, plain)) => {
-                    if let Some(c) = cache {
-                        c.put(Cached::Tree, id, &sealed);
-                    }
-                    return Ok(plain);
+            let read = self.read_pack_range(&pack, loc.offset as u64, loc.offset as u64 + loc.length as u64);
+            let opened = read.and_then(|bytes| {
+                let sealed = bytes.blob(0, loc.length as usize).ok_or_else(|| RepoError::Unreadable {
+                    what: format!("blob {}", id.short()),
+                    why: format!("pack {} is shorter than the index says", pack.short()),
+                })?;
+                let blob = self.decode_blob(id, sealed, loc.raw_length as usize)?;
+                if let Some(c) = cache {
+                    c.put(Cached::Tree, id, blob.sealed());
                 }
+                Ok(take(blob))
+            });
+            match opened {
+                Ok(v) => return Ok(v),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -767,71 +804,47 @@ impl Repository {
         Err(first_error.unwrap_or(RepoError::MissingBlob(*id)))
     }
 
-    /// A folder listing from the cache; on a miss, the first time its pack is needed, the
-    /// whole tree pack is fetched into the cache (one request for all the listings a walk
-    /// will want from it, instead of one round trip per folder).
-    fn cached_tree(&self, cache: &MetadataCache, id: &Id, copies: &[(Id, BlobLocation)]) -> Option<Vec<u8>> {
-        let (pack, loc) = copies.first()?;
-        if let Some(sealed) = cache.get(Cached::Tree, id) {
-            match self.decode_blob(id, &sealed, loc.raw_length as usize) {
-                Ok(plain) => return Some(plain),
-                Err(e) => {
-                    tracing::debug!(
-                        "the cached copy of folder listing {} is unusable ({e}); reading it again",
-                        id.short()
-                    );
-                    cache.remove(Cached::Tree, id);
-                }
-            }
-        }
+    /// The first time a folder listing's pack is needed, the whole tree pack is fetched into
+    /// the cache (one request for all the listings a walk will want from it, instead of one
+    /// round trip per folder); returns the wanted listing's stored bytes, unverified (the
+    /// caller opens them).
+    fn fetch_tree_pack(&self, cache: &MetadataCache, id: &Id, copies: &[(Id, BlobLocation)]) -> Option<Vec<u8>> {
+        let (pack, _) = copies.first()?;
         if !self.inner.cached_tree_packs.lock().expect("tree packs lock").insert(*pack) {
             return None;
         }
-        let name = pack_name(pack);
         // A pack larger than any this repository writes is not fetched whole.
-        let size = self.inner.store.size(&name).ok()?;
-        if size > 2 * self.pack_size() as u64 + (1 << 20) {
+        let size = self.inner.store.size(&pack_name(pack)).ok()?;
+        if size > self.usual_pack_len() {
             return None;
         }
-        let bytes = self.inner.store.read(&name, None).ok()?;
-        let entries = crate::pack::read_header(self.key(), &bytes).ok()?;
+        let whole = self.read_whole_pack(pack, size, None).ok()?;
+        let (bytes, entries) = (whole.bytes?, whole.header.ok()?);
         let mut wanted = None;
         for e in entries.iter().filter(|e| e.kind == BlobKind::Tree) {
-            // A header is authenticated, but its entries are checked against the bytes anyway.
-            let Some(sealed) = bytes.get(e.offset as usize..e.offset as usize + e.length as usize) else { continue };
-            cache.put(Cached::Tree, &e.id, sealed);
+            // Kept as stored: each is opened and checked against its id when it is read back.
+            let Some(sealed) = bytes.blob(e.offset as usize, e.length as usize) else { continue };
+            cache.put(Cached::Tree, &e.id, sealed.stored());
             if e.id == *id {
-                wanted = self.decode_blob(id, sealed, loc.raw_length as usize).ok();
+                wanted = Some(sealed.stored().to_vec());
             }
         }
         wanted
     }
 
-    /// Decrypts a blob's sealed bytes and checks they hash to its id.
-    pub(crate) fn decode_blob(&self, id: &Id, sealed: &[u8], raw_length: usize) -> RepoResult<Vec<u8>> {
+    /// Opens a blob's sealed bytes and checks they hash to its id: what every read of a blob
+    /// goes through.
+    pub(crate) fn decode_blob<'a>(
+        &self,
+        id: &Id,
+        sealed: SealedBlob<'a>,
+        raw_length: usize,
+    ) -> RepoResult<VerifiedBlob<'a>> {
         let what = || format!("blob {}", id.short());
-        let plain = self.open_object(sealed, Some(raw_length), &what())?;
-        if self.inner.key.blob_id(&plain) != *id {
-            return Err(RepoError::Corrupt { what: what() });
-        }
-        Ok(plain)
-    }
-
-    /// A blob as stored, decrypted but not decompressed (authenticated by its tag): a zstd
-    /// frame, or the plain bytes when compressing did not help. Backup files splice these
-    /// frames into their `.tar.zst` streams rather than compressing the data again.
-    pub fn read_blob_payload(&self, id: &Id) -> RepoResult<BlobPayload> {
-        self.index_ready()?;
-        let (pack, loc) = self.inner.index.read().expect("index lock").get(id).ok_or(RepoError::MissingBlob(*id))?;
-        let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
-        let sealed = self.inner.store.read(&pack_name(&pack), Some(range))?;
-        let what = || format!("blob {}", id.short());
-        match self.inner.key.open_payload(&sealed) {
-            Ok((true, frame)) => Ok(BlobPayload::Zstd(frame)),
-            Ok((false, plain)) => Ok(BlobPayload::Raw(plain)),
-            Err(OpenError::Auth) => Err(RepoError::Corrupt { what: what() }),
-            Err(OpenError::Decompress(d)) => Err(RepoError::malformed(what(), d)),
-        }
+        self.inner.key.open_blob(id, sealed, raw_length).map_err(|e| match e {
+            OpenError::Auth | OpenError::NotItsId => RepoError::Corrupt { what: what() },
+            OpenError::Decompress(d) => RepoError::malformed(what(), d),
+        })
     }
 
     /// What [`Repository::read_blob_payload`] will return, from the index alone: whether it
@@ -847,16 +860,6 @@ impl Repository {
     /// The id a blob with this content has.
     pub fn blob_id(&self, plaintext: &[u8]) -> Id {
         self.inner.key.blob_id(plaintext)
-    }
-
-    /// Reads a whole pack file.
-    pub(crate) fn read_pack(&self, pack: &Id) -> RepoResult<Vec<u8>> {
-        Ok(self.inner.store.read(&pack_name(pack), None)?)
-    }
-
-    /// Reads a byte range of a pack file.
-    pub(crate) fn read_pack_range(&self, pack: &Id, start: u64, end: u64) -> RepoResult<Vec<u8>> {
-        Ok(self.inner.store.read(&pack_name(pack), Some(start..end))?)
     }
 
     pub fn read_tree(&self, id: &Id) -> RepoResult<Tree> {
