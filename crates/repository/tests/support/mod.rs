@@ -1,0 +1,119 @@
+//! What the repository's integration tests share: an in-memory repository, and backups of
+//! one file made the way a write session makes them.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifeboat_repository::{
+    BlobKind, Id, KeyKind, Node, NodeKind, RawBytes, Repository, Reuse, SessionLock, Snapshot, SnapshotRoot,
+    SnapshotStatus, SnapshotUnit, Timestamp,
+};
+use lifeboat_storage::{MemoryStore, Store};
+
+pub const WAIT: Duration = Duration::from_secs(5);
+pub const NO_WAIT: Duration = Duration::ZERO;
+/// A device key as Lifeboat generates one: 32 base32 characters.
+pub const DEVICE_KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+pub fn new_repo() -> (Arc<MemoryStore>, Repository) {
+    let store = Arc::new(MemoryStore::new());
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    let repo = Repository::init(store.clone() as Arc<dyn Store>, &secret, KeyKind::Device).expect("init");
+    (store, repo)
+}
+
+pub fn reopen(store: &Arc<MemoryStore>) -> Repository {
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    Repository::open(store.clone() as Arc<dyn Store>, &secret).expect("open")
+}
+
+pub fn take() -> SessionLock<'static> {
+    SessionLock::Take { operation: "test", wait: WAIT }
+}
+
+pub fn file(name: &str, content: Vec<Id>, size: u64) -> Node {
+    Node {
+        name: RawBytes(name.as_bytes().to_vec()),
+        kind: NodeKind::File,
+        mode: 0o600,
+        mtime: Timestamp(1_700_000_000, 0),
+        ctime: Timestamp(1_700_000_000, 0),
+        uid: 1000,
+        gid: 1000,
+        user: None,
+        group: None,
+        size,
+        inode: 1,
+        device: 1,
+        links: 1,
+        content,
+        subtree: None,
+        target: None,
+        rdev: None,
+        xattrs: Vec::new(),
+    }
+}
+
+pub fn snapshot(slug: &str, roots: Vec<Node>) -> Snapshot {
+    let now = jiff::Timestamp::from_second(1_700_000_000).expect("a valid time");
+    let size = roots.iter().map(|n| n.size).sum();
+    Snapshot {
+        version: 1,
+        slug: slug.to_string(),
+        name: slug.to_string(),
+        date: now,
+        finished: now,
+        host: "test".into(),
+        user: "test".into(),
+        uid: 1000,
+        home: RawBytes(b"/home/test".to_vec()),
+        full: false,
+        status: SnapshotStatus::Completed,
+        protected: false,
+        pinned: false,
+        units: vec![SnapshotUnit {
+            name: "notes".into(),
+            title: "Notes".into(),
+            kind: "files".into(),
+            status: SnapshotStatus::Completed,
+            warnings: Vec::new(),
+            error: None,
+            files: roots.len() as u64,
+            dirs: 0,
+            size,
+            not_included: Vec::new(),
+            remove_on_restore: Vec::new(),
+            roots: roots
+                .into_iter()
+                .map(|node| SnapshotRoot {
+                    path: format!("~/{}", String::from_utf8_lossy(&node.name.0)),
+                    absolute: RawBytes(b"/home/test".to_vec()),
+                    node,
+                    selection: false,
+                })
+                .collect(),
+        }],
+        size,
+        files: 1,
+        added: 0,
+        stored: 0,
+        read: 0,
+        tags: Vec::new(),
+        program: "test".into(),
+    }
+}
+
+/// Backs up one file of `data` as backup `slug`; returns the blob's id.
+pub fn back_up(repo: &Repository, slug: &str, data: &[u8]) -> Id {
+    let session = repo.write_session(take(), Reuse::Indexed).expect("session");
+    let (id, _) = session.writer().add(BlobKind::Data, data).expect("add");
+    let len = data.len() as u64;
+    session.commit(|_| snapshot(slug, vec![file(slug, vec![id], len)])).expect("commit");
+    id
+}
+
+pub fn objects(store: &MemoryStore, folder: &str) -> Vec<String> {
+    store.names().into_iter().filter(|n| n.starts_with(&format!("{folder}/"))).collect()
+}
