@@ -3,12 +3,8 @@
 //! directly (the end-to-end suite reaches them only through the binary).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use lifeboat_repository::{
-    BlobKind, CheckOptions, Id, KeyKind, Node, NodeKind, RawBytes, Repository, Reuse, SessionLock, Snapshot,
-    SnapshotRoot, SnapshotStatus, SnapshotUnit, Timestamp,
-};
+use lifeboat_repository::{BlobKind, CheckOptions, KeyKind, Repository, Reuse};
 use lifeboat_storage::{MemoryStore, Store};
 
 mod support;
