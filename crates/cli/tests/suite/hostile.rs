@@ -18,6 +18,10 @@ trait Hands {
     fn remove(&self, name: &str);
     /// Writes an object that looks two days old, where the location lets one say so.
     fn write_old(&self, name: &str, data: &[u8]) -> bool;
+    /// Plants a "pack" of zeros whose trailer claims a header as long as the whole object, as
+    /// large as the location lets one be made cheaply (a sparse file of 4 GiB in a folder);
+    /// returns its size.
+    fn plant_huge_pack(&self, name: &str) -> u64;
 }
 
 struct Folder(PathBuf);
@@ -57,6 +61,16 @@ impl Hands for Folder {
         )
         .unwrap();
         true
+    }
+    fn plant_huge_pack(&self, name: &str) -> u64 {
+        use std::io::{Seek, Write};
+        let size = 4u64 << 30;
+        let p = self.0.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.seek(std::io::SeekFrom::Start(size - 4)).unwrap();
+        f.write_all(&((size - 4) as u32).to_le_bytes()).unwrap();
+        size
     }
 }
 
@@ -123,6 +137,14 @@ impl Hands for Filer {
         // S3 keeps the time of the upload; an object cannot be made to look old.
         self.write(name, data);
         false
+    }
+    fn plant_huge_pack(&self, name: &str) -> u64 {
+        // Uploaded whole: large enough to be seen in the peak memory of a reader that keeps it.
+        let size = 400usize << 20;
+        let mut data = vec![0u8; size];
+        data[size - 4..].copy_from_slice(&((size - 4) as u32).to_le_bytes());
+        self.write(name, &data);
+        size as u64
     }
 }
 
@@ -383,6 +405,61 @@ fn every_case(sb: &Sandbox, hands: &dyn Hands, source: &Path) {
         std::fs::write(&kit, format!("{recovery}\n")).unwrap();
         let o = sb.bare_command().arg("--password-file").arg(&kit).args(["backups", "list"]).output().unwrap();
         assert!(o.status.success(), "{case}: the recovery key opens it again: {}", text(&o));
+    }
+
+    if wanted(10) {
+        // 10. Two data packs of one length swapped: both authenticate under the key, so only
+        // the blob's id tells. The export (which splices stored frames) refuses as the restore
+        // does, names the blob, and leaves no file.
+        let case = "swapped packs of one length";
+        let twin = source.join("sub/twin.bin");
+        let mut made = Vec::new();
+        for seed in [101, 102] {
+            std::fs::write(&twin, random_bytes(5000, seed)).unwrap();
+            let before = hands.list("data");
+            let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+            let added: Vec<String> = hands.list("data").into_iter().filter(|p| !before.contains(p)).collect();
+            // The pack that holds the new file's blob is the larger of what the backup added.
+            let pack = added.into_iter().max_by_key(|p| hands.read(p).len()).expect("a new pack");
+            made.push((slug, pack));
+        }
+        std::fs::remove_file(&twin).unwrap();
+        let (a, b) = (hands.read(&made[0].1), hands.read(&made[1].1));
+        assert_eq!(a.len(), b.len(), "{case}: the two packs are of one length");
+        hands.write(&made[0].1, &b);
+        hands.write(&made[1].1, &a);
+        let file = sb.dir.path().join("swapped.tar");
+        let o = run(sb, &["backups", "export", &made[0].0, "-o", file.to_str().unwrap()]);
+        no_panic(&o, case);
+        assert!(!o.status.success(), "{case}: the export refuses: {}", text(&o));
+        assert!(text(&o).contains("blob ") && text(&o).contains("damaged"), "{case}: names the blob: {}", text(&o));
+        assert!(!file.exists(), "{case}: no file holds the other backup's bytes");
+        let o = run(sb, &["backups", "export", &made[1].0, "-o", "-"]);
+        assert!(!o.status.success(), "{case}: to standard output too: {}", text(&o));
+        hands.write(&made[0].1, &a);
+        hands.write(&made[1].1, &b);
+        sb.ok(&["backups", "export", &made[0].0, "-o", file.to_str().unwrap()]);
+        for (slug, _) in &made {
+            sb.ok(&["backups", "remove", slug]);
+        }
+        sb.ok(&["prune"]);
+    }
+
+    if wanted(11) {
+        // 11. A planted "pack" whose trailer claims a header as long as itself: a backup reads
+        // its trailer and no more (it used to read and hold all of it, on every backup).
+        let case = "planted pack";
+        let name = format!("data/ab/ab{}", &hex64()[2..]);
+        let size = hands.plant_huge_pack(&name);
+        let (o, peak) = run_measuring_memory(sb, &["backups", "new", "--quiet"]);
+        no_panic(&o, case);
+        assert!(o.status.success(), "{case}: the backup is made: {}", text(&o));
+        assert!(peak < 200 << 20, "{case}: a {} MiB file costs no memory (peak {} MiB)", size >> 20, peak >> 20);
+        let (o, peak) = run_measuring_memory(sb, &["check", "--read-data"]);
+        no_panic(&o, case);
+        assert!(peak < 200 << 20, "{case}: nor does check (peak {} MiB): {}", peak >> 20, text(&o));
+        sb.ok(&["prune"]);
+        assert!(!hands.list("data").contains(&name), "{case}: prune removes it");
     }
 }
 
