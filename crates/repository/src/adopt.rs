@@ -61,10 +61,11 @@ impl Repository {
         if adopted.is_empty() {
             return Ok(0);
         }
-        let file = IndexFile { packs: adopted };
-        let n = file.packs.len();
-        let written = self.write_index_file(&file)?;
-        self.inner.index.write().expect("index lock").add_file(written, &file);
+        let n = adopted.len();
+        for file in IndexFile::split(adopted) {
+            let written = self.write_index_file(&file)?;
+            self.inner.index.write().expect("index lock").add_file(written, &file);
+        }
         tracing::info!("adopted {n} packs left by an interrupted backup");
         Ok(n)
     }

@@ -343,14 +343,23 @@ pub(crate) fn read_slots(
     listed: &[lifeboat_storage::ObjectInfo],
     threads: usize,
 ) -> RepoResult<ReadSlots> {
-    let read = crate::parallel::map(threads, listed, |o| store.read(&o.name, None));
+    // A slot larger than any Lifeboat writes is not read: it counts as a damaged one.
+    let read =
+        crate::parallel::map(threads, listed, |o| match crate::limits::within(o, crate::limits::MAX_SMALL_OBJECT) {
+            Ok(()) => store.read(&o.name, None).map(Some),
+            Err(_) => Ok(None),
+        });
     let mut out = ReadSlots { slots: Vec::new(), unreadable: 0, stored: Vec::new() };
     for (o, bytes) in listed.iter().zip(read) {
         // A slot listed and gone: removed meanwhile (by `key remove`, or by a device that
         // lost the race to create this repository and withdrew its own).
         let bytes = match bytes {
             Err(e) if e.is_not_found() => continue,
-            r => r?,
+            Ok(None) => {
+                out.unreadable += 1;
+                continue;
+            }
+            r => r?.unwrap_or_default(),
         };
         let (Ok(file), Some(id)) = (serde_json::from_slice::<KeyFile>(&bytes), crate::pack::pack_id_from_name(&o.name))
         else {

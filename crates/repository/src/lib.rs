@@ -19,6 +19,7 @@ pub mod fuzzing;
 mod id;
 mod index;
 mod keys;
+mod limits;
 mod lock;
 mod making;
 mod pack;

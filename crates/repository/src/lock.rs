@@ -89,7 +89,14 @@ impl Repository {
     /// The live locks other than `own`, read in parallel: a backup's lock costs one listing
     /// and, with nobody else there, no read at all.
     fn other_holders(&self, own: &str) -> RepoResult<Vec<Holder>> {
-        let names: Vec<String> = self.store().list("locks")?.into_iter().map(|o| o.name).filter(|n| n != own).collect();
+        // A lock larger than any Lifeboat writes is planted: it cannot be a holder's.
+        let names: Vec<String> = self
+            .store()
+            .list("locks")?
+            .into_iter()
+            .filter(|o| o.name != own && crate::limits::within(o, crate::limits::MAX_SMALL_OBJECT).is_ok())
+            .map(|o| o.name)
+            .collect();
         let read = crate::parallel::map(self.connections(), &names, |name| {
             let sealed = self.store().read(name, None).ok()?;
             let plain = self.key().open(&sealed, None).ok()?;
@@ -103,6 +110,12 @@ impl Repository {
     pub fn remove_stale_locks(&self) -> RepoResult<usize> {
         let mut n = 0;
         for o in self.store().list("locks")? {
+            if crate::limits::within(&o, crate::limits::MAX_SMALL_OBJECT).is_err() {
+                // Larger than any lock: planted, removed as a stale lock is.
+                self.store().remove(&o.name)?;
+                n += 1;
+                continue;
+            }
             let Ok(sealed) = self.store().read(&o.name, None) else { continue };
             let stale =
                 match self.key().open(&sealed, None).ok().and_then(|p| serde_json::from_slice::<LockFile>(&p).ok()) {

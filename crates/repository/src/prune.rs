@@ -184,8 +184,8 @@ impl Repository {
 /// Writes an index in files of at most a few thousand packs each.
 fn write_split(repo: &Repository, index: IndexFile) -> RepoResult<Vec<Id>> {
     let mut out = Vec::new();
-    for chunk in index.packs.chunks(2000) {
-        out.push(repo.write_index_file(&IndexFile { packs: chunk.to_vec() })?);
+    for file in IndexFile::split(index.packs) {
+        out.push(repo.write_index_file(&file)?);
     }
     Ok(out)
 }

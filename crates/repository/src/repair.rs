@@ -124,11 +124,12 @@ impl Repository {
 
         progress("writing the rebuilt index");
         report.packs_indexed = healthy.len();
-        let file = IndexFile { packs: healthy };
-        let written = self.write_index_file(&file)?;
-        let keep = format!("index/{}", written.to_hex());
+        let mut keep = HashSet::new();
+        for file in IndexFile::split(healthy) {
+            keep.insert(format!("index/{}", self.write_index_file(&file)?.to_hex()));
+        }
         let now: HashSet<String> = self.store().list("index")?.into_iter().map(|o| o.name).collect();
-        for name in old_files.iter().filter(|n| **n != keep && now.contains(*n)) {
+        for name in old_files.iter().filter(|n| !keep.contains(*n) && now.contains(*n)) {
             self.store().remove(name)?;
             report.index_files_replaced += 1;
         }

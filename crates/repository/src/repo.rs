@@ -9,6 +9,7 @@ use crate::cache::{Cached, MetadataCache};
 use crate::crypto::{MasterKey, OpenError, SealedBlob, VerifiedBlob};
 use crate::index::{BlobLocation, Index};
 use crate::keys::{self, slot_name};
+use crate::limits;
 use crate::making::{Gated, Making};
 use crate::pack::pack_name;
 use crate::parallel::joined;
@@ -643,16 +644,16 @@ impl Repository {
 
     /// The index files of a listing of `index/`, read as [`Repository::read_index_files`] does.
     fn read_listed_index_files(&self, listed: Vec<ObjectInfo>) -> Vec<(String, RepoResult<IndexEntry>)> {
-        let ids: Vec<(String, Option<Id>)> =
-            listed.into_iter().map(|o| (o.name.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
+        let ids: Vec<(ObjectInfo, Option<Id>)> =
+            listed.into_iter().map(|o| (o.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
         if let Some(cache) = self.cache() {
             cache.retain(Cached::Index, &ids.iter().filter_map(|(_, id)| *id).collect());
         }
-        crate::parallel::map(self.connections(), &ids, |(name, id)| {
-            let r = id
-                .ok_or_else(|| RepoError::malformed(name.clone(), "not an id"))
+        crate::parallel::map(self.connections(), &ids, |(o, id)| {
+            let r = limits::within(o, limits::MAX_INDEX_FILE)
+                .and_then(|()| id.ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id")))
                 .and_then(|id| Ok((id, self.read_index_file(&id)?)));
-            (name.clone(), r)
+            (o.name.clone(), r)
         })
     }
 
@@ -938,16 +939,16 @@ impl Repository {
     }
 
     fn snapshots_of(&self, listed: Vec<ObjectInfo>) -> RepoResult<SnapshotList> {
-        let ids: Vec<(String, Option<Id>)> =
-            listed.into_iter().map(|o| (o.name.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
+        let ids: Vec<(ObjectInfo, Option<Id>)> =
+            listed.into_iter().map(|o| (o.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
         if let Some(cache) = self.cache() {
             cache.retain(Cached::Snapshot, &ids.iter().filter_map(|(_, id)| *id).collect());
         }
-        let results = crate::parallel::map(self.connections(), &ids, |(name, id)| {
-            let r = id
-                .ok_or_else(|| RepoError::malformed(name.clone(), "not an id"))
+        let results = crate::parallel::map(self.connections(), &ids, |(o, id)| {
+            let r = limits::within(o, limits::MAX_SNAPSHOT)
+                .and_then(|()| id.ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id")))
                 .and_then(|id| Ok((id, self.read_snapshot(&id)?)));
-            (name.clone(), r)
+            (o.name.clone(), r)
         });
         let mut good = Vec::new();
         let mut bad = Vec::new();
@@ -1004,6 +1005,8 @@ impl Repository {
 
     pub fn keys(&self) -> RepoResult<Vec<KeyInfo>> {
         let listed = self.inner.store.list("keys")?;
+        let listed: Vec<ObjectInfo> =
+            listed.into_iter().filter(|o| limits::within(o, limits::MAX_SMALL_OBJECT).is_ok()).collect();
         let read = crate::parallel::map(self.connections(), &listed, |o| self.inner.store.read(&o.name, None));
         let mut out = Vec::new();
         for (o, bytes) in listed.iter().zip(read) {

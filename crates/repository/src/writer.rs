@@ -13,7 +13,7 @@ use crate::adopt::Adoption;
 use crate::cache::Cached;
 use crate::crypto::worth_compressing;
 use crate::pack::{pack_name, FinishedPack, PackBuilder};
-use crate::repofile::index_file::IndexFile;
+use crate::repofile::index_file::{IndexFile, BLOBS_PER_FILE};
 use crate::{BlobKind, Id, RepoError, RepoResult, Repository};
 
 /// Threads writing a pack's folder listings into the metadata cache.
@@ -176,7 +176,7 @@ impl Shared {
         let batch = {
             let mut un = self.unindexed.lock().expect("index batch lock");
             un.packs.push((pack.id, pack.entries));
-            if un.packs.len() >= PACKS_PER_INDEX {
+            if un.packs.len() >= PACKS_PER_INDEX || un.blob_count() >= BLOBS_PER_FILE {
                 Some(std::mem::take(&mut *un))
             } else {
                 None

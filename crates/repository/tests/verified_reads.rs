@@ -246,3 +246,28 @@ fn a_planted_pack_costs_a_bounded_read_whatever_its_trailer_claims() {
     fresh.prune(WAIT, &|_| {}).expect("prune");
     assert!(planted.iter().all(|p| !store.names().contains(p)), "prune removed them");
 }
+
+#[test]
+fn files_planted_larger_than_any_lifeboat_writes_are_not_read() {
+    let (store, repo) = new_repo();
+    back_up(&repo, "first", b"an honest backup");
+    let big = vec![0u8; 80 << 20];
+    let planted: Vec<String> =
+        ["index", "snapshots", "keys", "locks"].iter().map(|folder| format!("{folder}/{}", "5".repeat(64))).collect();
+    for name in &planted {
+        store.write(name, &big).expect("plant");
+    }
+    let counting = Arc::new(Counting { inner: store.clone(), read: Mutex::default() });
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    let fresh = Repository::open(counting.clone() as Arc<dyn Store>, &secret).expect("opens beside them");
+    let (snapshots, unreadable) = fresh.snapshots().expect("list");
+    assert_eq!(snapshots.len(), 1, "the real backup lists");
+    assert!(unreadable.iter().any(|(n, e)| *n == planted[1] && e.to_string().contains("not read")), "{unreadable:?}");
+    back_up(&fresh, "second", b"a backup beside them");
+    fresh.keys().expect("keys");
+    fresh.remove_stale_locks().expect("stale locks");
+    let read = counting.read.lock().expect("lock").clone();
+    for name in &planted {
+        assert_eq!(read.get(name), None, "{name} is refused from its listed size, never read: {read:?}");
+    }
+}

@@ -13,7 +13,35 @@ pub(crate) struct IndexFile {
     pub packs: Vec<(Id, Vec<PackEntry>)>,
 }
 
+/// Blobs an index file lists before the next file is begun: a file stays a few MiB, far
+/// below what a reader accepts (`limits::MAX_INDEX_FILE`), whatever the repository's size.
+pub(crate) const BLOBS_PER_FILE: usize = 100_000;
+
 impl IndexFile {
+    /// The packs in files of at most [`BLOBS_PER_FILE`] blobs (a pack holding more has a
+    /// file of its own), in their order.
+    pub fn split(packs: Vec<(Id, Vec<PackEntry>)>) -> Vec<IndexFile> {
+        let mut files = Vec::new();
+        let mut current = IndexFile::default();
+        let mut blobs = 0;
+        for (pack, entries) in packs {
+            if blobs > 0 && blobs + entries.len() > BLOBS_PER_FILE {
+                files.push(std::mem::take(&mut current));
+                blobs = 0;
+            }
+            blobs += entries.len();
+            current.packs.push((pack, entries));
+        }
+        if !current.packs.is_empty() {
+            files.push(current);
+        }
+        files
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.packs.iter().map(|(_, e)| e.len()).sum()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let n: usize = self.packs.iter().map(|(_, e)| 36 + e.len() * 45).sum();
         let mut out = Vec::with_capacity(5 + n);
@@ -104,5 +132,17 @@ mod tests {
             let _ = IndexFile::decode(&enc[..cut]);
         }
         assert!(IndexFile::decode(b"LBIX\x01\x00").is_err());
+    }
+
+    #[test]
+    fn an_index_is_split_into_files_of_a_bounded_number_of_blobs() {
+        let e = PackEntry { kind: BlobKind::Data, id: Id::random(), offset: 0, length: 50, raw_length: 9 };
+        let pack = |n: usize| (Id::random(), vec![e.clone(); n]);
+        let packs = vec![pack(60_000), pack(30_000), pack(20_000), pack(250_000), pack(5)];
+        let files = IndexFile::split(packs.clone());
+        let counts: Vec<usize> = files.iter().map(IndexFile::blob_count).collect();
+        assert_eq!(counts, [90_000, 20_000, 250_000, 5], "a pack larger than the bound has a file of its own");
+        let rejoined: Vec<_> = files.into_iter().flat_map(|f| f.packs).collect();
+        assert_eq!(rejoined, packs, "every pack once, in order");
     }
 }
