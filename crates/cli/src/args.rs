@@ -342,6 +342,10 @@ pub enum BackupsCommand {
         /// Skip the safety backup of what an in-place restore overwrites.
         #[arg(long)]
         no_safety_backup: bool,
+        /// Take a file whose size and date match the backup's as unchanged, without reading
+        /// it to compare its content (faster; a file damaged with its date intact stays so).
+        #[arg(long)]
+        trust_dates: bool,
         /// Only this file or folder of the backup (repeatable; globs allowed, and a pattern
         /// without / matches names). In place, through the same plan, dry run and safety
         /// backup; what else is in the folders along it stays.

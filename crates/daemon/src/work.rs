@@ -182,6 +182,10 @@ pub struct RestoreSpec {
     /// pattern without `/` matches names); none: all of the units.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// Take a file whose size and date match the backup's as unchanged without comparing its
+    /// content (by default it is compared, so a file damaged on the device is repaired).
+    #[serde(default)]
+    pub trust_dates: bool,
 }
 
 impl RestoreSpec {
@@ -196,6 +200,7 @@ impl RestoreSpec {
             safety_backup: true,
             devices: false,
             paths: self.paths.clone(),
+            trust_dates: self.trust_dates,
         }
     }
 }

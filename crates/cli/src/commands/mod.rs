@@ -69,6 +69,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 mode,
                 map_paths,
                 no_safety_backup,
+                trust_dates,
                 paths,
                 location,
                 json,
@@ -87,6 +88,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     safety_backup: from_file.is_none() && !no_safety_backup,
                     devices,
                     paths,
+                    trust_dates,
                 };
                 match from_file {
                     Some(file) => backup_files::restore(&ctx, &file, order, with_config, json),

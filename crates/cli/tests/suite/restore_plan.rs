@@ -345,3 +345,66 @@ fn a_restore_that_cannot_fit_is_refused_before_it_writes() {
         assert!(walkdir(&tiny).is_empty(), "nothing was written: {:?}", walkdir(&tiny));
     }
 }
+
+/// Flips four bytes in the middle of a file and puts its modification time back, as bit rot
+/// (or a program that writes and keeps the date) leaves it.
+fn rot_keeping_the_date(path: &Path) {
+    let meta = std::fs::metadata(path).unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() / 2;
+    for b in &mut bytes[at..at + 4] {
+        *b ^= 0xff;
+    }
+    std::fs::write(path, bytes).unwrap();
+    let mtime = nix::sys::time::TimeSpec::new(
+        std::os::unix::fs::MetadataExt::mtime(&meta),
+        std::os::unix::fs::MetadataExt::mtime_nsec(&meta),
+    );
+    nix::sys::stat::utimensat(None, path, &mtime, &mtime, nix::sys::stat::UtimensatFlags::NoFollowSymlink).unwrap();
+}
+
+#[test]
+fn bit_rot_with_its_date_put_back_is_repaired_by_an_in_place_restore() {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n");
+    let notes = sb.home.join("notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    // A small file (one blob) and a large one (streamed, several chunks).
+    let files = [(notes.join("todo.txt"), random_bytes(5000, 3)), (notes.join("video.bin"), random_bytes(20 << 20, 4))];
+    for (path, bytes) in &files {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let todo = files[0].0.to_str().unwrap();
+    let runs: [&[&str]; 4] = [&[], &["--mode", "replace"], &["--path", todo], &["--path", todo, "--mode", "replace"]];
+    for extra in runs {
+        let wanted: Vec<&(PathBuf, Vec<u8>)> =
+            files.iter().filter(|(p, _)| !extra.contains(&"--path") || p.ends_with("todo.txt")).collect();
+        for (path, _) in &wanted {
+            rot_keeping_the_date(path);
+        }
+        let mut args = vec!["backups", "restore", &slug, "--dry-run", "--json"];
+        args.extend_from_slice(extra);
+        let plan: serde_json::Value = serde_json::from_str(&sb.ok(&args)).unwrap();
+        let replaced = planned(&plan, "replace");
+        for (path, _) in &wanted {
+            assert!(
+                replaced.iter().any(|r| r == path.to_str().unwrap()),
+                "{extra:?}: the damaged file is replaced: {plan}"
+            );
+        }
+        let trusting = [args.clone(), vec!["--trust-dates"]].concat();
+        let plan: serde_json::Value = serde_json::from_str(&sb.ok(&trusting)).unwrap();
+        assert!(planned(&plan, "replace").is_empty(), "{extra:?}: --trust-dates takes it as unchanged: {plan}");
+
+        let mut args = vec!["backups", "restore", &slug, "--quiet"];
+        args.extend_from_slice(extra);
+        sb.ok(&args);
+        for (path, bytes) in &files {
+            assert!(std::fs::read(path).unwrap() == *bytes, "{extra:?}: {} is as backed up", path.display());
+        }
+    }
+    // A file as backed up is unchanged after its content was compared: nothing to do.
+    let plan: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["backups", "restore", &slug, "--dry-run", "--json"])).unwrap();
+    assert!(planned(&plan, "replace").is_empty(), "{plan}");
+}

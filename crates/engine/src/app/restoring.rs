@@ -29,6 +29,9 @@ pub struct RestoreOrder {
     /// Only these paths of the backup: files or folders, globs allowed (a pattern without
     /// `/` matches names); none: every entry of the units.
     pub paths: Vec<String>,
+    /// A file whose size and date match the backup's is taken as unchanged without comparing
+    /// its content (by default it is compared, so a damaged file is repaired).
+    pub trust_dates: bool,
 }
 
 impl Lifeboat {
@@ -55,6 +58,7 @@ impl Lifeboat {
             map_paths: order.map_paths,
             safety_backup: order.safety_backup,
             paths: order.paths,
+            trust_dates: order.trust_dates,
         };
         restore::run(&found.repo, &found.snapshot, &dirs, &req, progress, &log)
     }

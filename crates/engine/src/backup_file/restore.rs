@@ -102,6 +102,8 @@ pub fn restore(
         mode: req.mode,
         keeper: plan::Keeper { configured: &req.configured, restored: &restored },
         owner: &owner,
+        // A backup file has no index to compare contents with: sizes and dates decide.
+        content: None,
     };
     if req.dry_run {
         let found = dry_items(reader, req, &placed, &archives, &map, &chosen)?;

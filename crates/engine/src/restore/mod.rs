@@ -3,6 +3,7 @@
 //! once, its blobs written at their offsets in parallel), links and special files, the
 //! folders' own metadata deepest first; then the safety backup, and the swap.
 
+mod content;
 mod data;
 pub(crate) mod entry;
 pub(crate) mod fsops;
@@ -51,6 +52,9 @@ pub struct RestoreRequest {
     /// Only these paths of the backup (files or folders, globs allowed; a pattern without `/`
     /// matches names); none: everything of the chosen units.
     pub paths: Vec<String>,
+    /// Take a file whose size and date match the backup's as unchanged without comparing its
+    /// content (faster; a file damaged on the device with its date intact is not repaired).
+    pub trust_dates: bool,
 }
 
 /// What happens to files in a restored folder that the backup does not hold.
@@ -335,6 +339,7 @@ impl Restore<'_> {
             mode: req.mode,
             keeper: plan::Keeper { configured: &req.configured, restored: &restored },
             owner: &owner,
+            content: (!req.trust_dates).then_some(self.repo),
         };
         Ok(plan::build(roots, found, &remove, &cmp))
     }

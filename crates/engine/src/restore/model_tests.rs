@@ -434,6 +434,7 @@ impl Case {
                         map_paths: vec![],
                         safety_backup: true,
                         paths: chosen_paths.clone(),
+                        trust_dates: false,
                     };
                     restore::run(&repo, &snapshot, &rdirs, &req, &Progress::default(), &RunLog::none())
                         .map_err(|e| e.to_string())
@@ -554,6 +555,7 @@ impl Case {
                 map_paths: vec![],
                 safety_backup: false,
                 paths: vec![],
+                trust_dates: false,
             };
             let undo = restore::run(&repo, &safety, &rdirs, &req, &Progress::default(), &RunLog::none())
                 .map_err(|e| format!("{describe}: undo: {e}"))?;
@@ -661,6 +663,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
                 map_paths: vec![],
                 safety_backup: true,
                 paths: vec![],
+                trust_dates: false,
             };
             let e = restore::run(&repo, &planted, &dirs, &req, &Progress::default(), &RunLog::none()).unwrap_err();
             assert!(e.to_string().contains("refused"), "{bad}: {e}");

@@ -555,6 +555,29 @@ pub(crate) struct Compare<'a> {
     pub keeper: Keeper<'a>,
     /// The owner an entry gets (as root); None compares no owners.
     pub owner: &'a OwnerOf<'a>,
+    /// The repository to compare file contents with, when a file's size and date match;
+    /// `None` trusts them (`--trust-dates`, or a backup file, which has no index).
+    pub content: Option<&'a Repository>,
+}
+
+/// The items that are files whose size and time match the backup's but whose content does
+/// not: damaged on this device (bit rot, a write that kept the date). Read in parallel.
+fn damaged_in_place(items: &[Item], repo: &Repository) -> HashSet<usize> {
+    items
+        .par_iter()
+        .enumerate()
+        .filter(|(_, it)| it.node.kind == NodeKind::File && it.node.links <= 1)
+        .filter(|(_, it)| {
+            std::fs::symlink_metadata(&it.dest).is_ok_and(|m| {
+                m.file_type().is_file()
+                    && m.len() == it.node.size
+                    && m.mtime() == it.node.mtime.0
+                    && m.mtime_nsec() as u32 == it.node.mtime.1
+            })
+        })
+        .filter(|(_, it)| super::content::compare(repo, &it.dest, &it.node.content) == super::content::Content::Differs)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Builds the plan: each item compared with what is at its destination now, and what is
@@ -570,6 +593,7 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
     items.sort_by(|a, b| a.dest.cmp(&b.dest));
     // One item per entry of the backup: no room for growth is kept beside them.
     items.shrink_to_fit();
+    let damaged = cmp.content.map(|repo| damaged_in_place(&items, repo)).unwrap_or_default();
     let mut steps = Steps::default();
     // What an undo list removes goes first (unless the backup holds it), so that nothing
     // below decides to keep it.
@@ -592,6 +616,8 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
         let in_fresh = dest.parent().and_then(|p| item_at(&items[..k], p)).is_some_and(Item::fresh);
         let (action, why) = if in_fresh {
             (Action::Create, "the folder it is in is new")
+        } else if damaged.contains(&k) {
+            (Action::Replace, CONTENT_DIFFERS)
         } else {
             compare(dest, node, found.names.get(item.names), cmp.owner)
         };
@@ -743,6 +769,9 @@ fn extra(steps: &mut Steps, root: &Root, path: &Path, is_dir: bool, cmp: &Compar
     }
     kept
 }
+
+/// The reason of a file whose size and date match the backup's but whose content does not.
+pub(crate) const CONTENT_DIFFERS: &str = "its content differs from the backup though its size and date match";
 
 /// The reason of a folder that is as in the backup but for its time.
 pub(crate) const FOLDER_TIME_ONLY: &str = "only its time differs; the restore sets it as in the backup";
