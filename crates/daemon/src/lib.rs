@@ -98,9 +98,7 @@ pub fn serve(opts: ServeOptions) -> Result<Stopped, DaemonError> {
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(DaemonError::Runtime)?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| DaemonError::Listen { addr: listen.clone(), source })?;
+        let listener = serving::listen(addr).map_err(|source| DaemonError::Listen { addr: listen.clone(), source })?;
         let bound = listener.local_addr().map_err(|source| DaemonError::Listen { addr: listen.clone(), source })?;
         (opts.on_listening)(bound);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -7,7 +7,8 @@
 //! - at most so many connections in all and per address, where a new one makes room by
 //!   closing the quietest connection without a request in flight (`connections.rs`);
 //! - an `accept` that fails (EMFILE: out of file descriptors) closes the quietest connection
-//!   and retries shortly, instead of sleeping a whole second per failure or spinning.
+//!   and retries shortly, instead of sleeping a whole second per failure or spinning;
+//! - a listen queue long enough for a burst of connections.
 //!
 //! Requests carry `ConnectInfo<SocketAddr>` as with `into_make_service_with_connect_info`;
 //! on stop, no new connection is taken, idle ones are closed at once and the others finish
@@ -26,7 +27,7 @@ use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -45,6 +46,22 @@ const MAX_BUFFER: usize = 64 * 1024;
 /// After an `accept` that failed for want of resources: long enough not to spin, short
 /// enough that a waiting client is barely delayed.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Connections the kernel completes and queues before the daemon accepts them. The default
+/// of tokio's `TcpListener::bind` (128) is taken up by a burst of connections in a moment;
+/// past it, the kernel drops a client's connection attempt, which it repeats only after a
+/// second. Queued connections use no file descriptor of the daemon's.
+const BACKLOG: u32 = 1024;
+
+/// A listening socket on `addr`, as `TcpListener::bind` makes it, with a longer queue.
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // A daemon started again at once must not find its address taken by the last one's
+    // closing connections.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 /// Serves `app` on `listener` until `stop` turns true; returns once every connection ended.
 pub(crate) async fn serve(listener: TcpListener, app: Router, limits: Limits, mut stop: watch::Receiver<bool>) {
