@@ -35,8 +35,8 @@ impl Limits {
     /// daemon's own work the other half (the event database, repositories and their packs,
     /// the files a backup reads, SSH sessions), so a flood of connections never leaves a job
     /// without a file descriptor nor the listener unable to accept. One address gets at most
-    /// half of the connections, so that a flood from one address (all local users, on
-    /// loopback) evicts only its own and never a client that connects from another.
+    /// half of the connections: once at that cap, a flood from it (all local users, on
+    /// loopback) closes only its own, and clients at other addresses keep the other half.
     pub fn for_open_files(limit: u64) -> Limits {
         let total = (limit / 2).clamp(MIN_TOTAL, MAX_TOTAL) as usize;
         Limits { total, per_address: total / 2 }
