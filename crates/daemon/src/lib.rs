@@ -4,12 +4,14 @@
 
 mod api;
 mod conditions;
+mod connections;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jobs;
 mod notify;
 mod scheduler;
+mod serving;
 mod state;
 pub mod token;
 pub mod web;
@@ -96,22 +98,15 @@ pub fn serve(opts: ServeOptions) -> Result<Stopped, DaemonError> {
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(DaemonError::Runtime)?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| DaemonError::Listen { addr: listen.clone(), source })?;
+        let listener = serving::listen(addr).map_err(|source| DaemonError::Listen { addr: listen.clone(), source })?;
         let bound = listener.local_addr().map_err(|source| DaemonError::Listen { addr: listen.clone(), source })?;
         (opts.on_listening)(bound);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let sched = tokio::spawn(scheduler::run(d.clone(), stop_rx.clone()));
-        let mut stop_http = stop_rx.clone();
         let app = api::router(d.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stop_http.changed().await;
-                })
-                .await
-        });
+        let limits = connections::Limits::for_open_files(connections::open_file_limit());
+        tracing::info!("taking at most {} connections, {} from any one address", limits.total, limits.per_address);
+        let server = tokio::spawn(serving::serve(listener, app, limits, stop_rx.clone()));
         wait_for_signal(&d).await;
         tracing::info!("stopping");
         let _ = stop_tx.send(true);

@@ -1,15 +1,10 @@
 // The sign-in form: trades the token or password for a session cookie, then goes where the
-// person was headed (only ever a path on this site).
+// person was headed (the daemon's redirect, only ever to a page of this site).
 
 const form = document.getElementById('signin');
 const error = document.getElementById('error');
 const secret = document.getElementById('secret');
 secret.focus();
-
-function next() {
-  const n = new URLSearchParams(location.search).get('next') || '/';
-  return n.startsWith('/') && !n.startsWith('//') && !n.startsWith('/signin') ? n : '/';
-}
 
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -33,7 +28,9 @@ form.addEventListener('submit', async (e) => {
     return;
   }
   if (r.ok) {
-    location.assign(next());
+    // Signed in, the sign-in page redirects to `next` once the daemon has checked it is a
+    // page of this site (a check in the daemon only, not here as well).
+    location.replace('/signin' + location.search);
     return;
   }
   const body = await r.json().catch(() => ({}));

@@ -15,6 +15,7 @@ mod local;
 mod metered;
 mod retry;
 mod runtime;
+mod s3_keys;
 mod service;
 mod sftp;
 mod smb;

@@ -112,7 +112,9 @@ impl ServiceStore {
                 // Most S3-compatible servers ignore the region but the signature needs one.
                 b = b.region(region.as_deref().unwrap_or("us-east-1"));
                 match (access_key_id, secret_access_key) {
-                    (Some(id), Some(secret)) => b = b.access_key_id(id).secret_access_key(secret),
+                    // Not `.access_key_id().secret_access_key()`: those keys would be logged
+                    // in full at debug level (s3_keys.rs).
+                    (Some(id), Some(secret)) => b = b.credential_provider_chain(crate::s3_keys::only(id, secret)),
                     _ => b = b.skip_signature(),
                 }
                 let at = endpoint.as_deref().unwrap_or("s3");

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod abuse;
 mod backup_files;
 mod browse;
 mod cache;

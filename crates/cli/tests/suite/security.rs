@@ -143,6 +143,88 @@ fn secrets_never_appear_in_output_logs_events_or_the_api() {
     }
 }
 
+/// `base64 -w0` of `text`: how a password travels in an HTTP Basic `Authorization` header.
+fn base64(text: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("base64 (coreutils)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+#[test]
+fn secrets_never_appear_in_trace_logs_of_real_s3_webdav_and_sftp_operations() {
+    use crate::common::servers::{Seaweed, Sshd, Webdav};
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    let mut s3 = Seaweed::start(&sb.dir.path().join("weed"));
+    s3.create_bucket("traced");
+    let dav = Webdav::start(&sb.dir.path().join("webdav"));
+    let sshd = Sshd::start(&sb.dir.path().join("sshd"));
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!("\n[location.s3]\n{}", s3.location_toml("traced", "/repo")));
+    cfg.push_str(&format!("\n[location.dav]\n{}", dav.location_toml("/repo")));
+    // A password the server is sent (and refuses: it takes keys only).
+    cfg.push_str(&format!(
+        "\n[location.ssh]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\npath = \"/tmp/lifeboat-never\"\npassword = \"{SFTP_PASSWORD}\"\nknown_hosts = \"{}\"\n",
+        sshd.port,
+        sshd.user,
+        sshd.known_hosts.display()
+    ));
+    std::fs::write(&sb.config, cfg).unwrap();
+    // The repository password through the environment this time.
+    let repo_password = std::fs::read_to_string(&sb.password_file).unwrap().trim().to_string();
+    let run = |args: &[&str]| {
+        sb.bare_command()
+            .env("LIFEBOAT_PASSWORD", &repo_password)
+            .env("LIFEBOAT_LOG", "trace")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    for loc in ["s3", "dav"] {
+        let made = run(&["backups", "new", "--location", loc]);
+        assert!(made.status.success(), "{loc}: {}", all_text(&made));
+        let listed = run(&["backups", "list", "--location", loc]);
+        assert!(listed.status.success(), "{loc}: {}", all_text(&listed));
+        seen.push((format!("a backup to {loc}"), all_text(&made)));
+        seen.push((format!("the list of {loc}"), all_text(&listed)));
+    }
+    let refused = run(&["backups", "new", "--location", "ssh"]);
+    assert!(!refused.status.success(), "{}", all_text(&refused));
+    seen.push(("a backup over SFTP with a refused password".into(), all_text(&refused)));
+    // The level was really trace: the signer's and the HTTP client's own lines are there.
+    assert!(seen[0].1.contains("TRACE") && seen[0].1.contains("reqsign"), "{}", seen[0].1);
+    for (name, bytes) in every_file_under(&sb.dir.path().join("xdg-state")) {
+        seen.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+
+    let secrets = [
+        ("the S3 secret key", s3.secret_key.clone()),
+        ("the S3 access key", s3.access_key.clone()),
+        ("the WebDAV password", dav.password.clone()),
+        ("the WebDAV Basic credentials", base64(&format!("{}:{}", dav.user, dav.password))),
+        ("the SFTP password", SFTP_PASSWORD.to_string()),
+        ("the repository password", repo_password.clone()),
+    ];
+    // Every leak, each with its line (the secret masked), to say which library printed it.
+    let mut leaks = Vec::new();
+    for (what, text) in &seen {
+        for (name, secret) in &secrets {
+            for line in text.lines().filter(|l| l.contains(secret.as_str())) {
+                leaks.push(format!("{what} shows {name}: {}", line.replace(secret.as_str(), "<SECRET>")));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+}
+
 #[test]
 fn files_that_hold_secrets_are_readable_by_their_owner_only() {
     let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");

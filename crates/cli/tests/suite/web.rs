@@ -108,6 +108,90 @@ fn without_a_session_every_page_and_api_request_is_refused() {
     assert!(d.stop().success());
 }
 
+/// Whether a `Location` answering a request to `here` leads to a page of the same site.
+fn on_site(here: &reqwest::Url, location: &str) -> bool {
+    // Text that a browser could read as another host is not on the site whatever it resolves to.
+    let plain = location.starts_with('/') && !location.starts_with("//") && !location.starts_with("/\\");
+    plain && here.join(location).is_ok_and(|to| to.origin() == here.origin())
+}
+
+#[test]
+fn after_signing_in_next_leads_only_to_a_page_of_this_site() {
+    let sb = sandbox();
+    let d = Daemon::start(&sb);
+    let c = no_redirects();
+    let here = reqwest::Url::parse(&format!("{}/signin", d.url)).unwrap();
+    let body = serde_json::json!({ "secret": d.token }).to_string();
+    let r = c.post(format!("{}/api/session", d.url)).body(body).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    // Where the sign-in page sends a signed-in browser (the page's script goes there once
+    // the sign-in succeeded): `query` as it stands in the link.
+    let after_sign_in = |query: &str| -> String {
+        let r = c.get(format!("{}/signin?{query}", d.url)).header("cookie", &cookie).send().unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{query}");
+        r.headers()["location"].to_str().unwrap().to_string()
+    };
+    // The two of the issue, as written in a link: once followed, the browser was on evil.example.
+    assert_eq!(after_sign_in("next=/%5Cevil.example/"), "/");
+    assert_eq!(after_sign_in("next=/%09/evil.example"), "/");
+    // Known tricks, each as typed into a link and as a form encodes it.
+    let tricks = [
+        "//evil.example",
+        "//evil.example/a?b=c",
+        "/\\evil.example",
+        "\\/evil.example",
+        "\\\\evil.example",
+        "/%2F%2Fevil.example",
+        "/%5C%5Cevil.example",
+        "/%5Cevil.example",
+        "https://evil.example/",
+        "https:evil.example",
+        "https:/\\evil.example",
+        "http://evil.example@127.0.0.1.evil.example/",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "\t//evil.example",
+        " //evil.example",
+        "///evil.example",
+        "/.//evil.example",
+        "/./\\evil.example",
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+    ];
+    for trick in tricks {
+        let mut encoded = reqwest::Url::parse("http://x/").unwrap();
+        encoded.query_pairs_mut().append_pair("next", trick);
+        for query in [format!("next={trick}"), encoded.query().unwrap().to_string()] {
+            let to = after_sign_in(&query);
+            assert!(on_site(&here, &to), "next={trick:?} (as {query:?}) sent a signed-in browser to {to:?}");
+        }
+    }
+    // Pages of this site: kept, query and all.
+    assert_eq!(after_sign_in("next=%2Fbackups%2F0123abcd%3Flocation%3Dlocal"), "/backups/0123abcd?location=local");
+    assert_eq!(after_sign_in("next=/schedules"), "/schedules");
+    assert_eq!(after_sign_in(""), "/");
+    assert_eq!(after_sign_in("next=/signin"), "/");
+
+    // Without a session: the sign-in page itself (which writes `next` nowhere), and the
+    // redirect to it from a page, whose `next` is that page only if it is one of this site.
+    let r = c.get(format!("{}/signin?next=//evil.example", d.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(!r.text().unwrap().contains("evil.example"));
+    for path in ["//evil.example/", "//evil.example/a?b", "/%5Cevil.example/", "/\\evil.example/", "/%09/evil.example"]
+    {
+        let r = c.get(format!("{}{path}", d.url)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{path}");
+        let to = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(to.starts_with("/signin?next="), "{path} → {to}");
+        let next = here.join(&to).unwrap().query_pairs().find(|(k, _)| k == "next").unwrap().1.into_owned();
+        assert!(on_site(&here, &next), "{path} → {to}: next is {next:?}");
+    }
+}
+
 /// Where Playwright and Chromium are, or why the browser test cannot run.
 #[test]
 fn sign_ins_are_limited_per_address_counted_before_they_are_checked() {

@@ -3,10 +3,13 @@
 //! session; pages without one are sent to `/signin`, API requests get 401.
 
 mod assets;
+mod next;
 pub mod password;
 pub mod session;
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -86,7 +89,14 @@ fn page(body: &'static str) -> Response {
         .into_response()
 }
 
-async fn signin_page() -> Response {
+/// The sign-in page; once signed in, a redirect to where the person was headed (`next`, a
+/// page of this site only: `next.rs`). The page's script comes back here after signing in,
+/// so this check is the only one.
+async fn signin_page(State(d): State<Shared>, method: Method, req: Request) -> Response {
+    if matches!(caller(&d, &method, req.headers()), Caller::Session) {
+        let next = next::from_query(req.uri().query()).unwrap_or_default();
+        return Redirect::to(&next::destination(&next)).into_response();
+    }
     page(assets::SIGNIN_PAGE)
 }
 
@@ -124,8 +134,9 @@ pub async fn fallback(State(d): State<Shared>, req: Request) -> Response {
         return ApiError::not_found("no such route: see /api/openapi.json").into_response();
     }
     if !signed_in {
-        let next = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        return Redirect::to(&format!("/signin?next={}", encode(next))).into_response();
+        // The path asked for, as a page of this site (a path such as `//host/…` is not one).
+        let next = next::destination(req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+        return Redirect::to(&format!("/signin?next={}", encode(&next))).into_response();
     }
     page(assets::APP_PAGE)
 }
@@ -153,11 +164,27 @@ pub struct SessionInfo {
     pub csrf: String,
 }
 
+/// A sign-in's body is read before anyone is known to be signing in: it gets a deadline and
+/// a size, so that a connection trickling one is not kept busy (busy connections are the ones
+/// never closed to make room for others: `connections.rs`).
+const SIGN_IN_BODY_TIME: Duration = Duration::from_secs(10);
+const SIGN_IN_BODY_MAX: usize = 64 * 1024;
+
 async fn sign_in(
     State(d): State<Shared>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
+    let body = match tokio::time::timeout(SIGN_IN_BODY_TIME, axum::body::to_bytes(body, SIGN_IN_BODY_MAX)).await {
+        Ok(Ok(body)) => body,
+        _ => {
+            return Err(ApiError::bad(format!(
+                "the sign-in request did not arrive whole within {} s, or is larger than {} KiB",
+                SIGN_IN_BODY_TIME.as_secs(),
+                SIGN_IN_BODY_MAX / 1024
+            )))
+        }
+    };
     let req: SignInBody = json_body(&body)?;
     let client = session::Client::from(peer.ip());
     if !d.sessions.begin_attempt(client) {

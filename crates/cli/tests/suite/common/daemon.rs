@@ -28,6 +28,26 @@ impl Daemon {
         Self::start_with(sb, sb.bare_command())
     }
 
+    /// A daemon under a lowered open-file limit (soft and hard), as a packaged unit's
+    /// `LimitNOFILE=` or a shell's `ulimit -n` would set it.
+    pub fn start_with_open_files(sb: &Sandbox, limit: u64) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let mut c = sb.command();
+        // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe and
+        // touches nothing of the parent's.
+        unsafe {
+            c.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        Self::start_with(sb, c)
+    }
+
     fn start_with(sb: &Sandbox, mut command: std::process::Command) -> Daemon {
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
