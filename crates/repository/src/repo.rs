@@ -1211,4 +1211,53 @@ mod tests {
         let Ok(found) = Repository::locate(store.clone()).unwrap() else { panic!("the repository made was not found") };
         assert_eq!(found.open(&secret).unwrap().id(), made.id());
     }
+
+    /// Until this change prune wrote the index in files of 2000 packs (`chunks(2000)`) and
+    /// repair wrote it as one file; such files stay in every repository that ran them. 2000
+    /// packs of 16 MiB whose blobs average 16 KiB (a mail folder, source trees) list 2 million
+    /// blobs: a sealed file of about 80 MiB, more than `limits::MAX_INDEX_FILE`. It is now
+    /// refused, its blobs count as missing (restores of the backups that need them fail, a
+    /// backup stores them all again) and `prune`'s strict index load refuses to run.
+    #[test]
+    fn an_index_file_as_prune_wrote_it_before_the_split_is_still_read() {
+        use crate::repofile::index_file::IndexFile;
+        use crate::repofile::pack_header::PackEntry;
+        let store = Arc::new(lifeboat_storage::MemoryStore::new());
+        let secret = Secret::new("correct horse");
+        let repo = Repository::init(store.clone(), &secret, KeyKind::Password).unwrap();
+        repo.load_index().unwrap();
+        let writer = BlobWriter::new(&repo, 1);
+        let (id, _) = writer.add(BlobKind::Data, b"what a backup holds").unwrap();
+        writer.finish().unwrap();
+        let mut packs: Vec<(Id, Vec<PackEntry>)> =
+            repo.inner.index.read().expect("index lock").by_pack().into_iter().collect();
+        for _ in 1..2000 {
+            // Blobs of 1 to 32 KiB as stored, 16 KiB on average, one after another.
+            let mut offset = 0u32;
+            let entries = (0..1000)
+                .map(|_| {
+                    let length = 1024 + rand::random::<u32>() % (31 * 1024);
+                    let e = PackEntry {
+                        kind: BlobKind::Data,
+                        id: Id::random(),
+                        offset,
+                        length,
+                        raw_length: length - crate::crypto::OVERHEAD as u32,
+                    };
+                    offset += length;
+                    e
+                })
+                .collect();
+            packs.push((Id::random(), entries));
+        }
+        let old: Vec<String> = store.list("index").unwrap().into_iter().map(|o| o.name).collect();
+        let written = repo.write_index_file(&IndexFile { packs }).unwrap();
+        for name in old {
+            store.remove(&name).unwrap();
+        }
+        let size = store.size(&format!("index/{}", written.to_hex())).unwrap();
+        assert!(size > crate::limits::MAX_INDEX_FILE, "the file as prune wrote it: {size} bytes");
+        let fresh = Repository::open(store, &secret).unwrap();
+        assert_eq!(fresh.read_blob(&id).unwrap(), b"what a backup holds");
+    }
 }

@@ -1,0 +1,147 @@
+//! Review of the bounds on what a location holds: objects the bounds miss, and objects read
+//! whole after their listing, when someone who can write to the location grows them in
+//! between.
+
+use std::sync::{Arc, Mutex};
+
+use lifeboat_repository::{CheckOptions, Repository};
+use lifeboat_storage::{MemoryStore, ObjectInfo, Store, StoreResult};
+
+mod support;
+
+use support::*;
+
+/// A store that counts the bytes read from each object and, once armed, grows an object
+/// right after a listing of its folder: what someone writing to the location can do at any
+/// moment, between a listing and the read that trusts its sizes.
+struct Watched {
+    inner: Arc<MemoryStore>,
+    read: Mutex<std::collections::HashMap<String, u64>>,
+    /// (folder whose listing triggers it, object to grow, bytes to add)
+    grow: Mutex<Vec<(String, String, usize)>>,
+}
+
+impl Watched {
+    fn new(inner: &Arc<MemoryStore>) -> Arc<Watched> {
+        Arc::new(Watched { inner: inner.clone(), read: Mutex::default(), grow: Mutex::default() })
+    }
+
+    fn read_of(&self, name: &str) -> u64 {
+        self.read.lock().expect("lock").get(name).copied().unwrap_or(0)
+    }
+}
+
+impl Store for Watched {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn prepare(&self) -> StoreResult<()> {
+        self.inner.prepare()
+    }
+    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
+        self.inner.write(name, data)
+    }
+    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
+        self.inner.write_new(name, data)
+    }
+    fn read(&self, name: &str, range: Option<std::ops::Range<u64>>) -> StoreResult<Vec<u8>> {
+        let bytes = self.inner.read(name, range)?;
+        *self.read.lock().expect("lock").entry(name.to_string()).or_default() += bytes.len() as u64;
+        Ok(bytes)
+    }
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
+        let listed = self.inner.list(prefix)?;
+        let mut grow = self.grow.lock().expect("lock");
+        let (now, later): (Vec<_>, Vec<_>) = grow.drain(..).partition(|(folder, _, _)| folder == prefix);
+        *grow = later;
+        for (_, name, by) in now {
+            self.inner.tamper(&name, |bytes| bytes.resize(bytes.len() + by, 0)).expect("grow");
+        }
+        Ok(listed)
+    }
+    fn size(&self, name: &str) -> StoreResult<u64> {
+        self.inner.size(name)
+    }
+    fn remove(&self, name: &str) -> StoreResult<()> {
+        self.inner.remove(name)
+    }
+}
+
+fn open(store: &Arc<Watched>) -> Repository {
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    Repository::open(store.clone() as Arc<dyn Store>, &secret).expect("open")
+}
+
+const MIB: u64 = 1 << 20;
+
+/// `config` is read whole, with no bound, by every open (`Repository::locate`): a planted
+/// 4 GiB (or a sparse 1 TiB) file there costs every command on every device its memory.
+/// The copies in the key slots stand in for a config that cannot be used, so nothing needs
+/// more than a small object's worth of it.
+#[test]
+fn a_config_planted_larger_than_any_lifeboat_writes_is_not_read_whole() {
+    let (store, repo) = new_repo();
+    back_up(&repo, "first", b"an honest backup");
+    store.write("config", &vec![0u8; (80 * MIB) as usize]).expect("plant");
+    let watched = Watched::new(&store);
+    let fresh = open(&watched);
+    assert_eq!(fresh.read_blob(&back_up(&fresh, "second", b"more")).expect("read"), b"more");
+    let read = watched.read_of("config");
+    assert!(read <= 2 * MIB, "the config is a few hundred bytes; {read} bytes of a planted one were read");
+}
+
+/// `check` and `check --repair` read every key slot whole (check.rs `check_key_slots`,
+/// repair.rs key slots), unlike the open, `keys()` and the rest, which refuse a slot larger
+/// than any Lifeboat writes from its listed size.
+#[test]
+fn check_and_repair_do_not_read_a_planted_huge_key_slot() {
+    let (store, repo) = new_repo();
+    back_up(&repo, "first", b"an honest backup");
+    let planted = format!("keys/{}", "5".repeat(64));
+    store.write(&planted, &vec![b' '; (80 * MIB) as usize]).expect("plant");
+    let watched = Watched::new(&store);
+    let fresh = open(&watched);
+    fresh.check(CheckOptions { read_data: false }, &|_| {}).expect("check");
+    assert_eq!(watched.read_of(&planted), 0, "check read the planted key slot whole");
+    fresh.repair(&|_| {}).expect("repair");
+    assert_eq!(watched.read_of(&planted), 0, "repair read the planted key slot whole");
+}
+
+/// The bounds are applied to the sizes a listing gave, and the object is then read whole
+/// (`read(name, None)`): one grown after the listing is read whole, whatever its size.
+/// `check --read-data` lists the packs once and reads them over minutes or hours, so the
+/// window is wide (`pack_read.rs` `read_whole_pack`, the branch `size <= usual_pack_len`;
+/// the same in repair and in the tree cache's fetch of a pack).
+#[test]
+fn a_pack_grown_after_its_listing_is_not_read_whole_by_check() {
+    let (store, repo) = new_repo();
+    back_up(&repo, "first", b"an honest backup");
+    let pack = objects(&store, "data")[0].clone();
+    let watched = Watched::new(&store);
+    let fresh = open(&watched);
+    *watched.grow.lock().expect("lock") = vec![("data".into(), pack.clone(), 200 << 20)];
+    let _ = fresh.check(CheckOptions { read_data: true }, &|_| {});
+    let read = watched.read_of(&pack);
+    assert!(read <= 33 * MIB, "a pack is read within what a pack can be: read {read} bytes");
+}
+
+/// The same for index files and snapshots, read right after their listing
+/// (`repo.rs` `read_named`).
+#[test]
+fn index_files_and_snapshots_grown_after_their_listing_are_not_read_whole() {
+    let (store, repo) = new_repo();
+    back_up(&repo, "first", b"an honest backup");
+    let index = objects(&store, "index")[0].clone();
+    let snapshot = objects(&store, "snapshots")[0].clone();
+    let watched = Watched::new(&store);
+    let fresh = open(&watched);
+    *watched.grow.lock().expect("lock") =
+        vec![("index".into(), index.clone(), 200 << 20), ("snapshots".into(), snapshot.clone(), 200 << 20)];
+    let _ = fresh.load_index();
+    let _ = fresh.snapshots();
+    let (index_read, snapshot_read) = (watched.read_of(&index), watched.read_of(&snapshot));
+    assert!(
+        index_read <= 65 * MIB && snapshot_read <= 65 * MIB,
+        "read within their bound: an index file ({index_read} bytes), a snapshot ({snapshot_read})"
+    );
+}
