@@ -145,3 +145,74 @@ fn index_files_and_snapshots_grown_after_their_listing_are_not_read_whole() {
         "read within their bound: an index file ({index_read} bytes), a snapshot ({snapshot_read})"
     );
 }
+
+/// A store whose reads of packs take a round trip, counting how many are in flight at once;
+/// it takes as many requests at once as S3 and SFTP do.
+struct Remote {
+    inner: Arc<MemoryStore>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl Store for Remote {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn prepare(&self) -> StoreResult<()> {
+        self.inner.prepare()
+    }
+    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
+        self.inner.write(name, data)
+    }
+    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
+        self.inner.write_new(name, data)
+    }
+    fn read(&self, name: &str, range: Option<std::ops::Range<u64>>) -> StoreResult<Vec<u8>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !name.starts_with("data/") {
+            return self.inner.read(name, range);
+        }
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let r = self.inner.read(name, range);
+        self.in_flight.fetch_sub(1, SeqCst);
+        r
+    }
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn size(&self, name: &str) -> StoreResult<u64> {
+        self.inner.size(name)
+    }
+    fn remove(&self, name: &str) -> StoreResult<()> {
+        self.inner.remove(name)
+    }
+    fn connections(&self) -> usize {
+        16
+    }
+}
+
+/// Adoption reserves, for each pack, the longest header a pack of its size could have
+/// (`adopt.rs`: `budget.take(max_header_len(size, …).min(size))`, about 16.4 MB for a full
+/// 16 MiB pack) against a budget of 32 MiB, before reading even its 4-byte trailer: the
+/// packs an interrupted backup leaves (full ones) have their headers read two at a time
+/// instead of `connections()` (16 on S3 and SFTP) at a time, though a real header is a few
+/// KiB. A resumed backup waits on the adoption for the first blob the index lacks.
+#[test]
+fn adoption_reads_the_headers_of_full_packs_as_wide_as_the_location_takes() {
+    let (store, repo) = new_repo();
+    back_up(&repo, "first", b"an honest backup");
+    // Packs an interrupted backup left, full size (their content does not matter here: the
+    // reservation is made from the listed size, before any read).
+    for i in 0..16 {
+        let name = format!("data/{i:02x}/{i:02x}{}", "3".repeat(62));
+        store.write(&name, &vec![0u8; 16 << 20]).expect("plant");
+    }
+    let remote = Arc::new(Remote { inner: store.clone(), in_flight: Default::default(), most: Default::default() });
+    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
+    let fresh = Repository::open(remote.clone() as Arc<dyn Store>, &secret).expect("open");
+    back_up(&fresh, "second", b"a backup that adopts");
+    let most = remote.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most >= 8, "pack headers were read {most} at a time, of the 16 the location takes");
+}
