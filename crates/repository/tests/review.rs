@@ -216,3 +216,35 @@ fn adoption_reads_the_headers_of_full_packs_as_wide_as_the_location_takes() {
     let most = remote.most.load(std::sync::atomic::Ordering::SeqCst);
     assert!(most >= 8, "pack headers were read {most} at a time, of the 16 the location takes");
 }
+
+/// `limits::MAX_SNAPSHOT` holds on reading only: `save_snapshot` writes a snapshot of any
+/// size, and a backup keeps one warning per file it could not read or that changed while
+/// read (engine `Archiver::warn`, unbounded). A backup with millions of warnings is saved,
+/// reported finished, then listed as unreadable: it cannot be restored, and `prune` stops
+/// for good ("prune stops rather than drop data an unreadable backup may need").
+#[test]
+fn a_snapshot_lifeboat_saves_is_one_it_reads_back() {
+    let (_store, repo) = new_repo();
+    back_up(&repo, "first", b"an honest backup");
+    let mut snap = repo.snapshots().expect("list").0.remove(0).1;
+    // Warnings as paths are: little repetition between them (random here, 6 bits a byte).
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    snap.units[0].warnings = (0..900_000)
+        .map(|_| {
+            (0..100)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    ALPHABET[(x % 64) as usize] as char
+                })
+                .collect()
+        })
+        .collect();
+    snap.slug = "many-warnings".into();
+    let saved = repo.save_snapshot(&snap).expect("saved, and reported finished");
+    let (listed, unreadable) = repo.snapshots().expect("list");
+    assert!(unreadable.is_empty(), "a snapshot Lifeboat saved is refused on reading: {unreadable:?}");
+    assert!(listed.iter().any(|(i, _)| *i == saved));
+}
