@@ -42,9 +42,11 @@ impl Repository {
         // rayon's pool itself. Headers read at once are bounded in bytes as well as in count.
         let budget = Budget::new(HEADERS_AT_ONCE);
         let adopted: Vec<_> = crate::parallel::map(self.connections(), &orphans, |(id, size)| {
-            // At most what a header can be, and a bounded number of bytes at once.
-            let _share = budget.take(max_header_len(*size, self.pack_size() as u64).min(*size));
-            match self.read_header_within(id, *size).ok()? {
+            // The trailer first, then the header it claims within a bounded number of bytes
+            // read at once across the threads (a real header is a few KiB).
+            let claimed = self.read_pack_range(id, size.checked_sub(4)?, *size).ok()?.trailer()?;
+            let _share = budget.take(claimed.min(max_header_len(*size, self.pack_size() as u64)));
+            match self.read_header_claimed(id, *size, claimed).ok()? {
                 Ok(entries) => Some((*id, entries)),
                 Err(why) => {
                     tracing::warn!(

@@ -201,10 +201,14 @@ impl Repository {
                     let damaged = blobs
                         .iter()
                         .filter_map(|e| {
-                            let sealed = bytes.blob(e.offset as usize, e.length as usize)?;
-                            self.decode_blob(&e.id, sealed, e.raw_length as usize)
-                                .err()
-                                .map(|_| (e.id, format!("pack {}: blob {} is damaged", pack.short(), e.id.short())))
+                            let damaged = || (e.id, format!("pack {}: blob {} is damaged", pack.short(), e.id.short()));
+                            match bytes.blob(e.offset as usize, e.length as usize) {
+                                Some(sealed) => {
+                                    self.decode_blob(&e.id, sealed, e.raw_length as usize).err().map(|_| damaged())
+                                }
+                                // Beyond what could be read of the pack: as good as damaged.
+                                None => Some(damaged()),
+                            }
                         })
                         .collect();
                     (damaged, header)
@@ -283,8 +287,10 @@ impl Repository {
         let mut recovery = false;
         let mut without_copy: Vec<String> = Vec::new();
         for o in self.store().list("keys")? {
-            let bytes = match self.store().read(&o.name, None) {
-                Err(e) if e.is_not_found() => continue,
+            let bytes = match crate::limits::read_listed(self.store().as_ref(), &o, crate::limits::MAX_SMALL_OBJECT) {
+                Err(crate::RepoError::Store(e)) if e.is_not_found() => continue,
+                // Larger than any slot: refused unread, reported as an unreadable slot.
+                Err(crate::RepoError::Malformed { .. }) => Vec::new(),
                 r => r?,
             };
             let fix = "run `lifeboat check --repair` to remove it, then add the password or key it held again (`lifeboat key add`)";

@@ -346,7 +346,7 @@ pub(crate) fn read_slots(
     // A slot larger than any Lifeboat writes is not read: it counts as a damaged one.
     let read =
         crate::parallel::map(threads, listed, |o| match crate::limits::within(o, crate::limits::MAX_SMALL_OBJECT) {
-            Ok(()) => store.read(&o.name, None).map(Some),
+            Ok(()) => crate::limits::read_as_listed(store, &o.name, o.size).map(Some),
             Err(_) => Ok(None),
         });
     let mut out = ReadSlots { slots: Vec::new(), unreadable: 0, stored: Vec::new() };

@@ -90,15 +90,15 @@ impl Repository {
     /// and, with nobody else there, no read at all.
     fn other_holders(&self, own: &str) -> RepoResult<Vec<Holder>> {
         // A lock larger than any Lifeboat writes is planted: it cannot be a holder's.
-        let names: Vec<String> = self
+        let listed: Vec<lifeboat_storage::ObjectInfo> = self
             .store()
             .list("locks")?
             .into_iter()
             .filter(|o| o.name != own && crate::limits::within(o, crate::limits::MAX_SMALL_OBJECT).is_ok())
-            .map(|o| o.name)
             .collect();
-        let read = crate::parallel::map(self.connections(), &names, |name| {
-            let sealed = self.store().read(name, None).ok()?;
+        let read = crate::parallel::map(self.connections(), &listed, |o| {
+            let name = &o.name;
+            let sealed = crate::limits::read_as_listed(self.store().as_ref(), name, o.size).ok()?;
             let plain = self.key().open(&sealed, None).ok()?;
             let file = serde_json::from_slice::<LockFile>(&plain).ok()?;
             (!is_stale(&file)).then(|| Holder { name: name.clone(), file })
@@ -116,7 +116,7 @@ impl Repository {
                 n += 1;
                 continue;
             }
-            let Ok(sealed) = self.store().read(&o.name, None) else { continue };
+            let Ok(sealed) = crate::limits::read_as_listed(self.store().as_ref(), &o.name, o.size) else { continue };
             let stale =
                 match self.key().open(&sealed, None).ok().and_then(|p| serde_json::from_slice::<LockFile>(&p).ok()) {
                     Some(f) => is_stale(&f),

@@ -173,6 +173,9 @@ impl Store for Gated {
         self.wait("write", name)?;
         self.inner.write_new(name, data)
     }
+    fn read_at_most(&self, name: &str, max: u64) -> StoreResult<Result<Vec<u8>, u64>> {
+        self.inner.read_at_most(name, max)
+    }
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
         self.inner.read(name, range)
     }

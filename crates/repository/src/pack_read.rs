@@ -34,7 +34,8 @@ impl Repository {
     /// is unusable, the index: `indexed_end`) says its blobs go.
     pub(crate) fn read_whole_pack(&self, pack: &Id, size: u64, indexed_end: Option<u64>) -> RepoResult<WholePack> {
         if size <= self.usual_pack_len() {
-            let bytes = PackBytes::new(self.inner.store.read(&pack_name(pack), None)?);
+            // As long as listed: a pack grown since reads short, and its header fails.
+            let bytes = self.read_pack_range(pack, 0, size)?;
             let header = bytes.header(self.key());
             return Ok(WholePack { bytes: Some(bytes), header });
         }
@@ -58,6 +59,20 @@ impl Repository {
         };
         let Some(hlen) = self.read_pack_range(pack, trailer_at, size)?.trailer() else {
             return Ok(Err("its length field cannot be read".into()));
+        };
+        self.read_header_claimed(pack, size, hlen)
+    }
+
+    /// A pack's header of the length `hlen` its trailer claims, read only when a pack of
+    /// `size` bytes can have one that long.
+    pub(crate) fn read_header_claimed(
+        &self,
+        pack: &Id,
+        size: u64,
+        hlen: u64,
+    ) -> RepoResult<Result<Vec<PackEntry>, String>> {
+        let Some(trailer_at) = size.checked_sub(4) else {
+            return Ok(Err("shorter than its length field".into()));
         };
         let Some(data_end) = trailer_at.checked_sub(hlen) else {
             return Ok(Err(format!("header length {hlen} exceeds the pack")));

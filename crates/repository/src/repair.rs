@@ -237,8 +237,10 @@ impl Repository {
                 report.lost.push(format!("{} is not a key slot's name: removed", o.name));
                 continue;
             };
-            let bytes = match self.store().read(&o.name, None) {
-                Err(e) if e.is_not_found() => continue,
+            let bytes = match crate::limits::read_listed(self.store().as_ref(), &o, crate::limits::MAX_SMALL_OBJECT) {
+                Err(RepoError::Store(e)) if e.is_not_found() => continue,
+                // Larger than any slot: refused unread, removed as an unreadable one.
+                Err(RepoError::Malformed { .. }) => Vec::new(),
                 r => r?,
             };
             let (why, slot) = match serde_json::from_slice::<KeyFile>(&bytes) {

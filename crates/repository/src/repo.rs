@@ -418,7 +418,10 @@ impl Repository {
     /// without asking the location again.
     pub fn locate(store: Arc<dyn Store>) -> RepoResult<Result<Found, Empty>> {
         let (listed, config, snapshots) = std::thread::scope(|scope| {
-            let config = scope.spawn(|| store.read("config", None));
+            // A config larger than any is not kept: it reads as a damaged one, for which a
+            // key slot's copy stands in.
+            let config =
+                scope.spawn(|| store.read_at_most("config", limits::MAX_SMALL_OBJECT).map(|r| r.unwrap_or_default()));
             // Nearly every command lists the snapshots next: asked now, it costs no wait.
             let snapshots = scope.spawn(|| store.list("snapshots").ok().map(|l| (Instant::now(), l)));
             let listed = store.list("keys");
@@ -652,14 +655,15 @@ impl Repository {
         crate::parallel::map(self.connections(), &ids, |(o, id)| {
             let r = limits::within(o, limits::MAX_INDEX_FILE)
                 .and_then(|()| id.ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id")))
-                .and_then(|id| Ok((id, self.read_index_file(&id)?)));
+                .and_then(|id| Ok((id, self.read_index_file_listed(&id, Some(o.size))?)));
             (o.name.clone(), r)
         })
     }
 
-    pub(crate) fn read_index_file(&self, id: &Id) -> RepoResult<IndexFile> {
+    /// An index file, read as long as its listing said (`listed`) when it was listed.
+    fn read_index_file_listed(&self, id: &Id, listed: Option<u64>) -> RepoResult<IndexFile> {
         let name = format!("index/{}", id.to_hex());
-        self.read_named(Cached::Index, &name, id, |plain| {
+        self.read_named(Cached::Index, &name, id, listed, |plain| {
             IndexFile::decode(plain).map_err(|e| RepoError::malformed(&name, e))
         })
     }
@@ -672,6 +676,7 @@ impl Repository {
         kind: Cached,
         name: &str,
         id: &Id,
+        listed: Option<u64>,
         decode: impl Fn(&[u8]) -> RepoResult<T>,
     ) -> RepoResult<T> {
         let cache = self.cache();
@@ -686,7 +691,10 @@ impl Repository {
                 }
             }
         }
-        let sealed = self.inner.store.read(name, None)?;
+        let sealed = match listed {
+            Some(size) => limits::read_as_listed(self.inner.store.as_ref(), name, size)?,
+            None => self.inner.store.read(name, None)?,
+        };
         let v = self.open_named(name, id, &sealed, &decode)?;
         if let Some(c) = cache {
             c.put(kind, id, &sealed);
@@ -873,10 +881,26 @@ impl Repository {
         serde_json::to_vec(tree).expect("trees serialise")
     }
 
-    /// Writes a snapshot; its file name is the hash of its stored bytes.
+    /// Writes a snapshot; its file name is the hash of its stored bytes. A unit's warnings
+    /// beyond [`limits::MAX_WARNINGS`] are kept as a count (the run's log lists every one), so
+    /// that no snapshot is saved larger than a reader accepts.
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> RepoResult<Id> {
         self.forget_open_listing();
-        let sealed = self.inner.key.seal(&serde_json::to_vec(snapshot).expect("snapshots serialise"), true);
+        let capped;
+        let snapshot = if snapshot.units.iter().any(|u| u.warnings.len() > limits::MAX_WARNINGS) {
+            capped = limits::cap_warnings(snapshot.clone());
+            &capped
+        } else {
+            snapshot
+        };
+        let plain = serde_json::to_vec(snapshot).expect("snapshots serialise");
+        let sealed = self.inner.key.seal(&plain, true);
+        if sealed.len() as u64 > limits::MAX_SNAPSHOT {
+            return Err(RepoError::malformed(
+                format!("backup {}", snapshot.slug),
+                format!("its record would be {} MiB, more than a reader accepts", sealed.len() >> 20),
+            ));
+        }
         let id = Id::of_stored(&sealed);
         self.inner.store.write(&format!("snapshots/{}", id.to_hex()), &sealed)?;
         if let Some(c) = self.cache() {
@@ -904,8 +928,13 @@ impl Repository {
     }
 
     pub fn read_snapshot(&self, id: &Id) -> RepoResult<Snapshot> {
+        self.read_snapshot_listed(id, None)
+    }
+
+    /// A snapshot, read as long as its listing said (`listed`) when it was listed.
+    fn read_snapshot_listed(&self, id: &Id, listed: Option<u64>) -> RepoResult<Snapshot> {
         let name = format!("snapshots/{}", id.to_hex());
-        self.read_named(Cached::Snapshot, &name, id, |plain| {
+        self.read_named(Cached::Snapshot, &name, id, listed, |plain| {
             serde_json::from_slice(plain).map_err(|e| RepoError::malformed(&name, e))
         })
     }
@@ -947,7 +976,7 @@ impl Repository {
         let results = crate::parallel::map(self.connections(), &ids, |(o, id)| {
             let r = limits::within(o, limits::MAX_SNAPSHOT)
                 .and_then(|()| id.ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id")))
-                .and_then(|id| Ok((id, self.read_snapshot(&id)?)));
+                .and_then(|id| Ok((id, self.read_snapshot_listed(&id, Some(o.size))?)));
             (o.name.clone(), r)
         });
         let mut good = Vec::new();
@@ -1007,7 +1036,9 @@ impl Repository {
         let listed = self.inner.store.list("keys")?;
         let listed: Vec<ObjectInfo> =
             listed.into_iter().filter(|o| limits::within(o, limits::MAX_SMALL_OBJECT).is_ok()).collect();
-        let read = crate::parallel::map(self.connections(), &listed, |o| self.inner.store.read(&o.name, None));
+        let read = crate::parallel::map(self.connections(), &listed, |o| {
+            limits::read_as_listed(self.inner.store.as_ref(), &o.name, o.size)
+        });
         let mut out = Vec::new();
         for (o, bytes) in listed.iter().zip(read) {
             let bytes = match bytes {
@@ -1256,7 +1287,8 @@ mod tests {
             store.remove(&name).unwrap();
         }
         let size = store.size(&format!("index/{}", written.to_hex())).unwrap();
-        assert!(size > crate::limits::MAX_INDEX_FILE, "the file as prune wrote it: {size} bytes");
+        // Larger than the first bound tried (64 MiB), which refused such files.
+        assert!(size > 64 << 20, "the file as prune wrote it: {size} bytes");
         let fresh = Repository::open(store, &secret).unwrap();
         assert_eq!(fresh.read_blob(&id).unwrap(), b"what a backup holds");
     }

@@ -63,6 +63,13 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    fn read_at_most(&self, name: &str, max: u64) -> StoreResult<Result<Vec<u8>, u64>> {
+        check_name(name)?;
+        let objects = self.lock();
+        let bytes = objects.get(name).ok_or_else(|| StoreError::NotFound { name: name.to_string() })?;
+        Ok(if bytes.len() as u64 > max { Err(bytes.len() as u64) } else { Ok(bytes.clone()) })
+    }
+
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
         check_name(name)?;
         let objects = self.lock();

@@ -41,6 +41,13 @@ pub trait Store: Send + Sync {
     fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool>;
     /// Reads a whole object, or the given byte range of it.
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>>;
+    /// Reads a whole object of at most `max` bytes; `Ok(Err(size))` when it is larger. For an
+    /// object whose size no listing gave (the config): a backend that can learn the size
+    /// with the read itself refuses before reading; the others read it, then refuse.
+    fn read_at_most(&self, name: &str, max: u64) -> StoreResult<Result<Vec<u8>, u64>> {
+        let bytes = self.read(name, None)?;
+        Ok(if bytes.len() as u64 > max { Err(bytes.len() as u64) } else { Ok(bytes) })
+    }
     /// Lists the objects under a prefix (`data`, `index`, …).
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>>;
     /// The size of an object.
