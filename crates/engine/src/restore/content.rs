@@ -15,28 +15,34 @@ use lifeboat_repository::{Id, Repository};
 pub(crate) enum Content {
     Same,
     Differs,
-    /// The file cannot be read, or a blob's length is unknown: nothing is concluded.
+    /// The file cannot be opened (or is no longer a regular file), or a blob's length is
+    /// unknown: nothing is concluded.
     Unknown,
 }
 
 /// Compares the file at `path` (never through a symbolic link) with `content`, the blob ids
 /// of a backup's entry.
 pub(crate) fn compare(repo: &Repository, path: &Path, content: &[Id]) -> Content {
-    let Ok(file) = File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NOATIME).open(path).or_else(
+    // Never through a link, and never waiting: something swapped in for the file since it was
+    // looked at (a FIFO, say) is not opened for good, and is no regular file.
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let Ok(file) = File::options().read(true).custom_flags(flags | libc::O_NOATIME).open(path).or_else(
         // O_NOATIME is refused for files another user owns.
-        |_| File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path),
+        |_| File::options().read(true).custom_flags(flags).open(path),
     ) else {
         return Content::Unknown;
     };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Content::Unknown;
+    }
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut buf = Vec::new();
     for id in content {
         let Some(len) = repo.blob_length(id).and_then(|l| usize::try_from(l).ok()) else { return Content::Unknown };
         buf.resize(len, 0);
-        match reader.read_exact(&mut buf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Content::Differs,
-            Err(_) => return Content::Unknown,
+        // Shorter than the backup's, or unreadable (a bad sector): either way, restore it.
+        if reader.read_exact(&mut buf).is_err() {
+            return Content::Differs;
         }
         if repo.blob_id(&buf) != *id {
             return Content::Differs;
@@ -44,7 +50,6 @@ pub(crate) fn compare(repo: &Repository, path: &Path, content: &[Id]) -> Content
     }
     match reader.read(&mut [0u8; 1]) {
         Ok(0) => Content::Same,
-        Ok(_) => Content::Differs,
-        Err(_) => Content::Unknown,
+        _ => Content::Differs,
     }
 }
