@@ -5,79 +5,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use lifeboat_repository::{CheckOptions, Repository};
-use lifeboat_storage::{MemoryStore, ObjectInfo, Store, StoreResult};
+use lifeboat_repository::CheckOptions;
+use lifeboat_storage::Store;
 
 mod support;
 
 use support::*;
-
-/// A store that counts the bytes read from each object and, once armed, grows an object
-/// right after a listing of its folder: what someone writing to the location can do at any
-/// moment, between a listing and the read that trusts its sizes.
-struct Watched {
-    inner: Arc<MemoryStore>,
-    read: Mutex<std::collections::HashMap<String, u64>>,
-    /// (folder whose listing triggers it, object to grow, bytes to add)
-    grow: Mutex<Vec<(String, String, usize)>>,
-}
-
-impl Watched {
-    fn new(inner: &Arc<MemoryStore>) -> Arc<Watched> {
-        Arc::new(Watched { inner: inner.clone(), read: Mutex::default(), grow: Mutex::default() })
-    }
-
-    fn read_of(&self, name: &str) -> u64 {
-        self.read.lock().expect("lock").get(name).copied().unwrap_or(0)
-    }
-}
-
-impl Store for Watched {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn prepare(&self) -> StoreResult<()> {
-        self.inner.prepare()
-    }
-    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
-        self.inner.write(name, data)
-    }
-    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
-        self.inner.write_new(name, data)
-    }
-    fn read(&self, name: &str, range: Option<std::ops::Range<u64>>) -> StoreResult<Vec<u8>> {
-        let bytes = self.inner.read(name, range)?;
-        *self.read.lock().expect("lock").entry(name.to_string()).or_default() += bytes.len() as u64;
-        Ok(bytes)
-    }
-    fn read_at_most(&self, name: &str, max: u64) -> StoreResult<Result<Vec<u8>, u64>> {
-        let r = self.inner.read_at_most(name, max)?;
-        let n = r.as_ref().map_or(0, |b| b.len() as u64);
-        *self.read.lock().expect("lock").entry(name.to_string()).or_default() += n;
-        Ok(r)
-    }
-    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
-        let listed = self.inner.list(prefix)?;
-        let mut grow = self.grow.lock().expect("lock");
-        let (now, later): (Vec<_>, Vec<_>) = grow.drain(..).partition(|(folder, _, _)| folder == prefix);
-        *grow = later;
-        for (_, name, by) in now {
-            self.inner.tamper(&name, |bytes| bytes.resize(bytes.len() + by, 0)).expect("grow");
-        }
-        Ok(listed)
-    }
-    fn size(&self, name: &str) -> StoreResult<u64> {
-        self.inner.size(name)
-    }
-    fn remove(&self, name: &str) -> StoreResult<()> {
-        self.inner.remove(name)
-    }
-}
-
-fn open(store: &Arc<Watched>) -> Repository {
-    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
-    Repository::open(store.clone() as Arc<dyn Store>, &secret).expect("open")
-}
 
 const MIB: u64 = 1 << 20;
 
@@ -91,7 +24,7 @@ fn a_config_planted_larger_than_any_lifeboat_writes_is_not_read_whole() {
     back_up(&repo, "first", b"an honest backup");
     store.write("config", &vec![0u8; (80 * MIB) as usize]).expect("plant");
     let watched = Watched::new(&store);
-    let fresh = open(&watched);
+    let fresh = watched.open();
     assert_eq!(fresh.read_blob(&back_up(&fresh, "second", b"more")).expect("read"), b"more");
     let read = watched.read_of("config");
     assert!(read <= 2 * MIB, "the config is a few hundred bytes; {read} bytes of a planted one were read");
@@ -107,7 +40,7 @@ fn check_and_repair_do_not_read_a_planted_huge_key_slot() {
     let planted = format!("keys/{}", "5".repeat(64));
     store.write(&planted, &vec![b' '; (80 * MIB) as usize]).expect("plant");
     let watched = Watched::new(&store);
-    let fresh = open(&watched);
+    let fresh = watched.open();
     fresh.check(CheckOptions { read_data: false }, &|_| {}).expect("check");
     assert_eq!(watched.read_of(&planted), 0, "check read the planted key slot whole");
     fresh.repair(&|_| {}).expect("repair");
@@ -125,7 +58,7 @@ fn a_pack_grown_after_its_listing_is_not_read_whole_by_check() {
     back_up(&repo, "first", b"an honest backup");
     let pack = objects(&store, "data")[0].clone();
     let watched = Watched::new(&store);
-    let fresh = open(&watched);
+    let fresh = watched.open();
     *watched.grow.lock().expect("lock") = vec![("data".into(), pack.clone(), 200 << 20)];
     let _ = fresh.check(CheckOptions { read_data: true }, &|_| {});
     let read = watched.read_of(&pack);
@@ -141,7 +74,7 @@ fn index_files_and_snapshots_grown_after_their_listing_are_not_read_whole() {
     let index = objects(&store, "index")[0].clone();
     let snapshot = objects(&store, "snapshots")[0].clone();
     let watched = Watched::new(&store);
-    let fresh = open(&watched);
+    let fresh = watched.open();
     *watched.grow.lock().expect("lock") =
         vec![("index".into(), index.clone(), 200 << 20), ("snapshots".into(), snapshot.clone(), 200 << 20)];
     let _ = fresh.load_index();
@@ -153,64 +86,8 @@ fn index_files_and_snapshots_grown_after_their_listing_are_not_read_whole() {
     );
 }
 
-/// A store that takes as many requests at once as S3 and SFTP do, and holds each read of a
-/// pack until [`WIDE`] are in flight (or a deadline passes): what it records is how many the
-/// reader had in flight at most, whatever the machine's speed.
-struct Remote {
-    inner: Arc<MemoryStore>,
-    in_flight: Mutex<(usize, bool)>,
-    changed: std::sync::Condvar,
-    most: std::sync::atomic::AtomicUsize,
-}
-
 /// Reads of packs in flight at once that a reader as wide as the location reaches.
 const WIDE: usize = 8;
-
-impl Store for Remote {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn prepare(&self) -> StoreResult<()> {
-        self.inner.prepare()
-    }
-    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
-        self.inner.write(name, data)
-    }
-    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
-        self.inner.write_new(name, data)
-    }
-    fn read(&self, name: &str, range: Option<std::ops::Range<u64>>) -> StoreResult<Vec<u8>> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if !name.starts_with("data/") {
-            return self.inner.read(name, range);
-        }
-        let mut state = self.in_flight.lock().expect("lock");
-        state.0 += 1;
-        self.most.fetch_max(state.0, SeqCst);
-        if state.0 >= WIDE {
-            state.1 = true;
-        }
-        self.changed.notify_all();
-        let deadline = std::time::Duration::from_secs(5);
-        let (mut state, _) =
-            self.changed.wait_timeout_while(state, deadline, |(_, released)| !*released).expect("lock");
-        state.0 -= 1;
-        drop(state);
-        self.inner.read(name, range)
-    }
-    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-    fn size(&self, name: &str) -> StoreResult<u64> {
-        self.inner.size(name)
-    }
-    fn remove(&self, name: &str) -> StoreResult<()> {
-        self.inner.remove(name)
-    }
-    fn connections(&self) -> usize {
-        16
-    }
-}
 
 /// Adoption reserves, for each pack, the longest header a pack of its size could have
 /// (`adopt.rs`: `budget.take(max_header_len(size, …).min(size))`, about 16.4 MB for a full
@@ -228,16 +105,31 @@ fn adoption_reads_the_headers_of_full_packs_as_wide_as_the_location_takes() {
         let name = format!("data/{i:02x}/{i:02x}{}", "3".repeat(62));
         store.write(&name, &vec![0u8; 16 << 20]).expect("plant");
     }
-    let remote = Arc::new(Remote {
-        inner: store.clone(),
-        in_flight: Mutex::default(),
-        changed: std::sync::Condvar::new(),
-        most: Default::default(),
-    });
-    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
-    let fresh = Repository::open(remote.clone() as Arc<dyn Store>, &secret).expect("open");
+    // Each read of a pack is held until WIDE are in flight (or five seconds passed).
+    let in_flight = Arc::new((Mutex::new((0usize, false)), std::sync::Condvar::new()));
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (gate, seen) = (in_flight.clone(), most.clone());
+    let hold = move |name: &str| {
+        if !name.starts_with("data/") {
+            return;
+        }
+        let (lock, changed) = &*gate;
+        let mut state = lock.lock().expect("lock");
+        state.0 += 1;
+        seen.fetch_max(state.0, std::sync::atomic::Ordering::SeqCst);
+        if state.0 >= WIDE {
+            state.1 = true;
+        }
+        changed.notify_all();
+        let deadline = std::time::Duration::from_secs(5);
+        let (mut state, _) = changed.wait_timeout_while(state, deadline, |(_, released)| !*released).expect("lock");
+        state.0 -= 1;
+    };
+    // As many requests at once as S3 and SFTP take.
+    let remote = Arc::new(Watched::holding(&store, Some(Box::new(hold)), 16));
+    let fresh = remote.open();
     back_up(&fresh, "second", b"a backup that adopts");
-    let most = remote.most.load(std::sync::atomic::Ordering::SeqCst);
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
     assert!(most >= WIDE, "pack headers were read {most} at a time, of the 16 the location takes");
 }
 

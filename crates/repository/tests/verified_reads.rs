@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use lifeboat_repository::{BlobKind, BlobPayload, CheckOptions, Id, RepoError, Repository, Reuse, Tree};
-use lifeboat_storage::{MemoryStore, ObjectInfo, Store, StoreResult};
+use lifeboat_storage::{MemoryStore, Store};
 
 mod support;
 
@@ -176,41 +176,6 @@ fn prune_refuses_to_carry_a_swapped_blob_into_a_new_pack_and_deletes_nothing() {
     assert!(reopen(&store).check(CheckOptions { read_data: true }, &|_| {}).expect("check").is_clean());
 }
 
-/// A store that counts the bytes read from each object.
-struct Counting {
-    inner: Arc<MemoryStore>,
-    read: Mutex<std::collections::HashMap<String, u64>>,
-}
-
-impl Store for Counting {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn prepare(&self) -> StoreResult<()> {
-        self.inner.prepare()
-    }
-    fn write(&self, name: &str, data: &[u8]) -> StoreResult<()> {
-        self.inner.write(name, data)
-    }
-    fn write_new(&self, name: &str, data: &[u8]) -> StoreResult<bool> {
-        self.inner.write_new(name, data)
-    }
-    fn read(&self, name: &str, range: Option<std::ops::Range<u64>>) -> StoreResult<Vec<u8>> {
-        let bytes = self.inner.read(name, range)?;
-        *self.read.lock().expect("lock").entry(name.to_string()).or_default() += bytes.len() as u64;
-        Ok(bytes)
-    }
-    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-    fn size(&self, name: &str) -> StoreResult<u64> {
-        self.inner.size(name)
-    }
-    fn remove(&self, name: &str) -> StoreResult<()> {
-        self.inner.remove(name)
-    }
-}
-
 #[test]
 fn a_planted_pack_costs_a_bounded_read_whatever_its_trailer_claims() {
     let (store, repo) = new_repo();
@@ -226,13 +191,12 @@ fn a_planted_pack_costs_a_bounded_read_whatever_its_trailer_claims() {
         store.write(&name, &bytes).expect("plant");
         planted.push(name);
     }
-    let counting = Arc::new(Counting { inner: store.clone(), read: Mutex::default() });
-    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
-    let fresh = Repository::open(counting.clone() as Arc<dyn Store>, &secret).expect("open");
+    let counting = Watched::new(&store);
+    let fresh = counting.open();
     // A backup adopts what no index lists: it reads each planted trailer, and a header only
     // where one that long fits a pack.
     back_up(&fresh, "second", b"made beside the planted files");
-    let read = counting.read.lock().expect("lock").clone();
+    let read = counting.reads();
     let of = |name: &String| read.get(name).copied().unwrap_or(0);
     assert_eq!(of(&planted[0]), 4, "a header as long as the file is not read: {read:?}");
     assert_eq!(of(&planted[1]), 4, "half the file is more than a header can be: {read:?}");
@@ -240,7 +204,7 @@ fn a_planted_pack_costs_a_bounded_read_whatever_its_trailer_claims() {
     // check and repair read them within the same bounds, and prune removes them.
     fresh.check(CheckOptions { read_data: true }, &|_| {}).expect("check");
     fresh.repair(&|_| {}).expect("repair");
-    let read = counting.read.lock().expect("lock").clone();
+    let read = counting.reads();
     let total: u64 = planted.iter().map(of).sum();
     assert!(total < 3 * 16_000_004 + 24, "check and repair read them within bounds too: {read:?}");
     fresh.prune(WAIT, &|_| {}).expect("prune");
@@ -259,16 +223,15 @@ fn files_planted_larger_than_any_lifeboat_writes_are_not_read() {
         let size = if name.starts_with("index/") { 260 << 20 } else { 80 << 20 };
         store.write(name, &vec![0u8; size]).expect("plant");
     }
-    let counting = Arc::new(Counting { inner: store.clone(), read: Mutex::default() });
-    let secret = lifeboat_repository::Secret::new(DEVICE_KEY);
-    let fresh = Repository::open(counting.clone() as Arc<dyn Store>, &secret).expect("opens beside them");
+    let counting = Watched::new(&store);
+    let fresh = counting.open();
     let (snapshots, unreadable) = fresh.snapshots().expect("list");
     assert_eq!(snapshots.len(), 1, "the real backup lists");
     assert!(unreadable.iter().any(|(n, e)| *n == planted[1] && e.to_string().contains("not read")), "{unreadable:?}");
     back_up(&fresh, "second", b"a backup beside them");
     fresh.keys().expect("keys");
     fresh.remove_stale_locks().expect("stale locks");
-    let read = counting.read.lock().expect("lock").clone();
+    let read = counting.reads();
     for name in &planted {
         assert_eq!(read.get(name), None, "{name} is refused from its listed size, never read: {read:?}");
     }
