@@ -141,7 +141,7 @@ impl Watched {
 
     pub fn holding(
         inner: &Arc<MemoryStore>,
-        hold: Option<Box<dyn Fn(&str) + Send + Sync>>,
+        hold: Option<Hold>,
         connections: usize,
     ) -> Watched {
         Watched { inner: inner.clone(), read: Default::default(), grow: Default::default(), hold, connections }
