@@ -4,6 +4,7 @@
 
 mod common;
 
+mod backup_file_budgets;
 mod backup_files;
 mod browse;
 mod cache;
