@@ -377,6 +377,23 @@ mod tests {
         tar
     }
 
+    /// The fuzz target's seeds of units (first byte 0: a tar; 1: a zstd stream) are read to
+    /// their end, so that mutations start from inputs that reach every entry.
+    #[test]
+    fn the_fuzz_seeds_of_units_are_read_whole() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/backup_file");
+        for (name, entries) in [("unit-tar-pax", 4), ("unit-zstd-pax", 4), ("unit-tar-sparse", 1)] {
+            let data = std::fs::read(seeds.join(name)).unwrap();
+            let stream = match data.split_first() {
+                Some((0, tar)) => zstd::bulk::compress(tar, 1).unwrap(),
+                Some((1, stream)) => stream.to_vec(),
+                _ => panic!("{name}: not a unit seed"),
+            };
+            let read = read(&unit(false), &stream, None);
+            assert_eq!(read.map_err(|e| e.to_string()), Ok(entries), "{name}");
+        }
+    }
+
     #[test]
     fn a_zstd_frame_that_asks_for_a_huge_window_is_refused() {
         let tar = small_tar();
