@@ -207,7 +207,9 @@ fn read_unit(
         let Some(pass) = passphrase else {
             return Err(no_key("it is encrypted: give its password"));
         };
-        let dec = age::Decryptor::new(input).map_err(|e| fail(format!("its encryption header is damaged ({e})")))?;
+        let header = age_header(input).map_err(fail)?;
+        let dec = age::Decryptor::new(io::Cursor::new(header).chain(input))
+            .map_err(|e| fail(format!("its encryption header is damaged ({e})")))?;
         let id = passphrase_identity(pass);
         let r = dec.decrypt(std::iter::once(&id as &dyn age::Identity)).map_err(|e| match e {
             age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
@@ -266,6 +268,31 @@ impl UnitBudget {
         })?;
         Ok(())
     }
+}
+
+/// The longest age header read (16 KiB). Lifeboat writes one scrypt stanza, about 150 bytes;
+/// age's own reader keeps a header of any length in memory and parses it again from its
+/// start each time it needs more.
+pub(crate) const MAX_AGE_HEADER: usize = 16 * 1024;
+
+/// Reads an age header up to its last line (`--- MAC`), refusing one past [`MAX_AGE_HEADER`].
+fn age_header(input: &mut dyn Read) -> Result<Vec<u8>, String> {
+    let mut header = Vec::new();
+    let mut line_start = 0;
+    let mut byte = [0u8; 1];
+    while header.len() < MAX_AGE_HEADER {
+        if input.read(&mut byte).map_err(|e| damaged(&e))? == 0 {
+            return Err("its encryption header is cut short: the file is damaged".into());
+        }
+        header.push(byte[0]);
+        if byte[0] == b'\n' {
+            if header[line_start..].starts_with(b"--- ") {
+                return Ok(header);
+            }
+            line_start = header.len();
+        }
+    }
+    Err(format!("refused: its encryption header passes {} KiB", MAX_AGE_HEADER / 1024))
 }
 
 /// Words for an error met while reading a unit's stream.
@@ -417,6 +444,20 @@ mod tests {
         let at = out.windows(own.len()).position(|w| w == own.as_bytes()).expect("the scrypt stanza");
         out.splice(at..at + own.len(), format!(" {log_n}\n").into_bytes());
         out
+    }
+
+    #[test]
+    fn an_age_header_past_16_kib_is_refused_before_it_is_parsed() {
+        let own = encrypted_asking(SCRYPT_LOG_N);
+        let at = own.windows(4).position(|w| w == b"\n-> ").expect("a stanza") + 1;
+        // 2,000 stanzas of a kind no identity takes (a 36 KiB header), before the real one.
+        let mut piled = own[..at].to_vec();
+        for _ in 0..2_000 {
+            piled.extend_from_slice(b"-> junk-stanza ab\n\n");
+        }
+        piled.extend_from_slice(&own[at..]);
+        let err = read(&unit(true), &piled, Some("pw")).unwrap_err().to_string();
+        assert!(err.contains("refused: its encryption header passes 16 KiB"), "{err}");
     }
 
     #[test]
