@@ -51,6 +51,11 @@ pub enum EngineError {
     BackupFile { file: String, detail: String },
     #[error("backup file {file}: {detail}")]
     BackupFilePassword { file: String, detail: String },
+    #[error(
+        "backup file {file}: this file asks for {mib} MiB of memory to open, and Lifeboat's own ask for \
+         {most} MiB: it is refused before its password is tried (it was not made by Lifeboat, or was altered)"
+    )]
+    BackupFileCost { file: String, mib: u64, most: u64 },
     #[error("the operation was cancelled")]
     Cancelled,
     /// A failure with nothing more to say than its words (a thread that could not start, a
@@ -204,9 +209,10 @@ impl EngineError {
             | EngineError::PasswordFile { .. }
             | EngineError::EmptyPassword(_)
             | EngineError::BackupFilePassword { .. } => K::WrongKey,
-            EngineError::BackupFile { .. } | EngineError::UnsafeBackup { .. } | EngineError::Outside { .. } => {
-                K::Damaged
-            }
+            EngineError::BackupFile { .. }
+            | EngineError::BackupFileCost { .. }
+            | EngineError::UnsafeBackup { .. }
+            | EngineError::Outside { .. } => K::Damaged,
             EngineError::NoRoom { .. }
             | EngineError::SafetyBackup { .. }
             | EngineError::SameLocation { .. }

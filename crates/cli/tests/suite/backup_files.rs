@@ -324,7 +324,7 @@ fn a_backup_file_whose_unit_roots_climb_out_or_are_relative_is_refused() {
 /// A backup of one unit (docs) in a repository opened by a device key, so that its unit file
 /// is a plain .tar.zst; the sandbox also has an empty location. Returns the sandbox, the
 /// exported file and its manifest.
-fn plain_backup_file() -> (Sandbox, PathBuf, serde_json::Value) {
+pub(crate) fn plain_backup_file() -> (Sandbox, PathBuf, serde_json::Value) {
     let plain = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
     std::fs::create_dir_all(plain.home.join("docs")).unwrap();
     std::fs::write(plain.home.join("docs/a.txt"), "a").unwrap();
@@ -339,7 +339,7 @@ fn plain_backup_file() -> (Sandbox, PathBuf, serde_json::Value) {
     (plain, good, manifest)
 }
 
-fn read_entry(file: &Path, name: &str) -> Vec<u8> {
+pub(crate) fn read_entry(file: &Path, name: &str) -> Vec<u8> {
     let mut a = tar::Archive::new(std::fs::File::open(file).unwrap());
     for e in a.entries().unwrap() {
         let mut e = e.unwrap();
@@ -353,7 +353,7 @@ fn read_entry(file: &Path, name: &str) -> Vec<u8> {
 }
 
 /// A backup file around one unit's `.tar.zst`, with a matching manifest and checksums.
-fn wrap(manifest: &serde_json::Value, unit: &[u8], out: &Path) {
+pub(crate) fn wrap(manifest: &serde_json::Value, unit: &[u8], out: &Path) {
     let mut m = manifest.clone();
     m["units"][0]["size"] = unit.len().into();
     m["units"][0]["encrypted"] = false.into();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use lifeboat_repository::{BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Reuse, SessionLock, Snapshot, Tree};
 
 use super::manifest::UnitFile;
-use super::read::{tar_problem, FileReader, UnitTar};
+use super::read::{tar_problem, FileReader, UnitBudget, UnitTar};
 use super::restore::node_of;
 use super::tarfmt::{Content, EntryKind};
 use crate::progress::Progress;
@@ -51,7 +51,9 @@ pub fn import(
     let mut roots: HashMap<String, Vec<Option<Node>>> = HashMap::new();
     let mut read = |unit: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
         progress.set_phase(format!("importing {}", unit.name));
-        let nodes = unit_nodes(repo, session.writer(), unit, tar, &map, progress)?;
+        let declared = manifest.backup.units.iter().find(|u| u.name == unit.name).map_or(0, |u| u.size);
+        let mut budget = UnitBudget::new(declared);
+        let nodes = unit_nodes(repo, session.writer(), unit, tar, &map, &mut budget, progress)?;
         roots.insert(unit.name.clone(), nodes);
         Ok(())
     };
@@ -85,6 +87,7 @@ fn unit_nodes(
     unit: &UnitFile,
     tar: &mut UnitTar<'_>,
     map: &PathMap,
+    budget: &mut UnitBudget,
     progress: &Progress,
 ) -> EngineResult<Vec<Option<Node>>> {
     let chunker = repo.chunker();
@@ -119,6 +122,9 @@ fn unit_nodes(
                 ),
             });
         }
+        budget
+            .take(&e)
+            .map_err(|detail| EngineError::BackupFile { file: String::new(), detail: format!("refused: {detail}") })?;
         if e.kind == EntryKind::Dir {
             folders.insert(path.clone());
         }

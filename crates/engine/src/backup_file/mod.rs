@@ -23,7 +23,7 @@ pub use restore::{restore, FileRestoreRequest};
 
 /// scrypt work factor of the passphrase recipient: 2^17 iterations take about half a second
 /// and 128 MiB, under the memory bound of an export.
-const SCRYPT_LOG_N: u8 = 17;
+pub(crate) const SCRYPT_LOG_N: u8 = 17;
 
 pub(crate) fn passphrase_recipient(passphrase: &str) -> age::scrypt::Recipient {
     let mut r = age::scrypt::Recipient::new(age::secrecy::SecretString::from(passphrase.to_owned()));
@@ -33,9 +33,15 @@ pub(crate) fn passphrase_recipient(passphrase: &str) -> age::scrypt::Recipient {
 
 pub(crate) fn passphrase_identity(passphrase: &str) -> age::scrypt::Identity {
     let mut i = age::scrypt::Identity::new(age::secrecy::SecretString::from(passphrase.to_owned()));
-    // Files from other age tools may use a higher work factor; refuse only absurd ones.
-    i.set_max_work_factor(22);
+    // The work factor is the file's to choose and is spent before the password is known to
+    // be right: nothing above what Lifeboat itself writes, as for the repository's key slots.
+    i.set_max_work_factor(SCRYPT_LOG_N);
     i
+}
+
+/// Memory scrypt takes at work factor `log_n` (`128 · r · N` bytes with r = 8, age's choice).
+pub(crate) fn scrypt_mib(log_n: u8) -> u64 {
+    1u64.checked_shl(u32::from(log_n)).map_or(u64::MAX, |n| n.saturating_mul(1024) >> 20)
 }
 
 /// Length of an age file of `plain` bytes whose header (with the payload nonce) is

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use lifeboat_repository::{Node, NodeKind, RawBytes, Timestamp, Xattr};
 
 use super::manifest::{Manifest, UnitFile};
-use super::read::{tar_problem, FileReader, UnitTar};
+use super::read::{tar_problem, FileReader, UnitBudget, UnitTar};
 use super::tarfmt::{EntryKind, TarEntry};
 use crate::meta;
 use crate::paths::Dirs;
@@ -155,12 +155,12 @@ pub fn restore(
         }
         let mut extract = |unit: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
             progress.set_phase(format!("restoring {}", unit.name));
-            let limit = backup.units.iter().find(|u| u.name == unit.name).map(|u| u.size).unwrap_or(0);
+            let declared = backup.units.iter().find(|u| u.name == unit.name).map(|u| u.size).unwrap_or(0);
             let mine: Vec<&Root> = roots.iter().filter(|r| r.unit == unit.name).collect();
             let mut x = Extractor {
                 roots: &mine,
                 req,
-                limit,
+                budget: UnitBudget::new(declared),
                 as_root,
                 owners: &owners,
                 symlinks: HashSet::new(),
@@ -309,8 +309,8 @@ struct FolderLast {
 struct Extractor<'a> {
     roots: &'a [&'a Root],
     req: &'a FileRestoreRequest,
-    /// The unit's size: no file in it can be larger.
-    limit: u64,
+    /// What the unit's files may still hold, of what the room check was told.
+    budget: UnitBudget,
     as_root: bool,
     owners: &'a Owners,
     /// Archive paths that are symlinks: nothing may be written through them.
@@ -383,12 +383,7 @@ impl Extractor<'_> {
     fn entry(&mut self, e: TarEntry, tar: &mut UnitTar<'_>) -> EngineResult<()> {
         let (path, root) = self.place(&e.path)?;
         let shown = String::from_utf8_lossy(&e.path).into_owned();
-        if e.size > self.limit {
-            return Err(refuse(format!(
-                "entry {shown:?} declares {} bytes, more than its whole unit ({} bytes)",
-                e.size, self.limit
-            )));
-        }
+        self.budget.take(&e).map_err(refuse)?;
         self.parent_ready(&path, root)?;
         let node = node_of(&e, self.map);
         let owner = self.as_root.then(|| self.owners.resolve_node(&node)).flatten();

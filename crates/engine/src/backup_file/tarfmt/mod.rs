@@ -53,7 +53,7 @@ pub(crate) fn padding(len: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::read::parse_time;
     use super::write::{pax_time, record};
     use super::*;
@@ -129,6 +129,84 @@ mod tests {
         let mut damaged = encode_header(&entry("a", EntryKind::Dir, 0));
         damaged[600] ^= 1;
         assert!(matches!(TarReader::new(&damaged[..]).next(), Err(TarError::Malformed(_))));
+    }
+
+    /// A raw header block of type `flag` announcing `body`, then the body padded to a block:
+    /// what a hostile writer makes by hand.
+    pub(crate) fn raw_entry(flag: u8, name: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut h = [0u8; BLOCK as usize];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", body.len()).as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = flag;
+        h[257..265].copy_from_slice(b"ustar\x0000");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let mut out = h.to_vec();
+        out.extend_from_slice(body);
+        out.resize(out.len() + padding(body.len() as u64) as usize, 0);
+        out
+    }
+
+    /// One pax record of exactly `len` bytes (a comment, which readers ignore).
+    pub(crate) fn pax_record_of(len: usize) -> Vec<u8> {
+        let digits = len.to_string().len();
+        let value = len - digits - " comment=\n".len();
+        let mut r = format!("{len} comment=").into_bytes();
+        r.resize(r.len() + value, b'v');
+        r.push(b'\n');
+        assert_eq!(r.len(), len);
+        r
+    }
+
+    fn error_of(archive: &[u8]) -> String {
+        let mut r = TarReader::new(archive);
+        loop {
+            match r.next() {
+                Ok(Some(_)) => continue,
+                Ok(None) => return String::new(),
+                Err(e) => return e.to_string(),
+            }
+        }
+    }
+
+    #[test]
+    fn extended_headers_before_one_entry_are_bounded_in_all() {
+        let pax = pax_record_of(600 * 1024);
+        let name = vec![b'n'; 60 * 1024];
+        let file = raw_entry(b'0', b"home/a", b"x");
+        // Each header is within its own limit, and one of each is fine.
+        let mut one = raw_entry(b'x', b"PaxHeader", &pax);
+        one.extend(raw_entry(b'L', b"././@LongLink", &name));
+        one.extend(raw_entry(b'K', b"././@LongLink", &name));
+        one.extend(&file);
+        one.extend([0u8; 1024]);
+        assert_eq!(error_of(&one), "");
+        let piled: [(u8, &[u8]); 3] = [(b'x', &pax), (b'L', &name), (b'K', &name)];
+        for (flag, body) in piled {
+            let mut archive = Vec::new();
+            for _ in 0..20 {
+                archive.extend(raw_entry(flag, b"PaxHeader", body));
+            }
+            archive.extend(&file);
+            archive.extend([0u8; 1024]);
+            let err = error_of(&archive);
+            assert!(err.contains("KiB of extended headers before one entry"), "{}: {err}", flag as char);
+        }
+    }
+
+    #[test]
+    fn global_headers_are_bounded_in_the_whole_archive() {
+        let pax = pax_record_of(600 * 1024);
+        let mut archive = Vec::new();
+        for i in 0..4 {
+            archive.extend(raw_entry(b'g', b"GlobalHead", &pax));
+            archive.extend(raw_entry(b'0', format!("home/{i}").as_bytes(), b"x"));
+        }
+        archive.extend([0u8; 1024]);
+        assert!(error_of(&archive).contains("KiB of global headers in one archive"), "{}", error_of(&archive));
     }
 
     #[test]

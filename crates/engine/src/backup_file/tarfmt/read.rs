@@ -9,6 +9,14 @@ use lifeboat_repository::Timestamp;
 const MAX_PAX: u64 = 1 << 20;
 const MAX_LONG_NAME: u64 = 64 * 1024;
 const MAX_SPARSE_SEGMENTS: u64 = 1 << 20;
+/// All extended headers before one entry (pax `x`, GNU `L` and `K`, each header block
+/// counted with its body): one pax header at its limit and a long name and link at theirs.
+/// Each header alone is bounded, but they pile up: pax records add to each other, and a
+/// compressed stream makes thousands of them from a few bytes.
+pub(crate) const MAX_ENTRY_HEADERS: u64 = MAX_PAX + 2 * MAX_LONG_NAME + 3 * BLOCK;
+/// All global pax headers (`g`) of one archive: Lifeboat writes none, and their records are
+/// not used, but each costs a read.
+pub(crate) const MAX_GLOBAL_HEADERS: u64 = MAX_PAX + BLOCK;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TarError {
@@ -34,11 +42,13 @@ pub(crate) struct TarReader<R> {
     segments: std::collections::VecDeque<(u64, u64)>,
     at: u64,
     done: bool,
+    /// Bytes of global headers read so far (bounded by [`MAX_GLOBAL_HEADERS`]).
+    globals: u64,
 }
 
 impl<R: Read> TarReader<R> {
     pub fn new(inner: R) -> Self {
-        TarReader { inner, left: 0, pad: 0, segments: Default::default(), at: 0, done: false }
+        TarReader { inner, left: 0, pad: 0, segments: Default::default(), at: 0, done: false, globals: 0 }
     }
 
     pub fn into_inner(self) -> R {
@@ -89,6 +99,7 @@ impl<R: Read> TarReader<R> {
         let mut pax: PaxRecords = Vec::new();
         let mut long_name = None;
         let mut long_link = None;
+        let mut headers = 0u64;
         loop {
             let h = self.read_block()?;
             if h.iter().all(|&b| b == 0) {
@@ -102,6 +113,11 @@ impl<R: Read> TarReader<R> {
                     if size > MAX_PAX {
                         return Err(malformed(format!("an extended header of {size} bytes is refused")));
                     }
+                    if h[156] == b'x' {
+                        headers = spend(headers, size, MAX_ENTRY_HEADERS, "extended headers before one entry")?;
+                    } else {
+                        self.globals = spend(self.globals, size, MAX_GLOBAL_HEADERS, "global headers in one archive")?;
+                    }
                     let body = self.read_body(size)?;
                     if h[156] == b'x' {
                         pax.extend(parse_pax(&body)?);
@@ -111,6 +127,7 @@ impl<R: Read> TarReader<R> {
                     if size > MAX_LONG_NAME {
                         return Err(malformed(format!("a long name of {size} bytes is refused")));
                     }
+                    headers = spend(headers, size, MAX_ENTRY_HEADERS, "extended headers before one entry")?;
                     let mut body = self.read_body(size)?;
                     while body.last() == Some(&0) {
                         body.pop();
@@ -353,6 +370,16 @@ impl<R: Read> Read for Content<'_, R> {
         self.pos += n as u64;
         Ok(n)
     }
+}
+
+/// Adds an extended header (its block and its body) to what was `spent` of a `budget`, or
+/// refuses it once the sum passes.
+fn spend(spent: u64, body: u64, budget: u64, what: &str) -> Result<u64, TarError> {
+    let total = spent.saturating_add(BLOCK).saturating_add(body);
+    if total > budget {
+        return Err(malformed(format!("more than {} KiB of {what}", budget / 1024)));
+    }
+    Ok(total)
 }
 
 fn cstr(field: &[u8]) -> &[u8] {
