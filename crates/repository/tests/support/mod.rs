@@ -139,11 +139,7 @@ impl Watched {
         Arc::new(Watched::holding(inner, None, 4))
     }
 
-    pub fn holding(
-        inner: &Arc<MemoryStore>,
-        hold: Option<Hold>,
-        connections: usize,
-    ) -> Watched {
+    pub fn holding(inner: &Arc<MemoryStore>, hold: Option<Hold>, connections: usize) -> Watched {
         Watched { inner: inner.clone(), read: Default::default(), grow: Default::default(), hold, connections }
     }
 
