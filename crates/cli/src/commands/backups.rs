@@ -98,25 +98,36 @@ fn status_words(s: SnapshotStatus) -> &'static str {
     }
 }
 
+/// An error's sentence, naming its location unless it already does.
+fn located(location: &str, error: &lifeboat_engine::EngineError) -> String {
+    let msg = exit::sentence(error);
+    if msg.contains(&format!("location {location}")) {
+        msg
+    } else {
+        format!("location {location}: {msg}")
+    }
+}
+
 pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, tags: &[String], json: bool) -> Result<i32> {
     let mut listing = ctx.list_backups(location, host)?;
     listing.backups.retain(|b| tags.iter().all(|t| b.tags.contains(t)));
     let mut code = exit::OK;
-    if listing.asked == 1 {
-        if let Some(u) = listing.unavailable.into_iter().next() {
-            return Err(u.error.into());
+    if listing.unavailable.len() == listing.asked {
+        // Not one location could be listed (a wrong password, every server down): what they
+        // hold is unknown, not empty. The first one's error is the command's, with its exit
+        // code; the others are named too.
+        let mut unavailable = listing.unavailable.into_iter();
+        if let Some(first) = unavailable.next() {
+            for u in unavailable {
+                eprintln!("lifeboat: {}", located(&u.location, &u.error));
+            }
+            return Err(first.error.into());
         }
     } else {
         // One location out of reach (a card not inserted, a server down) does not hide the
         // others' backups: it is reported, and the exit code says the list is partial.
         for u in &listing.unavailable {
-            let msg = exit::sentence(&u.error);
-            let named = if msg.contains(&format!("location {}", u.location)) {
-                msg
-            } else {
-                format!("location {}: {msg}", u.location)
-            };
-            eprintln!("lifeboat: {named}");
+            eprintln!("lifeboat: {}", located(&u.location, &u.error));
             code = exit::WARNINGS;
         }
     }

@@ -144,3 +144,31 @@ fn a_vanished_or_unreadable_path_is_a_warning_not_a_silent_drop() {
     let w = info["unit_details"][0]["warnings"][0].as_str().unwrap();
     assert!(w.contains("missing") && w.contains("does not exist"), "{w}");
 }
+
+/// Issue 48, finding 4: with two locations and the wrong password, `backups list` used to
+/// print "No backups yet" on standard output and exit 3, the real reason only on standard
+/// error. Not one location could be listed: that is the error, with its own exit code.
+#[test]
+fn a_wrong_password_for_every_location_is_an_error_not_an_empty_list() {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n");
+    fs::create_dir_all(sb.home.join("notes")).unwrap();
+    fs::write(sb.home.join("notes/todo.txt"), "milk").unwrap();
+    let second = sb.dir.path().join("second");
+    let mut config = fs::read_to_string(&sb.config).unwrap();
+    config.push_str(&format!("\n[location.second]\ntype = \"local\"\npath = \"{}\"\n", second.display()));
+    fs::write(&sb.config, config).unwrap();
+    for location in ["local", "second"] {
+        sb.backup(&["--location", location]);
+    }
+    let wrong = sb.dir.path().join("wrong");
+    fs::write(&wrong, "not the password\n").unwrap();
+    let out = sb.bare_command().arg("--password-file").arg(&wrong).args(["backups", "list"]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(5), "the wrong password's exit code: {stdout}{stderr}");
+    assert!(!stdout.contains("No backups yet"), "an unknown listing is not an empty one: {stdout}");
+    assert!(stderr.contains("wrong password"), "{stderr}");
+    assert!(stderr.contains("second") || stderr.contains(&second.display().to_string()), "both named: {stderr}");
+    // With the right password both list.
+    let out = sb.run(&["backups", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
