@@ -12,7 +12,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A port no one listens on, taken below the kernel's ephemeral range: a port the kernel
+/// hands out (`:0`) is free only until the next outgoing connection takes it as its source,
+/// which on a busy test machine happens between choosing it and a server binding it.
 pub fn free_port() -> u16 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(32768);
+    // Tests of one run take distinct ports; runs side by side start apart by process id.
+    let (start, span) = (10_000u64, low.saturating_sub(10_000).max(1000));
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) + u64::from(std::process::id()) * 7919;
+        let port = (start + n % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port()
 }
 
@@ -60,15 +77,26 @@ impl Process {
     /// Waits until the port accepts connections (or the process dies, which fails the test
     /// with its log).
     fn wait_for(&mut self, port: u16) {
+        if let Err(e) = self.try_wait_for(port) {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Process::wait_for`], with the process's death as an error (its log's end).
+    fn try_wait_for(&mut self, port: u16) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
+                return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                panic!("{} exited ({status}):\n{}", self.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                return Err(format!(
+                    "{} exited ({status}):\n{}",
+                    self.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
             }
             assert!(Instant::now() < deadline, "{} did not listen on {port}", self.name);
             std::thread::sleep(Duration::from_millis(50));
@@ -201,7 +229,30 @@ impl Seaweed {
             ),
         )
         .unwrap();
-        let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
+        // Eight ports, each free when chosen: should another program take one before the
+        // server binds it, the server dies at once, and starts again on eight others.
+        let mut attempt = 0;
+        let (process, ports) = loop {
+            attempt += 1;
+            let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
+            let mut process =
+                Process::start("weed server", Self::command(&weed, dir, &s3_config, &ports), dir.join("weed.log"));
+            match process.try_wait_for(ports[6]).and_then(|()| process.try_wait_for(ports[4])) {
+                Ok(()) => break (process, ports),
+                Err(e) if attempt >= 3 => panic!("{e}"),
+                Err(_) => {}
+            }
+        };
+        Seaweed {
+            process,
+            endpoint: format!("http://127.0.0.1:{}", ports[6]),
+            access_key,
+            secret_key,
+            filer_port: ports[4],
+        }
+    }
+
+    fn command(weed: &Path, dir: &Path, s3_config: &Path, ports: &[u16]) -> Command {
         let mut cmd = Command::new(weed);
         cmd.arg("server")
             .arg(format!("-dir={}", dir.join("data").display()))
@@ -219,16 +270,7 @@ impl Seaweed {
             .arg(format!("-s3.port={}", ports[6]))
             .arg(format!("-s3.port.grpc={}", ports[7]))
             .arg(format!("-s3.config={}", s3_config.display()));
-        let mut process = Process::start("weed server", cmd, dir.join("weed.log"));
-        process.wait_for(ports[6]);
-        process.wait_for(ports[4]);
-        Seaweed {
-            process,
-            endpoint: format!("http://127.0.0.1:{}", ports[6]),
-            access_key,
-            secret_key,
-            filer_port: ports[4],
-        }
+        cmd
     }
 
     /// Creates a bucket (a folder under the filer's /buckets), waiting until the cluster
