@@ -17,6 +17,7 @@ mod faults;
 mod fidelity;
 mod first_week;
 mod hostile;
+mod live_restore;
 mod locations;
 mod package;
 mod repository;
