@@ -49,6 +49,11 @@ pub fn remedy(r: Remedy) -> &'static str {
         Remedy::RestoreElsewhereOrUnsafe => ": restore with --target DIR, or with --no-safety-backup if you are sure",
         Remedy::NameLocation => ": see `lifeboat backups list`, or name it with --location",
         Remedy::ListFiles => ": see what it holds with `lifeboat backups ls`",
+        Remedy::ResumeOrUndo => {
+            ": finish it with `lifeboat backups restore --resume`, or put back everything it changed with \
+             `lifeboat backups restore --undo`"
+        }
+        Remedy::Resume => ": finish it with `lifeboat backups restore --resume`",
     }
 }
 

@@ -84,6 +84,16 @@ pub enum EngineError {
     #[error("{failed} entries could not be restored ({first}); nothing was changed on this device")]
     RestoreIncomplete { failed: usize, first: String },
     #[error(
+        "the restore of backup {slug} started {started} stopped while putting files in place, so some paths are restored and others not"
+    )]
+    InterruptedRestore { slug: String, started: String, undo: bool },
+    #[error("no restore was interrupted on this device")]
+    NoInterruptedRestore,
+    #[error(
+        "the interrupted restore of backup {slug} made no safety backup (--no-safety-backup), so it cannot be undone"
+    )]
+    CannotUndo { slug: String },
+    #[error(
         "no log {what} in {dir}: logs are kept on the device that ran the job (`lifeboat logs --list` lists them)"
     )]
     NoLog { what: String, dir: PathBuf },
@@ -185,6 +195,10 @@ pub enum Remedy {
     NameLocation,
     /// See what the backup holds.
     ListFiles,
+    /// Finish an interrupted restore, or undo it.
+    ResumeOrUndo,
+    /// Finish an interrupted restore.
+    Resume,
 }
 
 impl EngineError {
@@ -201,9 +215,10 @@ impl EngineError {
             | EngineError::NoHome
             | EngineError::BadTarget(_)
             | EngineError::BadName { .. } => K::BadInput,
-            EngineError::NotHeld { .. } | EngineError::PathNotInBackup { .. } | EngineError::NoLog { .. } => {
-                K::NotFound
-            }
+            EngineError::NotHeld { .. }
+            | EngineError::PathNotInBackup { .. }
+            | EngineError::NoLog { .. }
+            | EngineError::NoInterruptedRestore => K::NotFound,
             EngineError::LocationUnavailable { .. } => K::LocationUnavailable,
             EngineError::NoPassword { .. }
             | EngineError::PasswordFile { .. }
@@ -216,7 +231,9 @@ impl EngineError {
             EngineError::NoRoom { .. }
             | EngineError::SafetyBackup { .. }
             | EngineError::SameLocation { .. }
-            | EngineError::DeviceKeyExists { .. } => K::Conflict,
+            | EngineError::DeviceKeyExists { .. }
+            | EngineError::InterruptedRestore { .. }
+            | EngineError::CannotUndo { .. } => K::Conflict,
             EngineError::Cancelled => K::Interrupted,
             EngineError::Repo(r) => repo_kind(r),
             EngineError::Store(s) => store_kind(s),
@@ -236,6 +253,10 @@ impl EngineError {
             EngineError::UnsafeBackup { .. } => Some(Remedy::Check),
             EngineError::SafetyBackup { .. } => Some(Remedy::RestoreElsewhereOrUnsafe),
             EngineError::RestoreIncomplete { .. } => Some(Remedy::RestoreElsewhere),
+            EngineError::InterruptedRestore { undo: true, .. } => Some(Remedy::ResumeOrUndo),
+            EngineError::InterruptedRestore { undo: false, .. } | EngineError::CannotUndo { .. } => {
+                Some(Remedy::Resume)
+            }
             EngineError::NotHeld { .. } => Some(Remedy::NameLocation),
             EngineError::PathNotInBackup { .. } => Some(Remedy::ListFiles),
             EngineError::Repo(r) => repo_remedy(r),

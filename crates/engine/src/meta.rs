@@ -114,8 +114,14 @@ fn timespec(t: Timestamp) -> TimeSpec {
 /// Sets a node's extended attributes. Failures on the `security.` and `trusted.` namespaces
 /// are expected without root and not reported then.
 fn apply_xattrs(path: &Path, node: &Entry, as_root: bool, problems: &mut Vec<String>) {
+    set_xattrs(&|name, value| xattr::set(path, name, value), node, as_root, problems)
+}
+
+type SetXattr<'a> = dyn Fn(&OsStr, &[u8]) -> std::io::Result<()> + 'a;
+
+fn set_xattrs(set: &SetXattr<'_>, node: &Entry, as_root: bool, problems: &mut Vec<String>) {
     for x in node.xattrs() {
-        if let Err(e) = xattr::set(path, x.name.as_os_str(), &x.value) {
+        if let Err(e) = set(x.name.as_os_str(), &x.value) {
             if !(x.name.0.starts_with(b"security.") || x.name.0.starts_with(b"trusted.")) || as_root {
                 problems.push(format!("extended attribute {}: {e}", x.name.display()));
             }
@@ -153,7 +159,6 @@ pub(crate) fn apply(path: &Path, node: &Entry, as_root: bool, owner: Option<(u32
 /// what creation gave it: on a large restore that spares two journaled inode updates a file.
 pub(crate) fn apply_fd(
     file: &std::fs::File,
-    path: &Path,
     node: &Entry,
     as_root: bool,
     owner: Option<(u32, u32)>,
@@ -171,7 +176,7 @@ pub(crate) fn apply_fd(
             }
         }
     }
-    apply_xattrs(path, node, as_root, &mut problems);
+    set_xattrs(&|name, value| xattr::FileExt::set_xattr(file, name, value), node, as_root, &mut problems);
     // fchown clears setuid and setgid, so special bits always need the mode set again.
     let mode_ok = now.as_ref().is_some_and(|m| m.mode() & 0o7777 == node.mode) && node.mode & 0o6000 == 0;
     if !mode_ok {
@@ -181,6 +186,41 @@ pub(crate) fn apply_fd(
     }
     let m = timespec(node.mtime);
     if let Err(e) = nix::sys::stat::futimens(std::os::fd::AsRawFd::as_raw_fd(file), &m, &m) {
+        problems.push(format!("times: {e}"));
+    }
+    problems
+}
+
+/// Like [`apply`], for the entry `name` of the folder held open as `dir` (a symlink, FIFO or
+/// device node, which are not opened): nothing is reached through a symlink.
+pub(crate) fn apply_at(
+    dir: &crate::restore::handles::Dir,
+    name: &OsStr,
+    node: &Entry,
+    as_root: bool,
+    owner: Option<(u32, u32)>,
+) -> Vec<String> {
+    use nix::fcntl::AtFlags;
+    use std::os::fd::AsRawFd;
+    let mut problems = Vec::new();
+    let fd = Some(dir.as_raw_fd());
+    if as_root {
+        let (uid, gid) = owner.unwrap_or((node.uid, node.gid));
+        let ids = (Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)));
+        if let Err(e) = nix::unistd::fchownat(fd, name, ids.0, ids.1, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            problems.push(format!("owner: {e}"));
+        }
+    }
+    let through = crate::restore::handles::through(dir, name);
+    apply_xattrs(&through, node, as_root, &mut problems);
+    if node.kind != NodeKind::Symlink {
+        let mode = nix::sys::stat::Mode::from_bits_truncate(node.mode);
+        if let Err(e) = nix::sys::stat::fchmodat(fd, name, mode, nix::sys::stat::FchmodatFlags::NoFollowSymlink) {
+            problems.push(format!("permissions: {e}"));
+        }
+    }
+    let m = timespec(node.mtime);
+    if let Err(e) = utimensat(fd, name, &m, &m, UtimensatFlags::NoFollowSymlink) {
         problems.push(format!("times: {e}"));
     }
     problems

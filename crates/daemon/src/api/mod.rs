@@ -165,6 +165,10 @@ pub fn remedy(r: Remedy) -> &'static str {
         Remedy::RestoreElsewhereOrUnsafe => "restore into a target folder instead",
         Remedy::NameLocation => "GET /api/backups lists the backups and their locations",
         Remedy::ListFiles => "GET /api/backups/{slug}/files lists what a backup holds",
+        Remedy::ResumeOrUndo => {
+            "finish it with `lifeboat backups restore --resume` or undo it with `lifeboat backups restore --undo`"
+        }
+        Remedy::Resume => "finish it with `lifeboat backups restore --resume`",
     }
 }
 

@@ -415,7 +415,7 @@ impl Extractor<'_> {
                 if end < e.size {
                     f.set_len(e.size).map_err(|err| io("sizing", &path, err))?;
                 }
-                for w in meta::apply_fd(&f, &path, &node, self.as_root, owner, fresh) {
+                for w in meta::apply_fd(&f, &node, self.as_root, owner, fresh) {
                     self.report.problems.push(format!("{}: {w}", path.display()));
                 }
                 self.files.insert(e.path.clone());

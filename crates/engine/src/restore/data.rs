@@ -4,25 +4,27 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use lifeboat_repository::{Id, Repository};
 use rayon::prelude::*;
 
-use super::fsops;
 use super::plan::Item;
 use crate::progress::Progress;
 
 /// Applies a restored file's metadata; the flag says it was created new by this restore.
 pub(crate) type Finish<'a> = dyn Fn(&File, &Item, bool) + Sync + 'a;
 
-/// How files are put on the disk.
+/// How files are put on the disk: each is a new file this restore creates, written in
+/// pieces, each piece into the same inode.
 pub(crate) struct Placement<'a> {
-    /// Where an item is written (its staging copy's path when staged).
-    pub place: &'a (dyn Fn(&Item) -> PathBuf + Sync + 'a),
-    /// Whatever stands at a file's place is unlinked first, never written through.
-    pub unlink_first: bool,
+    /// Creates the (new, empty) file an item's data goes to.
+    pub create: &'a (dyn Fn(&Item) -> std::io::Result<File> + Sync + 'a),
+    /// Opens again the file created for an item, as the inode given.
+    pub reopen: &'a (dyn Fn(&Item, u64) -> std::io::Result<File> + Sync + 'a),
+    /// Removes what was created for an item that could not be written whole.
+    pub discard: &'a (dyn Fn(&Item) + Sync + 'a),
 }
 
 struct FileState<'a> {
@@ -30,9 +32,9 @@ struct FileState<'a> {
     /// Blob pieces still to write.
     remaining: AtomicUsize,
     failed: AtomicBool,
-    /// Created new by this restore (see `fsops::create_file`).
-    fresh: AtomicBool,
-    /// Written to at its path by this restore.
+    /// Its inode, once created: a piece is written only into that file.
+    ino: AtomicU64,
+    /// Created by this restore.
     created: AtomicBool,
 }
 
@@ -52,7 +54,7 @@ pub(crate) fn restore_files(
             item,
             remaining: AtomicUsize::new(item.node.content.len()),
             failed: AtomicBool::new(false),
-            fresh: AtomicBool::new(false),
+            ino: AtomicU64::new(0),
             created: AtomicBool::new(false),
         })
         .collect();
@@ -103,14 +105,13 @@ pub(crate) fn restore_files(
         if n == 1 || st.failed.load(Ordering::Relaxed) {
             return;
         }
-        match fsops::create_file(&(placement.place)(st.item), st.item.node.mode, placement.unlink_first)
-            .and_then(|(f, fresh)| f.set_len(st.item.node.size).map(|_| (f, fresh)))
+        match (placement.create)(st.item)
+            .and_then(|f| created(st, f))
+            .and_then(|f| f.set_len(st.item.node.size).map(|_| f))
         {
-            Ok((f, fresh)) => {
-                st.fresh.store(fresh, Ordering::Relaxed);
-                st.created.store(true, Ordering::Relaxed);
+            Ok(f) => {
                 if n == 0 {
-                    finish(&f, st.item, fresh);
+                    finish(&f, st.item, true);
                     progress.add(1, 0);
                 }
             }
@@ -140,11 +141,18 @@ pub(crate) fn restore_files(
     // byte stays behind under its name (in place, that is a staging copy, never swapped in).
     for st in &states {
         if st.failed.load(Ordering::Relaxed) && st.created.load(Ordering::Relaxed) {
-            let _ = std::fs::remove_file((placement.place)(st.item));
+            (placement.discard)(st.item);
         }
     }
     drop(places);
     wanted.iter().zip(&verified).filter(|(_, v)| v.load(Ordering::Relaxed)).map(|(id, _)| *id).collect()
+}
+
+/// Notes a file as created, as the inode it is.
+fn created(st: &FileState, f: File) -> std::io::Result<File> {
+    st.ino.store(std::os::unix::fs::MetadataExt::ino(&f.metadata()?), Ordering::Release);
+    st.created.store(true, Ordering::Relaxed);
+    Ok(f)
 }
 
 /// A piece of a file: where one blob of its content goes.
@@ -181,15 +189,10 @@ fn write_places(
             continue;
         }
         let single = st.item.node.content.len() == 1;
-        let path = (placement.place)(st.item);
         let opened = if single {
-            fsops::create_file(&path, st.item.node.mode, placement.unlink_first).map(|(f, fresh)| {
-                st.fresh.store(fresh, Ordering::Relaxed);
-                st.created.store(true, Ordering::Relaxed);
-                f
-            })
+            (placement.create)(st.item).and_then(|f| created(st, f))
         } else {
-            fsops::open_existing(&path)
+            (placement.reopen)(st.item, st.ino.load(Ordering::Acquire))
         };
         let result = opened.and_then(|f| {
             let end = write_sparse(&f, plain, p.at)?;
@@ -204,7 +207,7 @@ fn write_places(
                 lifeboat_storage::faults::write_point();
                 progress.add(0, plain.len() as u64);
                 if st.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    finish(&f, st.item, st.fresh.load(Ordering::Relaxed));
+                    finish(&f, st.item, true);
                     progress.add(1, 0);
                 }
             }

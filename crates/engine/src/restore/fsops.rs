@@ -97,11 +97,6 @@ pub(crate) fn create_file(path: &Path, mode: u32, unlink_first: bool) -> io::Res
     Ok((f, false))
 }
 
-/// Opens a file created by this restore for writing at offsets.
-pub(crate) fn open_existing(path: &Path) -> io::Result<File> {
-    File::options().write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
-}
-
 /// Puts the finished `staging` copy at `dest` in one step: when something is there (a
 /// folder, a file, a symlink; the kinds may differ) the two are exchanged atomically
 /// (`renameat2(RENAME_EXCHANGE)`) and the old one, now at `staging`, is removed; otherwise

@@ -1,12 +1,18 @@
-//! Restoring a backup. The plan (`plan.rs`) says what every destination path becomes; then,
-//! into staging copies when in place: folders first, file data pack by pack (each pack read
-//! once, its blobs written at their offsets in parallel), links and special files, the
-//! folders' own metadata deepest first; then the safety backup, and the swap.
+//! Restoring a backup. The plan (`plan.rs`) says what every destination path becomes; the
+//! executor (`write.rs`) writes everything beside its destination, by handle (`handles.rs`):
+//! folders first, file data pack by pack (each pack read once, its blobs written at their
+//! offsets in parallel), links and special files. Then the safety backup of what the restore
+//! replaces and deletes, and the commit: deletions, each entry renamed onto its path while
+//! that path is still what the plan saw, the folders' own metadata deepest first. A journal
+//! (`journal.rs`) says how far a restore got, so that one killed midway is finished or
+//! undone.
 
 mod content;
 mod data;
 pub(crate) mod entry;
 pub(crate) mod fsops;
+pub(crate) mod handles;
+pub mod journal;
 pub(crate) mod plan;
 pub(crate) mod room;
 mod safety;
@@ -162,7 +168,7 @@ impl Restore<'_> {
         let mut report = RestoreReport::from_plan(&plan);
         // A folder whose listing cannot be read would come back empty: in place, that is no
         // restore of the unit (and replace would remove what is in it), so nothing starts.
-        if !req.dry_run && plan.roots.iter().any(|r| r.staged) && !plan.problems.is_empty() {
+        if !req.dry_run && req.target.is_none() && !plan.problems.is_empty() {
             for p in &plan.problems {
                 self.log.warn(self.progress, p);
             }
@@ -176,16 +182,25 @@ impl Restore<'_> {
             return Ok(report);
         }
         room::check(&plan)?;
+        journal::settle(self.dirs)?;
         let (files, bytes) = plan.to_write();
         self.progress.set_totals(files, bytes, true);
         self.log.info(&format!("restore of backup {} ({} entries to write)", snapshot.slug, files));
-        let in_place = plan.roots.iter().any(|r| r.staged);
+        let in_place = req.target.is_none();
+        let id = hex::encode(rand::random::<[u8; 4]>());
+        let exec =
+            write::Executor::new(self.repo, &plan, &self.dirs.home, (&id, &snapshot.slug), self.progress, self.log);
+        let mut journal = journal::Journal::begin(self.dirs, &id, &snapshot.slug, self.asked(), exec.temp_folders())?;
         lifeboat_storage::faults::pause_point(|| format!("restore {}", snapshot.slug));
         let parents = parent_times(&plan);
-        let written =
-            write::write(self.repo, &self.dirs.home, self.req.target.as_deref(), &plan, self.progress, self.log);
+        let written = exec.write();
+        exec.put_back_times();
+        for (p, m) in &parents {
+            let _ = stage::set_times(p, m);
+        }
         if in_place && !written.failed.is_empty() {
-            discard(&plan, &parents);
+            exec.discard();
+            journal.end(self.dirs);
             return Err(EngineError::RestoreIncomplete {
                 failed: written.failed.len(),
                 first: written.failed[0].clone(),
@@ -199,14 +214,23 @@ impl Restore<'_> {
             match safety::make(self.repo, self.dirs, snapshot, &plan, &req.configured, &written.verified, self.log) {
                 Ok(made) => report.safety_backup = made,
                 Err(e) => {
-                    discard(&plan, &parents);
+                    exec.discard();
+                    journal.end(self.dirs);
                     return Err(e);
                 }
             }
         }
+        lifeboat_storage::faults::pause_point(|| format!("restore {}: written", snapshot.slug));
+        journal.committing(self.dirs, report.safety_backup.as_ref().map(|s| s.slug.clone()))?;
+        let (failed, warnings) = exec.commit();
+        for (p, m) in &parents {
+            let _ = stage::set_times(p, m);
+        }
+        journal.end(self.dirs);
         let mut problems = written.failed;
+        problems.extend(failed);
         problems.extend(written.warnings);
-        self.put_in_place(&plan, &parents, &mut problems);
+        problems.extend(warnings);
         self.after(&elsewhere, &mut problems);
         drop(areas);
         report.files = written.files;
@@ -221,6 +245,20 @@ impl Restore<'_> {
             report.problems.len()
         ));
         Ok(report)
+    }
+
+    /// What was asked, for the journal: enough to run the restore again.
+    fn asked(&self) -> journal::Asked {
+        let req = self.req;
+        journal::Asked {
+            units: req.units.clone(),
+            target: req.target.clone(),
+            mode: req.mode,
+            map_paths: req.map_paths.clone(),
+            home: self.dirs.home.clone(),
+            paths: req.paths.clone(),
+            trust_dates: req.trust_dates,
+        }
     }
 
     fn check_request(&self) -> EngineResult<()> {
@@ -305,9 +343,6 @@ impl Restore<'_> {
                 remove.push((unit.name.clone(), plan::destination(p, self.dirs, req.target.as_deref(), &map)));
             }
         }
-        // In place, each unit root is written beside itself and swapped in when complete, so
-        // a crash or a damaged blob leaves it entirely as it was or entirely as in the backup.
-        let stage = req.target.is_none() && !req.dry_run;
         if let Some(c) = &choice {
             // Keep only the roots that hold a chosen entry, so that no other root is staged.
             let flat = plan::layout(specs.clone(), false, req.target.as_deref())?;
@@ -322,7 +357,7 @@ impl Restore<'_> {
             let mut k = keep.iter();
             nodes.retain(|_| *k.next().unwrap_or(&false));
         }
-        let roots = plan::layout(specs, stage, req.target.as_deref())?;
+        let roots = plan::layout(specs, false, req.target.as_deref())?;
         for (_, p) in &remove {
             let bound = req.target.as_deref().unwrap_or(Path::new("/"));
             if !p.starts_with(bound) {
@@ -342,37 +377,6 @@ impl Restore<'_> {
             content: (!req.trust_dates).then_some(self.repo),
         };
         Ok(plan::build(roots, found, &remove, &cmp))
-    }
-
-    /// Swaps each staged root in, then removes what the plan deletes outside every staging
-    /// copy (the journal of a restored database, what an undo removes), and puts back the
-    /// times of the folders that held the staging copies.
-    fn put_in_place(&self, plan: &plan::Plan, parents: &[(PathBuf, std::fs::Metadata)], problems: &mut Vec<String>) {
-        for r in plan.roots.iter().filter(|r| r.staged) {
-            self.progress.set_phase(format!("swapping in {}", r.unit));
-            if std::fs::symlink_metadata(&r.work).is_err() {
-                continue;
-            }
-            if let Err(e) = fsops::swap_in(&r.work, &r.dest) {
-                let msg = format!(
-                    "{}: cannot put the restored copy in place (it is at {}): {e}",
-                    r.dest.display(),
-                    r.work.display()
-                );
-                self.log.warn(self.progress, &msg);
-                problems.push(msg);
-            }
-        }
-        for path in plan.deletes.iter().filter(|p| !plan.roots.iter().any(|r| r.staged && p.starts_with(&r.dest))) {
-            if let Err(e) = fsops::remove_any(path) {
-                let msg = format!("{}: cannot remove: {e}", path.display());
-                self.log.warn(self.progress, &msg);
-                problems.push(msg);
-            }
-        }
-        for (p, m) in parents {
-            let _ = stage::set_times(p, m);
-        }
     }
 
     /// Command units import what was restored; then every unit's after_restore hook.
@@ -445,29 +449,20 @@ fn shared_lock_with_index(repo: &Repository, operation: &str) -> EngineResult<Op
     }
 }
 
-/// The folders that hold the staging copies, and the deletions outside them, as they are
-/// before the restore: their times are put back afterwards, so what is outside the restored
-/// units stays as it was.
+/// The folders that hold the roots, and the deletions outside every root, as they are before
+/// the restore: their times are put back afterwards, so what is outside the restored units
+/// stays as it was.
 fn parent_times(plan: &plan::Plan) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut seen = std::collections::HashSet::new();
-    let staged = plan.roots.iter().filter(|r| r.staged).map(|r| r.dest.as_path());
-    let outside = plan.deletes.iter().filter(|p| !plan.roots.iter().any(|r| r.staged && p.starts_with(&r.dest)));
-    staged
+    let roots = plan.roots.iter().map(|r| r.dest.as_path());
+    let outside = plan.deletes.iter().filter(|p| !plan.roots.iter().any(|r| p.starts_with(&r.dest)));
+    roots
         .chain(outside.map(|p| p.as_path()))
         .filter_map(|p| p.parent())
+        .filter(|p| plan.item_at(p).is_none())
         .filter(|p| seen.insert(p.to_path_buf()))
         .filter_map(|p| std::fs::symlink_metadata(p).ok().map(|m| (p.to_path_buf(), m)))
         .collect()
-}
-
-/// Removes every staging copy: the device stays exactly as it was.
-fn discard(plan: &plan::Plan, parents: &[(PathBuf, std::fs::Metadata)]) {
-    for r in plan.roots.iter().filter(|r| r.staged) {
-        let _ = fsops::remove_any(&r.work);
-    }
-    for (p, m) in parents {
-        let _ = stage::set_times(p, m);
-    }
 }
 
 /// The configured units this restore touches.

@@ -216,14 +216,54 @@ pub(crate) struct Plan {
     /// What the device has that the backup lacks, kept or deleted, and what an undo list
     /// or a restored database's journal removes.
     others: Vec<Step>,
-    /// What a staging copy takes of the paths of `others`.
-    others_carry: HashMap<PathBuf, Carry>,
     /// Final paths to remove, parents before what is in them.
     pub deletes: Vec<PathBuf>,
     /// Folders whose listing could not be read: their contents are not restored.
     pub problems: Vec<String>,
     /// The owner names of the items.
     pub names: NameTable,
+    /// What stood at each path the plan replaces or deletes when it looked: the restore
+    /// changes such a path only while it still is that.
+    pub seen: HashMap<PathBuf, Seen>,
+}
+
+/// An entry on the device as the plan saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    kind: u32,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl Seen {
+    pub fn of(m: &std::fs::Metadata) -> Seen {
+        Seen { kind: m.mode() & libc::S_IFMT, ino: m.ino(), size: m.size(), mtime: (m.mtime(), m.mtime_nsec()) }
+    }
+
+    pub fn of_stat(st: &nix::sys::stat::FileStat) -> Seen {
+        Seen {
+            kind: st.st_mode & libc::S_IFMT,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == libc::S_IFDIR
+    }
+
+    /// Whether `now` is still the entry seen: the same inode, of the same size and time (a
+    /// folder: the same folder, whose times move with what is in it). Not its change time,
+    /// which the restore itself moves when it renames or unlinks another name of it.
+    pub fn still(&self, now: &Seen) -> bool {
+        if self.is_dir() {
+            now.kind == self.kind && now.ino == self.ino
+        } else {
+            self == now
+        }
+    }
 }
 
 impl Plan {
@@ -268,20 +308,6 @@ impl Plan {
     /// The item at `dest`, if the backup holds it.
     pub fn item_at(&self, dest: &Path) -> Option<&Item> {
         item_at(&self.items, dest)
-    }
-
-    /// Where an item is written: inside its root's staging copy when staged.
-    pub fn work_path(&self, item: &Item) -> PathBuf {
-        self.roots[item.root].work_path(&item.dest)
-    }
-
-    /// What a staging copy takes of the entry at the final path `live`. A path the plan does
-    /// not name is carried whole: the safe default is to keep.
-    pub fn carry(&self, live: &Path) -> Carry {
-        match self.item_at(live) {
-            Some(item) => item.carry,
-            None => self.others_carry.get(live).copied().unwrap_or(Carry::Whole),
-        }
     }
 }
 
@@ -646,6 +672,11 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
                 }
             }
         }
+        if action == Action::Replace {
+            if let Ok(m) = std::fs::symlink_metadata(dest) {
+                steps.seen.insert(dest.clone(), Seen::of(&m));
+            }
+        }
         let item = &mut items[k];
         (item.action, item.why, item.carry) = (action, why, carry);
     }
@@ -667,10 +698,10 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
         roots,
         items,
         others: steps.list,
-        others_carry: steps.carry,
         deletes: steps.deletes,
         problems: found.problems,
         names: found.names,
+        seen: steps.seen,
     }
 }
 
@@ -702,12 +733,16 @@ struct Steps {
     list: Vec<Step>,
     carry: HashMap<PathBuf, Carry>,
     deletes: Vec<PathBuf>,
+    seen: HashMap<PathBuf, Seen>,
 }
 
 impl Steps {
     fn push(&mut self, action: Action, path: &Path, kind: &'static str, unit: &str, why: &'static str) {
         if action == Action::Delete {
             self.deletes.push(path.to_path_buf());
+            if let Ok(m) = std::fs::symlink_metadata(path) {
+                self.seen.insert(path.to_path_buf(), Seen::of(&m));
+            }
         }
         self.list.push(Step { action, path: path.display().to_string(), kind, unit: unit.to_string(), why });
     }

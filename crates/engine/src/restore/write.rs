@@ -1,18 +1,33 @@
-//! Writing what a restore's plan writes, into staging copies when in place, in the order that
-//! keeps every step safe: the roots' parents and staging copies, folders parents first,
-//! deletions (only where nothing is staged), file data and the hard links that share it,
-//! symlinks and special files, and last the folders' own metadata, deepest first, so that
-//! setting a folder's time is the last change in it. Nothing here swaps anything in.
+//! Carrying out a restore's plan on the device, every step by handle (`handles.rs`), in two
+//! phases.
+//!
+//! Writing: each entry the plan writes goes beside its destination. A file, link or special
+//! file is made under a hidden temporary name in the folder it lands in; a new folder is
+//! made under a temporary name, with everything in it at its own name. Until the commit the
+//! device shows nothing new and has lost nothing, so a failure or a kill here changes nothing
+//! but those temporary names, which are removed.
+//!
+//! Putting in place: what the plan deletes goes (deepest first), then each entry is renamed
+//! onto its destination, each only while the path is still what the plan saw. A path changed
+//! since (a file saved, created or removed while the restore ran) is kept as it is and
+//! reported, with the backup's version beside it. Last, the folders' own metadata, deepest
+//! first, so setting a folder's time is the last change in it.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use lifeboat_repository::{Id, NodeKind, Repository};
+use nix::fcntl::RenameFlags;
 use rayon::prelude::*;
 
-use super::plan::{Item, Plan};
-use super::{data, fsops, stage, Owners};
+use super::handles::{self, Folders};
+use super::plan::{under, Action, Item, Plan, Seen};
+use super::{data, Owners};
 use crate::meta;
 use crate::progress::Progress;
 use crate::runlog::RunLog;
@@ -20,7 +35,7 @@ use crate::runlog::RunLog;
 /// What writing the plan came to.
 #[derive(Default)]
 pub(super) struct Written {
-    /// Entries not written (or not fully): a staged restore with any is not swapped in.
+    /// Entries not written (or not fully).
     pub failed: Vec<String>,
     /// Entries written whose metadata could not all be set.
     pub warnings: Vec<String>,
@@ -31,75 +46,110 @@ pub(super) struct Written {
     pub bytes: u64,
 }
 
-/// Writes everything `plan` writes; `target` is the restore's `--target`, if any.
-pub(super) fn write(
-    repo: &Repository,
-    home: &Path,
-    target: Option<&Path>,
-    plan: &Plan,
-    progress: &Progress,
-    log: &RunLog,
-) -> Written {
-    let as_root = nix::unistd::geteuid().is_root();
-    let w = Writing {
-        repo,
-        plan,
-        progress,
-        log,
-        as_root,
-        owners: Owners::for_home(home),
-        failed: Mutex::new(Vec::new()),
-        failed_paths: Mutex::new(HashSet::new()),
-        warnings: Mutex::new(Vec::new()),
-    };
-    w.prepare_roots(target);
-    if !w.failed.lock().expect("problems lock").is_empty() {
-        return Written { failed: w.failed.into_inner().expect("problems lock"), ..Written::default() };
-    }
-    let folders = w.make_folders();
-    w.delete_where_nothing_is_staged();
-    let (files, links, verified) = w.write_files();
-    let others = w.make_others();
-    w.make_links(&links);
-    w.apply_folder_metadata(&folders);
-
-    // What could not be written is never counted as restored.
-    let failed_paths = w.failed_paths.into_inner().expect("problems lock");
-    let done = |i: &Item| !failed_paths.contains(&i.dest);
-    let entries = files.iter().chain(others.iter()).chain(links.iter().map(|(i, _)| i));
-    Written {
-        dirs: folders.iter().filter(|f| done(f.item)).count() as u64,
-        files: entries.filter(|i| done(i)).count() as u64,
-        // Bytes written: a hard link's data is its first name's.
-        bytes: files.iter().filter(|i| done(i)).map(|i| i.node.size).sum(),
-        failed: w.failed.into_inner().expect("problems lock"),
-        warnings: w.warnings.into_inner().expect("problems lock"),
-        verified,
-    }
+/// How an entry of the plan is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Not at all: it is as in the backup, or another root writes its path.
+    Nothing,
+    /// A folder that is there and stays: only its metadata is set.
+    Stays,
+    /// Under a temporary name in the folder it lands in, renamed onto its path at the commit.
+    Beside,
+    /// At its own name inside a new folder that is written beside.
+    Inside,
 }
 
-/// A folder of the plan and where it is written; made parents first, given its metadata
-/// deepest first.
-struct Folder<'a> {
-    item: &'a Item,
-    path: PathBuf,
-    depth: usize,
-}
-
-struct Writing<'a> {
+/// The restore's work on the device.
+pub(super) struct Executor<'a> {
     repo: &'a Repository,
     plan: &'a Plan,
     progress: &'a Progress,
     log: &'a RunLog,
     as_root: bool,
     owners: Owners,
+    folders: Folders,
+    how: Vec<How>,
+    /// New folders written beside, by destination: the item each is.
+    fresh: HashMap<PathBuf, usize>,
+    /// The start of this restore's temporary names (`.lifeboat-ID-`).
+    tag: String,
+    /// The backup restored, named in the names of the backup's versions that are kept aside.
+    slug: String,
+    /// Folders that stay, made writable for the restore: their mode before.
+    opened_up: Mutex<Vec<(PathBuf, u32)>>,
+    /// Folders that stay, with their times before the restore wrote beside anything in them.
+    times: Mutex<Vec<(PathBuf, std::fs::Metadata)>>,
     failed: Mutex<Vec<String>>,
     failed_paths: Mutex<HashSet<PathBuf>>,
     warnings: Mutex<Vec<String>>,
 }
 
-impl<'a> Writing<'a> {
-    /// An entry not written; `path` is where it ends up (never its staging copy).
+/// The start of the temporary names of the restore `id`.
+pub(crate) fn temp_tag(id: &str) -> String {
+    format!(".lifeboat-{id}-")
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(
+        repo: &'a Repository,
+        plan: &'a Plan,
+        home: &Path,
+        (id, slug): (&str, &str),
+        progress: &'a Progress,
+        log: &'a RunLog,
+    ) -> Executor<'a> {
+        let items = &plan.items;
+        let mut how = Vec::with_capacity(items.len());
+        let mut fresh = HashMap::new();
+        for (k, item) in items.iter().enumerate() {
+            let shadowed = items.get(k + 1).is_some_and(|next| next.dest == item.dest);
+            let in_fresh = item.dest.parent().is_some_and(|p| fresh.contains_key(p));
+            let h = if shadowed || !item.writes() {
+                How::Nothing
+            } else if in_fresh {
+                How::Inside
+            } else if item.node.kind == NodeKind::Dir && item.carry == super::plan::Carry::Descend {
+                How::Stays
+            } else {
+                How::Beside
+            };
+            if item.node.kind == NodeKind::Dir && matches!(h, How::Beside | How::Inside) {
+                fresh.insert(item.dest.clone(), k);
+            }
+            how.push(h);
+        }
+        // Only the outermost new folders are written beside; those inside them are in them.
+        fresh.retain(|_, k| how[*k] == How::Beside);
+        Executor {
+            repo,
+            plan,
+            progress,
+            log,
+            as_root: nix::unistd::geteuid().is_root(),
+            owners: Owners::for_home(home),
+            folders: Folders::default(),
+            how,
+            fresh,
+            tag: temp_tag(id),
+            slug: slug.to_string(),
+            opened_up: Mutex::new(Vec::new()),
+            times: Mutex::new(Vec::new()),
+            failed: Mutex::new(Vec::new()),
+            failed_paths: Mutex::new(HashSet::new()),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The folders that hold this restore's temporary names.
+    pub fn temp_folders(&self) -> Vec<PathBuf> {
+        let mut folders: Vec<PathBuf> =
+            (0..self.how.len()).filter(|&k| self.how[k] == How::Beside).map(|k| self.spot(k).0).collect();
+        folders.sort();
+        folders.dedup();
+        folders
+    }
+
+    /// An entry not restored; `path` is where it was to go.
     fn fail(&self, path: &Path, what: String) {
         let msg = format!("{}: {what}", path.display());
         self.log.warn(self.progress, &msg);
@@ -114,6 +164,10 @@ impl<'a> Writing<'a> {
         self.warnings.lock().expect("problems lock").push(msg);
     }
 
+    fn has_failed(&self, path: &Path) -> bool {
+        self.failed_paths.lock().expect("problems lock").contains(path)
+    }
+
     fn owner_of(&self, item: &Item) -> Option<(u32, u32)> {
         if self.as_root {
             self.owners.resolve(&item.node, self.plan.names.get(item.names))
@@ -122,104 +176,155 @@ impl<'a> Writing<'a> {
         }
     }
 
-    fn apply_metadata(&self, item: &Item, path: &Path) {
-        for w in meta::apply(path, &item.node, self.as_root, self.owner_of(item)) {
-            self.warn(&item.dest, w);
+    /// The position of an item in the plan.
+    fn index_of(&self, item: &Item) -> usize {
+        self.plan.items.partition_point(|i| i.dest <= item.dest).saturating_sub(1)
+    }
+
+    /// Where item `k` is written while the restore runs: a folder and a name in it.
+    fn spot(&self, k: usize) -> (PathBuf, OsString) {
+        let dest = &self.plan.items[k].dest;
+        let parent = dest.parent().unwrap_or(Path::new("/"));
+        let name = dest.file_name().unwrap_or_default().to_os_string();
+        match self.how[k] {
+            How::Beside => (parent.to_path_buf(), OsString::from(format!("{}{k}", self.tag))),
+            How::Inside => (self.work_of(parent), name),
+            How::Stays | How::Nothing => (parent.to_path_buf(), name),
         }
     }
 
-    /// The roots' parents, and the staging copies, outer roots first. Under `target`, and
-    /// inside an outer root's staging copy, parents are made without following a symlink.
-    fn prepare_roots(&self, target: Option<&Path>) {
-        self.progress.set_phase("preparing the restore beside the current folders");
-        let plan = self.plan;
-        let mut order: Vec<usize> = (0..plan.roots.len()).collect();
-        order.sort_by_key(|&i| plan.roots[i].dest.components().count());
-        for i in order {
-            let r = &plan.roots[i];
-            let parent = r.work.parent().unwrap_or(Path::new("/"));
-            let made = match (target, r.outer) {
-                (_, Some(o)) if r.work != r.dest => fsops::ensure_real_dirs(&plan.roots[o].work, parent),
-                (Some(t), _) if !r.elsewhere => fsops::ensure_real_dirs(t, parent),
-                _ => std::fs::create_dir_all(parent),
-            };
-            let prepared =
-                made.and_then(|()| if r.work != r.dest { stage::prepare(r, &|p| plan.carry(p)) } else { Ok(()) });
-            if let Err(e) = prepared {
-                self.fail(&r.dest, format!("cannot prepare the restore: {e}"));
+    /// Where the folder at `dest` is while the restore runs: inside a new folder's temporary
+    /// place when it lies in one.
+    fn work_of(&self, dest: &Path) -> PathBuf {
+        for a in dest.ancestors() {
+            if let Some(&k) = self.fresh.get(a) {
+                let (dir, name) = self.spot(k);
+                return under(&dir.join(name), dest.strip_prefix(a).unwrap_or(Path::new("")));
+            }
+        }
+        dest.to_path_buf()
+    }
+
+    /// The folder item `k` is written in, held open.
+    fn dir_of(&self, k: usize) -> io::Result<(handles::Dir, OsString)> {
+        let (dir, name) = self.spot(k);
+        Ok((self.folders.dir(&dir)?, name))
+    }
+
+    /// Writes everything beside the destination (see the module's comment).
+    pub fn write(&self) -> Written {
+        self.progress.set_phase("writing beside what is there now");
+        self.prepare_roots(false);
+        let folders = self.make_folders();
+        self.prepare_roots(true);
+        let (files, links, verified) = self.write_files();
+        let others = self.make_others();
+        self.make_links(&links);
+        let failed_paths = self.failed_paths.lock().expect("problems lock").clone();
+        let done = |i: &Item| !failed_paths.contains(&i.dest);
+        let entries = files.iter().chain(others.iter()).chain(links.iter().map(|(i, _)| i));
+        Written {
+            dirs: folders.iter().filter(|&&k| done(&self.plan.items[k])).count() as u64,
+            files: entries.filter(|i| done(i)).count() as u64,
+            bytes: files.iter().filter(|i| done(i)).map(|i| i.node.size).sum(),
+            failed: std::mem::take(&mut *self.failed.lock().expect("problems lock")),
+            warnings: std::mem::take(&mut *self.warnings.lock().expect("problems lock")),
+            verified,
+        }
+    }
+
+    /// The folders the roots land in, made where missing (each by handle from `/`): those in
+    /// a new folder the restore writes (`in_fresh`) once that is made, the others first.
+    fn prepare_roots(&self, in_fresh: bool) {
+        let mut roots: Vec<&Path> = self.plan.roots.iter().map(|r| r.dest.as_path()).collect();
+        roots.sort_by_key(|p| p.components().count());
+        for dest in roots {
+            let Some(parent) = dest.parent() else { continue };
+            let work = self.work_of(parent);
+            if (work != parent) != in_fresh {
+                continue;
+            }
+            if let Err(e) = self.folders.make_all(&work) {
+                self.fail(dest, format!("cannot create the folder it goes in: {e}"));
             }
         }
     }
 
-    /// Folders, parents first; writable by us until their own metadata is applied last.
-    /// Returns them, parents first.
-    fn make_folders(&self) -> Vec<Folder<'a>> {
-        self.progress.set_phase("creating folders");
-        let plan = self.plan;
-        let mut folders: Vec<Folder> = plan
-            .items
-            .iter()
-            .filter(|i| i.node.kind == NodeKind::Dir)
-            .map(|item| {
-                let path = plan.work_path(item);
-                Folder { depth: path.components().count(), item, path }
-            })
-            .collect();
-        folders.sort_by_key(|f| f.depth);
-        for depth_group in folders.chunk_by(|a, b| a.depth == b.depth) {
-            depth_group.par_iter().for_each(|f| {
-                if let Err(e) = fsops::ensure_dir(&f.path) {
-                    self.fail(&f.item.dest, format!("cannot create folder: {e}"));
-                } else {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ =
-                        std::fs::set_permissions(&f.path, std::fs::Permissions::from_mode(0o700 | f.item.node.mode));
+    /// New folders, parents first (mode 0700 until their own is set last); folders that stay
+    /// made writable by their owner where they are not. Returns the folders of the plan.
+    fn make_folders(&self) -> Vec<usize> {
+        let items = &self.plan.items;
+        let mut folders: Vec<usize> =
+            (0..items.len()).filter(|&k| items[k].node.kind == NodeKind::Dir && self.how[k] != How::Nothing).collect();
+        folders.sort_by_key(|&k| items[k].dest.components().count());
+        for group in folders.chunk_by(|&a, &b| items[a].dest.components().count() == items[b].dest.components().count())
+        {
+            group.par_iter().for_each(|&k| {
+                let made = match self.how[k] {
+                    How::Stays => self.open_up(&items[k].dest),
+                    _ => self.dir_of(k).and_then(|(dir, name)| handles::make_dir(&dir, &name, 0o700)),
+                };
+                if let Err(e) = made {
+                    self.fail(&items[k].dest, format!("cannot create folder: {e}"));
                 }
             });
         }
         folders
     }
 
-    /// Where nothing is staged, what the plan deletes goes now (staged, it goes with the
-    /// swap).
-    fn delete_where_nothing_is_staged(&self) {
-        if self.plan.roots.iter().any(|r| r.staged) {
-            return;
+    /// A folder that stays, which this user owns but may not write in, made writable.
+    fn open_up(&self, dest: &Path) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = File::from(self.folders.dir(dest)?.try_clone()?);
+        let m = dir.metadata()?;
+        self.times.lock().expect("folders lock").push((dest.to_path_buf(), m.clone()));
+        if m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o700 != 0o700 {
+            self.opened_up.lock().expect("folders lock").push((dest.to_path_buf(), m.mode() & 0o7777));
+            dir.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777 | 0o700))?;
         }
-        self.progress.set_phase("removing what the backup does not hold");
-        for path in &self.plan.deletes {
-            if let Err(e) = fsops::remove_any(path) {
-                self.fail(path, format!("cannot remove: {e}"));
-            }
-        }
+        Ok(())
     }
 
     /// File data. The first name of each hard-linked file carries its data; the other names
-    /// are returned with that first name, to be linked once it exists. Returns the files
-    /// written, those links, and the blobs read and authenticated.
+    /// are returned with that first name's position, to be linked once it exists.
     #[allow(clippy::type_complexity)]
-    fn write_files(&self) -> (Vec<&'a Item>, Vec<(&'a Item, PathBuf)>, HashSet<Id>) {
+    fn write_files(&self) -> (Vec<&'a Item>, Vec<(&'a Item, usize)>, HashSet<Id>) {
         self.progress.set_phase("restoring files");
         let plan = self.plan;
-        let mut primaries: HashMap<(u64, u64), PathBuf> = HashMap::new();
-        let mut links: Vec<(&Item, PathBuf)> = Vec::new();
-        let mut files: Vec<&Item> = Vec::new();
+        let mut primaries: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut links = Vec::new();
+        let mut files = Vec::new();
         // The items are sorted by destination, so the first name of a hard-linked file is
         // the same on every run.
-        for item in plan.items.iter().filter(|i| i.node.kind == NodeKind::File && i.writes()) {
+        for (k, item) in plan.items.iter().enumerate() {
+            if item.node.kind != NodeKind::File || self.how[k] == How::Nothing || self.has_failed(&item.dest) {
+                continue;
+            }
             if item.node.links > 1 {
-                if let Some(first) = primaries.get(&(item.node.device, item.node.inode)) {
-                    links.push((item, first.clone()));
+                if let Some(&first) = primaries.get(&(item.node.device, item.node.inode)) {
+                    links.push((item, first));
                     continue;
                 }
-                primaries.insert((item.node.device, item.node.inode), plan.work_path(item));
+                primaries.insert((item.node.device, item.node.inode), k);
             }
             files.push(item);
         }
-        let placement = data::Placement { place: &|item| plan.work_path(item), unlink_first: true };
-        let finish = |f: &std::fs::File, item: &Item, fresh| {
-            let n = &item.node;
-            for w in meta::apply_fd(f, &plan.work_path(item), n, self.as_root, self.owner_of(item), fresh) {
+        let create = |item: &Item| {
+            let (dir, name) = self.dir_of(self.index_of(item))?;
+            handles::create_file(&dir, &name, item.node.mode)
+        };
+        let reopen = |item: &Item, ino| {
+            let (dir, name) = self.dir_of(self.index_of(item))?;
+            handles::reopen_file(&dir, &name, ino)
+        };
+        let discard = |item: &Item| {
+            if let Ok((dir, name)) = self.dir_of(self.index_of(item)) {
+                let _ = handles::remove(&dir, &name, false);
+            }
+        };
+        let placement = data::Placement { create: &create, reopen: &reopen, discard: &discard };
+        let finish = |f: &File, item: &Item, fresh| {
+            for w in meta::apply_fd(f, &item.node, self.as_root, self.owner_of(item), fresh) {
                 self.warn(&item.dest, w);
             }
         };
@@ -231,62 +336,236 @@ impl<'a> Writing<'a> {
     /// Symlinks, FIFOs and device nodes. Returns them.
     fn make_others(&self) -> Vec<&'a Item> {
         self.progress.set_phase("restoring links");
-        let others: Vec<&Item> = self
-            .plan
-            .items
-            .iter()
-            .filter(|i| !matches!(i.node.kind, NodeKind::Dir | NodeKind::File) && i.writes())
+        let items = &self.plan.items;
+        let others: Vec<usize> = (0..items.len())
+            .filter(|&k| !matches!(items[k].node.kind, NodeKind::Dir | NodeKind::File) && self.how[k] != How::Nothing)
+            .filter(|&k| !self.has_failed(&items[k].dest))
             .collect();
-        others.par_iter().for_each(|item| {
-            let path = self.plan.work_path(item);
-            match make_special(item, &path, self.as_root) {
-                Ok(()) => {
-                    self.apply_metadata(item, &path);
+        others.par_iter().for_each(|&k| {
+            let item = &items[k];
+            let made = self.dir_of(k).map_err(|e| format!("cannot create: {e}")).and_then(|(dir, name)| {
+                make_special(item, &dir, &name, self.as_root)?;
+                Ok((dir, name))
+            });
+            match made {
+                Ok((dir, name)) => {
+                    for w in meta::apply_at(&dir, &name, &item.node, self.as_root, self.owner_of(item)) {
+                        self.warn(&item.dest, w);
+                    }
                     self.progress.add(1, 0);
                 }
                 Err(e) => self.fail(&item.dest, e),
             }
         });
-        others
+        others.into_iter().map(|k| &items[k]).collect()
     }
 
     /// The other names of hard-linked files, linked to their first name.
-    fn make_links(&self, links: &[(&Item, PathBuf)]) {
+    fn make_links(&self, links: &[(&Item, usize)]) {
         for (item, first) in links {
-            let path = self.plan.work_path(item);
-            let made = fsops::remove_any(&path).and_then(|_| std::fs::hard_link(first, &path));
+            let made = self.dir_of(*first).and_then(|from| {
+                let to = self.dir_of(self.index_of(item))?;
+                handles::link((&from.0, &from.1), (&to.0, &to.1))
+            });
             match made {
                 Ok(()) => self.progress.add(1, 0),
-                Err(e) => self.fail(&item.dest, format!("cannot link to {}: {e}", first.display())),
+                Err(e) => {
+                    let first = &self.plan.items[*first].dest;
+                    self.fail(&item.dest, format!("cannot link to {}: {e}", first.display()))
+                }
             }
         }
     }
 
-    /// Folder metadata, deepest first, so setting a folder's time is the last change in it.
-    fn apply_folder_metadata(&self, folders: &[Folder]) {
+    /// Puts back the times of the folders that stay, which the names written beside moved:
+    /// until the commit, and in the safety backup made before it, they are as they were.
+    pub fn put_back_times(&self) {
+        for (path, m) in self.times.lock().expect("folders lock").iter() {
+            if let Ok(dir) = self.folders.dir(path) {
+                let a = nix::sys::time::TimeSpec::new(m.atime(), m.atime_nsec());
+                let t = nix::sys::time::TimeSpec::new(m.mtime(), m.mtime_nsec());
+                let _ = nix::sys::stat::futimens(std::os::fd::AsRawFd::as_raw_fd(&*dir), &a, &t);
+            }
+        }
+    }
+
+    /// Removes everything written beside the destination: the device is as it was.
+    pub fn discard(&self) {
+        for k in (0..self.how.len()).filter(|&k| self.how[k] == How::Beside) {
+            if let Ok((dir, name)) = self.dir_of(k) {
+                let _ = handles::remove_tree(&dir, &name);
+            }
+        }
+        self.close_up();
+        self.put_back_times();
+    }
+
+    /// Gives the folders made writable their mode back.
+    fn close_up(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in self.opened_up.lock().expect("folders lock").drain(..) {
+            if let Ok(dir) = self.folders.dir(&path).and_then(|d| d.try_clone()) {
+                let _ = File::from(dir).set_permissions(std::fs::Permissions::from_mode(mode));
+            }
+        }
+    }
+
+    /// Puts everything written in place (see the module's comment). Returns what was not
+    /// restored and the metadata that could not be set.
+    pub fn commit(&self) -> (Vec<String>, Vec<String>) {
+        self.progress.set_phase("putting the restored files in place");
+        for path in self.plan.deletes.iter().rev() {
+            self.delete(path);
+        }
+        for k in (0..self.how.len()).filter(|&k| self.how[k] == How::Beside) {
+            let item = &self.plan.items[k];
+            if self.has_failed(&item.dest) {
+                if let Ok((dir, name)) = self.dir_of(k) {
+                    let _ = handles::remove_tree(&dir, &name);
+                }
+                continue;
+            }
+            if let Err(e) = self.put(k) {
+                self.fail(&item.dest, format!("cannot put in place: {e}"));
+            }
+        }
+        // Paths name other entries now.
+        self.folders.forget();
         self.progress.set_phase("restoring folder metadata");
-        for depth_group in folders.chunk_by(|a, b| a.depth == b.depth).rev() {
-            depth_group.par_iter().for_each(|f| self.apply_metadata(f.item, &f.path));
+        self.folder_metadata();
+        self.close_up();
+        let failed = std::mem::take(&mut *self.failed.lock().expect("problems lock"));
+        let warnings = std::mem::take(&mut *self.warnings.lock().expect("problems lock"));
+        (failed, warnings)
+    }
+
+    /// Removes what the plan deletes at `path`, while it is what the plan saw.
+    fn delete(&self, path: &Path) {
+        let Some(seen) = self.plan.seen.get(path) else { return };
+        let removed = self.folders.parent_of(path).and_then(|(dir, name)| {
+            let Some(st) = handles::stat(&dir, name)? else { return Ok(true) };
+            if !seen.still(&Seen::of_stat(&st)) {
+                return Ok(false);
+            }
+            match handles::remove(&dir, name, seen.is_dir()) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(false),
+                r => r.map(|()| true),
+            }
+        });
+        match removed {
+            Ok(true) => {}
+            Ok(false) => self.fail(path, "changed while restoring: kept".into()),
+            Err(e) => self.fail(path, format!("cannot remove: {e}")),
+        }
+    }
+
+    /// Renames item `k` from beside its destination onto it.
+    fn put(&self, k: usize) -> io::Result<()> {
+        let item = &self.plan.items[k];
+        let (dir, temp) = self.dir_of(k)?;
+        let name = item.dest.file_name().unwrap_or_default();
+        let seen = self.plan.seen.get(&item.dest);
+        let now = handles::stat(&dir, name)?.map(|st| Seen::of_stat(&st));
+        let Some(now) = now else {
+            return self.rename_in(k, &dir, &temp, name);
+        };
+        if item.action != Action::Replace || !seen.is_some_and(|s| s.still(&now)) {
+            return self.keep_aside(k, &dir, &temp, name);
+        }
+        if now.is_dir() {
+            // A folder replaced by something else: what was in it went with the deletions.
+            match handles::remove(&dir, name, true) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => return self.keep_aside(k, &dir, &temp, name),
+                r => r?,
+            }
+            return self.rename_in(k, &dir, &temp, name);
+        }
+        handles::rename(&dir, &temp, name, RenameFlags::RENAME_EXCHANGE)?;
+        // What stood at the path is at the temporary name now: it must be what the plan saw,
+        // or it changed in between, and goes back.
+        let old = handles::stat(&dir, &temp)?.map(|st| Seen::of_stat(&st));
+        if old.is_some_and(|o| seen.is_some_and(|s| s.still(&o))) {
+            return handles::remove_tree(&dir, &temp);
+        }
+        handles::rename(&dir, &temp, name, RenameFlags::RENAME_EXCHANGE)?;
+        self.keep_aside(k, &dir, &temp, name)
+    }
+
+    /// Renames onto a path where nothing is; something made there meanwhile stays.
+    fn rename_in(&self, k: usize, dir: &handles::Dir, temp: &OsStr, name: &OsStr) -> io::Result<()> {
+        match handles::rename(dir, temp, name, RenameFlags::RENAME_NOREPLACE) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.keep_aside(k, dir, temp, name),
+            r => r,
+        }
+    }
+
+    /// The path changed while the restore ran: it stays as it is, and the backup's version
+    /// goes beside it, under a name that says so.
+    fn keep_aside(&self, k: usize, dir: &handles::Dir, temp: &OsStr, name: &OsStr) -> io::Result<()> {
+        let dest = &self.plan.items[k].dest;
+        for n in 1..100 {
+            let mut aside = name.to_os_string();
+            aside.push(format!(".restored-{}", self.slug));
+            if n > 1 {
+                aside.push(format!("-{n}"));
+            }
+            match handles::rename(dir, temp, &aside, RenameFlags::RENAME_NOREPLACE) {
+                Ok(()) => {
+                    let at = dest.with_file_name(&aside);
+                    self.fail(
+                        dest,
+                        format!("changed while restoring: kept; the backup's version is at {}", at.display()),
+                    );
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let _ = handles::remove_tree(dir, temp);
+        self.fail(dest, "changed while restoring: kept".into());
+        Ok(())
+    }
+
+    /// Every folder's own metadata, deepest first.
+    fn folder_metadata(&self) {
+        let items = &self.plan.items;
+        let mut folders: Vec<usize> = (0..items.len())
+            .filter(|&k| items[k].node.kind == NodeKind::Dir && self.how[k] != How::Nothing)
+            .filter(|&k| !items[k].dest.ancestors().any(|a| self.has_failed(a)))
+            .collect();
+        folders.sort_by_key(|&k| std::cmp::Reverse(items[k].dest.components().count()));
+        for group in folders.chunk_by(|&a, &b| items[a].dest.components().count() == items[b].dest.components().count())
+        {
+            group.par_iter().for_each(|&k| {
+                let item = &items[k];
+                let opened = self.folders.dir(&item.dest).and_then(|d| d.try_clone()).map(File::from);
+                match opened {
+                    Ok(dir) => {
+                        for w in meta::apply_fd(&dir, &item.node, self.as_root, self.owner_of(item), false) {
+                            self.warn(&item.dest, w);
+                        }
+                    }
+                    Err(e) => self.warn(&item.dest, format!("metadata: {e}")),
+                }
+            });
         }
     }
 }
 
-/// Creates a symlink, FIFO or device node at `path`, where the item is written.
-fn make_special(item: &Item, path: &Path, as_root: bool) -> Result<(), String> {
-    use nix::sys::stat::{mknod, Mode, SFlag};
+/// Creates a symlink, FIFO or device node as `name` in `dir`.
+fn make_special(item: &Item, dir: &handles::Dir, name: &OsStr, as_root: bool) -> Result<(), String> {
+    use nix::sys::stat::SFlag;
     let made = match item.node.kind {
         NodeKind::Symlink => {
             let target = item.node.target().cloned().unwrap_or_default();
-            fsops::remove_any(path).and_then(|_| std::os::unix::fs::symlink(target.as_os_str(), path))
+            handles::symlink(dir, name, target.as_os_str())
         }
-        NodeKind::Fifo => fsops::remove_any(path).and_then(|_| {
-            nix::unistd::mkfifo(path, Mode::from_bits_truncate(item.node.mode)).map_err(std::io::Error::from)
-        }),
-        NodeKind::CharDevice | NodeKind::BlockDevice if as_root => fsops::remove_any(path).and_then(|_| {
+        NodeKind::Fifo => handles::special(dir, name, SFlag::S_IFIFO, item.node.mode, 0),
+        NodeKind::CharDevice | NodeKind::BlockDevice if as_root => {
             let kind = if item.node.kind == NodeKind::CharDevice { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
-            mknod(path, kind, Mode::from_bits_truncate(item.node.mode), item.node.rdev().unwrap_or(0))
-                .map_err(std::io::Error::from)
-        }),
+            handles::special(dir, name, kind, item.node.mode, item.node.rdev().unwrap_or(0))
+        }
         NodeKind::CharDevice | NodeKind::BlockDevice => return Err("device files are restored only by root".into()),
         _ => return Ok(()),
     };
