@@ -20,6 +20,7 @@ mod hostile;
 mod locations;
 mod package;
 mod repository;
+mod restore_exit_codes;
 mod restore_modes;
 mod restore_plan;
 mod security;
