@@ -26,13 +26,24 @@ fn five_files(sb: &Sandbox) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// The user nobody, who may not write where only its permissions say it may not: as root,
-/// the whole sandbox becomes its own and the command runs as that user.
-fn as_unprivileged(sb: &Sandbox, c: &mut Command) {
+/// The sandbox's command as the user nobody, who may not write where only its permissions
+/// say it may not: as root, the whole sandbox (with a copy of the binary, whose own folder
+/// nobody may not reach) becomes that user's and the command runs as that user.
+fn as_unprivileged(sb: &Sandbox) -> Command {
+    let base = sb.command();
     if !is_root() {
-        return;
+        return base;
     }
     const NOBODY: u32 = 65534;
+    let bin = sb.dir.path().join("lifeboat");
+    fs::copy(base.get_program(), &bin).unwrap();
+    let mut c = Command::new(&bin);
+    c.env_clear().args(base.get_args()).stdin(std::process::Stdio::null());
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
     for p in std::iter::once(sb.dir.path().to_path_buf()).chain(walkdir(sb.dir.path())) {
         std::os::unix::fs::lchown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
     }
@@ -46,6 +57,7 @@ fn as_unprivileged(sb: &Sandbox, c: &mut Command) {
             Ok(())
         });
     }
+    c
 }
 
 fn report(out: &std::process::Output) -> serde_json::Value {
@@ -62,12 +74,11 @@ fn a_target_restore_into_a_folder_it_cannot_write_exits_1() {
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
 
     for json in [false, true] {
-        let mut c = sb.command();
+        let mut c = as_unprivileged(&sb);
         c.args(["backups", "restore", &slug, "--target", locked.to_str().unwrap(), "--quiet"]);
         if json {
             c.arg("--json");
         }
-        as_unprivileged(&sb, &mut c);
         let out = c.output().unwrap();
         assert_eq!(out.status.code(), Some(1), "nothing restored is a failure, not a warning: {}", stderr(&out));
         if json {
