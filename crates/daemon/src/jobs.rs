@@ -103,6 +103,12 @@ impl Job {
         self.changed.notify_all();
     }
 
+    /// Keeps a result for a job that then fails: a restore that did not restore everything
+    /// still shows what it did.
+    pub fn set_result(&self, v: serde_json::Value) {
+        self.inner.lock().expect("job lock").result = Some(v);
+    }
+
     /// Log lines from number `from` on (numbers count from the job's first line), and the
     /// number to ask from next.
     pub fn log_since(&self, from: usize) -> (Vec<String>, usize) {

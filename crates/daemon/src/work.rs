@@ -226,6 +226,13 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
         if let Some(s) = &report.safety_backup {
             v["safety_backup"] = s.slug.clone().into();
         }
+        // Something not restored fails the job, as it fails the command line's restore; its
+        // result still says what was restored.
+        if report.not_restored > 0 {
+            job.set_result(v);
+            let first = report.problems.first().cloned().unwrap_or_default();
+            return Err(EngineError::NotAllRestored { not_restored: report.not_restored, first });
+        }
         Ok(v)
     })();
     match &result {
@@ -234,7 +241,7 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
             let (level, words) = if problems == 0 {
                 ("info", "finished".to_string())
             } else {
-                ("warning", format!("finished with {problems} problems"))
+                ("warning", format!("finished with {problems} warnings"))
             };
             d.event(kind::RESTORE, level, &format!("restore of backup {slug} {words}"), about());
         }

@@ -135,11 +135,17 @@ function restoreForm(api, b, q, selection) {
       result.replaceChildren(jobPanel(api, view, {
         onDone: (v, box) => {
           button.disabled = false;
-          if (v.state !== 'succeeded') return;
           const r = v.result || {};
           const problems = r.problems || [];
+          const list = (cls) => (problems.length ? h('ul', { class: cls }, problems.map((p) => h('li', {}, typeof p === 'string' ? p : JSON.stringify(p)))) : null);
+          // Failed with a result: some of it was restored, and each problem says what was not.
+          if (v.state === 'failed' && v.result) {
+            box.append(...[h('p', {}, `Restored ${r.files ?? 0} files; ${r.not_restored} not restored:`), list('error')].filter(Boolean));
+            return;
+          }
+          if (v.state !== 'succeeded') return;
           box.replaceChildren(...[h('p', { class: 'ok' }, `Restored ${r.files ?? ''} files${r.safety_backup ? `; the safety backup is ${r.safety_backup}` : ''}.`),
-            problems.length ? h('ul', { class: 'warn-text' }, problems.map((p) => h('li', {}, typeof p === 'string' ? p : JSON.stringify(p)))) : null].filter(Boolean));
+            list('warn-text')].filter(Boolean));
         },
       }));
     } catch (err) {

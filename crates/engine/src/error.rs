@@ -83,6 +83,10 @@ pub enum EngineError {
     SafetyBackup { slug: String, unit: String, problem: String },
     #[error("{failed} entries could not be restored ({first}); nothing was changed on this device")]
     RestoreIncomplete { failed: usize, first: String },
+    /// A restore that went on past what it could not restore (under a target folder): what
+    /// could be restored was.
+    #[error("not everything was restored: {not_restored} not restored, the first: {first}")]
+    NotAllRestored { not_restored: u64, first: String },
     #[error(
         "the restore of backup {slug} started {started} stopped while putting files in place, so some paths are restored and others not"
     )]
@@ -240,6 +244,7 @@ impl EngineError {
             EngineError::Io { .. }
             | EngineError::Hook { .. }
             | EngineError::RestoreIncomplete { .. }
+            | EngineError::NotAllRestored { .. }
             | EngineError::Internal(_) => K::Internal,
         }
     }

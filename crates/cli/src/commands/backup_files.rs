@@ -204,5 +204,5 @@ pub fn restore(ctx: &Context, file: &Path, order: RestoreOrder, with_config: boo
             outln!("Configuration restored to {} (add the locations' secrets again).", c.display())?;
         }
     }
-    Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
+    Ok(super::backups::restored_code(&report))
 }

@@ -249,7 +249,23 @@ pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, location: Option<
             )?;
         }
     }
-    Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS })
+    if dry_run {
+        return Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS });
+    }
+    Ok(restored_code(&report))
+}
+
+/// A restore's exit code (docs/CONFIG.md, "Errors"): anything not restored is a failure,
+/// never a warning a script would take for success; warnings are only for what was restored
+/// (metadata not all set, an after_restore hook that failed).
+pub(super) fn restored_code(report: &lifeboat_engine::RestoreReport) -> i32 {
+    if report.not_restored > 0 {
+        exit::FAILED
+    } else if report.problems.is_empty() {
+        exit::OK
+    } else {
+        exit::WARNINGS
+    }
 }
 
 /// A dry run: every path the restore would change, then one line of counts.
@@ -281,16 +297,19 @@ pub(super) fn print_restored(report: &lifeboat_engine::RestoreReport, what: &str
     for p in &report.problems {
         eprintln!("problem: {p}");
     }
+    let failed = report.not_restored;
+    let warnings = format::count((report.problems.len() as u64).saturating_sub(failed), "warning", "warnings");
+    let with = match (failed, report.problems.len() as u64 > failed) {
+        (0, false) => String::new(),
+        (0, true) => format!(", with {warnings}"),
+        (n, false) => format!(", with {n} not restored"),
+        (n, true) => format!(", with {n} not restored and {warnings}"),
+    };
     outln!(
-        "Restored {} and {} ({}) from {what}{}.",
+        "Restored {} and {} ({}) from {what}{with}.",
         format::count(report.files, "file", "files"),
         format::count(report.dirs, "folder", "folders"),
         format::bytes(report.bytes),
-        if report.problems.is_empty() {
-            String::new()
-        } else {
-            format!(", with {}", format::count(report.problems.len() as u64, "problem", "problems"))
-        }
     )?;
     for (unit, path) in &report.roots {
         outln!("  {unit} -> {path}")?;

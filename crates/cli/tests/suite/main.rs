@@ -21,6 +21,7 @@ mod live_restore;
 mod locations;
 mod package;
 mod repository;
+mod restore_exit_codes;
 mod restore_modes;
 mod restore_plan;
 mod security;

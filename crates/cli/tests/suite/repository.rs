@@ -76,7 +76,8 @@ fn a_flipped_byte_is_found_named_and_contained() {
 
     let target = sb.dir.path().join("restore");
     let out = sb.run(&["backups", "restore", &slug, "--target", target.to_str().unwrap(), "--quiet"]);
-    assert_eq!(out.status.code(), Some(3), "a restore with damage finishes with warnings");
+    assert_eq!(out.status.code(), Some(1), "a restore that could not restore the damaged file fails: {}", stderr(&out));
+    assert!(stdout(&out).contains(" not restored."), "{}", stdout(&out));
     for u in ["a", "b"] {
         for i in 0..20 {
             let restored = rerooted(&target, &sb.home.join(u).join(format!("f{i}.txt")));

@@ -194,17 +194,19 @@ pub fn restore(
         return Err(e);
     }
     progress.set_phase("putting the restored folders in place");
+    // Not restored: listed before the metadata warnings of the extraction.
+    let mut missing = Vec::new();
     for root in &roots {
         if !root.swapped {
             report.roots.push((root.unit.clone(), root.dest.display().to_string()));
             continue;
         }
         if std::fs::symlink_metadata(&root.staging).is_err() {
-            report.problems.push(format!("{}: not in the backup file", root.dest.display()));
+            missing.push(format!("{}: not in the backup file", root.dest.display()));
             continue;
         }
         if let Err(e) = fsops::swap_in(&root.staging, &root.dest) {
-            report.problems.push(format!(
+            missing.push(format!(
                 "{}: cannot put the restored copy in place (it is at {}): {e}",
                 root.dest.display(),
                 root.staging.display()
@@ -215,6 +217,8 @@ pub fn restore(
     for (p, m) in &parents {
         let _ = stage::set_times(p, m);
     }
+    report.not_restored = missing.len() as u64;
+    report.problems.splice(0..0, missing);
     for p in &report.problems {
         log.warn(progress, p);
     }

@@ -89,8 +89,15 @@ pub struct RestoreReport {
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
-    /// What could not be done, or done fully, with the reason.
+    /// What could not be done, or done fully, with the reason: first the `not_restored`
+    /// ones, then the warnings.
     pub problems: Vec<String>,
+    /// How many of `problems` are something not restored: an entry not written or not
+    /// removed, a folder not read, prepared or put in place (with all it holds), a unit not
+    /// imported. A restore with any is a failure. The other problems are warnings: entries
+    /// restored whose owner, permissions, times or extended attributes could not all be set,
+    /// an after_restore hook that failed.
+    pub not_restored: u64,
     /// The plan's counts: paths created, replaced, deleted, kept, and already as in the backup.
     pub create: u64,
     pub replace: u64,
@@ -116,6 +123,8 @@ impl RestoreReport {
             unchanged: plan.count(Action::Unchanged),
             roots: plan.roots.iter().map(|r| (r.unit.clone(), r.dest.display().to_string())).collect(),
             problems: plan.problems.clone(),
+            // A folder whose listing cannot be read is restored empty, or not at all.
+            not_restored: plan.problems.len() as u64,
             ..Default::default()
         }
     }
@@ -222,16 +231,18 @@ impl Restore<'_> {
         }
         lifeboat_storage::faults::pause_point(|| format!("restore {}: written", snapshot.slug));
         journal.committing(self.dirs, report.safety_backup.as_ref().map(|s| s.slug.clone()))?;
-        let (failed, warnings) = exec.commit();
+        let (failed, commit_warnings) = exec.commit();
         for (p, m) in &parents {
             let _ = stage::set_times(p, m);
         }
         journal.end(self.dirs);
-        let mut problems = written.failed;
+        let (mut problems, mut warnings) = (written.failed, written.warnings);
         problems.extend(failed);
-        problems.extend(written.warnings);
+        warnings.extend(commit_warnings);
+        self.after(&elsewhere, &mut problems, &mut warnings);
+        // Not restored is a failure; metadata not set, or an after_restore hook, a warning.
+        report.not_restored += problems.len() as u64;
         problems.extend(warnings);
-        self.after(&elsewhere, &mut problems);
         drop(areas);
         report.files = written.files;
         report.dirs = written.dirs;
@@ -379,13 +390,14 @@ impl Restore<'_> {
         Ok(plan::build(roots, found, &remove, &cmp))
     }
 
-    /// Command units import what was restored; then every unit's after_restore hook.
-    fn after(&self, elsewhere: &HashMap<String, PathBuf>, problems: &mut Vec<String>) {
+    /// Command units import what was restored (a unit not imported is not restored); then
+    /// every unit's after_restore hook (one that fails is a warning).
+    fn after(&self, elsewhere: &HashMap<String, PathBuf>, not_restored: &mut Vec<String>, warnings: &mut Vec<String>) {
         let (snapshot, req) = (self.snapshot, self.req);
-        let mut problem = |path: &Path, what: String| {
+        let problem = |to: &mut Vec<String>, path: &Path, what: String| {
             let msg = format!("{}: {what}", path.display());
             self.log.warn(self.progress, &msg);
-            problems.push(msg);
+            to.push(msg);
         };
         if req.target.is_none() {
             for su in snapshot.units.iter().filter(|u| u.kind == "command" && self.chosen(&u.name)) {
@@ -395,10 +407,11 @@ impl Restore<'_> {
                     Some((unit, commands)) => {
                         self.progress.set_phase(format!("importing {}", unit.name));
                         if let Err(e) = import(unit, commands, dest, self.dirs) {
-                            problem(dest, format!("unit {}: import: {e}", unit.name));
+                            problem(not_restored, dest, format!("unit {}: import: {e}", unit.name));
                         }
                     }
                     None => problem(
+                        not_restored,
                         dest,
                         format!(
                             "unit {} has no import command on this device: restore it with --target to get its data",
@@ -410,7 +423,7 @@ impl Restore<'_> {
         }
         for unit in configured_units(req, snapshot) {
             if let Err(e) = hook(unit, &unit.hooks.after_restore, self.dirs) {
-                problem(Path::new(&unit.name), format!("after_restore: {e}"));
+                problem(warnings, Path::new(&unit.name), format!("after_restore: {e}"));
             }
         }
     }
