@@ -309,8 +309,15 @@ pub enum BackupsCommand {
     Restore {
         /// The backup: a slug, a unique prefix of one, a backup's name, or latest (not needed
         /// with --from-file).
-        #[arg(required_unless_present = "from_file")]
+        #[arg(required_unless_present_any = ["from_file", "resume", "undo"])]
         slug: Option<String>,
+        /// Finish the restore that was interrupted while putting files in place (it runs
+        /// again, with what it was asked).
+        #[arg(long, conflicts_with_all = ["slug", "from_file", "undo", "dry_run"])]
+        resume: bool,
+        /// Put back everything the interrupted restore changed, from its safety backup.
+        #[arg(long, conflicts_with_all = ["slug", "from_file", "dry_run"])]
+        undo: bool,
         /// Restore from a backup file instead, with no configuration or repository needed
         /// (- reads standard input).
         #[arg(long, value_name = "FILE", conflicts_with_all = ["no_safety_backup"])]

@@ -91,7 +91,7 @@ pub enum EngineError {
         "the restore of backup {slug} started {started} stopped while putting files in place, so some paths are restored and others not"
     )]
     InterruptedRestore { slug: String, started: String, undo: bool },
-    #[error("no restore was interrupted on this device")]
+    #[error("no restore was interrupted while putting files in place on this device (the leftovers of any stopped earlier are removed)")]
     NoInterruptedRestore,
     #[error(
         "the interrupted restore of backup {slug} made no safety backup (--no-safety-backup), so it cannot be undone"

@@ -58,6 +58,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Import { file, location, json } => {
                 backup_files::import(&ctx, &file, location.as_deref(), json)
             }
+            BackupsCommand::Restore { resume: true, location, json, .. } => {
+                let (slug, order) = ctx.take_interrupted_restore(false)?;
+                backups::restore(&ctx, &slug, order, location.location.as_deref(), json)
+            }
+            BackupsCommand::Restore { undo: true, location, json, .. } => {
+                let (slug, order) = ctx.take_interrupted_restore(true)?;
+                backups::restore(&ctx, &slug, order, location.location.as_deref(), json)
+            }
             BackupsCommand::Restore {
                 slug,
                 from_file,
@@ -73,6 +81,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 paths,
                 location,
                 json,
+                ..
             } => {
                 let order = lifeboat_engine::app::RestoreOrder {
                     units,

@@ -96,13 +96,12 @@ fn map_path_moves_absolute_paths() {
 }
 
 /// Removes what an interrupted restore leaves beside a unit (the next restore does the same).
-fn remove_leftovers(home: &std::path::Path) {
-    for e in fs::read_dir(home).unwrap().flatten() {
-        if e.file_name().to_string_lossy().ends_with(".lifeboat-restore") {
-            let _ = fs::remove_dir_all(e.path());
-            let _ = fs::remove_file(e.path());
-        }
-    }
+/// After a restore was killed: `--undo` removes what it wrote beside the destination (a
+/// restore killed while writing changed nothing else), and nothing of it is left.
+fn remove_leftovers(sb: &Sandbox) {
+    let _ = sb.run(&["backups", "restore", "--undo", "--quiet"]);
+    let left = restore_leftovers(&sb.home);
+    assert!(left.is_empty(), "left by the killed restore: {left:?}");
 }
 
 #[test]
@@ -146,7 +145,7 @@ fn a_restore_killed_at_any_moment_leaves_each_unit_old_or_new_never_mixed() {
         } else {
             outcomes.0 += 1;
         }
-        remove_leftovers(&sb.home);
+        remove_leftovers(&sb);
         for (i, unit) in ["notes", "photos"].iter().enumerate() {
             let now = facts(&sb.home.join(unit));
             let restored = now.keys().all(|k| backup_state(unit).contains_key(k))

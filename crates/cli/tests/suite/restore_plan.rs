@@ -33,7 +33,7 @@ fn flip_byte_in_the_middle(path: &Path) {
 }
 
 fn leftovers(dir: &Path) -> Vec<PathBuf> {
-    walkdir(dir).into_iter().filter(|p| p.to_string_lossy().contains(".lifeboat-restore")).collect()
+    restore_leftovers(dir)
 }
 
 #[test]

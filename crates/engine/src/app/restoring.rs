@@ -97,6 +97,47 @@ impl Lifeboat {
         backup_file::restore(input, label, &dirs, &req, progress, &log)
     }
 
+    /// Takes up the restore that was interrupted while putting files in place (see
+    /// `restore::journal`): its leftovers are removed, and the backup and order returned run
+    /// it again (`undo`: restore its safety backup instead, which puts back everything it
+    /// changed). Either way the journal ends here; the run made next keeps its own.
+    pub fn take_interrupted_restore(&self, undo: bool) -> EngineResult<(String, RestoreOrder)> {
+        use crate::restore::journal::{self, Phase};
+        // Restores killed while writing changed nothing but their temporary names: gone now.
+        let (writing, committing): (Vec<_>, Vec<_>) =
+            journal::interrupted(&self.dirs).into_iter().partition(|j| j.phase == Phase::Writing);
+        for j in writing {
+            j.clean();
+            j.end(&self.dirs);
+        }
+        let j = committing.into_iter().next_back().ok_or(EngineError::NoInterruptedRestore)?;
+        let home = Some(j.asked.home.clone());
+        let taken = if undo {
+            let Some(safety) = j.safety_backup.clone() else {
+                return Err(EngineError::CannotUndo { slug: j.slug.clone() });
+            };
+            (safety, RestoreOrder { home, safety_backup: false, ..RestoreOrder::default() })
+        } else {
+            let a = j.asked.clone();
+            let order = RestoreOrder {
+                units: a.units,
+                target: a.target,
+                mode: a.mode,
+                map_paths: a.map_paths,
+                home,
+                paths: a.paths,
+                trust_dates: a.trust_dates,
+                // What it replaced is in the first run's safety backup already.
+                safety_backup: false,
+                ..RestoreOrder::default()
+            };
+            (j.slug.clone(), order)
+        };
+        j.clean();
+        j.end(&self.dirs);
+        Ok(taken)
+    }
+
     /// The folders a restore works with: `~` is the home asked for. Relative folders are
     /// refused here, whoever asks: the front ends resolve them against what they know.
     fn dirs_for(&self, order: &RestoreOrder) -> EngineResult<crate::Dirs> {

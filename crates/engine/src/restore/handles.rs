@@ -71,8 +71,8 @@ impl Folders {
         }
     }
 
-    /// Creates every missing folder of the absolute `path` (mode 0700 until the restore sets
-    /// its own), each inside a folder opened by handle.
+    /// Creates every missing folder of the absolute `path` (as `mkdir -p` does: the umask
+    /// decides their mode), each inside a folder opened by handle.
     pub(crate) fn make_all(&self, path: &Path) -> io::Result<()> {
         if self.dir(path).is_ok() {
             return Ok(());
@@ -81,7 +81,7 @@ impl Folders {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no folder holds it"));
         };
         self.make_all(parent)?;
-        match make_dir(&self.dir(parent)?, name, 0o700) {
+        match make_dir(&self.dir(parent)?, name, 0o777) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             r => r,
         }

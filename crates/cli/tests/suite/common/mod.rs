@@ -363,6 +363,23 @@ pub fn run_measuring_memory(sb: &Sandbox, args: &[&str]) -> (Output, u64) {
     (out, kib * 1024)
 }
 
+/// Whether a name is one a restore writes beside its destination while it runs
+/// (`.lifeboat-ID-N`), or a staging copy of a restore from a backup file.
+pub fn is_restore_leftover(name: &str) -> bool {
+    let temp = name.strip_prefix(".lifeboat-").and_then(|rest| rest.split_once('-')).is_some_and(|(id, n)| {
+        id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) && n.bytes().all(|b| b.is_ascii_digit())
+    });
+    temp || name.ends_with(".lifeboat-restore")
+}
+
+/// What restores left under `dir` (see [`is_restore_leftover`]).
+pub fn restore_leftovers(dir: &Path) -> Vec<PathBuf> {
+    walkdir(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| is_restore_leftover(&n.to_string_lossy())))
+        .collect()
+}
+
 /// A folder with the two FIFOs of the binary's pause points (`LIFEBOAT_PAUSE_DIR`; see
 /// `lifeboat_storage::faults`).
 pub fn pause_dir(sb: &Sandbox) -> PathBuf {
