@@ -22,6 +22,7 @@ mod locations;
 mod package;
 mod repository;
 mod restore_exit_codes;
+mod restore_model;
 mod restore_modes;
 mod restore_plan;
 mod security;
