@@ -410,6 +410,11 @@ pub enum BackupsCommand {
         /// Only this unit.
         #[arg(long)]
         unit: Option<String>,
+        /// Against the device: read every file whose size and date match the backup's and
+        /// compare its content too (finds damage that kept its date; reads nothing from the
+        /// location).
+        #[arg(long, conflicts_with = "b")]
+        by_content: bool,
         #[command(flatten)]
         location: LocationArg,
         /// Print the changes as a JSON object.

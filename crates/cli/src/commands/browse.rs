@@ -114,12 +114,13 @@ pub fn diff(
     a: &str,
     b: Option<&str>,
     unit: Option<&str>,
+    by_content: bool,
     location: Option<&str>,
     json: bool,
 ) -> Result<i32> {
     let first = ctx.find_backup(a, location, None)?;
     let second = b.map(|b| ctx.find_backup(b, location, None)).transpose()?;
-    let d = ctx.diff(&first, second.as_ref(), unit)?;
+    let d = ctx.diff(&first, second.as_ref(), unit, by_content)?;
     if json {
         print_json(&d)?;
     } else {

@@ -25,6 +25,13 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     let cli_config = cli.config.clone();
     let ctx = Context::new(cli.config, cli.password_file, cli.quiet, cli.no_cache)?;
+    // A restore stopped midway left a mix of old and restored files: every command says so
+    // until it is finished or undone (a restore refuses to start instead).
+    if !matches!(cli.command, Command::Backups(BackupsCommand::Restore { .. })) {
+        if let Some(e) = ctx.interrupted_restore() {
+            eprintln!("note: {}", crate::exit::describe(&anyhow::Error::new(e)).1);
+        }
+    }
     match cli.command {
         Command::Backups(b) => match b {
             BackupsCommand::New { name, units, location, tags, json } => {
@@ -112,8 +119,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Find { patterns, unit, location, json } => {
                 browse::find(&ctx, &patterns, unit.as_deref(), location.as_deref(), json)
             }
-            BackupsCommand::Diff { a, b, unit, location, json } => {
-                browse::diff(&ctx, &a, b.as_deref(), unit.as_deref(), location.location.as_deref(), json)
+            BackupsCommand::Diff { a, b, unit, by_content, location, json } => {
+                browse::diff(&ctx, &a, b.as_deref(), unit.as_deref(), by_content, location.location.as_deref(), json)
             }
             BackupsCommand::Dump { slug, path, location } => {
                 browse::dump(&ctx, &slug, &path, location.location.as_deref())

@@ -103,6 +103,30 @@ fn no_leftovers(sb: &Sandbox, ctx: &str) {
     assert!(left.is_empty(), "{ctx}: left behind: {left:?}");
 }
 
+/// Waits until the restore stops at its pause point; one that ends first fails the case with
+/// what it said.
+fn paused_or_ended(pause: &Path, child: &mut std::process::Child, ctx: &str) {
+    let fifo = pause.join("paused");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(fs::read_to_string(fifo));
+    });
+    loop {
+        if rx.recv_timeout(std::time::Duration::from_millis(100)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            // Unblock the reader thread.
+            let _ = fs::OpenOptions::new().write(true).open(pause.join("paused"));
+            panic!("{ctx}: the restore ended ({status}) before its commit: {err}");
+        }
+    }
+}
+
 fn run_case(seed: u64) {
     let mut rng = Rng(seed);
     let sb = Sandbox::new("[unit.m]\npaths = [\"~/m\"]\n");
@@ -137,12 +161,22 @@ fn run_case(seed: u64) {
                 return;
             }
             assert_ne!(out.status.code(), Some(101), "{ctx}: {}", stderr(&out));
-            let then = sb.run(&["backups", "restore", if undo { "--undo" } else { "--resume" }, "--quiet"]);
+            // Any command says so while a restore is half done.
+            let noted = stderr(&sb.run(&["backups", "list"])).contains("stopped while putting files in place");
+            let mut then = sb.run(&["backups", "restore", if undo { "--undo" } else { "--resume" }, "--quiet"]);
+            let undo = undo && then.status.code() != Some(6);
+            if !undo && then.status.code() == Some(6) {
+                // Nothing was at risk (the restore only created), so it made no safety backup
+                // and cannot be undone: it says so, and --resume finishes it.
+                assert!(stderr(&then).contains("cannot be undone"), "{ctx}: {}", stderr(&then));
+                then = sb.run(&["backups", "restore", "--resume", "--quiet"]);
+            }
             // Exit 2: nothing was being put in place. Killed while writing beside, or in the
             // safety backup, it changed nothing (its leftovers are gone now); killed after its
             // commit (releasing its lock), it is done.
             let nothing_interrupted = then.status.code() == Some(2);
             assert!(then.status.success() || nothing_interrupted, "{ctx}: {}", stderr(&then));
+            assert_eq!(noted, !nothing_interrupted, "{ctx}: `backups list` said a restore was half done: {noted}");
             if nothing_interrupted {
                 let now = facts(&m);
                 if now != before {
@@ -160,7 +194,7 @@ fn run_case(seed: u64) {
             let outside = sb.dir.path().join("outside");
             fs::create_dir_all(&outside).unwrap();
             let pause = pause_dir(&sb);
-            let child = sb
+            let mut child = sb
                 .command()
                 .args(args)
                 .env("LIFEBOAT_PAUSE_DIR", &pause)
@@ -169,7 +203,7 @@ fn run_case(seed: u64) {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            wait_paused(&pause);
+            paused_or_ended(&pause, &mut child, &ctx);
             // Her changes: edited files, a new file, a folder swapped for a symlink out.
             let ours = |p: &PathBuf| p.iter().any(|c| is_restore_leftover(&c.to_string_lossy()));
             let entries: Vec<PathBuf> = walkdir(&m).into_iter().filter(|p| !ours(p)).collect();

@@ -392,6 +392,25 @@ fn bit_rot_with_its_date_put_back_is_repaired_by_an_in_place_restore() {
                 "{extra:?}: the damaged file is replaced: {plan}"
             );
         }
+        // `backups diff` against the device says the same with --by-content; by dates alone
+        // the damage does not show.
+        let diff = |by_content: bool| -> Vec<String> {
+            let mut d = vec!["backups", "diff", &slug, "--json"];
+            if by_content {
+                d.push("--by-content");
+            }
+            let v: serde_json::Value = serde_json::from_str(&sb.ok(&d)).unwrap();
+            v["modified"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap().to_string()).collect()
+        };
+        let modified = diff(true);
+        for (path, _) in &wanted {
+            let p = path.to_str().unwrap();
+            assert!(
+                modified.iter().any(|m| p.ends_with(m.trim_start_matches("~/")) || m == p),
+                "{extra:?}: diff --by-content lists {p}: {modified:?}"
+            );
+        }
+        assert!(diff(false).is_empty(), "{extra:?}: by dates the damage does not show");
         let trusting = [args.clone(), vec!["--trust-dates"]].concat();
         let plan: serde_json::Value = serde_json::from_str(&sb.ok(&trusting)).unwrap();
         assert!(planned(&plan, "replace").is_empty(), "{extra:?}: --trust-dates takes it as unchanged: {plan}");

@@ -258,6 +258,9 @@ pub struct DiffQuery {
     to: Option<String>,
     #[serde(default)]
     unit: Option<String>,
+    /// Against the device: compare files whose size and date match by content too.
+    #[serde(default)]
+    by_content: bool,
     #[serde(default)]
     location: Option<String>,
 }
@@ -272,7 +275,7 @@ pub async fn diff(
         let at = At { location: q.location.clone() };
         let a = find(&d, &slug, &at)?;
         let b = q.to.as_deref().map(|s| find(&d, s, &at)).transpose()?;
-        Ok(Json(d.app().diff(&a, b.as_ref(), q.unit.as_deref())?))
+        Ok(Json(d.app().diff(&a, b.as_ref(), q.unit.as_deref(), q.by_content)?))
     })
     .await
 }

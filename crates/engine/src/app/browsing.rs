@@ -139,8 +139,9 @@ impl Lifeboat {
     }
 
     /// What changed from backup `a` to backup `b`, or to the device as it is now (what a
-    /// restore of `a` in place would change).
-    pub fn diff(&self, a: &Found, b: Option<&Found>, unit: Option<&str>) -> EngineResult<Diff> {
+    /// restore of `a` in place would change; `by_content`: files of the backup's size and
+    /// date are compared by content too, so damage with its date intact shows).
+    pub fn diff(&self, a: &Found, b: Option<&Found>, unit: Option<&str>, by_content: bool) -> EngineResult<Diff> {
         if let Some(u) = unit {
             crate::restore::units_held(
                 &a.snapshot.slug,
@@ -152,7 +153,7 @@ impl Lifeboat {
             Some(b) => diff::between(&a.repo, &a.snapshot, &b.repo, &b.snapshot, unit),
             None => {
                 let units = self.units()?;
-                diff::to_device(&a.repo, &a.snapshot, &units, self.dirs(), unit)
+                diff::to_device(&a.repo, &a.snapshot, &units, self.dirs(), unit, by_content)
             }
         }
     }

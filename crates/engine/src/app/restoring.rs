@@ -97,6 +97,15 @@ impl Lifeboat {
         backup_file::restore(input, label, &dirs, &req, progress, &log)
     }
 
+    /// The restore that stopped while putting files in place, if one did: the error every
+    /// restore gives until it is finished or undone, for front ends to say at once.
+    pub fn interrupted_restore(&self) -> Option<EngineError> {
+        use crate::restore::journal::{self, Phase};
+        journal::interrupted(&self.dirs).into_iter().rfind(|j| j.phase == Phase::Committing).map(|j| {
+            EngineError::InterruptedRestore { slug: j.slug, started: j.started, undo: j.safety_backup.is_some() }
+        })
+    }
+
     /// Takes up the restore that was interrupted while putting files in place (see
     /// `restore::journal`): its leftovers are removed, and the backup and order returned run
     /// it again (`undo`: restore its safety backup instead, which puts back everything it

@@ -116,6 +116,8 @@ enum Side<'a> {
 
 struct Differ<'a> {
     a: &'a Repository,
+    /// Against the device: a file of the backup's size and time is compared by content too.
+    by_content: bool,
     b: Side<'a>,
     /// Paths of every unit root: an inner root is compared as itself, not inside its outer.
     roots: Vec<String>,
@@ -131,7 +133,13 @@ pub(crate) fn between(
     unit: Option<&str>,
 ) -> EngineResult<Diff> {
     let (ra_roots, rb_roots) = (pick(roots(a)?, unit), pick(roots(b)?, unit));
-    let mut d = Differ { a: ra, b: Side::Backup(rb), roots: union(&ra_roots, &rb_roots), out: Diff::default() };
+    let mut d = Differ {
+        a: ra,
+        by_content: false,
+        b: Side::Backup(rb),
+        roots: union(&ra_roots, &rb_roots),
+        out: Diff::default(),
+    };
     let mut by_path: BTreeMap<String, (Option<RootRef>, Option<RootRef>)> = BTreeMap::new();
     for r in ra_roots {
         let k = r.path.clone();
@@ -148,17 +156,23 @@ pub(crate) fn between(
     Ok(d.finish())
 }
 
-/// From backup `a` to the device as it is now (`~` is this user's home).
+/// From backup `a` to the device as it is now (`~` is this user's home). `by_content`: a
+/// file whose size and time match the backup's is read and compared with it too, as an
+/// in-place restore does (at the backup's chunk boundaries, reading nothing from the location).
 pub(crate) fn to_device(
     repo: &Repository,
     a: &Snapshot,
     units: &[Unit],
     dirs: &Dirs,
     unit: Option<&str>,
+    by_content: bool,
 ) -> EngineResult<Diff> {
     let ra_roots = pick(roots(a)?, unit);
     let all: Vec<String> = ra_roots.iter().map(|r| r.path.clone()).collect();
-    let mut d = Differ { a: repo, b: Side::Device { units, dirs }, roots: all, out: Diff::default() };
+    if by_content {
+        repo.load_index()?;
+    }
+    let mut d = Differ { a: repo, by_content, b: Side::Device { units, dirs }, roots: all, out: Diff::default() };
     for r in ra_roots {
         let live = dirs.expand(&r.path);
         let here = std::fs::symlink_metadata(&live).ok().map(|m| Item::live(&live, &m));
@@ -350,6 +364,14 @@ impl Differ<'_> {
             (Holds::Blobs(ids, _), Holds::Live(p)) => {
                 if a.size != b.size {
                     false
+                } else if a.mtime == b.mtime && self.by_content {
+                    use crate::restore::content::{compare, Content};
+                    match compare(self.a, p, ids) {
+                        Content::Same => true,
+                        Content::Differs => false,
+                        // Lengths unknown to the index, or the file unreadable: read it whole.
+                        Content::Unknown => self.same_bytes(ids, p)?,
+                    }
                 } else if a.mtime == b.mtime {
                     true
                 } else {

@@ -7,7 +7,7 @@
 //! (`journal.rs`) says how far a restore got, so that one killed midway is finished or
 //! undone.
 
-mod content;
+pub(crate) mod content;
 mod data;
 pub(crate) mod entry;
 pub(crate) mod fsops;
