@@ -603,7 +603,6 @@ fn root_restoring_one_path_writes_nothing_through_folders_swapped_for_symlinks()
 }
 
 #[test]
-#[ignore = "issue 42, item 7: a restore from a backup file still has an executor of its own"]
 fn root_restoring_a_backup_file_writes_nothing_through_folders_swapped_for_symlinks() {
     let Some(a) = Attack::new() else { return };
     let file = a.sb.dir.path().join("docs.tar");

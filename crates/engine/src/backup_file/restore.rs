@@ -1,10 +1,11 @@
 //! `backups restore --from-file`: straight from a backup file, with no repository and no
-//! configuration (a new device's first step). Each unit root is written into a staging folder
-//! beside its destination; only when the whole file has been read and every checksum matched
-//! are the staged folders swapped in, so a damaged, truncated or hostile file changes nothing
-//! that was already on disk.
+//! configuration (a new device's first step). The file is read once, as a stream, into a
+//! private folder of Lifeboat's data folder; only when the whole file has been read and every
+//! checksum matched is what it holds planned against the device and carried out by the one
+//! restore executor (`restore::carry_out`: by handle, beside the destination, a journal), so
+//! a damaged, truncated or hostile file changes nothing that was already on disk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -20,8 +21,8 @@ use crate::meta;
 use crate::paths::Dirs;
 use crate::progress::Progress;
 use crate::restore::entry::Entry;
+use crate::restore::fsops;
 use crate::restore::plan::{self, destination, PathMap};
-use crate::restore::{fsops, stage};
 use crate::restore::{Owners, RestoreMode, RestoreReport};
 use crate::runlog::RunLog;
 use crate::{EngineError, EngineResult};
@@ -44,11 +45,9 @@ pub struct FileRestoreRequest {
 struct Root {
     unit: String,
     archive: Vec<u8>,
-    /// Where its entries are written (see `restore::plan::layout`).
+    /// Where the file's entries of it are read into.
     staging: PathBuf,
     dest: PathBuf,
-    /// It has a staging copy of its own, swapped in at the end (inner roots ride in theirs).
-    swapped: bool,
 }
 
 pub fn restore(
@@ -93,7 +92,7 @@ pub fn restore(
             archives.push(r.archive.0.clone());
         }
     }
-    let placed = plan::layout(specs, !req.dry_run, req.target.as_deref())?;
+    let placed = plan::layout(specs, false, req.target.as_deref())?;
     let as_root = nix::unistd::geteuid().is_root();
     let owners = Owners::for_home(&dirs.home);
     let owner = |n: &Entry, names: &plan::OwnerNames| if as_root { owners.resolve(n, names) } else { None };
@@ -119,16 +118,22 @@ pub fn restore(
         Some((root.work.as_path(), b.size.saturating_add((b.files + b.dirs).saturating_mul(4096))))
     });
     crate::restore::room::check_needs(needs)?;
-    let carry = plan::carry_before_stream(&placed, &cmp);
+    // The file is read into a private folder first: nothing of the device changes until all of
+    // it is read and checked.
+    let area = tempfile::Builder::new()
+        .prefix("file-restore-")
+        .tempdir_in(crate::backup::staging_dir(dirs))
+        .map_err(|e| EngineError::io("creating a folder in", &dirs.data, e))?;
+    let area = Area(area);
     let roots: Vec<Root> = placed
         .iter()
         .zip(archives)
-        .map(|(r, archive)| Root {
+        .enumerate()
+        .map(|(i, (r, archive))| Root {
             unit: r.unit.clone(),
             archive,
-            staging: r.work.clone(),
+            staging: area.0.path().join(i.to_string()),
             dest: r.dest.clone(),
-            swapped: r.staged,
         })
         .collect();
     let total: u64 =
@@ -136,25 +141,11 @@ pub fn restore(
     progress.set_totals(0, total, true);
     log.info(&format!("restore of backup {} from {label}", backup.slug));
 
-    let mut report = RestoreReport::default();
-    // The folders the staging copies are made in: their times are put back if nothing is
-    // restored, so a refused file leaves no trace.
-    let parents: Vec<(PathBuf, std::fs::Metadata)> = roots
-        .iter()
-        .filter(|r| r.swapped)
-        .filter_map(|r| {
-            let p = r.staging.parent()?.to_path_buf();
-            std::fs::metadata(&p).ok().map(|m| (p, m))
-        })
-        .collect();
-    let result = (|| -> EngineResult<()> {
-        let mut order: Vec<usize> = (0..placed.len()).collect();
-        order.sort_by_key(|&i| placed[i].dest.components().count());
-        for i in order {
-            prepare(&placed, i, &carry, req)?;
-        }
+    // What reading the file came to: the metadata it could not set on the private copies.
+    let mut read_report = RestoreReport::default();
+    {
         let mut extract = |unit: &UnitFile, tar: &mut UnitTar<'_>| -> EngineResult<()> {
-            progress.set_phase(format!("restoring {}", unit.name));
+            progress.set_phase(format!("reading {}", unit.name));
             let declared = backup.units.iter().find(|u| u.name == unit.name).map(|u| u.size).unwrap_or(0);
             let mine: Vec<&Root> = roots.iter().filter(|r| r.unit == unit.name).collect();
             let mut x = Extractor {
@@ -167,7 +158,7 @@ pub fn restore(
                 made: HashSet::new(),
                 files: HashSet::new(),
                 dirs: Vec::new(),
-                report: &mut report,
+                report: &mut read_report,
                 progress,
                 map: &map,
             };
@@ -182,68 +173,106 @@ pub fn restore(
         };
         while reader.next_unit(req.passphrase.as_deref(), &mut extract, &chosen)?.is_some() {}
         progress.set_phase("checking the backup file");
-        reader.finish()
-    })();
-    if let Err(e) = result {
-        for root in roots.iter().filter(|r| r.swapped) {
-            let _ = fsops::remove_any(&root.staging);
-        }
-        for (p, m) in &parents {
-            let _ = stage::set_times(p, m);
-        }
-        return Err(e);
+        reader.finish()?;
     }
-    progress.set_phase("putting the restored folders in place");
-    // Not restored: listed before the metadata warnings of the extraction.
-    let mut missing = Vec::new();
-    for root in &roots {
-        if !root.swapped {
-            report.roots.push((root.unit.clone(), root.dest.display().to_string()));
-            continue;
-        }
-        if std::fs::symlink_metadata(&root.staging).is_err() {
-            missing.push(format!("{}: not in the backup file", root.dest.display()));
-            continue;
-        }
-        if let Err(e) = fsops::swap_in(&root.staging, &root.dest) {
-            missing.push(format!(
-                "{}: cannot put the restored copy in place (it is at {}): {e}",
-                root.dest.display(),
-                root.staging.display()
-            ));
-        }
-        report.roots.push((root.unit.clone(), root.dest.display().to_string()));
-    }
-    for (p, m) in &parents {
-        let _ = stage::set_times(p, m);
-    }
-    report.not_restored = missing.len() as u64;
-    report.problems.splice(0..0, missing);
+
+    // What the file held, planned against the device and carried out.
+    let missing: Vec<String> = roots
+        .iter()
+        .filter(|r| std::fs::symlink_metadata(&r.staging).is_err())
+        .map(|r| format!("{}: not in the backup file", r.dest.display()))
+        .collect();
+    let found = items_from_area(&placed, &roots);
+    let plan = plan::build(placed, found, &[], &cmp);
+    let from = |item: &plan::Item| {
+        let r = &roots[item.root];
+        plan::under(&r.staging, item.dest.strip_prefix(&r.dest).unwrap_or(Path::new("")))
+    };
+    let asked = crate::restore::journal::Asked {
+        units: req.units.clone(),
+        target: req.target.clone(),
+        mode: req.mode,
+        map_paths: req.map_paths.clone(),
+        home: dirs.home.clone(),
+        paths: Vec::new(),
+        trust_dates: false,
+    };
+    let carried = crate::restore::carry_out(
+        &plan,
+        crate::restore::Source::Files(&from),
+        dirs,
+        (&backup.slug, asked),
+        req.target.is_none(),
+        &|_| Ok(None),
+        progress,
+        log,
+    )?;
+    drop(area);
+    let mut report = RestoreReport::from_plan(&plan);
+    report.files = carried.files;
+    report.dirs = carried.dirs;
+    report.bytes = carried.bytes;
+    // Not restored first, then the warnings.
+    let mut not_restored = missing;
+    not_restored.extend(carried.not_restored);
+    report.not_restored = not_restored.len() as u64;
+    report.problems = not_restored;
+    report.problems.extend(read_report.problems);
+    report.problems.extend(carried.warnings);
     for p in &report.problems {
         log.warn(progress, p);
     }
     Ok((manifest, report))
 }
 
-/// Makes root `i`'s parent (inside its holder's staging copy for an inner root), and starts
-/// its staging copy from what the mode keeps of the current folder (hard links: no data
-/// copied).
-fn prepare(
-    roots: &[plan::Root],
-    i: usize,
-    carry: &HashMap<PathBuf, plan::Carry>,
-    req: &FileRestoreRequest,
-) -> EngineResult<()> {
-    let root = &roots[i];
-    let parent = root.work.parent().unwrap_or(Path::new("/"));
-    let made = match (&req.target, root.outer) {
-        (_, Some(o)) => fsops::ensure_real_dirs(&roots[o].work, parent),
-        (Some(t), None) => fsops::ensure_real_dirs(t, parent),
-        (None, None) => std::fs::create_dir_all(parent),
-    };
-    made.map_err(|e| EngineError::io("creating", parent, e))?;
-    stage::prepare(root, &|p| carry.get(p).copied().unwrap_or(plan::Carry::Whole))
-        .map_err(|e| EngineError::io("preparing a copy of", &root.dest, e))
+/// The private folder a backup file is read into, removed when dropped (its folders made
+/// writable first: a read-only folder of the backup would keep what is in it).
+struct Area(tempfile::TempDir);
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut stack = vec![self.0.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// The plan's items from what the file put in the private folder: each root's entries (what
+/// lies in an inner root is that root's), as they are there.
+fn items_from_area(placed: &[plan::Root], roots: &[Root]) -> plan::PlanItems {
+    let names = meta::NameCache::default();
+    let mut found = plan::PlanItems::default();
+    for (i, root) in roots.iter().enumerate() {
+        let inner: HashSet<&Path> = placed
+            .iter()
+            .enumerate()
+            .filter(|&(j, r)| j != i && r.dest != placed[i].dest && r.dest.starts_with(&placed[i].dest))
+            .map(|(_, r)| r.dest.as_path())
+            .collect();
+        let mut stack = vec![(root.staging.clone(), root.dest.clone())];
+        while let Some((at, dest)) = stack.pop() {
+            let Ok(m) = std::fs::symlink_metadata(&at) else { continue };
+            let name = dest.file_name().unwrap_or_default().to_os_string();
+            let Ok(node) = meta::node_from(&name, &at, &m, &names) else { continue };
+            if m.is_dir() {
+                for e in std::fs::read_dir(&at).into_iter().flatten().flatten() {
+                    let d = dest.join(e.file_name());
+                    if !inner.contains(d.as_path()) {
+                        stack.push((e.path(), d));
+                    }
+                }
+            }
+            found.push(i, dest, node);
+        }
+    }
+    found
 }
 
 /// The dry run's pass over the file: every entry of the chosen units, at its destination.

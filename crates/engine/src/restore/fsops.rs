@@ -96,21 +96,3 @@ pub(crate) fn create_file(path: &Path, mode: u32, unlink_first: bool) -> io::Res
     };
     Ok((f, false))
 }
-
-/// Puts the finished `staging` copy at `dest` in one step: when something is there (a
-/// folder, a file, a symlink; the kinds may differ) the two are exchanged atomically
-/// (`renameat2(RENAME_EXCHANGE)`) and the old one, now at `staging`, is removed; otherwise
-/// the copy is renamed into place.
-pub(crate) fn swap_in(staging: &Path, dest: &Path) -> io::Result<()> {
-    crash_point();
-    match fs::symlink_metadata(dest) {
-        Ok(_) => {
-            nix::fcntl::renameat2(None, staging, None, dest, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
-                .map_err(io::Error::from)?;
-            crash_point();
-            remove_any(staging)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(staging, dest),
-        Err(e) => Err(e),
-    }
-}

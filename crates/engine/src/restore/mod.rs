@@ -16,7 +16,7 @@ pub mod journal;
 pub(crate) mod plan;
 pub(crate) mod room;
 mod safety;
-pub(crate) mod stage;
+pub(crate) mod times;
 mod write;
 
 #[cfg(test)]
@@ -39,6 +39,7 @@ use crate::unit::{Commands, Unit};
 use crate::{EngineError, EngineResult};
 
 pub use plan::{Action, Step};
+pub(crate) use write::Source;
 
 pub struct RestoreRequest {
     pub units: Vec<String>,
@@ -191,62 +192,37 @@ impl Restore<'_> {
             return Ok(report);
         }
         room::check(&plan)?;
-        journal::settle(self.dirs)?;
-        let (files, bytes) = plan.to_write();
-        self.progress.set_totals(files, bytes, true);
-        self.log.info(&format!("restore of backup {} ({} entries to write)", snapshot.slug, files));
-        let in_place = req.target.is_none();
-        let id = hex::encode(rand::random::<[u8; 4]>());
-        let exec =
-            write::Executor::new(self.repo, &plan, &self.dirs.home, (&id, &snapshot.slug), self.progress, self.log);
-        let mut journal = journal::Journal::begin(self.dirs, &id, &snapshot.slug, self.asked(), exec.temp_folders())?;
-        lifeboat_storage::faults::pause_point(|| format!("restore {}", snapshot.slug));
-        let parents = parent_times(&plan);
-        let written = exec.write();
-        exec.put_back_times();
-        for (p, m) in &parents {
-            let _ = stage::set_times(p, m);
-        }
-        if in_place && !written.failed.is_empty() {
-            exec.discard();
-            journal.end(self.dirs);
-            return Err(EngineError::RestoreIncomplete {
-                failed: written.failed.len(),
-                first: written.failed[0].clone(),
-            });
-        }
         // Only what is replaced or deleted is at risk: a restore that only creates (a new
         // device) needs no safety backup, and may come from a repository it cannot write to.
         let at_risk = plan.steps().any(|s| matches!(s.action, Action::Replace | Action::Delete));
-        if in_place && req.safety_backup && at_risk {
-            self.progress.set_phase("making a safety backup of what the restore changes");
-            match safety::make(self.repo, self.dirs, snapshot, &plan, &req.configured, &written.verified, self.log) {
-                Ok(made) => report.safety_backup = made,
-                Err(e) => {
-                    exec.discard();
-                    journal.end(self.dirs);
-                    return Err(e);
-                }
+        let in_place = req.target.is_none();
+        let safety = |verified: &HashSet<lifeboat_repository::Id>| {
+            if !(in_place && req.safety_backup && at_risk) {
+                return Ok(None);
             }
-        }
-        lifeboat_storage::faults::pause_point(|| format!("restore {}: written", snapshot.slug));
-        journal.committing(self.dirs, report.safety_backup.as_ref().map(|s| s.slug.clone()))?;
-        let (failed, commit_warnings) = exec.commit();
-        for (p, m) in &parents {
-            let _ = stage::set_times(p, m);
-        }
-        journal.end(self.dirs);
-        let (mut problems, mut warnings) = (written.failed, written.warnings);
-        problems.extend(failed);
-        warnings.extend(commit_warnings);
+            self.progress.set_phase("making a safety backup of what the restore changes");
+            safety::make(self.repo, self.dirs, snapshot, &plan, &req.configured, verified, self.log)
+        };
+        let carried = carry_out(
+            &plan,
+            write::Source::Repository(self.repo),
+            self.dirs,
+            (&snapshot.slug, self.asked()),
+            in_place,
+            &safety,
+            self.progress,
+            self.log,
+        )?;
+        report.safety_backup = carried.safety_backup;
+        let (mut problems, mut warnings) = (carried.not_restored, carried.warnings);
         self.after(&elsewhere, &mut problems, &mut warnings);
         // Not restored is a failure; metadata not set, or an after_restore hook, a warning.
         report.not_restored += problems.len() as u64;
         problems.extend(warnings);
         drop(areas);
-        report.files = written.files;
-        report.dirs = written.dirs;
-        report.bytes = written.bytes;
+        report.files = carried.files;
+        report.dirs = carried.dirs;
+        report.bytes = carried.bytes;
         report.problems.extend(problems);
         self.log.info(&format!(
             "restore of {} finished: {} files, {} folders, {} problems",
@@ -427,6 +403,79 @@ impl Restore<'_> {
             }
         }
     }
+}
+
+/// What carrying out a plan came to.
+pub(crate) struct Carried {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// What was not restored, and why.
+    pub not_restored: Vec<String>,
+    /// Metadata that could not all be set.
+    pub warnings: Vec<String>,
+    pub safety_backup: Option<SafetyBackup>,
+}
+
+/// Carries out `plan` on the device, for every kind of restore: a journal, everything written
+/// beside its destination from `source`, then (`safety`, given the blobs authenticated) the
+/// safety backup, then the commit. In place, an entry that cannot be written changes nothing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn carry_out(
+    plan: &plan::Plan,
+    source: write::Source<'_>,
+    dirs: &Dirs,
+    (slug, asked): (&str, journal::Asked),
+    in_place: bool,
+    safety: &dyn Fn(&HashSet<lifeboat_repository::Id>) -> EngineResult<Option<SafetyBackup>>,
+    progress: &Progress,
+    log: &RunLog,
+) -> EngineResult<Carried> {
+    journal::settle(dirs)?;
+    let (files, bytes) = plan.to_write();
+    progress.set_totals(files, bytes, true);
+    log.info(&format!("restore of backup {slug} ({files} entries to write)"));
+    let id = hex::encode(rand::random::<[u8; 4]>());
+    let exec = write::Executor::new(source, plan, &dirs.home, (&id, slug), progress, log);
+    let mut journal = journal::Journal::begin(dirs, &id, slug, asked, exec.temp_folders())?;
+    lifeboat_storage::faults::pause_point(|| format!("restore {slug}"));
+    let parents = parent_times(plan);
+    let written = exec.write();
+    exec.put_back_times();
+    for (p, m) in &parents {
+        let _ = times::set_times(p, m);
+    }
+    if in_place && !written.failed.is_empty() {
+        exec.discard();
+        journal.end(dirs);
+        return Err(EngineError::RestoreIncomplete { failed: written.failed.len(), first: written.failed[0].clone() });
+    }
+    let safety_backup = match safety(&written.verified) {
+        Ok(made) => made,
+        Err(e) => {
+            exec.discard();
+            journal.end(dirs);
+            return Err(e);
+        }
+    };
+    lifeboat_storage::faults::pause_point(|| format!("restore {slug}: written"));
+    journal.committing(dirs, safety_backup.as_ref().map(|s| s.slug.clone()))?;
+    let (failed, commit_warnings) = exec.commit();
+    for (p, m) in &parents {
+        let _ = times::set_times(p, m);
+    }
+    journal.end(dirs);
+    let (mut not_restored, mut warnings) = (written.failed, written.warnings);
+    not_restored.extend(failed);
+    warnings.extend(commit_warnings);
+    Ok(Carried {
+        files: written.files,
+        dirs: written.dirs,
+        bytes: written.bytes,
+        not_restored,
+        warnings,
+        safety_backup,
+    })
 }
 
 /// Every unit asked for is in the backup (`held`: the names of its units).

@@ -705,29 +705,6 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
     }
 }
 
-/// What staging copies carry over when the backup's entries are not known beforehand (a
-/// backup file read as a stream): what `mode` keeps of each root stays, the rest goes, and
-/// the restore then writes every entry the file holds.
-pub(crate) fn carry_before_stream(roots: &[Root], cmp: &Compare) -> HashMap<PathBuf, Carry> {
-    let mut steps = Steps::default();
-    for (i, r) in roots.iter().enumerate() {
-        if !std::fs::symlink_metadata(&r.dest).is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
-        steps.carry.insert(r.dest.clone(), Carry::Descend);
-        let inner: Vec<&Path> = roots.iter().filter(|x| x.outer == Some(i)).map(|x| x.dest.as_path()).collect();
-        if let Ok(rd) = std::fs::read_dir(&r.dest) {
-            for e in rd.flatten() {
-                let path = e.path();
-                if !inner.contains(&path.as_path()) {
-                    extra(&mut steps, r, &path, e.file_type().is_ok_and(|t| t.is_dir()), cmp, false);
-                }
-            }
-        }
-    }
-    steps.carry
-}
-
 #[derive(Default)]
 struct Steps {
     list: Vec<Step>,

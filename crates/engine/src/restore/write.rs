@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -59,9 +59,18 @@ enum How {
     Inside,
 }
 
+/// Where the data of the files restored comes from.
+pub(crate) enum Source<'a> {
+    /// A repository's blobs, each authenticated as it is read.
+    Repository(&'a Repository),
+    /// Files already written in a private folder of this device (a backup file's extraction,
+    /// all of it checked): linked in where they share a file system, copied where not.
+    Files(&'a (dyn Fn(&Item) -> PathBuf + Sync + 'a)),
+}
+
 /// The restore's work on the device.
 pub(super) struct Executor<'a> {
-    repo: &'a Repository,
+    source: Source<'a>,
     plan: &'a Plan,
     progress: &'a Progress,
     log: &'a RunLog,
@@ -91,7 +100,7 @@ pub(crate) fn temp_tag(id: &str) -> String {
 
 impl<'a> Executor<'a> {
     pub fn new(
-        repo: &'a Repository,
+        source: Source<'a>,
         plan: &'a Plan,
         home: &Path,
         (id, slug): (&str, &str),
@@ -121,7 +130,7 @@ impl<'a> Executor<'a> {
         // Only the outermost new folders are written beside; those inside them are in them.
         fresh.retain(|_, k| how[*k] == How::Beside);
         Executor {
-            repo,
+            source,
             plan,
             progress,
             log,
@@ -328,9 +337,40 @@ impl<'a> Executor<'a> {
                 self.warn(&item.dest, w);
             }
         };
-        let verified =
-            data::restore_files(self.repo, &files, &placement, self.progress, &|p, w| self.fail(p, w), &finish);
+        let verified = match &self.source {
+            Source::Repository(repo) => {
+                data::restore_files(repo, &files, &placement, self.progress, &|p, w| self.fail(p, w), &finish)
+            }
+            Source::Files(from) => {
+                files.par_iter().for_each(|item| {
+                    if let Err(e) = self.bring(item, &from(item), &finish) {
+                        self.fail(&item.dest, format!("cannot write: {e}"));
+                    }
+                });
+                HashSet::new()
+            }
+        };
         (files, links, verified)
+    }
+
+    /// Puts the file at `from` (a private copy of the entry, with its metadata) beside the
+    /// destination of `item`: linked where both are on one file system, else copied.
+    fn bring(&self, item: &Item, from: &Path, finish: &(dyn Fn(&File, &Item, bool) + Sync)) -> io::Result<()> {
+        let (dir, name) = self.dir_of(self.index_of(item))?;
+        let (src_dir, src_name) = self.folders.parent_of(from)?;
+        match handles::link((&src_dir, src_name), (&dir, &name)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                let mut input =
+                    File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(from)?;
+                let out = handles::create_file(&dir, &name, item.node.mode)?;
+                std::io::copy(&mut input, &mut &out)?;
+                finish(&out, item, true);
+            }
+            Err(e) => return Err(e),
+        }
+        self.progress.add(1, item.node.size);
+        Ok(())
     }
 
     /// Symlinks, FIFOs and device nodes. Returns them.
