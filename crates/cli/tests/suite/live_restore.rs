@@ -9,7 +9,7 @@
 //!   replaces) is kept, in merge and in replace mode; the backup's version of the edited file is
 //!   put beside it as `NAME.restored-SLUG`, and the restore says so and fails.
 //! - Root never writes outside the destination when the owner of the folders swaps each of them
-//!   for a symlink to a root-only folder at the pause `restore SLUG: written` (in place, under
+//!   for a symlink to a root-only folder at the pause `commit of SLUG` (in place, under
 //!   `--target`, one `--path`, `--from-file`), nor while she swaps them back and forth all along.
 //!
 //! The tests with users need root (CI runs as root) and skip otherwise. A restore killed in the
@@ -104,8 +104,7 @@ const STOP: &str = "\u{0}stop";
 
 /// A lifeboat process started with `LIFEBOAT_PAUSE_AT`: [`Paused::wait`] until it stops there
 /// (failing, not hanging, when it never does), act, then [`Paused::finish`]. Later pause points
-/// whose description also holds the text (`restore SLUG` is part of `restore SLUG: written`)
-/// are resumed as they come.
+/// whose description also holds the text are resumed as they come.
 struct Paused {
     child: Child,
     at: String,
@@ -538,12 +537,12 @@ impl Attack {
         assert_ne!(out.status.code(), Some(101), "{what}: a panic: {}", stderr(out));
     }
 
-    /// Runs `lifeboat ARGS` as root, and at `restore SLUG: written` swaps the folders from
+    /// Runs `lifeboat ARGS` as root, and at `commit of SLUG` swaps the folders from
     /// `top` down.
     fn restore_swapping_at_written(&self, args: &[&str], top: &Path) -> Output {
         let mut cmd = self.sb.command();
         cmd.args(args);
-        let mut run = Paused::start(&self.sb, cmd, &format!("restore {}: written", self.slug));
+        let mut run = Paused::start(&self.sb, cmd, &format!("commit of {}", self.slug));
         let at = run.wait();
         assert!(at.contains(&self.slug), "{at}");
         self.swap_folders(top);

@@ -198,7 +198,7 @@ fn run_case(seed: u64) {
                 .command()
                 .args(args)
                 .env("LIFEBOAT_PAUSE_DIR", &pause)
-                .env("LIFEBOAT_PAUSE_AT", format!("restore {slug}: written"))
+                .env("LIFEBOAT_PAUSE_AT", format!("commit of {slug}"))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

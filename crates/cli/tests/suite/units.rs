@@ -118,6 +118,30 @@ fn command_units_export_and_import_their_data() {
     }
 }
 
+#[test]
+fn a_backup_file_restores_command_units_by_their_import_and_runs_the_hooks() {
+    let sb = units_sandbox(
+        "[unit.app]\ntype = \"command\"\nexport = 'cp -a ~/appdata/. \"$LIFEBOAT_DIR\"'\n\
+         import = 'cp -a \"$LIFEBOAT_DIR\"/. ~/appdata/'\nbefore_restore = 'echo before >> ~/hooks.log'\n\
+         after_restore = 'echo after >> ~/hooks.log'\n",
+    );
+    let app = sb.home.join("appdata");
+    let before = facts(&app);
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let file = sb.dir.path().join("app.tar");
+    sb.ok(&["backups", "export", &slug, "-o", file.to_str().unwrap(), "--quiet"]);
+    std::fs::remove_dir_all(&app).unwrap();
+    std::fs::create_dir_all(&app).unwrap();
+    sb.ok(&["backups", "restore", "--from-file", file.to_str().unwrap(), "--quiet"]);
+    let after = facts(&app);
+    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>(), "the import put the data back");
+    for (k, v) in &before {
+        assert_eq!(after[k].content_hash, v.content_hash, "{}", k.display());
+    }
+    assert_eq!(std::fs::read_to_string(sb.home.join("hooks.log")).unwrap(), "before\nafter\n");
+    assert!(!sb.home.join("lifeboat-units").exists(), "the exported data is imported, not left in the home");
+}
+
 const VAULT_SCRIPT: &str = r#"#!/bin/sh
 # A Sailfish OS vault unit script: --action export|import --dir D --bin-dir B --home-dir H --name N
 while [ $# -gt 0 ]; do

@@ -72,14 +72,34 @@ pub fn restore(
     let map = PathMap::new(&backup.home.0, &dirs.home, &req.map_paths);
     let mut specs = Vec::new();
     let mut archives = Vec::new();
+    // In place, a `command` unit configured here with an import is restored into a folder of
+    // its own and imported from there, as from a repository.
+    let importer = |name: &str| {
+        let u = req.configured.iter().find(|u| u.name == name)?;
+        u.commands.as_ref().map(|c| (u, c))
+    };
+    let mut imports = Vec::new();
     for f in manifest.units.iter().filter(|u| chosen(u)) {
         let kind = backup.units.iter().find(|u| u.name == f.name).map(|u| u.kind.as_str()).unwrap_or("");
+        let area = if kind == "command" && req.target.is_none() && !req.dry_run && importer(&f.name).is_some() {
+            let area = tempfile::Builder::new()
+                .prefix(&format!(".lifeboat-import-{}-", f.name))
+                .tempdir_in(crate::backup::staging_dir(dirs))
+                .map_err(|e| EngineError::io("creating a staging folder in", &dirs.data, e))?;
+            let dest = area.path().join("export");
+            imports.push((f.name.clone(), dest.clone(), area));
+            Some(dest)
+        } else {
+            None
+        };
         for r in &f.roots {
-            let dest = if kind == "command" {
-                let base = req.target.clone().unwrap_or_else(|| dirs.home.clone());
-                base.join(OsString::from_vec(r.archive.0.clone()))
-            } else {
-                destination(&r.path, dirs, req.target.as_deref(), &map)
+            let dest = match &area {
+                Some(a) => a.join(OsString::from_vec(r.archive.0.clone())),
+                None if kind == "command" => {
+                    let base = req.target.clone().unwrap_or_else(|| dirs.home.clone());
+                    base.join(OsString::from_vec(r.archive.0.clone()))
+                }
+                None => destination(&r.path, dirs, req.target.as_deref(), &map),
             };
             specs.push(plan::RootSpec {
                 unit: f.name.clone(),
@@ -87,7 +107,7 @@ pub fn restore(
                 written: r.path.clone(),
                 dest,
                 selection: false,
-                elsewhere: false,
+                elsewhere: area.is_some(),
             });
             archives.push(r.archive.0.clone());
         }
@@ -197,6 +217,14 @@ pub fn restore(
         paths: Vec::new(),
         trust_dates: false,
     };
+    // The hooks of the units configured here, as around a restore from a repository.
+    let configured: Vec<&crate::unit::Unit> =
+        req.configured.iter().filter(|u| manifest.units.iter().any(|f| f.name == u.name && chosen(f))).collect();
+    for unit in &configured {
+        if let Err(e) = crate::restore::hook(unit, &unit.hooks.before_restore, dirs) {
+            return Err(EngineError::Hook { unit: unit.name.clone(), reason: format!("before_restore: {e}") });
+        }
+    }
     let carried = crate::restore::carry_out(
         &plan,
         crate::restore::Source::Files(&from),
@@ -208,17 +236,32 @@ pub fn restore(
         log,
     )?;
     drop(area);
+    let mut not_restored = missing;
+    not_restored.extend(carried.not_restored);
+    let mut warnings = carried.warnings;
+    for (name, dest, _area) in &imports {
+        if let Some((unit, commands)) = importer(name) {
+            progress.set_phase(format!("importing {name}"));
+            if let Err(e) = crate::restore::import(unit, commands, dest, dirs) {
+                not_restored.push(format!("{}: unit {name}: import: {e}", dest.display()));
+            }
+        }
+    }
+    for unit in &configured {
+        if let Err(e) = crate::restore::hook(unit, &unit.hooks.after_restore, dirs) {
+            warnings.push(format!("{}: after_restore: {e}", unit.name));
+        }
+    }
+    drop(imports);
     let mut report = RestoreReport::from_plan(&plan);
     report.files = carried.files;
     report.dirs = carried.dirs;
     report.bytes = carried.bytes;
     // Not restored first, then the warnings.
-    let mut not_restored = missing;
-    not_restored.extend(carried.not_restored);
     report.not_restored = not_restored.len() as u64;
     report.problems = not_restored;
     report.problems.extend(read_report.problems);
-    report.problems.extend(carried.warnings);
+    report.problems.extend(warnings);
     for p in &report.problems {
         log.warn(progress, p);
     }

@@ -458,7 +458,7 @@ pub(crate) fn carry_out(
             return Err(e);
         }
     };
-    lifeboat_storage::faults::pause_point(|| format!("restore {slug}: written"));
+    lifeboat_storage::faults::pause_point(|| format!("commit of {slug}, everything written"));
     journal.committing(dirs, safety_backup.as_ref().map(|s| s.slug.clone()))?;
     let (failed, commit_warnings) = exec.commit();
     for (p, m) in &parents {
@@ -534,7 +534,7 @@ fn configured_units<'a>(req: &'a RestoreRequest, snapshot: &'a Snapshot) -> impl
     })
 }
 
-fn hook(unit: &Unit, line: &Option<String>, dirs: &Dirs) -> Result<(), String> {
+pub(crate) fn hook(unit: &Unit, line: &Option<String>, dirs: &Dirs) -> Result<(), String> {
     let Some(line) = line else { return Ok(()) };
     command::run(command::Invocation {
         program: command::Program::Shell(line),
@@ -548,7 +548,7 @@ fn hook(unit: &Unit, line: &Option<String>, dirs: &Dirs) -> Result<(), String> {
 }
 
 /// Runs a `command` unit's import on the data restored at `dest` (`data/`, `bin/`).
-fn import(unit: &Unit, commands: &Commands, dest: &Path, dirs: &Dirs) -> Result<(), String> {
+pub(crate) fn import(unit: &Unit, commands: &Commands, dest: &Path, dirs: &Dirs) -> Result<(), String> {
     let data = dest.join("data");
     let (program, stdin) = match commands {
         Commands::Shell { import, stream: false, .. } => (command::Program::Shell(import), None),
