@@ -94,7 +94,8 @@ pub fn restore(
         };
         for r in &f.roots {
             let dest = match &area {
-                Some(a) => a.join(OsString::from_vec(r.archive.0.clone())),
+                // The unit's one root holds `data/` (and `bin/`): the import reads it there.
+                Some(a) => a.clone(),
                 None if kind == "command" => {
                     let base = req.target.clone().unwrap_or_else(|| dirs.home.clone());
                     base.join(OsString::from_vec(r.archive.0.clone()))
