@@ -716,3 +716,35 @@ fn root_restoring_while_the_user_swaps_folders_back_and_forth_writes_nothing_out
     let rounds = racer.stop();
     assert_ne!(rounds, "1", "she swapped her folders while the restores ran");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile review: the restore's own root-owned folders
+
+/// A root-owned folder the restore makes (0700 until its own metadata is set, last) counts as
+/// one "only root can change": a symlink in it is followed. The symlinks in it come from the
+/// backup, i.e. from her, and she can rename such folders where they sit in a folder of hers.
+/// Her backup holds `A/sub`, a symlink to a root-only folder, and `B/sub`, a folder of hers
+/// (0777); both gone before the restore, so each is made under a temporary name beside. At
+/// `written` she swaps the two temporary names: `B` gets A's content, and the metadata of
+/// `B/sub` is set on what `B/sub` leads to: the root-only folder, chowned to her and 0777.
+#[test]
+fn root_sets_no_folder_metadata_through_a_symlink_of_the_backup_in_a_folder_she_swapped() {
+    let Some(a) = Attack::new() else { return };
+    let (user, sb) = (&a.user, &a.sb);
+    user.sh(r#"set -e; cd docs; mkdir -p A B/sub; chmod 0777 B/sub; ln -s "$1" A/sub"#, &[&a.root_only]);
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    user.sh("rm -rf docs/A docs/B", &[]);
+    let mut cmd = sb.command();
+    cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
+    let mut run = Paused::start(sb, cmd, &format!("restore {slug}: written"));
+    run.wait();
+    // The two folders written beside, swapped (which is which does not matter).
+    let swapped = user.sh(
+        r#"set -e; cd docs; set -- $(ls -A | grep '^\.lifeboat-'); [ $# -eq 2 ] || { echo "temps: $*"; exit 1; }
+           mv "$1" swap.tmp; mv "$2" "$1"; mv swap.tmp "$2"; echo "$1 $2""#,
+        &[],
+    );
+    assert!(!swapped.trim().is_empty());
+    let out = run.finish();
+    a.assert_nothing_written_outside("temporary folders swapped before the commit", &out);
+}

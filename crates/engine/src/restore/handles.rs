@@ -1,9 +1,12 @@
 //! Folders reached by handle. A restore names every entry it creates, renames, removes or
-//! sets metadata on relative to an open folder, and opens each folder from its parent. Below
-//! a folder that someone other than root or this user can change, a symlink is never
-//! followed: a folder swapped for a symlink mid-restore fails that entry (`ELOOP`,
-//! `ENOTDIR`), it never sends a write elsewhere. A folder moved away while open is still
-//! written into where it went, which is a place its owner could write anyway.
+//! sets metadata on relative to an open folder, and opens each folder from its parent. A
+//! symlink is followed only in a folder reached from `/` through folders that only root or
+//! this user can change, every one of them: below a folder someone else can change, nothing
+//! is followed, even in a folder of root's (she can rename a folder of root's that sits in
+//! one of hers, such as one this restore made, which holds the backup's symlinks, to where
+//! another is expected). A folder swapped for a symlink mid-restore fails that entry
+//! (`ELOOP`, `ENOTDIR`), it never sends a write elsewhere. A folder moved away while open is
+//! still written into where it went, which is a place its owner could write anyway.
 //!
 //! Root restoring into a home another user owns is the case this is made for: that user
 //! controls every folder of the home, and nothing of it is trusted.
@@ -28,16 +31,22 @@ const CACHE: usize = 512;
 /// A folder held open, shared by the workers that write into it.
 pub(crate) type Dir = Arc<OwnedFd>;
 
-/// The folders of one restore, opened on demand and cached by path.
+/// The folders of one restore, opened on demand and cached by path, each with whether it was
+/// reached through trusted folders only (and is one itself): a symlink in it may be followed.
 #[derive(Default)]
 pub(crate) struct Folders {
-    open: Mutex<HashMap<PathBuf, Dir>>,
+    open: Mutex<HashMap<PathBuf, (Dir, bool)>>,
 }
 
 impl Folders {
     /// The folder at the absolute `path`, opened component by component from `/` (see the
     /// module's comment for when a symlink is followed).
     pub(crate) fn dir(&self, path: &Path) -> io::Result<Dir> {
+        Ok(self.dir_trust(path)?.0)
+    }
+
+    /// [`Folders::dir`], and whether a symlink in that folder may be followed.
+    fn dir_trust(&self, path: &Path) -> io::Result<(Dir, bool)> {
         if let Some(d) = self.open.lock().expect("folders lock").get(path) {
             return Ok(d.clone());
         }
@@ -45,22 +54,26 @@ impl Folders {
         if components.next() != Some(Component::RootDir) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not an absolute path"));
         }
-        let dir = match path.parent() {
-            None => Arc::new(open_dir(None, Path::new("/"), true)?),
+        // A symlink in it may be followed when the folder it is in allowed that (`/` is in
+        // none), and only root or this user can change it.
+        let (dir, chain) = match path.parent() {
+            None => (open_dir(None, Path::new("/"), true)?, true),
             Some(parent) => {
                 let Some(Component::Normal(name)) = path.components().next_back() else {
                     return Err(io::Error::new(io::ErrorKind::InvalidInput, "a path with . or .. in it"));
                 };
-                let parent = self.dir(parent)?;
-                Arc::new(open_dir(Some(parent.as_raw_fd()), Path::new(name), trusted(&parent)?)?)
+                let (parent, follow) = self.dir_trust(parent)?;
+                (open_dir(Some(parent.as_raw_fd()), Path::new(name), follow)?, follow)
             }
         };
+        let follow = chain && trusted(&dir)?;
+        let entry = (Arc::new(dir), follow);
         let mut open = self.open.lock().expect("folders lock");
         if open.len() >= CACHE {
             open.clear();
         }
-        open.insert(path.to_path_buf(), dir.clone());
-        Ok(dir)
+        open.insert(path.to_path_buf(), entry.clone());
+        Ok(entry)
     }
 
     /// The folder holding `path`, and `path`'s name in it.
