@@ -748,3 +748,23 @@ fn root_sets_no_folder_metadata_through_a_symlink_of_the_backup_in_a_folder_she_
     let out = run.finish();
     a.assert_nothing_written_outside("temporary folders swapped before the commit", &out);
 }
+
+/// The times of the folder a unit root is in are put back by path after the commit: the path
+/// is followed through whatever stands at it then. The unit is `~/docs/one/two`; at `written`
+/// she swaps `~/docs` for a symlink to a root-only folder that holds a folder `one`, whose
+/// times root then sets to those `~/docs/one` had (which she chooses).
+#[test]
+fn root_sets_no_times_through_a_symlink_put_in_place_of_the_folders_above_a_unit_root() {
+    let Some(a) = Attack::new() else { return };
+    let two = a.docs.join("one/two");
+    let sb = Sandbox::new(&format!("[unit.two]\npaths = [\"{}\"]\n", two.display()));
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    a.user.sh("set -e; printf changed > docs/one/two/d.txt; touch -d 2001-01-01 docs/one", &[]);
+    let mut cmd = sb.command();
+    cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
+    let mut run = Paused::start(&sb, cmd, &format!("restore {slug}: written"));
+    run.wait();
+    a.user.sh(r#"set -e; mv docs docs.x; ln -s "$1" docs"#, &[&a.root_only]);
+    let out = run.finish();
+    a.assert_nothing_written_outside("~/docs swapped for a symlink above the unit root", &out);
+}

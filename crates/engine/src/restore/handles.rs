@@ -209,6 +209,18 @@ pub(crate) fn remove_tree(dir: &Dir, name: &OsStr) -> io::Result<()> {
     remove(dir, name, true)
 }
 
+/// Puts back the access and change times `meta` had on the entry at the absolute `path`,
+/// reached by handle (a folder above it swapped for a symlink is not followed), never
+/// following a symlink at `path` itself either.
+pub(crate) fn set_times(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    let folders = Folders::default();
+    let (dir, name) = folders.parent_of(path)?;
+    let a = nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec());
+    let m = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    let flags = nix::sys::stat::UtimensatFlags::NoFollowSymlink;
+    Ok(nix::sys::stat::utimensat(Some(dir.as_raw_fd()), name, &a, &m, flags)?)
+}
+
 /// The names in a folder held open (without `.` and `..`).
 pub(crate) fn entries(dir: &Dir) -> io::Result<Vec<OsString>> {
     std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?.map(|e| e.map(|e| e.file_name())).collect()

@@ -443,7 +443,7 @@ pub(crate) fn carry_out(
     let written = exec.write();
     exec.put_back_times();
     for (p, m) in &parents {
-        let _ = times::set_times(p, m);
+        let _ = handles::set_times(p, m);
     }
     if in_place && !written.failed.is_empty() {
         exec.discard();
@@ -462,7 +462,7 @@ pub(crate) fn carry_out(
     journal.committing(dirs, safety_backup.as_ref().map(|s| s.slug.clone()))?;
     let (failed, commit_warnings) = exec.commit();
     for (p, m) in &parents {
-        let _ = times::set_times(p, m);
+        let _ = handles::set_times(p, m);
     }
     journal.end(dirs);
     let (mut not_restored, mut warnings) = (written.failed, written.warnings);
