@@ -768,3 +768,75 @@ fn root_sets_no_times_through_a_symlink_put_in_place_of_the_folders_above_a_unit
     let out = run.finish();
     a.assert_nothing_written_outside("~/docs swapped for a symlink above the unit root", &out);
 }
+
+/// The metadata of a folder the restore made is set on whatever folder its path leads to after
+/// the commit. In a folder of hers, a folder of root's (`~/docs/roots`, 0700, as `sudo` leaves
+/// in a home) can be renamed by her: at `written` she renames it to the temporary name of the
+/// new folder `~/docs/B`, which the commit renames to `~/docs/B`, and root gives it B's owner
+/// (her) and mode.
+#[test]
+fn root_sets_no_folder_metadata_on_a_folder_of_roots_she_renamed_to_a_temporary_name() {
+    let Some(a) = Attack::new() else { return };
+    let (user, sb) = (&a.user, &a.sb);
+    user.sh("set -e; mkdir -p docs/B; chmod 0755 docs/B", &[]);
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    user.sh("rm -rf docs/B", &[]);
+    let roots = a.docs.join("roots");
+    fs::create_dir(&roots).unwrap();
+    fs::write(roots.join("secret"), "root's").unwrap();
+    fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
+    let mut cmd = sb.command();
+    cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
+    let mut run = Paused::start(sb, cmd, &format!("restore {slug}: written"));
+    run.wait();
+    user.sh(
+        r#"set -e; cd docs; set -- $(ls -A | grep '^\.lifeboat-'); [ $# -eq 1 ] || { echo "temps: $*"; exit 1; }
+           mv "$1" B.hers; mv roots "$1""#,
+        &[],
+    );
+    let out = run.finish();
+    // Wherever it went, root's folder is still root's, 0700.
+    let found: Vec<PathBuf> =
+        walkdir(&a.docs).into_iter().filter(|p| p.join("secret").exists() && p.join("secret").is_file()).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let m = fs::symlink_metadata(&found[0]).unwrap();
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777),
+        (0, 0o700),
+        "root's folder (now at {}) took the metadata of the folder restored; exit {:?}, stderr:\n{}",
+        found[0].display(),
+        out.status.code(),
+        stderr(&out)
+    );
+}
+
+/// A new folder whose place is taken while the restore runs is kept beside as
+/// `NAME.restored-SLUG`: that copy gets the backup's folder metadata (it was made 0700), and
+/// the folder made meanwhile keeps its own.
+#[test]
+fn a_folder_kept_beside_gets_the_backups_metadata_and_the_one_made_meanwhile_keeps_its_own() {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n");
+    let notes = sb.home.join("notes");
+    fs::create_dir_all(notes.join("new/inner")).unwrap();
+    fs::write(notes.join("new/inner/f.txt"), "f").unwrap();
+    fs::set_permissions(notes.join("new/inner"), fs::Permissions::from_mode(0o751)).unwrap();
+    fs::set_permissions(notes.join("new"), fs::Permissions::from_mode(0o755)).unwrap();
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    fs::remove_dir_all(notes.join("new")).unwrap();
+    let mut cmd = sb.command();
+    cmd.args(["backups", "restore", &slug, "--quiet"]);
+    let mut run = Paused::start(&sb, cmd, &format!("restore {slug}"));
+    run.wait();
+    fs::create_dir(notes.join("new")).unwrap();
+    fs::set_permissions(notes.join("new"), fs::Permissions::from_mode(0o711)).unwrap();
+    let out = run.finish();
+    let mode = |p: &Path| fs::symlink_metadata(p).map(|m| m.mode() & 0o7777).unwrap_or(0);
+    let aside = notes.join(format!("new.restored-{slug}"));
+    assert_eq!(read(&aside.join("inner/f.txt")), "f", "stderr:\n{}", stderr(&out));
+    assert_eq!(
+        (mode(&notes.join("new")), mode(&aside), mode(&aside.join("inner"))),
+        (0o711, 0o755, 0o751),
+        "stderr:\n{}",
+        stderr(&out)
+    );
+}

@@ -88,6 +88,12 @@ pub(super) struct Executor<'a> {
     opened_up: Mutex<Vec<(PathBuf, u32)>>,
     /// Folders that stay, with their times before the restore wrote beside anything in them.
     times: Mutex<Vec<(PathBuf, std::fs::Metadata)>>,
+    /// Every folder of the plan made or opened, by destination: its device and inode. Its
+    /// metadata is set on that folder only, never on another found at its path after the
+    /// commit (such as one of root's that its owner renamed to a temporary name).
+    inodes: Mutex<HashMap<PathBuf, (u64, u64)>>,
+    /// New folders kept beside their destination (changed meanwhile), by destination: where.
+    aside: Mutex<HashMap<PathBuf, PathBuf>>,
     failed: Mutex<Vec<String>>,
     failed_paths: Mutex<HashSet<PathBuf>>,
     warnings: Mutex<Vec<String>>,
@@ -143,6 +149,8 @@ impl<'a> Executor<'a> {
             slug: slug.to_string(),
             opened_up: Mutex::new(Vec::new()),
             times: Mutex::new(Vec::new()),
+            inodes: Mutex::new(HashMap::new()),
+            aside: Mutex::new(HashMap::new()),
             failed: Mutex::new(Vec::new()),
             failed_paths: Mutex::new(HashSet::new()),
             warnings: Mutex::new(Vec::new()),
@@ -271,7 +279,14 @@ impl<'a> Executor<'a> {
             group.par_iter().for_each(|&k| {
                 let made = match self.how[k] {
                     How::Stays => self.open_up(&items[k].dest),
-                    _ => self.dir_of(k).and_then(|(dir, name)| handles::make_dir(&dir, &name, 0o700)),
+                    _ => self.dir_of(k).and_then(|(dir, name)| {
+                        handles::make_dir(&dir, &name, 0o700)?;
+                        // Where a user can write, she may have put another folder there
+                        // already: that one is hers, and it is what gets the metadata.
+                        let st = handles::stat(&dir, &name)?.ok_or_else(|| io::Error::other("gone once made"))?;
+                        self.remember(&items[k].dest, st.st_dev, st.st_ino);
+                        Ok(())
+                    }),
                 };
                 if let Err(e) = made {
                     self.fail(&items[k].dest, format!("cannot create folder: {e}"));
@@ -286,12 +301,17 @@ impl<'a> Executor<'a> {
         use std::os::unix::fs::PermissionsExt;
         let dir = File::from(self.folders.dir(dest)?.try_clone()?);
         let m = dir.metadata()?;
+        self.remember(dest, m.dev(), m.ino());
         self.times.lock().expect("folders lock").push((dest.to_path_buf(), m.clone()));
         if m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o700 != 0o700 {
             self.opened_up.lock().expect("folders lock").push((dest.to_path_buf(), m.mode() & 0o7777));
             dir.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777 | 0o700))?;
         }
         Ok(())
+    }
+
+    fn remember(&self, dest: &Path, dev: u64, ino: u64) {
+        self.inodes.lock().expect("folders lock").insert(dest.to_path_buf(), (dev, ino));
     }
 
     /// File data. The first name of each hard-linked file carries its data; the other names
@@ -552,6 +572,9 @@ impl<'a> Executor<'a> {
             match handles::rename(dir, temp, &aside, RenameFlags::RENAME_NOREPLACE) {
                 Ok(()) => {
                     let at = dest.with_file_name(&aside);
+                    if self.plan.items[k].node.kind == NodeKind::Dir {
+                        self.aside.lock().expect("folders lock").insert(dest.clone(), at.clone());
+                    }
                     self.fail(
                         dest,
                         format!("changed while restoring: kept; the backup's version is at {}", at.display()),
@@ -567,19 +590,41 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
+    /// Where the folder restored to `dest` is after the commit: there, or in a folder kept
+    /// beside; None when it (or a folder it is in) was not put in place.
+    fn placed(&self, dest: &Path) -> Option<PathBuf> {
+        let aside = self.aside.lock().expect("folders lock");
+        for a in dest.ancestors() {
+            if let Some(at) = aside.get(a) {
+                return Some(under(at, dest.strip_prefix(a).unwrap_or(Path::new(""))));
+            }
+            if self.has_failed(a) {
+                return None;
+            }
+        }
+        Some(dest.to_path_buf())
+    }
+
     /// Every folder's own metadata, deepest first.
     fn folder_metadata(&self) {
         let items = &self.plan.items;
-        let mut folders: Vec<usize> = (0..items.len())
+        let mut folders: Vec<(usize, PathBuf)> = (0..items.len())
             .filter(|&k| items[k].node.kind == NodeKind::Dir && self.how[k] != How::Nothing)
-            .filter(|&k| !items[k].dest.ancestors().any(|a| self.has_failed(a)))
+            .filter_map(|k| Some((k, self.placed(&items[k].dest)?)))
             .collect();
-        folders.sort_by_key(|&k| std::cmp::Reverse(items[k].dest.components().count()));
-        for group in folders.chunk_by(|&a, &b| items[a].dest.components().count() == items[b].dest.components().count())
-        {
-            group.par_iter().for_each(|&k| {
-                let item = &items[k];
-                let opened = self.folders.dir(&item.dest).and_then(|d| d.try_clone()).map(File::from);
+        folders.sort_by_key(|(k, _)| std::cmp::Reverse(items[*k].dest.components().count()));
+        let depth = |k: usize| items[k].dest.components().count();
+        for group in folders.chunk_by(|(a, _), (b, _)| depth(*a) == depth(*b)) {
+            group.par_iter().for_each(|(k, at)| {
+                let item = &items[*k];
+                let made = self.inodes.lock().expect("folders lock").get(&item.dest).copied();
+                let opened = self.folders.dir(at).and_then(|d| d.try_clone()).map(File::from).and_then(|d| {
+                    let m = d.metadata()?;
+                    match made {
+                        Some(made) if made == (m.dev(), m.ino()) => Ok(d),
+                        _ => Err(io::Error::other("another folder is at its place now: not set")),
+                    }
+                });
                 match opened {
                     Ok(dir) => {
                         for w in meta::apply_fd(&dir, &item.node, self.as_root, self.owner_of(item), false) {
