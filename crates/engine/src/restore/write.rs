@@ -314,6 +314,18 @@ impl<'a> Executor<'a> {
         self.inodes.lock().expect("folders lock").insert(dest.to_path_buf(), (dev, ino));
     }
 
+    /// The folder of the plan restored to `dest`, opened at `at` (where it is now): only the
+    /// very folder the restore made or opened, whatever someone put at its path since.
+    fn reopen_folder(&self, dest: &Path, at: &Path) -> io::Result<File> {
+        let made = self.inodes.lock().expect("folders lock").get(dest).copied();
+        let dir = File::from(self.folders.dir(at)?.try_clone()?);
+        let m = dir.metadata()?;
+        match made {
+            Some(made) if made == (m.dev(), m.ino()) => Ok(dir),
+            _ => Err(io::Error::other("another folder is at its place now")),
+        }
+    }
+
     /// File data. The first name of each hard-linked file carries its data; the other names
     /// are returned with that first name's position, to be linked once it exists.
     #[allow(clippy::type_complexity)]
@@ -441,10 +453,10 @@ impl<'a> Executor<'a> {
     /// until the commit, and in the safety backup made before it, they are as they were.
     pub fn put_back_times(&self) {
         for (path, m) in self.times.lock().expect("folders lock").iter() {
-            if let Ok(dir) = self.folders.dir(path) {
+            if let Ok(dir) = self.reopen_folder(path, path) {
                 let a = nix::sys::time::TimeSpec::new(m.atime(), m.atime_nsec());
                 let t = nix::sys::time::TimeSpec::new(m.mtime(), m.mtime_nsec());
-                let _ = nix::sys::stat::futimens(std::os::fd::AsRawFd::as_raw_fd(&*dir), &a, &t);
+                let _ = nix::sys::stat::futimens(std::os::fd::AsRawFd::as_raw_fd(&dir), &a, &t);
             }
         }
     }
@@ -464,8 +476,8 @@ impl<'a> Executor<'a> {
     fn close_up(&self) {
         use std::os::unix::fs::PermissionsExt;
         for (path, mode) in self.opened_up.lock().expect("folders lock").drain(..) {
-            if let Ok(dir) = self.folders.dir(&path).and_then(|d| d.try_clone()) {
-                let _ = File::from(dir).set_permissions(std::fs::Permissions::from_mode(mode));
+            if let Ok(dir) = self.reopen_folder(&path, &path) {
+                let _ = dir.set_permissions(std::fs::Permissions::from_mode(mode));
             }
         }
     }
@@ -545,7 +557,8 @@ impl<'a> Executor<'a> {
         // or it changed in between, and goes back.
         let old = handles::stat(&dir, &temp)?.map(|st| Seen::of_stat(&st));
         if old.is_some_and(|o| seen.is_some_and(|s| s.still(&o))) {
-            return handles::remove_tree(&dir, &temp);
+            // Not a folder (those went above): a folder put at the name since is not emptied.
+            return handles::remove(&dir, &temp, false);
         }
         handles::rename(&dir, &temp, name, RenameFlags::RENAME_EXCHANGE)?;
         self.keep_aside(k, &dir, &temp, name)
@@ -617,15 +630,7 @@ impl<'a> Executor<'a> {
         for group in folders.chunk_by(|(a, _), (b, _)| depth(*a) == depth(*b)) {
             group.par_iter().for_each(|(k, at)| {
                 let item = &items[*k];
-                let made = self.inodes.lock().expect("folders lock").get(&item.dest).copied();
-                let opened = self.folders.dir(at).and_then(|d| d.try_clone()).map(File::from).and_then(|d| {
-                    let m = d.metadata()?;
-                    match made {
-                        Some(made) if made == (m.dev(), m.ino()) => Ok(d),
-                        _ => Err(io::Error::other("another folder is at its place now: not set")),
-                    }
-                });
-                match opened {
+                match self.reopen_folder(&item.dest, at) {
                     Ok(dir) => {
                         for w in meta::apply_fd(&dir, &item.node, self.as_root, self.owner_of(item), false) {
                             self.warn(&item.dest, w);
