@@ -736,7 +736,7 @@ fn root_sets_no_folder_metadata_through_a_symlink_of_the_backup_in_a_folder_she_
     user.sh("rm -rf docs/A docs/B", &[]);
     let mut cmd = sb.command();
     cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
-    let mut run = Paused::start(sb, cmd, &format!("restore {slug}: written"));
+    let mut run = Paused::start(sb, cmd, &format!("commit of {slug}"));
     run.wait();
     // The two folders written beside, swapped (which is which does not matter).
     let swapped = user.sh(
@@ -762,7 +762,7 @@ fn root_sets_no_times_through_a_symlink_put_in_place_of_the_folders_above_a_unit
     a.user.sh("set -e; printf changed > docs/one/two/d.txt; touch -d 2001-01-01 docs/one", &[]);
     let mut cmd = sb.command();
     cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
-    let mut run = Paused::start(&sb, cmd, &format!("restore {slug}: written"));
+    let mut run = Paused::start(&sb, cmd, &format!("commit of {slug}"));
     run.wait();
     a.user.sh(r#"set -e; mv docs docs.x; ln -s "$1" docs"#, &[&a.root_only]);
     let out = run.finish();
@@ -787,7 +787,7 @@ fn root_sets_no_folder_metadata_on_a_folder_of_roots_she_renamed_to_a_temporary_
     fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
     let mut cmd = sb.command();
     cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
-    let mut run = Paused::start(sb, cmd, &format!("restore {slug}: written"));
+    let mut run = Paused::start(sb, cmd, &format!("commit of {slug}"));
     run.wait();
     user.sh(
         r#"set -e; cd docs; set -- $(ls -A | grep '^\.lifeboat-'); [ $# -eq 1 ] || { echo "temps: $*"; exit 1; }

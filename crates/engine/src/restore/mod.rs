@@ -16,7 +16,6 @@ pub mod journal;
 pub(crate) mod plan;
 pub(crate) mod room;
 mod safety;
-pub(crate) mod times;
 mod write;
 
 #[cfg(test)]
