@@ -313,6 +313,7 @@ fn store_kind(e: &StoreError) -> ErrorKind {
         // An object the repository refers to is gone, or holds less than it should.
         StoreError::NotFound { .. } | StoreError::ShortRead { .. } | StoreError::BadName(_) => ErrorKind::Damaged,
         StoreError::Unreachable { .. }
+        | StoreError::Removed { .. }
         | StoreError::Offline { .. }
         | StoreError::AuthRefused { .. }
         | StoreError::HostKey { .. }

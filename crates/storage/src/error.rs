@@ -13,6 +13,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{location}: the memory card or disk that holds {path} was taken out or unmounted: insert it and mount it, then try again")]
+    Removed { location: String, path: PathBuf },
     #[error("{location} is not reachable: {cause}; check the address, the port and the network")]
     Offline { location: String, cause: String },
     #[error("{location} refused the credentials: {cause}; check the user name and the key or password")]

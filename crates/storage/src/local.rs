@@ -21,11 +21,56 @@ pub struct LocalStore {
     modes: std::sync::OnceLock<Modes>,
     /// fsync objects and folders; off only in tests that do not care about power loss.
     durable: bool,
+    /// For a memory card or USB disk: the filesystem the root must be on. Checked before
+    /// every operation, so a card taken out while the store is held (a daemon keeps it for
+    /// days) never sends a write to the empty mount point, which is the device's own storage.
+    filesystem: Option<Filesystem>,
+}
+
+/// A mounted filesystem, as found when the store was made.
+#[derive(Debug, Clone)]
+pub struct Filesystem {
+    /// Where it is mounted.
+    pub mount_point: PathBuf,
+    /// Its device number (`st_dev` of the mount point while mounted).
+    pub device: u64,
+    /// How errors name the location on it: `location NAME (removable)`.
+    pub location: String,
+}
+
+impl Filesystem {
+    /// Whether it is still what is mounted at its mount point.
+    pub fn still_mounted(&self) -> bool {
+        fs::metadata(&self.mount_point).is_ok_and(|m| m.dev() == self.device)
+    }
 }
 
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalStore { root: root.into(), modes: std::sync::OnceLock::new(), durable: true }
+        LocalStore { root: root.into(), modes: std::sync::OnceLock::new(), durable: true, filesystem: None }
+    }
+
+    /// A store on a removable filesystem: every operation first checks that the filesystem
+    /// is still mounted where it was found, and fails with [`StoreError::Removed`] if not.
+    pub fn on_filesystem(root: impl Into<PathBuf>, filesystem: Filesystem) -> Self {
+        LocalStore { filesystem: Some(filesystem), ..LocalStore::new(root) }
+    }
+
+    /// Whether the filesystem the store was made on is still the one mounted at its mount
+    /// point (always true for a store on a fixed disk).
+    pub fn still_mounted(&self) -> bool {
+        self.filesystem.as_ref().is_none_or(Filesystem::still_mounted)
+    }
+
+    fn mounted(&self) -> StoreResult<()> {
+        if self.still_mounted() {
+            Ok(())
+        } else {
+            Err(StoreError::Removed {
+                location: self.filesystem.as_ref().map(|f| f.location.clone()).unwrap_or_default(),
+                path: self.root.clone(),
+            })
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -40,6 +85,7 @@ impl LocalStore {
         data: &[u8],
         place: impl FnOnce(&Path, &Path) -> std::io::Result<T>,
     ) -> StoreResult<T> {
+        self.mounted()?;
         let path = self.path(name)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         let tmp = dir.join(temporary_file_name());
@@ -84,6 +130,7 @@ impl LocalStore {
     /// The objects under a prefix with their times; the temporary ones instead with
     /// `temporaries`.
     fn walk(&self, prefix: &str, temporaries: bool) -> StoreResult<Vec<(ObjectInfo, std::time::SystemTime)>> {
+        self.mounted()?;
         let mut walk = Walk::new(self.path(prefix)?, prefix, temporaries);
         while let Some((dir, name)) = walk.next_folder() {
             let entries = match fs::read_dir(&dir) {
@@ -146,6 +193,7 @@ pub(crate) const PRIVATE_NAMES: [&str; 6] = ["", "config", "data", "index", "sna
 
 impl Store for LocalStore {
     fn readable_by_others(&self) -> StoreResult<Vec<String>> {
+        self.mounted()?;
         let mut names: Vec<String> = PRIVATE_NAMES.iter().map(|n| n.to_string()).collect();
         names.extend(self.list("keys")?.into_iter().map(|o| o.name));
         let mut open = Vec::new();
@@ -167,6 +215,7 @@ impl Store for LocalStore {
     }
 
     fn prepare(&self) -> StoreResult<()> {
+        self.mounted()?;
         make_dirs(&self.root, 0o700).map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => {
                 StoreError::PermissionDenied { name: self.root.display().to_string() }
@@ -190,6 +239,7 @@ impl Store for LocalStore {
     }
 
     fn read_at_most(&self, name: &str, max: u64) -> StoreResult<Result<Vec<u8>, u64>> {
+        self.mounted()?;
         let path = self.path(name)?;
         // Never through a link, never a FIFO (opening one would wait for a writer), never
         // more than the size the file had when opened.
@@ -211,6 +261,7 @@ impl Store for LocalStore {
     }
 
     fn read(&self, name: &str, range: Option<Range<u64>>) -> StoreResult<Vec<u8>> {
+        self.mounted()?;
         let path = self.path(name)?;
         let mut f = File::open(&path).map_err(|e| StoreError::io("opening", name, e))?;
         match range {
@@ -246,11 +297,13 @@ impl Store for LocalStore {
     }
 
     fn size(&self, name: &str) -> StoreResult<u64> {
+        self.mounted()?;
         let path = self.path(name)?;
         fs::metadata(&path).map(|m| m.len()).map_err(|e| StoreError::io("reading", name, e))
     }
 
     fn remove(&self, name: &str) -> StoreResult<()> {
+        self.mounted()?;
         let path = self.path(name)?;
         crate::faults::crash_point();
         match fs::remove_file(&path) {

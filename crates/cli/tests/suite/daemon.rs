@@ -391,3 +391,83 @@ fn each_kind_of_error_has_one_exit_code_and_one_status() {
         d.json(reqwest::Method::GET, &format!("/api/backups/{slug}?location=local"), serde_json::Value::Null);
     assert_eq!((status, body["kind"].as_str()), (403, Some("wrong_key")), "{body}");
 }
+
+/// A card's filesystem bound at a mount point for as long as it lives (a folder of /dev/shm's
+/// tmpfs: its files outlive an unmount, as a card's do when it is taken out).
+struct Card {
+    point: std::path::PathBuf,
+}
+
+impl Card {
+    fn insert(store: &std::path::Path, point: &std::path::Path) -> Card {
+        let st = std::process::Command::new("mount").arg("--bind").arg(store).arg(point).status().unwrap();
+        assert!(st.success(), "mount --bind {} {}", store.display(), point.display());
+        Card { point: point.to_path_buf() }
+    }
+}
+
+impl Drop for Card {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.point).status();
+    }
+}
+
+#[test]
+fn a_card_taken_out_while_the_daemon_runs_gets_no_backup_on_the_devices_own_storage() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "taking a card out means unmounting: it needs root");
+        eprintln!("skipped: mounting a card's filesystem needs root");
+        return;
+    }
+    let sb = Sandbox::new("");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), random_bytes(300_000, 7)).unwrap();
+    let shm = tempfile::Builder::new().prefix("lifeboat-card-").tempdir_in("/dev/shm").unwrap();
+    let point = sb.dir.path().join("media/card");
+    std::fs::create_dir_all(&point).unwrap();
+    std::fs::write(
+        &sb.config,
+        format!(
+            "default_location = \"card\"\n[location.card]\ntype = \"removable\"\npath = \"{}/lifeboat\"\n[unit.docs]\npaths = [\"~/docs\"]\n",
+            point.display()
+        ),
+    )
+    .unwrap();
+    let backup = |d: &Daemon| {
+        let (status, started) = d.json(reqwest::Method::POST, "/api/backups", serde_json::json!({}));
+        assert_eq!(status, 202, "{started}");
+        d.follow(started["job"].as_u64().unwrap()).0
+    };
+
+    let card = Card::insert(shm.path(), &point);
+    let d = Daemon::start(&sb);
+    let job = backup(&d);
+    assert_eq!(job["state"], "succeeded", "with the card in: {job}");
+    let first = job["result"]["slug"].as_str().unwrap().to_string();
+
+    // The card is taken out while the daemon runs: its empty mount point is writable.
+    drop(card);
+    let job = backup(&d);
+    assert_eq!(job["state"], "failed", "with the card out: {job}");
+    let error = job["error"].to_string();
+    assert!(error.contains("location card") && error.contains("mounted"), "the card is named as out: {error}");
+    assert!(walkdir(&point).is_empty(), "nothing lands on the device's own storage: {:?}", walkdir(&point));
+
+    // Back in, mounted anew (another device number), the backups on it are seen and the next
+    // one goes there.
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "lifeboat-test-card"])
+        .arg(&point)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs at {}", point.display());
+    let _card = Card { point: point.clone() };
+    let st = std::process::Command::new("cp").arg("-a").arg(shm.path().join("lifeboat")).arg(&point).status().unwrap();
+    assert!(st.success(), "the card's files copied onto the new mount");
+    let job = backup(&d);
+    assert_eq!(job["state"], "succeeded", "with the card back: {job}");
+    let list: serde_json::Value = d.get("/api/backups").json().unwrap();
+    let slugs: Vec<&str> = list["backups"].as_array().unwrap().iter().filter_map(|b| b["slug"].as_str()).collect();
+    assert!(slugs.contains(&first.as_str()) && slugs.len() == 2, "both backups on the card: {list}");
+    assert!(d.stop().success());
+}

@@ -153,8 +153,8 @@ impl Lifeboat {
 
     /// A location's repository, opened once (with `create`, made on first use).
     pub fn repository(&self, loc: &Location, create: bool) -> EngineResult<Repository> {
-        if let Some(r) = self.repos.lock().map_err(|_| EngineError::Cancelled)?.get(&loc.name) {
-            return Ok(r.clone());
+        if let Some(r) = self.still_open(loc)? {
+            return Ok(r);
         }
         let how = if create { MakeIfMissing::Now } else { MakeIfMissing::No };
         let opened = credentials::open(loc, &self.dirs, &self.credentials, how)?;
@@ -163,6 +163,17 @@ impl Lifeboat {
         }
         self.repos.lock().map_err(|_| EngineError::Cancelled)?.insert(loc.name.clone(), opened.repo.clone());
         Ok(opened.repo)
+    }
+
+    /// The repository this process opened at the location, while the location is still
+    /// where it was opened: a memory card taken out (or put back, mounted anew) since is
+    /// found again by the next open, which says it is out rather than writing beside it.
+    fn still_open(&self, loc: &Location) -> EngineResult<Option<Repository>> {
+        let mut repos = self.repos.lock().map_err(|_| EngineError::Cancelled)?;
+        if !loc.still_where_reached() {
+            repos.remove(&loc.name);
+        }
+        Ok(repos.get(&loc.name).cloned())
     }
 
     fn tell_created(&self, loc: &Location, created: &Created) {
@@ -175,8 +186,8 @@ impl Lifeboat {
     /// (see [`MakeIfMissing::BesideTheBackup`]): the backup settles it with
     /// [`Lifeboat::settle_made`], which tells that it was created.
     pub(crate) fn repository_to_back_up(&self, loc: &Location) -> EngineResult<(Repository, Option<Created>)> {
-        if let Some(r) = self.repos.lock().map_err(|_| EngineError::Cancelled)?.get(&loc.name) {
-            return Ok((r.clone(), None));
+        if let Some(r) = self.still_open(loc)? {
+            return Ok((r, None));
         }
         let opened = credentials::open(loc, &self.dirs, &self.credentials, MakeIfMissing::BesideTheBackup)?;
         self.repos.lock().map_err(|_| EngineError::Cancelled)?.insert(loc.name.clone(), opened.repo.clone());

@@ -37,6 +37,10 @@ pub struct Location {
 struct Reached {
     store: Arc<dyn Store>,
     traffic: Arc<Traffic>,
+    /// For a memory card or disk: the filesystem it was found on. Each use of the location
+    /// checks it is still mounted, and finds the card again if not (taken out, or put back
+    /// and mounted anew).
+    filesystem: Option<lifeboat_storage::Filesystem>,
 }
 
 impl std::fmt::Debug for Location {
@@ -67,6 +71,15 @@ impl Location {
         Ok(self.reach()?.store)
     }
 
+    /// False once a memory card or disk this location was reached on is no longer mounted
+    /// where it was found (taken out, or put back as a new mount): what was opened through
+    /// it must be opened again. Always true for other kinds.
+    pub fn still_where_reached(&self) -> bool {
+        self.reached.lock().ok().is_none_or(|r| {
+            r.as_ref().and_then(|r| r.filesystem.as_ref()).is_none_or(lifeboat_storage::Filesystem::still_mounted)
+        })
+    }
+
     /// Bytes sent to and read from this location by this process so far.
     pub fn traffic(&self) -> Option<Arc<Traffic>> {
         self.reached.lock().ok().and_then(|r| r.as_ref().map(|r| r.traffic.clone()))
@@ -80,11 +93,15 @@ impl Location {
     fn reach(&self) -> EngineResult<Reached> {
         let mut slot = self.reached.lock().map_err(|_| EngineError::Cancelled)?;
         if let Some(r) = slot.as_ref() {
-            return Ok(r.clone());
+            if r.filesystem.as_ref().is_none_or(lifeboat_storage::Filesystem::still_mounted) {
+                return Ok(r.clone());
+            }
+            *slot = None;
         }
         let bad = |detail: String| EngineError::LocationConfig { name: self.name.clone(), detail };
         let s = Settings::new(&self.name, &self.config, &self.dirs);
         let line = (s.upload_limit().map_err(bad)?, s.connections().map_err(bad)?);
+        let mut filesystem = None;
         let (store, traffic): (Arc<dyn Store>, Arc<Traffic>) = match self.kind {
             LocationKind::Local => {
                 let path = self.path.clone().ok_or_else(|| bad("path is missing".into()))?;
@@ -96,7 +113,8 @@ impl Location {
                 let label = s.get("label").map_err(bad)?;
                 let found = removable::find(&self.name, &path, uuid.as_deref(), label.as_deref())
                     .map_err(|reason| EngineError::LocationUnavailable { reason })?;
-                metered(LocalStore::new(found.folder), line)
+                filesystem = Some(found.filesystem.clone());
+                metered(LocalStore::on_filesystem(found.folder, found.filesystem), line)
             }
             LocationKind::Sftp => {
                 let config = s.sftp().map_err(bad)?;
@@ -116,7 +134,7 @@ impl Location {
                 metered(Retrying::new(store), line)
             }
         };
-        let r = Reached { store, traffic };
+        let r = Reached { store, traffic, filesystem };
         *slot = Some(r.clone());
         Ok(r)
     }

@@ -7,12 +7,17 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use lifeboat_storage::Filesystem;
+
 /// A removable filesystem found mounted.
 #[derive(Debug, Clone)]
 pub struct Mounted {
     /// The folder holding the repository. A card mounted read-only is found too: it can be
     /// listed and restored from, and a write fails with the store's read-only error.
     pub folder: PathBuf,
+    /// The filesystem it is on, which the store checks is still mounted before every
+    /// operation.
+    pub filesystem: Filesystem,
 }
 
 struct Mount {
@@ -80,7 +85,16 @@ pub fn find(name: &str, path: &str, uuid: Option<&str>, label: Option<&str>) -> 
         return Err(not_mounted(name, &folder));
     }
     tracing::debug!("location {name}: {} from {}", mount.point.display(), mount.source);
-    Ok(Mounted { folder })
+    // The device number as stat tells it, which is what the store compares with later.
+    let device = std::fs::metadata(&mount.point).map(|m| m.dev()).map_err(|_| not_mounted(name, &folder))?;
+    Ok(Mounted {
+        folder,
+        filesystem: Filesystem {
+            mount_point: mount.point.clone(),
+            device,
+            location: format!("location {name} (removable)"),
+        },
+    })
 }
 
 fn not_mounted(name: &str, folder: &Path) -> String {
