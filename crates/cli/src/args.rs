@@ -288,9 +288,16 @@ pub enum BackupsCommand {
         /// The file to write; - writes to standard output.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: PathBuf,
-        /// Encrypt the file with a password even if the backup is not password protected.
-        #[arg(long)]
+        /// Encrypt the file with a password even if the backup is not password protected (the
+        /// password is asked for, or taken from --password-file or LIFEBOAT_PASSWORD). Without
+        /// this or --no-encryption, the file of a backup that is not password protected is
+        /// encrypted with a password asked for on a terminal, and refused elsewhere.
+        #[arg(long, conflicts_with = "no_encryption")]
         encrypt: bool,
+        /// Write the file of a backup that is not password protected unencrypted: anyone who
+        /// gets the file can read what the backup holds.
+        #[arg(long)]
+        no_encryption: bool,
         #[command(flatten)]
         location: LocationArg,
     },

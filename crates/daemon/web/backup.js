@@ -53,9 +53,17 @@ export async function backupView(api, slug) {
     h('section', { class: 'card', 'aria-labelledby': 'more-title' },
       h('h2', { id: 'more-title' }, 'Keep, move or remove'),
       h('div', { class: 'actions wrap' },
-        h('a', { class: 'button secondary', href: `/api/backups/${b.slug}/download${q}`, download: `lifeboat-${b.slug}.tar` }, 'Download a backup file'),
+        b.protected
+          ? h('a', { class: 'button secondary', href: `/api/backups/${b.slug}/download${q}`, download: `lifeboat-${b.slug}.tar` }, 'Download a backup file')
+          : h('a', {
+            class: 'button secondary',
+            href: `/api/backups/${b.slug}/download${q ? `${q}&` : '?'}unencrypted=true`,
+            download: `lifeboat-${b.slug}.tar`,
+            title: 'This backup is not password protected: anyone who gets the file can read what it holds.',
+          }, 'Download a backup file (not encrypted)'),
         pinButton(api, b, q),
         deleteButton(api, b, q)),
+      b.protected ? null : h('p', { class: 'muted' }, 'This backup is not password protected, so its file is not encrypted: anyone who gets the file can read what it holds.'),
       copyForm(api, b, locations, q)),
     h('section', { class: 'card', 'aria-labelledby': 'log-title' },
       h('h2', { id: 'log-title' }, 'Log'),

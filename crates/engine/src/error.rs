@@ -52,6 +52,11 @@ pub enum EngineError {
     #[error("backup file {file}: {detail}")]
     BackupFilePassword { file: String, detail: String },
     #[error(
+        "backup {slug} is not password protected, so its file would hold its data unencrypted: \
+         encrypt it with a password, or say that it may be unencrypted ({how})"
+    )]
+    UnencryptedExport { slug: String, how: &'static str },
+    #[error(
         "backup file {file}: this file asks for {mib} MiB of memory to open, and Lifeboat's own ask for \
          {most} MiB: it is refused before its password is tried (it was not made by Lifeboat, or was altered)"
     )]
@@ -228,6 +233,7 @@ impl EngineError {
             | EngineError::PasswordFile { .. }
             | EngineError::EmptyPassword(_)
             | EngineError::BackupFilePassword { .. } => K::WrongKey,
+            EngineError::UnencryptedExport { .. } => K::BadInput,
             EngineError::BackupFile { .. }
             | EngineError::BackupFileCost { .. }
             | EngineError::UnsafeBackup { .. }

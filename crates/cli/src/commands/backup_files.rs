@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use lifeboat_engine::app::RestoreOrder;
+use lifeboat_engine::app::{FileEncryption, RestoreOrder};
 use lifeboat_engine::{Progress, RunLog};
 
 use super::print_json;
@@ -20,22 +20,39 @@ fn is_stdio(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
-pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, location: Option<&str>) -> Result<i32> {
+pub fn export(
+    ctx: &Context,
+    slug: &str,
+    output: &Path,
+    encrypt: bool,
+    no_encryption: bool,
+    location: Option<&str>,
+) -> Result<i32> {
     let found = ctx.find_backup(slug, location, None)?;
     let snap = &found.snapshot;
-    let passphrase = if snap.protected || encrypt {
-        ctx.backup_file_password("Password for the backup file: ", encrypt && !snap.protected)?
+    let encryption = if snap.protected {
+        ctx.backup_file_password("Password for the backup file: ", false)?
+            .map_or(FileEncryption::NotChosen, FileEncryption::Password)
+    } else if no_encryption {
+        FileEncryption::Unencrypted
     } else {
-        None
-    };
-    if encrypt && passphrase.is_none() {
-        return Err(lifeboat_engine::EngineError::BackupFilePassword {
-            file: output.display().to_string(),
-            detail: "--encrypt needs a password".into(),
+        match ctx.backup_file_password(
+            "This backup is not password protected. A password to encrypt its file with: ",
+            true,
+        )? {
+            Some(p) => FileEncryption::Password(p),
+            None if encrypt => {
+                return Err(lifeboat_engine::EngineError::BackupFilePassword {
+                    file: output.display().to_string(),
+                    detail: "--encrypt needs a password".into(),
+                }
+                .into())
+            }
+            None => FileEncryption::NotChosen,
         }
-        .into());
-    }
-    let plan = ctx.plan_export(&found, passphrase)?;
+    };
+    let encrypted = matches!(encryption, FileEncryption::Password(_));
+    let plan = ctx.plan_export(&found, encryption, "--encrypt or --no-encryption")?;
     let len = plan.len();
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || is_stdio(output));
@@ -67,7 +84,8 @@ pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, location:
     view.finish();
     result?;
     if !is_stdio(output) && !ctx.quiet {
-        outln!("Wrote backup {} to {} ({}).", snap.slug, output.display(), format::bytes(len))?;
+        let how = if encrypted { "encrypted with a password" } else { "not encrypted" };
+        outln!("Wrote backup {} to {} ({}, {how}).", snap.slug, output.display(), format::bytes(len))?;
     }
     Ok(exit::OK)
 }

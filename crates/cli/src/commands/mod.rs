@@ -59,8 +59,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Info { slug, location, json } => {
                 backups::info(&ctx, &slug, location.location.as_deref(), json)
             }
-            BackupsCommand::Export { slug, output, encrypt, location } => {
-                backup_files::export(&ctx, &slug, &output, encrypt, location.location.as_deref())
+            BackupsCommand::Export { slug, output, encrypt, no_encryption, location } => {
+                backup_files::export(&ctx, &slug, &output, encrypt, no_encryption, location.location.as_deref())
             }
             BackupsCommand::Import { file, location, json } => {
                 backup_files::import(&ctx, &file, location.as_deref(), json)

@@ -333,7 +333,15 @@ pub(crate) fn plain_backup_file() -> (Sandbox, PathBuf, serde_json::Value) {
     let backup: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
     let slug = backup["slug"].as_str().unwrap();
     let good = plain.dir.path().join("good.tar");
-    let out = plain.run_without_password(&["backups", "export", slug, "-o", good.to_str().unwrap(), "--quiet"]);
+    let out = plain.run_without_password(&[
+        "backups",
+        "export",
+        slug,
+        "-o",
+        good.to_str().unwrap(),
+        "--no-encryption",
+        "--quiet",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let manifest: serde_json::Value = serde_json::from_slice(&read_entry(&good, "backup.json")).unwrap();
     (plain, good, manifest)
@@ -388,4 +396,53 @@ fn an_export_removes_partial_exports_a_killed_run_left_a_day_ago() {
     assert!(file.is_file());
     assert!(!old.exists(), "the abandoned partial export is gone");
     assert!(fresh.exists(), "one that may still be written stays");
+}
+
+#[test]
+fn a_backup_without_a_password_is_exported_unencrypted_only_when_asked_in_so_many_words() {
+    let (plain, _, _) = plain_backup_file();
+    let list = plain.run_without_password(&["backups", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let slug = list[0]["slug"].as_str().unwrap().to_string();
+    let file = plain.dir.path().join("asked.tar");
+    let f = file.to_str().unwrap();
+
+    // Off a terminal, with no password and no word about encryption: refused, nothing written.
+    let out = plain.run_without_password(&["backups", "export", &slug, "-o", f]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "bad input: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("not password protected") && err.contains("--no-encryption"), "{err}");
+    assert!(!file.exists(), "no file");
+
+    // --no-encryption: written, and said to be unencrypted.
+    let out = plain.run_without_password(&["backups", "export", &slug, "-o", f, "--no-encryption"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not encrypted"), "{}", String::from_utf8_lossy(&out.stdout));
+    let manifest: serde_json::Value = serde_json::from_slice(&read_entry(&file, "backup.json")).unwrap();
+    assert!(manifest["units"].as_array().unwrap().iter().all(|u| u["encrypted"] == false), "{manifest}");
+
+    // --encrypt with a password given: every unit encrypted, and said so.
+    std::fs::remove_file(&file).unwrap();
+    let out = plain
+        .bare_command()
+        .args(["backups", "export", &slug, "-o", f, "--encrypt"])
+        .env("LIFEBOAT_PASSWORD", "a file password")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("encrypted with a password"));
+    let manifest: serde_json::Value = serde_json::from_slice(&read_entry(&file, "backup.json")).unwrap();
+    assert!(manifest["units"].as_array().unwrap().iter().all(|u| u["encrypted"] == true), "{manifest}");
+
+    // The API likewise: a download needs unencrypted=true.
+    let d = crate::common::daemon::Daemon::start_without_password(&plain);
+    let r = d.get(&format!("/api/backups/{slug}/download"));
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(body.to_string().contains("unencrypted=true"), "{body}");
+    let r = d.get(&format!("/api/backups/{slug}/download?unencrypted=true"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.bytes().unwrap().len() > 1024);
+    assert!(d.stop().success());
 }

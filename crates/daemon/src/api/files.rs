@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
+use lifeboat_engine::app::FileEncryption;
 use lifeboat_engine::{BackupInfo, Lifeboat, Progress};
 use serde::{Deserialize, Serialize};
 
@@ -36,29 +37,45 @@ impl Write for ToBody {
     }
 }
 
+/// Where the backup is, and whether its file may be unencrypted (a backup that is not
+/// password protected: the file is written only when this says so).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadQuery {
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    unencrypted: bool,
+}
+
 pub async fn download(
     State(d): State<Shared>,
     Path(slug): Path<String>,
-    at: super::backups::AtQuery,
+    query: Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let at = super::query(at)?;
+    let DownloadQuery { location, unencrypted } = super::query(query)?;
+    let at = super::backups::At { location };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<ApiResult<(u64, String)>>();
     tokio::task::spawn_blocking(move || {
         let app = d.app();
         let planned = (|| -> ApiResult<_> {
             let found = super::backups::find(&d, &slug, &at)?;
-            let passphrase = if found.snapshot.protected { password(&app)? } else { None };
-            Ok((found, passphrase))
+            let encryption = match (found.snapshot.protected, unencrypted) {
+                (true, _) => password(&app)?.map_or(FileEncryption::NotChosen, FileEncryption::Password),
+                (false, true) => FileEncryption::Unencrypted,
+                (false, false) => FileEncryption::NotChosen,
+            };
+            Ok((found, encryption))
         })();
-        let (found, passphrase) = match planned {
+        let (found, encryption) = match planned {
             Ok(p) => p,
             Err(e) => {
                 let _ = ready_tx.send(Err(e));
                 return;
             }
         };
-        let export = match app.plan_export(&found, passphrase) {
+        let export = match app.plan_export(&found, encryption, "unencrypted=true") {
             Ok(e) => e,
             Err(e) => {
                 let _ = ready_tx.send(Err(e.into()));

@@ -46,7 +46,7 @@ use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
 pub use backing_up::{schedule_tag, BackedUp, BackupOrder, ForgetOrder, Forgotten, RetentionOutcome};
 pub use browsing::{Opened, Search};
 pub use listing::{Found, Listing, Unavailable, Unreadable};
-pub use moving::Copied;
+pub use moving::{Copied, FileEncryption};
 pub use restoring::RestoreOrder;
 pub use surveying::{LocationCheck, LocationSurvey, RepositoryHealth};
 

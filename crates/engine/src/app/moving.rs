@@ -17,6 +17,19 @@ pub struct Copied {
     pub sent: u64,
 }
 
+/// How a backup file is to be encrypted.
+#[derive(Debug, Clone)]
+pub enum FileEncryption {
+    /// With age, under this password.
+    Password(String),
+    /// Not at all: what the backup holds lies open in the file. Said explicitly (never the
+    /// default), and refused for a password-protected backup.
+    Unencrypted,
+    /// Nothing was said: a protected backup's file needs its password, another's is
+    /// refused until the caller chooses.
+    NotChosen,
+}
+
 impl Lifeboat {
     /// Copies a backup to location `to`, sending only the data it lacks; the backup is looked
     /// for in `from`, else wherever it is (see [`Lifeboat::find_backup`]).
@@ -36,16 +49,29 @@ impl Lifeboat {
         })
     }
 
-    /// A backup file of a found backup, ready to be written: encrypted under `passphrase`
-    /// (which a password-protected backup needs); a full backup carries this device's
-    /// configuration, without secrets.
-    pub fn plan_export<'a>(&self, found: &'a Found, passphrase: Option<String>) -> EngineResult<Export<'a>> {
-        if found.snapshot.protected && passphrase.is_none() {
-            return Err(EngineError::BackupFilePassword {
-                file: format!("of backup {}", found.snapshot.slug),
-                detail: "the backup is password protected, so its file is encrypted: give the password".into(),
-            });
-        }
+    /// A backup file of a found backup, ready to be written, encrypted as asked: a
+    /// password-protected backup's file is always encrypted, and another's is unencrypted
+    /// only when the caller said so in so many words (`how` names that word for the error);
+    /// a full backup carries this device's configuration, without secrets.
+    pub fn plan_export<'a>(
+        &self,
+        found: &'a Found,
+        encryption: FileEncryption,
+        how: &'static str,
+    ) -> EngineResult<Export<'a>> {
+        let passphrase = match encryption {
+            FileEncryption::Password(p) => Some(p),
+            FileEncryption::Unencrypted | FileEncryption::NotChosen if found.snapshot.protected => {
+                return Err(EngineError::BackupFilePassword {
+                    file: format!("of backup {}", found.snapshot.slug),
+                    detail: "the backup is password protected, so its file is encrypted: give the password".into(),
+                })
+            }
+            FileEncryption::Unencrypted => None,
+            FileEncryption::NotChosen => {
+                return Err(EngineError::UnencryptedExport { slug: found.snapshot.slug.clone(), how })
+            }
+        };
         let config = match (&self.config.file, found.snapshot.full) {
             (Some(f), true) => {
                 let text = std::fs::read_to_string(f).map_err(|e| EngineError::io("reading", f, e))?;
