@@ -267,6 +267,19 @@ pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
         }
         crate::location::settings::validate(name, lc)
             .map_err(|detail| EngineError::Config { path: path.to_path_buf(), detail })?;
+        if let Some(like) = lc.other.get("like") {
+            let detail = match like.as_str() {
+                Some(l) if l == name => {
+                    Some(format!("location {name}: like = {l:?} names itself; name another location"))
+                }
+                Some(l) if config.location.contains_key(l) || l == "local" => None,
+                Some(l) => Some(format!("location {name}: like = {l:?} names no [location.{l}]")),
+                None => Some(format!("location {name}: like must be a location's name, in quotes")),
+            };
+            if let Some(detail) = detail {
+                return Err(EngineError::Config { path: path.to_path_buf(), detail });
+            }
+        }
     }
     for (name, sc) in &config.schedule {
         let err = |detail: String| EngineError::Config {

@@ -75,6 +75,11 @@ pub enum EngineError {
     BadName { what: String, detail: String },
     #[error("backup {slug} is already in location {location}: copy it to another location")]
     SameLocation { slug: String, location: String },
+    #[error(
+        "location {location} already holds a repository whose blob ids and chunking differ from those of {like}; \
+         an existing repository cannot change them: add {location} without --like, or give it an empty place"
+    )]
+    NotLike { location: String, like: String },
     #[error("backup {slug} holds nothing at {path}")]
     PathNotInBackup { slug: String, path: String },
     #[error("no backup matches {slug} in any location")]
@@ -235,6 +240,7 @@ impl EngineError {
             EngineError::NoRoom { .. }
             | EngineError::SafetyBackup { .. }
             | EngineError::SameLocation { .. }
+            | EngineError::NotLike { .. }
             | EngineError::DeviceKeyExists { .. }
             | EngineError::InterruptedRestore { .. }
             | EngineError::CannotUndo { .. } => K::Conflict,
