@@ -80,6 +80,16 @@ pub enum EngineError {
          an existing repository cannot change them: add {location} without --like, or give it an empty place"
     )]
     NotLike { location: String, like: String },
+    #[error(
+        "location {location} has no repository yet and is to be made like {like}, whose repository cannot be \
+         read now ({source}): make it readable, or remove like from [location.{location}] or [location.{like}]"
+    )]
+    LikeUnavailable {
+        location: String,
+        like: String,
+        #[source]
+        source: Box<EngineError>,
+    },
     #[error("backup {slug} holds nothing at {path}")]
     PathNotInBackup { slug: String, path: String },
     #[error("no backup matches {slug} in any location")]
@@ -229,6 +239,7 @@ impl EngineError {
             | EngineError::NoLog { .. }
             | EngineError::NoInterruptedRestore => K::NotFound,
             EngineError::LocationUnavailable { .. } => K::LocationUnavailable,
+            EngineError::LikeUnavailable { source, .. } => source.kind(),
             EngineError::NoPassword { .. }
             | EngineError::PasswordFile { .. }
             | EngineError::EmptyPassword(_)
@@ -271,6 +282,7 @@ impl EngineError {
             EngineError::NotHeld { .. } => Some(Remedy::NameLocation),
             EngineError::PathNotInBackup { .. } => Some(Remedy::ListFiles),
             EngineError::Repo(r) => repo_remedy(r),
+            EngineError::LikeUnavailable { source, .. } => source.remedy(),
             _ => None,
         }
     }

@@ -231,7 +231,12 @@ impl Lifeboat {
         let named = loc.like().into_iter().map(|l| self.location(Some(l))).collect::<EngineResult<Vec<_>>>()?;
         let naming = self.locations.iter().filter(|l| l.like() == Some(loc.name.as_str()) && l.name != loc.name);
         for other in named.into_iter().chain(naming) {
-            if let Some(repo) = self.existing_repository(other)? {
+            let unavailable = |e: EngineError| EngineError::LikeUnavailable {
+                location: loc.name.clone(),
+                like: other.name.clone(),
+                source: Box::new(e),
+            };
+            if let Some(repo) = self.existing_repository(other).map_err(unavailable)? {
                 return Ok(Some(repo.id_scheme()));
             }
         }
