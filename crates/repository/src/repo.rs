@@ -1229,6 +1229,53 @@ mod tests {
         assert!(matches!(after.open(&secret), Err(RepoError::WrongPassword(_))));
     }
 
+    /// A repository made like another, opened again from its location (made at once or beside
+    /// its first backup), gives content the other's ids and cuts files where the other does;
+    /// its encryption key and recovery key are its own.
+    #[test]
+    fn a_repository_made_like_another_keeps_its_ids_and_chunking_once_stored() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<Arc<dyn Store>> = dirs
+            .iter()
+            .map(|d| Arc::new(lifeboat_storage::LocalStore::new(d.path().to_path_buf())) as Arc<dyn Store>)
+            .collect();
+        let secret = Secret::new("correct horse");
+        let first = Repository::init(stores[0].clone(), &secret, KeyKind::Password).unwrap();
+        let empty = |store: &Arc<dyn Store>| match Repository::locate(store.clone()).unwrap() {
+            Err(empty) => empty,
+            Ok(_) => panic!("an empty folder held a repository"),
+        };
+        let now = empty(&stores[1]).like(first.id_scheme()).create(&secret, KeyKind::Password).unwrap();
+        let beside = empty(&stores[2]).like(first.id_scheme()).begin(&secret, KeyKind::Password).unwrap();
+        beside.made().unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..6_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let cuts = |r: &Repository| r.chunker().cut(&data).map(|c| r.blob_id(c)).collect::<Vec<_>>();
+        for store in &stores[1..] {
+            let again = Repository::open(store.clone(), &secret).unwrap();
+            assert!(again.id_scheme().same_chunking(&first.id_scheme()));
+            assert_eq!(cuts(&again), cuts(&first));
+            assert!(cuts(&first).len() > 1, "the data is cut in several chunks");
+            assert_ne!(again.id(), first.id());
+            assert_ne!(again.recovery_key().unwrap().to_string(), first.recovery_key().unwrap().to_string());
+            assert!(first.key().open(&again.key().seal(b"sealed", false), None).is_err());
+        }
+        let other = Repository::init(
+            Arc::new(lifeboat_storage::LocalStore::new(tempfile::tempdir().unwrap().path().to_path_buf())),
+            &secret,
+            KeyKind::Password,
+        )
+        .unwrap();
+        assert!(!other.id_scheme().same_ids(&first.id_scheme()));
+    }
+
     /// Creating where the location was found empty asks nothing again; of two processes that
     /// both found it empty, the second gets `AlreadyExists`, withdraws its slots and leaves
     /// the first's repository as it was.

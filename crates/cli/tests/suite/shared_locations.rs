@@ -167,3 +167,39 @@ fn without_like_diff_and_find_across_locations_report_no_false_changes() {
     assert!(lines[0].contains("card2") && lines[0].contains("cannot change"), "{err}");
     assert_eq!(std::fs::read_to_string(&sb.config).unwrap(), before, "the configuration is unchanged");
 }
+
+#[test]
+fn whichever_is_made_first_the_other_is_made_like_it_and_a_copy_makes_its_destination_like_the_source() {
+    let sb = Sandbox::new("");
+    let src = sb.dir.path().join("src");
+    data(&src);
+    let (card, usb) = (sb.dir.path().join("card-repo"), sb.dir.path().join("usb-repo"));
+    std::fs::write(
+        &sb.config,
+        format!(
+            "default_location = \"nas\"\n[location.nas]\ntype = \"local\"\npath = \"{}\"\n[location.card]\ntype = \
+             \"local\"\npath = \"{}\"\nlike = \"nas\"\n[location.usb]\ntype = \"local\"\npath = \"{}\"\n\
+             [unit.data]\npaths = [{:?}]\n",
+            sb.repo.display(),
+            card.display(),
+            usb.display(),
+            src.display().to_string()
+        ),
+    )
+    .unwrap();
+    // card is made first (nas holds nothing yet); nas, which card names, is made like it.
+    let on_card = sb.backup(&["--location", "card"]);
+    let on_nas = sb.backup(&[]);
+    let (on_card, on_nas) = (on_card["slug"].as_str().unwrap(), on_nas["slug"].as_str().unwrap());
+    let diff = json(&sb.ok(&["backups", "diff", on_card, on_nas, "--json"]));
+    assert!(diff.get("compared").is_none() && diff["modified"].as_array().unwrap().is_empty(), "{diff}");
+
+    // usb has no repository: the copy makes it like nas, so a backup made there later
+    // stores nothing new and compares by content id.
+    let copied = json(&sb.ok(&["backups", "copy", on_nas, "--to", "usb", "--json", "--quiet"]));
+    assert_eq!(copied["copied"], true, "{copied}");
+    let on_usb = sb.backup(&["--location", "usb"]);
+    assert_eq!(on_usb["stored"].as_u64(), Some(0), "nothing new stored: {on_usb}");
+    let diff = json(&sb.ok(&["backups", "diff", on_nas, on_usb["slug"].as_str().unwrap(), "--json"]));
+    assert!(diff.get("compared").is_none() && diff["modified"].as_array().unwrap().is_empty(), "{diff}");
+}
