@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use crate::common::daemon::Daemon;
 use crate::common::servers::{Relay, Seaweed};
 use crate::common::{random_bytes, stderr, Sandbox};
 
@@ -166,6 +167,18 @@ fn without_like_diff_and_find_across_locations_report_no_false_changes() {
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].contains("card2") && lines[0].contains("cannot change"), "{err}");
     assert_eq!(std::fs::read_to_string(&sb.config).unwrap(), before, "the configuration is unchanged");
+
+    // The API refuses it too, and keeps nothing; a place whose repository has them is taken.
+    let d = Daemon::start(&sb);
+    let body = serde_json::json!({"name": "card2", "type": "local", "path": card.to_str().unwrap(), "like": "nas"});
+    let (status, answer) = d.json(reqwest::Method::POST, "/api/locations", body);
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("cannot change")), "{answer}");
+    assert_eq!(std::fs::read_to_string(&sb.config).unwrap(), before, "the configuration is unchanged");
+    let body = serde_json::json!({"name": "nas2", "type": "local", "path": sb.repo.to_str().unwrap(), "like": "nas"});
+    let (status, answer) = d.json(reqwest::Method::POST, "/api/locations", body);
+    assert_eq!(status, 201, "{answer}");
+    assert!(std::fs::read_to_string(&sb.config).unwrap().contains("like = \"nas\""));
 }
 
 #[test]

@@ -180,7 +180,8 @@ pub struct NewLocation {
 }
 
 /// Adds a location to the configuration (and, given its secret, lets this device open its
-/// repository). Nothing is kept when the location cannot be reached or opened.
+/// repository). Nothing is kept when the location cannot be reached or opened, or (given
+/// `like`) holds a repository whose blob ids and chunking differ from the other's.
 pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCode, Json<LocationInfo>)> {
     let req: NewLocation = json_body(&body)?;
     blocking(move || {
