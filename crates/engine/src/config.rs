@@ -349,6 +349,22 @@ database = "~/.local/share/messages/messages.db"
     }
 
     #[test]
+    fn like_names_another_location() {
+        let with = |like: &str| {
+            let text = format!(
+                "[location.nas]\ntype = 'local'\npath = '/srv/b'\n[location.cloud]\ntype = 'local'\npath = '/mnt/c'\nlike = {like}\n"
+            );
+            parse(&text, Path::new("x.toml")).map_err(|e| e.to_string())
+        };
+        assert!(with("'nas'").is_ok());
+        assert!(with("'local'").is_ok(), "the implicit location may be named");
+        let errors = [with("'cloud'"), with("'nope'"), with("3")].map(|r| r.unwrap_err());
+        assert!(errors[0].contains("names itself"), "{}", errors[0]);
+        assert!(errors[1].contains("names no [location.nope]"), "{}", errors[1]);
+        assert!(errors[2].contains("location's name"), "{}", errors[2]);
+    }
+
+    #[test]
     fn the_packaged_example_is_a_valid_configuration() {
         let c = parse(include_str!("../../../packaging/lifeboat.example.toml"), Path::new("example.toml")).unwrap();
         assert!(c.location.contains_key("card") && c.unit.contains_key("photos") && c.schedule.contains_key("nightly"));
