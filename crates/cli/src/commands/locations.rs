@@ -1,5 +1,5 @@
 use anyhow::Result;
-use lifeboat_engine::app::{Likeness, RepositoryHealth};
+use lifeboat_engine::app::{LikeState, Likeness, RepositoryHealth};
 use lifeboat_engine::config_edit;
 
 use super::print_json;
@@ -45,6 +45,17 @@ pub fn check(ctx: &Context, name: &str) -> Result<i32> {
     outln!("  writable: yes")?;
     if let Some(free) = c.free {
         outln!("  free: {}", format::bytes(free))?;
+    }
+    match &c.like {
+        Some(LikeState::Shared { other }) => outln!("  like {other}: same blob ids and chunking")?,
+        Some(LikeState::OtherNotMade { other }) => {
+            outln!("  like {other}: {other} holds no repository yet; the one made there will be made like this one")?
+        }
+        Some(LikeState::Differs { other }) => outln!(
+            "  like {other}: NOT shared — this repository was made with its own blob ids and chunking, which an \
+             existing repository cannot change (copies to and from {other} send all data again)"
+        )?,
+        None => {}
     }
     match c.repository {
         RepositoryHealth::None => {

@@ -206,6 +206,8 @@ fn whichever_is_made_first_the_other_is_made_like_it_and_a_copy_makes_its_destin
     let (on_card, on_nas) = (on_card["slug"].as_str().unwrap(), on_nas["slug"].as_str().unwrap());
     let diff = json(&sb.ok(&["backups", "diff", on_card, on_nas, "--json"]));
     assert!(diff.get("compared").is_none() && diff["modified"].as_array().unwrap().is_empty(), "{diff}");
+    let checked = sb.ok(&["locations", "check", "card"]);
+    assert!(checked.contains("like nas: same blob ids and chunking"), "{checked}");
 
     // usb has no repository: the copy makes it like nas, so a backup made there later
     // stores nothing new and compares by content id.

@@ -48,7 +48,7 @@ pub use browsing::{Opened, Search};
 pub use listing::{Found, Listing, Unavailable, Unreadable};
 pub use moving::Copied;
 pub use restoring::RestoreOrder;
-pub use surveying::{LocationCheck, LocationSurvey, RepositoryHealth};
+pub use surveying::{LikeState, LocationCheck, LocationSurvey, RepositoryHealth};
 
 /// What [`Lifeboat::check_like`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
