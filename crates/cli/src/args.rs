@@ -531,6 +531,11 @@ pub enum LocationsCommand {
         /// Make it the default location.
         #[arg(long)]
         default: bool,
+        /// Make its repository, when it is created, with the blob ids and chunking of
+        /// location OTHER's (same owner): copies between the two send only what is missing,
+        /// and their backups compare by content id.
+        #[arg(long, value_name = "OTHER")]
+        like: Option<String>,
     },
     /// Remove a location from the configuration (its backups stay where they are).
     Remove {

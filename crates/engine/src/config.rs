@@ -267,6 +267,19 @@ pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
         }
         crate::location::settings::validate(name, lc)
             .map_err(|detail| EngineError::Config { path: path.to_path_buf(), detail })?;
+        if let Some(like) = lc.other.get("like") {
+            let detail = match like.as_str() {
+                Some(l) if l == name => {
+                    Some(format!("location {name}: like = {l:?} names itself; name another location"))
+                }
+                Some(l) if config.location.contains_key(l) || l == "local" => None,
+                Some(l) => Some(format!("location {name}: like = {l:?} names no [location.{l}]")),
+                None => Some(format!("location {name}: like must be a location's name, in quotes")),
+            };
+            if let Some(detail) = detail {
+                return Err(EngineError::Config { path: path.to_path_buf(), detail });
+            }
+        }
     }
     for (name, sc) in &config.schedule {
         let err = |detail: String| EngineError::Config {
@@ -333,6 +346,22 @@ database = "~/.local/share/messages/messages.db"
         // The parser's picture of the place: the line, and a caret under the mistake.
         assert!(err.contains('^') && err.lines().count() > 1, "{err}");
         assert!(parse("[unit.a]\ntitle='x'\n", Path::new("x.toml")).is_err());
+    }
+
+    #[test]
+    fn like_names_another_location() {
+        let with = |like: &str| {
+            let text = format!(
+                "[location.nas]\ntype = 'local'\npath = '/srv/b'\n[location.cloud]\ntype = 'local'\npath = '/mnt/c'\nlike = {like}\n"
+            );
+            parse(&text, Path::new("x.toml")).map_err(|e| e.to_string())
+        };
+        assert!(with("'nas'").is_ok());
+        assert!(with("'local'").is_ok(), "the implicit location may be named");
+        let errors = [with("'cloud'"), with("'nope'"), with("3")].map(|r| r.unwrap_err());
+        assert!(errors[0].contains("names itself"), "{}", errors[0]);
+        assert!(errors[1].contains("names no [location.nope]"), "{}", errors[1]);
+        assert!(errors[2].contains("location's name"), "{}", errors[2]);
     }
 
     #[test]

@@ -13,6 +13,21 @@ pub use crate::profile::{use_profile, ProfileUsed};
 
 /// Adds `[location.NAME]` with these keys (the first is `type`).
 pub fn add_location(file: &Path, name: &str, keys: &[(String, String)], make_default: bool) -> EngineResult<()> {
+    write(file, &with_location(file, name, keys, make_default)?)
+}
+
+/// The configuration [`add_location`] would write, checked, without writing it: to look at
+/// the new location first (`locations add --like` checks the repository already there).
+pub fn preview_add_location(
+    file: &Path,
+    name: &str,
+    keys: &[(String, String)],
+    make_default: bool,
+) -> EngineResult<crate::Config> {
+    parse(&with_location(file, name, keys, make_default)?.to_string(), file)
+}
+
+fn with_location(file: &Path, name: &str, keys: &[(String, String)], make_default: bool) -> EngineResult<DocumentMut> {
     let err = |detail: String| EngineError::Config { path: file.to_path_buf(), detail };
     if !valid_name(name) {
         return Err(err(format!("location name {name:?} may only hold letters, digits, '-' and '_'")));
@@ -43,7 +58,7 @@ pub fn add_location(file: &Path, name: &str, keys: &[(String, String)], make_def
     if make_default {
         doc["default_location"] = value(name);
     }
-    write(file, &doc)
+    Ok(doc)
 }
 
 /// Removes `[location.NAME]`; the backups in it stay where they are.

@@ -1,9 +1,13 @@
 //! `backups copy`: the same backup in a second location, sending only what it lacks.
 //!
-//! Repositories have their own keys, so a blob's id differs between them: each blob the
+//! Repositories made like one another (`like`, or a destination this copy made) share their
+//! id key and chunking: a blob keeps its id, one the destination's index holds is skipped
+//! unread, and only what it lacks is read, sealed again under its own encryption key and
+//! sent. Between repositories with their own id keys a blob's id differs: each blob the
 //! backup needs is read from the source, its id computed with the destination's key, and
-//! stored only if the destination does not hold it yet. Trees are rewritten with the new ids,
-//! bottom up, and the snapshot is saved last, as a backup saves it.
+//! stored only if the destination does not hold it yet (as the source chunked it, so data the
+//! destination stored from its own backups rarely matches). Trees are rewritten with the
+//! destination's ids, bottom up, and the snapshot is saved last, as a backup saves it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,9 +45,9 @@ pub fn copy(src: &Repository, dst: &Repository, slug: &str, progress: &Progress)
         snapshot.units.iter().map(|u| u.size).sum(),
         true,
     );
-    // With the same id key (a repository and its clone), ids match and blobs the destination
-    // holds need not even be read.
-    let same_ids = src.blob_id(b"lifeboat id probe") == dst.blob_id(b"lifeboat id probe");
+    // With the same id key (one repository made like the other), ids match and blobs the
+    // destination holds need not even be read.
+    let same_ids = src.id_scheme().same_ids(&dst.id_scheme());
     let mut copier = Copier { src, dst, writer: session.writer(), same_ids, trees: HashMap::new(), progress };
     let mut out = snapshot.clone();
     for unit in &mut out.units {

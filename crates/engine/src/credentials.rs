@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use lifeboat_repository::{Found, KeyKind, RecoveryKey, RememberedSlot, Repository, Secret, Unlocked};
+use lifeboat_repository::{Found, IdScheme, KeyKind, RecoveryKey, RememberedSlot, Repository, Secret, Unlocked};
 
 use crate::config::LocationKind;
 use crate::location::Location;
@@ -160,10 +160,21 @@ fn remember_slot(path: &std::path::Path, slot: &RememberedSlot) {
 /// backups are always all kept): enough for every listing of a few million folders.
 const CACHED_LISTINGS: u64 = 1 << 30;
 
-/// Opens the location's repository, creating it first when `create` is set and there is none.
+/// What a repository made now takes its blob ids and chunking from (another repository's,
+/// see [`lifeboat_repository::Empty::like`]); asked only when one is made.
+pub type Like<'a> = &'a dyn Fn() -> EngineResult<Option<IdScheme>>;
+
+/// Opens the location's repository, creating it first when `create` is set and there is none
+/// (with the blob ids and chunking `like` gives, if any).
 /// A repository over a network keeps its metadata in this device's cache (docs/CONFIG.md).
-pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: MakeIfMissing) -> EngineResult<Opened> {
-    let opened = open_uncached(location, dirs, creds, create)?;
+pub fn open(
+    location: &Location,
+    dirs: &Dirs,
+    creds: &Credentials,
+    create: MakeIfMissing,
+    like: Like<'_>,
+) -> EngineResult<Opened> {
+    let opened = open_uncached(location, dirs, creds, create, like)?;
     // A folder on this machine reads as fast as a cache would: no copy of it is kept.
     let local = matches!(location.kind, LocationKind::Local | LocationKind::Removable);
     if let (Some(dir), false) = (&dirs.cache, local) {
@@ -172,7 +183,13 @@ pub fn open(location: &Location, dirs: &Dirs, creds: &Credentials, create: MakeI
     Ok(opened)
 }
 
-fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: MakeIfMissing) -> EngineResult<Opened> {
+fn open_uncached(
+    location: &Location,
+    dirs: &Dirs,
+    creds: &Credentials,
+    create: MakeIfMissing,
+    like: Like<'_>,
+) -> EngineResult<Opened> {
     let store = location.store()?;
     let key_file = device_key_file(dirs, location);
     let explicit = creds.explicit()?;
@@ -197,6 +214,10 @@ fn open_uncached(location: &Location, dirs: &Dirs, creds: &Credentials, create: 
     if create == MakeIfMissing::No {
         return Err(lifeboat_repository::RepoError::NotARepository(location.describe()).into());
     }
+    let empty = match like()? {
+        Some(scheme) => empty.like(scheme),
+        None => empty,
+    };
     let explicit = match location.repository_password()? {
         Some(own) => Some(Secret::new(own)),
         None => explicit,

@@ -80,6 +80,21 @@ pub enum EngineError {
     BadName { what: String, detail: String },
     #[error("backup {slug} is already in location {location}: copy it to another location")]
     SameLocation { slug: String, location: String },
+    #[error(
+        "location {location} already holds a repository whose blob ids and chunking differ from those of {like}; \
+         an existing repository cannot change them: add {location} without --like, or give it an empty place"
+    )]
+    NotLike { location: String, like: String },
+    #[error(
+        "location {location} has no repository yet and is to be made like {like}, whose repository cannot be \
+         read now ({source}): make it readable, or remove like from [location.{location}] or [location.{like}]"
+    )]
+    LikeUnavailable {
+        location: String,
+        like: String,
+        #[source]
+        source: Box<EngineError>,
+    },
     #[error("backup {slug} holds nothing at {path}")]
     PathNotInBackup { slug: String, path: String },
     #[error("no backup matches {slug} in any location")]
@@ -229,6 +244,7 @@ impl EngineError {
             | EngineError::NoLog { .. }
             | EngineError::NoInterruptedRestore => K::NotFound,
             EngineError::LocationUnavailable { .. } => K::LocationUnavailable,
+            EngineError::LikeUnavailable { source, .. } => source.kind(),
             EngineError::NoPassword { .. }
             | EngineError::PasswordFile { .. }
             | EngineError::EmptyPassword(_)
@@ -241,6 +257,7 @@ impl EngineError {
             EngineError::NoRoom { .. }
             | EngineError::SafetyBackup { .. }
             | EngineError::SameLocation { .. }
+            | EngineError::NotLike { .. }
             | EngineError::DeviceKeyExists { .. }
             | EngineError::InterruptedRestore { .. }
             | EngineError::CannotUndo { .. } => K::Conflict,
@@ -271,6 +288,7 @@ impl EngineError {
             EngineError::NotHeld { .. } => Some(Remedy::NameLocation),
             EngineError::PathNotInBackup { .. } => Some(Remedy::ListFiles),
             EngineError::Repo(r) => repo_remedy(r),
+            EngineError::LikeUnavailable { source, .. } => source.remedy(),
             _ => None,
         }
     }

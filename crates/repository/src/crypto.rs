@@ -45,6 +45,11 @@ impl MasterKey {
         self.raw
     }
 
+    /// The key blob ids are keyed with (bytes 32–63).
+    pub fn id_key(&self) -> [u8; 32] {
+        self.id_key
+    }
+
     /// A blob's id: BLAKE3 keyed with the repository's id key, so ids reveal nothing about
     /// content to someone without the key.
     pub fn blob_id(&self, plaintext: &[u8]) -> Id {

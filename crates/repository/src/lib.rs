@@ -17,6 +17,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod id;
+mod id_scheme;
 mod index;
 mod keys;
 mod limits;
@@ -41,6 +42,7 @@ pub use check::{CheckOptions, CheckProblem, CheckReport};
 pub use chunker::{Chunker, WHOLE_READ_LIMIT};
 pub use error::{RepoError, RepoResult};
 pub use id::Id;
+pub use id_scheme::IdScheme;
 pub use keys::{KeyInfo, KeyKind, RecoveryKey, Secret};
 pub use lock::{LockGuard, LockKind};
 pub use prune::PruneReport;

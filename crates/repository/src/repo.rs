@@ -14,11 +14,12 @@ use crate::making::{Gated, Making};
 use crate::pack::pack_name;
 use crate::parallel::joined;
 use crate::repo_config::{self, ConfigState, LoadedConfig, PACK_SIZE};
-use crate::repofile::config::{ChunkerParams, RepoConfig};
+use crate::repofile::config::RepoConfig;
 use crate::repofile::index_file::IndexFile;
 use crate::repofile::keyfile::KeyFile;
 use crate::{
-    BlobKind, Chunker, Id, KeyInfo, KeyKind, RecoveryKey, RepoError, RepoResult, Secret, Snapshot, Tree, FORMAT_VERSION,
+    BlobKind, Chunker, Id, IdScheme, KeyInfo, KeyKind, RecoveryKey, RepoError, RepoResult, Secret, Snapshot, Tree,
+    FORMAT_VERSION,
 };
 
 /// An index file's id and contents.
@@ -164,21 +165,30 @@ impl Found {
 /// nor a key slot.
 pub struct Empty {
     store: Arc<dyn Store>,
+    like: Option<IdScheme>,
 }
 
 impl Empty {
+    /// The repository made here gets `scheme`'s id key, chunker sizes and seed (another
+    /// repository's, see [`Repository::id_scheme`]), so that equal content has equal blob
+    /// ids in both; its encryption key is its own.
+    pub fn like(mut self, scheme: IdScheme) -> Self {
+        self.like = Some(scheme);
+        self
+    }
+
     /// Makes a repository here as [`Repository::init`] does, without asking the location
     /// again whether it holds one (of several processes creating one at once, one still wins;
     /// the others get `AlreadyExists`).
     pub fn create(self, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
         let store = self.store.clone();
-        Repository::create(self.store, secret, kind, move || Ok(store.prepare()?))
+        Repository::create(self.store, secret, kind, self.like.as_ref(), move || Ok(store.prepare()?))
     }
 
     /// Makes a repository here beside the work of its first backup: see `making.rs` and
     /// [`Repository::made`], which the caller asks before it reports the repository made.
     pub fn begin(self, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
-        Repository::begin(self.store, secret, kind)
+        Repository::begin(self.store, secret, kind, self.like.as_ref())
     }
 }
 
@@ -238,7 +248,7 @@ impl Repository {
         if Self::exists(store.as_ref())? {
             return Err(RepoError::AlreadyExists(store.describe()));
         }
-        Self::create(store, secret, kind, || Ok(()))
+        Self::create(store, secret, kind, None, || Ok(()))
     }
 
     /// [`Repository::init`] after the location was found without one; `prepare` makes it
@@ -247,25 +257,22 @@ impl Repository {
         store: Arc<dyn Store>,
         secret: &Secret,
         kind: KeyKind,
+        like: Option<&IdScheme>,
         prepare: impl FnOnce() -> RepoResult<()> + Send,
     ) -> RepoResult<Repository> {
-        let (repo, plan) = Self::unstored(store.clone(), kind);
+        let (repo, plan) = Self::unstored(store.clone(), kind, like);
         let made = repo.store_new(store.as_ref(), plan, secret, prepare, || {})?;
         repo.note_made(made);
         Ok(repo)
     }
 
-    /// A new repository, not yet stored: a random master key and config, and the ids of its
-    /// two key slots (for its secret, then for the recovery key).
-    fn unstored(store: Arc<dyn Store>, kind: KeyKind) -> (Repository, [Id; 2]) {
-        let key = MasterKey::random();
-        let config = RepoConfig {
-            version: FORMAT_VERSION,
-            id: Id::random(),
-            created: jiff::Timestamp::now(),
-            chunker: ChunkerParams::default(),
-            pack_size: PACK_SIZE,
-        };
+    /// A new repository, not yet stored: a random master key and config (with `like`'s id
+    /// key and chunking), and the ids of its two key slots (for its secret, then for the
+    /// recovery key).
+    fn unstored(store: Arc<dyn Store>, kind: KeyKind, like: Option<&IdScheme>) -> (Repository, [Id; 2]) {
+        let (key, id, chunker) = crate::id_scheme::new_keys(like);
+        let config =
+            RepoConfig { version: FORMAT_VERSION, id, created: jiff::Timestamp::now(), chunker, pack_size: PACK_SIZE };
         let sealed = repo_config::seal(&key, &config);
         let loaded = LoadedConfig { config, sealed, state: ConfigState::Intact };
         let slots = [Id::random(), Id::random()];
@@ -342,10 +349,10 @@ impl Repository {
     /// first backup (see `making.rs`): returned at once, usable for writing blobs; its slots
     /// and config are stored on a thread while the caller reads and packs, and every write to
     /// the location waits for them. [`Repository::made`] tells how the making ended.
-    fn begin(store: Arc<dyn Store>, secret: &Secret, kind: KeyKind) -> RepoResult<Repository> {
+    fn begin(store: Arc<dyn Store>, secret: &Secret, kind: KeyKind, like: Option<&IdScheme>) -> RepoResult<Repository> {
         let making = Arc::new(Making::default());
         let gated: Arc<dyn Store> = Arc::new(Gated::new(store.clone(), making.clone()));
-        let (repo, plan) = Self::unstored(gated, kind);
+        let (repo, plan) = Self::unstored(gated, kind, like);
         let _ = repo.inner.making.set(making.clone());
         // Its index is known: empty, and the first session reads none.
         repo.set_index(Index::default());
@@ -435,7 +442,7 @@ impl Repository {
             Err(e) => return Err(e.into()),
         };
         if config.is_none() && listed.is_empty() {
-            return Ok(Err(Empty { store }));
+            return Ok(Err(Empty { store, like: None }));
         }
         Ok(Ok(Found { store, listed, config, snapshots, read: OnceLock::new() }))
     }
@@ -452,10 +459,7 @@ impl Repository {
 
     fn assemble(store: Arc<dyn Store>, key: MasterKey, loaded: LoadedConfig, key_slot: Id, key_kind: KeyKind) -> Self {
         let LoadedConfig { config, sealed: config_sealed, state: config_state } = loaded;
-        let seed = u64::from_le_bytes(config.id.0[..8].try_into().expect("8 bytes"))
-            ^ u64::from_le_bytes(
-                blake3::derive_key("lifeboat 2026 chunker seed v1", &key.to_bytes())[..8].try_into().expect("8 bytes"),
-            );
+        let seed = crate::id_scheme::chunker_seed(&key, &config.id);
         let chunker = Chunker::new(config.chunker, seed);
         Repository {
             inner: Arc::new(Inner {
@@ -560,6 +564,13 @@ impl Repository {
 
     pub fn id(&self) -> Id {
         self.inner.config.id
+    }
+
+    /// What turns content into blob ids here: to make another repository like this one
+    /// ([`Empty::like`]), or to ask whether two repositories' ids can be compared.
+    pub fn id_scheme(&self) -> IdScheme {
+        let seed = crate::id_scheme::chunker_seed(&self.inner.key, &self.inner.config.id);
+        IdScheme { id_key: self.inner.key.id_key(), chunker: self.inner.config.chunker, seed }
     }
 
     pub fn chunker(&self) -> Chunker {
@@ -1216,6 +1227,53 @@ mod tests {
         let after = Repository::find(store.clone()).unwrap().unwrap();
         assert!(after.open_unlocked(&unlocked).unwrap().is_none(), "a withdrawn slot opened the repository");
         assert!(matches!(after.open(&secret), Err(RepoError::WrongPassword(_))));
+    }
+
+    /// A repository made like another, opened again from its location (made at once or beside
+    /// its first backup), gives content the other's ids and cuts files where the other does;
+    /// its encryption key and recovery key are its own.
+    #[test]
+    fn a_repository_made_like_another_keeps_its_ids_and_chunking_once_stored() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<Arc<dyn Store>> = dirs
+            .iter()
+            .map(|d| Arc::new(lifeboat_storage::LocalStore::new(d.path().to_path_buf())) as Arc<dyn Store>)
+            .collect();
+        let secret = Secret::new("correct horse");
+        let first = Repository::init(stores[0].clone(), &secret, KeyKind::Password).unwrap();
+        let empty = |store: &Arc<dyn Store>| match Repository::locate(store.clone()).unwrap() {
+            Err(empty) => empty,
+            Ok(_) => panic!("an empty folder held a repository"),
+        };
+        let now = empty(&stores[1]).like(first.id_scheme()).create(&secret, KeyKind::Password).unwrap();
+        let beside = empty(&stores[2]).like(first.id_scheme()).begin(&secret, KeyKind::Password).unwrap();
+        beside.made().unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..6_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let cuts = |r: &Repository| r.chunker().cut(&data).map(|c| r.blob_id(c)).collect::<Vec<_>>();
+        for store in &stores[1..] {
+            let again = Repository::open(store.clone(), &secret).unwrap();
+            assert!(again.id_scheme().same_chunking(&first.id_scheme()));
+            assert_eq!(cuts(&again), cuts(&first));
+            assert!(cuts(&first).len() > 1, "the data is cut in several chunks");
+            assert_ne!(again.id(), first.id());
+            assert_ne!(again.recovery_key().unwrap().to_string(), first.recovery_key().unwrap().to_string());
+            assert!(first.key().open(&again.key().seal(b"sealed", false), None).is_err());
+        }
+        let other = Repository::init(
+            Arc::new(lifeboat_storage::LocalStore::new(tempfile::tempdir().unwrap().path().to_path_buf())),
+            &secret,
+            KeyKind::Password,
+        )
+        .unwrap();
+        assert!(!other.id_scheme().same_ids(&first.id_scheme()));
     }
 
     /// Creating where the location was found empty asks nothing again; of two processes that

@@ -91,6 +91,9 @@ pub fn find(ctx: &Context, patterns: &[String], unit: Option<&str>, location: Op
     for u in &search.unavailable {
         eprintln!("warning: location {} was not searched: {}", u.location, u.error);
     }
+    if let Some(how) = &search.compared {
+        eprintln!("note: {how}");
+    }
     if json {
         print_json(&search.paths)?;
     } else if search.paths.is_empty() {
@@ -137,6 +140,9 @@ pub fn diff(
         }
         for p in &d.problems {
             eprintln!("problem: {p}");
+        }
+        if let Some(how) = &d.compared {
+            eprintln!("note: files were compared {how}");
         }
         let to = match (&second, b) {
             (Some(s), _) => format!("backup {}", s.snapshot.slug),

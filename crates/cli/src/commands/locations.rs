@@ -1,5 +1,5 @@
 use anyhow::Result;
-use lifeboat_engine::app::RepositoryHealth;
+use lifeboat_engine::app::{LikeState, Likeness, RepositoryHealth};
 use lifeboat_engine::config_edit;
 
 use super::print_json;
@@ -46,6 +46,17 @@ pub fn check(ctx: &Context, name: &str) -> Result<i32> {
     if let Some(free) = c.free {
         outln!("  free: {}", format::bytes(free))?;
     }
+    match &c.like {
+        Some(LikeState::Shared { other }) => outln!("  like {other}: same blob ids and chunking")?,
+        Some(LikeState::OtherNotMade { other }) => {
+            outln!("  like {other}: {other} holds no repository yet; the one made there will be made like this one")?
+        }
+        Some(LikeState::Differs { other }) => outln!(
+            "  like {other}: NOT shared — this repository was made with its own blob ids and chunking, which an \
+             existing repository cannot change (copies to and from {other} send all data again)"
+        )?,
+        None => {}
+    }
     match c.repository {
         RepositoryHealth::None => {
             outln!("  repository: none yet (the first backup creates it)")?;
@@ -62,7 +73,15 @@ pub fn check(ctx: &Context, name: &str) -> Result<i32> {
     }
 }
 
-pub fn add(ctx: &Context, name: &str, kind: &str, path: Option<String>, set: &[String], default: bool) -> Result<i32> {
+pub fn add(
+    ctx: &Context,
+    name: &str,
+    kind: &str,
+    path: Option<String>,
+    set: &[String],
+    default: bool,
+    like: Option<String>,
+) -> Result<i32> {
     let mut keys = vec![("type".to_string(), kind.to_string())];
     if let Some(p) = path {
         keys.push(("path".into(), p));
@@ -73,9 +92,35 @@ pub fn add(ctx: &Context, name: &str, kind: &str, path: Option<String>, set: &[S
             .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: give KEY=VALUE, for example --set host=nas.local"))?;
         keys.push((k.trim().to_string(), v.to_string()));
     }
+    if let Some(other) = &like {
+        keys.push(("like".into(), other.clone()));
+    }
     let file = &ctx.config().target_file;
+    // A repository already there cannot take another's ids and chunking: refused before
+    // anything is written.
+    let likeness = match &like {
+        Some(_) => {
+            let preview = config_edit::preview_add_location(file, name, &keys, default)?;
+            let lc = preview.location.get(name).ok_or_else(|| anyhow::anyhow!("location {name} was not added"))?;
+            Some(ctx.check_like(name, lc)?)
+        }
+        None => None,
+    };
     config_edit::add_location(file, name, &keys, default)?;
     outln!("Added location {name} to {}. Check it with `lifeboat locations check {name}`.", file.display())?;
+    if let (Some(other), Some(likeness)) = (&like, likeness) {
+        match likeness {
+            Likeness::WhenMade => outln!(
+                "Its repository, when made, takes the blob ids and chunking of {other}'s: copies between them send \
+                 only what is missing."
+            )?,
+            Likeness::Already => outln!("Its repository already has the blob ids and chunking of {other}'s.")?,
+            Likeness::OtherMadeLikeThis => outln!(
+                "{other} holds no repository yet: the one made there takes the blob ids and chunking of {name}'s."
+            )?,
+            Likeness::NotAsked => {}
+        }
+    }
     // Say where backups go now, and that earlier ones stay in view where they are.
     let now = lifeboat_engine::LoadedConfig::load(Some(file), ctx.dirs())?;
     let after = lifeboat_engine::Lifeboat::new(

@@ -131,8 +131,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Locations(l) => match l {
             LocationsCommand::List { json } => locations::list(&ctx, json),
             LocationsCommand::Check { name } => locations::check(&ctx, &name),
-            LocationsCommand::Add { name, kind, path, set, default } => {
-                locations::add(&ctx, &name, &kind, path, &set, default)
+            LocationsCommand::Add { name, kind, path, set, default, like } => {
+                locations::add(&ctx, &name, &kind, path, &set, default, like)
             }
             LocationsCommand::Remove { name } => locations::remove(&ctx, &name),
         },

@@ -26,6 +26,7 @@ mod restore_model;
 mod restore_modes;
 mod restore_plan;
 mod security;
+mod shared_locations;
 mod units;
 mod users;
 mod web;

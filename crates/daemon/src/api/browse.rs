@@ -225,6 +225,10 @@ pub struct SearchAnswer {
     /// How many backups were searched.
     pub backups: usize,
     pub unavailable: Vec<super::backups::Unavailable>,
+    /// Set when versions in repositories that do not share blob ids and chunking were told
+    /// apart by type, size and time only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compared: Option<String>,
 }
 
 pub async fn search(
@@ -245,7 +249,7 @@ pub async fn search(
                 reason: ApiError::of(&u.error).message,
             })
             .collect();
-        Ok(Json(SearchAnswer { paths: s.paths, backups: s.backups, unavailable }))
+        Ok(Json(SearchAnswer { paths: s.paths, backups: s.backups, unavailable, compared: s.compared }))
     })
     .await
 }

@@ -173,10 +173,15 @@ pub struct NewLocation {
     pub secret: Option<String>,
     #[serde(default)]
     pub default: bool,
+    /// Another location whose repository's blob ids and chunking a repository made here
+    /// takes (`like` in the configuration): copies between them send only what is missing.
+    #[serde(default)]
+    pub like: Option<String>,
 }
 
 /// Adds a location to the configuration (and, given its secret, lets this device open its
-/// repository). Nothing is kept when the location cannot be reached or opened.
+/// repository). Nothing is kept when the location cannot be reached or opened, or (given
+/// `like`) holds a repository whose blob ids and chunking differ from the other's.
 pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCode, Json<LocationInfo>)> {
     let req: NewLocation = json_body(&body)?;
     blocking(move || {
@@ -186,10 +191,13 @@ pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(St
             keys.push(("path".into(), p));
         }
         for (k, v) in &req.settings {
-            if k == "type" || k == "path" {
+            if k == "type" || k == "path" || k == "like" {
                 return Err(ApiError::bad(format!("setting {k} goes in its own field, not in settings")));
             }
             keys.push((k.clone(), v.clone()));
+        }
+        if let Some(like) = req.like.clone().filter(|l| !l.trim().is_empty()) {
+            keys.push(("like".into(), like));
         }
         lifeboat_engine::config_edit::add_location(&file, &req.name, &keys, req.default)?;
         let connected = (|| -> ApiResult<()> {
@@ -202,6 +210,8 @@ pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(St
                 let host = lifeboat_repository::hostname();
                 lifeboat_engine::credentials::enroll_device(loc, &d.dirs, secret, &format!("device {host}"))?;
             }
+            // An existing repository cannot take another's ids and chunking: refused.
+            app.check_like(&req.name, &loc.config)?;
             Ok(())
         })();
         if let Err(e) = connected {

@@ -21,6 +21,9 @@ pub struct Search {
     pub unavailable: Vec<Unavailable>,
     /// How many backups were searched.
     pub backups: usize,
+    /// Set when backups in repositories that do not share blob ids and chunking were
+    /// searched: versions from different ones were told apart by type, size and time only.
+    pub compared: Option<String>,
 }
 
 /// What a path of a backup is: a file (its bytes can be read), or a folder.
@@ -134,8 +137,13 @@ impl Lifeboat {
         let homes: Vec<PathBuf> = vec![self.dirs().home.clone()];
         let choice = Choice::new(patterns, &homes.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
         let pairs: Vec<(&Repository, &Snapshot)> = held.iter().map(|(r, s)| (r, s)).collect();
-        let paths = find::find(&pairs, &choice, unit)?;
-        Ok(Search { paths, unavailable, backups: held.len() })
+        let (paths, mixed) = find::find(&pairs, &choice, unit)?;
+        let compared = mixed.then(|| {
+            "versions in repositories that do not share blob ids and chunking (locations not made with --like) \
+             are told apart by type, size and time"
+                .to_string()
+        });
+        Ok(Search { paths, unavailable, backups: held.len(), compared })
     }
 
     /// What changed from backup `a` to backup `b`, or to the device as it is now (what a

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use lifeboat_repository::{RepoError, Repository};
+use lifeboat_repository::{IdScheme, RepoError, Repository};
 
 use crate::credentials::{self, Created, Credentials, MakeIfMissing};
 use crate::location::{self, Location, LocationInfo};
@@ -48,7 +48,20 @@ pub use browsing::{Opened, Search};
 pub use listing::{Found, Listing, Unavailable, Unreadable};
 pub use moving::{Copied, FileEncryption};
 pub use restoring::RestoreOrder;
-pub use surveying::{LocationCheck, LocationSurvey, RepositoryHealth};
+pub use surveying::{LikeState, LocationCheck, LocationSurvey, RepositoryHealth};
+
+/// What [`Lifeboat::check_like`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Likeness {
+    /// The location names no `like`.
+    NotAsked,
+    /// It holds no repository yet: the one made there takes the other's ids and chunking.
+    WhenMade,
+    /// It holds one with the other's ids and chunking already.
+    Already,
+    /// It holds one and the other location none yet: the other's is made like it.
+    OtherMadeLikeThis,
+}
 
 /// Told when a repository is created on first use (to show the recovery key).
 pub type CreatedNotice = dyn Fn(&Location, &Created) + Send + Sync;
@@ -153,11 +166,23 @@ impl Lifeboat {
 
     /// A location's repository, opened once (with `create`, made on first use).
     pub fn repository(&self, loc: &Location, create: bool) -> EngineResult<Repository> {
+        self.repository_or_made_like(loc, create, None)
+    }
+
+    /// [`Lifeboat::repository`]; one made now takes the blob ids and chunking of the
+    /// location's `like` (see [`Lifeboat::like_of`]), else of `fallback` (a copy's source).
+    pub(crate) fn repository_or_made_like(
+        &self,
+        loc: &Location,
+        create: bool,
+        fallback: Option<&Repository>,
+    ) -> EngineResult<Repository> {
         if let Some(r) = self.still_open(loc)? {
             return Ok(r);
         }
         let how = if create { MakeIfMissing::Now } else { MakeIfMissing::No };
-        let opened = credentials::open(loc, &self.dirs, &self.credentials, how)?;
+        let like = || Ok(self.like_of(loc)?.or_else(|| fallback.map(Repository::id_scheme)));
+        let opened = credentials::open(loc, &self.dirs, &self.credentials, how, &like)?;
         if let Some(c) = &opened.created {
             self.tell_created(loc, c);
         }
@@ -189,7 +214,8 @@ impl Lifeboat {
         if let Some(r) = self.still_open(loc)? {
             return Ok((r, None));
         }
-        let opened = credentials::open(loc, &self.dirs, &self.credentials, MakeIfMissing::BesideTheBackup)?;
+        let like = || self.like_of(loc);
+        let opened = credentials::open(loc, &self.dirs, &self.credentials, MakeIfMissing::BesideTheBackup, &like)?;
         self.repos.lock().map_err(|_| EngineError::Cancelled)?.insert(loc.name.clone(), opened.repo.clone());
         Ok((opened.repo, opened.created))
     }
@@ -206,6 +232,50 @@ impl Lifeboat {
                 self.repos.lock().map_err(|_| EngineError::Cancelled)?.remove(&loc.name);
                 Err(e)
             }
+        }
+    }
+
+    /// The blob ids and chunking a repository made now at `loc` takes: those of the
+    /// repository of the location it is `like`, else of one that names it as its `like` (so
+    /// the two match whichever is made first); `None` when neither holds a repository yet.
+    pub(crate) fn like_of(&self, loc: &Location) -> EngineResult<Option<IdScheme>> {
+        let named = loc.like().into_iter().map(|l| self.location(Some(l))).collect::<EngineResult<Vec<_>>>()?;
+        let naming = self.locations.iter().filter(|l| l.like() == Some(loc.name.as_str()) && l.name != loc.name);
+        for other in named.into_iter().chain(naming) {
+            let unavailable = |e: EngineError| EngineError::LikeUnavailable {
+                location: loc.name.clone(),
+                like: other.name.clone(),
+                source: Box::new(e),
+            };
+            if let Some(repo) = self.existing_repository(other).map_err(unavailable)? {
+                return Ok(Some(repo.id_scheme()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether location `name` (as `lc` configures it, added or not) can be made like the
+    /// location its `like` names: its place holds no repository yet (one made there takes
+    /// the other's blob ids and chunking), or holds one that has them already. Refused
+    /// ([`EngineError::NotLike`]) when its repository has other ones: they cannot change.
+    pub fn check_like(&self, name: &str, lc: &crate::config::LocationConfig) -> EngineResult<Likeness> {
+        let candidate = Location::new(name.to_string(), lc.clone(), &self.dirs);
+        let Some(like) = candidate.like() else { return Ok(Likeness::NotAsked) };
+        let other = self.location(Some(like))?;
+        let store = candidate.store()?;
+        if !Repository::exists(store.as_ref())? {
+            return Ok(Likeness::WhenMade);
+        }
+        let none = || Ok(None);
+        let here = credentials::open(&candidate, &self.dirs, &self.credentials, MakeIfMissing::No, &none)?.repo;
+        let Some(there) = self.existing_repository(other)? else {
+            // The other is made later, like this one (it names none, but this one names it).
+            return Ok(Likeness::OtherMadeLikeThis);
+        };
+        if here.id_scheme().same_chunking(&there.id_scheme()) {
+            Ok(Likeness::Already)
+        } else {
+            Err(EngineError::NotLike { location: name.to_string(), like: like.to_string() })
         }
     }
 

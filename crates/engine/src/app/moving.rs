@@ -32,14 +32,17 @@ pub enum FileEncryption {
 
 impl Lifeboat {
     /// Copies a backup to location `to`, sending only the data it lacks; the backup is looked
-    /// for in `from`, else wherever it is (see [`Lifeboat::find_backup`]).
+    /// for in `from`, else wherever it is (see [`Lifeboat::find_backup`]). A destination with
+    /// no repository yet gets one made like the source's (same blob ids and chunking).
     pub fn copy(&self, slug: &str, from: Option<&str>, to: &str, progress: &Progress) -> EngineResult<Copied> {
         let dst_loc = self.location(Some(to))?;
         if from == Some(to) {
             return Err(EngineError::SameLocation { slug: slug.into(), location: to.into() });
         }
         let found = self.find_backup(slug, from, Some(to))?;
-        let dst = self.repository(dst_loc, true)?;
+        // A destination made now gets the source's blob ids and chunking (unless its own
+        // `like` names others): then the copy and every later one send only what it lacks.
+        let dst = self.repository_or_made_like(dst_loc, true, Some(&found.repo))?;
         let outcome = copy::copy(&found.repo, &dst, &found.snapshot.slug, progress)?;
         Ok(Copied {
             outcome,

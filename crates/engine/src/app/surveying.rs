@@ -36,6 +36,22 @@ pub struct LocationCheck {
     pub place: String,
     pub free: Option<u64>,
     pub repository: RepositoryHealth,
+    /// With `like = "OTHER"`: whether the two repositories share blob ids and chunking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub like: Option<LikeState>,
+}
+
+/// What `like = "OTHER"` amounts to for a location whose repository exists.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum LikeState {
+    /// Both repositories give content the same blob ids and chunks.
+    Shared { other: String },
+    /// This repository was made before `like` was set (or like another): its ids and
+    /// chunking stay its own, since an existing repository cannot change them.
+    Differs { other: String },
+    /// The other holds no repository yet: the one made there is made like this one.
+    OtherNotMade { other: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,8 +95,18 @@ impl Lifeboat {
                 ),
             });
         }
+        let mut like = None;
         let repository = if exists {
             let repo = self.repository(loc, false)?;
+            if let Some(other) = loc.like() {
+                let theirs = self.existing_repository(self.location(Some(other))?)?;
+                let other = other.to_string();
+                like = Some(match theirs {
+                    None => LikeState::OtherNotMade { other },
+                    Some(r) if r.id_scheme().same_chunking(&repo.id_scheme()) => LikeState::Shared { other },
+                    Some(_) => LikeState::Differs { other },
+                });
+            }
             let report = repo.check(CheckOptions { read_data: false }, &|_| {})?;
             if report.problems.is_empty() {
                 RepositoryHealth::Healthy { backups: repo.snapshots()?.0.len() }
@@ -96,6 +122,7 @@ impl Lifeboat {
             place: store.describe(),
             free: store.free_space(),
             repository,
+            like,
         })
     }
 }

@@ -45,6 +45,22 @@ pub struct Diff {
     /// Folders of the device that could not be read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// How files were compared, when not by their blob ids: two backups in repositories
+    /// that do not share blob ids and chunking (locations not made `like` each other) are
+    /// compared by reading the data of every file whose size is the same in both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compared: Option<String>,
+}
+
+/// What the blob ids of two backups' repositories tell about their content.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    /// Same id key and chunking: equal files have equal blob lists, and only they.
+    Comparable,
+    /// Same id key, other chunking: equal lists mean equal files; unequal ones tell nothing.
+    SameKey,
+    /// Different id keys: ids tell nothing about the other side's content.
+    Unrelated,
 }
 
 /// One side's entry: from a backup's tree, or from the device.
@@ -116,6 +132,8 @@ enum Side<'a> {
 
 struct Differ<'a> {
     a: &'a Repository,
+    /// Between two backups: what their blob ids tell.
+    ids: Ids,
     /// Against the device: a file of the backup's size and time is compared by content too.
     by_content: bool,
     b: Side<'a>,
@@ -133,8 +151,17 @@ pub(crate) fn between(
     unit: Option<&str>,
 ) -> EngineResult<Diff> {
     let (ra_roots, rb_roots) = (pick(roots(a)?, unit), pick(roots(b)?, unit));
+    let (sa, sb) = (ra.id_scheme(), rb.id_scheme());
+    let ids = if sa.same_chunking(&sb) {
+        Ids::Comparable
+    } else if sa.same_ids(&sb) {
+        Ids::SameKey
+    } else {
+        Ids::Unrelated
+    };
     let mut d = Differ {
         a: ra,
+        ids,
         by_content: false,
         b: Side::Backup(rb),
         roots: union(&ra_roots, &rb_roots),
@@ -152,6 +179,13 @@ pub(crate) fn between(
     for (path, (x, y)) in by_path {
         let unit = x.as_ref().or(y.as_ref()).map(|r| r.unit.clone()).unwrap_or_default();
         d.compare(&path, &unit, x.map(|r| Item::of(&r.node)), y.map(|r| Item::of(&r.node)))?;
+    }
+    if ids != Ids::Comparable {
+        d.out.compared = Some(
+            "by reading the data of files of equal size: the two backups are in repositories that do not share \
+             blob ids and chunking (locations not made with --like)"
+                .into(),
+        );
     }
     Ok(d.finish())
 }
@@ -172,7 +206,14 @@ pub(crate) fn to_device(
     if by_content {
         repo.load_index()?;
     }
-    let mut d = Differ { a: repo, by_content, b: Side::Device { units, dirs }, roots: all, out: Diff::default() };
+    let mut d = Differ {
+        a: repo,
+        ids: Ids::Comparable,
+        by_content,
+        b: Side::Device { units, dirs },
+        roots: all,
+        out: Diff::default(),
+    };
     for r in ra_roots {
         let live = dirs.expand(&r.path);
         let here = std::fs::symlink_metadata(&live).ok().map(|m| Item::live(&live, &m));
@@ -229,7 +270,8 @@ impl Differ<'_> {
                         self.out.modified.push(Self::change(path, unit, &b, Some("metadata"), None));
                     }
                     if let (Holds::Tree(x), Holds::Tree(y)) = (&a.what, &b.what) {
-                        if x == y {
+                        // Equal tree ids are equal folders only under one id key.
+                        if x == y && self.ids != Ids::Unrelated {
                             return Ok(());
                         }
                     }
@@ -358,7 +400,12 @@ impl Differ<'_> {
     /// restore's plan does), one of the same size and another time is read and compared.
     fn same_content(&self, a: &Item, b: &Item) -> EngineResult<bool> {
         Ok(match (&a.what, &b.what) {
-            (Holds::Blobs(x, _), Holds::Blobs(y, _)) => x == y && a.size == b.size,
+            (Holds::Blobs(x, _), Holds::Blobs(y, _)) => match self.ids {
+                _ if a.size != b.size => false,
+                Ids::Comparable => x == y,
+                Ids::SameKey if x == y => true,
+                Ids::SameKey | Ids::Unrelated => self.same_data(x, y)?,
+            },
             (Holds::Target(x), Holds::Target(y)) => x == y,
             (Holds::Other(x), Holds::Other(y)) => x == y,
             (Holds::Blobs(ids, _), Holds::Live(p)) => {
@@ -388,6 +435,28 @@ impl Differ<'_> {
         })
     }
 
+    /// Whether blobs `x` of the first backup's repository hold the same bytes as blobs `y`
+    /// of the second's, read side by side, a blob of each at a time, until they differ.
+    fn same_data(&self, x: &[Id], y: &[Id]) -> EngineResult<bool> {
+        let Side::Backup(rb) = self.b else { return Ok(false) };
+        let (mut left, mut right) = (Bytes::new(self.a, x), Bytes::new(rb, y));
+        loop {
+            let n = {
+                let (l, r) = (left.ahead()?, right.ahead()?);
+                if l.is_empty() || r.is_empty() {
+                    return Ok(l.is_empty() && r.is_empty());
+                }
+                let n = l.len().min(r.len());
+                if l[..n] != r[..n] {
+                    return Ok(false);
+                }
+                n
+            };
+            left.at += n;
+            right.at += n;
+        }
+    }
+
     fn same_bytes(&self, ids: &[Id], path: &Path) -> EngineResult<bool> {
         let mut f = match std::fs::File::open(path) {
             Ok(f) => f,
@@ -403,5 +472,30 @@ impl Differ<'_> {
         }
         let mut rest = [0u8; 1];
         Ok(matches!(f.read(&mut rest), Ok(0)))
+    }
+}
+
+/// A file's bytes in a backup, a blob at a time.
+struct Bytes<'a> {
+    repo: &'a Repository,
+    ids: std::slice::Iter<'a, Id>,
+    blob: Vec<u8>,
+    at: usize,
+}
+
+impl<'a> Bytes<'a> {
+    fn new(repo: &'a Repository, ids: &'a [Id]) -> Self {
+        Bytes { repo, ids: ids.iter(), blob: Vec::new(), at: 0 }
+    }
+
+    /// The bytes not yet compared of the current blob, the next blob read when it is done;
+    /// empty at the end.
+    fn ahead(&mut self) -> EngineResult<&[u8]> {
+        while self.at == self.blob.len() {
+            let Some(id) = self.ids.next() else { break };
+            self.blob = self.repo.read_blob(id)?;
+            self.at = 0;
+        }
+        Ok(&self.blob[self.at..])
     }
 }

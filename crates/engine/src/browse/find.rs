@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use lifeboat_repository::{Id, Node, NodeKind, Repository, Snapshot};
+use lifeboat_repository::{Id, IdScheme, Node, NodeKind, Repository, Snapshot};
 use serde::Serialize;
 
 use super::pattern::{join, within, Choice};
@@ -33,6 +33,9 @@ pub struct Version {
     pub backups: Vec<String>,
     /// When the newest backup holding it was made (RFC 3339).
     pub newest: String,
+    /// Which of the searched repositories' id schemes `content` is in (see [`find`]).
+    #[serde(skip)]
+    family: usize,
 }
 
 /// An entry a pattern matched, with what tells its versions apart.
@@ -67,16 +70,31 @@ struct Level {
 type Memo = HashMap<(Id, String), Arc<Level>>;
 
 /// Searches `snapshots` (newest first, each with its repository) for entries `choice`
-/// matches, in `unit` only when given.
+/// matches, in `unit` only when given. Returns the paths, and whether some versions were told
+/// apart by type, size and time alone.
+///
+/// Content ids are comparable only between repositories that share blob ids and chunking
+/// (one made `like` the other): each such group is a family. Within a family a version is
+/// one content; an entry from another family joins the version of the same type, size and
+/// time, since its content id cannot be compared (two ids are never shown as two contents).
 pub(crate) fn find(
     snapshots: &[(&Repository, &Snapshot)],
     choice: &Choice,
     unit: Option<&str>,
-) -> EngineResult<Vec<FoundPath>> {
+) -> EngineResult<(Vec<FoundPath>, bool)> {
     let mut memo: HashMap<Id, Memo> = HashMap::new();
     let mut found: Vec<FoundPath> = Vec::new();
     let mut at: HashMap<String, usize> = HashMap::new();
+    let mut families: Vec<IdScheme> = Vec::new();
     for (repo, snap) in snapshots {
+        let scheme = repo.id_scheme();
+        let family = match families.iter().position(|f| f.same_chunking(&scheme)) {
+            Some(f) => f,
+            None => {
+                families.push(scheme);
+                families.len() - 1
+            }
+        };
         let memo = memo.entry(repo.id()).or_default();
         let all = roots(snap)?;
         for root in all.iter().filter(|r| unit.is_none_or(|u| r.unit == u)) {
@@ -92,10 +110,12 @@ pub(crate) fn find(
                     found.len() - 1
                 });
                 let versions = &mut found[i].versions;
-                let v = match versions
-                    .iter()
-                    .position(|v| v.content == hit.content && v.mtime == hit.mtime && v.size == hit.size)
-                {
+                let v = match versions.iter().position(|v| {
+                    v.kind == hit.kind
+                        && v.mtime == hit.mtime
+                        && v.size == hit.size
+                        && (v.content == hit.content || v.family != family)
+                }) {
                     Some(v) => v,
                     None => {
                         versions.push(Version {
@@ -105,6 +125,7 @@ pub(crate) fn find(
                             content: hit.content,
                             backups: Vec::new(),
                             newest: snap.date.to_string(),
+                            family,
                         });
                         versions.len() - 1
                     }
@@ -143,7 +164,7 @@ pub(crate) fn find(
     }
     // Newest first: by the newest backup holding a path, then by path.
     found.sort_by(|a, b| b.versions[0].newest.cmp(&a.versions[0].newest).then_with(|| a.path.cmp(&b.path)));
-    Ok(found)
+    Ok((found, families.len() > 1))
 }
 
 /// The matches directly in one folder, and the folders below it worth reading.

@@ -58,7 +58,7 @@ pub struct LocationInfo {
 }
 
 impl Location {
-    fn new(name: String, lc: LocationConfig, dirs: &Dirs) -> Location {
+    pub(crate) fn new(name: String, lc: LocationConfig, dirs: &Dirs) -> Location {
         let path = match lc.kind {
             LocationKind::Local | LocationKind::Removable => lc.path.as_deref().map(|p| dirs.expand(p)),
             _ => None,
@@ -145,6 +145,12 @@ impl Location {
         Settings::new(&self.name, &self.config, &self.dirs)
             .get("repository_password")
             .map_err(|detail| EngineError::LocationConfig { name: self.name.clone(), detail })
+    }
+
+    /// The location whose repository's blob ids and chunking a repository made here takes
+    /// (`like = "NAME"`), so equal content has equal ids in both (docs/CONFIG.md).
+    pub fn like(&self) -> Option<&str> {
+        self.config.other.get("like").and_then(|v| v.as_str())
     }
 
     /// How errors name this location: `location NAME (KIND)`.

@@ -29,8 +29,9 @@ fn keys_of(kind: LocationKind) -> (&'static [&'static str], &'static [&'static s
 }
 
 /// Keys every kind accepts. `repository_password` is the secret that opens the location's
-/// repository (not a login to the location, which some kinds call `password`).
-const COMMON: &[&str] = &["upload_limit", "connections", "repository_password"];
+/// repository (not a login to the location, which some kinds call `password`); `like` names
+/// the location whose repository's blob ids and chunking a repository made here takes.
+const COMMON: &[&str] = &["upload_limit", "connections", "repository_password", "like"];
 
 /// Checks a location's keys when the configuration is read, so a typo is reported at once
 /// and not at the first backup.
