@@ -11,6 +11,9 @@
 //! - Root never writes outside the destination when the owner of the folders swaps each of them
 //!   for a symlink to a root-only folder at the pause `commit of SLUG` (in place, under
 //!   `--target`, one `--path`, `--from-file`), nor while she swaps them back and forth all along.
+//! - Root sets metadata only on what the restore made, and removes only what it made: files of
+//!   root's she renames over the temporary names of a symlink and a FIFO keep their owner and
+//!   mode; a folder she puts at a temporary name left by a killed restore is not emptied.
 //!
 //! The tests with users need root (CI runs as root) and skip otherwise. A restore killed in the
 //! middle is covered by faults.rs and restore_modes.rs; bit rot by restore_plan.rs.

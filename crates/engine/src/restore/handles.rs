@@ -260,11 +260,12 @@ pub(crate) fn remove_made(dir: &Dir, name: &OsStr, made: Option<Ids>) -> io::Res
     }
 }
 
-/// Removes everything in `dir`, a folder this restore made, through handles: a folder in it only
-/// while nobody else can change it (it is then one the restore made in it, too).
+/// Removes everything in `dir`, a folder this restore made, through handles. Nobody else can
+/// reach into it (0700 until the commit sets its metadata, which it never does at a temporary
+/// name): every folder in it is one this user owns, or it is left.
 fn empty(dir: &Dir) -> io::Result<()> {
-    if !trusted(dir)? {
-        return Err(other("a folder someone else can change: left as it is"));
+    if nix::sys::stat::fstat(dir.as_raw_fd())?.st_uid != nix::unistd::geteuid().as_raw() {
+        return Err(other("a folder of someone else's: left as it is"));
     }
     for name in entries(dir)? {
         let Some(st) = stat(dir, &name)? else { continue };
@@ -330,14 +331,20 @@ pub(crate) fn link_made(from: (&Dir, &OsStr), made: Ids, to: (&Dir, &OsStr)) -> 
 pub(crate) fn set_times(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
     let folders = Folders::default();
     let (dir, name) = folders.parent_of(path)?;
-    let folder = open_child(&dir, name)?;
-    let now = folder.metadata()?;
-    if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+    // A handle that needs no right to read the folder, as setting times by name needed none.
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::empty())?;
+    // SAFETY: `openat` just returned this descriptor; nothing else owns it.
+    let folder = unsafe { OwnedFd::from_raw_fd(fd) };
+    if ids(&nix::sys::stat::fstat(folder.as_raw_fd())?) != (meta.dev(), meta.ino()) {
         return Err(other("another folder is at its place now"));
     }
     let a = nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec());
     let m = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
-    Ok(nix::sys::stat::futimens(folder.as_raw_fd(), &a, &m)?)
+    // `futimens` refuses an `O_PATH` handle; its path in /proc, followed, is that very folder.
+    let held = format!("/proc/self/fd/{}", folder.as_raw_fd());
+    let flags = nix::sys::stat::UtimensatFlags::FollowSymlink;
+    Ok(nix::sys::stat::utimensat(None, held.as_str(), &a, &m, flags)?)
 }
 
 /// The names in a folder held open (without `.` and `..`).
@@ -349,4 +356,64 @@ pub(crate) fn entries(dir: &Dir) -> io::Result<Vec<OsString>> {
 /// attributes of a symlink): `/proc/self/fd/N/NAME`, resolved through the handle.
 pub(crate) fn through(dir: &Dir, name: &OsStr) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(path: &Path) -> Dir {
+        Folders::default().dir(path).expect("a folder of the test")
+    }
+
+    fn ids_at(path: &Path) -> Ids {
+        let m = std::fs::symlink_metadata(path).expect("made");
+        (m.dev(), m.ino())
+    }
+
+    #[test]
+    fn a_temporary_name_goes_whole_only_while_it_is_the_folder_made() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = held(tmp.path());
+        let made = tmp.path().join(".lifeboat-t-1");
+        std::fs::create_dir_all(made.join("inner")).expect("mkdir");
+        std::fs::write(made.join("inner/f"), "f").expect("write");
+        let ids = ids_at(&made);
+        // Moved away, and another folder (holding something) put at its name: left whole.
+        std::fs::rename(&made, tmp.path().join("moved")).expect("rename");
+        std::fs::create_dir_all(made.join("theirs")).expect("mkdir");
+        std::fs::write(made.join("theirs/keep"), "keep").expect("write");
+        let name = OsStr::new(".lifeboat-t-1");
+        assert!(remove_made(&dir, name, Some(ids)).is_err());
+        assert!(remove_made(&dir, name, None).is_err(), "not known: only an empty folder goes");
+        assert_eq!(std::fs::read_to_string(made.join("theirs/keep")).expect("kept"), "keep");
+        // A file put at its name is not the folder made either.
+        std::fs::remove_dir_all(&made).expect("rm");
+        std::fs::write(&made, "theirs").expect("write");
+        assert!(remove_made(&dir, name, Some(ids)).is_err());
+        assert!(made.exists());
+        // The folder made, back at its name, goes with what it holds.
+        std::fs::remove_file(&made).expect("rm");
+        std::fs::rename(tmp.path().join("moved"), &made).expect("rename");
+        remove_made(&dir, name, Some(ids)).expect("removed");
+        assert!(!made.exists());
+        // Nothing there is fine.
+        remove_made(&dir, name, Some(ids)).expect("nothing to remove");
+    }
+
+    #[test]
+    fn a_hard_link_is_made_only_to_the_file_made() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = held(tmp.path());
+        std::fs::write(tmp.path().join("first"), "ours").expect("write");
+        let ids = ids_at(&tmp.path().join("first"));
+        std::fs::rename(tmp.path().join("first"), tmp.path().join("away")).expect("rename");
+        std::fs::write(tmp.path().join("first"), "theirs").expect("write");
+        let (first, second) = (OsStr::new("first"), OsStr::new("second"));
+        assert!(link_made((&dir, first), ids, (&dir, second)).is_err());
+        assert!(!tmp.path().join("second").exists());
+        std::fs::rename(tmp.path().join("away"), tmp.path().join("first")).expect("rename");
+        link_made((&dir, first), ids, (&dir, second)).expect("linked");
+        assert_eq!(ids_at(&tmp.path().join("second")), ids);
+    }
 }

@@ -353,11 +353,21 @@ impl<'a> Executor<'a> {
     /// holds it open: everything inside goes into that very folder.
     fn make_folder(&self, k: usize) -> io::Result<()> {
         let made = self.make(k, &|dir, name| handles::make_dir(dir, name, 0o700))?;
-        let held: handles::Dir = std::sync::Arc::new(handles::open_child(&made.at, &made.name)?.into());
         let ids = made.ids;
-        if handles::ids(&nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&held))?) != ids {
-            return Err(io::Error::other("another folder was put where the restore made one"));
-        }
+        let held = handles::open_child(&made.at, &made.name).and_then(|f| {
+            let m = f.metadata()?;
+            match (m.dev(), m.ino()) == ids {
+                true => Ok(handles::Dir::new(f.into())),
+                false => Err(io::Error::other("another folder was put where the restore made one")),
+            }
+        });
+        let held = match held {
+            Ok(held) => held,
+            Err(e) => {
+                let _ = handles::remove_made(&made.at, &made.name, Some(ids));
+                return Err(e);
+            }
+        };
         self.place(made)?;
         let (folder, name) = self.spot(k);
         self.folders.hold(&folder.join(name), held, ids);
@@ -449,11 +459,11 @@ impl<'a> Executor<'a> {
     }
 
     /// Removes what the restore made for item `k`, where it is while the restore runs, while
-    /// it is what was made; else says what was left.
+    /// it is what was made; else says what was left. Nothing made: nothing to remove.
     fn remove_made(&self, k: usize) {
-        let made = self.made.lock().expect("made lock").get(&k).copied();
+        let Some(made) = self.made.lock().expect("made lock").get(&k).copied() else { return };
         let Ok((dir, name)) = self.dir_of(k) else { return };
-        if let Err(e) = handles::remove_made(&dir, &name, made) {
+        if let Err(e) = handles::remove_made(&dir, &name, Some(made)) {
             self.left(&self.spot(k).0.join(&name), e);
         }
     }
@@ -771,9 +781,7 @@ impl<'a> Executor<'a> {
                 Err(e) => return Err(e),
             }
         }
-        if let Err(e) = handles::remove_made(dir, temp, self.made.lock().expect("made lock").get(&k).copied()) {
-            self.left(&self.spot(k).0.join(temp), e);
-        }
+        self.remove_made(k);
         self.fail(dest, "changed while restoring: kept".into());
         Ok(())
     }
