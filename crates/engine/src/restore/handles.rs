@@ -180,16 +180,22 @@ pub(crate) fn create_file(dir: &Dir, name: &OsStr, mode: u32) -> io::Result<File
 }
 
 /// Opens again for writing the file this restore created at `name` in `dir`, as the inode
-/// `ino`: anything else put there meanwhile (a link, a FIFO, another file) is refused.
+/// `ino`: anything else put there meanwhile (a link, a FIFO, another file) is refused before it
+/// is opened for anything but a handle (opening a device or FIFO can do something by itself).
 pub(crate) fn reopen_file(dir: &Dir, name: &OsStr, ino: u64) -> io::Result<File> {
-    let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::empty())?;
     // SAFETY: `openat` just returned this descriptor; nothing else owns it.
-    let f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    if f.metadata()?.ino() != ino {
-        return Err(io::Error::other("the file being restored was replaced by something else"));
+    let held = unsafe { OwnedFd::from_raw_fd(fd) };
+    let st = nix::sys::stat::fstat(held.as_raw_fd())?;
+    if st.st_ino != ino || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(other("the file being restored was replaced by something else"));
     }
-    Ok(f)
+    // The handle's path in /proc opens that very inode again, for writing.
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::open(format!("/proc/self/fd/{}", held.as_raw_fd()).as_str(), flags, Mode::empty())?;
+    // SAFETY: `open` just returned this descriptor; nothing else owns it.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 pub(crate) fn symlink(dir: &Dir, name: &OsStr, target: &OsStr) -> io::Result<()> {

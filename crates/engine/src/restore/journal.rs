@@ -122,6 +122,9 @@ impl Journal {
 
     /// The folders the restore made under temporary names, and their inodes.
     pub(crate) fn made(&mut self, dirs: &Dirs, made: Vec<super::write::MadeFolder>) -> EngineResult<()> {
+        if made.is_empty() {
+            return Ok(());
+        }
         self.made = made
             .into_iter()
             .map(|(folder, name, (dev, ino))| MadeFolder {
