@@ -192,7 +192,9 @@ pub(crate) fn apply_fd(
 }
 
 /// Like [`apply`], for the entry `name` of the folder held open as `dir` (a symlink, FIFO or
-/// device node, which are not opened): nothing is reached through a symlink.
+/// device node, which are not opened): nothing is reached through a symlink. By name, so only
+/// where nobody else can change the names in `dir` (a restore's own room, or a folder only
+/// root or this user can change): elsewhere the name may hold another entry by now.
 pub(crate) fn apply_at(
     dir: &crate::restore::handles::Dir,
     name: &OsStr,

@@ -11,6 +11,9 @@
 //! - Root never writes outside the destination when the owner of the folders swaps each of them
 //!   for a symlink to a root-only folder at the pause `commit of SLUG` (in place, under
 //!   `--target`, one `--path`, `--from-file`), nor while she swaps them back and forth all along.
+//! - Root sets metadata only on what the restore made, and removes only what it made: files of
+//!   root's she renames over the temporary names of a symlink and a FIFO keep their owner and
+//!   mode; a folder she puts at a temporary name left by a killed restore is not emptied.
 //!
 //! The tests with users need root (CI runs as root) and skip otherwise. A restore killed in the
 //! middle is covered by faults.rs and restore_modes.rs; bit rot by restore_plan.rs.
@@ -839,4 +842,112 @@ fn a_folder_kept_beside_gets_the_backups_metadata_and_the_one_made_meanwhile_kee
         "stderr:\n{}",
         stderr(&out)
     );
+}
+
+/// Where a file of root's with `text` is now under `top` (she may have moved it): every one.
+fn files_holding(top: &Path, text: &str) -> Vec<PathBuf> {
+    walkdir(top).into_iter().filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()) && read(p) == text).collect()
+}
+
+/// A symlink's or FIFO's owner, mode and times were set by name, through its temporary name in
+/// a folder of hers. Her backup holds `~/docs/link` (a symlink) and `~/docs/fifo` (0666), gone
+/// before the restore, so each is made under a temporary name beside. Once they are made
+/// (the pause `links and special files of SLUG made`), she renames a file of root's that sits
+/// in her folder (0600, as `sudo` leaves) over each temporary name that is not a folder: root
+/// then gave it her ownership and the FIFO's mode 0666.
+#[test]
+fn root_sets_no_symlink_or_fifo_metadata_on_a_file_of_roots_she_renamed_onto_its_temporary_name() {
+    let Some(a) = Attack::new() else { return };
+    let (user, sb) = (&a.user, &a.sb);
+    user.sh("set -e; cd docs; ln -s somewhere link; mkfifo fifo; chmod 0666 fifo", &[]);
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    user.sh("rm docs/link docs/fifo", &[]);
+    let texts: Vec<String> = (1..=2).map(|n| format!("root's own file {n}")).collect();
+    for (n, text) in texts.iter().enumerate() {
+        let p = a.docs.join(format!("rootfile{}", n + 1));
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut cmd = sb.command();
+    cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
+    let mut run = Paused::start(sb, cmd, &format!("links and special files of {slug} made"));
+    run.wait();
+    let moved = user.sh(
+        r#"cd docs; n=0; for t in .lifeboat-*; do { [ -L "$t" ] || [ -p "$t" ] || [ -f "$t" ]; } || continue;
+           n=$((n+1)); mv -fT "rootfile$n" "$t" || exit 1; done; echo $n"#,
+        &[],
+    );
+    let out = run.finish();
+    let uid = fs::metadata(&user.home).unwrap().uid();
+    for text in &texts {
+        let found = files_holding(&a.docs, text);
+        assert_eq!(found.len(), 1, "{text}: {found:?}");
+        let m = fs::symlink_metadata(&found[0]).unwrap();
+        assert_eq!(
+            (m.uid(), m.mode() & 0o7777),
+            (0, 0o600),
+            "root's file (now at {}, {} moved) took the metadata of an entry restored; exit {:?}, stderr:\n{}",
+            found[0].display(),
+            moved.trim(),
+            out.status.code(),
+            stderr(&out)
+        );
+    }
+    // What the backup holds is restored, with its metadata.
+    assert!(out.status.success(), "exit {:?}, stderr:\n{}", out.status.code(), stderr(&out));
+    let link = fs::symlink_metadata(a.docs.join("link")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert_eq!(fs::read_link(a.docs.join("link")).unwrap(), Path::new("somewhere"));
+    assert_eq!(link.uid(), uid, "the symlink's owner");
+    let fifo = fs::symlink_metadata(a.docs.join("fifo")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fifo.file_type()));
+    assert_eq!((fifo.uid(), fifo.mode() & 0o7777), (uid, 0o666), "the FIFO's owner and mode");
+}
+
+/// Leftovers of a killed restore (its temporary names) were removed by name, whole trees. The
+/// restore of her backup makes `~/docs/B` and `~/docs/C` beside (both gone) and is killed at
+/// `commit of SLUG`. She moves one temporary folder away and puts at its name a folder of hers
+/// that holds a folder of root's (0755, with root's file): she cannot empty it, and the next
+/// restore, cleaning the leftovers, must not either. The other leftover is removed.
+#[test]
+fn cleaning_a_killed_restores_leftovers_removes_nothing_she_put_at_a_temporary_name() {
+    let Some(a) = Attack::new() else { return };
+    let (user, sb) = (&a.user, &a.sb);
+    user.sh("set -e; mkdir -p docs/B/inner docs/C; printf b > docs/B/inner/b.txt", &[]);
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    user.sh("set -e; rm -rf docs/B docs/C; mkdir docs/mine", &[]);
+    let roots = a.docs.join("mine/roots");
+    fs::create_dir(&roots).unwrap();
+    fs::set_permissions(&roots, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(roots.join("secret"), "root's").unwrap();
+    let mut cmd = sb.command();
+    cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
+    let mut run = Paused::start(sb, cmd, &format!("commit of {slug}"));
+    run.wait();
+    // Killed there: its journal says it was writing beside, and the next restore cleans up.
+    drop(run);
+    let left = user.sh(
+        r#"set -e; cd docs; set -- $(ls -A | grep '^\.lifeboat-'); [ $# -eq 2 ] || { echo "temps: $*"; exit 1; }
+           mv "$1" ours.moved; mv mine "$1"; echo "$2""#,
+        &[],
+    );
+    let out = sb.run(&["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
+    assert_eq!(
+        read(&roots_at(&a.docs).join("secret")),
+        "root's",
+        "root's file in her folder was removed; exit {:?}, stderr:\n{}",
+        out.status.code(),
+        stderr(&out)
+    );
+    assert!(!a.docs.join(left.trim()).exists(), "the other leftover, {}, is removed", left.trim());
+    assert!(out.status.success(), "exit {:?}, stderr:\n{}", out.status.code(), stderr(&out));
+    assert_eq!(read(&a.docs.join("B/inner/b.txt")), "b");
+}
+
+/// The folder `roots` of root's wherever under `top` it is now.
+fn roots_at(top: &Path) -> PathBuf {
+    walkdir(top)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "roots"))
+        .unwrap_or_else(|| top.join("<no folder roots>"))
 }

@@ -116,7 +116,9 @@ impl Lifeboat {
         let (writing, committing): (Vec<_>, Vec<_>) =
             journal::interrupted(&self.dirs).into_iter().partition(|j| j.phase == Phase::Writing);
         for j in writing {
-            j.clean();
+            for l in j.clean() {
+                tracing::warn!("{l}");
+            }
             j.end(&self.dirs);
         }
         let j = committing.into_iter().next_back().ok_or(EngineError::NoInterruptedRestore)?;
@@ -142,7 +144,9 @@ impl Lifeboat {
             };
             (j.slug.clone(), order)
         };
-        j.clean();
+        for l in j.clean() {
+            tracing::warn!("{l}");
+        }
         j.end(&self.dirs);
         Ok(taken)
     }

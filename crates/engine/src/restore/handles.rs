@@ -36,6 +36,21 @@ pub(crate) type Dir = Arc<OwnedFd>;
 #[derive(Default)]
 pub(crate) struct Folders {
     open: Mutex<HashMap<PathBuf, (Dir, bool)>>,
+    /// Folders this restore made, by the path they are at while it runs: opened again (once
+    /// the cache let them go), each must still be that very folder.
+    made: Mutex<HashMap<PathBuf, Ids>>,
+}
+
+/// A device and an inode: which entry, whatever its name.
+pub(crate) type Ids = (u64, u64);
+
+/// The device and inode of an entry.
+pub(crate) fn ids(st: &nix::sys::stat::FileStat) -> Ids {
+    (st.st_dev, st.st_ino)
+}
+
+fn other(what: &str) -> io::Error {
+    io::Error::other(what.to_string())
 }
 
 impl Folders {
@@ -66,6 +81,11 @@ impl Folders {
                 (open_dir(Some(parent.as_raw_fd()), Path::new(name), follow)?, follow)
             }
         };
+        if let Some(&made) = self.made.lock().expect("folders lock").get(path) {
+            if ids(&nix::sys::stat::fstat(dir.as_raw_fd())?) != made {
+                return Err(other("another folder is at the place of one this restore made"));
+            }
+        }
         let follow = chain && trusted(&dir)?;
         let entry = (Arc::new(dir), follow);
         let mut open = self.open.lock().expect("folders lock");
@@ -100,14 +120,23 @@ impl Folders {
         }
     }
 
+    /// Holds `dir`, a folder this restore made (as `made`), as the folder at `path`: every
+    /// entry put in it goes into that very folder, and opened again from its path it must
+    /// still be that folder. Nothing in it is followed.
+    pub(crate) fn hold(&self, path: &Path, dir: Dir, made: Ids) {
+        self.made.lock().expect("folders lock").insert(path.to_path_buf(), made);
+        self.open.lock().expect("folders lock").insert(path.to_path_buf(), (dir, false));
+    }
+
     /// Forgets every open folder (after renames, a path may name another folder).
     pub(crate) fn forget(&self) {
         self.open.lock().expect("folders lock").clear();
     }
 }
 
-/// Whether a symlink in this folder may be followed: only root or this user can change it.
-fn trusted(dir: &OwnedFd) -> io::Result<bool> {
+/// Whether only root or this user can change this folder: a symlink in it may be followed,
+/// and a step by name in it reaches what this restore put there and nothing else.
+pub(crate) fn trusted(dir: &OwnedFd) -> io::Result<bool> {
     let st = nix::sys::stat::fstat(dir.as_raw_fd())?;
     let me = nix::unistd::geteuid().as_raw();
     Ok((st.st_uid == 0 || st.st_uid == me) && st.st_mode & 0o022 == 0)
@@ -151,16 +180,22 @@ pub(crate) fn create_file(dir: &Dir, name: &OsStr, mode: u32) -> io::Result<File
 }
 
 /// Opens again for writing the file this restore created at `name` in `dir`, as the inode
-/// `ino`: anything else put there meanwhile (a link, a FIFO, another file) is refused.
+/// `ino`: anything else put there meanwhile (a link, a FIFO, another file) is refused before it
+/// is opened for anything but a handle (opening a device or FIFO can do something by itself).
 pub(crate) fn reopen_file(dir: &Dir, name: &OsStr, ino: u64) -> io::Result<File> {
-    let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::empty())?;
     // SAFETY: `openat` just returned this descriptor; nothing else owns it.
-    let f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    if f.metadata()?.ino() != ino {
-        return Err(io::Error::other("the file being restored was replaced by something else"));
+    let held = unsafe { OwnedFd::from_raw_fd(fd) };
+    let st = nix::sys::stat::fstat(held.as_raw_fd())?;
+    if st.st_ino != ino || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(other("the file being restored was replaced by something else"));
     }
-    Ok(f)
+    // The handle's path in /proc opens that very inode again, for writing.
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::open(format!("/proc/self/fd/{}", held.as_raw_fd()).as_str(), flags, Mode::empty())?;
+    // SAFETY: `open` just returned this descriptor; nothing else owns it.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 pub(crate) fn symlink(dir: &Dir, name: &OsStr, target: &OsStr) -> io::Result<()> {
@@ -171,7 +206,8 @@ pub(crate) fn special(dir: &Dir, name: &OsStr, kind: SFlag, mode: u32, rdev: u64
     Ok(nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, kind, Mode::from_bits_truncate(mode), rdev)?)
 }
 
-/// A second name for the file at `from` (never through a symlink).
+/// A second name for the file at `from` (never through a symlink), where nobody else can
+/// change `from`'s folder (a restore's private copy).
 pub(crate) fn link(from: (&Dir, &OsStr), to: (&Dir, &OsStr)) -> io::Result<()> {
     Ok(nix::unistd::linkat(
         Some(from.0.as_raw_fd()),
@@ -196,29 +232,125 @@ pub(crate) fn remove(dir: &Dir, name: &OsStr, folder: bool) -> io::Result<()> {
     Ok(nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, flag)?)
 }
 
-/// Removes `name` of `dir` with everything in it, never following a symlink. Missing is fine.
-pub(crate) fn remove_tree(dir: &Dir, name: &OsStr) -> io::Result<()> {
+/// Removes `name` of `dir`, an entry this restore made as `made` (None when that is not known,
+/// as after a crash): anything else put at its name since is left as it is, and that is an
+/// error. Missing is fine.
+///
+/// - A folder goes with everything in it only while it is that very folder: opened by handle
+///   (never through a symlink) and checked by inode, then emptied through handles, each folder
+///   in it only while nobody else can change it. Not known, it goes only when empty. Emptying
+///   by name a folder someone put there would remove what she cannot (root's files in it).
+/// - Anything else is unlinked: one name in a folder, which whoever can write in that folder
+///   could remove herself (a sticky folder lets nobody put another's entry at a name of root's).
+///   Known, it must still be that inode.
+pub(crate) fn remove_made(dir: &Dir, name: &OsStr, made: Option<Ids>) -> io::Result<()> {
+    lifeboat_storage::faults::crash_point();
     let Some(st) = stat(dir, name)? else { return Ok(()) };
+    let not_made = || other("not what this restore made there: left as it is");
+    if made.is_some_and(|m| m != ids(&st)) {
+        return Err(not_made());
+    }
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         return remove(dir, name, false);
     }
     let inner: Dir = Arc::new(OwnedFd::from(open_child(dir, name)?));
-    for entry in entries(&inner)? {
-        remove_tree(&inner, &entry)?;
+    let now = ids(&nix::sys::stat::fstat(inner.as_raw_fd())?);
+    match made {
+        Some(m) if m == now => empty(&inner)?,
+        Some(_) => return Err(not_made()),
+        None => {}
     }
-    remove(dir, name, true)
+    match remove(dir, name, true) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => Err(not_made()),
+        r => r,
+    }
 }
 
-/// Puts back the access and change times `meta` had on the entry at the absolute `path`,
-/// reached by handle (a folder above it swapped for a symlink is not followed), never
-/// following a symlink at `path` itself either.
+/// Removes everything in `dir`, a folder this restore made, through handles. Nobody else can
+/// reach into it (0700 until the commit sets its metadata, which it never does at a temporary
+/// name): every folder in it is one this user owns, or it is left.
+fn empty(dir: &Dir) -> io::Result<()> {
+    if nix::sys::stat::fstat(dir.as_raw_fd())?.st_uid != nix::unistd::geteuid().as_raw() {
+        return Err(other("a folder of someone else's: left as it is"));
+    }
+    for name in entries(dir)? {
+        let Some(st) = stat(dir, &name)? else { continue };
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let inner: Dir = Arc::new(OwnedFd::from(open_child(dir, &name)?));
+            empty(&inner)?;
+            remove(dir, &name, true)?;
+        } else {
+            remove(dir, &name, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a room in `dir` named `name`: a folder (0700) where only root or this user can
+/// change a name, so that an entry made there by name and its metadata set by name are the
+/// entry this restore made, whoever can write in `dir`. Returns it held open, and its inode.
+pub(crate) fn make_room(dir: &Dir, name: &OsStr) -> io::Result<(Dir, Ids)> {
+    make_dir(dir, name, 0o700)?;
+    let room: Dir = Arc::new(OwnedFd::from(open_child(dir, name)?));
+    // Between the two calls someone who can write in `dir` may have put another folder at
+    // the name: only one nobody else can change, holding nothing, is as good as the one made.
+    if !trusted(&room)? || !entries(&room)?.is_empty() {
+        return Err(other("another folder was put at the name of the restore's own folder"));
+    }
+    Ok((room.clone(), ids(&nix::sys::stat::fstat(room.as_raw_fd())?)))
+}
+
+/// Moves `name` of `from` to `to` in `dir`, never over anything (across folders of one file
+/// system).
+pub(crate) fn move_out(from: &Dir, name: &OsStr, (dir, to): (&Dir, &OsStr)) -> io::Result<()> {
+    lifeboat_storage::faults::crash_point();
+    let flags = RenameFlags::RENAME_NOREPLACE;
+    Ok(nix::fcntl::renameat2(Some(from.as_raw_fd()), name, Some(dir.as_raw_fd()), to, flags)?)
+}
+
+/// A second name `to` for the file this restore made at `from` as `made`: the name is opened
+/// (never through a symlink), checked to be that inode, and the link made from the handle, so
+/// whatever was put at `from` since is never linked.
+pub(crate) fn link_made(from: (&Dir, &OsStr), made: Ids, to: (&Dir, &OsStr)) -> io::Result<()> {
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(Some(from.0.as_raw_fd()), from.1, flags, Mode::empty())?;
+    // SAFETY: `openat` just returned this descriptor; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if ids(&nix::sys::stat::fstat(fd.as_raw_fd())?) != made {
+        return Err(other("its first name holds another file now"));
+    }
+    // The handle's path in /proc, followed: the very inode held (no privilege needed, unlike
+    // `AT_EMPTY_PATH`).
+    let held = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    Ok(nix::unistd::linkat(
+        None,
+        held.as_os_str(),
+        Some(to.0.as_raw_fd()),
+        to.1,
+        nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+    )?)
+}
+
+/// Puts back the access and change times `meta` had on the folder at the absolute `path`,
+/// reached by handle (a folder above it swapped for a symlink is not followed, nor one at
+/// `path`), only while it is the folder `meta` was read from.
 pub(crate) fn set_times(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
     let folders = Folders::default();
     let (dir, name) = folders.parent_of(path)?;
+    // A handle that needs no right to read the folder, as setting times by name needed none.
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::empty())?;
+    // SAFETY: `openat` just returned this descriptor; nothing else owns it.
+    let folder = unsafe { OwnedFd::from_raw_fd(fd) };
+    if ids(&nix::sys::stat::fstat(folder.as_raw_fd())?) != (meta.dev(), meta.ino()) {
+        return Err(other("another folder is at its place now"));
+    }
     let a = nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec());
     let m = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
-    let flags = nix::sys::stat::UtimensatFlags::NoFollowSymlink;
-    Ok(nix::sys::stat::utimensat(Some(dir.as_raw_fd()), name, &a, &m, flags)?)
+    // `futimens` refuses an `O_PATH` handle; its path in /proc, followed, is that very folder.
+    let held = format!("/proc/self/fd/{}", folder.as_raw_fd());
+    let flags = nix::sys::stat::UtimensatFlags::FollowSymlink;
+    Ok(nix::sys::stat::utimensat(None, held.as_str(), &a, &m, flags)?)
 }
 
 /// The names in a folder held open (without `.` and `..`).
@@ -230,4 +362,64 @@ pub(crate) fn entries(dir: &Dir) -> io::Result<Vec<OsString>> {
 /// attributes of a symlink): `/proc/self/fd/N/NAME`, resolved through the handle.
 pub(crate) fn through(dir: &Dir, name: &OsStr) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(path: &Path) -> Dir {
+        Folders::default().dir(path).expect("a folder of the test")
+    }
+
+    fn ids_at(path: &Path) -> Ids {
+        let m = std::fs::symlink_metadata(path).expect("made");
+        (m.dev(), m.ino())
+    }
+
+    #[test]
+    fn a_temporary_name_goes_whole_only_while_it_is_the_folder_made() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = held(tmp.path());
+        let made = tmp.path().join(".lifeboat-t-1");
+        std::fs::create_dir_all(made.join("inner")).expect("mkdir");
+        std::fs::write(made.join("inner/f"), "f").expect("write");
+        let ids = ids_at(&made);
+        // Moved away, and another folder (holding something) put at its name: left whole.
+        std::fs::rename(&made, tmp.path().join("moved")).expect("rename");
+        std::fs::create_dir_all(made.join("theirs")).expect("mkdir");
+        std::fs::write(made.join("theirs/keep"), "keep").expect("write");
+        let name = OsStr::new(".lifeboat-t-1");
+        assert!(remove_made(&dir, name, Some(ids)).is_err());
+        assert!(remove_made(&dir, name, None).is_err(), "not known: only an empty folder goes");
+        assert_eq!(std::fs::read_to_string(made.join("theirs/keep")).expect("kept"), "keep");
+        // A file put at its name is not the folder made either.
+        std::fs::remove_dir_all(&made).expect("rm");
+        std::fs::write(&made, "theirs").expect("write");
+        assert!(remove_made(&dir, name, Some(ids)).is_err());
+        assert!(made.exists());
+        // The folder made, back at its name, goes with what it holds.
+        std::fs::remove_file(&made).expect("rm");
+        std::fs::rename(tmp.path().join("moved"), &made).expect("rename");
+        remove_made(&dir, name, Some(ids)).expect("removed");
+        assert!(!made.exists());
+        // Nothing there is fine.
+        remove_made(&dir, name, Some(ids)).expect("nothing to remove");
+    }
+
+    #[test]
+    fn a_hard_link_is_made_only_to_the_file_made() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = held(tmp.path());
+        std::fs::write(tmp.path().join("first"), "ours").expect("write");
+        let ids = ids_at(&tmp.path().join("first"));
+        std::fs::rename(tmp.path().join("first"), tmp.path().join("away")).expect("rename");
+        std::fs::write(tmp.path().join("first"), "theirs").expect("write");
+        let (first, second) = (OsStr::new("first"), OsStr::new("second"));
+        assert!(link_made((&dir, first), ids, (&dir, second)).is_err());
+        assert!(!tmp.path().join("second").exists());
+        std::fs::rename(tmp.path().join("away"), tmp.path().join("first")).expect("rename");
+        link_made((&dir, first), ids, (&dir, second)).expect("linked");
+        assert_eq!(ids_at(&tmp.path().join("second")), ids);
+    }
 }

@@ -50,6 +50,20 @@ pub struct Journal {
     pub asked: Asked,
     /// The folders that hold the restore's temporary names.
     folders: Vec<PathBuf>,
+    /// The folders it made under temporary names (and its rooms), with their inodes: after a
+    /// crash, only those very folders are removed with what they hold.
+    #[serde(default)]
+    made: Vec<MadeFolder>,
+}
+
+/// A folder a restore made under a temporary name: in `folder`, as `name`, the inode `ino` of
+/// the device `dev`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MadeFolder {
+    folder: PathBuf,
+    name: String,
+    dev: u64,
+    ino: u64,
 }
 
 fn folder(dirs: &Dirs) -> PathBuf {
@@ -73,6 +87,7 @@ impl Journal {
             safety_backup: None,
             asked,
             folders,
+            made: Vec::new(),
         };
         j.save(dirs)?;
         Ok(j)
@@ -105,23 +120,51 @@ impl Journal {
         self.save(dirs)
     }
 
+    /// The folders the restore made under temporary names, and their inodes.
+    pub(crate) fn made(&mut self, dirs: &Dirs, made: Vec<super::write::MadeFolder>) -> EngineResult<()> {
+        if made.is_empty() {
+            return Ok(());
+        }
+        self.made = made
+            .into_iter()
+            .map(|(folder, name, (dev, ino))| MadeFolder {
+                folder,
+                name: name.to_string_lossy().into_owned(),
+                dev,
+                ino,
+            })
+            .collect();
+        self.save(dirs)
+    }
+
     /// The restore ended (done, or given up with nothing changed).
     pub(crate) fn end(self, dirs: &Dirs) {
         let _ = std::fs::remove_file(self.path(dirs));
     }
 
-    /// Removes whatever the restore left under its temporary names.
-    pub(crate) fn clean(&self) {
+    /// Removes whatever the restore left under its temporary names: a folder only while it is
+    /// one the journal says it made (else only when empty), with what it holds
+    /// (`handles::remove_made`). Returns what was left, and why.
+    pub(crate) fn clean(&self) -> Vec<String> {
         let folders = Folders::default();
         let tag = super::write::temp_tag(&self.id);
-        for f in &self.folders {
+        let mut left = Vec::new();
+        let mut dirs: Vec<&PathBuf> = self.folders.iter().chain(self.made.iter().map(|m| &m.folder)).collect();
+        dirs.sort();
+        dirs.dedup();
+        for f in dirs {
             let Ok(dir) = folders.dir(f) else { continue };
             for name in handles::entries(&dir).unwrap_or_default() {
-                if name.to_string_lossy().starts_with(&tag) {
-                    let _ = handles::remove_tree(&dir, &name);
+                if !name.to_string_lossy().starts_with(&tag) {
+                    continue;
+                }
+                let made = self.made.iter().find(|m| &m.folder == f && name == m.name.as_str()).map(|m| (m.dev, m.ino));
+                if let Err(e) = handles::remove_made(&dir, &name, made) {
+                    left.push(format!("{}: not removed: {e}", f.join(&name).display()));
                 }
             }
         }
+        left
     }
 }
 
@@ -149,11 +192,13 @@ fn read(path: &Path) -> Option<Journal> {
 
 /// Before a restore starts: the leftovers of restores killed while writing are removed (they
 /// changed nothing), and one killed while putting things in place stops it.
-pub(crate) fn settle(dirs: &Dirs) -> EngineResult<()> {
+pub(crate) fn settle(dirs: &Dirs, left: &dyn Fn(&str)) -> EngineResult<()> {
     for j in interrupted(dirs) {
         match j.phase {
             Phase::Writing => {
-                j.clean();
+                for l in j.clean() {
+                    left(&l);
+                }
                 j.end(dirs);
             }
             Phase::Committing => {

@@ -430,7 +430,7 @@ pub(crate) fn carry_out(
     progress: &Progress,
     log: &RunLog,
 ) -> EngineResult<Carried> {
-    journal::settle(dirs)?;
+    journal::settle(dirs, &|l| log.warn(progress, l))?;
     let (files, bytes) = plan.to_write();
     progress.set_totals(files, bytes, true);
     log.info(&format!("restore of backup {slug} ({files} entries to write)"));
@@ -439,7 +439,11 @@ pub(crate) fn carry_out(
     let mut journal = journal::Journal::begin(dirs, &id, slug, asked, exec.temp_folders())?;
     lifeboat_storage::faults::pause_point(|| format!("restore {slug}"));
     let parents = parent_times(plan);
-    let written = exec.write();
+    let written = exec.write(&mut |made| {
+        if let Err(e) = journal.made(dirs, made) {
+            log.warn(progress, &format!("the restore journal: {e}"));
+        }
+    });
     exec.put_back_times();
     for (p, m) in &parents {
         let _ = handles::set_times(p, m);

@@ -7,6 +7,19 @@
 //! device shows nothing new and has lost nothing, so a failure or a kill here changes nothing
 //! but those temporary names, which are removed.
 //!
+//! Nothing is made by name where another user can change names: in a folder someone else can
+//! write in (root restoring into her home), a folder, symlink, FIFO or device node is made in
+//! a room of the restore's own beside it (`handles::make_room`: 0700, root's), identified and
+//! given its metadata there by name, which nobody else can reach, then moved out to its
+//! temporary name. Setting metadata by name at the temporary name would set it on whatever
+//! she renamed there meanwhile (a file of root's in her folder, chowned to her). A symlink
+//! cannot be opened for its times (`utimensat` takes no `AT_EMPTY_PATH`, and an `O_PATH`
+//! handle's `/proc/self/fd` path is followed to its target), so a handle alone would not do.
+//! A regular file is created `O_EXCL` and gets its metadata through the handle. Each entry's
+//! inode is kept: a hard link is made from the handle of its first name checked to be that
+//! inode, and a temporary name is removed only while it is what was made
+//! (`handles::remove_made`; the journal keeps the folders' inodes for after a crash).
+//!
 //! Putting in place: what the plan deletes goes (deepest first), then each entry is renamed
 //! onto its destination, each only while the path is still what the plan saw. A path changed
 //! since (a file saved, created or removed while the restore ran) is kept as it is and
@@ -25,7 +38,7 @@ use lifeboat_repository::{Id, NodeKind, Repository};
 use nix::fcntl::RenameFlags;
 use rayon::prelude::*;
 
-use super::handles::{self, Folders};
+use super::handles::{self, Folders, Ids};
 use super::plan::{under, Action, Item, Plan, Seen};
 use super::{data, Owners};
 use crate::meta;
@@ -94,10 +107,37 @@ pub(super) struct Executor<'a> {
     inodes: Mutex<HashMap<PathBuf, (u64, u64)>>,
     /// New folders kept beside their destination (changed meanwhile), by destination: where.
     aside: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// What the restore made for item `k`, at the place `spot(k)` names.
+    made: Mutex<HashMap<usize, Ids>>,
+    /// Rooms of the restore's own, by the folder they are in (None: only root or this user
+    /// can change that folder, and entries are made in it directly).
+    rooms: Mutex<HashMap<PathBuf, Option<Room>>>,
     failed: Mutex<Vec<String>>,
     failed_paths: Mutex<HashSet<PathBuf>>,
     warnings: Mutex<Vec<String>>,
 }
+
+/// A folder only the restore can change, made in a folder others can: see the module's comment.
+struct Room {
+    dir: handles::Dir,
+    name: OsString,
+    ids: Ids,
+}
+
+/// An entry made, not yet given its metadata or moved to its place.
+struct Made {
+    k: usize,
+    /// Where it is: the room, or the folder it stays in.
+    at: handles::Dir,
+    name: OsString,
+    ids: Ids,
+    /// Made in a room: where it goes then.
+    out: Option<(handles::Dir, OsString)>,
+}
+
+/// An entry of the journal: a folder the restore made (or its own room), by the folder it is
+/// in and its name there.
+pub(super) type MadeFolder = (PathBuf, OsString, Ids);
 
 /// The start of the temporary names of the restore `id`.
 pub(crate) fn temp_tag(id: &str) -> String {
@@ -151,6 +191,8 @@ impl<'a> Executor<'a> {
             times: Mutex::new(Vec::new()),
             inodes: Mutex::new(HashMap::new()),
             aside: Mutex::new(HashMap::new()),
+            made: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(HashMap::new()),
             failed: Mutex::new(Vec::new()),
             failed_paths: Mutex::new(HashSet::new()),
             warnings: Mutex::new(Vec::new()),
@@ -228,15 +270,19 @@ impl<'a> Executor<'a> {
         Ok((self.folders.dir(&dir)?, name))
     }
 
-    /// Writes everything beside the destination (see the module's comment).
-    pub fn write(&self) -> Written {
+    /// Writes everything beside the destination (see the module's comment). `record` is given
+    /// the folders made beside (and the rooms) once they are, for the journal.
+    pub fn write(&self, record: &mut dyn FnMut(Vec<MadeFolder>)) -> Written {
         self.progress.set_phase("writing beside what is there now");
         self.prepare_roots(false);
+        self.make_rooms();
         let folders = self.make_folders();
+        record(self.made_folders());
         self.prepare_roots(true);
         let (files, links, verified) = self.write_files();
         let others = self.make_others();
         self.make_links(&links);
+        self.remove_rooms();
         let failed_paths = self.failed_paths.lock().expect("problems lock").clone();
         let done = |i: &Item| !failed_paths.contains(&i.dest);
         let entries = files.iter().chain(others.iter()).chain(links.iter().map(|(i, _)| i));
@@ -279,14 +325,7 @@ impl<'a> Executor<'a> {
             group.par_iter().for_each(|&k| {
                 let made = match self.how[k] {
                     How::Stays => self.open_up(&items[k].dest),
-                    _ => self.dir_of(k).and_then(|(dir, name)| {
-                        handles::make_dir(&dir, &name, 0o700)?;
-                        // Where a user can write, she may have put another folder there
-                        // already: that one is hers, and it is what gets the metadata.
-                        let st = handles::stat(&dir, &name)?.ok_or_else(|| io::Error::other("gone once made"))?;
-                        self.remember(&items[k].dest, st.st_dev, st.st_ino);
-                        Ok(())
-                    }),
+                    _ => self.make_folder(k),
                 };
                 if let Err(e) = made {
                     self.fail(&items[k].dest, format!("cannot create folder: {e}"));
@@ -308,6 +347,132 @@ impl<'a> Executor<'a> {
             dir.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777 | 0o700))?;
         }
         Ok(())
+    }
+
+    /// Makes the new folder of item `k` (0700), in a room where others can change names, and
+    /// holds it open: everything inside goes into that very folder.
+    fn make_folder(&self, k: usize) -> io::Result<()> {
+        let made = self.make(k, &|dir, name| handles::make_dir(dir, name, 0o700))?;
+        let ids = made.ids;
+        let held = handles::open_child(&made.at, &made.name).and_then(|f| {
+            let m = f.metadata()?;
+            match (m.dev(), m.ino()) == ids {
+                true => Ok(handles::Dir::new(f.into())),
+                false => Err(io::Error::other("another folder was put where the restore made one")),
+            }
+        });
+        let held = match held {
+            Ok(held) => held,
+            Err(e) => {
+                let _ = handles::remove_made(&made.at, &made.name, Some(ids));
+                return Err(e);
+            }
+        };
+        self.place(made)?;
+        let (folder, name) = self.spot(k);
+        self.folders.hold(&folder.join(name), held, ids);
+        self.remember(&self.plan.items[k].dest, ids.0, ids.1);
+        Ok(())
+    }
+
+    /// Rooms in the folders where new folders, symlinks and special files are written beside
+    /// and someone else can change names (see the module's comment).
+    fn make_rooms(&self) {
+        let items = &self.plan.items;
+        for k in (0..items.len()).filter(|&k| self.how[k] == How::Beside && items[k].node.kind != NodeKind::File) {
+            // A room that cannot be made now is tried again when its entry is made, and that
+            // entry fails then.
+            let _ = self.room(&self.spot(k).0);
+        }
+    }
+
+    /// The room in `folder`, made the first time; None where only root or this user can
+    /// change `folder`.
+    fn room(&self, folder: &Path) -> io::Result<Option<handles::Dir>> {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        if let Some(room) = rooms.get(folder) {
+            return Ok(room.as_ref().map(|r| r.dir.clone()));
+        }
+        let dir = self.folders.dir(folder)?;
+        let room = if handles::trusted(&dir)? {
+            None
+        } else {
+            // A temporary name after every item's, so the journal's cleaning finds it too.
+            let name = OsString::from(format!("{}{}", self.tag, self.how.len() + rooms.len()));
+            let (room, ids) = handles::make_room(&dir, &name)?;
+            Some(Room { dir: room, name, ids })
+        };
+        let held = room.as_ref().map(|r| r.dir.clone());
+        rooms.insert(folder.to_path_buf(), room);
+        Ok(held)
+    }
+
+    /// The rooms, emptied by now, removed.
+    fn remove_rooms(&self) {
+        for (folder, room) in self.rooms.lock().expect("rooms lock").drain() {
+            let Some(room) = room else { continue };
+            let removed =
+                self.folders.dir(&folder).and_then(|dir| handles::remove_made(&dir, &room.name, Some(room.ids)));
+            if let Err(e) = removed {
+                self.left(&folder.join(&room.name), e);
+            }
+        }
+    }
+
+    /// The folders made beside their destination, and the rooms: for the journal.
+    fn made_folders(&self) -> Vec<MadeFolder> {
+        let made = self.made.lock().expect("made lock");
+        let folders = (0..self.how.len())
+            .filter(|&k| self.how[k] == How::Beside && self.plan.items[k].node.kind == NodeKind::Dir)
+            .filter_map(|k| made.get(&k).map(|&ids| (self.spot(k), ids)))
+            .map(|((folder, name), ids)| (folder, name, ids));
+        let rooms = self.rooms.lock().expect("rooms lock");
+        let rooms = rooms.iter().filter_map(|(f, r)| r.as_ref().map(|r| (f.clone(), r.name.clone(), r.ids)));
+        folders.chain(rooms).collect()
+    }
+
+    /// Makes item `k`'s entry with `make` (given a folder and a name): in the room of the
+    /// folder it goes in where there is one, else at its place. Identified by name where
+    /// nobody else can change names.
+    fn make(&self, k: usize, make: &dyn Fn(&handles::Dir, &OsStr) -> io::Result<()>) -> io::Result<Made> {
+        let (folder, name) = self.spot(k);
+        let dir = self.folders.dir(&folder)?;
+        let (at, at_name, out) = match self.room(&folder)? {
+            Some(room) => (room, OsString::from(k.to_string()), Some((dir, name))),
+            None => (dir, name, None),
+        };
+        make(&at, &at_name)?;
+        let st = handles::stat(&at, &at_name)?.ok_or_else(|| io::Error::other("gone once made"))?;
+        Ok(Made { k, at, name: at_name, ids: handles::ids(&st), out })
+    }
+
+    /// Puts an entry made in a room at its place (never over anything); notes what it is.
+    fn place(&self, made: Made) -> io::Result<()> {
+        if let Some((dir, name)) = &made.out {
+            if let Err(e) = handles::move_out(&made.at, &made.name, (dir, name)) {
+                let _ = handles::remove_made(&made.at, &made.name, Some(made.ids));
+                return Err(e);
+            }
+        }
+        self.made.lock().expect("made lock").insert(made.k, made.ids);
+        Ok(())
+    }
+
+    /// Removes what the restore made for item `k`, where it is while the restore runs, while
+    /// it is what was made; else says what was left. Nothing made: nothing to remove.
+    fn remove_made(&self, k: usize) {
+        let Some(made) = self.made.lock().expect("made lock").get(&k).copied() else { return };
+        let Ok((dir, name)) = self.dir_of(k) else { return };
+        if let Err(e) = handles::remove_made(&dir, &name, Some(made)) {
+            self.left(&self.spot(k).0.join(&name), e);
+        }
+    }
+
+    /// A temporary name not removed.
+    fn left(&self, path: &Path, e: io::Error) {
+        let msg = format!("{}: not removed: {e}", path.display());
+        self.log.warn(self.progress, &msg);
+        self.warnings.lock().expect("problems lock").push(msg);
     }
 
     fn remember(&self, dest: &Path, dev: u64, ino: u64) {
@@ -351,18 +516,18 @@ impl<'a> Executor<'a> {
             files.push(item);
         }
         let create = |item: &Item| {
-            let (dir, name) = self.dir_of(self.index_of(item))?;
-            handles::create_file(&dir, &name, item.node.mode)
+            let k = self.index_of(item);
+            let (dir, name) = self.dir_of(k)?;
+            let f = handles::create_file(&dir, &name, item.node.mode)?;
+            let m = f.metadata()?;
+            self.made.lock().expect("made lock").insert(k, (m.dev(), m.ino()));
+            Ok(f)
         };
         let reopen = |item: &Item, ino| {
             let (dir, name) = self.dir_of(self.index_of(item))?;
             handles::reopen_file(&dir, &name, ino)
         };
-        let discard = |item: &Item| {
-            if let Ok((dir, name)) = self.dir_of(self.index_of(item)) {
-                let _ = handles::remove(&dir, &name, false);
-            }
-        };
+        let discard = |item: &Item| self.remove_made(self.index_of(item));
         let placement = data::Placement { create: &create, reopen: &reopen, discard: &discard };
         let finish = |f: &File, item: &Item, fresh| {
             for w in meta::apply_fd(f, &item.node, self.as_root, self.owner_of(item), fresh) {
@@ -388,18 +553,25 @@ impl<'a> Executor<'a> {
     /// Puts the file at `from` (a private copy of the entry, with its metadata) beside the
     /// destination of `item`: linked where both are on one file system, else copied.
     fn bring(&self, item: &Item, from: &Path, finish: &(dyn Fn(&File, &Item, bool) + Sync)) -> io::Result<()> {
-        let (dir, name) = self.dir_of(self.index_of(item))?;
+        let k = self.index_of(item);
+        let (dir, name) = self.dir_of(k)?;
         let (src_dir, src_name) = self.folders.parent_of(from)?;
-        match handles::link((&src_dir, src_name), (&dir, &name)) {
-            Ok(()) => {}
+        let ids = match handles::link((&src_dir, src_name), (&dir, &name)) {
+            // The private copy's folder: nobody else changes what is at that name.
+            Ok(()) => handles::stat(&src_dir, src_name)?.map(|st| handles::ids(&st)),
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                 let mut input =
                     File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(from)?;
                 let out = handles::create_file(&dir, &name, item.node.mode)?;
+                let m = out.metadata()?;
                 std::io::copy(&mut input, &mut &out)?;
                 finish(&out, item, true);
+                Some((m.dev(), m.ino()))
             }
             Err(e) => return Err(e),
+        };
+        if let Some(ids) = ids {
+            self.made.lock().expect("made lock").insert(k, ids);
         }
         self.progress.add(1, item.node.size);
         Ok(())
@@ -413,20 +585,27 @@ impl<'a> Executor<'a> {
             .filter(|&k| !matches!(items[k].node.kind, NodeKind::Dir | NodeKind::File) && self.how[k] != How::Nothing)
             .filter(|&k| !self.has_failed(&items[k].dest))
             .collect();
-        others.par_iter().for_each(|&k| {
-            let item = &items[k];
-            let made = self.dir_of(k).map_err(|e| format!("cannot create: {e}")).and_then(|(dir, name)| {
-                make_special(item, &dir, &name, self.as_root)?;
-                Ok((dir, name))
-            });
-            match made {
-                Ok((dir, name)) => {
-                    for w in meta::apply_at(&dir, &name, &item.node, self.as_root, self.owner_of(item)) {
-                        self.warn(&item.dest, w);
-                    }
-                    self.progress.add(1, 0);
+        let made: Vec<Made> = others
+            .par_iter()
+            .filter_map(|&k| match self.make(k, &|dir, name| make_special(&items[k], dir, name, self.as_root)) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.fail(&items[k].dest, format!("cannot create: {e}"));
+                    None
                 }
-                Err(e) => self.fail(&item.dest, e),
+            })
+            .collect();
+        lifeboat_storage::faults::pause_point(|| format!("links and special files of {} made", self.slug));
+        // Their metadata by name where nobody else can change names: in the room, or in a
+        // folder only root or this user can change; then each goes to its place.
+        made.into_par_iter().for_each(|made| {
+            let item = &items[made.k];
+            for w in meta::apply_at(&made.at, &made.name, &item.node, self.as_root, self.owner_of(item)) {
+                self.warn(&item.dest, w);
+            }
+            match self.place(made) {
+                Ok(()) => self.progress.add(1, 0),
+                Err(e) => self.fail(&item.dest, format!("cannot create: {e}")),
             }
         });
         others.into_iter().map(|k| &items[k]).collect()
@@ -435,12 +614,19 @@ impl<'a> Executor<'a> {
     /// The other names of hard-linked files, linked to their first name.
     fn make_links(&self, links: &[(&Item, usize)]) {
         for (item, first) in links {
+            let k = self.index_of(item);
+            let ids = self.made.lock().expect("made lock").get(first).copied();
             let made = self.dir_of(*first).and_then(|from| {
-                let to = self.dir_of(self.index_of(item))?;
-                handles::link((&from.0, &from.1), (&to.0, &to.1))
+                let ids = ids.ok_or_else(|| io::Error::other("its first name was not made"))?;
+                let to = self.dir_of(k)?;
+                handles::link_made((&from.0, &from.1), ids, (&to.0, &to.1))?;
+                Ok(ids)
             });
             match made {
-                Ok(()) => self.progress.add(1, 0),
+                Ok(ids) => {
+                    self.made.lock().expect("made lock").insert(k, ids);
+                    self.progress.add(1, 0)
+                }
                 Err(e) => {
                     let first = &self.plan.items[*first].dest;
                     self.fail(&item.dest, format!("cannot link to {}: {e}", first.display()))
@@ -464,10 +650,9 @@ impl<'a> Executor<'a> {
     /// Removes everything written beside the destination: the device is as it was.
     pub fn discard(&self) {
         for k in (0..self.how.len()).filter(|&k| self.how[k] == How::Beside) {
-            if let Ok((dir, name)) = self.dir_of(k) {
-                let _ = handles::remove_tree(&dir, &name);
-            }
+            self.remove_made(k);
         }
+        self.remove_rooms();
         self.close_up();
         self.put_back_times();
     }
@@ -492,9 +677,7 @@ impl<'a> Executor<'a> {
         for k in (0..self.how.len()).filter(|&k| self.how[k] == How::Beside) {
             let item = &self.plan.items[k];
             if self.has_failed(&item.dest) {
-                if let Ok((dir, name)) = self.dir_of(k) {
-                    let _ = handles::remove_tree(&dir, &name);
-                }
+                self.remove_made(k);
                 continue;
             }
             if let Err(e) = self.put(k) {
@@ -598,7 +781,7 @@ impl<'a> Executor<'a> {
                 Err(e) => return Err(e),
             }
         }
-        let _ = handles::remove_tree(dir, temp);
+        self.remove_made(k);
         self.fail(dest, "changed while restoring: kept".into());
         Ok(())
     }
@@ -644,7 +827,7 @@ impl<'a> Executor<'a> {
 }
 
 /// Creates a symlink, FIFO or device node as `name` in `dir`.
-fn make_special(item: &Item, dir: &handles::Dir, name: &OsStr, as_root: bool) -> Result<(), String> {
+fn make_special(item: &Item, dir: &handles::Dir, name: &OsStr, as_root: bool) -> io::Result<()> {
     use nix::sys::stat::SFlag;
     let made = match item.node.kind {
         NodeKind::Symlink => {
@@ -656,8 +839,10 @@ fn make_special(item: &Item, dir: &handles::Dir, name: &OsStr, as_root: bool) ->
             let kind = if item.node.kind == NodeKind::CharDevice { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
             handles::special(dir, name, kind, item.node.mode, item.node.rdev().unwrap_or(0))
         }
-        NodeKind::CharDevice | NodeKind::BlockDevice => return Err("device files are restored only by root".into()),
+        NodeKind::CharDevice | NodeKind::BlockDevice => {
+            return Err(io::Error::other("device files are restored only by root"))
+        }
         _ => return Ok(()),
     };
-    made.map_err(|e| format!("cannot create: {e}"))
+    made
 }
