@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use lifeboat_engine::app::RestoreOrder;
+use lifeboat_engine::app::{Pick, RestoreOrder};
 use lifeboat_engine::{Progress, RunLog};
 
 use super::print_json;
@@ -20,8 +20,8 @@ fn is_stdio(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
-pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, location: Option<&str>) -> Result<i32> {
-    let found = ctx.find_backup(slug, location, None)?;
+pub fn export(ctx: &Context, slug: &str, output: &Path, encrypt: bool, pick: &Pick) -> Result<i32> {
+    let found = ctx.pick_backup(slug, pick)?;
     let snap = &found.snapshot;
     let passphrase = if snap.protected || encrypt {
         ctx.backup_file_password("Password for the backup file: ", encrypt && !snap.protected)?

@@ -47,7 +47,7 @@ pub async fn download(
     tokio::task::spawn_blocking(move || {
         let app = d.app();
         let planned = (|| -> ApiResult<_> {
-            let found = super::backups::find(&d, &slug, &at)?;
+            let found = super::backups::find(&d, &slug, &at, true)?;
             let passphrase = if found.snapshot.protected { password(&app)? } else { None };
             Ok((found, passphrase))
         })();

@@ -45,7 +45,7 @@ use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
 
 pub use backing_up::{schedule_tag, BackedUp, BackupOrder, ForgetOrder, Forgotten, RetentionOutcome};
 pub use browsing::{Opened, Search};
-pub use listing::{Found, Listing, Unavailable, Unreadable};
+pub use listing::{Found, Listing, Pick, Unavailable, Unreadable};
 pub use moving::Copied;
 pub use restoring::RestoreOrder;
 pub use surveying::{LocationCheck, LocationSurvey, RepositoryHealth};

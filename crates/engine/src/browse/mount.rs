@@ -69,12 +69,17 @@ fn time_of(t: lifeboat_repository::Timestamp) -> SystemTime {
 }
 
 impl BackupFs {
-    pub fn new(repo: &Repository, snapshots: Vec<Snapshot>) -> EngineResult<BackupFs> {
+    /// `latest_of`: the backups `latest` may lead to (a device's).
+    pub fn new(
+        repo: &Repository,
+        snapshots: Vec<Snapshot>,
+        latest_of: &dyn Fn(&Snapshot) -> bool,
+    ) -> EngineResult<BackupFs> {
         let mut snapshots = snapshots;
         snapshots.sort_by(|a, b| a.slug.cmp(&b.slug));
         let latest = snapshots
             .iter()
-            .filter(|s| s.status != SnapshotStatus::Failed)
+            .filter(|s| s.status != SnapshotStatus::Failed && latest_of(s))
             .max_by_key(|s| s.date)
             .map(|s| s.slug.clone());
         let mut views = Vec::new();

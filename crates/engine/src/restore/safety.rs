@@ -22,6 +22,7 @@ use crate::EngineResult;
 pub(crate) fn make(
     repo: &Repository,
     dirs: &Dirs,
+    device: Option<&crate::Device>,
     snapshot: &Snapshot,
     plan: &Plan,
     configured: &[Unit],
@@ -101,6 +102,7 @@ pub(crate) fn make(
         safety: Some(crate::backup::SafetyOptions { verified: verified.clone(), remove }),
         // A safety backup has no parent: it reads every file it holds.
         existing: Vec::new(),
+        device: device.cloned(),
     };
     let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
     let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;
