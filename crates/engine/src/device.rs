@@ -2,8 +2,9 @@
 //!
 //! A device has an id, random and made once (`device-id` beside its keys, in the
 //! configuration folder), and a name a person reads (`device_name`, else the host name). Every
-//! backup records both; a backup made before devices had ids is its host's. A device renamed
-//! keeps its backups: they are its own by id.
+//! backup records both; a backup made before devices had ids is its host's, and so is every
+//! backup of its host to a device that has made none yet. A device renamed keeps its backups:
+//! they are its own by id.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,12 +61,13 @@ impl Devices {
 }
 
 impl Device {
-    /// Whether this device made the backup: by id, or by host name for a backup without one.
+    /// Whether this device made the backup: by id; by host name for a backup without one,
+    /// and on a device that has made no backup yet (a reinstalled system, or a user renamed
+    /// as on Sailfish OS, "nemo" to "defaultuser": a new configuration on the same host).
     pub fn owns(&self, s: &Snapshot) -> bool {
         match (&s.device_id, &self.id) {
             (Some(theirs), Some(mine)) => theirs == mine,
-            (Some(_), None) => false,
-            (None, _) => s.host == self.host,
+            (_, None) | (None, _) => s.host == self.host,
         }
     }
 
@@ -171,6 +173,10 @@ mod tests {
         assert!(!me.owns(&snap("laptop", None, None, 0).1));
         assert!(me.owns(&snap("other-host", Some(&"a".repeat(32)), Some("old-name"), 0).1));
         assert!(!me.owns(&snap("pi", Some(&"b".repeat(32)), Some("pi"), 0).1));
+        // Before its first backup a device is its host.
+        let fresh = Device { id: None, ..me };
+        assert!(fresh.owns(&snap("pi", Some(&"b".repeat(32)), Some("pi"), 0).1));
+        assert!(!fresh.owns(&snap("laptop", Some(&"b".repeat(32)), Some("laptop"), 0).1));
     }
 
     #[test]

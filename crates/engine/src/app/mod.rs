@@ -14,7 +14,8 @@
 //! | export a backup file / import one | [`Lifeboat::plan_export`] / [`Lifeboat::import`] |
 //! | restore from a backup file | [`Lifeboat::restore_file`] |
 //! | list backups over every location | [`Lifeboat::list_backups`] |
-//! | find a backup (slug, prefix) | [`Lifeboat::find_backup`] |
+//! | find a backup (slug, prefix, name, `latest`; by device; one location when it acts) | [`Lifeboat::pick_backup`], [`Lifeboat::find_backup`] |
+//! | this device | [`Lifeboat::this_device`] |
 //! | pin, remove | [`Lifeboat::pin`], [`Lifeboat::remove`] |
 //! | units with sizes | [`Lifeboat::units`] |
 //! | estimate | [`Lifeboat::estimate`] |

@@ -202,16 +202,7 @@ impl Restore<'_> {
                 return Ok(None);
             }
             self.progress.set_phase("making a safety backup of what the restore changes");
-            safety::make(
-                self.repo,
-                self.dirs,
-                req.device.as_ref(),
-                snapshot,
-                &plan,
-                &req.configured,
-                verified,
-                self.log,
-            )
+            safety::make(self.repo, self.dirs, snapshot, &plan, req, verified, self.log)
         };
         let carried = carry_out(
             &plan,

@@ -22,10 +22,9 @@ use crate::EngineResult;
 pub(crate) fn make(
     repo: &Repository,
     dirs: &Dirs,
-    device: Option<&crate::Device>,
     snapshot: &Snapshot,
     plan: &Plan,
-    configured: &[Unit],
+    req: &super::RestoreRequest,
     verified: &HashSet<Id>,
     log: &RunLog,
 ) -> EngineResult<Option<SafetyBackup>> {
@@ -67,7 +66,8 @@ pub(crate) fn make(
     let units: Vec<Unit> = chosen
         .iter()
         .map(|(name, roots)| {
-            let title = configured
+            let title = req
+                .configured
                 .iter()
                 .find(|u| u.name == *name)
                 .map(|u| u.title.clone())
@@ -102,7 +102,7 @@ pub(crate) fn make(
         safety: Some(crate::backup::SafetyOptions { verified: verified.clone(), remove }),
         // A safety backup has no parent: it reads every file it holds.
         existing: Vec::new(),
-        device: device.cloned(),
+        device: req.device.clone(),
     };
     let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
     let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;
