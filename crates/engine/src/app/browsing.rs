@@ -204,7 +204,8 @@ impl Lifeboat {
             snaps.into_iter().filter(|(_, s)| shown.admits(&this, &names, s)).map(|(_, s)| s).collect();
         // Read before the view is served, so that the first program to look in does not wait.
         repo.load_index()?;
-        let fs = BackupFs::new(&repo, snaps, &|s| latest_of.admits(&this, &names, s))?;
+        let device_of = |s: &Snapshot| this.name_of(&names, s).to_string();
+        let fs = BackupFs::new(&repo, snaps, &|s| latest_of.admits(&this, &names, s), &device_of)?;
         mount::mount(fs, at)
     }
 
