@@ -68,7 +68,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Restore { resume: true, location, json, .. } => {
                 // The interrupted restore was decided already: whoever's backup it was, it
                 // runs again as it was asked.
-                let (slug, order) = ctx.take_interrupted_restore(false)?;
+                let (slug, mut order) = ctx.take_interrupted_restore(false)?;
+                let found = ctx.pick_backup(&slug, &location.pick(true))?;
+                order.from_device = Some(found.device);
                 backups::restore(&ctx, &slug, order, &location.pick(true), json)
             }
             BackupsCommand::Restore { undo: true, location, json, .. } => {

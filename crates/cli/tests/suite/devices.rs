@@ -40,6 +40,31 @@ fn run_nightly(sb: &Sandbox) -> String {
     slug
 }
 
+/// Runs lifeboat on a terminal (util-linux `script` gives it one), typing `input`; what it
+/// wrote, both streams, is in `stdout`.
+fn on_a_terminal(sb: &Sandbox, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let c = sb.command();
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let mut line = quote(c.get_program());
+    for a in c.get_args().chain(args.iter().map(std::ffi::OsStr::new)) {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut script = std::process::Command::new("script");
+    script.env_clear();
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    script.args(["-qec", &line, "/dev/null"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = script.spawn().expect("running script");
+    child.stdin.take().expect("its input").write_all(input.as_bytes()).expect("typing");
+    child.wait_with_output().expect("its output")
+}
+
 fn list(sb: &Sandbox, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["backups", "list", "--json"];
     args.extend_from_slice(extra);
@@ -116,6 +141,19 @@ fn two_devices_sharing_an_s3_location_keep_to_their_own_backups() {
     assert_eq!(std::fs::read_to_string(parent.home.join("docs/whose")).unwrap(), "parent's file");
     let wrong = parent.run(&["backups", "restore", &k1, "--from-device", "parent"]);
     assert_eq!(wrong.status.code(), Some(2), "another name is no decision: {}", stderr(&wrong));
+    // On a terminal it says whose backup it is and asks: no changes nothing, yes restores.
+    if crate::common::servers::find_program("script").is_some() {
+        let declined = on_a_terminal(&parent, &["backups", "restore", &k1, "--quiet"], "n\n");
+        let said = String::from_utf8_lossy(&declined.stdout).into_owned();
+        assert_eq!(declined.status.code(), Some(2), "{said}");
+        assert!(said.contains("is from device kids") && said.contains("Nothing was restored"), "{said}");
+        assert_eq!(std::fs::read_to_string(parent.home.join("docs/whose")).unwrap(), "parent's file");
+        let accepted = on_a_terminal(&parent, &["backups", "restore", &k1, "--quiet"], "y\n");
+        let said = String::from_utf8_lossy(&accepted.stdout).into_owned();
+        assert_eq!(accepted.status.code(), Some(0), "{said}");
+        assert_eq!(std::fs::read_to_string(parent.home.join("docs/whose")).unwrap(), "kids's file");
+        std::fs::write(parent.home.join("docs/whose"), "parent's file").unwrap();
+    }
     // Under a target folder it needs no decision; in place, with the device named, it is done.
     let target = parent.dir.path().join("theirs");
     parent.ok(&["backups", "restore", &k1, "--target", target.to_str().unwrap()]);
