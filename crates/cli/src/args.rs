@@ -64,6 +64,13 @@ pub enum Command {
         /// The location whose backups to show (default: the default location).
         #[arg(long)]
         location: Option<String>,
+        /// Only the backups of the device of this name, MOUNTPOINT/latest its newest
+        /// (default: every device's backups, MOUNTPOINT/latest this device's newest).
+        #[arg(long, value_name = "NAME", conflicts_with = "all_devices")]
+        device: Option<String>,
+        /// Every device's backups, MOUNTPOINT/latest the newest of any device.
+        #[arg(long)]
+        all_devices: bool,
     },
     /// How much each unit holds and how much of it a backup would add.
     Estimate {
@@ -187,6 +194,39 @@ pub struct LocationArg {
     pub location: Option<String>,
 }
 
+/// Where a backup named on the command line is looked for, and among whose backups.
+#[derive(Args, Clone)]
+pub struct WhichArgs {
+    /// The location (default: wherever the backup is; a command that changes something asks
+    /// for this when the backup is in several).
+    #[arg(long)]
+    pub location: Option<String>,
+    /// Among the backups of the device of this name (default: `latest` is this device's
+    /// newest; a slug may be any device's).
+    #[arg(long, value_name = "NAME", conflicts_with = "all_devices")]
+    pub device: Option<String>,
+    /// Among every device's backups: `latest` is the newest of any device.
+    #[arg(long)]
+    pub all_devices: bool,
+}
+
+impl WhichArgs {
+    /// How the engine is to look for the backup; `acting`: the command changes something.
+    pub fn pick(&self, acting: bool) -> lifeboat_engine::app::Pick {
+        lifeboat_engine::app::Pick {
+            location: self.location.clone(),
+            except: None,
+            devices: devices(self.device.as_deref(), self.all_devices),
+            acting,
+        }
+    }
+}
+
+/// `--device NAME` and `--all-devices`, when either is given.
+pub fn devices(device: Option<&str>, all: bool) -> Option<lifeboat_engine::Devices> {
+    (device.is_some() || all).then(|| lifeboat_engine::Devices::from_args(device, all))
+}
+
 #[derive(Subcommand)]
 pub enum BackupsCommand {
     /// Make a backup (all units unless --unit is given).
@@ -215,6 +255,12 @@ pub enum BackupsCommand {
         /// Only backups made on this host.
         #[arg(long)]
         host: Option<String>,
+        /// Only the backups of the device of this name (default: every device's).
+        #[arg(long, value_name = "NAME", conflicts_with = "all_devices")]
+        device: Option<String>,
+        /// Every device's backups (the default, said outright).
+        #[arg(long)]
+        all_devices: bool,
         /// Only backups with this tag (repeatable: all of them).
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
@@ -227,14 +273,14 @@ pub enum BackupsCommand {
         #[arg(help = SLUG_HELP)]
         slug: String,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
     },
     /// Let retention and `backups forget` remove a backup again.
     Unpin {
         #[arg(help = SLUG_HELP)]
         slug: String,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
     },
     /// Remove the backups that the --keep rules do not keep (pinned ones always stay), then
     /// reclaim their space. The rules are those of a schedule's retention (docs/CONFIG.md).
@@ -250,6 +296,13 @@ pub enum BackupsCommand {
         /// Do not reclaim the space now (a later `lifeboat prune` does).
         #[arg(long)]
         no_prune: bool,
+        /// Count and remove the backups of the device of this name (default: this device's
+        /// only; another device's backups are its own retention's).
+        #[arg(long, value_name = "NAME", conflicts_with = "all_devices")]
+        device: Option<String>,
+        /// Count and remove every device's backups together.
+        #[arg(long)]
+        all_devices: bool,
         /// The location (default: the default location).
         #[arg(long)]
         location: Option<String>,
@@ -275,7 +328,7 @@ pub enum BackupsCommand {
         #[arg(help = SLUG_HELP)]
         slug: String,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
         /// Print the backup as a JSON object.
         #[arg(long)]
         json: bool,
@@ -299,7 +352,7 @@ pub enum BackupsCommand {
         #[arg(long)]
         no_encryption: bool,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
     },
     /// Add a backup file's backup to a location (only what it lacks is stored).
     Import {
@@ -356,6 +409,10 @@ pub enum BackupsCommand {
         /// Skip the safety backup of what an in-place restore overwrites.
         #[arg(long)]
         no_safety_backup: bool,
+        /// Restore in place a backup another device made, whose name this is: its files
+        /// replace this device's (asked on a terminal; refused without it otherwise).
+        #[arg(long, value_name = "NAME")]
+        from_device: Option<String>,
         /// Take a file whose size and date match the backup's as unchanged, without reading
         /// it to compare its content (faster; a file damaged with its date intact stays so).
         #[arg(long)]
@@ -366,7 +423,7 @@ pub enum BackupsCommand {
         #[arg(long = "path", value_name = "PATH", conflicts_with = "from_file")]
         paths: Vec<String>,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
         /// Print the plan or what was restored as JSON.
         #[arg(long)]
         json: bool,
@@ -385,7 +442,7 @@ pub enum BackupsCommand {
         #[arg(short, long)]
         long: bool,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
         /// Print the entries as a JSON array.
         #[arg(long)]
         json: bool,
@@ -403,6 +460,12 @@ pub enum BackupsCommand {
         /// Only the backups of this location (default: every location).
         #[arg(long)]
         location: Option<String>,
+        /// Only the backups of the device of this name (default: every device's).
+        #[arg(long, value_name = "NAME", conflicts_with = "all_devices")]
+        device: Option<String>,
+        /// Every device's backups (the default, said outright).
+        #[arg(long)]
+        all_devices: bool,
         /// Print the matches as a JSON array.
         #[arg(long)]
         json: bool,
@@ -423,7 +486,7 @@ pub enum BackupsCommand {
         #[arg(long, conflicts_with = "b")]
         by_content: bool,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
         /// Print the changes as a JSON object.
         #[arg(long)]
         json: bool,
@@ -435,14 +498,14 @@ pub enum BackupsCommand {
         /// The file or folder, as on the device: ~/notes/todo.txt.
         path: String,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
     },
     /// Remove a backup (its space is reclaimed by `lifeboat prune`).
     Remove {
         #[arg(help = SLUG_HELP)]
         slug: String,
         #[command(flatten)]
-        location: LocationArg,
+        location: WhichArgs,
     },
 }
 

@@ -160,7 +160,10 @@ pub fn stale_locations(d: &Shared, now: Timestamp) -> Vec<Stale> {
         let newest = app.location(Some(&name)).and_then(|loc| {
             let Some(repo) = app.existing_repository(loc)? else { return Ok(None) };
             let (snaps, _) = repo.snapshots()?;
-            Ok(snaps.iter().filter(|(_, s)| s.status != SnapshotStatus::Failed).map(|(_, s)| s.finished).max())
+            // Another device's backups there do not make this one's fresh.
+            let this = app.this_device()?;
+            let mine = snaps.iter().filter(|(_, s)| s.status != SnapshotStatus::Failed && this.owns(s));
+            Ok(mine.map(|(_, s)| s.finished).max())
         });
         // A location out of reach now (a card taken out) is not thereby without backups: the
         // history of this device says when one last succeeded there.

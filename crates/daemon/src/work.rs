@@ -186,6 +186,9 @@ pub struct RestoreSpec {
     /// content (by default it is compared, so a file damaged on the device is repaired).
     #[serde(default)]
     pub trust_dates: bool,
+    /// In place, a backup another device made is restored only when this names its device.
+    #[serde(default)]
+    pub from_device: Option<String>,
 }
 
 impl RestoreSpec {
@@ -201,6 +204,7 @@ impl RestoreSpec {
             devices: false,
             paths: self.paths.clone(),
             trust_dates: self.trust_dates,
+            from_device: self.from_device.clone(),
         }
     }
 }

@@ -22,6 +22,7 @@ export async function backupView(api, slug) {
     ['Size', `${bytes(b.size)} in ${b.files} files`],
     ['Stored', `${bytes(b.stored)} new in the location`],
     ['Protected', b.protected ? 'With a password' : 'With this device\'s key'],
+    ['Device', b.this_device ? `${b.device} (this device)` : b.device],
     ['Made on', `${b.host} by ${b.user} (home ${b.home})`],
     ['Pinned', b.pinned ? 'Yes: retention never removes it' : 'No'],
     ['Identifier', b.slug],
@@ -87,6 +88,10 @@ function restoreForm(api, b, q, selection) {
   const result = h('div', {});
   const button = h('button', { type: 'submit' }, 'Restore');
   const chosen = h('p', { class: 'notice', role: 'status', hidden: true });
+  // Another device's backup in place puts that device's files here: said before the button,
+  // and the request names the device (the API refuses it otherwise).
+  const otherDevice = b.this_device ? null : h('p', { class: 'notice warn', role: 'note', dataset: { otherDevice: b.device } },
+    `This backup is from ${b.device}, not this device: restored in place, its files replace this device's.`);
   const units = h('fieldset', {}, h('legend', {}, 'Units'), unitChecks);
   const form = h('form', { class: 'card', 'aria-labelledby': 'restore-title' },
     h('h2', { id: 'restore-title' }, 'Restore'),
@@ -99,7 +104,7 @@ function restoreForm(api, b, q, selection) {
     h('fieldset', {}, h('legend', {}, 'Files already there'),
       radio('mode', 'merge', 'Merge', true, '(restored files replace those of the same name; others stay)'),
       radio('mode', 'replace', 'Replace', false, '(the restored folders become exactly what the backup holds)')),
-    h('div', { class: 'actions' }, button), result);
+    otherDevice, h('div', { class: 'actions' }, button), result);
   form.addEventListener('selection', () => {
     const n = selection.size;
     chosen.hidden = n === 0;
@@ -132,6 +137,7 @@ function restoreForm(api, b, q, selection) {
     }
     if (where === 'target') body.target = path;
     if (where === 'home') body.home = path;
+    if (where !== 'target' && !b.this_device) body.from_device = b.device;
     if (where === 'place' && form.mode.value === 'replace') {
       const ok = await confirmDialog('Replace the files on this device?', 'Files in the restored folders that the backup does not hold will be removed (a safety backup is made first).', 'Replace');
       if (!ok) return;

@@ -129,11 +129,12 @@ export function backupList(listing) {
   const problems = listing.unavailable.map((u) =>
     h('p', { class: 'notice warn', role: 'status' }, `The backups in ${u.location} cannot be listed: ${u.reason}. Connect it and reload.`));
   if (listing.backups.length === 0) return h('div', {}, problems, h('p', { class: 'muted' }, 'No backups yet.'));
-  const head = ['Name', 'Date', 'Location', 'Size', 'Type', 'Status', 'Protected', 'Pinned'];
+  const head = ['Name', 'Date', 'Device', 'Location', 'Size', 'Type', 'Status', 'Protected', 'Pinned'];
   const rows = listing.backups.map((b) =>
     h('tr', { dataset: { slug: b.slug } },
       td('Name', h('a', { href: backupHref(b) }, b.name || b.slug)),
       td('Date', date(b.date)),
+      td('Device', b.this_device ? `${b.device} (this device)` : b.device),
       td('Location', b.location),
       td('Size', bytes(b.size)),
       td('Type', b.type === 'full' ? 'Full' : `Partial: ${b.units.join(', ')}`),

@@ -1,6 +1,10 @@
 //! Backups as people see them: the fields of `backups list --json` (DESIGN.md).
 
+use std::collections::HashMap;
+
 use lifeboat_repository::{Id, Snapshot};
+
+use crate::Device;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -19,6 +23,12 @@ pub struct BackupInfo {
     pub protected: bool,
     pub status: &'static str,
     pub pinned: bool,
+    /// The name of the device that made it (its newest name, when it was renamed).
+    pub device: String,
+    /// Its device's id; none for a backup made before devices had ids.
+    pub device_id: Option<String>,
+    /// Whether this device made it.
+    pub this_device: bool,
     pub host: String,
     pub user: String,
     pub home: String,
@@ -49,6 +59,9 @@ impl BackupInfo {
             protected: s.protected,
             status: s.status.as_str(),
             pinned: s.pinned,
+            device: s.device_name().to_string(),
+            device_id: s.device_id.clone(),
+            this_device: false,
             host: s.host.clone(),
             user: s.user.clone(),
             home: s.home.display(),
@@ -61,6 +74,14 @@ impl BackupInfo {
             id: id.to_hex(),
             tags: s.tags.clone(),
         }
+    }
+
+    /// With its device as this device sees it: its own backups under its current name, another
+    /// device's under the newest name in `names` (see [`crate::device::current_names`]).
+    pub fn seen_from(mut self, this: &Device, names: &HashMap<String, String>, s: &Snapshot) -> BackupInfo {
+        self.device = this.name_of(names, s).to_string();
+        self.this_device = this.owns(s);
+        self
     }
 }
 

@@ -13,6 +13,10 @@ use crate::{EngineError, EngineResult};
 pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_location: Option<String>,
+    /// This device's name in every backup it makes (default: the host name). Renaming keeps
+    /// its backups its own: they are known by the device's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
     #[serde(default)]
     pub location: BTreeMap<String, LocationConfig>,
     #[serde(default)]
@@ -300,6 +304,15 @@ pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
             if !known {
                 return Err(err(format!("names no [unit.{u}]")));
             }
+        }
+    }
+    if let Some(d) = &config.device_name {
+        let bad = d.trim().is_empty() || d.chars().any(char::is_control) || d.chars().count() > 64;
+        if bad {
+            return Err(EngineError::Config {
+                path: path.to_path_buf(),
+                detail: format!("device_name = {d:?} must be 1 to 64 characters with no control characters"),
+            });
         }
     }
     if let Some(d) = &config.default_location {

@@ -99,6 +99,13 @@ pub enum EngineError {
     PathNotInBackup { slug: String, path: String },
     #[error("no backup matches {slug} in any location")]
     NotHeld { slug: String },
+    #[error("backup {slug} is in several locations ({locations}): name one with --location")]
+    InSeveralLocations { slug: String, locations: String },
+    #[error(
+        "backup {slug} is from device {device}, not this one: restoring it in place puts that device's files here; \
+         pass --from-device {device} to do so, or restore it under --target"
+    )]
+    OtherDevice { slug: String, device: String },
     #[error("the safety backup {slug} could not hold all of unit {unit} ({problem}); nothing was restored")]
     SafetyBackup { slug: String, unit: String, problem: String },
     #[error("{failed} entries could not be restored ({first}); nothing was changed on this device")]
@@ -238,6 +245,8 @@ impl EngineError {
             | EngineError::UnitNotInBackup { .. }
             | EngineError::NoHome
             | EngineError::BadTarget(_)
+            | EngineError::InSeveralLocations { .. }
+            | EngineError::OtherDevice { .. }
             | EngineError::BadName { .. } => K::BadInput,
             EngineError::NotHeld { .. }
             | EngineError::PathNotInBackup { .. }

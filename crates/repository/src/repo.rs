@@ -1009,15 +1009,22 @@ impl Repository {
     /// for a restore or browse); anything else, "latest" included, from a fresh listing, so a
     /// backup another device made a moment ago is never missed or passed over.
     pub fn find_snapshot(&self, slug: &str) -> RepoResult<(Id, Snapshot)> {
+        self.find_snapshot_among(slug, &|_| true)
+    }
+
+    /// [`Repository::find_snapshot`] among the backups `among` admits (a device's): `latest`
+    /// is their newest, and a prefix or a name need only be unique among them.
+    pub fn find_snapshot_among(&self, slug: &str, among: &dyn Fn(&Snapshot) -> bool) -> RepoResult<(Id, Snapshot)> {
         let fresh = matches!(&*self.inner.listed_at_open.lock().expect("listing lock"),
             Some((at, _)) if at.elapsed() <= OPEN_LISTING_FRESH);
         if slug != "latest" && fresh {
             let (listed, _) = self.snapshots_listed_at_open()?;
-            if let Some(found) = listed.into_iter().find(|(_, s)| s.slug == slug) {
+            if let Some(found) = listed.into_iter().find(|(_, s)| s.slug == slug && among(s)) {
                 return Ok(found);
             }
         }
-        let (all, _) = self.snapshots()?;
+        let (mut all, _) = self.snapshots()?;
+        all.retain(|(_, s)| among(s));
         if slug == "latest" {
             // The newest backup that holds something: a failed one is listed, not chosen.
             return all

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use lifeboat_engine::app::{FileEncryption, RestoreOrder};
+use lifeboat_engine::app::{FileEncryption, Pick, RestoreOrder};
 use lifeboat_engine::{Progress, RunLog};
 
 use super::print_json;
@@ -26,9 +26,9 @@ pub fn export(
     output: &Path,
     encrypt: bool,
     no_encryption: bool,
-    location: Option<&str>,
+    pick: &Pick,
 ) -> Result<i32> {
-    let found = ctx.find_backup(slug, location, None)?;
+    let found = ctx.pick_backup(slug, pick)?;
     let snap = &found.snapshot;
     let encryption = if snap.protected {
         ctx.backup_file_password("Password for the backup file: ", false)?

@@ -2,8 +2,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use lifeboat_engine::app::{BackupOrder, RestoreOrder};
-use lifeboat_engine::{BackupInfo, Progress, RunLog};
+use std::io::{IsTerminal, Write};
+
+use lifeboat_engine::app::{BackupOrder, Pick, RestoreOrder};
+use lifeboat_engine::{BackupInfo, Devices, Progress, RunLog};
 use lifeboat_repository::SnapshotStatus;
 
 use super::print_json;
@@ -108,9 +110,16 @@ fn located(location: &str, error: &lifeboat_engine::EngineError) -> String {
     }
 }
 
-pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, tags: &[String], json: bool) -> Result<i32> {
-    let mut listing = ctx.list_backups(location, host)?;
-    listing.backups.retain(|b| tags.iter().all(|t| b.tags.contains(t)));
+pub fn list(
+    ctx: &Context,
+    location: Option<&str>,
+    host: Option<&str>,
+    devices: &Devices,
+    tags: &[String],
+    json: bool,
+) -> Result<i32> {
+    let mut listing = ctx.list_backups(location, devices)?;
+    listing.backups.retain(|b| tags.iter().all(|t| b.tags.contains(t)) && host.is_none_or(|h| b.host == h));
     let mut code = exit::OK;
     if listing.unavailable.len() == listing.asked {
         // Not one location could be listed (a wrong password, every server down): what they
@@ -151,6 +160,7 @@ pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, tags: &[S
                         .map(|t| format::local_time(&t))
                         .unwrap_or_else(|_| b.date.clone()),
                     b.name.clone(),
+                    b.device.clone(),
                     b.location.clone(),
                     b.kind.to_string(),
                     format::bytes(b.size),
@@ -159,13 +169,16 @@ pub fn list(ctx: &Context, location: Option<&str>, host: Option<&str>, tags: &[S
                 ]
             })
             .collect();
-        out!("{}", format::table(&["SLUG", "DATE", "NAME", "LOCATION", "TYPE", "SIZE", "STATUS", "UNITS"], &rows))?;
+        out!(
+            "{}",
+            format::table(&["SLUG", "DATE", "NAME", "DEVICE", "LOCATION", "TYPE", "SIZE", "STATUS", "UNITS"], &rows)
+        )?;
     }
     Ok(code)
 }
 
-pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Result<i32> {
-    let found = ctx.find_backup(slug, location, None)?;
+pub fn info(ctx: &Context, slug: &str, pick: &Pick, json: bool) -> Result<i32> {
+    let found = ctx.pick_backup(slug, pick)?;
     if json {
         print_json(&found.details(&ctx.dirs().logs))?;
         return Ok(exit::OK);
@@ -176,7 +189,17 @@ pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Re
         ("Date", format::local_time(&snap.date)),
         ("Status", status_words(snap.status).to_string()),
         ("Type", if snap.full { "full" } else { "partial" }.to_string()),
-        ("Device", format!("{} (user {}, home {})", snap.host, snap.user, snap.home.display())),
+        (
+            "Device",
+            format!(
+                "{}{} (host {}, user {}, home {})",
+                found.device,
+                if found.this_device { ", this device" } else { "" },
+                snap.host,
+                snap.user,
+                snap.home.display()
+            ),
+        ),
         (
             "Size",
             format!(
@@ -223,9 +246,25 @@ pub fn info(ctx: &Context, slug: &str, location: Option<&str>, json: bool) -> Re
     Ok(exit::OK)
 }
 
-pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, location: Option<&str>, json: bool) -> Result<i32> {
-    let found = ctx.find_backup(slug, location, None)?;
-    let order = RestoreOrder { target: absolute(order.target)?, ..order };
+pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, pick: &Pick, json: bool) -> Result<i32> {
+    let found = ctx.pick_backup(slug, pick)?;
+    let mut order = RestoreOrder { target: absolute(order.target)?, ..order };
+    let decided = order.from_device.as_deref().is_some_and(|d| found.is_from(d));
+    if order.target.is_none() && !order.dry_run && !found.this_device && !decided {
+        // Another device's files in place of this one's: asked on a terminal; refused
+        // otherwise by the restore itself, with the way to say it is meant.
+        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            let question = format!(
+                "Backup {} is from device {}, not this one: restoring it in place puts {}'s files here. Restore it? [y/N] ",
+                found.snapshot.slug, found.device, found.device
+            );
+            if !ask(&question)? {
+                eprintln!("Nothing was restored.");
+                return Ok(exit::USAGE);
+            }
+            order.from_device = Some(found.device.clone());
+        }
+    }
     let dry_run = order.dry_run;
     let progress = Arc::new(Progress::default());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
@@ -336,8 +375,8 @@ fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
 }
 
 /// `backups pin` and `backups unpin`.
-pub fn pin(ctx: &Context, slug: &str, location: Option<&str>, pinned: bool) -> Result<i32> {
-    let found = ctx.find_backup(slug, location, None)?;
+pub fn pin(ctx: &Context, slug: &str, pick: &Pick, pinned: bool) -> Result<i32> {
+    let found = ctx.pick_backup(slug, pick)?;
     let info = ctx.pin(&found, pinned)?;
     if pinned {
         outln!("Pinned backup {} \"{}\" in {}: retention and forget keep it.", info.slug, info.name, info.location)?;
@@ -370,7 +409,7 @@ pub fn forget(
     for (word, list) in [(gone, &done.removed), (stay, &done.kept)] {
         for b in list {
             let why = if b.pinned { " (pinned)" } else { "" };
-            outln!("{word:<12} {}  {}  \"{}\"{why}", b.slug, b.date, b.name)?;
+            outln!("{word:<12} {}  {}  \"{}\"  {}{why}", b.slug, b.date, b.name, b.device)?;
         }
     }
     outln!(
@@ -387,8 +426,8 @@ pub fn forget(
     Ok(exit::OK)
 }
 
-pub fn remove(ctx: &Context, slug: &str, location: Option<&str>) -> Result<i32> {
-    let found = ctx.find_backup(slug, location, None)?;
+pub fn remove(ctx: &Context, slug: &str, pick: &Pick) -> Result<i32> {
+    let found = ctx.pick_backup(slug, pick)?;
     ctx.remove(&found)?;
     let snap = &found.snapshot;
     outln!(
@@ -426,4 +465,14 @@ pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool)
         outln!("Location {} already holds backup {}; nothing to send.", copied.to.name, info.slug)?;
     }
     Ok(exit::OK)
+}
+
+/// Asks a yes-or-no question on the terminal; anything but yes is no.
+fn ask(question: &str) -> Result<bool> {
+    let mut err = std::io::stderr().lock();
+    write!(err, "{question}")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }

@@ -1,8 +1,8 @@
 use std::io::{IsTerminal, Write};
 
 use anyhow::{bail, Result};
-use lifeboat_engine::app::Opened;
-use lifeboat_engine::Entry;
+use lifeboat_engine::app::{Opened, Pick};
+use lifeboat_engine::{Devices, Entry};
 
 use super::print_json;
 use crate::context::Context;
@@ -16,10 +16,10 @@ pub fn ls(
     path: Option<&str>,
     recursive: bool,
     long: bool,
-    location: Option<&str>,
+    pick: &Pick,
     json: bool,
 ) -> Result<i32> {
-    let found = ctx.find_backup(slug, location, None)?;
+    let found = ctx.pick_backup(slug, pick)?;
     if recursive && !long {
         // Printed as the walk goes: a whole tree is never held.
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -86,8 +86,15 @@ fn long_row(e: &Entry) -> Vec<String> {
     ]
 }
 
-pub fn find(ctx: &Context, patterns: &[String], unit: Option<&str>, location: Option<&str>, json: bool) -> Result<i32> {
-    let search = ctx.find_files(patterns, unit, location)?;
+pub fn find(
+    ctx: &Context,
+    patterns: &[String],
+    unit: Option<&str>,
+    location: Option<&str>,
+    devices: &Devices,
+    json: bool,
+) -> Result<i32> {
+    let search = ctx.find_files(patterns, unit, location, devices)?;
     for u in &search.unavailable {
         eprintln!("warning: location {} was not searched: {}", u.location, u.error);
     }
@@ -118,11 +125,11 @@ pub fn diff(
     b: Option<&str>,
     unit: Option<&str>,
     by_content: bool,
-    location: Option<&str>,
+    pick: &Pick,
     json: bool,
 ) -> Result<i32> {
-    let first = ctx.find_backup(a, location, None)?;
-    let second = b.map(|b| ctx.find_backup(b, location, None)).transpose()?;
+    let first = ctx.pick_backup(a, pick)?;
+    let second = b.map(|b| ctx.pick_backup(b, pick)).transpose()?;
     let d = ctx.diff(&first, second.as_ref(), unit, by_content)?;
     if json {
         print_json(&d)?;
@@ -162,8 +169,8 @@ pub fn diff(
     Ok(if d.problems.is_empty() { exit::OK } else { exit::WARNINGS })
 }
 
-pub fn dump(ctx: &Context, slug: &str, path: &str, location: Option<&str>) -> Result<i32> {
-    let found = ctx.find_backup(slug, location, None)?;
+pub fn dump(ctx: &Context, slug: &str, path: &str, pick: &Pick) -> Result<i32> {
+    let found = ctx.pick_backup(slug, pick)?;
     let stdout = std::io::stdout();
     if let Opened::Folder(e) = ctx.open_file(&found, path)? {
         if stdout.is_terminal() {
@@ -179,7 +186,7 @@ pub fn dump(ctx: &Context, slug: &str, path: &str, location: Option<&str>) -> Re
     Ok(exit::OK)
 }
 
-pub fn mount(ctx: &Context, at: &std::path::Path, location: Option<&str>) -> Result<i32> {
+pub fn mount(ctx: &Context, at: &std::path::Path, location: Option<&str>, devices: Option<&Devices>) -> Result<i32> {
     use nix::sys::signal::{SigSet, Signal};
     // The view's threads inherit this mask, so only the waiter below takes these signals and
     // the view is unmounted cleanly whichever comes.
@@ -188,7 +195,7 @@ pub fn mount(ctx: &Context, at: &std::path::Path, location: Option<&str>) -> Res
         signals.add(s);
     }
     signals.thread_block()?;
-    let mounted = ctx.mount(at, location)?;
+    let mounted = ctx.mount(at, location, devices)?;
     let loc = ctx.location(location)?;
     eprintln!(
         "The backups of {} are at {} (read-only). Ctrl-C or `fusermount3 -u {}` ends it.",

@@ -10,7 +10,7 @@ mod maintenance;
 mod units;
 
 use anyhow::Result;
-use lifeboat_engine::RestoreMode;
+use lifeboat_engine::{Devices, RestoreMode};
 
 use crate::args::{BackupsCommand, Cli, Command, HooksCommand, KeyCommand, LocationsCommand, UnitsCommand};
 use crate::context::Context;
@@ -37,12 +37,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::New { name, units, location, tags, json } => {
                 backups::new(&ctx, name, units, location.as_deref(), tags, json)
             }
-            BackupsCommand::List { location, host, tags, json } => {
-                backups::list(&ctx, location.as_deref(), host.as_deref(), &tags, json)
+            BackupsCommand::List { location, host, device, all_devices, tags, json } => {
+                let devices = crate::args::devices(device.as_deref(), all_devices).unwrap_or(Devices::All);
+                backups::list(&ctx, location.as_deref(), host.as_deref(), &devices, &tags, json)
             }
-            BackupsCommand::Pin { slug, location } => backups::pin(&ctx, &slug, location.location.as_deref(), true),
-            BackupsCommand::Unpin { slug, location } => backups::pin(&ctx, &slug, location.location.as_deref(), false),
-            BackupsCommand::Forget { keep, tags, dry_run, no_prune, location, json } => {
+            BackupsCommand::Pin { slug, location } => backups::pin(&ctx, &slug, &location.pick(true), true),
+            BackupsCommand::Unpin { slug, location } => backups::pin(&ctx, &slug, &location.pick(true), false),
+            BackupsCommand::Forget { keep, tags, dry_run, no_prune, device, all_devices, location, json } => {
                 let policy = lifeboat_engine::RetentionPolicy {
                     keep_last: keep.keep_last,
                     keep_within: keep.keep_within,
@@ -50,28 +51,31 @@ pub fn run(cli: Cli) -> Result<i32> {
                     keep_weekly: keep.keep_weekly,
                     keep_monthly: keep.keep_monthly,
                 };
-                let order = lifeboat_engine::app::ForgetOrder { policy, tags, dry_run, prune: !no_prune };
+                let devices = crate::args::devices(device.as_deref(), all_devices).unwrap_or_default();
+                let order = lifeboat_engine::app::ForgetOrder { policy, tags, dry_run, prune: !no_prune, devices };
                 backups::forget(&ctx, order, location.as_deref(), json)
             }
             BackupsCommand::Copy { slug, to, location, json } => {
                 backups::copy(&ctx, &slug, location.location.as_deref(), &to, json)
             }
-            BackupsCommand::Info { slug, location, json } => {
-                backups::info(&ctx, &slug, location.location.as_deref(), json)
-            }
+            BackupsCommand::Info { slug, location, json } => backups::info(&ctx, &slug, &location.pick(false), json),
             BackupsCommand::Export { slug, output, encrypt, no_encryption, location } => {
-                backup_files::export(&ctx, &slug, &output, encrypt, no_encryption, location.location.as_deref())
+                backup_files::export(&ctx, &slug, &output, encrypt, no_encryption, &location.pick(true))
             }
             BackupsCommand::Import { file, location, json } => {
                 backup_files::import(&ctx, &file, location.as_deref(), json)
             }
             BackupsCommand::Restore { resume: true, location, json, .. } => {
-                let (slug, order) = ctx.take_interrupted_restore(false)?;
-                backups::restore(&ctx, &slug, order, location.location.as_deref(), json)
+                // The interrupted restore was decided already: whoever's backup it was, it
+                // runs again as it was asked.
+                let (slug, mut order) = ctx.take_interrupted_restore(false)?;
+                let found = ctx.pick_backup(&slug, &location.pick(true))?;
+                order.from_device = Some(found.device);
+                backups::restore(&ctx, &slug, order, &location.pick(true), json)
             }
             BackupsCommand::Restore { undo: true, location, json, .. } => {
                 let (slug, order) = ctx.take_interrupted_restore(true)?;
-                backups::restore(&ctx, &slug, order, location.location.as_deref(), json)
+                backups::restore(&ctx, &slug, order, &location.pick(true), json)
             }
             BackupsCommand::Restore {
                 slug,
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 no_safety_backup,
                 trust_dates,
                 paths,
+                from_device,
                 location,
                 json,
                 ..
@@ -105,27 +110,25 @@ pub fn run(cli: Cli) -> Result<i32> {
                     devices,
                     paths,
                     trust_dates,
+                    from_device,
                 };
                 match from_file {
                     Some(file) => backup_files::restore(&ctx, &file, order, with_config, json),
-                    None => {
-                        backups::restore(&ctx, &slug.unwrap_or_default(), order, location.location.as_deref(), json)
-                    }
+                    None => backups::restore(&ctx, &slug.unwrap_or_default(), order, &location.pick(true), json),
                 }
             }
             BackupsCommand::Ls { slug, path, recursive, long, location, json } => {
-                browse::ls(&ctx, &slug, path.as_deref(), recursive, long, location.location.as_deref(), json)
+                browse::ls(&ctx, &slug, path.as_deref(), recursive, long, &location.pick(false), json)
             }
-            BackupsCommand::Find { patterns, unit, location, json } => {
-                browse::find(&ctx, &patterns, unit.as_deref(), location.as_deref(), json)
+            BackupsCommand::Find { patterns, unit, location, device, all_devices, json } => {
+                let devices = crate::args::devices(device.as_deref(), all_devices).unwrap_or(Devices::All);
+                browse::find(&ctx, &patterns, unit.as_deref(), location.as_deref(), &devices, json)
             }
             BackupsCommand::Diff { a, b, unit, by_content, location, json } => {
-                browse::diff(&ctx, &a, b.as_deref(), unit.as_deref(), by_content, location.location.as_deref(), json)
+                browse::diff(&ctx, &a, b.as_deref(), unit.as_deref(), by_content, &location.pick(false), json)
             }
-            BackupsCommand::Dump { slug, path, location } => {
-                browse::dump(&ctx, &slug, &path, location.location.as_deref())
-            }
-            BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, location.location.as_deref()),
+            BackupsCommand::Dump { slug, path, location } => browse::dump(&ctx, &slug, &path, &location.pick(false)),
+            BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, &location.pick(true)),
         },
         Command::Units(UnitsCommand::List { json }) => units::list(&ctx, json),
         Command::Locations(l) => match l {
@@ -141,7 +144,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check { read_data, repair, location, json } => {
             maintenance::check(&ctx, read_data, repair, location.as_deref(), json)
         }
-        Command::Mount { mountpoint, location } => browse::mount(&ctx, &mountpoint, location.as_deref()),
+        Command::Mount { mountpoint, location, device, all_devices } => {
+            let devices = crate::args::devices(device.as_deref(), all_devices);
+            browse::mount(&ctx, &mountpoint, location.as_deref(), devices.as_ref())
+        }
         Command::Prune { location, json } => maintenance::prune(&ctx, location.as_deref(), json),
         Command::Unlock { location } => maintenance::unlock(&ctx, location.as_deref()),
         Command::Serve { listen } => daemon::serve(&ctx, cli_config, listen),

@@ -424,10 +424,22 @@ fn a_mount_shows_every_backup_at_its_paths_and_ends_cleanly() {
     let mut slugs: Vec<String> =
         fs::read_dir(&at).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     slugs.sort();
-    let mut want = vec![first.clone(), second.clone(), "latest".to_string()];
+    let mut want = vec![first.clone(), second.clone(), "latest".to_string(), "by-device".to_string()];
     want.sort();
     assert_eq!(slugs, want);
     assert_eq!(fs::read_link(at.join("latest")).unwrap(), std::path::Path::new(&second));
+    // By device, then date: each a link to the backup's folder.
+    let devices: Vec<_> = fs::read_dir(at.join("by-device")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(devices.len(), 1, "one device made both: {devices:?}");
+    let mut dated: Vec<_> = fs::read_dir(&devices[0]).unwrap().map(|e| e.unwrap().path()).collect();
+    dated.sort();
+    let targets: Vec<_> = dated.iter().map(|p| fs::read_link(p).unwrap()).collect();
+    assert_eq!(targets, [format!("../../{first}"), format!("../../{second}")].map(std::path::PathBuf::from));
+    assert_eq!(
+        fs::read_to_string(dated[0].join(&home).join("notes/a.txt")).unwrap(),
+        "the first a",
+        "the link leads to the backup"
+    );
     let latest = at.join("latest").join(&home).join("notes");
     let older = at.join(&first).join(&home).join("notes");
     assert_eq!(fs::read_to_string(latest.join("a.txt")).unwrap(), "the second a, longer");
@@ -454,7 +466,7 @@ fn a_mount_shows_every_backup_at_its_paths_and_ends_cleanly() {
     }
     let failed = fs::read(at.join(&first).join(&home).join("music/song.ogg")).unwrap_err();
     assert_eq!(failed.raw_os_error(), Some(libc::EIO), "{failed}");
-    assert!(fs::read_dir(&at).unwrap().count() == 3, "still mounted");
+    assert!(fs::read_dir(&at).unwrap().count() == 4, "still mounted");
 
     // fusermount3 -u ends it, and the command with it.
     assert!(std::process::Command::new("fusermount3").arg("-u").arg(&at).status().unwrap().success());

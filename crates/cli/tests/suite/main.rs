@@ -13,6 +13,7 @@ mod cli;
 mod concurrency;
 mod corpus;
 mod daemon;
+mod devices;
 mod faults;
 mod fidelity;
 mod first_week;

@@ -269,6 +269,10 @@ fn the_backups_page_works_in_a_real_browser() {
     // Device B: new, nothing backed up yet; C: new too, and with no password of its own.
     let b = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
     let c = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    // C is a device of its own (on this same host): its id made, as its first backup would.
+    let c_state = c.dir.path().join("xdg-config/lifeboat");
+    std::fs::create_dir_all(&c_state).unwrap();
+    std::fs::write(c_state.join("device-id"), "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\n").unwrap();
 
     let da = Daemon::start_with_env(&a, "LIFEBOAT_FIFO", &fifo);
     let db = Daemon::start(&b);
@@ -324,6 +328,22 @@ fn the_backups_page_works_in_a_real_browser() {
     // The weekly schedule the page set is in A's configuration.
     let cfg = std::fs::read_to_string(&a.config).unwrap();
     assert!(cfg.contains("[schedule.weekly]") && cfg.contains("every = \"week\""), "{cfg}");
+    // In place, A's backup is C's only when the request names A's device.
+    let (status, listed) = dc.json(reqwest::Method::GET, "/api/backups?location=old", serde_json::Value::Null);
+    assert_eq!(status, 200, "{listed}");
+    let theirs = listed["backups"].as_array().unwrap().iter().find(|b| b["name"] == "Web partial").expect("listed");
+    assert_eq!(theirs["this_device"], false, "{theirs}");
+    let device = theirs["device"].as_str().unwrap();
+    let restore = format!("/api/backups/{}/restore?location=old", theirs["slug"].as_str().unwrap());
+    let (status, refused) = dc.json(reqwest::Method::POST, &restore, serde_json::json!({}));
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains(&format!("from device {device}")), "{refused}");
+    let (status, plan) = dc.json(
+        reqwest::Method::POST,
+        &restore,
+        serde_json::json!({"from_device": device, "dry_run": true, "units": ["docs"]}),
+    );
+    assert_eq!(status, 200, "{plan}");
     assert!(da.stop().success());
     assert!(db.stop().success());
     assert!(dc.stop().success());

@@ -140,6 +140,8 @@ try {
   await row.waitFor();
   assert.match(await row.textContent(), /Partial: docs/);
   assert.match(await row.textContent(), /Completed/);
+  // Each backup says which device made it: here, this one.
+  assert.match(await row.locator('td[data-label="Device"]').textContent(), /\(this device\)$/);
 
   // A failing unit: the page says which and why.
   const failed = await backUp(page, { units: ['broken'], name: 'Contacts only' });
@@ -311,6 +313,14 @@ try {
   await connect.getByRole('link', { name: 'Web partial' }).click();
   await third.getByRole('heading', { name: 'Web partial', level: 1 }).waitFor();
   const restoreC = third.locator('form', { has: third.getByRole('heading', { name: 'Restore' }) });
+  // Another device's backup: said before the button, whose it is.
+  const whose = restoreC.getByText(/^This backup is from .+, not this device/);
+  await whose.waitFor();
+  const before = await whose.evaluate((w) => {
+    const button = w.closest('form').querySelector('button[type=submit]');
+    return Boolean(w.compareDocumentPosition(button) & Node.DOCUMENT_POSITION_FOLLOWING);
+  });
+  assert.ok(before, 'the warning comes before the restore button');
   await restoreC.getByLabel('Under another folder').check();
   await restoreC.getByLabel('Folder to restore under').fill(env('LB_TARGET_C'));
   await restoreC.getByRole('button', { name: 'Restore' }).click();

@@ -4,9 +4,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use lifeboat_engine::app::{BackupOrder, Found};
+use lifeboat_engine::app::{BackupOrder, Found, Pick};
 use lifeboat_engine::BackupDetails;
-use lifeboat_engine::{BackupInfo, EngineError};
+use lifeboat_engine::{BackupInfo, Devices, EngineError};
 use serde::{Deserialize, Serialize};
 
 use axum::body::Bytes;
@@ -33,7 +33,9 @@ pub async fn list(State(d): State<Shared>, at: AtQuery) -> ApiResult<Json<Listin
     let at = super::query(at)?;
     blocking(move || {
         // `?location=NAME` lists one location, which must exist.
-        let listing = d.app().list_backups(at.location.as_deref(), None)?;
+        // Every device's backups unless `?device=NAME` names one.
+        let devices = at.devices().unwrap_or(Devices::All);
+        let listing = d.app().list_backups(at.location.as_deref(), &devices)?;
         let unavailable = listing
             .unavailable
             .iter()
@@ -67,29 +69,45 @@ pub async fn create(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCo
 }
 
 /// `?location=NAME`: which location's copy of a backup is meant (a copied backup has the same
-/// slug in each); without it, the first location holding it.
+/// slug in each); without it, the only location holding it (a route that changes something
+/// refuses a backup found in several). `?device=NAME` or `?all_devices=true`: among whose
+/// backups `latest` (and a prefix) is looked for; without them `latest` is this device's.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct At {
     #[serde(default)]
     pub location: Option<String>,
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default)]
+    pub all_devices: bool,
+}
+
+impl At {
+    /// The devices named, if any.
+    pub fn devices(&self) -> Option<Devices> {
+        (self.device.is_some() || self.all_devices)
+            .then(|| Devices::from_args(self.device.as_deref(), self.all_devices))
+    }
 }
 
 pub type AtQuery = Result<Query<At>, QueryRejection>;
 
-/// The backup a slug names, where it is, and its repository.
-pub(crate) fn find(d: &Shared, slug: &str, at: &At) -> ApiResult<Found> {
+/// The backup a slug names, where it is, and its repository. `acting`: the route changes
+/// something (a backup in several locations is refused until one is named).
+pub(crate) fn find(d: &Shared, slug: &str, at: &At, acting: bool) -> ApiResult<Found> {
     // Slugs are hex digits (or `latest`): anything else never reaches a location.
     let hex = !slug.is_empty() && slug.len() <= 64 && slug.bytes().all(|b| b.is_ascii_hexdigit());
     if !hex && slug != "latest" {
         return Err(ApiError::not_found(format!("no backup {slug:?}: backups are named by hex digits, or latest")));
     }
-    Ok(d.app().find_backup(slug, at.location.as_deref(), None)?)
+    let pick = Pick { location: at.location.clone(), except: None, devices: at.devices(), acting };
+    Ok(d.app().pick_backup(slug, &pick)?)
 }
 
 pub async fn show(State(d): State<Shared>, Path(slug): Path<String>, at: AtQuery) -> ApiResult<Json<BackupDetails>> {
     let at = super::query(at)?;
-    blocking(move || Ok(Json(find(&d, &slug, &at)?.details(&d.dirs.logs)))).await
+    blocking(move || Ok(Json(find(&d, &slug, &at, false)?.details(&d.dirs.logs)))).await
 }
 
 #[derive(Serialize)]
@@ -101,7 +119,7 @@ pub struct Deleted {
 pub async fn delete(State(d): State<Shared>, Path(slug): Path<String>, at: AtQuery) -> ApiResult<Json<Deleted>> {
     let at = super::query(at)?;
     blocking(move || {
-        let found = find(&d, &slug, &at)?;
+        let found = find(&d, &slug, &at, true)?;
         d.app().remove(&found)?;
         let (loc, snap) = (found.location, found.snapshot);
         d.event(
@@ -124,7 +142,7 @@ pub async fn restore(
     let at = super::query(at)?;
     let spec: RestoreSpec = json_body(&body)?;
     blocking(move || {
-        let found = find(&d, &slug, &at)?;
+        let found = find(&d, &slug, &at, !spec.dry_run)?;
         let snap = &found.snapshot;
         for u in &spec.units {
             if !snap.units.iter().any(|su| &su.name == u) {
@@ -143,7 +161,12 @@ pub async fn restore(
             let plan = serde_json::to_value(&plan).map_err(|e| ApiError::internal(e.to_string()))?;
             return Ok((StatusCode::OK, Json(plan)));
         }
-        // Refused before a job starts: a relative folder.
+        // Refused before a job starts: another device's backup in place, unless the request
+        // names that device (`from_device`), and a relative folder.
+        let decided = spec.from_device.as_deref().is_some_and(|f| found.is_from(f));
+        if spec.target.is_none() && !found.this_device && !decided {
+            return Err(EngineError::OtherDevice { slug: snap.slug.clone(), device: found.device.clone() }.into());
+        }
         for (what, p) in [("target", &spec.target), ("home", &spec.home)] {
             if let Some(p) = p.as_ref().filter(|p| !p.is_absolute()) {
                 return Err(ApiError::bad(format!("{what} {} must be an absolute path", p.display())));
@@ -185,7 +208,7 @@ pub async fn pin(
     let at = super::query(at)?;
     let pinned = json_body::<PinRequest>(&body)?.pinned;
     blocking(move || {
-        let found = find(&d, &slug, &at)?;
+        let found = find(&d, &slug, &at, true)?;
         Ok(Json(d.app().pin(&found, pinned)?))
     })
     .await
@@ -208,7 +231,7 @@ pub async fn copy(
     let at = super::query(at)?;
     let req: CopyRequest = json_body(&body)?;
     blocking(move || {
-        let found = find(&d, &slug, &at)?;
+        let found = find(&d, &slug, &at, false)?;
         let app = d.app();
         let to = app.location(Some(&req.to))?;
         if to.name == found.location.name {

@@ -58,7 +58,7 @@ pub async fn files(
     }
     blocking(move || {
         let app = d.app();
-        let found = find(&d, &slug, &At { location: q.location.clone() })?;
+        let found = find(&d, &slug, &At { location: q.location.clone(), ..At::default() }, false)?;
         let path = q.path.as_deref().map(|p| app.backup_path(&found, p)).transpose()?;
         let mut all = app.list_files(&found, path.as_deref(), false)?;
         all.sort_by(|a, b| b.is_dir().cmp(&a.is_dir()).then_with(|| a.path.cmp(&b.path)));
@@ -139,7 +139,7 @@ pub async fn file(
     tokio::task::spawn_blocking(move || {
         let app = d.app();
         let opened = (|| -> ApiResult<_> {
-            let found = find(&d, &slug, &At { location: q.location.clone() })?;
+            let found = find(&d, &slug, &At { location: q.location.clone(), ..At::default() }, false)?;
             let opened = app.open_file(&found, &q.path)?;
             Ok((found, opened))
         })();
@@ -240,7 +240,12 @@ pub async fn search(
         return Err(ApiError::bad("pattern is empty: give a name or a glob, such as *.jpg"));
     }
     blocking(move || {
-        let s = d.app().find_files(std::slice::from_ref(&q.pattern), q.unit.as_deref(), q.location.as_deref())?;
+        let s = d.app().find_files(
+            std::slice::from_ref(&q.pattern),
+            q.unit.as_deref(),
+            q.location.as_deref(),
+            &lifeboat_engine::Devices::All,
+        )?;
         let unavailable = s
             .unavailable
             .iter()
@@ -276,9 +281,9 @@ pub async fn diff(
 ) -> ApiResult<Json<Diff>> {
     let q = super::query(q)?;
     blocking(move || {
-        let at = At { location: q.location.clone() };
-        let a = find(&d, &slug, &at)?;
-        let b = q.to.as_deref().map(|s| find(&d, s, &at)).transpose()?;
+        let at = At { location: q.location.clone(), ..At::default() };
+        let a = find(&d, &slug, &at, false)?;
+        let b = q.to.as_deref().map(|s| find(&d, s, &at, false)).transpose()?;
         Ok(Json(d.app().diff(&a, b.as_ref(), q.unit.as_deref(), q.by_content)?))
     })
     .await

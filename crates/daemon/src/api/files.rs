@@ -45,6 +45,10 @@ pub struct DownloadQuery {
     #[serde(default)]
     location: Option<String>,
     #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    all_devices: bool,
+    #[serde(default)]
     unencrypted: bool,
 }
 
@@ -53,14 +57,14 @@ pub async fn download(
     Path(slug): Path<String>,
     query: Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let DownloadQuery { location, unencrypted } = super::query(query)?;
-    let at = super::backups::At { location };
+    let DownloadQuery { location, device, all_devices, unencrypted } = super::query(query)?;
+    let at = super::backups::At { location, device, all_devices };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<ApiResult<(u64, String)>>();
     tokio::task::spawn_blocking(move || {
         let app = d.app();
         let planned = (|| -> ApiResult<_> {
-            let found = super::backups::find(&d, &slug, &at)?;
+            let found = super::backups::find(&d, &slug, &at, true)?;
             let encryption = match (found.snapshot.protected, unencrypted) {
                 (true, _) => password(&app)?.map_or(FileEncryption::NotChosen, FileEncryption::Password),
                 (false, true) => FileEncryption::Unencrypted,

@@ -8,7 +8,7 @@ use super::Lifeboat;
 use crate::backup::{self, BackupRequest};
 use crate::location::Location;
 use crate::retention::{self, Candidate, Policy};
-use crate::{runlog, unit, BackupInfo, EngineError, EngineResult, Progress, RunLog, Unit};
+use crate::{runlog, unit, BackupInfo, Devices, EngineError, EngineResult, Progress, RunLog, Unit};
 
 /// A backup to make.
 #[derive(Debug, Clone, Default)]
@@ -81,15 +81,16 @@ impl Lifeboat {
         let chosen: Vec<Unit> = unit::select(&all, &order.units)?.into_iter().cloned().collect();
         let full = order.units.is_empty() || chosen.len() == all.len();
         let loc = self.location(order.location.as_deref())?;
-        let begun = self.repository_to_back_up(loc).and_then(|(repo, created)| {
+        let begun = self.device_for_backup().and_then(|device| Ok((device, self.repository_to_back_up(loc)?)));
+        let begun = begun.and_then(|(device, (repo, created))| {
             let existing = repo.snapshots_listed_at_open();
             // A repository being made is settled whatever happens next.
             if let (Err(_), Some(c)) = (&existing, &created) {
                 let _ = self.settle_made(loc, &repo, c);
             }
-            Ok((existing?.0, repo, created))
+            Ok((existing?.0, repo, created, device))
         });
-        let (existing, mut repo, created) = match begun {
+        let (existing, mut repo, created, device) = match begun {
             Ok(b) => b,
             Err(e) => {
                 let log = log(runlog::NOT_STARTED);
@@ -108,6 +109,7 @@ impl Lifeboat {
             tags: order.tags.clone(),
             safety: None,
             existing,
+            device: Some(device.clone()),
         };
         let mut ran = backup::run(&repo, &self.dirs, request(slug, existing), progress, &log);
         if let Some(created) = &created {
@@ -145,7 +147,9 @@ impl Lifeboat {
     }
 
     /// Removes the backups of `schedule` at `location` that its retention does not keep,
-    /// then reclaims their space. Backups of other schedules and pinned ones are kept.
+    /// then reclaims their space. Only this device's backups of that schedule are counted
+    /// and removed: a schedule of the same name on another device sharing the location is
+    /// another schedule. Backups of other schedules and pinned ones are kept.
     pub fn apply_retention(
         &self,
         schedule: &str,
@@ -159,14 +163,21 @@ impl Lifeboat {
         }
         progress.set_phase("applying retention");
         let tag = schedule_tag(schedule);
-        let order = ForgetOrder { policy: sc.retention.clone(), tags: vec![tag], dry_run: false, prune: true };
+        let order = ForgetOrder {
+            policy: sc.retention.clone(),
+            tags: vec![tag],
+            dry_run: false,
+            prune: true,
+            devices: Devices::This,
+        };
         let done = self.forget(Some(location), order, progress, log)?;
         Ok(RetentionOutcome { removed: done.removed.into_iter().map(|b| b.slug).collect(), pruned: done.pruned })
     }
 
     /// Removes the backups of a location that the order's rules do not keep, among those with
-    /// all its tags (no tags: every backup), then reclaims their space unless told not to.
-    /// Pinned backups and the location's newest successful backup always stay.
+    /// all its tags (no tags: every backup) of the devices it names (by default this
+    /// device's), then reclaims their space unless told not to. Pinned backups and the
+    /// newest successful backup among those counted always stay.
     pub fn forget(
         &self,
         location: Option<&str>,
@@ -185,6 +196,10 @@ impl Lifeboat {
         let loc = self.location(location)?;
         let repo = self.repository(loc, false)?;
         let (snaps, _) = repo.snapshots()?;
+        let this = self.this_device()?;
+        let names = crate::device::current_names(&snaps);
+        // Another device's backups are neither counted nor removed, nor protect anything.
+        let snaps: Vec<_> = snaps.into_iter().filter(|(_, s)| order.devices.admits(&this, &names, s)).collect();
         let chosen = |s: &Snapshot| order.tags.iter().all(|t| s.tags.contains(t));
         let candidates: Vec<Candidate> = snaps
             .iter()
@@ -206,7 +221,7 @@ impl Lifeboat {
         );
         let mut done = Forgotten { location: loc.name.clone(), ..Default::default() };
         for (id, s) in snaps.iter().filter(|(_, s)| chosen(s)) {
-            let info = BackupInfo::new(id, s, &loc.name);
+            let info = BackupInfo::new(id, s, &loc.name).seen_from(&this, &names, s);
             if removed.contains(&s.slug) {
                 if !order.dry_run {
                     repo.remove_snapshot(id)?;
@@ -237,6 +252,8 @@ pub struct ForgetOrder {
     pub dry_run: bool,
     /// Reclaim the space of what was removed at once.
     pub prune: bool,
+    /// Whose backups are counted and removed (by default this device's).
+    pub devices: Devices,
 }
 
 /// What `forget` removed (or would remove) and kept, newest first.

@@ -13,7 +13,7 @@ use crate::browse::find::{self, FoundPath};
 use crate::browse::mount::{self, BackupFs, Mounted};
 use crate::browse::pattern::{normalize, within, Choice};
 use crate::browse::{Entry, Located, View};
-use crate::{EngineError, EngineResult};
+use crate::{Devices, EngineError, EngineResult};
 
 /// What a search found, and the locations it could not search.
 pub struct Search {
@@ -101,7 +101,15 @@ impl Lifeboat {
     /// Searches every backup of every location (or of one) for `patterns` (a pattern
     /// without `/` matches names), in `unit` only when given. A location that cannot be
     /// read is reported and the others are searched.
-    pub fn find_files(&self, patterns: &[String], unit: Option<&str>, location: Option<&str>) -> EngineResult<Search> {
+    /// Only the backups of `devices` are searched.
+    pub fn find_files(
+        &self,
+        patterns: &[String],
+        unit: Option<&str>,
+        location: Option<&str>,
+        devices: &Devices,
+    ) -> EngineResult<Search> {
+        let this = self.this_device()?;
         if patterns.is_empty() {
             return Err(EngineError::BadName {
                 what: "search".into(),
@@ -118,7 +126,9 @@ impl Lifeboat {
             let listed = (|| -> EngineResult<Option<(Repository, Vec<Snapshot>)>> {
                 let Some(repo) = self.existing_repository(loc)? else { return Ok(None) };
                 let (snaps, _) = repo.snapshots()?;
-                Ok(Some((repo, snaps.into_iter().map(|(_, s)| s).collect())))
+                let names = crate::device::current_names(&snaps);
+                let snaps = snaps.into_iter().filter(|(_, s)| devices.admits(&this, &names, s));
+                Ok(Some((repo, snaps.map(|(_, s)| s).collect())))
             })();
             match listed {
                 Ok(Some((repo, snaps))) => {
@@ -183,9 +193,10 @@ impl Lifeboat {
     }
 
     /// Mounts a read-only view of a location's backups at `at` (an empty folder):
-    /// `at/SLUG/…` at the paths of the device that made each, `at/latest` the newest. The
-    /// view lasts until the returned value is dropped or unmounted.
-    pub fn mount(&self, at: &Path, location: Option<&str>) -> EngineResult<Mounted> {
+    /// `at/SLUG/…` at the paths of the device that made each, `at/latest` the newest of this
+    /// device's (`devices` given: only their backups are shown, and `latest` is their
+    /// newest). The view lasts until the returned value is dropped or unmounted.
+    pub fn mount(&self, at: &Path, location: Option<&str>, devices: Option<&Devices>) -> EngineResult<Mounted> {
         let meta = std::fs::metadata(at).map_err(|e| EngineError::io("reading the mount point", at, e))?;
         if !meta.is_dir() {
             return Err(EngineError::BadTarget(at.to_path_buf()));
@@ -193,9 +204,16 @@ impl Lifeboat {
         let loc = self.location(location)?;
         let repo = self.repository(loc, false)?;
         let (snaps, _) = repo.snapshots()?;
+        let this = self.this_device()?;
+        let names = crate::device::current_names(&snaps);
+        let shown = devices.unwrap_or(&Devices::All);
+        let latest_of = devices.unwrap_or(&Devices::This);
+        let snaps: Vec<Snapshot> =
+            snaps.into_iter().filter(|(_, s)| shown.admits(&this, &names, s)).map(|(_, s)| s).collect();
         // Read before the view is served, so that the first program to look in does not wait.
         repo.load_index()?;
-        let fs = BackupFs::new(&repo, snaps.into_iter().map(|(_, s)| s).collect())?;
+        let device_of = |s: &Snapshot| this.name_of(&names, s).to_string();
+        let fs = BackupFs::new(&repo, snaps, &|s| latest_of.admits(&this, &names, s), &device_of)?;
         mount::mount(fs, at)
     }
 

@@ -14,7 +14,8 @@
 //! | export a backup file / import one | [`Lifeboat::plan_export`] / [`Lifeboat::import`] |
 //! | restore from a backup file | [`Lifeboat::restore_file`] |
 //! | list backups over every location | [`Lifeboat::list_backups`] |
-//! | find a backup (slug, prefix) | [`Lifeboat::find_backup`] |
+//! | find a backup (slug, prefix, name, `latest`; by device; one location when it acts) | [`Lifeboat::pick_backup`], [`Lifeboat::find_backup`] |
+//! | this device | [`Lifeboat::this_device`] |
 //! | pin, remove | [`Lifeboat::pin`], [`Lifeboat::remove`] |
 //! | units with sizes | [`Lifeboat::units`] |
 //! | estimate | [`Lifeboat::estimate`] |
@@ -45,7 +46,7 @@ use crate::{Dirs, EngineError, EngineResult, LoadedConfig};
 
 pub use backing_up::{schedule_tag, BackedUp, BackupOrder, ForgetOrder, Forgotten, RetentionOutcome};
 pub use browsing::{Opened, Search};
-pub use listing::{Found, Listing, Unavailable, Unreadable};
+pub use listing::{Found, Listing, Pick, Unavailable, Unreadable};
 pub use moving::{Copied, FileEncryption};
 pub use restoring::RestoreOrder;
 pub use surveying::{LikeState, LocationCheck, LocationSurvey, RepositoryHealth};

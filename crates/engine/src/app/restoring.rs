@@ -32,6 +32,9 @@ pub struct RestoreOrder {
     /// A file whose size and date match the backup's is taken as unchanged without comparing
     /// its content (by default it is compared, so a damaged file is repaired).
     pub trust_dates: bool,
+    /// In place, a backup of another device is restored only when this names its device
+    /// (`--from-device`): its files replace this device's.
+    pub from_device: Option<String>,
 }
 
 impl Lifeboat {
@@ -44,6 +47,12 @@ impl Lifeboat {
         progress: &Progress,
         log: impl FnOnce(&str) -> RunLog,
     ) -> EngineResult<RestoreReport> {
+        // Another device's files in place of this one's are a decision, never a default.
+        let in_place = order.target.is_none() && !order.dry_run;
+        if in_place && !found.this_device && !order.from_device.as_deref().is_some_and(|d| found.is_from(d)) {
+            return Err(EngineError::OtherDevice { slug: found.snapshot.slug.clone(), device: found.device.clone() });
+        }
+        let device = self.this_device()?;
         let dirs = self.dirs_for(&order)?;
         // The safety backup and replace mode's excludes are about the files of the home
         // restored into, not this user's.
@@ -59,6 +68,7 @@ impl Lifeboat {
             safety_backup: order.safety_backup,
             paths: order.paths,
             trust_dates: order.trust_dates,
+            device: Some(device),
         };
         restore::run(&found.repo, &found.snapshot, &dirs, &req, progress, &log)
     }

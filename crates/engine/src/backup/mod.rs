@@ -40,6 +40,8 @@ pub struct BackupRequest<'a> {
     /// unchanged files are not read again) are among them. Read before the lock is safe: a
     /// parent's blobs are reused only where the index, read under the lock, still has them.
     pub existing: Vec<(Id, Snapshot)>,
+    /// The device making it, recorded in the backup (none: only the host name is).
+    pub device: Option<crate::Device>,
 }
 
 /// How a safety backup differs from an ordinary one: it trusts no stored copy it has not
@@ -113,7 +115,7 @@ pub fn run(
     // damaged blobs.
     let Previous { parents, totals: parent_totals } = match req.safety {
         Some(_) => Previous { parents: HashMap::new(), totals: None },
-        None => previous_among(&req.existing, &req.units),
+        None => previous_among(&req.existing, &req.units, req.device.as_ref()),
     };
     log.info(&format!("backup {} of {} to {}", req.slug, names(&req.units), repo.store().describe()));
 
@@ -181,6 +183,8 @@ pub fn run(
         date: started,
         finished: jiff::Timestamp::now(),
         host,
+        device_id: req.device.as_ref().and_then(|d| d.id.clone()),
+        device: req.device.as_ref().map(|d| d.name.clone()),
         user,
         uid: nix::unistd::getuid().as_raw(),
         home: RawBytes::from_os(dirs.home.as_os_str()),
@@ -416,18 +420,20 @@ pub(crate) struct Previous {
 }
 
 pub(crate) fn previous(repo: &Repository, units: &[&Unit]) -> EngineResult<Previous> {
-    Ok(previous_among(&repo.snapshots()?.0, units))
+    Ok(previous_among(&repo.snapshots()?.0, units, None))
 }
 
-fn previous_among(snapshots: &[(Id, Snapshot)], units: &[&Unit]) -> Previous {
+/// `device`: this device's backups are the parents (none: the backups of this host).
+fn previous_among(snapshots: &[(Id, Snapshot)], units: &[&Unit], device: Option<&crate::Device>) -> Previous {
     let host = crate::host();
+    let mine = |s: &Snapshot| device.map_or(s.host == host, |d| d.owns(s));
     let mut parents = HashMap::new();
     let mut totals = Some((0, 0));
     for unit in units {
         let prev = snapshots
             .iter()
             .rev()
-            .filter(|(_, s)| s.host == host && s.status != SnapshotStatus::Failed)
+            .filter(|(_, s)| mine(s) && s.status != SnapshotStatus::Failed)
             .find_map(|(_, s)| s.units.iter().find(|u| u.name == unit.name));
         match prev {
             Some(u) => {

@@ -1,5 +1,6 @@
 //! A read-only FUSE view of a location's backups: `MOUNTPOINT/SLUG/…` holds each backup's
-//! files at the paths of the device that made it, `MOUNTPOINT/latest` leads to the newest.
+//! files at the paths of the device that made it, `MOUNTPOINT/latest` leads to the newest,
+//! and `MOUNTPOINT/by-device/DEVICE/DATE NAME` leads to each backup by device, then date.
 //! Content is read from the packs when a program reads it, one blob at a time per open file;
 //! folders' trees are kept in a bounded cache. A read that fails answers EIO and is logged;
 //! the mount stays up.
@@ -41,6 +42,34 @@ enum Ino {
     },
     /// A backup's own folder.
     Backup(usize),
+    /// `by-device`: a folder per device.
+    Devices,
+    /// `by-device/DEVICE`: that device's backups, oldest first.
+    Device(usize),
+    /// `by-device/DEVICE/DATE NAME`: a symlink to a backup's folder.
+    Link(String),
+}
+
+/// The name of a folder or link of the mount made from a name a person chose: no `/`, no NUL.
+fn file_name(s: &str) -> String {
+    let cleaned: String = s.chars().map(|c| if c == '/' || c == '\0' { '_' } else { c }).collect();
+    match cleaned.as_str() {
+        "" | "." | ".." => format!("_{cleaned}"),
+        _ => cleaned,
+    }
+}
+
+/// `by-device`: a folder per device.
+struct ByDevice {
+    ino: u64,
+    devices: Vec<DeviceFolder>,
+}
+
+/// `by-device/DEVICE`: its inode, and its backups by date (each a link's name and inode).
+struct DeviceFolder {
+    name: String,
+    ino: u64,
+    links: Vec<(String, u64)>,
 }
 
 struct Inodes {
@@ -53,6 +82,7 @@ pub(crate) struct BackupFs {
     slugs: Vec<String>,
     dates: Vec<SystemTime>,
     latest: Option<String>,
+    by_device: ByDevice,
     inodes: Mutex<Inodes>,
     open: Mutex<HashMap<u64, Arc<Mutex<FileReader>>>>,
     next_fh: AtomicU64,
@@ -69,12 +99,19 @@ fn time_of(t: lifeboat_repository::Timestamp) -> SystemTime {
 }
 
 impl BackupFs {
-    pub fn new(repo: &Repository, snapshots: Vec<Snapshot>) -> EngineResult<BackupFs> {
+    /// `latest_of`: the backups `latest` may lead to (a device's); `device_of`: the name of
+    /// the device that made a backup.
+    pub fn new(
+        repo: &Repository,
+        snapshots: Vec<Snapshot>,
+        latest_of: &dyn Fn(&Snapshot) -> bool,
+        device_of: &dyn Fn(&Snapshot) -> String,
+    ) -> EngineResult<BackupFs> {
         let mut snapshots = snapshots;
         snapshots.sort_by(|a, b| a.slug.cmp(&b.slug));
         let latest = snapshots
             .iter()
-            .filter(|s| s.status != SnapshotStatus::Failed)
+            .filter(|s| s.status != SnapshotStatus::Failed && latest_of(s))
             .max_by_key(|s| s.date)
             .map(|s| s.slug.clone());
         let mut views = Vec::new();
@@ -87,7 +124,32 @@ impl BackupFs {
         if let Some(l) = &latest {
             all.push(Ino::Latest(l.clone()));
         }
+        let mut grouped: std::collections::BTreeMap<String, Vec<&Snapshot>> = Default::default();
+        for s in &snapshots {
+            grouped.entry(file_name(&device_of(s))).or_default().push(s);
+        }
+        all.push(Ino::Devices);
+        let mut by_device = ByDevice { ino: all.len() as u64, devices: Vec::new() };
+        let tz = jiff::tz::TimeZone::system();
+        for (device, mut backups) in grouped {
+            all.push(Ino::Device(by_device.devices.len()));
+            let device_ino = all.len() as u64;
+            backups.sort_by(|a, b| a.date.cmp(&b.date).then(a.slug.cmp(&b.slug)));
+            let mut links: Vec<(String, u64)> = Vec::new();
+            for s in backups {
+                let when = s.date.to_zoned(tz.clone()).strftime("%Y-%m-%d %H.%M.%S").to_string();
+                let mut name = file_name(&format!("{when} {}", s.name));
+                // Two backups of one name in one second: the slug tells them apart.
+                if links.iter().any(|(n, _)| n == &name) {
+                    name = file_name(&format!("{when} {} ({})", s.name, s.slug));
+                }
+                all.push(Ino::Link(format!("../../{}", s.slug)));
+                links.push((name, all.len() as u64));
+            }
+            by_device.devices.push(DeviceFolder { name: device, ino: device_ino, links });
+        }
         Ok(BackupFs {
+            by_device,
             views,
             slugs: snapshots.iter().map(|s| s.slug.clone()).collect(),
             dates,
@@ -151,6 +213,14 @@ impl BackupFs {
         match what {
             Ino::Root => self.dir_attr(ino, self.dates.iter().max().copied().unwrap_or(UNIX_EPOCH)),
             Ino::Backup(b) => self.dir_attr(ino, self.dates[*b]),
+            Ino::Devices | Ino::Device(_) => self.dir_attr(ino, self.dates.iter().max().copied().unwrap_or(UNIX_EPOCH)),
+            Ino::Link(target) => FileAttr {
+                size: target.len() as u64,
+                kind: FileType::Symlink,
+                perm: 0o777,
+                nlink: 1,
+                ..self.dir_attr(ino, self.dates.iter().max().copied().unwrap_or(UNIX_EPOCH))
+            },
             Ino::Latest(slug) => FileAttr {
                 size: slug.len() as u64,
                 kind: FileType::Symlink,
@@ -224,8 +294,17 @@ impl BackupFs {
                 if self.latest.is_some() {
                     out.push((2, FileType::Symlink, "latest".into()));
                 }
+                out.push((self.by_device.ino, FileType::Directory, "by-device".into()));
                 Ok(out)
             }
+            Ino::Devices => {
+                Ok(self.by_device.devices.iter().map(|f| (f.ino, FileType::Directory, f.name.clone())).collect())
+            }
+            Ino::Device(d) => Ok(self.by_device.devices[*d]
+                .links
+                .iter()
+                .map(|(name, ino)| (*ino, FileType::Symlink, name.clone()))
+                .collect()),
             Ino::Backup(b) => children(*b, "/"),
             Ino::Entry { backup, path, entry } if entry.is_dir() => children(*backup, path),
             _ => Err(EngineError::BadName { what: "entry".into(), detail: "is not a folder".into() }),
@@ -249,6 +328,19 @@ impl BackupFs {
         };
         match parent {
             Ino::Root if name == "latest" => Ok(self.latest.as_ref().map(|l| (2, Ino::Latest(l.clone())))),
+            Ino::Root if name == "by-device" => Ok(Some((self.by_device.ino, Ino::Devices))),
+            Ino::Devices => Ok(self
+                .by_device
+                .devices
+                .iter()
+                .enumerate()
+                .find(|(_, f)| f.name == name)
+                .map(|(d, f)| (f.ino, Ino::Device(d)))),
+            Ino::Device(d) => Ok(self.by_device.devices[*d]
+                .links
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, ino)| self.get(INodeNo(*ino)).map(|i| (*ino, i)))),
             Ino::Root => Ok(self.slugs.iter().position(|s| s == name).map(|b| (self.backup_ino(b), Ino::Backup(b)))),
             Ino::Backup(b) => found(*b, join("/", name)),
             Ino::Entry { backup, entry, .. } if entry.is_dir() => match self.views[*backup].child(entry, name)? {
@@ -296,6 +388,7 @@ impl Filesystem for BackupFs {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.get(ino) {
             Some(Ino::Latest(slug)) => reply.data(slug.as_bytes()),
+            Some(Ino::Link(target)) => reply.data(target.as_bytes()),
             Some(Ino::Entry { entry, .. }) => match entry.node.as_ref().and_then(|n| n.target.as_ref()) {
                 Some(t) => reply.data(&t.0),
                 None => reply.error(Errno::EINVAL),

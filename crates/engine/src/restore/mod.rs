@@ -61,6 +61,8 @@ pub struct RestoreRequest {
     /// Take a file whose size and date match the backup's as unchanged without comparing its
     /// content (faster; a file damaged on the device with its date intact is not repaired).
     pub trust_dates: bool,
+    /// The device restored onto, recorded in the safety backup.
+    pub device: Option<crate::Device>,
 }
 
 /// What happens to files in a restored folder that the backup does not hold.
@@ -200,7 +202,7 @@ impl Restore<'_> {
                 return Ok(None);
             }
             self.progress.set_phase("making a safety backup of what the restore changes");
-            safety::make(self.repo, self.dirs, snapshot, &plan, &req.configured, verified, self.log)
+            safety::make(self.repo, self.dirs, snapshot, &plan, req, verified, self.log)
         };
         let carried = carry_out(
             &plan,

@@ -338,6 +338,7 @@ impl Case {
             tags: vec![],
             safety: None,
             existing: Vec::new(),
+            device: None,
         };
         let (_, snapshot) =
             backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).map_err(|e| e.to_string())?;
@@ -435,6 +436,7 @@ impl Case {
                         safety_backup: true,
                         paths: chosen_paths.clone(),
                         trust_dates: false,
+                        device: None,
                     };
                     restore::run(&repo, &snapshot, &rdirs, &req, &Progress::default(), &RunLog::none())
                         .map_err(|e| e.to_string())
@@ -556,6 +558,7 @@ impl Case {
                 safety_backup: false,
                 paths: vec![],
                 trust_dates: false,
+                device: None,
             };
             let undo = restore::run(&repo, &safety, &rdirs, &req, &Progress::default(), &RunLog::none())
                 .map_err(|e| format!("{describe}: undo: {e}"))?;
@@ -645,6 +648,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
         tags: vec![],
         safety: None,
         existing: Vec::new(),
+        device: None,
     };
     let (_, good) = backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).unwrap();
     let climbing = format!("/{}{}", "../".repeat(12), victim.strip_prefix("/").unwrap().display());
@@ -664,6 +668,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
                 safety_backup: true,
                 paths: vec![],
                 trust_dates: false,
+                device: None,
             };
             let e = restore::run(&repo, &planted, &dirs, &req, &Progress::default(), &RunLog::none()).unwrap_err();
             assert!(e.to_string().contains("refused"), "{bad}: {e}");

@@ -24,7 +24,7 @@ pub(crate) fn make(
     dirs: &Dirs,
     snapshot: &Snapshot,
     plan: &Plan,
-    configured: &[Unit],
+    req: &super::RestoreRequest,
     verified: &HashSet<Id>,
     log: &RunLog,
 ) -> EngineResult<Option<SafetyBackup>> {
@@ -66,7 +66,8 @@ pub(crate) fn make(
     let units: Vec<Unit> = chosen
         .iter()
         .map(|(name, roots)| {
-            let title = configured
+            let title = req
+                .configured
                 .iter()
                 .find(|u| u.name == *name)
                 .map(|u| u.title.clone())
@@ -101,6 +102,7 @@ pub(crate) fn make(
         safety: Some(crate::backup::SafetyOptions { verified: verified.clone(), remove }),
         // A safety backup has no parent: it reads every file it holds.
         existing: Vec::new(),
+        device: req.device.clone(),
     };
     let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
     let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;

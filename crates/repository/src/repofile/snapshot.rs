@@ -14,6 +14,13 @@ pub struct Snapshot {
     pub date: jiff::Timestamp,
     pub finished: jiff::Timestamp,
     pub host: String,
+    /// The id of the device that made it (random, made once per device). Absent in backups
+    /// made before devices had ids: such a backup is its `host`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// The device's name when it made the backup (`device_name`, else the host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     pub user: String,
     pub uid: u32,
     /// The home folder of the user who made the backup.
@@ -48,6 +55,13 @@ pub enum SnapshotStatus {
     Completed,
     CompletedWithWarnings,
     Failed,
+}
+
+impl Snapshot {
+    /// The name of the device that made it: its recorded name, else its host name.
+    pub fn device_name(&self) -> &str {
+        self.device.as_deref().unwrap_or(&self.host)
+    }
 }
 
 impl SnapshotStatus {

@@ -66,6 +66,8 @@ pub fn snapshot(slug: &str, roots: Vec<Node>) -> Snapshot {
         date: now,
         finished: now,
         host: "test".into(),
+        device_id: None,
+        device: None,
         user: "test".into(),
         uid: 1000,
         home: RawBytes(b"/home/test".to_vec()),
