@@ -18,7 +18,7 @@ pub struct BackupInfo {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub units: Vec<String>,
-    /// Bytes of the files in the backup.
+    /// Bytes of the files in the backup, each file once however many units hold it.
     pub size: u64,
     pub protected: bool,
     pub status: &'static str,
@@ -33,7 +33,7 @@ pub struct BackupInfo {
     pub user: String,
     pub home: String,
     pub files: u64,
-    /// Bytes of new data this backup stored (before compression).
+    /// Bytes of new file content this backup stored (before compression).
     pub added: u64,
     /// Bytes it added to the location.
     pub stored: u64,

@@ -321,3 +321,36 @@ fn a_sparse_file_is_read_by_its_data_and_restored_with_its_holes() {
     let blocks = std::fs::metadata(&restored).unwrap().blocks() * 512;
     assert!(blocks < 64 << 20, "restored with its holes: {blocks} bytes allocated");
 }
+
+/// Finding 9 of issue 48: a unit of a folder and another of a folder inside it store each
+/// file once, and the backup's totals count it once (files, size, new bytes), in the JSON
+/// of `backups new`, `list` and `info`, and on the second run (whose progress estimate
+/// comes from the previous backup) too.
+#[test]
+fn overlapping_units_count_each_file_once() {
+    let sb = Sandbox::new("[unit.all]\npaths = [\"~/h\"]\n[unit.docs]\npaths = [\"~/h/Documents\"]\n");
+    let docs = sb.home.join("h/Documents");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(sb.home.join("h/a"), random_bytes(10_000, 1)).unwrap();
+    std::fs::write(docs.join("b"), random_bytes(20_000, 2)).unwrap();
+    std::fs::write(docs.join("c"), random_bytes(30_000, 3)).unwrap();
+    for run in 0..2 {
+        let b = sb.backup(&[]);
+        assert_eq!((b["files"].as_u64(), b["size"].as_u64()), (Some(3), Some(60_000)), "run {run}: {b}");
+        let added = b["added"].as_u64().unwrap();
+        assert!(added <= 60_000, "new bytes are at most the backup's size: {b}");
+        assert_eq!(added, if run == 0 { 60_000 } else { 0 }, "{b}");
+        assert_eq!(b["read"].as_u64(), Some(if run == 0 { 60_000 } else { 0 }), "each file read once: {b}");
+        let slug = b["slug"].as_str().unwrap();
+        let info: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "info", slug, "--json"])).unwrap();
+        assert_eq!((info["files"].as_u64(), info["size"].as_u64()), (Some(3), Some(60_000)), "{info}");
+        let units: Vec<u64> =
+            info["unit_details"].as_array().unwrap().iter().map(|u| u["files"].as_u64().unwrap()).collect();
+        assert_eq!(units, [3, 2], "each unit still counts what it holds: {info}");
+        let list: serde_json::Value = serde_json::from_str(&sb.ok(&["backups", "list", "--json"])).unwrap();
+        let listed = list.as_array().unwrap().iter().find(|x| x["slug"] == slug).unwrap();
+        assert_eq!((listed["files"].as_u64(), listed["size"].as_u64()), (Some(3), Some(60_000)), "{listed}");
+        let text = sb.ok(&["backups", "info", slug]);
+        assert!(text.contains("3 files") && text.contains("58.6 KiB"), "{text}");
+    }
+}

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use lifeboat_repository::{BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Tree, WHOLE_READ_LIMIT};
 use rayon::prelude::*;
 
+use super::overlap::Overlaps;
 use crate::meta::{self, NameCache};
 use crate::progress::Progress;
 use crate::runlog::RunLog;
@@ -28,6 +29,7 @@ pub(crate) struct Archiver<'a> {
     pub progress: &'a Progress,
     pub log: &'a RunLog,
     pub names: &'a NameCache,
+    pub overlaps: &'a Overlaps,
     pub files: AtomicU64,
     pub dirs: AtomicU64,
     pub bytes: AtomicU64,
@@ -92,6 +94,7 @@ impl Archiver<'_> {
                 self.read.fetch_add(node.size, Ordering::Relaxed);
                 self.files.fetch_add(1, Ordering::Relaxed);
                 self.bytes.fetch_add(node.size, Ordering::Relaxed);
+                self.overlaps.record(abs, &node);
                 Ok(Some(node))
             }
             Err(ReadError::Fatal(e)) => Err(e),
@@ -128,12 +131,15 @@ impl Archiver<'_> {
                 let reused = parent
                     .filter(|p| meta::unchanged(p, &meta))
                     .filter(|p| p.content.iter().all(|id| self.repo.has_blob(id)));
-                match reused {
-                    Some(p) => {
+                match (self.overlaps.earlier(abs, &meta), reused) {
+                    // Archived already in this run through another configured path: neither
+                    // read nor counted in the progress again.
+                    (Some(earlier), _) => node.content = earlier.content,
+                    (None, Some(p)) => {
                         node.content = p.content.clone();
                         self.progress.add(1, node.size);
                     }
-                    None => match self.read_file(abs, &meta) {
+                    (None, None) => match self.read_file(abs, &meta) {
                         Ok((content, changed, holes)) => {
                             let size = changed.as_ref().map_or(node.size, |c| c.size);
                             // Holes are never read from the disk.
@@ -153,9 +159,11 @@ impl Archiver<'_> {
                 }
                 self.files.fetch_add(1, Ordering::Relaxed);
                 self.bytes.fetch_add(node.size, Ordering::Relaxed);
+                self.overlaps.record(abs, &node);
             }
             _ => {
                 self.files.fetch_add(1, Ordering::Relaxed);
+                self.overlaps.record(abs, &node);
             }
         }
         Ok(Some(node))

@@ -1,6 +1,7 @@
 //! Making a backup: the units' paths become trees and blobs, then a snapshot names them.
 
 mod archiver;
+mod overlap;
 mod scan;
 mod sqlite;
 
@@ -22,6 +23,7 @@ use crate::progress::Progress;
 use crate::runlog::RunLog;
 use crate::unit::{Commands, Unit};
 use crate::EngineResult;
+use overlap::Overlaps;
 
 /// How long a backup waits for a running prune before giving up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
@@ -117,6 +119,10 @@ pub fn run(
         Some(_) => Previous { parents: HashMap::new(), totals: None },
         None => previous_among(&req.existing, &req.units, req.device.as_ref()),
     };
+    let overlaps = Overlaps::of(&req.units);
+    // The previous backups' unit totals count a file under two units twice: with overlaps,
+    // the progress estimate comes from a scan that counts it once.
+    let parent_totals = parent_totals.filter(|_| overlaps.is_empty());
     log.info(&format!("backup {} of {} to {}", req.slug, names(&req.units), repo.store().describe()));
 
     // Two more threads than cores: while some wait on the disk, the others compress.
@@ -132,6 +138,7 @@ pub fn run(
         progress,
         log,
         names: &names_cache,
+        overlaps: &overlaps,
         read_bytes: &read_bytes,
         staging_dir: &staging_dir,
         home: &dirs.home,
@@ -141,8 +148,8 @@ pub fn run(
             Some((files, bytes)) => progress.set_totals(files, bytes, false),
             None => {
                 let units = &req.units;
-                let done = &done;
-                s.spawn(move || scan::count(units, progress, done));
+                let (done, overlaps) = (&done, &overlaps);
+                s.spawn(move || scan::count(units, overlaps, progress, done));
             }
         }
         progress.set_phase("backing up");
@@ -195,9 +202,11 @@ pub fn run(
         protected: repo.opened_with_password()
             || repo.keys().map(|k| k.iter().any(|k| k.kind == lifeboat_repository::KeyKind::Password)).unwrap_or(false),
         pinned: false,
-        size: units.iter().map(|u| u.size).sum(),
-        files: units.iter().map(|u| u.files).sum(),
-        added: stats.new_bytes.load(Ordering::Relaxed),
+        // What is stored, each file once however many units hold it.
+        size: units.iter().map(|u| u.size).sum::<u64>() - overlaps.repeated_bytes.load(Ordering::Relaxed),
+        files: units.iter().map(|u| u.files).sum::<u64>() - overlaps.repeated_files.load(Ordering::Relaxed),
+        // New file content: the folder listings are in `stored`, not here.
+        added: stats.new_data_bytes.load(Ordering::Relaxed),
         stored: stats.stored_bytes.load(Ordering::Relaxed),
         read,
         units,
@@ -224,6 +233,7 @@ struct Session<'a> {
     progress: &'a Progress,
     log: &'a RunLog,
     names: &'a NameCache,
+    overlaps: &'a Overlaps,
     read_bytes: &'a AtomicU64,
     /// Where consistent copies of databases and command exports are made before they are read.
     staging_dir: &'a std::path::Path,
@@ -231,7 +241,8 @@ struct Session<'a> {
 }
 
 fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
-    let Session { repo, parents, writer, progress, log, names: names_cache, read_bytes, staging_dir, home } = *session;
+    let Session { repo, parents, writer, progress, log, names: names_cache, overlaps, read_bytes, staging_dir, home } =
+        *session;
     let archiver = archiver::Archiver {
         repo,
         writer,
@@ -239,6 +250,7 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
         progress,
         log,
         names: names_cache,
+        overlaps,
         files: AtomicU64::new(0),
         dirs: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
@@ -469,6 +481,7 @@ pub(crate) fn dry_unit(
         progress,
         log,
         names: &NameCache::default(),
+        overlaps: &Overlaps::default(),
         read_bytes: &AtomicU64::new(0),
         staging_dir: &staging_dir(dirs),
         home: &dirs.home,
@@ -479,7 +492,7 @@ pub(crate) fn dry_unit(
 /// Counts a unit's files and bytes without reading them.
 pub(crate) fn count_unit(unit: &Unit, progress: &Progress) -> (u64, u64) {
     let done = AtomicBool::new(false);
-    scan::count(&[unit], progress, &done);
+    scan::count(&[unit], &Overlaps::default(), progress, &done);
     let s = progress.snapshot();
     (s.files_total, s.bytes_total)
 }

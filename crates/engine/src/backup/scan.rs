@@ -5,10 +5,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::overlap::Overlaps;
 use crate::progress::Progress;
 use crate::unit::Unit;
 
-pub(crate) fn count(units: &[&Unit], progress: &Progress, done: &AtomicBool) {
+/// Counts each file once, however many of the units' paths reach it.
+pub(crate) fn count(units: &[&Unit], overlaps: &Overlaps, progress: &Progress, done: &AtomicBool) {
+    let mut counted = std::collections::HashSet::new();
     let mut files = 0u64;
     let mut bytes = 0u64;
     for unit in units {
@@ -20,6 +23,9 @@ pub(crate) fn count(units: &[&Unit], progress: &Progress, done: &AtomicBool) {
                 }
                 let Ok(meta) = std::fs::symlink_metadata(&dir) else { continue };
                 if !meta.is_dir() {
+                    if !overlaps.first_count(&dir, &mut counted) {
+                        continue;
+                    }
                     files += 1;
                     bytes += meta.size();
                     continue;
@@ -34,7 +40,7 @@ pub(crate) fn count(units: &[&Unit], progress: &Progress, done: &AtomicBool) {
                     }
                     if ft.is_dir() {
                         stack.push((child, child_rel));
-                    } else {
+                    } else if overlaps.first_count(&child, &mut counted) {
                         files += 1;
                         if ft.is_file() {
                             bytes += e.metadata().map(|m| m.size()).unwrap_or(0);

@@ -72,7 +72,7 @@ pub fn import(
         u.roots = kept;
     }
     let (id, snapshot) = session.commit(|stats| {
-        snapshot.added = stats.new_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        snapshot.added = stats.new_data_bytes.load(std::sync::atomic::Ordering::Relaxed);
         snapshot.stored = stats.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
         snapshot
     })?;

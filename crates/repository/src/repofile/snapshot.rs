@@ -33,10 +33,12 @@ pub struct Snapshot {
     #[serde(default)]
     pub pinned: bool,
     pub units: Vec<SnapshotUnit>,
-    /// Total bytes of the files in the backup.
+    /// Total bytes of the files in the backup, each counted once however many units hold it.
     pub size: u64,
+    /// Entries other than folders, each counted once however many units hold it.
     pub files: u64,
-    /// Bytes of new data this backup added to the repository (before compression).
+    /// Bytes of new file content this backup added to the repository (before compression);
+    /// the folder listings are counted in `stored` only.
     pub added: u64,
     /// Bytes this backup added to the location (compressed and encrypted).
     pub stored: u64,
