@@ -1,24 +1,14 @@
 //! Numbers and tables for people.
 
 /// A count with its noun: "1 file", "2 files".
-pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n = n.into();
+pub fn count(n: impl TryInto<u64>, one: &str, many: &str) -> String {
+    let n = n.try_into().unwrap_or(u64::MAX);
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A size in IEC units, as every front end writes it.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    lifeboat_engine::size::iec(n)
 }
 
 pub fn duration(secs: f64) -> String {
@@ -37,7 +27,7 @@ const MAX_CELL: usize = 60;
 
 /// A cell as a table shows it: on one line, at most MAX_CELL characters.
 fn cell(c: &str) -> String {
-    let one_line: String = c.chars().map(|ch| if ch.is_control() { ' ' } else { ch }).collect();
+    let one_line = one_line(c);
     if one_line.chars().count() <= MAX_CELL {
         return one_line;
     }
@@ -46,10 +36,32 @@ fn cell(c: &str) -> String {
     cut
 }
 
+/// Text on one line: control characters (line breaks, tabs) become spaces.
+fn one_line(c: &str) -> String {
+    c.chars().map(|ch| if ch.is_control() { ' ' } else { ch }).collect()
+}
+
 /// A plain table: columns padded to their widest cell (cells of any length come cut to
 /// MAX_CELL, so no width is out of range).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| cell(c)).collect()).collect();
+    table_of(header, rows, false)
+}
+
+/// As [`table`], with the last column (sentences: what happened) whole, on one line.
+pub fn table_with_text(header: &[&str], rows: &[Vec<String>]) -> String {
+    table_of(header, rows, true)
+}
+
+fn table_of(header: &[&str], rows: &[Vec<String>], last_whole: bool) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(i, c)| if last_whole && i + 1 == r.len() { one_line(c) } else { cell(c) })
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -77,6 +89,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 pub fn local_time(ts: &jiff::Timestamp) -> String {
     ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M").to_string()
+}
+
+/// An RFC 3339 time (as the JSON has it) as [`local_time`] prints it; text that is not one
+/// is kept as it is.
+pub fn local_time_of(rfc3339: &str) -> String {
+    rfc3339.parse::<jiff::Timestamp>().map(|t| local_time(&t)).unwrap_or_else(|_| rfc3339.to_string())
 }
 
 #[cfg(test)]

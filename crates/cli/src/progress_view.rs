@@ -51,7 +51,7 @@ impl ProgressView {
                         Some(b) => {
                             b.set_length(s.bytes_total.max(s.bytes_done));
                             b.set_position(s.bytes_done);
-                            b.set_message(format!("{} ({} files)", s.phase, s.files_done));
+                            b.set_message(format!("{} ({})", s.phase, format::count(s.files_done, "file", "files")));
                         }
                         None if last_plain.elapsed() >= PLAIN_EVERY => {
                             last_plain = Instant::now();
@@ -68,10 +68,10 @@ impl ProgressView {
                                 String::new()
                             };
                             eprintln!(
-                                "{}: {}{total}, {} files, {}/s{eta}",
+                                "{}: {}{total}, {}, {}/s{eta}",
                                 s.phase,
                                 format::bytes(s.bytes_done),
-                                s.files_done,
+                                format::count(s.files_done, "file", "files"),
                                 format::bytes(rate as u64)
                             );
                         }

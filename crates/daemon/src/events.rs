@@ -281,3 +281,8 @@ mod tests {
         assert_eq!(Events::open(&dir.path().join("e.sqlite")).unwrap().last_run("n").unwrap(), Some(t));
     }
 }
+
+/// A count with its noun, for an event's words: "1 backup", "2 backups".
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

@@ -79,7 +79,11 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
                             d.event(
                                 kind::RETENTION,
                                 "info",
-                                &format!("schedule {s} removed {} backups: {}", r.removed.len(), r.removed.join(", ")),
+                                &format!(
+                                    "schedule {s} removed {}: {}",
+                                    crate::events::count(r.removed.len() as u64, "backup", "backups"),
+                                    r.removed.join(", ")
+                                ),
                                 About {
                                     schedule: Some(s.clone()),
                                     location: Some(info.location.clone()),
@@ -136,7 +140,7 @@ pub fn backup_event(
                     kind::BACKUP_WARNINGS,
                     "warning",
                     if problems.is_empty() {
-                        format!("completed with {} warnings", info.warnings)
+                        format!("completed with {}", crate::events::count(info.warnings as u64, "warning", "warnings"))
                     } else {
                         format!("completed with warnings: {}", problems.join("; "))
                     },
@@ -245,7 +249,7 @@ pub fn restore(d: &Shared, job: &Arc<Job>, slug: &str, location: &str, spec: &Re
             let (level, words) = if problems == 0 {
                 ("info", "finished".to_string())
             } else {
-                ("warning", format!("finished with {problems} warnings"))
+                ("warning", format!("finished with {}", crate::events::count(problems as u64, "warning", "warnings")))
             };
             d.event(kind::RESTORE, level, &format!("restore of backup {slug} {words}"), about());
         }

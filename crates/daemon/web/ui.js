@@ -46,16 +46,18 @@ export function radio(name, value, label, checked, hint) {
   return h('div', { class: 'check' }, input, h('label', { for: input.id }, label, hint ? h('small', { class: 'hint' }, ' ', hint) : null));
 }
 
+// IEC units, written as the command line writes them (lifeboat_engine::size::iec), so one
+// backup has one size in both.
 export function bytes(n) {
   if (n === null || n === undefined) return '—';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let i = 0;
   let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
     i++;
   }
-  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 export function date(s) {

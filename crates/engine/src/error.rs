@@ -72,8 +72,10 @@ pub enum EngineError {
     #[error("refused: the restore would write {path}, which is outside {bound}; nothing was restored")]
     Outside { path: PathBuf, bound: PathBuf },
     #[error(
-        "not enough room on the file system of {path}: the restore writes {need} bytes and {free} are free; \
-         free some space or restore elsewhere; nothing was restored"
+        "not enough room on the file system of {path}: the restore writes {} and {} is free; \
+         free some space or restore elsewhere; nothing was restored",
+        crate::size::iec(*need),
+        crate::size::iec(*free)
     )]
     NoRoom { path: PathBuf, need: u64, free: u64 },
     #[error("{what} {detail}")]

@@ -409,7 +409,7 @@ pub fn forget(
     for (word, list) in [(gone, &done.removed), (stay, &done.kept)] {
         for b in list {
             let why = if b.pinned { " (pinned)" } else { "" };
-            outln!("{word:<12} {}  {}  \"{}\"  {}{why}", b.slug, b.date, b.name, b.device)?;
+            outln!("{word:<12} {}  {}  \"{}\"  {}{why}", b.slug, format::local_time_of(&b.date), b.name, b.device)?;
         }
     }
     outln!(

@@ -104,7 +104,11 @@ pub fn find(
     if json {
         print_json(&search.paths)?;
     } else if search.paths.is_empty() {
-        eprintln!("No path of the {} backups searched matches {}.", search.backups, patterns.join(" "));
+        eprintln!(
+            "No path of the {} searched matches {}.",
+            crate::format::count(search.backups, "backup", "backups"),
+            patterns.join(" ")
+        );
     } else {
         let mut out = std::io::stdout().lock();
         for p in &search.paths {

@@ -80,12 +80,11 @@ pub fn events(ctx: &Context, limit: u32, json: bool) -> Result<i32> {
     } else if list.is_empty() {
         outln!("No events yet: backups, restores and what `lifeboat serve` does are recorded here.")?;
     } else {
+        // Newest first, as the page shows them; what happened is never cut.
         let rows: Vec<Vec<String>> = list
             .iter()
-            .rev()
             .map(|e| {
-                let when =
-                    e.time.parse::<jiff::Timestamp>().map(|t| crate::format::local_time(&t)).unwrap_or(e.time.clone());
+                let when = crate::format::local_time_of(&e.time);
                 let dash = || "-".to_string();
                 vec![
                     when,
@@ -96,7 +95,7 @@ pub fn events(ctx: &Context, limit: u32, json: bool) -> Result<i32> {
                 ]
             })
             .collect();
-        out!("{}", crate::format::table(&["TIME", "LEVEL", "LOCATION", "SCHEDULE", "WHAT"], &rows))?;
+        out!("{}", crate::format::table_with_text(&["TIME", "LEVEL", "LOCATION", "SCHEDULE", "WHAT"], &rows))?;
     }
     Ok(exit::OK)
 }

@@ -63,11 +63,14 @@ pub fn check(ctx: &Context, name: &str) -> Result<i32> {
             Ok(exit::OK)
         }
         RepositoryHealth::Healthy { backups } => {
-            outln!("  repository: healthy, {backups} backups")?;
+            outln!("  repository: healthy, {}", crate::format::count(backups, "backup", "backups"))?;
             Ok(exit::OK)
         }
         RepositoryHealth::Problems { count } => {
-            outln!("  repository: {count} problems; run `lifeboat check --location {name}` for the list")?;
+            outln!(
+                "  repository: {}; run `lifeboat check --location {name}` for the list",
+                crate::format::count(count, "problem", "problems")
+            )?;
             Ok(exit::DAMAGE)
         }
     }

@@ -57,10 +57,10 @@ pub fn check(ctx: &Context, read_data: bool, repair: bool, location: Option<&str
         let (r, report) = ctx.repair(location, &say("repair"))?;
         if !json {
             outln!(
-                "Repaired: the index now lists {} blobs in {} packs ({} old index files replaced).",
-                r.blobs_indexed,
-                r.packs_indexed,
-                r.index_files_replaced
+                "Repaired: the index now lists {} in {} ({} replaced).",
+                format::count(r.blobs_indexed, "blob", "blobs"),
+                format::count(r.packs_indexed, "pack", "packs"),
+                format::count(r.index_files_replaced, "old index file", "old index files"),
             )?;
             for line in &r.repaired {
                 outln!("repaired: {line}")?;
@@ -89,12 +89,16 @@ pub fn check(ctx: &Context, read_data: bool, repair: bool, location: Option<&str
             outln!("note: {n}")?;
         }
         outln!(
-            "Checked {} backups, {} packs{}, {} blobs: {}.",
-            report.snapshots,
-            report.packs,
+            "Checked {}, {}{}, {}: {}.",
+            format::count(report.snapshots, "backup", "backups"),
+            format::count(report.packs, "pack", "packs"),
             if read_data { format!(" ({} read)", report.packs_read) } else { String::new() },
-            report.blobs,
-            if report.is_clean() { "no problems".to_string() } else { format!("{} problems", report.problems.len()) }
+            format::count(report.blobs, "blob", "blobs"),
+            if report.is_clean() {
+                "no problems".to_string()
+            } else {
+                format::count(report.problems.len() as u64, "problem", "problems")
+            }
         )?;
     }
     Ok(if report.is_clean() { exit::OK } else { exit::DAMAGE })
@@ -111,13 +115,13 @@ pub fn prune(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
         print_json(&report)?;
     } else {
         outln!(
-            "Freed {} ({} packs removed, {} rewritten); {} now in {} for {} backups.",
+            "Freed {} ({} removed, {} rewritten); {} now in {} for {}.",
             format::bytes(report.bytes_freed),
-            report.packs_removed,
+            format::count(report.packs_removed, "pack", "packs"),
             report.packs_rewritten,
             format::bytes(report.bytes_after),
             loc.describe(),
-            report.snapshots
+            format::count(report.snapshots, "backup", "backups")
         )?;
     }
     Ok(exit::OK)
@@ -125,6 +129,6 @@ pub fn prune(ctx: &Context, location: Option<&str>, json: bool) -> Result<i32> {
 
 pub fn unlock(ctx: &Context, location: Option<&str>) -> Result<i32> {
     let (loc, n) = ctx.unlock(location)?;
-    outln!("Removed {n} stale locks from {}.", loc.describe())?;
+    outln!("Removed {} from {}.", format::count(n, "stale lock", "stale locks"), loc.describe())?;
     Ok(exit::OK)
 }

@@ -172,3 +172,49 @@ fn a_wrong_password_for_every_location_is_an_error_not_an_empty_list() {
     let out = sb.run(&["backups", "list"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Finding 12 of issue 48: a count of one is singular, `events` is newest first with what
+/// happened whole, and `forget` prints times as the rest of the CLI does.
+#[test]
+fn counts_of_one_are_singular_and_events_are_newest_first() {
+    let sb = Sandbox::new("[unit.notes]\npaths = [\"~/notes\"]\n");
+    fs::create_dir_all(sb.home.join("notes")).unwrap();
+    fs::write(sb.home.join("notes/a"), "a").unwrap();
+    let first = sb.backup(&["--name", "first"]);
+    let checked = sb.ok(&["check"]);
+    let long = "a name long enough to be cut by a table of sixty characters or more";
+    let second = sb.backup(&["--name", long]);
+    let events = sb.ok(&["events"]);
+    let at = |slug: &serde_json::Value| events.find(slug.as_str().unwrap()).unwrap_or_else(|| panic!("{events}"));
+    assert!(at(&second["slug"]) < at(&first["slug"]), "the newest event comes first:\n{events}");
+    assert!(events.contains(long) && !events.contains('…'), "what happened is whole:\n{events}");
+    let forget = sb.ok(&["backups", "forget", "--keep-last", "1", "--dry-run"]);
+    let date = first["date"].as_str().unwrap();
+    assert!(!forget.contains(&date[..19]), "no RFC 3339 times: {forget}");
+    assert!(forget.contains("Would remove 1 backup and keep 1 in local."), "{forget}");
+    let line = forget.lines().find(|l| l.contains(first["slug"].as_str().unwrap())).unwrap();
+    let stamp = regex_free_date(line);
+    assert!(stamp, "a date as `backups list` writes it (YYYY-MM-DD HH:MM): {line}");
+    assert!(checked.contains("Checked 1 backup, "), "{checked}");
+}
+
+/// Whether a line holds a date written `YYYY-MM-DD HH:MM`.
+fn regex_free_date(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.windows(16).any(|w| {
+        let d = |i: usize| w[i].is_ascii_digit();
+        (0..4).all(d)
+            && w[4] == b'-'
+            && d(5)
+            && d(6)
+            && w[7] == b'-'
+            && d(8)
+            && d(9)
+            && w[10] == b' '
+            && d(11)
+            && d(12)
+            && w[13] == b':'
+            && d(14)
+            && d(15)
+    })
+}

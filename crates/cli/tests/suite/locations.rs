@@ -518,7 +518,7 @@ fn locations_are_added_listed_checked_and_removed() {
     assert!(check.contains("reachable: yes") && check.contains("writable: yes"), "{check}");
     sb.ok(&["backups", "new", "--location", "nas", "--quiet"]);
     let check = sb.ok(&["locations", "check", "nas"]);
-    assert!(check.contains("repository: healthy, 1 backups"), "{check}");
+    assert!(check.contains("repository: healthy, 1 backup"), "{check}");
 
     let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["locations", "list", "--json"])).unwrap();
     let nas = listed.as_array().unwrap().iter().find(|l| l["name"] == "nas").unwrap();
