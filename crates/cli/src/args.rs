@@ -55,6 +55,9 @@ pub enum Command {
     /// Where backups are kept: list, check, add, remove.
     #[command(subcommand)]
     Locations(LocationsCommand),
+    /// The schedules of the configuration: list them, or run one now as the daemon does.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
     /// Show a location's backups as read-only folders at MOUNTPOINT (MOUNTPOINT/SLUG/… at the
     /// paths of the device that made each, MOUNTPOINT/latest the newest) until Ctrl-C,
     /// SIGTERM or `fusermount3 -u MOUNTPOINT`.
@@ -561,6 +564,25 @@ pub enum UnitsCommand {
     Use {
         /// phone, home-automation or desktop.
         profile: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SchedulesCommand {
+    /// List the schedules: when each runs, where to, its last run and how it went, its next.
+    List {
+        /// Print the schedules as a JSON array (as `GET /api/schedules`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a schedule now as the daemon would: its conditions at each location, its backup,
+    /// its retention, its events. Waits for the backups.
+    Run {
+        /// The schedule's name.
+        name: String,
+        /// Print what happened at each location as a JSON array.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -130,7 +130,6 @@ impl Job {
     }
 
     /// Waits until the job has finished.
-    #[cfg(test)]
     pub fn wait(&self) {
         let mut i = self.inner.lock().expect("job lock");
         while !i.state.finished() {

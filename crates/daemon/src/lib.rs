@@ -11,6 +11,7 @@ pub mod fuzzing;
 mod jobs;
 mod notify;
 mod scheduler;
+mod schedules;
 mod serving;
 mod state;
 pub mod token;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use lifeboat_engine::{Dirs, LoadedConfig};
 
 pub use api::{status as http_status, OPENAPI};
+pub use schedules::{Local, ScheduleRun, ScheduleView};
 pub use work::{backup_event, describe_backup, BackupSpec};
 
 #[derive(Debug, thiserror::Error)]

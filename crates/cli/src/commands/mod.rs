@@ -7,12 +7,15 @@ mod key;
 mod locations;
 mod logs;
 mod maintenance;
+mod schedules;
 mod units;
 
 use anyhow::Result;
 use lifeboat_engine::{Devices, RestoreMode};
 
-use crate::args::{BackupsCommand, Cli, Command, HooksCommand, KeyCommand, LocationsCommand, UnitsCommand};
+use crate::args::{
+    BackupsCommand, Cli, Command, HooksCommand, KeyCommand, LocationsCommand, SchedulesCommand, UnitsCommand,
+};
 use crate::context::Context;
 use crate::output::outln;
 
@@ -154,6 +157,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Token => daemon::token(&ctx),
         Command::Passwd { from_file, remove } => daemon::passwd(&ctx, from_file, remove),
         Command::Events { limit, json } => daemon::events(&ctx, limit, json),
+        Command::Schedules(SchedulesCommand::List { json }) => schedules::list(&ctx, cli_config, json),
+        Command::Schedules(SchedulesCommand::Run { name, json }) => schedules::run(&ctx, cli_config, &name, json),
         Command::Hooks(HooksCommand::Install { hook, units, location }) => {
             daemon::install_hook(&ctx, &hook, &units, location.as_deref())
         }

@@ -471,3 +471,59 @@ fn a_card_taken_out_while_the_daemon_runs_gets_no_backup_on_the_devices_own_stor
     assert!(slugs.contains(&first.as_str()) && slugs.len() == 2, "both backups on the card: {list}");
     assert!(d.stop().success());
 }
+
+/// `schedules list` and `schedules run` without a daemon: the run is the scheduler's (the
+/// schedule's tag, its retention, its events, a skip and its reason where its conditions
+/// refuse), and the listing shows its last run, how it went and its next run.
+#[test]
+fn schedules_are_listed_and_run_from_the_command_line() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    let card = sb.dir.path().join("media/card");
+    std::fs::create_dir_all(&card).unwrap();
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.card]\ntype = \"removable\"\npath = \"{}\"\n\n[schedule.nightly]\nevery = \"day\"\nat = \"03:00\"\nkeep_last = 1\n\n[schedule.card]\nevery = \"week\"\ndays = [\"sun\"]\nlocations = [\"card\"]\nwhen = [\"reachable\"]\n",
+        card.display()
+    ));
+    std::fs::write(&sb.config, cfg).unwrap();
+
+    let before: serde_json::Value = serde_json::from_str(&sb.ok(&["schedules", "list", "--json"])).unwrap();
+    let nightly = before.as_array().unwrap().iter().find(|s| s["name"] == "nightly").unwrap();
+    assert!(nightly["last_run"].is_null() && nightly["last_outcome"].is_null(), "{nightly}");
+    assert!(nightly["next_run"].is_string(), "{nightly}");
+
+    let mut slugs = Vec::new();
+    for _ in 0..2 {
+        let out = sb.ok(&["schedules", "run", "nightly"]);
+        assert!(out.starts_with("local: backup ") && out.contains(" completed (1 file, 1 B)"), "{out}");
+        slugs.push(out.split_whitespace().nth(2).unwrap().to_string());
+    }
+    // The card holds no repository: the list says so with exit 3, the local backups are there.
+    let list: serde_json::Value = serde_json::from_slice(&sb.run(&["backups", "list", "--json"]).stdout).unwrap();
+    let left: Vec<&str> = list.as_array().unwrap().iter().map(|b| b["slug"].as_str().unwrap()).collect();
+    assert_eq!(left, [slugs[1].as_str()], "the schedule's retention (keep_last = 1) ran: {list}");
+    assert_eq!(list[0]["tags"], serde_json::json!(["schedule:nightly"]), "{list}");
+
+    let out = sb.run(&["schedules", "run", "card", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "a skipped run is a warning: {}", stderr(&out));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["location"], "card", "{runs}");
+    assert!(runs[0]["skipped"].as_str().unwrap().contains("no memory card or disk is mounted"), "{runs}");
+
+    let after: serde_json::Value = serde_json::from_str(&sb.ok(&["schedules", "list", "--json"])).unwrap();
+    let nightly = after.as_array().unwrap().iter().find(|s| s["name"] == "nightly").unwrap();
+    assert!(nightly["last_run"].is_string(), "{nightly}");
+    let outcome = nightly["last_outcome"]["message"].as_str().unwrap();
+    assert_eq!(outcome, format!("schedule nightly removed 1 backup: {}", slugs[0]), "its newest event");
+    let text = sb.ok(&["schedules", "list"]);
+    assert!(text.contains("every day at 03:00") && text.contains("every week on sun at 02:00"), "{text}");
+    assert!(text.contains("backup to card skipped: location card: no memory card"), "the card's outcome: {text}");
+
+    let out = sb.run(&["schedules", "run", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no schedule nope"), "{}", stderr(&out));
+    let events = sb.ok(&["events"]);
+    assert!(events.contains("schedule card: backup to card skipped"), "{events}");
+}

@@ -14,9 +14,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 
 use super::{blocking, json_body, query, ApiError, ApiResult};
-use crate::conditions::Situation;
 use crate::events::Event;
 use crate::scheduler::Decision;
+use crate::schedules::{self, ScheduleView};
 use crate::state::Shared;
 
 #[derive(Deserialize)]
@@ -42,44 +42,8 @@ pub async fn locations(State(d): State<Shared>) -> Json<Vec<LocationInfo>> {
     Json(d.app().location_info())
 }
 
-#[derive(Serialize)]
-pub struct ScheduleView {
-    pub name: String,
-    #[serde(flatten)]
-    pub config: ScheduleConfig,
-    /// RFC 3339, when enabled.
-    pub next_run: Option<String>,
-    pub last_run: Option<String>,
-}
-
-fn views(d: &Shared) -> Vec<ScheduleView> {
-    let tz = jiff::tz::TimeZone::system();
-    let now = jiff::Timestamp::now();
-    d.config()
-        .config
-        .schedule
-        .iter()
-        .map(|(name, sc)| {
-            let last = d.events.last_run(name).ok().flatten();
-            let next = sc
-                .enabled
-                .then(|| sc.cadence().ok())
-                .flatten()
-                .map(|c| c.next_after(last.or(d.events.first_seen(name).ok().flatten()).unwrap_or(now).max(now), &tz))
-                .filter(|t| *t < jiff::Timestamp::MAX)
-                .map(|t| t.to_string());
-            ScheduleView {
-                name: name.clone(),
-                config: sc.clone(),
-                next_run: next,
-                last_run: last.map(|t| t.to_string()),
-            }
-        })
-        .collect()
-}
-
 pub async fn schedules(State(d): State<Shared>) -> Json<Vec<ScheduleView>> {
-    Json(views(&d))
+    Json(schedules::list(&d))
 }
 
 /// Replaces every schedule with those given (by name), in the configuration file.
@@ -89,7 +53,7 @@ pub async fn set_schedules(State(d): State<Shared>, body: Bytes) -> ApiResult<Js
         let file = d.config().target_file;
         lifeboat_engine::config_edit::set_schedules(&file, &body)?;
         d.reload()?;
-        Ok(Json(views(&d)))
+        Ok(Json(schedules::list(&d)))
     })
     .await
 }
@@ -97,15 +61,9 @@ pub async fn set_schedules(State(d): State<Shared>, body: Bytes) -> ApiResult<Js
 /// Runs a schedule now, as when it is due: its conditions are checked at each location.
 pub async fn run_schedule(State(d): State<Shared>, Path(name): Path<String>) -> ApiResult<Json<Vec<Decision>>> {
     blocking(move || {
-        let sc = d
-            .config()
-            .config
-            .schedule
-            .get(&name)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no schedule {name}: see GET /api/schedules")))?;
-        let _ = d.events.set_last_run(&name, jiff::Timestamp::now());
-        Ok(Json(crate::scheduler::run_schedule(&d, &name, &sc, &Situation::now())))
+        schedules::run_now(&d, &name)
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found(format!("no schedule {name}: see GET /api/schedules")))
     })
     .await
 }
