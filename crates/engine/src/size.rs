@@ -16,3 +16,15 @@ pub fn iec(n: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_are_iec_and_the_room_check_says_them() {
+        assert_eq!(super::iec(1), "1 B");
+        assert_eq!(super::iec(60_000), "58.6 KiB");
+        assert_eq!(super::iec(3 << 30), "3.0 GiB");
+        let e = crate::EngineError::NoRoom { path: "/t".into(), need: 3 << 20, free: 1536 };
+        assert!(e.to_string().contains("the restore writes 3.0 MiB and 1.5 KiB is free;"), "{e}");
+    }
+}

@@ -53,3 +53,60 @@ pub(crate) fn count(units: &[&Unit], overlaps: &Overlaps, progress: &Progress, d
     }
     progress.set_totals(files, bytes, true);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UnitKind;
+    use crate::unit::{Filter, Hooks};
+
+    fn unit(name: &str, paths: &[&Path], home: &Path) -> Unit {
+        let dirs = crate::Dirs {
+            home: home.to_path_buf(),
+            config: home.join("c"),
+            data: home.join("d"),
+            logs: home.join("l"),
+            cache: None,
+            root: false,
+        };
+        Unit {
+            name: name.into(),
+            title: name.into(),
+            kind: UnitKind::Paths,
+            paths: paths.iter().map(|p| (p.display().to_string(), p.to_path_buf())).collect(),
+            filter: Filter::new(&[], &[], &dirs).unwrap(),
+            not_included: Vec::new(),
+            exclude_patterns: Vec::new(),
+            commands: None,
+            optional: false,
+            hooks: Hooks {
+                before_backup: None,
+                after_backup: None,
+                before_restore: None,
+                after_restore: None,
+                timeout: std::time::Duration::from_secs(1),
+            },
+        }
+    }
+
+    /// Finding 9 of issue 48: the progress totals of a unit of a folder and another of a
+    /// folder (or a file) inside it count each file once.
+    #[test]
+    fn overlapping_units_are_counted_once() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        std::fs::create_dir_all(h.join("Documents/deep")).unwrap();
+        std::fs::write(h.join("a"), [0; 100]).unwrap();
+        std::fs::write(h.join("Documents/b"), [0; 20]).unwrap();
+        std::fs::write(h.join("Documents/deep/c"), [0; 3]).unwrap();
+        let all = unit("all", &[h], h);
+        let docs = unit("docs", &[&h.join("Documents"), &h.join("Documents/deep/c")], h);
+        let units = [&all, &docs];
+        let progress = Progress::default();
+        count(&units, &Overlaps::of(&units), &progress, &AtomicBool::new(false));
+        let s = progress.snapshot();
+        assert_eq!((s.files_total, s.bytes_total), (3, 123));
+        let apart = [&all];
+        assert!(Overlaps::of(&apart).is_empty(), "one unit of one path overlaps nothing");
+    }
+}
