@@ -96,7 +96,11 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
                             d.event(
                                 kind::PRUNE,
                                 "info",
-                                &format!("prune of {}: {} packs removed", info.location, p.packs_removed),
+                                &format!(
+                                    "prune of {}: {} removed",
+                                    info.location,
+                                    crate::events::count(p.packs_removed as u64, "pack", "packs")
+                                ),
                                 About {
                                     location: Some(info.location.clone()),
                                     job: Some(job.id),

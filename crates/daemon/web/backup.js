@@ -1,7 +1,7 @@
 // One backup: its units and log, and what can be done with it — restore, download, copy,
 // pin, delete.
 
-import { h, td, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel, confirmDialog, notice } from './ui.js';
+import { h, td, field, check, radio, bytes, count, date, statusBadge, errorBox, jobPanel, confirmDialog, notice } from './ui.js';
 import { go } from './app.js';
 import { backupHref } from './home.js';
 import { filesSection, changesSection } from './files.js';
@@ -19,7 +19,7 @@ export async function backupView(api, slug) {
     ['Location', b.location],
     ['Type', b.type === 'full' ? 'Full' : 'Partial'],
     ['Status', statusBadge(b.status)],
-    ['Size', `${bytes(b.size)} in ${b.files} files`],
+    ['Size', `${bytes(b.size)} in ${count(b.files, 'file', 'files')}`],
     ['Stored', `${bytes(b.stored)} new in the location`],
     ['Protected', b.protected ? 'With a password' : 'With this device\'s key'],
     ['Device', b.this_device ? `${b.device} (this device)` : b.device],
@@ -154,11 +154,11 @@ function restoreForm(api, b, q, selection) {
           const list = (cls) => (problems.length ? h('ul', { class: cls }, problems.map((p) => h('li', {}, typeof p === 'string' ? p : JSON.stringify(p)))) : null);
           // Failed with a result: some of it was restored, and each problem says what was not.
           if (v.state === 'failed' && v.result) {
-            box.append(...[h('p', {}, `Restored ${r.files ?? 0} files; ${r.not_restored} not restored:`), list('error')].filter(Boolean));
+            box.append(...[h('p', {}, `Restored ${count(r.files ?? 0, 'file', 'files')}; ${r.not_restored} not restored:`), list('error')].filter(Boolean));
             return;
           }
           if (v.state !== 'succeeded') return;
-          box.replaceChildren(...[h('p', { class: 'ok' }, `Restored ${r.files ?? ''} files${r.safety_backup ? `; the safety backup is ${r.safety_backup}` : ''}.`),
+          box.replaceChildren(...[h('p', { class: 'ok' }, `Restored ${count(r.files ?? 0, 'file', 'files')}${r.safety_backup ? `; the safety backup is ${r.safety_backup}` : ''}.`),
             list('warn-text')].filter(Boolean));
         },
       }));

@@ -2,7 +2,7 @@
 // restore, see what changed since the backup before; and, on the home page, find a file
 // in every backup.
 
-import { h, td, bytes, date, errorBox } from './ui.js';
+import { h, td, bytes, count, date, errorBox } from './ui.js';
 
 const PAGE = 200;
 
@@ -145,7 +145,7 @@ export function searchSection(api) {
       const s = await api.get(`/api/search?pattern=${encodeURIComponent(pattern)}`);
       const warn = s.unavailable.map((u) => h('p', { class: 'notice warn' }, `${u.location} was not searched: ${u.reason}`));
       if (s.paths.length === 0) {
-        result.replaceChildren(...warn, h('p', { class: 'muted' }, `Nothing matches ${pattern} in the ${s.backups} backups.`));
+        result.replaceChildren(...warn, h('p', { class: 'muted' }, `Nothing matches ${pattern} in the ${count(s.backups, 'backup', 'backups')}.`));
         return;
       }
       const version = (p, v) => h('li', { class: 'version' },

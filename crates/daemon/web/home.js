@@ -1,7 +1,7 @@
 // The Backups view: automatic backups at the top, "Back up now" with its progress in the
 // middle, every backup of every location below. A machine with none yet is offered a restore.
 
-import { h, td, field, check, radio, bytes, date, statusBadge, errorBox, jobPanel } from './ui.js';
+import { h, td, field, check, radio, bytes, count, date, statusBadge, errorBox, jobPanel } from './ui.js';
 import { welcomePanel } from './welcome.js';
 import { searchSection } from './files.js';
 
@@ -68,7 +68,7 @@ function manualBackup(api, locations, units, running, list) {
   api.get('/api/units?sizes=true').then((sized) => {
     for (const u of sized) {
       const el = form.querySelector(`.size[data-unit="${CSS.escape(u.name)}"]`);
-      if (el) el.textContent = u.size !== null && u.size !== undefined ? `${bytes(u.size)}, ${u.files} files` : '';
+      if (el) el.textContent = u.size !== null && u.size !== undefined ? `${bytes(u.size)}, ${count(u.files, 'file', 'files')}` : '';
     }
   }, () => {});
   form.addEventListener('submit', async (e) => {

@@ -46,6 +46,11 @@ export function radio(name, value, label, checked, hint) {
   return h('div', { class: 'check' }, input, h('label', { for: input.id }, label, hint ? h('small', { class: 'hint' }, ' ', hint) : null));
 }
 
+// A count with its noun, as the command line writes it: "1 file", "2 files".
+export function count(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 // IEC units, written as the command line writes them (lifeboat_engine::size::iec), so one
 // backup has one size in both.
 export function bytes(n) {
@@ -158,7 +163,7 @@ export function jobPanel(api, job, { onDone, showLog = true } = {}) {
     }
     phase.textContent = c.phase ? `${c.phase} · ` : '';
     const parts = [];
-    if (c.files_done !== undefined) parts.push(`${c.files_done} files`);
+    if (c.files_done !== undefined) parts.push(count(c.files_done, 'file', 'files'));
     if (c.bytes_done !== undefined) parts.push(`${bytes(c.bytes_done)}${c.bytes_total ? ' of ' + bytes(c.bytes_total) : ''}`);
     if (p.rate) parts.push(`${bytes(p.rate)}/s`);
     if (p.eta !== null && p.eta !== undefined && v.state === 'running') parts.push(`about ${duration(p.eta)} left`);
