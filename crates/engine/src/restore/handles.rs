@@ -36,8 +36,9 @@ pub(crate) type Dir = Arc<OwnedFd>;
 #[derive(Default)]
 pub(crate) struct Folders {
     open: Mutex<HashMap<PathBuf, (Dir, bool)>>,
-    /// Folders this restore made, by the path they are at while it runs: opened again (once
-    /// the cache let them go), each must still be that very folder.
+    /// Folders this restore made, by the path they are at while it runs, and the folders that
+    /// stay as the plan saw them: opened (again, once the cache let them go), each must still
+    /// be that very folder.
     made: Mutex<HashMap<PathBuf, Ids>>,
 }
 
@@ -83,7 +84,7 @@ impl Folders {
         };
         if let Some(&made) = self.made.lock().expect("folders lock").get(path) {
             if ids(&nix::sys::stat::fstat(dir.as_raw_fd())?) != made {
-                return Err(other("another folder is at the place of one this restore made"));
+                return Err(other("another folder is at its place than the one this restore made or planned with"));
             }
         }
         let follow = chain && trusted(&dir)?;
@@ -126,6 +127,13 @@ impl Folders {
     pub(crate) fn hold(&self, path: &Path, dir: Dir, made: Ids) {
         self.made.lock().expect("folders lock").insert(path.to_path_buf(), made);
         self.open.lock().expect("folders lock").insert(path.to_path_buf(), (dir, false));
+    }
+
+    /// The folder at `path` must be `seen`, the one the plan looked at, whenever it is opened:
+    /// a folder someone renamed to its path since (one of root's in a folder of hers) is never
+    /// written into nor given the backup's metadata. Before anything is opened.
+    pub(crate) fn expect(&self, path: &Path, seen: Ids) {
+        self.made.lock().expect("folders lock").insert(path.to_path_buf(), seen);
     }
 
     /// Forgets every open folder (after renames, a path may name another folder).

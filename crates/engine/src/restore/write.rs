@@ -175,6 +175,13 @@ impl<'a> Executor<'a> {
         }
         // Only the outermost new folders are written beside; those inside them are in them.
         fresh.retain(|_, k| how[*k] == How::Beside);
+        // A folder that stays is opened only while it is the one the plan saw; one that was
+        // gone already is not the plan's either.
+        let folders = Folders::default();
+        for (item, _) in items.iter().zip(&how).filter(|(_, h)| **h == How::Stays) {
+            let seen = plan.seen.get(&item.dest).filter(|s| s.is_dir());
+            folders.expect(&item.dest, seen.map_or((u64::MAX, u64::MAX), |s| s.ids()));
+        }
         Executor {
             source,
             plan,
@@ -182,7 +189,7 @@ impl<'a> Executor<'a> {
             log,
             as_root: nix::unistd::geteuid().is_root(),
             owners: Owners::for_home(home),
-            folders: Folders::default(),
+            folders,
             how,
             fresh,
             tag: temp_tag(id),
