@@ -699,6 +699,14 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
         let item = &mut items[k];
         (item.action, item.why, item.carry) = (action, why, carry);
     }
+    // The folders the roots go in, where no entry of the backup is: written into only while
+    // they are the folders seen now (`Folders::expect`).
+    for r in &roots {
+        let Some(parent) = r.dest.parent().filter(|p| item_at(&items, p).is_none()) else { continue };
+        if let Some(m) = std::fs::symlink_metadata(parent).ok().filter(|m| m.is_dir()) {
+            steps.seen.entry(parent.to_path_buf()).or_insert_with(|| Seen::of(&m));
+        }
+    }
     for r in &roots {
         if r.kind == "sqlite" {
             for suffix in ["-wal", "-shm", "-journal"] {

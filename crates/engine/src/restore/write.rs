@@ -180,7 +180,12 @@ impl<'a> Executor<'a> {
         let folders = Folders::default();
         for (item, _) in items.iter().zip(&how).filter(|(_, h)| **h == How::Stays) {
             let seen = plan.seen.get(&item.dest).filter(|s| s.is_dir());
-            folders.expect(&item.dest, seen.map_or((u64::MAX, u64::MAX), |s| s.ids()));
+            folders.expect(&item.dest, seen.map_or(handles::NOT_SEEN, |s| s.ids()));
+        }
+        // So is the folder a root goes in (no entry of the backup): one missing then is made.
+        for parent in plan.roots.iter().filter_map(|r| r.dest.parent()).filter(|p| plan.item_at(p).is_none()) {
+            let seen = plan.seen.get(parent).filter(|s| s.is_dir());
+            folders.expect(parent, seen.map_or(handles::NOT_SEEN, |s| s.ids()));
         }
         Executor {
             source,
