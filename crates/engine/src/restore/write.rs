@@ -183,7 +183,10 @@ impl<'a> Executor<'a> {
             folders.expect(&item.dest, seen.map_or(handles::NOT_SEEN, |s| s.ids()));
         }
         // So is the folder a root goes in (no entry of the backup): one missing then is made.
-        for parent in plan.roots.iter().filter_map(|r| r.dest.parent()).filter(|p| plan.item_at(p).is_none()) {
+        // Inside a new folder written beside, it is made there, and reached through that one.
+        let outside_fresh = |p: &Path| !p.ancestors().any(|a| fresh.contains_key(a));
+        let parents = plan.roots.iter().filter_map(|r| r.dest.parent());
+        for parent in parents.filter(|p| plan.item_at(p).is_none() && outside_fresh(p)) {
             let seen = plan.seen.get(parent).filter(|s| s.is_dir());
             folders.expect(parent, seen.map_or(handles::NOT_SEEN, |s| s.ids()));
         }
