@@ -40,6 +40,18 @@ pub fn check_unit_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A backup's slug: it goes into names on the device (the backup's version of a file kept
+/// beside a changed one, `NAME.restored-SLUG`, renamed by handle relative to a folder of the
+/// destination) and of logs, so short and plain: letters, digits, `-` and `_` only. Lifeboat
+/// makes 8 hex digits.
+pub fn check_slug(slug: &str) -> Result<(), String> {
+    if slug.is_empty() || slug.len() > 64 || !slug.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!("backup slug {slug:?} is not a plain name"));
+    }
+    Ok(())
+}
+
 /// One entry of a folder listing: a single name, never a path.
 pub fn check_entry_name(name: &[u8]) -> Result<(), String> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
@@ -63,6 +75,7 @@ pub fn check_relative(path: &[u8]) -> Result<(), String> {
 impl crate::Snapshot {
     /// Every unit name and root path is one a restore can place (see the module comment).
     pub fn check_paths(&self) -> Result<(), String> {
+        check_slug(&self.slug)?;
         for unit in &self.units {
             check_unit_name(&unit.name)?;
             for root in &unit.roots {
@@ -82,6 +95,16 @@ impl crate::Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slugs_that_are_not_plain_names_are_refused() {
+        for ok in ["0a1b2c3d", "deadbeef", "a-b_C9"] {
+            assert!(check_slug(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "x/../../etc/cron.d/p", "..", "a b", "a\0", &"a".repeat(65)] {
+            assert!(check_slug(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn roots_that_climb_or_are_relative_are_refused() {

@@ -321,6 +321,38 @@ fn a_backup_file_whose_unit_roots_climb_out_or_are_relative_is_refused() {
     assert!(listed.as_array().is_none_or(|a| a.iter().all(|b| b["location"] != "empty")), "{listed}");
 }
 
+/// A backup's slug goes into names on the device: the backup's version of a file changed
+/// while the restore ran is renamed, relative to the folder it is in, to `NAME.restored-SLUG`.
+/// A slug of `x/../../…/PLACE` sent it (a file of whoever made the backup file) to `PLACE`
+/// anywhere on the file system, as root, once she put a folder `NAME.restored-x` beside
+/// `NAME`. Such a file is refused by restore and import, whatever else it holds.
+#[test]
+fn a_backup_file_whose_slug_is_a_path_is_refused() {
+    let (plain, good, manifest) = plain_backup_file();
+    let unit = read_entry(&good, manifest["units"][0]["file"].as_str().unwrap());
+    let victim = plain.dir.path().join("victim");
+    let slug = format!("x/{}{}", "../".repeat(12), victim.join("planted").strip_prefix("/").unwrap().display());
+    let mut m = manifest.clone();
+    m["backup"]["slug"] = slug.clone().into();
+    let file = plain.dir.path().join("slug.lifeboat.tar");
+    wrap(&m, &unit, &file);
+    let target = plain.dir.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let out = plain.run_without_password(&[
+        "backups",
+        "restore",
+        "--from-file",
+        file.to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "accepted: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    assert!(walkdir(&target).into_iter().all(|p| p.is_dir()), "{:?}", walkdir(&target));
+    let out = plain.run_without_password(&["backups", "import", file.to_str().unwrap(), "--location", "empty"]);
+    assert!(!out.status.success() && stderr(&out).contains("refused"), "import: {}", stderr(&out));
+}
+
 /// A backup of one unit (docs) in a repository opened by a device key, so that its unit file
 /// is a plain .tar.zst; the sandbox also has an empty location. Returns the sandbox, the
 /// exported file and its manifest.

@@ -951,3 +951,78 @@ fn roots_at(top: &Path) -> PathBuf {
         .find(|p| p.file_name().is_some_and(|n| n == "roots"))
         .unwrap_or_else(|| top.join("<no folder roots>"))
 }
+
+/// A folder that stays (`~/docs/three`, in the backup and on the device) was opened by path when
+/// the restore began writing, whatever folder stood there then: the plan's look at it was not
+/// checked. At `restore SLUG` (planned, nothing written) she renames it away and a folder of
+/// root's that sits in her folder (`~/docs/roots`, 0700, as `sudo` leaves) to its name: root
+/// wrote the backup's files of `three` into it and gave it her ownership and `three`'s mode.
+#[test]
+fn root_writes_nothing_into_and_sets_no_metadata_on_a_folder_of_roots_she_renamed_onto_a_folder_that_stays() {
+    let Some(a) = Attack::new() else { return };
+    let (user, sb) = (&a.user, &a.sb);
+    let roots = a.docs.join("roots");
+    fs::create_dir(&roots).unwrap();
+    fs::write(roots.join("secret"), "root's").unwrap();
+    fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
+    let mut cmd = sb.command();
+    cmd.args(["backups", "restore", &a.slug, "--no-safety-backup", "--quiet"]);
+    let mut run = Paused::start(sb, cmd, &format!("restore {}", a.slug));
+    run.wait();
+    user.sh("set -e; cd docs; mv three three.hers; mv roots three", &[]);
+    let out = run.finish();
+    let found: Vec<PathBuf> =
+        walkdir(&a.docs).into_iter().filter(|p| p.join("secret").exists() && p.join("secret").is_file()).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let m = fs::symlink_metadata(&found[0]).unwrap();
+    let names: Vec<String> =
+        fs::read_dir(&found[0]).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777, names),
+        (0, 0o700, vec!["secret".to_string()]),
+        "root's folder (now at {}) was written into or took the metadata of the folder restored; exit {:?}, stderr:\n{}",
+        found[0].display(),
+        out.status.code(),
+        stderr(&out)
+    );
+    assert_ne!(out.status.code(), Some(0), "a restore that did not restore ~/docs/three succeeded");
+}
+
+/// The folder a unit root goes in (`~/docs/one` for the unit `~/docs/one/two`) is no entry of
+/// the backup: it was opened by path when the restore began writing, whatever folder stood
+/// there then. `~/docs/one/two` is gone before the restore; at `restore SLUG` she renames
+/// `~/docs/one` away and a folder of root's in her folder (0700) to its name: root made `two`
+/// in it.
+#[test]
+fn root_makes_nothing_in_a_folder_of_roots_she_renamed_onto_the_folder_a_unit_root_goes_in() {
+    let Some(a) = Attack::new() else { return };
+    let two = a.docs.join("one/two");
+    let sb = Sandbox::new(&format!("[unit.two]\npaths = [\"{}\"]\n", two.display()));
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    a.user.sh("rm -rf docs/one/two", &[]);
+    let roots = a.docs.join("roots");
+    fs::create_dir(&roots).unwrap();
+    fs::write(roots.join("secret"), "root's").unwrap();
+    fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
+    let mut cmd = sb.command();
+    cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
+    let mut run = Paused::start(&sb, cmd, &format!("restore {slug}"));
+    run.wait();
+    a.user.sh("set -e; cd docs; mv one one.hers; mv roots one", &[]);
+    let out = run.finish();
+    let found: Vec<PathBuf> =
+        walkdir(&a.docs).into_iter().filter(|p| p.join("secret").exists() && p.join("secret").is_file()).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let m = fs::symlink_metadata(&found[0]).unwrap();
+    let names: Vec<String> =
+        fs::read_dir(&found[0]).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777, names),
+        (0, 0o700, vec!["secret".to_string()]),
+        "root's folder (now at {}) was written into; exit {:?}, stderr:\n{}",
+        found[0].display(),
+        out.status.code(),
+        stderr(&out)
+    );
+    assert_ne!(out.status.code(), Some(0), "a restore that did not restore ~/docs/one/two succeeded");
+}

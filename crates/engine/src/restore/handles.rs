@@ -36,10 +36,14 @@ pub(crate) type Dir = Arc<OwnedFd>;
 #[derive(Default)]
 pub(crate) struct Folders {
     open: Mutex<HashMap<PathBuf, (Dir, bool)>>,
-    /// Folders this restore made, by the path they are at while it runs: opened again (once
-    /// the cache let them go), each must still be that very folder.
+    /// Folders this restore made, by the path they are at while it runs, and the folders that
+    /// stay as the plan saw them: opened (again, once the cache let them go), each must still
+    /// be that very folder.
     made: Mutex<HashMap<PathBuf, Ids>>,
 }
+
+/// The ids expected of a folder the plan saw none at: no folder has them.
+pub(crate) const NOT_SEEN: Ids = (u64::MAX, u64::MAX);
 
 /// A device and an inode: which entry, whatever its name.
 pub(crate) type Ids = (u64, u64);
@@ -83,7 +87,7 @@ impl Folders {
         };
         if let Some(&made) = self.made.lock().expect("folders lock").get(path) {
             if ids(&nix::sys::stat::fstat(dir.as_raw_fd())?) != made {
-                return Err(other("another folder is at the place of one this restore made"));
+                return Err(other("another folder is at its place than the one this restore made or planned with"));
             }
         }
         let follow = chain && trusted(&dir)?;
@@ -105,7 +109,9 @@ impl Folders {
     }
 
     /// Creates every missing folder of the absolute `path` (as `mkdir -p` does: the umask
-    /// decides their mode), each inside a folder opened by handle.
+    /// decides their mode), each inside a folder opened by handle, and holds each one made:
+    /// a folder put at its name meanwhile (one of root's that she renamed there) is refused,
+    /// never written into.
     pub(crate) fn make_all(&self, path: &Path) -> io::Result<()> {
         if self.dir(path).is_ok() {
             return Ok(());
@@ -114,10 +120,16 @@ impl Folders {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no folder holds it"));
         };
         self.make_all(parent)?;
-        match make_dir(&self.dir(parent)?, name, 0o777) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            r => r,
+        let dir = self.dir(parent)?;
+        make_dir(&dir, name, 0o777)?;
+        let made = open_dir(Some(dir.as_raw_fd()), Path::new(name), false)?;
+        let st = nix::sys::stat::fstat(made.as_raw_fd())?;
+        let made: Dir = Arc::new(made);
+        if st.st_uid != nix::unistd::geteuid().as_raw() || !entries(&made)?.is_empty() {
+            return Err(other("another folder was put where the restore made one"));
         }
+        self.hold(path, made, ids(&st));
+        Ok(())
     }
 
     /// Holds `dir`, a folder this restore made (as `made`), as the folder at `path`: every
@@ -126,6 +138,14 @@ impl Folders {
     pub(crate) fn hold(&self, path: &Path, dir: Dir, made: Ids) {
         self.made.lock().expect("folders lock").insert(path.to_path_buf(), made);
         self.open.lock().expect("folders lock").insert(path.to_path_buf(), (dir, false));
+    }
+
+    /// The folder at `path` must be `seen`, the one the plan looked at, whenever it is opened:
+    /// a folder someone renamed to its path since (one of root's in a folder of hers) is never
+    /// written into nor given the backup's metadata. Before anything is opened.
+    /// [`NOT_SEEN`]: nothing stood there, and only a folder this restore makes may be used.
+    pub(crate) fn expect(&self, path: &Path, seen: Ids) {
+        self.made.lock().expect("folders lock").insert(path.to_path_buf(), seen);
     }
 
     /// Forgets every open folder (after renames, a path may name another folder).

@@ -231,6 +231,7 @@ pub(crate) struct Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seen {
     kind: u32,
+    dev: u64,
     ino: u64,
     size: u64,
     mtime: (i64, i64),
@@ -238,12 +239,19 @@ pub(crate) struct Seen {
 
 impl Seen {
     pub fn of(m: &std::fs::Metadata) -> Seen {
-        Seen { kind: m.mode() & libc::S_IFMT, ino: m.ino(), size: m.size(), mtime: (m.mtime(), m.mtime_nsec()) }
+        Seen {
+            kind: m.mode() & libc::S_IFMT,
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
     }
 
     pub fn of_stat(st: &nix::sys::stat::FileStat) -> Seen {
         Seen {
             kind: st.st_mode & libc::S_IFMT,
+            dev: st.st_dev,
             ino: st.st_ino,
             size: st.st_size as u64,
             mtime: (st.st_mtime, st.st_mtime_nsec),
@@ -254,12 +262,17 @@ impl Seen {
         self.kind == libc::S_IFDIR
     }
 
+    /// Its device and inode.
+    pub fn ids(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// Whether `now` is still the entry seen: the same inode, of the same size and time (a
     /// folder: the same folder, whose times move with what is in it). Not its change time,
     /// which the restore itself moves when it renames or unlinks another name of it.
     pub fn still(&self, now: &Seen) -> bool {
         if self.is_dir() {
-            now.kind == self.kind && now.ino == self.ino
+            now.kind == self.kind && now.ids() == self.ids()
         } else {
             self == now
         }
@@ -647,7 +660,10 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
         } else {
             compare(dest, node, found.names.get(item.names), cmp.owner)
         };
-        let live_dir = !in_fresh && std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir());
+        // The folder that stands there now, looked at once: one that stays is written into
+        // only while it is that very folder (`Folders::expect`).
+        let live = if in_fresh { None } else { std::fs::symlink_metadata(dest).ok() };
+        let live_dir = live.as_ref().is_some_and(|m| m.is_dir());
         if action == Action::Replace && live_dir && node.kind != NodeKind::Dir {
             // A folder replaced by something else goes with everything in it.
             steps.delete_inside(dest, &r.unit);
@@ -657,6 +673,9 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
             (Action::Unchanged, _) => Carry::Whole,
             _ => Carry::Drop,
         };
+        if let Some(m) = live.as_ref().filter(|_| node.kind == NodeKind::Dir && carry == Carry::Descend) {
+            steps.seen.insert(dest.clone(), Seen::of(m));
+        }
         if node.kind == NodeKind::Dir && carry == Carry::Descend {
             let inner: Vec<&Path> =
                 roots.iter().filter(|x| x.outer == Some(item.root)).map(|x| x.dest.as_path()).collect();
@@ -679,6 +698,14 @@ pub(crate) fn build(roots: Vec<Root>, mut found: PlanItems, remove: &[(String, P
         }
         let item = &mut items[k];
         (item.action, item.why, item.carry) = (action, why, carry);
+    }
+    // The folders the roots go in, where no entry of the backup is: written into only while
+    // they are the folders seen now (`Folders::expect`).
+    for r in &roots {
+        let Some(parent) = r.dest.parent().filter(|p| item_at(&items, p).is_none()) else { continue };
+        if let Some(m) = std::fs::symlink_metadata(parent).ok().filter(|m| m.is_dir()) {
+            steps.seen.entry(parent.to_path_buf()).or_insert_with(|| Seen::of(&m));
+        }
     }
     for r in &roots {
         if r.kind == "sqlite" {

@@ -175,6 +175,21 @@ impl<'a> Executor<'a> {
         }
         // Only the outermost new folders are written beside; those inside them are in them.
         fresh.retain(|_, k| how[*k] == How::Beside);
+        // A folder that stays is opened only while it is the one the plan saw; one that was
+        // gone already is not the plan's either.
+        let folders = Folders::default();
+        for (item, _) in items.iter().zip(&how).filter(|(_, h)| **h == How::Stays) {
+            let seen = plan.seen.get(&item.dest).filter(|s| s.is_dir());
+            folders.expect(&item.dest, seen.map_or(handles::NOT_SEEN, |s| s.ids()));
+        }
+        // So is the folder a root goes in (no entry of the backup): one missing then is made.
+        // Inside a new folder written beside, it is made there, and reached through that one.
+        let outside_fresh = |p: &Path| !p.ancestors().any(|a| fresh.contains_key(a));
+        let parents = plan.roots.iter().filter_map(|r| r.dest.parent());
+        for parent in parents.filter(|p| plan.item_at(p).is_none() && outside_fresh(p)) {
+            let seen = plan.seen.get(parent).filter(|s| s.is_dir());
+            folders.expect(parent, seen.map_or(handles::NOT_SEEN, |s| s.ids()));
+        }
         Executor {
             source,
             plan,
@@ -182,7 +197,7 @@ impl<'a> Executor<'a> {
             log,
             as_root: nix::unistd::geteuid().is_root(),
             owners: Owners::for_home(home),
-            folders: Folders::default(),
+            folders,
             how,
             fresh,
             tag: temp_tag(id),
