@@ -1026,3 +1026,47 @@ fn root_makes_nothing_in_a_folder_of_roots_she_renamed_onto_the_folder_a_unit_ro
     );
     assert_ne!(out.status.code(), Some(0), "a restore that did not restore ~/docs/one/two succeeded");
 }
+
+#[test]
+fn root_restores_no_setuid_or_setgid_file_under_a_folder_another_user_can_change() {
+    if !is_root() {
+        eprintln!("skipped: creating a user needs root");
+        return;
+    }
+    let user = User::create("lbsetid");
+    let sb = Sandbox::new("");
+    // Backed up from folders only root can change, as /usr is (the sandbox's /tmp is not).
+    let home_of_tools = tempfile::tempdir_in("/root").unwrap();
+    fs::set_permissions(home_of_tools.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let src = home_of_tools.path().join("tools");
+    fs::create_dir(&src).unwrap();
+    for (name, mode) in [("runs-as-root", 0o4755), ("runs-as-group", 0o2755), ("plain", 0o755)] {
+        fs::write(src.join(name), format!("#!/bin/sh\necho {name}\n")).unwrap();
+        fs::set_permissions(src.join(name), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::write(&sb.config, format!("[unit.tools]\npaths = [\"{}\"]\n", src.display())).unwrap();
+    let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+
+    // Into her home: the files come back, their set-id bits do not, and the restore says so.
+    user.sh("mkdir restored", &[]);
+    let hers = user.home.join("restored");
+    let out = sb.run(&["backups", "restore", &slug, "--target", hers.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "restored with warnings: {err}");
+    assert!(err.contains("setuid/setgid left off"), "{err}");
+    let there = rerooted(&hers, &src);
+    assert_eq!(mode(&there.join("runs-as-root")), 0o755, "no setuid program in her folder");
+    assert_eq!(mode(&there.join("runs-as-group")), 0o755, "no setgid program in her folder");
+    assert_eq!(mode(&there.join("plain")), 0o755);
+    assert_eq!(read(&there.join("runs-as-root")), "#!/bin/sh\necho runs-as-root\n");
+
+    // Under folders only root can change (all the way from /), they are kept.
+    let roots = tempfile::tempdir_in("/root").unwrap();
+    fs::set_permissions(roots.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let out = sb.run(&["backups", "restore", &slug, "--target", roots.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let there = rerooted(roots.path(), &src);
+    assert_eq!(mode(&there.join("runs-as-root")), 0o4755);
+    assert_eq!(mode(&there.join("runs-as-group")), 0o2755);
+}

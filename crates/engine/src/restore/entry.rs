@@ -6,6 +6,7 @@
 
 use lifeboat_repository::{Id, Node, NodeKind, RawBytes, Timestamp, Xattr};
 
+#[derive(Clone)]
 pub(crate) struct Entry {
     pub kind: NodeKind,
     /// Permission bits including setuid, setgid and sticky.
@@ -24,6 +25,7 @@ pub(crate) struct Entry {
 }
 
 /// What few entries have.
+#[derive(Clone)]
 struct Rare {
     target: Option<RawBytes>,
     rdev: Option<u64>,

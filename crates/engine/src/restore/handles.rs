@@ -154,6 +154,23 @@ impl Folders {
     }
 }
 
+/// Whether `path` and every folder from `/` to it are real folders (no symlink) of root's or
+/// this user's in which nobody else can rename or replace what root or this user owns: not
+/// writable by others, or writable with the sticky bit (as `/tmp`: others may add entries of
+/// their own there, never move ours). Looked at by path: if every step is so, nobody else can
+/// change the answer meanwhile.
+pub(crate) fn trusted_all_the_way(path: &Path) -> bool {
+    let me = nix::unistd::geteuid().as_raw();
+    path.is_absolute()
+        && path.ancestors().all(|p| {
+            std::fs::symlink_metadata(p).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                let sticky = m.mode() & 0o1000 != 0;
+                m.is_dir() && (m.uid() == 0 || m.uid() == me) && (m.mode() & 0o022 == 0 || sticky)
+            })
+        })
+}
+
 /// Whether only root or this user can change this folder: a symlink in it may be followed,
 /// and a step by name in it reaches what this restore put there and nothing else.
 pub(crate) fn trusted(dir: &OwnedFd) -> io::Result<bool> {

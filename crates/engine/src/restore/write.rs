@@ -250,6 +250,31 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// The file's node as root may give it: setuid and setgid are set only where every folder
+    /// from `/` to the file can be changed by root alone (a restore of `/usr`, say). Under a
+    /// folder another user controls (her home), a set-id file of the backup would be a
+    /// program that runs as its owner for whoever can reach it: a backup file she handed over,
+    /// or a forged backup, would give her root. Those bits are left off, with a warning.
+    fn special_bits_allowed<'i>(&self, item: &'i Item) -> std::borrow::Cow<'i, super::entry::Entry> {
+        use std::borrow::Cow;
+        if !self.as_root || item.node.mode & 0o6000 == 0 {
+            return Cow::Borrowed(&item.node);
+        }
+        let (folder, _) = self.spot(self.index_of(item));
+        if handles::trusted_all_the_way(&folder) {
+            return Cow::Borrowed(&item.node);
+        }
+        self.warn(
+            &item.dest,
+            "setuid/setgid left off: it lands under a folder another user can change \
+             (restore it with --target under a folder of root's to keep them)"
+                .into(),
+        );
+        let mut node = (*item.node).clone();
+        node.mode &= !0o6000;
+        Cow::Owned(node)
+    }
+
     /// The position of an item in the plan.
     fn index_of(&self, item: &Item) -> usize {
         self.plan.items.partition_point(|i| i.dest <= item.dest).saturating_sub(1)
@@ -545,7 +570,8 @@ impl<'a> Executor<'a> {
         let discard = |item: &Item| self.remove_made(self.index_of(item));
         let placement = data::Placement { create: &create, reopen: &reopen, discard: &discard };
         let finish = |f: &File, item: &Item, fresh| {
-            for w in meta::apply_fd(f, &item.node, self.as_root, self.owner_of(item), fresh) {
+            let node = self.special_bits_allowed(item);
+            for w in meta::apply_fd(f, &node, self.as_root, self.owner_of(item), fresh) {
                 self.warn(&item.dest, w);
             }
         };
