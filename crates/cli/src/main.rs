@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod exit;
 mod format;
+mod interrupt;
 mod output;
 mod progress_view;
 

@@ -38,7 +38,8 @@ pub fn copy(src: &Repository, dst: &Repository, slug: &str, progress: &Progress)
     if let Some((id, s)) = existing.iter().find(|(_, s)| s.slug == snapshot.slug && s.date == snapshot.date) {
         return Ok(CopyOutcome { id: *id, snapshot: s.clone(), copied: false, new_blobs: 0, new_bytes: 0 });
     }
-    let session = dst.write_session(SessionLock::Take { operation: "copy", wait: LOCK_WAIT }, Reuse::Indexed)?;
+    let mut session = dst.write_session(SessionLock::Take { operation: "copy", wait: LOCK_WAIT }, Reuse::Indexed)?;
+    session.stop_when(progress.cancel.clone());
     progress.set_phase("copying");
     progress.set_totals(
         snapshot.units.iter().map(|u| u.files).sum(),

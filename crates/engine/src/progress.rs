@@ -16,8 +16,9 @@ pub struct Progress {
     pub bytes_total: AtomicU64,
     pub totals_known: AtomicBool,
     pub warnings: AtomicU64,
-    /// Set by whoever wants the job to stop; the job stops at the next safe point.
-    pub cancel: AtomicBool,
+    /// Set by whoever wants the job to stop; the job stops at the next safe point. Shared
+    /// with the repository's writer, which stops sending packs once it is set.
+    pub cancel: Arc<AtomicBool>,
     /// The uploads of a job that sends data to a location: what is done is what has arrived
     /// there, not what was read (see [`Progress::snapshot`]).
     upload: Mutex<Option<Arc<WriteStats>>>,

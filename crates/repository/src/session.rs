@@ -7,6 +7,7 @@
 //! snapshot points at data that was never written.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ pub struct WriteSession<'r> {
     /// The first session of a repository being made takes its lock on this thread (see
     /// `making.rs`); `None` from it means the lock was not had, and the writer holds why.
     locking: Option<std::thread::JoinHandle<Option<LockGuard>>>,
+    /// Set when the operation is to stop (see [`WriteSession::stop_when`]).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Repository {
@@ -77,7 +80,7 @@ impl Repository {
             Reuse::Verified(ids) => BlobWriter::verifying(self, threads, ids),
         }
         .adopting(adoption.clone());
-        Ok(WriteSession { repo: self, writer: Some(writer), adoption, _lock: guard, locking: None })
+        Ok(WriteSession { repo: self, writer: Some(writer), adoption, _lock: guard, locking: None, stop: None })
     }
 
     /// The first session of a repository begun beside it (see `making.rs`): the lock is taken
@@ -110,6 +113,7 @@ impl Repository {
             adoption: Adoption::none(),
             _lock: None,
             locking: Some(locking),
+            stop: None,
         })
     }
 }
@@ -118,6 +122,14 @@ impl<'r> WriteSession<'r> {
     /// Where blobs go; usable from many threads at once.
     pub fn writer(&self) -> &BlobWriter {
         self.writer.as_ref().expect("a session's writer is taken only by commit, which consumes it")
+    }
+
+    /// Stops the session once `flag` is set (a cancelled job, Ctrl-C): no pack is sent after
+    /// the writer sees it (those being sent finish), what was stored is indexed for the next
+    /// run, and [`WriteSession::commit`] saves no snapshot but returns `RepoError::Cancelled`.
+    pub fn stop_when(&mut self, flag: Arc<AtomicBool>) {
+        self.writer().stop_when(flag.clone());
+        self.stop = Some(flag);
     }
 
     /// The repository written to.
@@ -141,6 +153,10 @@ impl<'r> WriteSession<'r> {
         }
         let stats: Arc<WriteStats> = writer.finish()?;
         self.adoption.close();
+        // The last moment to stop: a stopped operation saves no snapshot.
+        if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(crate::RepoError::Cancelled);
+        }
         let snapshot = make(&stats);
         let id = self.repo.save_snapshot(&snapshot)?;
         Ok((id, snapshot))

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
@@ -69,6 +69,9 @@ struct Shared {
     repo: Repository,
     failed: AtomicBool,
     error: Mutex<Option<RepoError>>,
+    /// Set by whoever wants the writer to stop (a cancelled job, Ctrl-C): no pack is sent
+    /// after it is seen; those already stored stay and are indexed.
+    stop: OnceLock<Arc<AtomicBool>>,
     unindexed: Mutex<IndexFile>,
     stats: Arc<WriteStats>,
     /// Buffers of uploaded packs, reused for the next ones: fresh 16 MiB buffers would each
@@ -133,6 +136,10 @@ impl Shared {
         }
     }
 
+    fn stopped(&self) -> bool {
+        self.stop.get().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
     fn fail(&self, e: RepoError) {
         self.failed.store(true, Ordering::SeqCst);
         let mut slot = self.error.lock().expect("error lock");
@@ -162,7 +169,7 @@ impl Shared {
         });
         stored?;
         self.stats.stored_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.stats.packs.fetch_add(1, Ordering::Relaxed);
+        let n = self.stats.packs.fetch_add(1, Ordering::Relaxed) + 1;
         // The buffer comes back for the next pack when the location kept no hold of it.
         if let Ok(buffer) = bytes.try_into_mut() {
             let mut spare = self.spare.lock().expect("spare lock");
@@ -185,7 +192,17 @@ impl Shared {
         if let Some(batch) = batch {
             self.write_index(batch)?;
         }
+        lifeboat_storage::faults::pause_point(|| format!("pack {n} of the session stored"));
         Ok(())
+    }
+
+    /// Writes the index of the packs stored but not yet indexed, as far as the location lets
+    /// it: a writer that stops early leaves them findable by the next run.
+    fn index_the_rest(&self) {
+        let rest = std::mem::take(&mut *self.unindexed.lock().expect("index batch lock"));
+        if !rest.packs.is_empty() {
+            let _ = self.write_index(rest);
+        }
     }
 
     fn write_index(&self, batch: IndexFile) -> RepoResult<()> {
@@ -254,6 +271,7 @@ impl BlobWriter {
             repo: repo.clone(),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
+            stop: OnceLock::new(),
             unindexed: Mutex::new(IndexFile::default()),
             stats: Arc::new(WriteStats::default()),
             spare: Mutex::new(Vec::new()),
@@ -278,6 +296,9 @@ impl BlobWriter {
                         // filled them, as many as while every upload is busy.
                         shared.wait_released();
                         for pack in rx {
+                            if shared.stopped() {
+                                shared.fail(RepoError::Cancelled);
+                            }
                             if !shared.failed.load(Ordering::SeqCst) {
                                 if let Err(e) = shared.upload(pack) {
                                     shared.fail(e);
@@ -309,11 +330,21 @@ impl BlobWriter {
         self
     }
 
+    /// The writer stops sending packs once `flag` is set (see [`WriteSession::stop_when`]).
+    ///
+    /// [`WriteSession::stop_when`]: crate::WriteSession::stop_when
+    pub(crate) fn stop_when(&self, flag: Arc<AtomicBool>) {
+        let _ = self.shared.stop.set(flag);
+    }
+
     pub fn stats(&self) -> Arc<WriteStats> {
         self.shared.stats.clone()
     }
 
     fn check_failed(&self) -> RepoResult<()> {
+        if self.shared.stopped() {
+            self.shared.fail(RepoError::Cancelled);
+        }
         if self.shared.failed.load(Ordering::SeqCst) {
             let e = self.shared.error.lock().expect("error lock").take();
             return Err(e.unwrap_or(RepoError::Cancelled));
@@ -411,11 +442,12 @@ impl BlobWriter {
 
     /// Uploads what is left, waits for every upload, and writes the index of this session.
     pub fn finish(mut self) -> RepoResult<Arc<WriteStats>> {
+        let mut sent = Ok(());
         if !self.dry_run {
             for b in [&self.data, &self.trees] {
                 let b = std::mem::take(&mut *b.lock().expect("pack lock"));
-                if !b.is_empty() {
-                    self.send(b)?;
+                if sent.is_ok() && !b.is_empty() {
+                    sent = self.send(b);
                 }
             }
         }
@@ -423,7 +455,11 @@ impl BlobWriter {
         for h in self.uploaders.drain(..) {
             let _ = h.join();
         }
-        self.check_failed()?;
+        if let Err(e) = sent.and_then(|()| self.check_failed()) {
+            // Stopped or failed on the way: what was stored is indexed for the next run.
+            self.shared.index_the_rest();
+            return Err(e);
+        }
         let rest = std::mem::take(&mut *self.shared.unindexed.lock().expect("index batch lock"));
         if !rest.packs.is_empty() {
             self.shared.write_index(rest)?;
@@ -438,10 +474,7 @@ impl BlobWriter {
         for h in self.uploaders.drain(..) {
             let _ = h.join();
         }
-        let rest = std::mem::take(&mut *self.shared.unindexed.lock().expect("index batch lock"));
-        if !rest.packs.is_empty() {
-            let _ = self.shared.write_index(rest);
-        }
+        self.shared.index_the_rest();
     }
 }
 

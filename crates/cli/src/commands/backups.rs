@@ -24,6 +24,7 @@ pub fn new(
     json: bool,
 ) -> Result<i32> {
     let progress = Arc::new(Progress::default());
+    crate::interrupt::cancel_on_signals(progress.cancel.clone());
     let view = ProgressView::start(progress.clone(), ctx.quiet);
     let printer = view.printer();
     let mut log_path = None;
@@ -43,7 +44,7 @@ pub fn new(
     view.finish();
     // The history the page shows holds every backup of this device, not only the daemon's.
     let (kind, level, message) =
-        lifeboat_daemon::backup_event(&result, &lifeboat_daemon::describe_backup(&spec), false);
+        lifeboat_daemon::backup_event(&result, &lifeboat_daemon::describe_backup(&spec), progress.is_cancelled());
     let about = lifeboat_daemon::events::About {
         location: Some(result.as_ref().map(|d| d.location.name.clone()).unwrap_or_else(|_| {
             location.map(str::to_string).unwrap_or_else(|| ctx.default_location_name().to_string())
@@ -56,7 +57,18 @@ pub fn new(
     if !mistyped {
         super::daemon::record_event(ctx, kind, level, &message, &about);
     }
-    let done = result?;
+    let done = match result {
+        Err(e) if progress.is_cancelled() || e.kind() == lifeboat_engine::ErrorKind::Interrupted => {
+            eprintln!(
+                "lifeboat: interrupted: no backup was saved; what was already stored is reused by the next backup"
+            );
+            if let Some(p) = log_path {
+                eprintln!("Log: {}", p.display());
+            }
+            return Ok(exit::INTERRUPTED);
+        }
+        r => r?,
+    };
     let snap = &done.snapshot;
     if json {
         let mut value = serde_json::to_value(&done.info)?;

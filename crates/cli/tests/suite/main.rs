@@ -18,6 +18,7 @@ mod faults;
 mod fidelity;
 mod first_week;
 mod hostile;
+mod interruptions;
 mod live_restore;
 mod locations;
 mod package;

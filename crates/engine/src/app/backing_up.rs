@@ -130,7 +130,14 @@ impl Lifeboat {
             }
         }
         let (id, snapshot) = ran.inspect_err(|e| {
-            log.error(&format!("the backup failed: {e}"));
+            if progress.is_cancelled() || e.kind() == crate::ErrorKind::Interrupted {
+                log.error(
+                    "the backup was interrupted: no backup was saved; the data already stored is reused by the \
+                     next backup",
+                );
+            } else {
+                log.error(&format!("the backup failed: {e}"));
+            }
         })?;
         let problems = snapshot
             .units

@@ -106,10 +106,12 @@ pub fn run(
     progress.set_phase("loading the index");
     // A safety backup runs under the shared lock of its restore, and reuses only what that
     // restore read and authenticated (or what it checks itself).
-    let session = match &req.safety {
+    let mut session = match &req.safety {
         Some(s) => repo.write_session(SessionLock::HeldByCaller, Reuse::Verified(s.verified.clone()))?,
         None => repo.write_session(SessionLock::Take { operation: "backup", wait: LOCK_WAIT }, Reuse::Indexed)?,
     };
+    // A cancel stops the uploads too, and the commit before the snapshot is saved.
+    session.stop_when(progress.cancel.clone());
     progress.track_upload(session.writer().stats());
     let host = crate::host();
     let user = crate::user();
@@ -175,6 +177,9 @@ pub fn run(
     // Adoption ends before any blob it could hold is stored; unfinished now, nothing waited.
     if let Some(n @ 1..) = session.adopted() {
         log.info(&format!("reused {n} packs left by an interrupted backup"));
+    }
+    if progress.is_cancelled() {
+        return Err(crate::EngineError::Cancelled);
     }
     progress.set_phase("sending the last data and the index");
     let read = read_bytes.load(Ordering::Relaxed);

@@ -44,7 +44,8 @@ pub fn import(
     {
         return Ok(ImportOutcome { id: *id, snapshot: s.clone(), imported: false, new_bytes: 0 });
     }
-    let session = repo.write_session(SessionLock::Take { operation: "import", wait: LOCK_WAIT }, Reuse::Indexed)?;
+    let mut session = repo.write_session(SessionLock::Take { operation: "import", wait: LOCK_WAIT }, Reuse::Indexed)?;
+    session.stop_when(progress.cancel.clone());
     progress.set_totals(manifest.backup.files, manifest.backup.size, true);
     // No path mapping: an imported backup keeps the paths it was made with.
     let map = PathMap::new(b"", std::path::Path::new(""), &[]);

@@ -48,7 +48,8 @@ impl Daemon {
         Self::start_with(sb, c)
     }
 
-    fn start_with(sb: &Sandbox, mut command: std::process::Command) -> Daemon {
+    /// A daemon started from `command` (the sandbox's, with what a test adds).
+    pub fn start_with(sb: &Sandbox, mut command: std::process::Command) -> Daemon {
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
