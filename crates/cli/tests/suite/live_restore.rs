@@ -960,32 +960,44 @@ fn roots_at(top: &Path) -> PathBuf {
 #[test]
 fn root_writes_nothing_into_and_sets_no_metadata_on_a_folder_of_roots_she_renamed_onto_a_folder_that_stays() {
     let Some(a) = Attack::new() else { return };
-    let (user, sb) = (&a.user, &a.sb);
-    let roots = a.docs.join("roots");
-    fs::create_dir(&roots).unwrap();
-    fs::write(roots.join("secret"), "root's").unwrap();
-    fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
-    let mut cmd = sb.command();
-    cmd.args(["backups", "restore", &a.slug, "--no-safety-backup", "--quiet"]);
-    let mut run = Paused::start(sb, cmd, &format!("restore {}", a.slug));
-    run.wait();
-    user.sh("set -e; cd docs; mv three three.hers; mv roots three", &[]);
-    let out = run.finish();
-    let found: Vec<PathBuf> =
-        walkdir(&a.docs).into_iter().filter(|p| p.join("secret").exists() && p.join("secret").is_file()).collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    let m = fs::symlink_metadata(&found[0]).unwrap();
-    let names: Vec<String> =
-        fs::read_dir(&found[0]).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(
-        (m.uid(), m.mode() & 0o7777, names),
-        (0, 0o700, vec!["secret".to_string()]),
-        "root's folder (now at {}) was written into or took the metadata of the folder restored; exit {:?}, stderr:\n{}",
-        found[0].display(),
-        out.status.code(),
-        stderr(&out)
-    );
-    assert_ne!(out.status.code(), Some(0), "a restore that did not restore ~/docs/three succeeded");
+    let out = a.rename_roots_folder_onto(&a.sb, &a.slug, "three");
+    a.assert_roots_folder_untouched(&out, "~/docs/three");
+}
+
+/// A folder of root's in her folder (`~/docs/roots`, 0700, holding `secret`, as `sudo` leaves
+/// one), renamed onto `~/docs/NAME` (hers moved to `NAME.hers`) at the pause `restore SLUG`.
+impl Attack {
+    fn rename_roots_folder_onto(&self, sb: &Sandbox, slug: &str, name: &str) -> Output {
+        let roots = self.docs.join("roots");
+        fs::create_dir(&roots).unwrap();
+        fs::write(roots.join("secret"), "root's").unwrap();
+        fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
+        let mut cmd = sb.command();
+        cmd.args(["backups", "restore", slug, "--no-safety-backup", "--quiet"]);
+        let mut run = Paused::start(sb, cmd, &format!("restore {slug}"));
+        run.wait();
+        self.user.sh(r#"set -e; cd docs; mv "$1" "$1.hers"; mv roots "$1""#, &[Path::new(name)]);
+        run.finish()
+    }
+
+    /// Root's folder, wherever it is now, is still root's, 0700, holding only its secret, and
+    /// the restore that could not restore `what` did not succeed.
+    fn assert_roots_folder_untouched(&self, out: &Output, what: &str) {
+        let found: Vec<PathBuf> = walkdir(&self.docs).into_iter().filter(|p| p.join("secret").is_file()).collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let m = fs::symlink_metadata(&found[0]).unwrap();
+        let names: Vec<String> =
+            fs::read_dir(&found[0]).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            (m.uid(), m.mode() & 0o7777, names),
+            (0, 0o700, vec!["secret".to_string()]),
+            "root's folder (now at {}) was written into or took the metadata of the folder restored; exit {:?}, stderr:\n{}",
+            found[0].display(),
+            out.status.code(),
+            stderr(out)
+        );
+        assert_ne!(out.status.code(), Some(0), "a restore that did not restore {what} succeeded");
+    }
 }
 
 /// The folder a unit root goes in (`~/docs/one` for the unit `~/docs/one/two`) is no entry of
@@ -1000,31 +1012,8 @@ fn root_makes_nothing_in_a_folder_of_roots_she_renamed_onto_the_folder_a_unit_ro
     let sb = Sandbox::new(&format!("[unit.two]\npaths = [\"{}\"]\n", two.display()));
     let slug = sb.backup(&[])["slug"].as_str().unwrap().to_string();
     a.user.sh("rm -rf docs/one/two", &[]);
-    let roots = a.docs.join("roots");
-    fs::create_dir(&roots).unwrap();
-    fs::write(roots.join("secret"), "root's").unwrap();
-    fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
-    let mut cmd = sb.command();
-    cmd.args(["backups", "restore", &slug, "--no-safety-backup", "--quiet"]);
-    let mut run = Paused::start(&sb, cmd, &format!("restore {slug}"));
-    run.wait();
-    a.user.sh("set -e; cd docs; mv one one.hers; mv roots one", &[]);
-    let out = run.finish();
-    let found: Vec<PathBuf> =
-        walkdir(&a.docs).into_iter().filter(|p| p.join("secret").exists() && p.join("secret").is_file()).collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    let m = fs::symlink_metadata(&found[0]).unwrap();
-    let names: Vec<String> =
-        fs::read_dir(&found[0]).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(
-        (m.uid(), m.mode() & 0o7777, names),
-        (0, 0o700, vec!["secret".to_string()]),
-        "root's folder (now at {}) was written into; exit {:?}, stderr:\n{}",
-        found[0].display(),
-        out.status.code(),
-        stderr(&out)
-    );
-    assert_ne!(out.status.code(), Some(0), "a restore that did not restore ~/docs/one/two succeeded");
+    let out = a.rename_roots_folder_onto(&sb, &slug, "one");
+    a.assert_roots_folder_untouched(&out, "~/docs/one/two");
 }
 
 #[test]
