@@ -62,6 +62,17 @@ pub struct EventsError {
     source: rusqlite::Error,
 }
 
+/// A scheduled run skipped at one location, tried again while its period lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    pub schedule: String,
+    pub location: String,
+    /// When it was skipped.
+    pub since: jiff::Timestamp,
+    /// Why.
+    pub reason: String,
+}
+
 pub struct Events {
     db: Mutex<Connection>,
     path: PathBuf,
@@ -109,6 +120,15 @@ impl Events {
              CREATE TABLE IF NOT EXISTS schedule_seen (
                  name TEXT PRIMARY KEY,
                  since TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS schedule_handled (
+                 name TEXT PRIMARY KEY,
+                 at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS schedule_pending (
+                 name TEXT NOT NULL,
+                 location TEXT NOT NULL,
+                 since TEXT NOT NULL,
+                 reason TEXT NOT NULL,
+                 PRIMARY KEY (name, location));
              CREATE TABLE IF NOT EXISTS stale_state (
                  location TEXT PRIMARY KEY,
                  reported TEXT NOT NULL);",
@@ -230,6 +250,71 @@ impl Events {
              ON CONFLICT(name) DO UPDATE SET last_run = excluded.last_run",
             params![schedule, when.to_string()],
         )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The time of the schedule's newest run the scheduler dealt with, whether it ran or was
+    /// skipped: its cadence counts from there. ([`Events::last_run`] is only set by a run
+    /// that ran.)
+    pub fn handled(&self, schedule: &str) -> Result<Option<jiff::Timestamp>, EventsError> {
+        let db = self.db.lock().expect("events lock");
+        let v: Option<String> = db
+            .query_row("SELECT at FROM schedule_handled WHERE name = ?1", params![schedule], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(v.and_then(|s| s.parse().ok()))
+    }
+
+    pub fn set_handled(&self, schedule: &str, when: jiff::Timestamp) -> Result<(), EventsError> {
+        let db = self.db.lock().expect("events lock");
+        db.execute(
+            "INSERT INTO schedule_handled (name, at) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET at = excluded.at",
+            params![schedule, when.to_string()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The skipped runs waiting for their conditions to hold, oldest first.
+    pub fn pending(&self) -> Result<Vec<Pending>, EventsError> {
+        let db = self.db.lock().expect("events lock");
+        let mut stmt = db
+            .prepare("SELECT name, location, since, reason FROM schedule_pending ORDER BY since, name, location")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (schedule, location, since, reason) = row.map_err(|e| self.err(e))?;
+            if let Ok(since) = since.parse() {
+                out.push(Pending { schedule, location, since, reason });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a skipped run of `schedule` at `location` to try again (`Some`), or forgets it.
+    pub fn set_pending(
+        &self,
+        schedule: &str,
+        location: &str,
+        skipped: Option<(jiff::Timestamp, &str)>,
+    ) -> Result<(), EventsError> {
+        let db = self.db.lock().expect("events lock");
+        match skipped {
+            Some((since, reason)) => db.execute(
+                "INSERT INTO schedule_pending (name, location, since, reason) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name, location) DO UPDATE SET since = excluded.since, reason = excluded.reason",
+                params![schedule, location, since.to_string(), reason],
+            ),
+            None => db
+                .execute("DELETE FROM schedule_pending WHERE name = ?1 AND location = ?2", params![schedule, location]),
+        }
         .map_err(|e| self.err(e))?;
         Ok(())
     }

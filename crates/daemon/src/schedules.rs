@@ -9,7 +9,7 @@ use lifeboat_engine::{Dirs, LoadedConfig};
 use serde::Serialize;
 
 use crate::conditions::Situation;
-use crate::events::{self, Event, Events};
+use crate::events::{self, Event, Events, Pending};
 use crate::scheduler::{self, Decision};
 use crate::state::{Daemon, Shared};
 use crate::DaemonError;
@@ -25,6 +25,9 @@ pub struct ScheduleView {
     pub last_run: Option<String>,
     /// The newest event of this schedule: how its last run went (or why it was skipped).
     pub last_outcome: Option<Event>,
+    /// Its skipped runs, one a location, waiting for their conditions to hold again (they run
+    /// then, until its next run comes).
+    pub waiting: Vec<Pending>,
 }
 
 /// How many of the newest events are searched for a schedule's last outcome.
@@ -34,6 +37,7 @@ pub(crate) fn list(d: &Shared) -> Vec<ScheduleView> {
     let tz = jiff::tz::TimeZone::system();
     let now = jiff::Timestamp::now();
     let recent = d.events.list(OUTCOME_SEARCH, None).unwrap_or_default();
+    let pending = d.events.pending().unwrap_or_default();
     d.config()
         .config
         .schedule
@@ -44,7 +48,7 @@ pub(crate) fn list(d: &Shared) -> Vec<ScheduleView> {
                 .enabled
                 .then(|| sc.cadence().ok())
                 .flatten()
-                .map(|c| c.next_after(last.or(d.events.first_seen(name).ok().flatten()).unwrap_or(now).max(now), &tz))
+                .map(|c| c.next_after(scheduler::anchor(d, name).ok().flatten().unwrap_or(now).max(now), &tz))
                 .filter(|t| *t < jiff::Timestamp::MAX)
                 .map(|t| t.to_string());
             ScheduleView {
@@ -53,6 +57,7 @@ pub(crate) fn list(d: &Shared) -> Vec<ScheduleView> {
                 next_run: next,
                 last_run: last.map(|t| t.to_string()),
                 last_outcome: recent.iter().find(|e| e.schedule.as_deref() == Some(name.as_str())).cloned(),
+                waiting: pending.iter().filter(|p| &p.schedule == name).cloned().collect(),
             }
         })
         .collect()
@@ -62,8 +67,9 @@ pub(crate) fn list(d: &Shared) -> Vec<ScheduleView> {
 /// None when there is no schedule of that name.
 pub(crate) fn run_now(d: &Shared, name: &str) -> Option<Vec<Decision>> {
     let sc = d.config().config.schedule.get(name).cloned()?;
-    let _ = d.events.set_last_run(name, jiff::Timestamp::now());
-    Some(scheduler::run_schedule(d, name, &sc, &Situation::now()))
+    let now = jiff::Timestamp::now();
+    let _ = d.events.set_handled(name, now);
+    Some(scheduler::run_schedule(d, name, &sc, &Situation::now(), now))
 }
 
 /// What a schedule run now did at one location.

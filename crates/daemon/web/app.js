@@ -64,7 +64,7 @@ async function warnings() {
           class: 'notice error stale', role: 'alert',
           title: s.stale.map((w) => `${w.location}: ${w.why}`).join('\n'),
         },
-        h('strong', {}, `No backup in ${where} for over ${s.stale_after_days} days.`), ' ',
+        h('strong', {}, `No backup in ${where} for over ${s.stale_after_days} days past due.`), ' ',
         h('a', { href: '/history' }, 'See why'))]));
   } catch {
     // The view shows its own errors.

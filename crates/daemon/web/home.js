@@ -31,7 +31,11 @@ function automaticSummary(schedules) {
   const body = schedules.length
     ? h('ul', { class: 'plain' }, schedules.map((s) =>
         h('li', {}, h('strong', {}, s.name), ' — ', s.enabled ? `next ${date(s.next_run)}` : 'turned off',
-          s.last_run ? ` · last ${date(s.last_run)}` : '')))
+          s.last_run ? ` · last ${date(s.last_run)}` : '',
+          s.last_outcome && s.last_outcome.kind === 'backup_skipped'
+            ? h('span', { class: 'skipped' }, ` · skipped ${date(s.last_outcome.time)}: ${s.last_outcome.message}`
+              + (s.waiting && s.waiting.length ? ' (runs once its conditions hold)' : ''))
+            : '')))
     : h('p', {}, 'No automatic backups yet.');
   return h('section', { class: 'card', 'aria-labelledby': 'auto-title' },
     h('h2', { id: 'auto-title' }, 'Automatic backups'), body,

@@ -36,12 +36,28 @@ export async function schedulesView(api) {
     editor(api, null, all, locations, units, save));
 }
 
+// When a schedule last ran, and a run skipped since (with why, and that it runs once its
+// conditions hold): a skipped run is not a run.
+export function lastRun(s) {
+  const parts = [s.last_run ? `Last ran ${date(s.last_run)}.` : 'Has not run yet.'];
+  const o = s.last_outcome;
+  if (o && o.kind === 'backup_skipped') {
+    parts.push(`Skipped ${date(o.time)}: ${o.message}.`);
+  }
+  if (s.waiting && s.waiting.length) {
+    parts.push(`Runs as soon as its conditions hold (${s.waiting.map((w) => `${w.location}: ${w.reason}`).join('; ')}).`);
+  }
+  return h('p', { class: o && o.kind === 'backup_skipped' ? 'skipped' : 'muted' }, parts.join(' '));
+}
+
 // The schedule as the configuration holds it (without what the API adds).
 function config(s) {
   const c = { ...s };
   delete c.name;
   delete c.next_run;
   delete c.last_run;
+  delete c.last_outcome;
+  delete c.waiting;
   return c;
 }
 
@@ -109,6 +125,7 @@ function editor(api, s, all, locations, units, save) {
   }
   const form = h('form', { class: 'card schedule', 'aria-label': title, dataset: { schedule: s ? s.name : '' } },
     h('h2', {}, title, s && s.enabled ? h('small', { class: 'muted' }, ` · next ${date(s.next_run)}`) : null),
+    s ? lastRun(s) : null,
     h('div', { class: 'grid' }, field('Name', name), field('How often', every), atField, dayField, cronField),
     days, enabled, locs, unitSet, when, keep, error, actions);
   form.addEventListener('submit', async (e) => {

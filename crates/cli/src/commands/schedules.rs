@@ -34,7 +34,11 @@ pub fn list(ctx: &Context, config_file: Option<PathBuf>, json: bool) -> Result<i
                     if s.config.locations.is_empty() { "(default)".to_string() } else { s.config.locations.join(", ") },
                     s.last_run.as_deref().map(format::local_time_of).unwrap_or_else(dash),
                     s.next_run.as_deref().map(format::local_time_of).unwrap_or_else(dash),
-                    s.last_outcome.as_ref().map(|e| e.message.clone()).unwrap_or_else(dash),
+                    match (&s.last_outcome, s.waiting.is_empty()) {
+                        (Some(e), true) => e.message.clone(),
+                        (Some(e), false) => format!("{} (runs once its conditions hold)", e.message),
+                        (None, _) => dash(),
+                    },
                 ]
             })
             .collect();

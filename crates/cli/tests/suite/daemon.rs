@@ -145,6 +145,124 @@ fn a_skipped_run_and_a_stale_location_are_events() {
     assert!(d.stop().success());
 }
 
+/// A memory card without root: its mount point is a link, to a folder of /dev/shm's tmpfs
+/// (the card in: a filesystem other than the root's) or to a folder beside it on the root's
+/// (the card out: nothing is mounted there).
+struct LinkedCard {
+    link: std::path::PathBuf,
+    shm: tempfile::TempDir,
+    out: std::path::PathBuf,
+}
+
+impl LinkedCard {
+    fn new(sb: &Sandbox) -> LinkedCard {
+        let shm = tempfile::Builder::new().prefix("lifeboat-card-").tempdir_in("/dev/shm").unwrap();
+        let out = sb.dir.path().join("media/empty");
+        std::fs::create_dir_all(&out).unwrap();
+        let card = LinkedCard { link: sb.dir.path().join("media/card"), shm, out };
+        card.take_out();
+        card
+    }
+
+    fn point_to(&self, to: &std::path::Path) {
+        let _ = std::fs::remove_file(&self.link);
+        std::os::unix::fs::symlink(to, &self.link).unwrap();
+    }
+
+    fn take_out(&self) {
+        self.point_to(&self.out);
+    }
+
+    fn insert(&self) {
+        self.point_to(self.shm.path());
+    }
+}
+
+/// A scheduled run skipped because the card is out is shown as skipped, with why, and not as
+/// the schedule's last run; when the card is back, the scheduler makes it without waiting for
+/// the next day.
+#[test]
+fn a_skipped_run_is_shown_as_skipped_and_runs_when_its_condition_holds_again() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    let card = LinkedCard::new(&sb);
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.card]\ntype = \"removable\"\npath = \"{}/lifeboat\"\n\n[schedule.nightly]\nevery = \"day\"\nat = \"03:00\"\nlocations = [\"card\"]\nwhen = [\"reachable\"]\n",
+        card.link.display()
+    ));
+    std::fs::write(&sb.config, cfg).unwrap();
+    let d = Daemon::start(&sb);
+    let (status, decisions) = d.json(reqwest::Method::POST, "/api/schedules/nightly/run", serde_json::Value::Null);
+    assert_eq!(status, 200, "{decisions}");
+    assert!(decisions[0]["job"].is_null(), "{decisions}");
+
+    let schedules: serde_json::Value = d.get("/api/schedules").json().unwrap();
+    let nightly = &schedules[0];
+    assert!(nightly["last_run"].is_null(), "a skipped run is not the last run: {nightly}");
+    assert_eq!(nightly["last_outcome"]["kind"], "backup_skipped", "{nightly}");
+    assert!(nightly["last_outcome"]["message"].as_str().unwrap().contains("no memory card"), "{nightly}");
+    assert_eq!(nightly["waiting"][0]["location"], "card", "{nightly}");
+    assert!(nightly["waiting"][0]["reason"].as_str().unwrap().contains("no memory card"), "{nightly}");
+    let text = sb.ok(&["schedules", "list"]);
+    assert!(text.contains("skipped") && text.contains("runs once its conditions hold"), "{text}");
+    let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["schedules", "list", "--json"])).unwrap();
+    assert!(listed[0]["last_run"].is_null(), "{listed}");
+
+    // The card is back: a tick of the scheduler (every 20 s) makes the skipped run.
+    card.insert();
+    let start = std::time::Instant::now();
+    let nightly = loop {
+        let schedules: serde_json::Value = d.get("/api/schedules").json().unwrap();
+        let kind = schedules[0]["last_outcome"]["kind"].as_str().unwrap_or_default().to_string();
+        if kind == "backup_completed" {
+            break schedules[0].clone();
+        }
+        assert!(start.elapsed().as_secs() < 90, "the skipped run did not run with the card back: {schedules}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(nightly["last_run"].is_string(), "{nightly}");
+    assert_eq!(nightly["waiting"], serde_json::json!([]), "{nightly}");
+    assert!(card.shm.path().join("lifeboat").is_dir(), "the backup is on the card");
+    let events: serde_json::Value = d.get("/api/events?kind=backup_skipped").json().unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 1, "skipped once, not at every tick: {events}");
+    assert!(d.stop().success());
+}
+
+/// Right after a successful backup to a card, the card taken out (its mount point now on
+/// another filesystem without a repository) is not stale.
+#[test]
+fn a_card_out_right_after_a_successful_backup_is_not_stale() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a"), "a").unwrap();
+    let card = LinkedCard::new(&sb);
+    let elsewhere = tempfile::Builder::new().prefix("lifeboat-other-").tempdir_in("/dev/shm").unwrap();
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.card]\ntype = \"removable\"\npath = \"{}/lifeboat\"\n\n[schedule.nightly]\nevery = \"day\"\nat = \"03:00\"\nlocations = [\"card\"]\n\n[daemon]\nstale_after = 1\n",
+        card.link.display()
+    ));
+    std::fs::write(&sb.config, cfg).unwrap();
+    card.insert();
+    let d = Daemon::start(&sb);
+    let (status, started) = d.json(reqwest::Method::POST, "/api/backups", serde_json::json!({"location": "card"}));
+    assert_eq!(status, 202, "{started}");
+    let (job, _) = d.follow(started["job"].as_u64().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let status: serde_json::Value = d.get("/api/status").json().unwrap();
+    assert_eq!(status["stale"], serde_json::json!([]), "{status}");
+
+    // Out: where it was mounted is now a filesystem without the repository, or none at all.
+    for out in [elsewhere.path(), card.out.as_path()] {
+        card.point_to(out);
+        let status: serde_json::Value = d.get("/api/status").json().unwrap();
+        assert_eq!(status["stale"], serde_json::json!([]), "a card out is not stale: {status}");
+    }
+    assert!(d.stop().success());
+}
+
 #[test]
 fn a_schedules_retention_removes_only_its_own_old_backups() {
     let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");

@@ -94,7 +94,7 @@ pub async fn events(
 #[derive(Serialize)]
 pub struct Status {
     /// Locations an enabled schedule backs up to whose newest successful backup is older
-    /// than `stale_after_days` (or that have none).
+    /// than their schedule's period plus `stale_after_days` (or that have none).
     pub stale: Vec<crate::scheduler::Stale>,
     pub stale_after_days: u32,
     /// Jobs queued or running.
