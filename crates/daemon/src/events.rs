@@ -344,6 +344,11 @@ impl Events {
     }
 }
 
+/// A count with its noun, for an event's words: "1 backup", "2 backups".
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,9 +370,4 @@ mod tests {
         ev.set_last_run("n", t).unwrap();
         assert_eq!(Events::open(&dir.path().join("e.sqlite")).unwrap().last_run("n").unwrap(), Some(t));
     }
-}
-
-/// A count with its noun, for an event's words: "1 backup", "2 backups".
-pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -1255,6 +1255,7 @@ mod tests {
         let now = empty(&stores[1]).like(first.id_scheme()).create(&secret, KeyKind::Password).unwrap();
         let beside = empty(&stores[2]).like(first.id_scheme()).begin(&secret, KeyKind::Password).unwrap();
         beside.made().unwrap();
+        assert!(now.id_scheme().same_ids(&first.id_scheme()) && beside.id_scheme().same_ids(&first.id_scheme()));
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let data: Vec<u8> = (0..6_000_000)
             .map(|_| {
