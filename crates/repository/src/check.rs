@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::index::Index;
+use crate::index::IndexBuilder;
 use crate::pack::{pack_id_from_name, pack_name};
 use crate::pack_read::WholePack;
 use crate::{Id, Node, NodeKind, RepoResult, Repository};
@@ -122,16 +122,19 @@ impl Repository {
     fn check_location(&self, options: CheckOptions, progress: &(dyn Fn(&str) + Sync)) -> RepoResult<CheckReport> {
         let mut report = CheckReport::default();
         progress("reading the index");
-        let mut index = Index::default();
-        for (name, r) in self.read_index_files()? {
-            match r {
-                Ok((id, file)) => index.add_file(id, &file),
-                Err(e) => report.problems.push(CheckProblem {
-                    what: format!("{name}: {e} (the blobs it lists count as missing)"),
-                    affected: vec![],
-                }),
-            }
-        }
+        let index = Mutex::new(IndexBuilder::default());
+        let unreadable = Mutex::new(Vec::new());
+        self.each_index_file(|name, r| match r {
+            Ok((id, file)) => index.lock().expect("index lock").add_file(id, &file),
+            Err(e) => unreadable.lock().expect("problems lock").push(CheckProblem {
+                what: format!("{name}: {e} (the blobs it lists count as missing)"),
+                affected: vec![],
+            }),
+        })?;
+        let mut unreadable = unreadable.into_inner().expect("problems lock");
+        unreadable.sort_by(|a, b| a.what.cmp(&b.what));
+        report.problems.extend(unreadable);
+        let index = index.into_inner().expect("index lock").finish();
         let by_pack = index.by_pack();
         report.blobs = index.blob_count();
         self.set_index(index);

@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use lifeboat_storage::{ObjectInfo, Store};
 
 use crate::cache::{Cached, MetadataCache};
 use crate::crypto::{MasterKey, OpenError, SealedBlob, VerifiedBlob};
-use crate::index::{BlobLocation, Index};
+use crate::index::{BlobLocation, Index, IndexBuilder};
 use crate::keys::{self, slot_name};
 use crate::limits;
 use crate::making::{Gated, Making};
@@ -24,6 +25,10 @@ use crate::{
 
 /// An index file's id and contents.
 pub(crate) type IndexEntry = (Id, IndexFile);
+
+/// Stored bytes of index files read at once when the index is loaded (about three times that
+/// held while they are decoded).
+const INDEX_READ_BUDGET: u64 = 16 << 20;
 
 /// Readable snapshots (oldest first), and the names of unreadable ones with the reason.
 /// A blob's stored payload; see [`Repository::read_blob_payload`].
@@ -600,24 +605,26 @@ impl Repository {
 
     /// [`Repository::load_index`] from a listing of `index/` just made.
     pub(crate) fn load_index_listed(&self, listed: Vec<ObjectInfo>) -> RepoResult<usize> {
-        let mut index = Index::default();
-        let mut skipped = 0;
-        for (name, r) in self.read_listed_index_files(listed) {
-            match r {
-                Ok((id, file)) => index.add_file(id, &file),
-                // Damage, or removed meanwhile by a prune; a location that fails is an error.
-                Err(e @ (RepoError::Corrupt { .. } | RepoError::Malformed { .. } | RepoError::Misnamed { .. })) => {
-                    tracing::warn!(
-                        "{name} is unreadable ({e}); its blobs count as missing: run `lifeboat check --repair`"
-                    );
-                    skipped += 1;
-                }
-                Err(RepoError::Store(e)) if e.is_not_found() => {}
-                Err(e) => return Err(e),
+        let index = Mutex::new(IndexBuilder::default());
+        let skipped = AtomicUsize::new(0);
+        let failed = Mutex::new(None);
+        self.each_listed_index_file(listed, |name, r| match r {
+            Ok((id, file)) => index.lock().expect("index lock").add_file(id, &file),
+            // Damage, or removed meanwhile by a prune; a location that fails is an error.
+            Err(e @ (RepoError::Corrupt { .. } | RepoError::Malformed { .. } | RepoError::Misnamed { .. })) => {
+                tracing::warn!("{name} is unreadable ({e}); its blobs count as missing: run `lifeboat check --repair`");
+                skipped.fetch_add(1, Ordering::Relaxed);
             }
+            Err(RepoError::Store(e)) if e.is_not_found() => {}
+            Err(e) => {
+                failed.lock().expect("error lock").get_or_insert(e);
+            }
+        });
+        if let Some(e) = failed.into_inner().expect("error lock") {
+            return Err(e);
         }
-        self.set_index(index);
-        Ok(skipped)
+        self.set_index(index.into_inner().expect("index lock").finish());
+        Ok(skipped.into_inner())
     }
 
     /// Puts a freshly read index in place.
@@ -640,12 +647,18 @@ impl Repository {
     /// Reads every index file, failing on any that cannot be read: for what removes data
     /// (prune), which must not take an unreadable index's packs for leftovers.
     pub(crate) fn load_index_strict(&self) -> RepoResult<()> {
-        let mut index = Index::default();
-        for (_, r) in self.read_index_files()? {
-            let (id, file) = r?;
-            index.add_file(id, &file);
+        let index = Mutex::new(IndexBuilder::default());
+        let failed = Mutex::new(None);
+        self.each_listed_index_file(self.inner.store.list("index")?, |_, r| match r {
+            Ok((id, file)) => index.lock().expect("index lock").add_file(id, &file),
+            Err(e) => {
+                failed.lock().expect("error lock").get_or_insert(e);
+            }
+        });
+        if let Some(e) = failed.into_inner().expect("error lock") {
+            return Err(e);
         }
-        self.set_index(index);
+        self.set_index(index.into_inner().expect("index lock").finish());
         Ok(())
     }
 
@@ -653,22 +666,37 @@ impl Repository {
     /// Those the cache holds are read from it; those it holds that the location no longer
     /// lists (another device pruned) are dropped from it.
     pub(crate) fn read_index_files(&self) -> RepoResult<Vec<(String, RepoResult<IndexEntry>)>> {
-        Ok(self.read_listed_index_files(self.inner.store.list("index")?))
+        let read = Mutex::new(Vec::new());
+        self.each_index_file(|name, r| read.lock().expect("files lock").push((name, r)))?;
+        Ok(read.into_inner().expect("files lock"))
     }
 
-    /// The index files of a listing of `index/`, read as [`Repository::read_index_files`] does.
-    fn read_listed_index_files(&self, listed: Vec<ObjectInfo>) -> Vec<(String, RepoResult<IndexEntry>)> {
+    /// [`Repository::read_index_files`], each file handed to `each` as it is read and
+    /// dropped after, so that no more than a few are held at once (an index of millions of
+    /// blobs spans dozens of files).
+    pub(crate) fn each_index_file(&self, each: impl Fn(String, RepoResult<IndexEntry>) + Sync) -> RepoResult<()> {
+        self.each_listed_index_file(self.inner.store.list("index")?, each);
+        Ok(())
+    }
+
+    /// The index files of a listing of `index/`, read as [`Repository::each_index_file`] does.
+    fn each_listed_index_file(&self, listed: Vec<ObjectInfo>, each: impl Fn(String, RepoResult<IndexEntry>) + Sync) {
         let ids: Vec<(ObjectInfo, Option<Id>)> =
             listed.into_iter().map(|o| (o.clone(), crate::pack::pack_id_from_name(&o.name))).collect();
         if let Some(cache) = self.cache() {
             cache.retain(Cached::Index, &ids.iter().filter_map(|(_, id)| *id).collect());
         }
-        crate::parallel::map(self.connections(), &ids, |(o, id)| {
+        // Each file read is held about three times over (sealed, opened, decoded) until it is
+        // handed on: a budget keeps a remote location's many connections from holding dozens
+        // of them at once.
+        let budget = crate::parallel::Budget::new(INDEX_READ_BUDGET);
+        crate::parallel::for_each(self.connections(), &ids, |(o, id)| {
+            let _share = budget.take(o.size);
             let r = limits::within(o, limits::MAX_INDEX_FILE)
                 .and_then(|()| id.ok_or_else(|| RepoError::malformed(o.name.clone(), "not an id")))
                 .and_then(|id| Ok((id, self.read_index_file_listed(&id, Some(o.size))?)));
-            (o.name.clone(), r)
-        })
+            each(o.name.clone(), r);
+        });
     }
 
     /// An index file, read as long as its listing said (`listed`) when it was listed.
