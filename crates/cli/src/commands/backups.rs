@@ -22,6 +22,7 @@ pub fn new(
     location: Option<&str>,
     tags: Vec<String>,
     json: bool,
+    unattended: bool,
 ) -> Result<i32> {
     let progress = Arc::new(Progress::default());
     crate::interrupt::cancel_on_signals(progress.cancel.clone());
@@ -35,7 +36,11 @@ pub fn new(
         name: name.clone(),
         schedule: None,
     };
-    let order = BackupOrder { units, location: location.map(str::to_string), name, tags };
+    let what = match &name {
+        Some(n) => format!("the backup \"{n}\""),
+        None => "the backup".to_string(),
+    };
+    let order = BackupOrder { units, location: location.map(str::to_string), name, tags, unattended };
     let result = ctx.back_up(order, &progress, |slug| {
         let log = RunLog::create(&ctx.dirs().logs, "backup", slug, Some(printer));
         log_path = log.path().map(|p| p.to_path_buf());
@@ -67,8 +72,30 @@ pub fn new(
             }
             return Ok(exit::INTERRUPTED);
         }
+        // Unattended, the failure is one line that whatever runs it shows (APT's output, the
+        // journal), saying it FAILED: nobody reads further.
+        Err(e) if unattended => {
+            let (code, msg) = exit::describe(&anyhow::Error::new(e));
+            eprintln!("lifeboat: {what} FAILED: {msg}");
+            return Ok(code);
+        }
         r => r?,
     };
+    if unattended && done.failed() {
+        let why: Vec<String> = done
+            .snapshot
+            .units
+            .iter()
+            .filter_map(|u| Some(format!("unit {}: {}", u.name, u.error.as_ref()?)))
+            .collect();
+        eprintln!("lifeboat: {what} FAILED: {}", why.join("; "));
+        if !json {
+            if let Some(p) = &log_path {
+                eprintln!("Log: {}", p.display());
+            }
+            return Ok(exit::FAILED);
+        }
+    }
     let snap = &done.snapshot;
     if json {
         let mut value = serde_json::to_value(&done.info)?;
@@ -101,7 +128,13 @@ pub fn new(
             outln!("Log: {}", p.display())?;
         }
     }
-    Ok(if done.completed() { exit::OK } else { exit::WARNINGS })
+    Ok(if done.completed() {
+        exit::OK
+    } else if done.failed() {
+        exit::FAILED
+    } else {
+        exit::WARNINGS
+    })
 }
 
 fn status_words(s: SnapshotStatus) -> &'static str {
