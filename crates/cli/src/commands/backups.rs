@@ -312,12 +312,19 @@ pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, pick: &Pick, json
     }
     let dry_run = order.dry_run;
     let progress = Arc::new(Progress::default());
+    crate::interrupt::cancel_on_signals(progress.cancel.clone());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
     let printer = view.printer();
     let result =
         ctx.restore(&found, order, &progress, |slug| RunLog::create(&ctx.dirs().logs, "restore", slug, Some(printer)));
     view.finish();
     let snap = &found.snapshot;
+    let what = format!("restore of backup {}", snap.slug);
+    if let Some(code) =
+        super::interrupted(ctx, &progress, &result, (&what, RESTORE_INTERRUPTED), Some(&found.location.name))
+    {
+        return Ok(code);
+    }
     let report = result?;
     if json {
         print_json(&report)?;
@@ -338,6 +345,11 @@ pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, pick: &Pick, json
     }
     Ok(restored_code(&report))
 }
+
+/// What an interrupted restore leaves: it stops before it puts anything in place (once it
+/// does, it finishes; a second signal stops it at once, and `--resume` finishes it).
+pub(super) const RESTORE_INTERRUPTED: &str =
+    "nothing was restored: what was written beside the files was removed, and they are as they were";
 
 /// A restore's exit code (docs/CONFIG.md, "Errors"): anything not restored is a failure,
 /// never a warning a script would take for success; warnings are only for what was restored
@@ -486,9 +498,16 @@ pub fn remove(ctx: &Context, slug: &str, pick: &Pick) -> Result<i32> {
 
 pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool) -> Result<i32> {
     let progress = Arc::new(Progress::default());
+    crate::interrupt::cancel_on_signals(progress.cancel.clone());
     let view = ProgressView::start(progress.clone(), ctx.quiet || json);
     let copied = ctx.copy(slug, from, to, &progress);
     view.finish();
+    let left = format!("backup {slug} was not copied to {to}; what was already sent is reused by the next copy");
+    if let Some(code) =
+        super::interrupted(ctx, &progress, &copied, (&format!("copy of backup {slug} to {to}"), &left), Some(to))
+    {
+        return Ok(code);
+    }
     let copied = copied?;
     let outcome = &copied.outcome;
     let info = BackupInfo::new(&outcome.id, &outcome.snapshot, &copied.to.name);

@@ -185,3 +185,28 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
+
+/// A command a signal stopped (Ctrl-C, SIGTERM; see crate::interrupt): one line saying what it
+/// left, its event (`job_cancelled`), exit 130. `Ok(None)` when `result` was not interrupted.
+fn interrupted<T>(
+    ctx: &Context,
+    progress: &lifeboat_engine::Progress,
+    result: &lifeboat_engine::EngineResult<T>,
+    (what, left): (&str, &str),
+    location: Option<&str>,
+) -> Option<i32> {
+    let Err(e) = result else { return None };
+    if !progress.is_cancelled() && e.kind() != lifeboat_engine::ErrorKind::Interrupted {
+        return None;
+    }
+    eprintln!("lifeboat: interrupted: {left}");
+    let about = lifeboat_daemon::events::About { location: location.map(str::to_string), ..Default::default() };
+    daemon::record_event(
+        ctx,
+        lifeboat_daemon::events::kind::CANCELLED,
+        "error",
+        &format!("{what} was interrupted"),
+        &about,
+    );
+    Some(crate::exit::INTERRUPTED)
+}
