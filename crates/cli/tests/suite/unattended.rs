@@ -214,6 +214,10 @@ fn the_apt_hook_makes_no_repository_and_prints_no_key_where_there_is_none() {
     assert!(!said.contains("Recovery key") && !said.contains("random key"), "{said}");
     assert_eq!(fs::read_dir(&work.repo).unwrap().count(), 0, "no repository was made");
     assert!(!user.home.join(".config/lifeboat/keys").exists(), "no key was made");
+    let out = user.lifeboat(&work, &["events", "--json"]);
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(events[0]["kind"], "backup_failed", "the failed run is recorded: {events}");
+    assert!(events[0]["message"].as_str().unwrap().contains("no repository at"), "{events}");
 }
 
 /// Finding 2: a unit that held files and now holds none (the folder moved) fails the hook's
@@ -304,4 +308,44 @@ fn unattended_backups_and_schedules_make_no_repository_and_fail_on_a_unit_that_h
     let out = sb.run(&["schedules", "run", "nightly"]);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(both(&out).contains("unit docs: it holds no files, while its previous backup"), "{}", both(&out));
+}
+
+/// Finding 2, files only root can read (a system-wide Home Assistant's /usr/share/hassio) in a
+/// normal user's hook: the install says so and how to back them up (a hook of root's); the
+/// hook backs up as the user, leaving them out with a warning, never as root.
+#[test]
+fn a_normal_users_hook_says_at_install_which_files_only_root_can_read() {
+    if !is_root() {
+        eprintln!("skipped: creating users needs root");
+        return;
+    }
+    let work = Work::new();
+    let user = home_assistant_user("lbaptfour", &work);
+    let hassio = work.dir.join("hassio");
+    fs::create_dir(&hassio).unwrap();
+    fs::write(hassio.join("share.db"), "root's").unwrap();
+    fs::set_permissions(&hassio, fs::Permissions::from_mode(0o700)).unwrap();
+    let out = user.sh(&format!(
+        "printf '\\n[unit.share]\\npaths = [\"{}\"]\\n' >> ~/.config/lifeboat/lifeboat.toml",
+        hassio.display()
+    ));
+    assert!(out.status.success(), "{}", both(&out));
+    let out = user.lifeboat(&work, &["backups", "new", "--unit", "config", "--quiet"]);
+    assert!(out.status.success(), "{}", both(&out));
+
+    let out = work.install_hook(&user, &["--unit", "config", "--unit", "share"]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    let said = both(&out);
+    assert!(
+        said.contains(&format!("unit share: lbaptfour cannot read {}", hassio.display()))
+            && said.contains("install the hook for root"),
+        "{said}"
+    );
+    let out = work.run_as_apt(&work.hook_line());
+    let said = both(&out);
+    assert!(out.status.success() && !said.contains("FAILED"), "{said}");
+    assert!(said.contains("permission denied"), "left out, with a warning: {said}");
+    let backups = backups_of(&user, &work);
+    let hook = backups.iter().find(|b| b["name"] == "Before package upgrade").expect("the hook's backup");
+    assert_eq!((&hook["status"], &hook["files"]), (&"completed_with_warnings".into(), &3.into()), "{hook}");
 }
