@@ -249,6 +249,12 @@ pub enum BackupsCommand {
         /// Print the new backup as a JSON object.
         #[arg(long)]
         json: bool,
+        /// Nobody is there (hooks, timers, cron): asks nothing, makes no repository where
+        /// there is none (nor a key), and fails (exit 1, one line "… FAILED: why") when a unit
+        /// stores no files while its previous backup held some, or when none of a named or
+        /// non-optional unit's paths exist.
+        #[arg(long)]
+        unattended: bool,
     },
     /// List backups (of every location unless --location is given).
     List {
@@ -544,6 +550,10 @@ pub enum HooksCommand {
         /// The location to back up to (default: the default location).
         #[arg(long)]
         location: Option<String>,
+        /// Whose backup the hook makes: it runs as this user, with their home, configuration
+        /// and keys (default: the user who ran sudo, $SUDO_USER, else the one installing).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
     /// Remove a hook.
     Remove {

@@ -28,8 +28,9 @@ impl Context {
         password_file: Option<PathBuf>,
         quiet: bool,
         no_cache: bool,
+        unattended: bool,
     ) -> Result<Context> {
-        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        let interactive = !unattended && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         let credentials =
             Credentials { password_file, prompt: interactive.then(|| Box::new(prompt) as Box<credentials::Prompt>) };
         let app = Lifeboat::load(config.as_deref(), credentials)?.on_created(Box::new(|location, c| {

@@ -57,12 +57,26 @@ pub fn backup(d: &Shared, job: &Arc<Job>, spec: &BackupSpec) -> Outcome {
         location: spec.location.clone(),
         name: spec.name.clone(),
         tags: spec.schedule.as_deref().map(schedule_tag).into_iter().collect(),
+        // A schedule runs with nobody there: it makes no repository (nobody would see its
+        // recovery key) and fails a unit that stores nothing it had.
+        unattended: spec.schedule.is_some(),
     };
     let result = app.back_up(order, &job.progress, |slug| log_for(d, job, "backup", slug));
     let cancelled = job.progress.is_cancelled();
     let (k, level, message) = backup_event(&result, &describe_backup(spec), cancelled);
     d.event(k, level, &message, about(result.as_ref().ok().map(|done| done.info.slug.clone())));
     match result {
+        // An unattended backup saved as failed is a failed job: no retention after it.
+        Ok(done) if done.failed() => Err(EngineError::BackupFailed {
+            slug: done.info.slug.clone(),
+            detail: done
+                .snapshot
+                .units
+                .iter()
+                .filter_map(|u| Some(format!("unit {}: {}", u.name, u.error.as_ref()?)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
         Ok(done) => {
             let (info, problems) = (&done.info, &done.problems);
             if let Some(loc) = &job.location {

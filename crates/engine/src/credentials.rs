@@ -316,12 +316,23 @@ fn open_found(
     }
 }
 
+/// What a run with nobody to ask and no password given (a schedule, a hook) finds at a
+/// location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnattendedOpen {
+    /// Its `repository_password` or this device's key opens the repository.
+    Opens,
+    /// The repository needs a password such a run does not have.
+    NeedsPassword,
+    /// There is no repository: such a run makes none (nobody would keep its recovery key).
+    NoRepository,
+}
+
 /// Whether a run with nobody to ask and no password given (a schedule, a hook) can open the
-/// location's repository: by its `repository_password` or this device's key. A location with
-/// no repository yet is made with a device key by such a run, so that counts as yes.
-pub fn opens_unattended(location: &Location, dirs: &Dirs) -> EngineResult<bool> {
+/// location's repository: by its `repository_password` or this device's key.
+pub fn opens_unattended(location: &Location, dirs: &Dirs) -> EngineResult<UnattendedOpen> {
     let Some(found) = Repository::find(location.store()?)? else {
-        return Ok(true);
+        return Ok(UnattendedOpen::NoRepository);
     };
     let own = location
         .repository_password()?
@@ -330,10 +341,10 @@ pub fn opens_unattended(location: &Location, dirs: &Dirs) -> EngineResult<bool> 
         .chain(read_device_key(&device_key_file(dirs, location)));
     for secret in own {
         if found.open(&secret).is_ok() {
-            return Ok(true);
+            return Ok(UnattendedOpen::Opens);
         }
     }
-    Ok(false)
+    Ok(UnattendedOpen::NeedsPassword)
 }
 
 /// Lets this device open an existing repository on its own: opens it with `secret` (its

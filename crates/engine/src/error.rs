@@ -63,6 +63,17 @@ pub enum EngineError {
     BackupFileCost { file: String, mib: u64, most: u64 },
     #[error("the operation was cancelled")]
     Cancelled,
+    /// An unattended backup (a hook, a schedule) found no repository: it makes none, since
+    /// nobody is there to keep the recovery key of a new one.
+    #[error(
+        "no repository at {at}: an unattended backup makes none; make it once by hand with `lifeboat backups new \
+         --location {location}` (it shows the recovery key to keep)"
+    )]
+    NoRepositoryUnattended { location: String, at: String },
+    /// An unattended backup saved as failed (a unit stored nothing it had): see
+    /// `BackupOrder::unattended`.
+    #[error("backup {slug} failed: {detail}")]
+    BackupFailed { slug: String, detail: String },
     /// A failure with nothing more to say than its words (a thread that could not start, a
     /// job that stopped on a bug).
     #[error("{0}")]
@@ -253,7 +264,8 @@ impl EngineError {
             EngineError::NotHeld { .. }
             | EngineError::PathNotInBackup { .. }
             | EngineError::NoLog { .. }
-            | EngineError::NoInterruptedRestore => K::NotFound,
+            | EngineError::NoInterruptedRestore
+            | EngineError::NoRepositoryUnattended { .. } => K::NotFound,
             EngineError::LocationUnavailable { .. } => K::LocationUnavailable,
             EngineError::LikeUnavailable { source, .. } => source.kind(),
             EngineError::NoPassword { .. }
@@ -277,6 +289,7 @@ impl EngineError {
             EngineError::Store(s) => store_kind(s),
             EngineError::Io { .. }
             | EngineError::Hook { .. }
+            | EngineError::BackupFailed { .. }
             | EngineError::RestoreIncomplete { .. }
             | EngineError::NotAllRestored { .. }
             | EngineError::Internal(_) => K::Internal,

@@ -65,6 +65,54 @@ impl Dirs {
         })
     }
 
+    /// The folders a user has by default, from their home alone (no XDG variables): whose a
+    /// hook runs for, found from the password database rather than an environment that is
+    /// not theirs (sudo's, APT's).
+    pub fn of_user(home: PathBuf, root: bool) -> Dirs {
+        if root {
+            return Dirs {
+                config: "/etc/lifeboat".into(),
+                data: "/var/lib/lifeboat".into(),
+                logs: "/var/log/lifeboat".into(),
+                cache: Some("/var/cache/lifeboat".into()),
+                home,
+                root,
+            };
+        }
+        Dirs {
+            config: home.join(".config/lifeboat"),
+            data: home.join(".local/share/lifeboat"),
+            logs: home.join(".local/state/lifeboat/logs"),
+            cache: Some(home.join(".cache/lifeboat")),
+            home,
+            root,
+        }
+    }
+
+    /// The environment under which [`Dirs::from_env`] gives these folders again: `HOME`, and
+    /// each XDG variable whose folder is not the default one.
+    pub fn environment(&self) -> Vec<(&'static str, PathBuf)> {
+        let default = Dirs::of_user(self.home.clone(), self.root);
+        let mut env = vec![("HOME", self.home.clone())];
+        let parent = |p: &Path, up: usize| p.ancestors().nth(up).map(Path::to_path_buf);
+        let wanted = [
+            ("XDG_CONFIG_HOME", &self.config, &default.config, 1),
+            ("XDG_DATA_HOME", &self.data, &default.data, 1),
+            ("XDG_STATE_HOME", &self.logs, &default.logs, 2),
+        ];
+        for (var, mine, theirs, up) in wanted {
+            if mine != theirs {
+                env.extend(parent(mine, up).map(|p| (var, p)));
+            }
+        }
+        if let (Some(mine), Some(theirs)) = (&self.cache, &default.cache) {
+            if mine != theirs {
+                env.extend(parent(mine, 1).map(|p| ("XDG_CACHE_HOME", p)));
+            }
+        }
+        env
+    }
+
     /// The configuration file used when none is named.
     pub fn config_file(&self) -> PathBuf {
         self.config.join("lifeboat.toml")

@@ -55,6 +55,7 @@ pub fn export(
     let plan = ctx.plan_export(&found, encryption, "--encrypt or --no-encryption")?;
     let len = plan.len();
     let progress = Arc::new(Progress::default());
+    crate::interrupt::cancel_on_signals(progress.cancel.clone());
     let view = ProgressView::start(progress.clone(), ctx.quiet || is_stdio(output));
     let result = if is_stdio(output) {
         let stdout = std::io::stdout();
@@ -82,6 +83,16 @@ pub fn export(
         }
     };
     view.finish();
+    // The file written so far was a temporary one, removed as the export ended.
+    let left = if is_stdio(output) {
+        "the backup file on standard output is incomplete".to_string()
+    } else {
+        format!("no file was written ({} was not made)", output.display())
+    };
+    let what = format!("export of backup {}", snap.slug);
+    if let Some(code) = super::interrupted(ctx, &progress, &result, (&what, &left), Some(&found.location.name)) {
+        return Ok(code);
+    }
     result?;
     if !is_stdio(output) && !ctx.quiet {
         let how = if encrypted { "encrypted with a password" } else { "not encrypted" };
@@ -150,9 +161,14 @@ pub fn import(ctx: &Context, file: &Path, location: Option<&str>, json: bool) ->
     let passphrase = password_for(ctx, file, encrypted(file)?)?;
     let (input, label) = open_input(file)?;
     let progress = Arc::new(Progress::default());
+    crate::interrupt::cancel_on_signals(progress.cancel.clone());
     let view = ProgressView::start(progress.clone(), ctx.quiet);
     let result = ctx.import(input, &label, location, passphrase.as_deref(), &progress);
     view.finish();
+    let left = "no backup was imported; what was already stored is reused by the next import";
+    if let Some(code) = super::interrupted(ctx, &progress, &result, (&format!("import of {label}"), left), location) {
+        return Ok(code);
+    }
     let (loc, outcome) = result?;
 
     if json {
@@ -180,12 +196,18 @@ pub fn restore(ctx: &Context, file: &Path, order: RestoreOrder, with_config: boo
     let dry_run = order.dry_run;
     let (input, label) = open_input(file)?;
     let progress = Arc::new(Progress::default());
+    crate::interrupt::cancel_on_signals(progress.cancel.clone());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
     let printer = view.printer();
     let result = ctx.restore_file(input, &label, order, passphrase, &progress, |name| {
         RunLog::create(&ctx.dirs().logs, "restore", name, Some(printer))
     });
     view.finish();
+    let what = format!("restore from {label}");
+    if let Some(code) = super::interrupted(ctx, &progress, &result, (&what, super::backups::RESTORE_INTERRUPTED), None)
+    {
+        return Ok(code);
+    }
     let (manifest, report) = result?;
     if dry_run {
         if json {

@@ -22,6 +22,7 @@ pub fn new(
     location: Option<&str>,
     tags: Vec<String>,
     json: bool,
+    unattended: bool,
 ) -> Result<i32> {
     let progress = Arc::new(Progress::default());
     crate::interrupt::cancel_on_signals(progress.cancel.clone());
@@ -35,7 +36,11 @@ pub fn new(
         name: name.clone(),
         schedule: None,
     };
-    let order = BackupOrder { units, location: location.map(str::to_string), name, tags };
+    let what = match &name {
+        Some(n) => format!("the backup \"{n}\""),
+        None => "the backup".to_string(),
+    };
+    let order = BackupOrder { units, location: location.map(str::to_string), name, tags, unattended };
     let result = ctx.back_up(order, &progress, |slug| {
         let log = RunLog::create(&ctx.dirs().logs, "backup", slug, Some(printer));
         log_path = log.path().map(|p| p.to_path_buf());
@@ -67,8 +72,30 @@ pub fn new(
             }
             return Ok(exit::INTERRUPTED);
         }
+        // Unattended, the failure is one line that whatever runs it shows (APT's output, the
+        // journal), saying it FAILED: nobody reads further.
+        Err(e) if unattended => {
+            let (code, msg) = exit::describe(&anyhow::Error::new(e));
+            eprintln!("lifeboat: {what} FAILED: {msg}");
+            return Ok(code);
+        }
         r => r?,
     };
+    if unattended && done.failed() {
+        let why: Vec<String> = done
+            .snapshot
+            .units
+            .iter()
+            .filter_map(|u| Some(format!("unit {}: {}", u.name, u.error.as_ref()?)))
+            .collect();
+        eprintln!("lifeboat: {what} FAILED: {}", why.join("; "));
+        if !json {
+            if let Some(p) = &log_path {
+                eprintln!("Log: {}", p.display());
+            }
+            return Ok(exit::FAILED);
+        }
+    }
     let snap = &done.snapshot;
     if json {
         let mut value = serde_json::to_value(&done.info)?;
@@ -101,7 +128,13 @@ pub fn new(
             outln!("Log: {}", p.display())?;
         }
     }
-    Ok(if done.completed() { exit::OK } else { exit::WARNINGS })
+    Ok(if done.completed() {
+        exit::OK
+    } else if done.failed() {
+        exit::FAILED
+    } else {
+        exit::WARNINGS
+    })
 }
 
 fn status_words(s: SnapshotStatus) -> &'static str {
@@ -279,12 +312,19 @@ pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, pick: &Pick, json
     }
     let dry_run = order.dry_run;
     let progress = Arc::new(Progress::default());
+    crate::interrupt::cancel_on_signals(progress.cancel.clone());
     let view = ProgressView::start(progress.clone(), ctx.quiet || dry_run);
     let printer = view.printer();
     let result =
         ctx.restore(&found, order, &progress, |slug| RunLog::create(&ctx.dirs().logs, "restore", slug, Some(printer)));
     view.finish();
     let snap = &found.snapshot;
+    let what = format!("restore of backup {}", snap.slug);
+    if let Some(code) =
+        super::interrupted(ctx, &progress, &result, (&what, RESTORE_INTERRUPTED), Some(&found.location.name))
+    {
+        return Ok(code);
+    }
     let report = result?;
     if json {
         print_json(&report)?;
@@ -305,6 +345,11 @@ pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, pick: &Pick, json
     }
     Ok(restored_code(&report))
 }
+
+/// What an interrupted restore leaves: it stops before it puts anything in place (once it
+/// does, it finishes; a second signal stops it at once, and `--resume` finishes it).
+pub(super) const RESTORE_INTERRUPTED: &str =
+    "nothing was restored: what was written beside the files was removed, and they are as they were";
 
 /// A restore's exit code (docs/CONFIG.md, "Errors"): anything not restored is a failure,
 /// never a warning a script would take for success; warnings are only for what was restored
@@ -453,9 +498,16 @@ pub fn remove(ctx: &Context, slug: &str, pick: &Pick) -> Result<i32> {
 
 pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool) -> Result<i32> {
     let progress = Arc::new(Progress::default());
+    crate::interrupt::cancel_on_signals(progress.cancel.clone());
     let view = ProgressView::start(progress.clone(), ctx.quiet || json);
     let copied = ctx.copy(slug, from, to, &progress);
     view.finish();
+    let left = format!("backup {slug} was not copied to {to}; what was already sent is reused by the next copy");
+    if let Some(code) =
+        super::interrupted(ctx, &progress, &copied, (&format!("copy of backup {slug} to {to}"), &left), Some(to))
+    {
+        return Ok(code);
+    }
     let copied = copied?;
     let outcome = &copied.outcome;
     let info = BackupInfo::new(&outcome.id, &outcome.snapshot, &copied.to.name);

@@ -1,9 +1,9 @@
-//! `serve`, `token`, `events`, `hooks install|remove`.
+//! `serve`, `token`, `events`.
 
 use lifeboat_daemon::web;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use lifeboat_daemon::events::{self, Events};
 
 use super::print_json;
@@ -96,78 +96,6 @@ pub fn events(ctx: &Context, limit: u32, json: bool) -> Result<i32> {
             })
             .collect();
         out!("{}", crate::format::table_with_text(&["TIME", "LEVEL", "LOCATION", "SCHEDULE", "WHAT"], &rows))?;
-    }
-    Ok(exit::OK)
-}
-
-const APT_HOOK: &str = "/etc/apt/apt.conf.d/80lifeboat";
-
-/// The line APT runs before it changes packages. A failed backup must not stop the upgrade
-/// (the event history says it failed), hence `|| true`.
-fn apt_hook_text(lifeboat: &Path, config: Option<&Path>, units: &[String], location: Option<&str>) -> String {
-    let mut cmd = format!("{} --quiet", lifeboat.display());
-    if let Some(c) = config {
-        cmd.push_str(&format!(" --config {}", c.display()));
-    }
-    cmd.push_str(" backups new --name 'Before package upgrade'");
-    for u in units {
-        cmd.push_str(&format!(" --unit {u}"));
-    }
-    if let Some(l) = location {
-        cmd.push_str(&format!(" --location {l}"));
-    }
-    format!(
-        "// Installed by `lifeboat hooks install apt`; remove with `lifeboat hooks remove apt`.\n\
-         DPkg::Pre-Invoke {{ \"if [ -x {bin} ]; then {cmd} || true; fi\"; }};\n",
-        bin = lifeboat.display()
-    )
-}
-
-pub fn install_hook(ctx: &Context, hook: &str, units: &[String], location: Option<&str>) -> Result<i32> {
-    if hook != "apt" {
-        bail!("no hook named {hook:?}: the hooks are apt");
-    }
-    ctx.select_units(units)?;
-    if let Some(l) = location {
-        ctx.location(Some(l))?;
-    }
-    let bin = std::env::current_exe().context("finding this program's path")?;
-    let text = apt_hook_text(&bin, ctx.config().file.as_deref(), units, location);
-    let dest = std::env::var_os("LIFEBOAT_APT_HOOK").map(PathBuf::from).unwrap_or_else(|| APT_HOOK.into());
-    std::fs::write(&dest, text)
-        .with_context(|| format!("writing {} (installing an APT hook needs root)", dest.display()))?;
-    outln!("Installed {}: APT makes a backup before it changes packages.", dest.display())?;
-    // APT gives the hook no password: say now, not at the first upgrade, when it cannot open
-    // the backups.
-    match ctx.opens_unattended(location) {
-        Ok(true) => Ok(exit::OK),
-        Ok(false) => {
-            let loc = ctx.location(location)?;
-            eprintln!(
-                "warning: the hook cannot open the backups in {} on its own (they need a password, and APT gives \
-                 none): run `lifeboat key add --device --location {}` once, or set repository_password_file in \
-                 the location; until then each upgrade logs a failed backup (`lifeboat logs --list`).",
-                loc.describe(),
-                loc.name
-            );
-            Ok(exit::WARNINGS)
-        }
-        Err(e) => {
-            eprintln!("warning: could not check that the hook can open the backups: {}", exit::sentence(&e));
-            Ok(exit::WARNINGS)
-        }
-    }
-}
-
-pub fn remove_hook(hook: &str) -> Result<i32> {
-    if hook != "apt" {
-        bail!("no hook named {hook:?}: the hooks are apt");
-    }
-    let dest = std::env::var_os("LIFEBOAT_APT_HOOK").map(PathBuf::from).unwrap_or_else(|| APT_HOOK.into());
-    match std::fs::remove_file(&dest) {
-        Ok(()) => outln!("Removed {}.", dest.display())?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => outln!("No APT hook was installed.")?,
-        Err(e) => return Err(e).with_context(|| format!("removing {}", dest.display())),
     }
     Ok(exit::OK)
 }

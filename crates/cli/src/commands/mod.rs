@@ -3,6 +3,7 @@ mod backups;
 mod browse;
 mod daemon;
 mod documentation;
+mod hooks;
 mod key;
 mod locations;
 mod logs;
@@ -27,7 +28,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         _ => {}
     }
     let cli_config = cli.config.clone();
-    let ctx = Context::new(cli.config, cli.password_file, cli.quiet, cli.no_cache)?;
+    // An unattended run asks nothing, even where APT (or cron) leaves it a terminal.
+    let unattended = matches!(cli.command, Command::Backups(BackupsCommand::New { unattended: true, .. }));
+    let ctx = Context::new(cli.config, cli.password_file, cli.quiet, cli.no_cache, unattended)?;
     // A restore stopped midway left a mix of old and restored files: every command says so
     // until it is finished or undone (a restore refuses to start instead).
     if !matches!(cli.command, Command::Backups(BackupsCommand::Restore { .. })) {
@@ -37,8 +40,8 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     match cli.command {
         Command::Backups(b) => match b {
-            BackupsCommand::New { name, units, location, tags, json } => {
-                backups::new(&ctx, name, units, location.as_deref(), tags, json)
+            BackupsCommand::New { name, units, location, tags, json, unattended } => {
+                backups::new(&ctx, name, units, location.as_deref(), tags, json, unattended)
             }
             BackupsCommand::List { location, host, device, all_devices, tags, json } => {
                 let devices = crate::args::devices(device.as_deref(), all_devices).unwrap_or(Devices::All);
@@ -159,10 +162,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Events { limit, json } => daemon::events(&ctx, limit, json),
         Command::Schedules(SchedulesCommand::List { json }) => schedules::list(&ctx, cli_config, json),
         Command::Schedules(SchedulesCommand::Run { name, json }) => schedules::run(&ctx, cli_config, &name, json),
-        Command::Hooks(HooksCommand::Install { hook, units, location }) => {
-            daemon::install_hook(&ctx, &hook, &units, location.as_deref())
+        Command::Hooks(HooksCommand::Install { hook, units, location, user }) => {
+            hooks::install(&ctx, cli_config.as_deref(), &hook, &units, location.as_deref(), user.as_deref())
         }
-        Command::Hooks(HooksCommand::Remove { hook }) => daemon::remove_hook(&hook),
+        Command::Hooks(HooksCommand::Remove { hook }) => hooks::remove(&hook),
         Command::Logs { list: true, json, .. } => logs::list(&ctx, json),
         Command::Logs { slug, restore, .. } => logs::show(&ctx, slug.as_deref(), restore),
         Command::Key(k) => match k {
@@ -181,4 +184,29 @@ pub fn run(cli: Cli) -> Result<i32> {
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
+}
+
+/// A command a signal stopped (Ctrl-C, SIGTERM; see crate::interrupt): one line saying what it
+/// left, its event (`job_cancelled`), exit 130. `Ok(None)` when `result` was not interrupted.
+fn interrupted<T>(
+    ctx: &Context,
+    progress: &lifeboat_engine::Progress,
+    result: &lifeboat_engine::EngineResult<T>,
+    (what, left): (&str, &str),
+    location: Option<&str>,
+) -> Option<i32> {
+    let Err(e) = result else { return None };
+    if !progress.is_cancelled() && e.kind() != lifeboat_engine::ErrorKind::Interrupted {
+        return None;
+    }
+    eprintln!("lifeboat: interrupted: {left}");
+    let about = lifeboat_daemon::events::About { location: location.map(str::to_string), ..Default::default() };
+    daemon::record_event(
+        ctx,
+        lifeboat_daemon::events::kind::CANCELLED,
+        "error",
+        &format!("{what} was interrupted"),
+        &about,
+    );
+    Some(crate::exit::INTERRUPTED)
 }

@@ -193,6 +193,10 @@ fn a_skipped_run_is_shown_as_skipped_and_runs_when_its_condition_holds_again() {
         card.link.display()
     ));
     std::fs::write(&sb.config, cfg).unwrap();
+    // The card's repository is made by hand (a schedule makes none), then the card is out.
+    card.insert();
+    sb.backup(&["--location", "card"]);
+    card.take_out();
     let d = Daemon::start(&sb);
     let (status, decisions) = d.json(reqwest::Method::POST, "/api/schedules/nightly/run", serde_json::Value::Null);
     assert_eq!(status, 200, "{decisions}");
@@ -304,6 +308,9 @@ fn a_schedules_retention_removes_only_its_own_old_backups() {
 #[test]
 fn the_apt_hook_is_installed_and_removed() {
     let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    // Nothing to warn about: the unit's folder is there, and so is the repository.
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    sb.run_without_password(&["backups", "new", "--quiet"]);
     let hook = sb.dir.path().join("80lifeboat");
     let out = sb
         .command()
@@ -612,6 +619,8 @@ fn schedules_are_listed_and_run_from_the_command_line() {
     assert!(nightly["last_run"].is_null() && nightly["last_outcome"].is_null(), "{nightly}");
     assert!(nightly["next_run"].is_string(), "{nightly}");
 
+    // The repository is made by hand: a schedule makes none.
+    let manual = sb.backup(&[])["slug"].as_str().unwrap().to_string();
     let mut slugs = Vec::new();
     for _ in 0..2 {
         let out = sb.ok(&["schedules", "run", "nightly"]);
@@ -621,8 +630,8 @@ fn schedules_are_listed_and_run_from_the_command_line() {
     // The card holds no repository: the list says so with exit 3, the local backups are there.
     let list: serde_json::Value = serde_json::from_slice(&sb.run(&["backups", "list", "--json"]).stdout).unwrap();
     let left: Vec<&str> = list.as_array().unwrap().iter().map(|b| b["slug"].as_str().unwrap()).collect();
-    assert_eq!(left, [slugs[1].as_str()], "the schedule's retention (keep_last = 1) ran: {list}");
-    assert_eq!(list[0]["tags"], serde_json::json!(["schedule:nightly"]), "{list}");
+    assert_eq!(left, [manual.as_str(), slugs[1].as_str()], "the schedule's retention (keep_last = 1) ran: {list}");
+    assert_eq!(list[1]["tags"], serde_json::json!(["schedule:nightly"]), "{list}");
 
     let out = sb.run(&["schedules", "run", "card", "--json"]);
     assert_eq!(out.status.code(), Some(3), "a skipped run is a warning: {}", stderr(&out));

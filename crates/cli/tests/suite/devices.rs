@@ -95,6 +95,9 @@ fn two_devices_sharing_an_s3_location_keep_to_their_own_backups() {
     write_config(&parent, "parent", &s3);
     let kids = device("kids", &s3);
 
+    // The repository is made by hand (a schedule makes none); that backup is removed.
+    let k0 = kids.backup(&[])["slug"].as_str().unwrap().to_string();
+    kids.ok(&["backups", "remove", &k0]);
     // Each device's nightly schedule keeps one backup: the other device's stay.
     let k1 = run_nightly(&kids);
     let p1 = run_nightly(&parent);

@@ -29,6 +29,7 @@ mod restore_modes;
 mod restore_plan;
 mod security;
 mod shared_locations;
+mod unattended;
 mod units;
 mod users;
 mod web;

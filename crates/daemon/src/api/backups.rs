@@ -60,6 +60,7 @@ pub async fn create(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCo
             location: spec.location.clone(),
             name: spec.name.clone(),
             tags: Vec::new(),
+            unattended: false,
         };
         d.app().check_backup_order(&order)?;
         let spec = BackupSpec { schedule: None, ..spec };

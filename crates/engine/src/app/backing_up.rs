@@ -19,6 +19,10 @@ pub struct BackupOrder {
     pub location: Option<String>,
     pub name: Option<String>,
     pub tags: Vec<String>,
+    /// Nobody is there (a hook, a schedule): no repository is made where there is none, and
+    /// a unit that stores no files while it had some (or, named or not optional, none of
+    /// whose paths exist) fails the backup, instead of a "completed" backup of nothing.
+    pub unattended: bool,
 }
 
 /// A backup made.
@@ -35,6 +39,12 @@ pub struct BackedUp {
 impl BackedUp {
     pub fn completed(&self) -> bool {
         self.snapshot.status == SnapshotStatus::Completed
+    }
+
+    /// Saved as failed: an unattended backup one of whose units stored nothing (see
+    /// [`BackupOrder::unattended`]).
+    pub fn failed(&self) -> bool {
+        self.snapshot.status == SnapshotStatus::Failed
     }
 }
 
@@ -81,7 +91,9 @@ impl Lifeboat {
         let chosen: Vec<Unit> = unit::select(&all, &order.units)?.into_iter().cloned().collect();
         let full = order.units.is_empty() || chosen.len() == all.len();
         let loc = self.location(order.location.as_deref())?;
-        let begun = self.device_for_backup().and_then(|device| Ok((device, self.repository_to_back_up(loc)?)));
+        let begun = self
+            .device_for_backup()
+            .and_then(|device| Ok((device, self.repository_to_back_up(loc, order.unattended)?)));
         let begun = begun.and_then(|(device, (repo, created))| {
             let existing = repo.snapshots_listed_at_open();
             // A repository being made is settled whatever happens next.
@@ -110,6 +122,7 @@ impl Lifeboat {
             safety: None,
             existing,
             device: Some(device.clone()),
+            unattended: order.unattended.then_some(backup::Unattended { named: !order.units.is_empty() }),
         };
         let mut ran = backup::run(&repo, &self.dirs, request(slug, existing), progress, &log);
         if let Some(created) = &created {

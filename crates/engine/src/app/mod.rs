@@ -211,12 +211,24 @@ impl Lifeboat {
     /// The repository a backup writes to. One made by this open is made beside the backup
     /// (see [`MakeIfMissing::BesideTheBackup`]): the backup settles it with
     /// [`Lifeboat::settle_made`], which tells that it was created.
-    pub(crate) fn repository_to_back_up(&self, loc: &Location) -> EngineResult<(Repository, Option<Created>)> {
+    /// `unattended`: nobody is there to keep a new repository's recovery key, so none is made
+    /// ([`EngineError::NoRepositoryUnattended`]).
+    pub(crate) fn repository_to_back_up(
+        &self,
+        loc: &Location,
+        unattended: bool,
+    ) -> EngineResult<(Repository, Option<Created>)> {
         if let Some(r) = self.still_open(loc)? {
             return Ok((r, None));
         }
         let like = || self.like_of(loc);
-        let opened = credentials::open(loc, &self.dirs, &self.credentials, MakeIfMissing::BesideTheBackup, &like)?;
+        let how = if unattended { MakeIfMissing::No } else { MakeIfMissing::BesideTheBackup };
+        let opened = match credentials::open(loc, &self.dirs, &self.credentials, how, &like) {
+            Err(EngineError::Repo(RepoError::NotARepository(at))) if unattended => {
+                return Err(EngineError::NoRepositoryUnattended { location: loc.name.clone(), at })
+            }
+            r => r?,
+        };
         self.repos.lock().map_err(|_| EngineError::Cancelled)?.insert(loc.name.clone(), opened.repo.clone());
         Ok((opened.repo, opened.created))
     }

@@ -67,7 +67,7 @@ impl Lifeboat {
 
     /// Whether schedules and hooks (nobody to ask, no password given) can open the location's
     /// repository: see [`crate::credentials::opens_unattended`].
-    pub fn opens_unattended(&self, location: Option<&str>) -> EngineResult<bool> {
+    pub fn opens_unattended(&self, location: Option<&str>) -> EngineResult<crate::credentials::UnattendedOpen> {
         crate::credentials::opens_unattended(self.location(location)?, &self.dirs)
     }
 

@@ -44,6 +44,15 @@ pub struct BackupRequest<'a> {
     pub existing: Vec<(Id, Snapshot)>,
     /// The device making it, recorded in the backup (none: only the host name is).
     pub device: Option<crate::Device>,
+    /// Set when nobody is there to see the outcome (a hook, a schedule): see [`emptied`].
+    pub unattended: Option<Unattended>,
+}
+
+/// How an unattended backup judges a unit that stored no files.
+#[derive(Debug, Clone, Copy)]
+pub struct Unattended {
+    /// The units were named (`--unit`): each is meant to hold something on this device.
+    pub named: bool,
 }
 
 /// How a safety backup differs from an ordinary one: it trusts no stored copy it has not
@@ -121,6 +130,10 @@ pub fn run(
         Some(_) => Previous { parents: HashMap::new(), totals: None },
         None => previous_among(&req.existing, &req.units, req.device.as_ref()),
     };
+    let held = match req.unattended {
+        Some(_) => held_before(&req.existing, &req.units, req.device.as_ref()),
+        None => HashMap::new(),
+    };
     let overlaps = Overlaps::of(&req.units);
     // The previous backups' unit totals count a file under two units twice: with overlaps,
     // the progress estimate comes from a scan that counts it once.
@@ -167,6 +180,16 @@ pub fn run(
                     unit.remove_on_restore = s.remove.get(&unit.name).cloned().unwrap_or_default();
                 }
             }
+            if let Some(how) = req.unattended {
+                for (unit, stored) in req.units.iter().zip(u.iter_mut()) {
+                    if let Some(why) = emptied(unit, stored, held.get(&unit.name), how) {
+                        // Told once, by whoever reads the outcome (the hook's FAILED line).
+                        log.error(&format!("unit {} not backed up: {why}", unit.name));
+                        stored.status = SnapshotStatus::Failed;
+                        stored.error = Some(why);
+                    }
+                }
+            }
             u
         }
         Err(e) => {
@@ -183,7 +206,11 @@ pub fn run(
     }
     progress.set_phase("sending the last data and the index");
     let read = read_bytes.load(Ordering::Relaxed);
-    let status = if units.iter().any(|u| u.status != SnapshotStatus::Completed) {
+    // Unattended, a unit that failed fails the backup: nobody reads its warnings, and a hook
+    // that says "completed" over a unit that holds nothing is believed.
+    let status = if req.unattended.is_some() && units.iter().any(|u| u.status == SnapshotStatus::Failed) {
+        SnapshotStatus::Failed
+    } else if units.iter().any(|u| u.status != SnapshotStatus::Completed) {
         SnapshotStatus::CompletedWithWarnings
     } else {
         SnapshotStatus::Completed
@@ -364,6 +391,62 @@ fn backup_unit(session: &Session, unit: &Unit) -> EngineResult<SnapshotUnit> {
         not_included: unit.not_included.clone(),
         remove_on_restore: Vec::new(),
     })
+}
+
+/// Why an unattended backup fails a unit that stored no files, if it does: it held files in
+/// its previous backup (`held`: that backup's slug and files) — a folder moved, a disk not
+/// mounted, a hook run as someone else —, or none of its paths exist while the unit was named
+/// or is not optional. A unit that exists and is empty, or an optional one of another
+/// system's paths in a full backup, is no failure.
+fn emptied(unit: &Unit, stored: &SnapshotUnit, held: Option<&(String, u64)>, how: Unattended) -> Option<String> {
+    if stored.error.is_some() || stored.files > 0 {
+        return None;
+    }
+    let missing: Vec<String> = unit
+        .paths
+        .iter()
+        .filter(|(_, abs)| abs.symlink_metadata().is_err())
+        .map(|(_, abs)| abs.display().to_string())
+        .collect();
+    let which = match missing.len() {
+        0 => String::new(),
+        1 => format!(" ({} does not exist)", missing[0]),
+        _ => format!(" ({} do not exist)", missing.join(", ")),
+    };
+    if let Some((slug, files @ 1..)) = held {
+        let files = if *files == 1 { "1 file".to_string() } else { format!("{files} files") };
+        return Some(format!(
+            "it holds no files, while its previous backup {slug} held {files}{which}: is a folder moved or a disk \
+             not mounted?"
+        ));
+    }
+    let none_exist = unit.commands.is_none() && !unit.paths.is_empty() && missing.len() == unit.paths.len();
+    if none_exist && (how.named || !unit.optional) {
+        return Some(format!("none of its paths exist here{which}"));
+    }
+    None
+}
+
+/// Per unit, the newest backup of this device that stored it without failing: its slug and
+/// how many files the unit held there.
+fn held_before(
+    snapshots: &[(Id, Snapshot)],
+    units: &[&Unit],
+    device: Option<&crate::Device>,
+) -> HashMap<String, (String, u64)> {
+    let host = crate::host();
+    let mine = |s: &Snapshot| device.map_or(s.host == host, |d| d.owns(s));
+    let mut held = HashMap::new();
+    for unit in units {
+        let newest =
+            snapshots.iter().rev().filter(|(_, s)| mine(s) && s.status != SnapshotStatus::Failed).find_map(|(_, s)| {
+                s.units.iter().find(|u| u.name == unit.name && u.error.is_none()).map(|u| (s.slug.clone(), u.files))
+            });
+        if let Some(n) = newest {
+            held.insert(unit.name.clone(), n);
+        }
+    }
+    held
 }
 
 /// Runs a `command` unit's export into `area` (`data/`, and `bin/` for vault scripts).

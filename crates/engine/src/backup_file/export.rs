@@ -412,6 +412,7 @@ impl FrameOut for Writing<'_, '_> {
         if self.progress.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
+        lifeboat_storage::faults::pause_point(|| "export: a blob to write".to_string());
         if self.batch.is_empty() {
             let next = self.ahead.recv().map_err(|_| EngineError::Cancelled)??;
             self.batch = next.into();

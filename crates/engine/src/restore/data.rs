@@ -124,6 +124,10 @@ pub(crate) fn restore_files(
 
     let verified: Vec<AtomicBool> = wanted.iter().map(|_| AtomicBool::new(false)).collect();
     let on_blob = |id: &Id, read: lifeboat_repository::RepoResult<Vec<u8>>| {
+        // Interrupted: nothing more is written (the restore removes what it wrote).
+        if progress.is_cancelled() {
+            return;
+        }
         let Ok(w) = wanted.binary_search(id) else { return };
         let places = places_of(w);
         match read {

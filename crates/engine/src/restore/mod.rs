@@ -450,6 +450,18 @@ pub(crate) fn carry_out(
     for (p, m) in &parents {
         let _ = handles::set_times(p, m);
     }
+    // Interrupted (Ctrl-C, SIGTERM, a cancelled job) before anything is put in place: what
+    // was written beside goes, and nothing on the device has changed.
+    let interrupted = || {
+        exec.discard();
+        log.error("the restore was interrupted before it put anything in place: nothing was changed");
+        EngineError::Cancelled
+    };
+    if progress.is_cancelled() {
+        let e = interrupted();
+        journal.end(dirs);
+        return Err(e);
+    }
     if in_place && !written.failed.is_empty() {
         exec.discard();
         journal.end(dirs);
@@ -463,6 +475,11 @@ pub(crate) fn carry_out(
             return Err(e);
         }
     };
+    if progress.is_cancelled() {
+        let e = interrupted();
+        journal.end(dirs);
+        return Err(e);
+    }
     lifeboat_storage::faults::pause_point(|| format!("commit of {slug}, everything written"));
     journal.committing(dirs, safety_backup.as_ref().map(|s| s.slug.clone()))?;
     let (failed, commit_warnings) = exec.commit();

@@ -581,6 +581,9 @@ impl<'a> Executor<'a> {
             }
             Source::Files(from) => {
                 files.par_iter().for_each(|item| {
+                    if self.progress.is_cancelled() {
+                        return;
+                    }
                     if let Err(e) = self.bring(item, &from(item), &finish) {
                         self.fail(&item.dest, format!("cannot write: {e}"));
                     }
