@@ -598,6 +598,11 @@ pub enum LocationsCommand {
     Check {
         /// The location's name (see `lifeboat locations list`).
         name: String,
+        /// Trust the SFTP server's host key if its fingerprint is this one (as
+        /// `ssh-keygen -lf` of the server's public host key prints it): it is recorded in the
+        /// location's known_hosts file. On a terminal, an unknown server's key is offered.
+        #[arg(long, value_name = "SHA256:…")]
+        trust_host_key: Option<String>,
     },
     /// Add a location to the configuration.
     Add {
@@ -621,6 +626,11 @@ pub enum LocationsCommand {
         /// and their backups compare by content id.
         #[arg(long, value_name = "OTHER")]
         like: Option<String>,
+        /// Trust the SFTP server's host key if its fingerprint is this one (as
+        /// `ssh-keygen -lf` of the server's public host key prints it): it is recorded in the
+        /// location's known_hosts file, and the location is not added otherwise.
+        #[arg(long, value_name = "SHA256:…")]
+        trust_host_key: Option<String>,
     },
     /// Remove a location from the configuration (its backups stay where they are).
     Remove {

@@ -352,6 +352,7 @@ fn store_kind(e: &StoreError) -> ErrorKind {
         | StoreError::Offline { .. }
         | StoreError::AuthRefused { .. }
         | StoreError::HostKey { .. }
+        | StoreError::UnknownHost { .. }
         | StoreError::NoContainer { .. }
         | StoreError::Remote { .. }
         | StoreError::Full { .. }
@@ -378,6 +379,55 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (ErrorKind, Option<Rem
         cause = c.source();
     }
     (ErrorKind::Internal, None)
+}
+
+/// An SFTP server that is not in known_hosts yet, as a front end offers it to be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnknownHost {
+    /// The location's name.
+    pub location: String,
+    /// `host:port`.
+    pub server: String,
+    /// The key's fingerprint as `ssh-keygen -l` prints it (`SHA256:…`).
+    pub fingerprint: String,
+}
+
+/// The unknown SFTP server behind an error, if that is what it is (the first error of the
+/// engine, repository or storage in its chain, as [`classify`] reads it).
+pub fn unknown_host(e: &(dyn std::error::Error + 'static)) -> Option<UnknownHost> {
+    fn of_store(s: &StoreError) -> Option<UnknownHost> {
+        match s {
+            StoreError::UnknownHost { name, server, fingerprint, .. } => {
+                Some(UnknownHost { location: name.clone(), server: server.clone(), fingerprint: fingerprint.clone() })
+            }
+            _ => None,
+        }
+    }
+    fn of_repo(r: &RepoError) -> Option<UnknownHost> {
+        match r {
+            RepoError::Store(s) => of_store(s),
+            _ => None,
+        }
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(e) = c.downcast_ref::<EngineError>() {
+            return match e {
+                EngineError::Repo(r) => of_repo(r),
+                EngineError::Store(s) => of_store(s),
+                EngineError::LikeUnavailable { source, .. } => unknown_host(source.as_ref()),
+                _ => None,
+            };
+        }
+        if let Some(r) = c.downcast_ref::<RepoError>() {
+            return of_repo(r);
+        }
+        if let Some(s) = c.downcast_ref::<StoreError>() {
+            return of_store(s);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;

@@ -38,7 +38,7 @@ mod workers;
 pub use app::Lifeboat;
 pub use catalog::BackupInfo;
 pub use config::{Config, LoadedConfig};
-pub use error::{classify, EngineError, EngineResult, ErrorKind, Remedy};
+pub use error::{classify, unknown_host, EngineError, EngineResult, ErrorKind, Remedy, UnknownHost};
 pub use location::Location;
 pub use paths::Dirs;
 pub use progress::Progress;

@@ -19,8 +19,12 @@ pub enum StoreError {
     Offline { location: String, cause: String },
     #[error("{location} refused the credentials: {cause}; check the user name and the key or password")]
     AuthRefused { location: String, cause: String },
-    #[error("{location}'s host key does not match the known hosts: {cause}; if the server was reinstalled, update known_hosts")]
+    #[error("{location}'s host key does not match the known hosts: {cause}; someone may be in the middle, or the server was reinstalled: only if you know it was, remove its old line from known_hosts")]
     HostKey { location: String, cause: String },
+    /// The server is not in known_hosts yet: a person compares the fingerprint with the
+    /// server's own (`ssh-keygen -lf` of its public host key) and trusts it.
+    #[error("{location}: the server {server} is not known yet (not in {}); its host key's fingerprint is {fingerprint}: if that is your server's key, trust it", known_hosts.display())]
+    UnknownHost { location: String, name: String, server: String, fingerprint: String, known_hosts: PathBuf },
     #[error("{location} does not exist: {cause}; create it or correct the configuration")]
     NoContainer { location: String, cause: String },
     #[error("{location}: {op} {name} failed: {cause}")]

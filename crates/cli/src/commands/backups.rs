@@ -480,7 +480,7 @@ pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool)
 }
 
 /// Asks a yes-or-no question on the terminal; anything but yes is no.
-fn ask(question: &str) -> Result<bool> {
+pub(super) fn ask(question: &str) -> Result<bool> {
     let mut err = std::io::stderr().lock();
     write!(err, "{question}")?;
     err.flush()?;

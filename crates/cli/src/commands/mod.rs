@@ -136,9 +136,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Units(UnitsCommand::List { json }) => units::list(&ctx, json),
         Command::Locations(l) => match l {
             LocationsCommand::List { json } => locations::list(&ctx, json),
-            LocationsCommand::Check { name } => locations::check(&ctx, &name),
-            LocationsCommand::Add { name, kind, path, set, default, like } => {
-                locations::add(&ctx, &name, &kind, path, &set, default, like)
+            LocationsCommand::Check { name, trust_host_key } => {
+                locations::check(&ctx, &name, trust_host_key.as_deref())
+            }
+            LocationsCommand::Add { name, kind, path, set, default, like, trust_host_key } => {
+                locations::add(&ctx, &name, &kind, path, &set, default, like, trust_host_key.as_deref())
             }
             LocationsCommand::Remove { name } => locations::remove(&ctx, &name),
         },
