@@ -55,6 +55,24 @@ pub enum Command {
     /// Where backups are kept: list, check, add, remove.
     #[command(subcommand)]
     Locations(LocationsCommand),
+    /// Set up this device from a backup: the units, schedules and locations of the device
+    /// that made it are added to this device's configuration (never its secrets, which are
+    /// asked for again on a terminal; nothing that runs commands).
+    Setup {
+        /// The backup: a slug, a unique prefix, a name or latest (in a location), or a backup
+        /// file (.tar).
+        #[arg(long, value_name = "SLUG|FILE")]
+        from_backup: String,
+        /// The location that holds the backup (default: wherever it is).
+        #[arg(long)]
+        location: Option<String>,
+        /// Only show what would be added.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what was offered (and added) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The schedules of the configuration: list them, or run one now as the daemon does.
     #[command(subcommand)]
     Schedules(SchedulesCommand),

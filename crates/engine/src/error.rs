@@ -22,6 +22,10 @@ pub enum EngineError {
     UnitNotInBackup { slug: String, unit: String, held: String },
     #[error("no password for the repository at {location}")]
     NoPassword { location: String },
+    #[error("the configuration in the backup is refused: {detail}")]
+    SetupRefused { detail: String },
+    #[error("backup {slug} carries no configuration of Lifeboat's (it was made before backups recorded it, or is a safety backup): choose a newer backup")]
+    NoConfiguration { slug: String },
     #[error("the password file {path} cannot be read: {source}")]
     PasswordFile {
         path: PathBuf,
@@ -249,8 +253,10 @@ impl EngineError {
             | EngineError::BadTarget(_)
             | EngineError::InSeveralLocations { .. }
             | EngineError::OtherDevice { .. }
-            | EngineError::BadName { .. } => K::BadInput,
+            | EngineError::BadName { .. }
+            | EngineError::SetupRefused { .. } => K::BadInput,
             EngineError::NotHeld { .. }
+            | EngineError::NoConfiguration { .. }
             | EngineError::PathNotInBackup { .. }
             | EngineError::NoLog { .. }
             | EngineError::NoInterruptedRestore => K::NotFound,

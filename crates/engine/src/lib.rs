@@ -16,6 +16,7 @@ pub mod paths;
 pub mod progress;
 pub mod runlog;
 pub mod schedule;
+pub mod setup;
 pub mod size;
 
 mod backup;

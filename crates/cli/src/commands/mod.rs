@@ -8,6 +8,7 @@ mod locations;
 mod logs;
 mod maintenance;
 mod schedules;
+mod setup;
 mod units;
 
 use anyhow::Result;
@@ -134,6 +135,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, &location.pick(true)),
         },
         Command::Units(UnitsCommand::List { json }) => units::list(&ctx, json),
+        Command::Setup { from_backup, location, dry_run, json } => {
+            setup::from_backup(&ctx, &from_backup, location.as_deref(), dry_run, json)
+        }
         Command::Locations(l) => match l {
             LocationsCommand::List { json } => locations::list(&ctx, json),
             LocationsCommand::Check { name, trust_host_key } => {

@@ -44,6 +44,9 @@ pub struct BackupRequest<'a> {
     pub existing: Vec<(Id, Snapshot)>,
     /// The device making it, recorded in the backup (none: only the host name is).
     pub device: Option<crate::Device>,
+    /// Lifeboat's configuration without secrets, recorded in the backup (none in a safety
+    /// backup).
+    pub configuration: Option<String>,
 }
 
 /// How a safety backup differs from an ordinary one: it trusts no stored copy it has not
@@ -217,6 +220,7 @@ pub fn run(
         units,
         tags: req.tags.clone(),
         program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
+        configuration: req.configuration.clone(),
     })?;
     log.info(&format!(
         "backup {} {}: {} files, {} bytes, {} bytes new, {} bytes stored",

@@ -339,6 +339,7 @@ impl Case {
             safety: None,
             existing: Vec::new(),
             device: None,
+            configuration: None,
         };
         let (_, snapshot) =
             backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).map_err(|e| e.to_string())?;
@@ -649,6 +650,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
         safety: None,
         existing: Vec::new(),
         device: None,
+        configuration: None,
     };
     let (_, good) = backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).unwrap();
     let climbing = format!("/{}{}", "../".repeat(12), victim.strip_prefix("/").unwrap().display());

@@ -103,6 +103,7 @@ pub(crate) fn make(
         // A safety backup has no parent: it reads every file it holds.
         existing: Vec::new(),
         device: req.device.clone(),
+        configuration: None,
     };
     let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
     let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;
