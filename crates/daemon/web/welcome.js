@@ -50,36 +50,12 @@ function fromFile(api, locations) {
       });
       go(`/backups/${up.slug}?location=${encodeURIComponent(up.location)}`);
     } catch (err) {
-      const host = err.data && err.data.unknown_host;
-      if (host) {
-        result.replaceChildren(trustStep(host, () => {
-          trusted = host.fingerprint;
-          form.requestSubmit();
-        }));
-      } else if (err.data && err.data.kind === 'wrong_key' && !secret.value) {
-        result.replaceChildren(h('p', { class: 'error', role: 'alert' },
-          'The backups there are password protected. Enter their password or recovery key below and connect again: this device then keeps a key of its own to them.'));
-        secret.focus();
-      } else {
-        result.replaceChildren(errorBox(err));
-      }
+      result.replaceChildren(errorBox(err));
     } finally {
       button.disabled = false;
     }
   });
   return form;
-}
-
-// A server seen for the first time: its key's fingerprint, to compare with the server's own
-// before trusting it. A key that differs from a known one is an error, never offered here.
-function trustStep(host, trust) {
-  const button = h('button', { type: 'button' }, 'Trust this key');
-  button.addEventListener('click', trust);
-  return h('div', { class: 'panel', role: 'alert' },
-    h('p', {}, `The server ${host.server} is not known to this device yet. Its host key's fingerprint is:`),
-    h('p', {}, h('code', { class: 'fingerprint' }, host.fingerprint)),
-    h('p', {}, 'Compare it with the server\'s own (on the server: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub). Trust it only if they are the same.'),
-    h('div', { class: 'actions' }, button));
 }
 
 function fromLocation(api) {

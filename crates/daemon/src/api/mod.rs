@@ -31,6 +31,7 @@ pub fn router(d: Shared) -> Router {
         .route("/api/backups/{slug}", get(backups::show).delete(backups::delete))
         .route("/api/backups/{slug}/restore", post(backups::restore))
         .route("/api/backups/{slug}/pin", post(backups::pin))
+        .route("/api/backups/{slug}/setup", get(backups::setup_offer).post(backups::apply_setup))
         .route("/api/backups/{slug}/download", get(files::download))
         .route("/api/backups/{slug}/copy", post(backups::copy))
         .route("/api/backups/{slug}/files", get(browse::files))

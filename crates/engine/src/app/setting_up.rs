@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Lifeboat, Pick};
+use super::{Found, Lifeboat, Pick};
 use crate::setup::{self, SetupApplied, SetupOffer};
 use crate::{config_edit, Devices, EngineError, EngineResult};
 
@@ -26,7 +26,11 @@ impl Lifeboat {
             devices: (slug == "latest").then_some(Devices::All),
             ..Pick::default()
         };
-        let found = self.pick_backup(slug, &pick)?;
+        self.setup_offer_of(&self.pick_backup(slug, &pick)?)
+    }
+
+    /// The configuration a found backup recorded, checked and offered for this device.
+    pub fn setup_offer_of(&self, found: &Found) -> EngineResult<SetupOffer> {
         let Some(text) = &found.snapshot.configuration else {
             return Err(EngineError::NoConfiguration { slug: found.snapshot.slug.clone() });
         };
