@@ -123,7 +123,7 @@ function fromLocation(api) {
 function trustStep(host, trust) {
   const button = h('button', { type: 'button' }, 'Trust this key');
   button.addEventListener('click', trust);
-  return h('div', { class: 'panel', role: 'alert' },
+  return h('div', { class: 'panel trust', role: 'alert' },
     h('p', {}, `The server ${host.server} is not known to this device yet. Its host key's fingerprint is:`),
     h('p', {}, h('code', { class: 'fingerprint' }, host.fingerprint)),
     h('p', {}, 'Compare it with the server\'s own (on the server: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub). Trust it only if they are the same.'),
