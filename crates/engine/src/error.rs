@@ -403,9 +403,11 @@ pub struct UnknownHost {
 pub fn unknown_host(e: &(dyn std::error::Error + 'static)) -> Option<UnknownHost> {
     fn of_store(s: &StoreError) -> Option<UnknownHost> {
         match s {
-            StoreError::UnknownHost { name, server, fingerprint, .. } => {
-                Some(UnknownHost { location: name.clone(), server: server.clone(), fingerprint: fingerprint.clone() })
-            }
+            StoreError::UnknownHost { host, .. } => Some(UnknownHost {
+                location: host.name.clone(),
+                server: host.server.clone(),
+                fingerprint: host.fingerprint.clone(),
+            }),
             _ => None,
         }
     }

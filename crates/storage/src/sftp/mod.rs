@@ -213,10 +213,12 @@ impl SftpStore {
             Ok(h) => Ok(h),
             Err(HostKeyError::Unknown { fingerprint }) => Err(StoreError::UnknownHost {
                 location: self.label.clone(),
-                name: self.name.clone(),
-                server: if c.port == 22 { c.host.clone() } else { format!("{}:{}", c.host, c.port) },
-                fingerprint,
-                known_hosts: c.host_key.known_hosts().to_path_buf(),
+                host: Box::new(crate::NewHost {
+                    name: self.name.clone(),
+                    server: if c.port == 22 { c.host.clone() } else { format!("{}:{}", c.host, c.port) },
+                    fingerprint,
+                    known_hosts: c.host_key.known_hosts().to_path_buf(),
+                }),
             }),
             Err(HostKeyError::Refused(why)) => Err(StoreError::HostKey { location: self.label.clone(), cause: why }),
             Err(HostKeyError::Ssh(e)) => {
