@@ -539,6 +539,14 @@ fn a_new_device_is_set_up_from_a_backup_file_or_a_location() {
     let mut cfg = std::fs::read_to_string(&c.config).unwrap();
     cfg.push_str(&format!("\n[location.old]\ntype = \"local\"\npath = \"{}\"\n", a.repo.display()));
     std::fs::write(&c.config, cfg).unwrap();
+    // Restoring the old device's backup says its settings can come along. (C is a device of
+    // its own on this same host: its id made, as its first backup would.)
+    let state = c.dir.path().join("xdg-config/lifeboat");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("device-id"), "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\n").unwrap();
+    let target = c.dir.path().join("restored");
+    let restored = c.ok(&["backups", "restore", &slug, "--location", "old", "--target", target.to_str().unwrap()]);
+    assert!(restored.contains(&format!("lifeboat setup --from-backup {slug} --location old")), "{restored}");
     let dry = c.ok(&["setup", "--from-backup", "latest", "--location", "old", "--dry-run"]);
     assert!(dry.contains("units docs (Documents), photos (photos)"), "{dry}");
     assert!(!std::fs::read_to_string(&c.config).unwrap().contains("[unit.docs]"), "a dry run changes nothing");
