@@ -32,7 +32,7 @@ pub enum StoreError {
     Offline { location: String, cause: String },
     #[error("{location} refused the credentials: {cause}; check the user name and the key or password")]
     AuthRefused { location: String, cause: String },
-    #[error("{location}'s host key does not match the known hosts: {cause}; someone may be in the middle, or the server was reinstalled: only if you know it was, remove its old line from known_hosts")]
+    #[error("{location}'s host key does not match the known hosts: {cause}; someone may be in between: only if you know the server was reinstalled, remove its old line from known_hosts")]
     HostKey { location: String, cause: String },
     /// The server is not in known_hosts yet: a person compares the fingerprint with the
     /// server's own (`ssh-keygen -lf` of its public host key) and trusts it.

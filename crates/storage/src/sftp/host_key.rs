@@ -45,16 +45,13 @@ impl client::Handler for HostKeyChecker {
 }
 
 /// A key's fingerprint as `ssh-keygen -l` prints it: `SHA256:` and unpadded base64.
-pub(super) fn fingerprint(key: &PublicKey) -> String {
+fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
 impl HostKeyChecker {
     fn verdict(&self, key: &PublicKey) -> Result<(), HostKeyError> {
-        let path = match &self.check {
-            HostKeyCheck::KnownHosts(p) | HostKeyCheck::LearnInto(p) => p,
-            HostKeyCheck::Confirmed { known_hosts, .. } => known_hosts,
-        };
+        let path = self.check.known_hosts();
         let seen = fingerprint(key);
         let learn = match &self.check {
             HostKeyCheck::KnownHosts(_) => false,
