@@ -55,6 +55,24 @@ pub enum Command {
     /// Where backups are kept: list, check, add, remove.
     #[command(subcommand)]
     Locations(LocationsCommand),
+    /// Set up this device from a backup: the units, schedules and locations of the device
+    /// that made it are added to this device's configuration (never its secrets, which are
+    /// asked for again on a terminal; nothing that runs commands).
+    Setup {
+        /// The backup: a slug, a unique prefix, a name or latest (in a location), or a backup
+        /// file (.tar).
+        #[arg(long, value_name = "SLUG|FILE")]
+        from_backup: String,
+        /// The location that holds the backup (default: wherever it is).
+        #[arg(long)]
+        location: Option<String>,
+        /// Only show what would be added.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what was offered (and added) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The schedules of the configuration: list them, or run one now as the daemon does.
     #[command(subcommand)]
     Schedules(SchedulesCommand),
@@ -608,6 +626,11 @@ pub enum LocationsCommand {
     Check {
         /// The location's name (see `lifeboat locations list`).
         name: String,
+        /// Trust the SFTP server's host key if its fingerprint is this one (as
+        /// `ssh-keygen -lf` of the server's public host key prints it): it is recorded in the
+        /// location's known_hosts file. On a terminal, an unknown server's key is offered.
+        #[arg(long, value_name = "SHA256:…")]
+        trust_host_key: Option<String>,
     },
     /// Add a location to the configuration.
     Add {
@@ -631,6 +654,11 @@ pub enum LocationsCommand {
         /// and their backups compare by content id.
         #[arg(long, value_name = "OTHER")]
         like: Option<String>,
+        /// Trust the SFTP server's host key if its fingerprint is this one (as
+        /// `ssh-keygen -lf` of the server's public host key prints it): it is recorded in the
+        /// location's known_hosts file, and the location is not added otherwise.
+        #[arg(long, value_name = "SHA256:…")]
+        trust_host_key: Option<String>,
     },
     /// Remove a location from the configuration (its backups stay where they are).
     Remove {

@@ -64,7 +64,15 @@ pub fn describe(e: &anyhow::Error) -> (i32, String) {
     if let Some(r) = fix {
         msg.push_str(remedy(r));
     }
+    if let Some(host) = lifeboat_engine::unknown_host(e.as_ref()) {
+        msg.push_str(&trust_hint(&host));
+    }
     (code(kind), msg)
+}
+
+/// How to trust an unknown server's key: the end of the error's sentence.
+pub fn trust_hint(host: &lifeboat_engine::UnknownHost) -> String {
+    format!(" with `lifeboat locations check {} --trust-host-key {}`", host.location, host.fingerprint)
 }
 
 /// An engine error as one sentence, ending with what helps.
@@ -72,6 +80,9 @@ pub fn sentence(e: &lifeboat_engine::EngineError) -> String {
     let mut msg = e.to_string().replace('\n', " ");
     if let Some(r) = e.remedy() {
         msg.push_str(remedy(r));
+    }
+    if let Some(host) = lifeboat_engine::unknown_host(e) {
+        msg.push_str(&trust_hint(&host));
     }
     msg
 }

@@ -4,9 +4,11 @@
 let csrf = null;
 
 export class ApiError extends Error {
-  constructor(message, status) {
+  constructor(message, status, data) {
     super(message);
     this.status = status;
+    // The API's answer ({error, kind, …}), for the steps a page offers on some errors.
+    this.data = data && typeof data === 'object' ? data : null;
   }
 }
 
@@ -81,7 +83,7 @@ export async function request(method, path, body) {
   const type = r.headers.get('content-type') || '';
   const data = type.includes('json') ? await r.json().catch(() => null) : await r.text();
   if (!r.ok) {
-    throw new ApiError(explain(r.status, data && data.error), r.status);
+    throw new ApiError(explain(r.status, data && data.error), r.status, data);
   }
   return data;
 }
@@ -108,7 +110,7 @@ export function upload(path, file, onProgress) {
       }
       if (x.status === 401) toSignIn();
       if (x.status >= 200 && x.status < 300) resolve(data);
-      else reject(new ApiError(explain(x.status, data && data.error), x.status));
+      else reject(new ApiError(explain(x.status, data && data.error), x.status, data));
     };
     x.onerror = () => reject(new ApiError(NOT_ANSWERING, 0));
     x.send(file);

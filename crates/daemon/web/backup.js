@@ -35,6 +35,7 @@ export async function backupView(api, slug) {
     h('p', {}, h('a', { href: '/' }, '← All backups')),
     h('h1', {}, b.name || b.slug),
     h('section', { class: 'card' }, h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
+    b.this_device ? null : setupSection(api, b, q),
     h('section', { class: 'card', 'aria-labelledby': 'units-title' },
       h('h2', { id: 'units-title' }, 'Units'),
       h('table', { class: 'list' },
@@ -69,6 +70,58 @@ export async function backupView(api, slug) {
     h('section', { class: 'card', 'aria-labelledby': 'log-title' },
       h('h2', { id: 'log-title' }, 'Log'),
       log ? logViewer(api, log.name) : h('p', { class: 'muted' }, 'No log of this backup on this device (it was made elsewhere, or its log was removed).')));
+}
+
+// Another device's backup carries that device's settings (units, schedules, locations; no
+// secrets): a new device takes them here, giving the secrets again.
+function setupSection(api, b, q) {
+  const section = h('section', { class: 'card', 'aria-labelledby': 'setup-title', hidden: true });
+  api.get(`/api/backups/${b.slug}/setup${q}`).then((offer) => {
+    const names = (xs) => (xs.length ? xs.join(', ') : 'none');
+    const secrets = offer.locations.flatMap((l) => l.secrets.map((k) => ({ location: l.name, key: k,
+      input: h('input', { type: 'password', autocomplete: 'off', name: `secret-${l.name}-${k}` }) })));
+    const result = h('div', { 'aria-live': 'polite' });
+    const button = h('button', { type: 'submit' }, 'Use these settings');
+    const form = h('form', {},
+      h('p', {}, `Units: ${names(offer.units.map((u) => (u.title !== u.name ? `${u.name} (${u.title})` : u.name)))}.`),
+      h('p', {}, `Automatic backups: ${names(offer.schedules)}.`),
+      h('p', {}, `Locations: ${names(offer.locations.map((l) => `${l.name} (${l.kind})`))}.`),
+      offer.left_out.length ? h('ul', { class: 'muted' }, offer.left_out.map((w) => h('li', {}, `Left out: ${w}.`))) : null,
+      secrets.length ? h('p', {}, 'Secrets are never kept in a backup: give them again (or later, in the configuration file).') : null,
+      secrets.map((s) => field(`${s.key.replace(/_/g, ' ')} of location ${s.location}`, s.input)),
+      result, h('div', { class: 'actions' }, button));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const body = { secrets: {} };
+      for (const s of secrets) {
+        if (!s.input.value) continue;
+        body.secrets[s.location] = body.secrets[s.location] || {};
+        body.secrets[s.location][s.key] = s.input.value;
+      }
+      button.disabled = true;
+      try {
+        const done = await api.post(`/api/backups/${b.slug}/setup${q}`, body);
+        const lines = [h('p', { class: 'ok' }, `Settings added: units ${names(done.units)}; automatic backups ${names(done.schedules)}; locations ${names(done.locations)}.`)];
+        if (done.kept.length) lines.push(h('p', { class: 'muted' }, `This device kept its own ${done.kept.join(', ')}.`));
+        for (const m of done.missing_secrets) lines.push(h('p', { class: 'warn-text' }, `Still to give: ${m.replace('.', "'s ")}.`));
+        result.replaceChildren(...lines);
+      } catch (err) {
+        result.replaceChildren(errorBox(err));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    section.replaceChildren(h('h2', { id: 'setup-title' }, 'Settings of the device that made it'),
+      h('p', {}, 'Take its units, automatic backups and locations on this device.'), form);
+    section.hidden = false;
+  }, (err) => {
+    // A backup without settings (older, or a safety backup) simply has none to offer.
+    if (err.status !== 404) {
+      section.replaceChildren(errorBox(err));
+      section.hidden = false;
+    }
+  });
+  return section;
 }
 
 function logViewer(api, name) {

@@ -9,7 +9,7 @@ import { go } from './app.js';
 const KINDS = {
   local: { label: 'A folder on this device', keys: [] },
   removable: { label: 'A memory card or USB disk', keys: [] },
-  sftp: { label: 'A server over SFTP', keys: ['host', 'port', 'user', 'password', 'key_file'] },
+  sftp: { label: 'A server over SFTP', keys: ['host', 'port', 'user', 'password', 'key_file', 'known_hosts'] },
   s3: { label: 'S3-compatible storage', keys: ['endpoint', 'bucket', 'region', 'access_key_id', 'secret_access_key'] },
   webdav: { label: 'WebDAV (Nextcloud)', keys: ['url', 'username', 'password'] },
   smb: { label: 'A Windows or Samba share', keys: ['host', 'share', 'username', 'password'] },
@@ -72,6 +72,8 @@ function fromLocation(api) {
   showKeys();
   kind.addEventListener('change', showKeys);
   const button = h('button', { type: 'submit' }, 'Connect');
+  // A server not known yet: its key's fingerprint, once the person confirmed it.
+  let trusted = null;
   const form = h('form', { class: 'panel', 'aria-labelledby': 'loc-title' },
     h('h3', { id: 'loc-title' }, 'Restore from a location'),
     h('div', { class: 'grid' }, field('Name for it', name), field('Kind', kind)),
@@ -88,6 +90,7 @@ function fromLocation(api) {
     const body = { name: name.value.trim(), type: kind.value, settings, default: form.default.checked };
     if (path.value.trim()) body.path = path.value.trim();
     if (secret.value) body.secret = secret.value;
+    if (trusted) body.trust_host_key = trusted;
     button.disabled = true;
     try {
       await api.post('/api/locations', body);
@@ -95,10 +98,34 @@ function fromLocation(api) {
       const mine = { backups: listing.backups.filter((b) => b.location === body.name), unavailable: listing.unavailable.filter((u) => u.location === body.name) };
       result.replaceChildren(h('p', { class: 'ok' }, `Connected to ${body.name}. Open a backup to restore it:`), backupList(mine));
     } catch (err) {
-      result.replaceChildren(errorBox(err));
+      const host = err.data && err.data.unknown_host;
+      if (host) {
+        result.replaceChildren(trustStep(host, () => {
+          trusted = host.fingerprint;
+          form.requestSubmit();
+        }));
+      } else if (err.data && err.data.kind === 'wrong_key' && !secret.value) {
+        result.replaceChildren(h('p', { class: 'error', role: 'alert' },
+          'The backups there are password protected. Enter their password or recovery key below and connect again: this device then keeps a key of its own to them.'));
+        secret.focus();
+      } else {
+        result.replaceChildren(errorBox(err));
+      }
     } finally {
       button.disabled = false;
     }
   });
   return form;
+}
+
+// A server seen for the first time: its key's fingerprint, to compare with the server's own
+// before trusting it. A key that differs from a known one is an error, never offered here.
+function trustStep(host, trust) {
+  const button = h('button', { type: 'button' }, 'Trust this key');
+  button.addEventListener('click', trust);
+  return h('div', { class: 'panel trust', role: 'alert' },
+    h('p', {}, `The server ${host.server} is not known to this device yet. Its host key's fingerprint is:`),
+    h('p', {}, h('code', { class: 'fingerprint' }, host.fingerprint)),
+    h('p', {}, 'Compare it with the server\'s own (on the server: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub). Trust it only if they are the same.'),
+    h('div', { class: 'actions' }, button));
 }

@@ -77,7 +77,7 @@ pub fn remove_location(file: &Path, name: &str) -> EngineResult<()> {
     write(file, &doc)
 }
 
-fn read(file: &Path) -> EngineResult<DocumentMut> {
+pub(crate) fn read(file: &Path) -> EngineResult<DocumentMut> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -86,7 +86,7 @@ fn read(file: &Path) -> EngineResult<DocumentMut> {
     text.parse::<DocumentMut>().map_err(|e| EngineError::Config { path: file.to_path_buf(), detail: e.to_string() })
 }
 
-fn write(file: &Path, doc: &DocumentMut) -> EngineResult<()> {
+pub(crate) fn write(file: &Path, doc: &DocumentMut) -> EngineResult<()> {
     let text = doc.to_string();
     // The edit must leave a configuration Lifeboat can read.
     parse(&text, file)?;

@@ -22,6 +22,10 @@ pub enum EngineError {
     UnitNotInBackup { slug: String, unit: String, held: String },
     #[error("no password for the repository at {location}")]
     NoPassword { location: String },
+    #[error("the configuration in the backup is refused: {detail}")]
+    SetupRefused { detail: String },
+    #[error("backup {slug} carries no configuration of Lifeboat's (it was made before backups recorded it, or is a safety backup): choose a newer backup")]
+    NoConfiguration { slug: String },
     #[error("the password file {path} cannot be read: {source}")]
     PasswordFile {
         path: PathBuf,
@@ -260,8 +264,10 @@ impl EngineError {
             | EngineError::BadTarget(_)
             | EngineError::InSeveralLocations { .. }
             | EngineError::OtherDevice { .. }
-            | EngineError::BadName { .. } => K::BadInput,
+            | EngineError::BadName { .. }
+            | EngineError::SetupRefused { .. } => K::BadInput,
             EngineError::NotHeld { .. }
+            | EngineError::NoConfiguration { .. }
             | EngineError::PathNotInBackup { .. }
             | EngineError::NoLog { .. }
             | EngineError::NoInterruptedRestore
@@ -365,6 +371,7 @@ fn store_kind(e: &StoreError) -> ErrorKind {
         | StoreError::Offline { .. }
         | StoreError::AuthRefused { .. }
         | StoreError::HostKey { .. }
+        | StoreError::UnknownHost { .. }
         | StoreError::NoContainer { .. }
         | StoreError::Remote { .. }
         | StoreError::Full { .. }
@@ -391,6 +398,57 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (ErrorKind, Option<Rem
         cause = c.source();
     }
     (ErrorKind::Internal, None)
+}
+
+/// An SFTP server that is not in known_hosts yet, as a front end offers it to be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnknownHost {
+    /// The location's name.
+    pub location: String,
+    /// `host:port`.
+    pub server: String,
+    /// The key's fingerprint as `ssh-keygen -l` prints it (`SHA256:…`).
+    pub fingerprint: String,
+}
+
+/// The unknown SFTP server behind an error, if that is what it is (the first error of the
+/// engine, repository or storage in its chain, as [`classify`] reads it).
+pub fn unknown_host(e: &(dyn std::error::Error + 'static)) -> Option<UnknownHost> {
+    fn of_store(s: &StoreError) -> Option<UnknownHost> {
+        match s {
+            StoreError::UnknownHost { host, .. } => Some(UnknownHost {
+                location: host.name.clone(),
+                server: host.server.clone(),
+                fingerprint: host.fingerprint.clone(),
+            }),
+            _ => None,
+        }
+    }
+    fn of_repo(r: &RepoError) -> Option<UnknownHost> {
+        match r {
+            RepoError::Store(s) => of_store(s),
+            _ => None,
+        }
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(e) = c.downcast_ref::<EngineError>() {
+            return match e {
+                EngineError::Repo(r) => of_repo(r),
+                EngineError::Store(s) => of_store(s),
+                EngineError::LikeUnavailable { source, .. } => unknown_host(source.as_ref()),
+                _ => None,
+            };
+        }
+        if let Some(r) = c.downcast_ref::<RepoError>() {
+            return of_repo(r);
+        }
+        if let Some(s) = c.downcast_ref::<StoreError>() {
+            return of_store(s);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;

@@ -16,6 +16,7 @@ pub mod paths;
 pub mod progress;
 pub mod runlog;
 pub mod schedule;
+pub mod setup;
 pub mod size;
 
 mod backup;
@@ -38,7 +39,7 @@ mod workers;
 pub use app::Lifeboat;
 pub use catalog::BackupInfo;
 pub use config::{Config, LoadedConfig};
-pub use error::{classify, EngineError, EngineResult, ErrorKind, Remedy};
+pub use error::{classify, unknown_host, EngineError, EngineResult, ErrorKind, Remedy, UnknownHost};
 pub use location::Location;
 pub use paths::Dirs;
 pub use progress::Progress;

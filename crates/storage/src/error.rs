@@ -1,5 +1,18 @@
 use std::path::PathBuf;
 
+/// An SFTP server not in known_hosts yet (boxed in [`StoreError`], which stays small).
+#[derive(Debug)]
+pub struct NewHost {
+    /// The location's name.
+    pub name: String,
+    /// `host:port` (the port only when not 22).
+    pub server: String,
+    /// The key's fingerprint as `ssh-keygen -l` prints it (`SHA256:…`).
+    pub fingerprint: String,
+    /// The known_hosts file it is not in.
+    pub known_hosts: PathBuf,
+}
+
 /// What went wrong talking to a location.
 ///
 /// Messages name the location (or object) and say what to do; they never carry a secret.
@@ -19,8 +32,12 @@ pub enum StoreError {
     Offline { location: String, cause: String },
     #[error("{location} refused the credentials: {cause}; check the user name and the key or password")]
     AuthRefused { location: String, cause: String },
-    #[error("{location}'s host key does not match the known hosts: {cause}; if the server was reinstalled, update known_hosts")]
+    #[error("{location}'s host key does not match the known hosts: {cause}; someone may be in between: only if you know the server was reinstalled, remove its old line from known_hosts")]
     HostKey { location: String, cause: String },
+    /// The server is not in known_hosts yet: a person compares the fingerprint with the
+    /// server's own (`ssh-keygen -lf` of its public host key) and trusts it.
+    #[error("{location}: the server {} is not known yet (not in {}); its host key's fingerprint is {}: if that is your server's key, trust it", host.server, host.known_hosts.display(), host.fingerprint)]
+    UnknownHost { location: String, host: Box<NewHost> },
     #[error("{location} does not exist: {cause}; create it or correct the configuration")]
     NoContainer { location: String, cause: String },
     #[error("{location}: {op} {name} failed: {cause}")]

@@ -32,7 +32,7 @@ mod memory;
 
 /// Shared bytes: what a pack upload hands to the location without a copy.
 pub use bytes::Bytes;
-pub use error::{StoreError, StoreResult};
+pub use error::{NewHost, StoreError, StoreResult};
 pub use local::{Filesystem, LocalStore};
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryStore;

@@ -339,6 +339,14 @@ pub fn restore(ctx: &Context, slug: &str, order: RestoreOrder, pick: &Pick, json
                 s.slug
             )?;
         }
+        // A new device restoring another's backup: its settings can come along too.
+        if !found.this_device && snap.configuration.is_some() {
+            outln!(
+                "The backup also carries the settings of the device that made it (units, schedules, locations);                  take them with `lifeboat setup --from-backup {} --location {}`.",
+                snap.slug,
+                found.location.name
+            )?;
+        }
     }
     if dry_run {
         return Ok(if report.problems.is_empty() { exit::OK } else { exit::WARNINGS });
@@ -532,7 +540,7 @@ pub fn copy(ctx: &Context, slug: &str, from: Option<&str>, to: &str, json: bool)
 }
 
 /// Asks a yes-or-no question on the terminal; anything but yes is no.
-fn ask(question: &str) -> Result<bool> {
+pub(super) fn ask(question: &str) -> Result<bool> {
     let mut err = std::io::stderr().lock();
     write!(err, "{question}")?;
     err.flush()?;

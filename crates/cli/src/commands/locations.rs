@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use anyhow::Result;
 use lifeboat_engine::app::{LikeState, Likeness, RepositoryHealth};
 use lifeboat_engine::config_edit;
@@ -38,8 +40,33 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
     Ok(exit::OK)
 }
 
-pub fn check(ctx: &Context, name: &str) -> Result<i32> {
-    let c = ctx.check_location(name)?;
+/// Records the server's host key when its fingerprint is the one given.
+fn trust(ctx: &Context, name: &str, fingerprint: &str) -> Result<()> {
+    ctx.location(Some(name))?.trust_host_key(fingerprint)?;
+    outln!("Trusted the host key {} of location {name}'s server.", fingerprint.trim())?;
+    Ok(())
+}
+
+pub fn check(ctx: &Context, name: &str, trust_host_key: Option<&str>) -> Result<i32> {
+    if let Some(fingerprint) = trust_host_key {
+        trust(ctx, name, fingerprint)?;
+    }
+    let c = match ctx.check_location(name) {
+        Ok(c) => c,
+        Err(e) => {
+            // A server not known yet: on a terminal, its key is offered to be trusted.
+            let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            let Some(host) = lifeboat_engine::unknown_host(&e).filter(|_| interactive) else { return Err(e.into()) };
+            eprintln!("The server {} of location {name} is not known yet.", host.server);
+            eprintln!("Its host key's fingerprint is {}.", host.fingerprint);
+            eprintln!("Compare it with the server's own (`ssh-keygen -lf` of its public host key, on the server).");
+            if !super::backups::ask("Trust this key? [y/N] ")? {
+                return Err(e.into());
+            }
+            trust(ctx, name, &host.fingerprint)?;
+            ctx.check_location(name)?
+        }
+    };
     outln!("{}: {} ({})", c.name, c.place, c.kind)?;
     outln!("  reachable: yes")?;
     outln!("  writable: yes")?;
@@ -76,6 +103,7 @@ pub fn check(ctx: &Context, name: &str) -> Result<i32> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one per option of `locations add`
 pub fn add(
     ctx: &Context,
     name: &str,
@@ -84,6 +112,7 @@ pub fn add(
     set: &[String],
     default: bool,
     like: Option<String>,
+    trust_host_key: Option<&str>,
 ) -> Result<i32> {
     let mut keys = vec![("type".to_string(), kind.to_string())];
     if let Some(p) = path {
@@ -110,6 +139,23 @@ pub fn add(
         None => None,
     };
     config_edit::add_location(file, name, &keys, default)?;
+    if let Some(fingerprint) = trust_host_key {
+        // Nothing is kept when the key is not the one given.
+        let trusted =
+            lifeboat_engine::LoadedConfig::load(Some(file), ctx.dirs()).map_err(anyhow::Error::from).and_then(|now| {
+                let app = lifeboat_engine::Lifeboat::new(
+                    ctx.dirs().clone(),
+                    now,
+                    lifeboat_engine::credentials::Credentials { password_file: None, prompt: None },
+                );
+                Ok(app.location(Some(name))?.trust_host_key(fingerprint)?)
+            });
+        if let Err(e) = trusted {
+            let _ = config_edit::remove_location(file, name);
+            return Err(e);
+        }
+        outln!("Trusted the host key {} of location {name}'s server.", fingerprint.trim())?;
+    }
     outln!("Added location {name} to {}. Check it with `lifeboat locations check {name}`.", file.display())?;
     if let (Some(other), Some(likeness)) = (&like, likeness) {
         match likeness {

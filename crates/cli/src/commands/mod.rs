@@ -9,6 +9,7 @@ mod locations;
 mod logs;
 mod maintenance;
 mod schedules;
+mod setup;
 mod units;
 
 use anyhow::Result;
@@ -137,11 +138,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             BackupsCommand::Remove { slug, location } => backups::remove(&ctx, &slug, &location.pick(true)),
         },
         Command::Units(UnitsCommand::List { json }) => units::list(&ctx, json),
+        Command::Setup { from_backup, location, dry_run, json } => {
+            setup::from_backup(&ctx, &from_backup, location.as_deref(), dry_run, json)
+        }
         Command::Locations(l) => match l {
             LocationsCommand::List { json } => locations::list(&ctx, json),
-            LocationsCommand::Check { name } => locations::check(&ctx, &name),
-            LocationsCommand::Add { name, kind, path, set, default, like } => {
-                locations::add(&ctx, &name, &kind, path, &set, default, like)
+            LocationsCommand::Check { name, trust_host_key } => {
+                locations::check(&ctx, &name, trust_host_key.as_deref())
+            }
+            LocationsCommand::Add { name, kind, path, set, default, like, trust_host_key } => {
+                locations::add(&ctx, &name, &kind, path, &set, default, like, trust_host_key.as_deref())
             }
             LocationsCommand::Remove { name } => locations::remove(&ctx, &name),
         },

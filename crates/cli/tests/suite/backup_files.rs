@@ -478,3 +478,78 @@ fn a_backup_without_a_password_is_exported_unencrypted_only_when_asked_in_so_man
     assert!(r.bytes().unwrap().len() > 1024);
     assert!(d.stop().success());
 }
+
+/// A device with units, schedules and locations of its own, and a backup of it.
+fn device_with_a_setup() -> (Sandbox, String) {
+    let sb = Sandbox::new("");
+    let photos = sb.home.join("photos");
+    let usb = sb.dir.path().join("usb");
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.usb]\ntype = \"local\"\npath = \"{}\"\n\n\
+         [location.cloud]\ntype = \"webdav\"\nurl = \"https://dav.example/remote.php/dav\"\nusername = \"anna\"\npassword = \"hunter2\"\n\n\
+         [unit.docs]\ntitle = \"Documents\"\npaths = [\"~/docs\"]\n\n\
+         [unit.photos]\npaths = [\"{}\"]\nexclude = [\"*.tmp\"]\n\n\
+         [unit.hooked]\npaths = [\"~/x\"]\nbefore_backup = \"true\"\n\n\
+         [schedule.nightly]\nevery = \"day\"\nat = \"02:30\"\nunits = [\"docs\", \"photos\"]\nlocations = [\"usb\"]\n",
+        usb.display(),
+        photos.display()
+    ));
+    std::fs::write(&sb.config, cfg).unwrap();
+    for d in ["docs", "photos", "x"] {
+        std::fs::create_dir_all(sb.home.join(d)).unwrap();
+        std::fs::write(sb.home.join(d).join("a.txt"), d).unwrap();
+    }
+    let slug = sb.backup(&["--location", "local"])["slug"].as_str().unwrap().to_string();
+    (sb, slug)
+}
+
+/// B's configuration after its setup from A's backup: A's units (the old home's paths under
+/// B's), schedule and locations, no secret and nothing that runs a command.
+fn has_the_setup(b: &Sandbox, said: &str) {
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    for part in ["[unit.docs]", "[unit.photos]", "[schedule.nightly]", "[location.usb]", "[location.cloud]"] {
+        assert!(cfg.contains(part), "{part} missing:\n{cfg}");
+    }
+    assert!(cfg.contains(&format!("{}", b.home.join("photos").display())), "the old home is mapped:\n{cfg}");
+    for never in ["hunter2", "hooked", "before_backup"] {
+        assert!(!cfg.contains(never), "{never} carried over:\n{cfg}");
+    }
+    assert!(said.contains("Left out: unit hooked: it runs commands"), "{said}");
+    assert!(said.contains("Location cloud needs its password again"), "{said}");
+    let units: serde_json::Value = serde_json::from_str(&b.ok(&["units", "list", "--json"])).unwrap();
+    let names: Vec<&str> = units.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["docs", "photos"], "{units}");
+    let locations = b.ok(&["locations", "list", "--json"]);
+    assert!(locations.contains("\"usb\"") && locations.contains("\"cloud\""), "{locations}");
+}
+
+#[test]
+fn a_new_device_is_set_up_from_a_backup_file_or_a_location() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+
+    // From the backup file.
+    let b = Sandbox::new("");
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    has_the_setup(&b, &said);
+
+    // From the location where A keeps its backups.
+    let c = Sandbox::new("");
+    let mut cfg = std::fs::read_to_string(&c.config).unwrap();
+    cfg.push_str(&format!("\n[location.old]\ntype = \"local\"\npath = \"{}\"\n", a.repo.display()));
+    std::fs::write(&c.config, cfg).unwrap();
+    // Restoring the old device's backup says its settings can come along. (C is a device of
+    // its own on this same host: its id made, as its first backup would.)
+    let state = c.dir.path().join("xdg-config/lifeboat");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("device-id"), "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\n").unwrap();
+    let target = c.dir.path().join("restored");
+    let restored = c.ok(&["backups", "restore", &slug, "--location", "old", "--target", target.to_str().unwrap()]);
+    assert!(restored.contains(&format!("lifeboat setup --from-backup {slug} --location old")), "{restored}");
+    let dry = c.ok(&["setup", "--from-backup", "latest", "--location", "old", "--dry-run"]);
+    assert!(dry.contains("units docs (Documents), photos (photos)"), "{dry}");
+    assert!(!std::fs::read_to_string(&c.config).unwrap().contains("[unit.docs]"), "a dry run changes nothing");
+    let said = c.ok(&["setup", "--from-backup", "latest", "--location", "old"]);
+    has_the_setup(&c, &said);
+}

@@ -645,3 +645,92 @@ fn a_cloud_drive_round_trips_when_credentials_are_given() {
         round_trip(&sb, &src);
     }
 }
+
+/// The fingerprint of a public key file as `ssh-keygen -lf` prints it.
+fn ssh_fingerprint(public_key: &Path) -> String {
+    let out = std::process::Command::new("ssh-keygen").arg("-lf").arg(public_key).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string()
+}
+
+#[test]
+fn an_unknown_sftp_server_is_told_with_its_fingerprint_and_trusted_only_when_confirmed() {
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let server = Sshd::start(&sb.dir.path().join("sshd"));
+    let fingerprint = ssh_fingerprint(&sb.dir.path().join("sshd/host_key.pub"));
+    let known_hosts = sb.dir.path().join("ssh/known_hosts");
+    let toml = server
+        .location_toml(&sb.dir.path().join("remote"), server.port)
+        .replace(server.known_hosts.to_str().unwrap(), known_hosts.to_str().unwrap());
+    write_config(&sb, "nas", &toml, &[&src]);
+
+    // Not known yet: told so, with the key's fingerprint and the command that trusts it.
+    let out = sb.run(&["locations", "check", "nas"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("is not known yet"), "{err}");
+    assert!(!err.contains("does not match"), "an unknown server is not a changed key: {err}");
+    assert!(err.contains(&format!("--trust-host-key {fingerprint}")), "{err}");
+    assert!(err.contains("locations check nas"), "{err}");
+    assert!(!known_hosts.exists(), "nothing trusted unasked");
+
+    // Another fingerprint is not the key seen: nothing is recorded.
+    let out = sb.run(&["locations", "check", "nas", "--trust-host-key", "SHA256:notthekeyatall"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not known yet"), "{}", stderr(&out));
+    assert!(!known_hosts.exists(), "a key not confirmed is not recorded");
+
+    // The fingerprint seen: recorded, and the location works.
+    let said = sb.ok(&["locations", "check", "nas", "--trust-host-key", &fingerprint]);
+    assert!(said.contains(&format!("Trusted the host key {fingerprint}")), "{said}");
+    let recorded = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(recorded.contains(&format!("[127.0.0.1]:{}", server.port)), "{recorded}");
+    sb.backup(&[]);
+
+    // `locations add` trusts it too, and adds nothing when the key is not the one given.
+    std::fs::remove_file(&known_hosts).unwrap();
+    let mut add = vec!["locations", "add", "nas2", "--type", "sftp", "--path"];
+    let remote2 = sb.dir.path().join("remote2").display().to_string();
+    add.push(&remote2);
+    let sets = [
+        "host=127.0.0.1".to_string(),
+        format!("port={}", server.port),
+        format!("user={}", server.user),
+        format!("key_file={}", server.key_file.display()),
+        format!("known_hosts={}", known_hosts.display()),
+    ];
+    for s in &sets {
+        add.extend(["--set", s.as_str()]);
+    }
+    let out = sb.run(&[add.as_slice(), &["--trust-host-key", "SHA256:notthekeyatall"]].concat());
+    assert!(!out.status.success());
+    assert!(!std::fs::read_to_string(&sb.config).unwrap().contains("nas2"), "not added");
+    sb.ok(&[add.as_slice(), &["--trust-host-key", &fingerprint]].concat());
+    sb.ok(&["locations", "check", "nas2"]);
+
+    // A key that differs from the recorded one is a hard refusal, which no fingerprint lifts.
+    let other = sb.dir.path().join("other_host_key");
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap()
+        .success());
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut fields = other_pub.split_whitespace();
+    std::fs::write(
+        &known_hosts,
+        format!("[127.0.0.1]:{} {} {}\n", server.port, fields.next().unwrap(), fields.next().unwrap()),
+    )
+    .unwrap();
+    for args in [vec!["locations", "check", "nas"], vec!["locations", "check", "nas", "--trust-host-key", &fingerprint]]
+    {
+        let out = sb.run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(7), "{err}");
+        assert!(err.contains("does not match"), "{err}");
+        assert!(!err.contains("not known yet"), "{err}");
+    }
+}

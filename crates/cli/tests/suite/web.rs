@@ -353,3 +353,94 @@ fn the_backups_page_works_in_a_real_browser() {
     let cfg = std::fs::read_to_string(&c.config).unwrap();
     assert!(!cfg.contains("correct horse"), "{cfg}");
 }
+
+#[test]
+fn onboarding_brings_the_whole_setup_back_in_a_real_browser() {
+    let dir = match browser_tools() {
+        Ok(d) => d,
+        Err(why) => {
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    // Device A: units, a schedule and locations of its own, one of them an SFTP server, and
+    // a WebDAV one whose password no backup carries.
+    let a = Sandbox::new("");
+    let sshd = crate::common::servers::Sshd::start(&a.dir.path().join("sshd"));
+    let remote = a.dir.path().join("remote");
+    let mut cfg = std::fs::read_to_string(&a.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.nas]\n{}\n[location.cloud]\ntype = \"webdav\"\nurl = \"https://dav.example/dav\"\n\
+         username = \"anna\"\npassword = \"hunter2\"\n\n\
+         [unit.docs]\ntitle = \"Documents\"\npaths = [\"~/docs\"]\n\n[unit.notes]\npaths = [\"~/notes\"]\n\n\
+         [schedule.nightly]\nevery = \"day\"\nat = \"02:30\"\nunits = [\"docs\"]\nlocations = [\"nas\"]\n",
+        sshd.location_toml(&remote, sshd.port)
+    ));
+    std::fs::write(&a.config, cfg).unwrap();
+    write_files(&a.home.join("docs"), 4, 1);
+    write_files(&a.home.join("notes"), 2, 50);
+    a.backup(&["--location", "nas", "--name", "On the NAS"]);
+    let slug = a.backup(&["--location", "local", "--name", "For the file"])["slug"].as_str().unwrap().to_string();
+    let file = a.dir.path().join("a.tar");
+    a.ok(&["backups", "export", &slug, "-o", file.to_str().unwrap(), "--quiet"]);
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(a.dir.path().join("sshd/host_key.pub"))
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string();
+
+    // Device B: new, no password of its own, the SFTP server unknown to it.
+    let b = Sandbox::new("");
+    // Device D: new, set up from the backup file.
+    let d = Sandbox::new("");
+    // Each a device of its own (on this same host): its id made, as its first backup would.
+    for (sb, id) in [(&b, "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"), (&d, "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0")] {
+        let state = sb.dir.path().join("xdg-config/lifeboat");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("device-id"), format!("{id}\n")).unwrap();
+    }
+    let db = Daemon::start_without_password(&b);
+    let dd = Daemon::start(&d);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let status = std::process::Command::new("node")
+        .arg("onboarding.mjs")
+        .current_dir(&dir)
+        .env("LB_URL_B", &db.url)
+        .env("LB_TOKEN_B", &db.token)
+        .env("LB_URL_D", &dd.url)
+        .env("LB_TOKEN_D", &dd.token)
+        .env("LB_SFTP_PORT", sshd.port.to_string())
+        .env("LB_SFTP_USER", &sshd.user)
+        .env("LB_SFTP_KEY", &sshd.key_file)
+        .env("LB_SFTP_PATH", &remote)
+        .env("LB_FINGERPRINT", &fingerprint)
+        .env("LB_PASSWORD_A", std::fs::read_to_string(&a.password_file).unwrap().trim())
+        .env("LB_FILE", &file)
+        .env("LB_SHOTS", &shots)
+        .stdin(Stdio::null())
+        .status()
+        .expect("running node");
+    assert!(status.success(), "the browser test failed (screenshots in {})", shots.display());
+    assert!(db.stop().success());
+    assert!(dd.stop().success());
+
+    // B trusted the server's key, in the known_hosts file it uses, and keeps a key of its own.
+    let known = std::fs::read_to_string(b.home.join(".ssh/known_hosts")).unwrap();
+    assert!(known.contains(&format!("[127.0.0.1]:{}", sshd.port)), "{known}");
+    assert!(b.dir.path().join("xdg-config/lifeboat/keys/old.key").exists(), "a device key for the location");
+    // B and D have A's units, schedule and locations; B the WebDAV password it was given again.
+    for (sb, password) in [(&b, Some("webdav-again")), (&d, None)] {
+        let cfg = std::fs::read_to_string(&sb.config).unwrap();
+        for part in ["[unit.docs]", "[unit.notes]", "[schedule.nightly]", "[location.nas]", "[location.cloud]"] {
+            assert!(cfg.contains(part), "{part} missing:\n{cfg}");
+        }
+        assert!(!cfg.contains("hunter2") && !cfg.contains("correct horse"), "no secret carried:\n{cfg}");
+        assert_eq!(cfg.contains("webdav-again"), password.is_some(), "{cfg}");
+        let units: serde_json::Value = serde_json::from_str(&sb.ok(&["units", "list", "--json"])).unwrap();
+        let names: Vec<&str> = units.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["docs", "notes"], "{units}");
+    }
+}

@@ -250,3 +250,55 @@ pub async fn copy(
     })
     .await
 }
+
+/// The configuration the backup recorded (units, schedules, locations; no secrets), as this
+/// device would take it.
+pub async fn setup_offer(
+    State(d): State<Shared>,
+    Path(slug): Path<String>,
+    at: AtQuery,
+) -> ApiResult<Json<lifeboat_engine::setup::SetupOffer>> {
+    let at = super::query(at)?;
+    blocking(move || {
+        let found = find(&d, &slug, &at, false)?;
+        Ok(Json(d.app().setup_offer_of(&found)?))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    /// The secrets the backup does not carry, given again: `{"LOCATION": {"KEY": "value"}}`.
+    #[serde(default)]
+    secrets: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+/// Adds the configuration the backup recorded to this device's configuration file (what it
+/// has already by name is kept), with the secrets given again.
+pub async fn apply_setup(
+    State(d): State<Shared>,
+    Path(slug): Path<String>,
+    at: AtQuery,
+    body: Bytes,
+) -> ApiResult<Json<lifeboat_engine::setup::SetupApplied>> {
+    let at = super::query(at)?;
+    let req: SetupRequest = json_body(&body)?;
+    blocking(move || {
+        let found = find(&d, &slug, &at, false)?;
+        let app = d.app();
+        let offer = app.setup_offer_of(&found)?;
+        for (loc, keys) in &req.secrets {
+            let Some(offered) = offer.locations.iter().find(|l| &l.name == loc) else {
+                return Err(ApiError::bad(format!("the backup's configuration has no location {loc}")));
+            };
+            if let Some(k) = keys.keys().find(|k| !offered.secrets.contains(k)) {
+                return Err(ApiError::bad(format!("location {loc} takes no secret {k} here")));
+            }
+        }
+        let applied = app.apply_setup(&offer, &req.secrets)?;
+        d.reload()?;
+        Ok(Json(applied))
+    })
+    .await
+}

@@ -85,6 +85,7 @@ fn range(headers: &HeaderMap, len: u64) -> ApiResult<Option<(u64, u64)>> {
         status: StatusCode::RANGE_NOT_SATISFIABLE,
         kind: Some(lifeboat_engine::ErrorKind::BadInput),
         message: format!("range {:?} is not within the file's {len} bytes", v.to_str().unwrap_or("?")),
+        unknown_host: None,
     };
     let Some(spec) = v.to_str().ok().and_then(|s| s.strip_prefix("bytes=")) else { return Ok(None) };
     if spec.contains(',') {

@@ -135,6 +135,11 @@ pub struct NewLocation {
     /// takes (`like` in the configuration): copies between them send only what is missing.
     #[serde(default)]
     pub like: Option<String>,
+    /// An SFTP server's host key fingerprint (`SHA256:…`) the person confirmed, after an
+    /// answer whose `unknown_host` showed it: recorded in the location's known_hosts file
+    /// only if the server presents that very key.
+    #[serde(default)]
+    pub trust_host_key: Option<String>,
 }
 
 /// Adds a location to the configuration (and, given its secret, lets this device open its
@@ -162,11 +167,22 @@ pub async fn add_location(State(d): State<Shared>, body: Bytes) -> ApiResult<(St
             d.reload()?;
             let app = d.app();
             let loc = app.location(Some(&req.name))?;
+            if let Some(fingerprint) = req.trust_host_key.as_deref().filter(|f| !f.trim().is_empty()) {
+                loc.trust_host_key(fingerprint)?;
+            }
             let store = loc.store()?;
             let exists = lifeboat_repository::Repository::exists(store.as_ref())?;
-            if let (true, Some(secret)) = (exists, req.secret.as_deref().filter(|s| !s.is_empty())) {
-                let host = lifeboat_repository::hostname();
-                lifeboat_engine::credentials::enroll_device(loc, &d.dirs, secret, &format!("device {host}"))?;
+            match (exists, req.secret.as_deref().filter(|s| !s.is_empty())) {
+                (true, Some(secret)) => {
+                    let host = lifeboat_repository::hostname();
+                    lifeboat_engine::credentials::enroll_device(loc, &d.dirs, secret, &format!("device {host}"))?;
+                }
+                // Backups there that nothing on this device opens: refused (wrong_key), so
+                // that the page asks for their password rather than listing none.
+                (true, None) => {
+                    app.repository(loc, false)?;
+                }
+                (false, _) => {}
             }
             // An existing repository cannot take another's ids and chunking: refused.
             app.check_like(&req.name, &loc.config)?;

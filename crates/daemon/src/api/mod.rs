@@ -31,6 +31,7 @@ pub fn router(d: Shared) -> Router {
         .route("/api/backups/{slug}", get(backups::show).delete(backups::delete))
         .route("/api/backups/{slug}/restore", post(backups::restore))
         .route("/api/backups/{slug}/pin", post(backups::pin))
+        .route("/api/backups/{slug}/setup", get(backups::setup_offer).post(backups::apply_setup))
         .route("/api/backups/{slug}/download", get(files::download))
         .route("/api/backups/{slug}/copy", post(backups::copy))
         .route("/api/backups/{slug}/files", get(browse::files))
@@ -89,17 +90,20 @@ pub struct ApiError {
     /// None for refusals of the HTTP layer itself (signing in, the token, CSRF, rate limits).
     pub kind: Option<ErrorKind>,
     pub message: String,
+    /// An SFTP server not known yet: its key's fingerprint, which a person may confirm
+    /// (`"unknown_host": {"location", "server", "fingerprint"}` in the body).
+    pub unknown_host: Option<lifeboat_engine::UnknownHost>,
 }
 
 impl ApiError {
     /// An error of the API's own (a route's input), of the given kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
-        ApiError { status: status(kind), kind: Some(kind), message: message.into() }
+        ApiError { status: status(kind), kind: Some(kind), message: message.into(), unknown_host: None }
     }
 
     /// A refusal of the HTTP layer (not signed in, a forged request, too many attempts).
     pub fn refused(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, kind: None, message: message.into() }
+        ApiError { status, kind: None, message: message.into(), unknown_host: None }
     }
 
     pub fn bad(message: impl Into<String>) -> ApiError {
@@ -122,7 +126,11 @@ impl ApiError {
             message.push_str(": ");
             message.push_str(remedy(r));
         }
-        ApiError::new(kind, message)
+        let unknown_host = lifeboat_engine::unknown_host(e);
+        if unknown_host.is_some() {
+            message.push_str(" (compare the fingerprint with the server's own, then confirm it)");
+        }
+        ApiError { unknown_host, ..ApiError::new(kind, message) }
     }
 }
 
@@ -174,10 +182,13 @@ pub fn remedy(r: Remedy) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.kind {
+        let mut body = match self.kind {
             Some(kind) => serde_json::json!({ "error": self.message, "kind": kind }),
             None => serde_json::json!({ "error": self.message }),
         };
+        if let Some(host) = self.unknown_host {
+            body["unknown_host"] = serde_json::json!(host);
+        }
         (self.status, Json(body)).into_response()
     }
 }

@@ -113,6 +113,9 @@ impl Lifeboat {
         let slug = backup::slug_among(&existing);
         let log = log(&slug);
         log.info(&format!("backup {slug} of {} to location {}", unit_names(&chosen), loc.name));
+        // The configuration travels with the backup (a new device is set up from it); a file
+        // that cannot be read now only leaves it out.
+        let configuration = self.configuration_without_secrets().ok().flatten();
         let request = |slug: String, existing| BackupRequest {
             units: chosen.iter().collect(),
             full,
@@ -123,6 +126,7 @@ impl Lifeboat {
             existing,
             device: Some(device.clone()),
             unattended: order.unattended.then_some(backup::Unattended { named: !order.units.is_empty() }),
+            configuration: configuration.clone(),
         };
         let mut ran = backup::run(&repo, &self.dirs, request(slug, existing), progress, &log);
         if let Some(created) = &created {

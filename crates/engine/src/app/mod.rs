@@ -23,6 +23,7 @@
 //! | apply a schedule's retention, or rules given at once | [`Lifeboat::apply_retention`], [`Lifeboat::forget`] |
 //! | survey the locations, check one | [`Lifeboat::survey_locations`], [`Lifeboat::check_location`] |
 //! | list a backup's files, search every backup, compare, one file or folder | [`Lifeboat::list_files`], [`Lifeboat::find_files`], [`Lifeboat::diff`], [`Lifeboat::dump`], [`Lifeboat::open_file`] |
+//! | set up this device from a backup's configuration | [`Lifeboat::setup_offer`], [`Lifeboat::setup_offer_from_file`], [`Lifeboat::apply_setup`] |
 //! | keys | [`Lifeboat::keys`], [`Lifeboat::add_key`], [`Lifeboat::remove_key`], [`Lifeboat::recovery_key`] |
 
 mod backing_up;
@@ -30,6 +31,7 @@ mod browsing;
 mod listing;
 mod moving;
 mod restoring;
+mod setting_up;
 mod surveying;
 mod upkeep;
 

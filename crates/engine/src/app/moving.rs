@@ -6,7 +6,7 @@ use super::{Found, Lifeboat};
 use crate::backup_file::{self, Export, ExportRequest, ImportOutcome};
 use crate::copy::{self, CopyOutcome};
 use crate::location::Location;
-use crate::{config_edit, EngineError, EngineResult, Progress};
+use crate::{EngineError, EngineResult, Progress};
 
 /// A backup copied (or found already there).
 pub struct Copied {
@@ -75,14 +75,12 @@ impl Lifeboat {
                 return Err(EngineError::UnencryptedExport { slug: found.snapshot.slug.clone(), how })
             }
         };
-        let config = match (&self.config.file, found.snapshot.full) {
-            (Some(f), true) => {
-                let text = std::fs::read_to_string(f).map_err(|e| EngineError::io("reading", f, e))?;
-                let bare = config_edit::without_secrets(&text)
-                    .map_err(|detail| EngineError::Config { path: f.clone(), detail: detail.to_string() })?;
-                Some(bare)
-            }
-            _ => None,
+        // The configuration the backup recorded; a full backup made before backups recorded
+        // it carries this device's.
+        let config = match (&found.snapshot.configuration, found.snapshot.full) {
+            (Some(c), _) => Some(c.clone()),
+            (None, true) => self.configuration_without_secrets()?,
+            (None, false) => None,
         };
         backup_file::plan_export(&found.repo, &found.snapshot, ExportRequest { passphrase, config })
     }

@@ -44,6 +44,9 @@ pub struct BackupRequest<'a> {
     pub existing: Vec<(Id, Snapshot)>,
     /// The device making it, recorded in the backup (none: only the host name is).
     pub device: Option<crate::Device>,
+    /// Lifeboat's configuration without secrets, recorded in the backup (none in a safety
+    /// backup).
+    pub configuration: Option<String>,
     /// Set when nobody is there to see the outcome (a hook, a schedule): see [`emptied`].
     pub unattended: Option<Unattended>,
 }
@@ -244,6 +247,7 @@ pub fn run(
         units,
         tags: req.tags.clone(),
         program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
+        configuration: req.configuration.clone(),
     })?;
     log.info(&format!(
         "backup {} {}: {} files, {} bytes, {} bytes new, {} bytes stored",

@@ -61,6 +61,10 @@ pub fn import(
     while reader.next_unit(passphrase, &mut read, &|_| true)?.is_some() {}
     reader.finish()?;
     let mut snapshot = manifest.backup.clone();
+    // The configuration the file carries stays with the backup (a new device is set up from it).
+    if snapshot.configuration.is_none() {
+        snapshot.configuration = manifest.config.clone();
+    }
     for u in &mut snapshot.units {
         let built = roots.remove(&u.name).unwrap_or_default();
         let mut kept = Vec::new();

@@ -118,7 +118,7 @@ impl Location {
             }
             LocationKind::Sftp => {
                 let config = s.sftp().map_err(bad)?;
-                metered(Retrying::new(SftpStore::new(self.label(), config)), line)
+                metered(Retrying::new(SftpStore::new(self.label(), config).named(&self.name)), line)
             }
             LocationKind::Smb => {
                 let config = s.smb().map_err(bad)?;
@@ -137,6 +137,27 @@ impl Location {
         let r = Reached { store, traffic, filesystem };
         *slot = Some(r.clone());
         Ok(r)
+    }
+
+    /// Records an SFTP server's host key in the location's known_hosts file, if the key it
+    /// presents has `fingerprint` (`SHA256:…`, which the person compared with the server's
+    /// own); a server already known stays as it is, a key that differs is refused.
+    pub fn trust_host_key(&self, fingerprint: &str) -> EngineResult<()> {
+        if self.kind != LocationKind::Sftp {
+            return Err(EngineError::LocationConfig {
+                name: self.name.clone(),
+                detail: "only an SFTP location has a host key to trust".into(),
+            });
+        }
+        let bad = |detail: String| EngineError::LocationConfig { name: self.name.clone(), detail };
+        let config = Settings::new(&self.name, &self.config, &self.dirs).sftp().map_err(bad)?;
+        let store = SftpStore::new(self.label(), config).named(&self.name);
+        store.trust_host_key(fingerprint)?;
+        // Reached again with the key now known.
+        if let Ok(mut slot) = self.reached.lock() {
+            *slot = None;
+        }
+        Ok(())
     }
 
     /// The location's own repository secret (`repository_password`, `repository_password_file`

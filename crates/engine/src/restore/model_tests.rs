@@ -340,6 +340,7 @@ impl Case {
             existing: Vec::new(),
             device: None,
             unattended: None,
+            configuration: None,
         };
         let (_, snapshot) =
             backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).map_err(|e| e.to_string())?;
@@ -651,6 +652,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
         existing: Vec::new(),
         device: None,
         unattended: None,
+        configuration: None,
     };
     let (_, good) = backup::run(&repo, &dirs, req, &Progress::default(), &RunLog::none()).unwrap();
     let climbing = format!("/{}{}", "../".repeat(12), victim.strip_prefix("/").unwrap().display());

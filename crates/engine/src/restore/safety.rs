@@ -104,6 +104,7 @@ pub(crate) fn make(
         existing: Vec::new(),
         device: req.device.clone(),
         unattended: None,
+        configuration: None,
     };
     let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
     let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;

@@ -49,6 +49,11 @@ pub struct Snapshot {
     #[serde(default)]
     pub tags: Vec<String>,
     pub program: String,
+    /// Lifeboat's configuration (TOML) on the device that made the backup, without its
+    /// secrets: offered back when a new device is set up from this backup. Absent in safety
+    /// backups and in backups made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

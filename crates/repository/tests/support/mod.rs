@@ -60,6 +60,7 @@ pub fn snapshot(slug: &str, roots: Vec<Node>) -> Snapshot {
     let now = jiff::Timestamp::from_second(1_700_000_000).expect("a valid time");
     let size = roots.iter().map(|n| n.size).sum();
     Snapshot {
+        configuration: None,
         version: 1,
         slug: slug.to_string(),
         name: slug.to_string(),

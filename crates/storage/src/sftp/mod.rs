@@ -30,6 +30,19 @@ pub enum HostKeyCheck {
     KnownHosts(PathBuf),
     /// Recorded in this file on first contact, checked afterwards (trust on first use).
     LearnInto(PathBuf),
+    /// Recorded in this file if the key the server presents has this fingerprint
+    /// (`SHA256:…`), which a person confirmed; any other key is refused as unknown.
+    Confirmed { known_hosts: PathBuf, fingerprint: String },
+}
+
+impl HostKeyCheck {
+    /// The known_hosts file the key is checked against (and recorded in).
+    pub fn known_hosts(&self) -> &std::path::Path {
+        match self {
+            HostKeyCheck::KnownHosts(p) | HostKeyCheck::LearnInto(p) => p,
+            HostKeyCheck::Confirmed { known_hosts, .. } => known_hosts,
+        }
+    }
 }
 
 /// Where and how to reach an SFTP server.
@@ -63,6 +76,8 @@ impl std::fmt::Debug for SftpConfig {
 pub struct SftpStore {
     config: SftpConfig,
     label: String,
+    /// The location's name, for the errors that tell which command helps.
+    name: String,
     conn: Mutex<Option<Arc<Connection>>>,
 }
 
@@ -94,7 +109,30 @@ const FOLDER_READS: usize = 128;
 
 impl SftpStore {
     pub fn new(label: impl Into<String>, config: SftpConfig) -> Self {
-        SftpStore { config, label: label.into(), conn: Mutex::new(None) }
+        let label = label.into();
+        SftpStore { config, name: label.clone(), label, conn: Mutex::new(None) }
+    }
+
+    /// The location's name as the configuration spells it (errors name it for the command
+    /// that trusts a new server's key).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Records the server's host key in the location's known_hosts file if its fingerprint
+    /// is `fingerprint` (`SHA256:…`, as `ssh-keygen -l` prints it, confirmed by a person);
+    /// nothing is recorded when the server is already known. A different key is refused: as
+    /// unknown when the server is new, as not matching when known_hosts holds another.
+    pub fn trust_host_key(&self, fingerprint: &str) -> StoreResult<()> {
+        let check = HostKeyCheck::Confirmed {
+            known_hosts: self.config.host_key.known_hosts().to_path_buf(),
+            fingerprint: fingerprint.to_string(),
+        };
+        let outcome = block_on_for(REQUEST_LIMIT, async { self.handshake(check).await.map(drop) });
+        outcome.unwrap_or_else(|| {
+            Err(StoreError::Offline { location: self.label.clone(), cause: "the server did not answer in time".into() })
+        })
     }
 
     fn remote_path(&self, name: &str) -> String {
@@ -153,10 +191,11 @@ impl SftpStore {
         Ok(conn)
     }
 
-    async fn connect(&self) -> StoreResult<Connection> {
+    /// Opens the SSH connection and checks the server's host key as `check` says (not yet
+    /// logged in).
+    async fn handshake(&self, check: HostKeyCheck) -> StoreResult<client::Handle<HostKeyChecker>> {
         let c = &self.config;
-        let offline = |cause: String| StoreError::Offline { location: self.label.clone(), cause };
-        let checker = HostKeyChecker { host: c.host.clone(), port: c.port, check: c.host_key.clone() };
+        let checker = HostKeyChecker { host: c.host.clone(), port: c.port, check };
         let ssh_config = Arc::new(client::Config {
             inactivity_timeout: Some(Duration::from_secs(300)),
             keepalive_interval: Some(Duration::from_secs(30)),
@@ -170,13 +209,28 @@ impl SftpStore {
             preferred: preferred_algorithms(),
             ..Default::default()
         });
-        let mut handle = match client::connect(ssh_config, (c.host.as_str(), c.port), checker).await {
-            Ok(h) => h,
-            Err(HostKeyError::Refused(why)) => {
-                return Err(StoreError::HostKey { location: self.label.clone(), cause: why })
+        match client::connect(ssh_config, (c.host.as_str(), c.port), checker).await {
+            Ok(h) => Ok(h),
+            Err(HostKeyError::Unknown { fingerprint }) => Err(StoreError::UnknownHost {
+                location: self.label.clone(),
+                host: Box::new(crate::NewHost {
+                    name: self.name.clone(),
+                    server: if c.port == 22 { c.host.clone() } else { format!("{}:{}", c.host, c.port) },
+                    fingerprint,
+                    known_hosts: c.host_key.known_hosts().to_path_buf(),
+                }),
+            }),
+            Err(HostKeyError::Refused(why)) => Err(StoreError::HostKey { location: self.label.clone(), cause: why }),
+            Err(HostKeyError::Ssh(e)) => {
+                Err(StoreError::Offline { location: self.label.clone(), cause: describe_ssh_error(&e) })
             }
-            Err(HostKeyError::Ssh(e)) => return Err(offline(describe_ssh_error(&e))),
-        };
+        }
+    }
+
+    async fn connect(&self) -> StoreResult<Connection> {
+        let c = &self.config;
+        let offline = |cause: String| StoreError::Offline { location: self.label.clone(), cause };
+        let mut handle = self.handshake(c.host_key.clone()).await?;
         let authenticated = if let Some(key_file) = &c.key_file {
             let key = keys::load_secret_key(key_file, None).map_err(|e| StoreError::AuthRefused {
                 location: self.label.clone(),
