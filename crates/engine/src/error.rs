@@ -353,6 +353,7 @@ fn store_kind(e: &StoreError) -> ErrorKind {
         | StoreError::AuthRefused { .. }
         | StoreError::HostKey { .. }
         | StoreError::NoContainer { .. }
+        | StoreError::NoFolder { .. }
         | StoreError::Remote { .. }
         | StoreError::Full { .. }
         | StoreError::ReadOnly { .. }

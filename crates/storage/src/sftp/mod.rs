@@ -155,7 +155,11 @@ impl SftpStore {
 
     async fn connect(&self) -> StoreResult<Connection> {
         let c = &self.config;
-        let offline = |cause: String| StoreError::Offline { location: self.label.clone(), cause };
+        let offline = |cause: String| StoreError::Offline {
+            location: self.label.clone(),
+            server: format!("the SFTP server at {}:{}", c.host, c.port),
+            cause: crate::error::network_cause(&cause).map(str::to_string).unwrap_or(cause),
+        };
         let checker = HostKeyChecker { host: c.host.clone(), port: c.port, check: c.host_key.clone() };
         let ssh_config = Arc::new(client::Config {
             inactivity_timeout: Some(Duration::from_secs(300)),
