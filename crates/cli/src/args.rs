@@ -21,6 +21,10 @@ pub struct Cli {
     /// No progress output.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Show what happens underneath: each step, and the details of a failure at a location
+    /// (its requests and the libraries' own errors). Without it, warnings are one plain line.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     /// Read every backup location directly: neither use nor fill this device's metadata cache.
     #[arg(long, global = true)]
     pub no_cache: bool,

@@ -7,6 +7,7 @@ mod context;
 mod exit;
 mod format;
 mod interrupt;
+mod logging;
 mod output;
 mod progress_view;
 
@@ -19,14 +20,7 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
-                .unwrap_or_else(|_| "warn,russh=error,russh_sftp=error,opendal=error,smb2=off,fuser=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    logging::init(cli.verbose);
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(_) if output::stdout_closed() => output::CLOSED_PIPE,

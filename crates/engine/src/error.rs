@@ -373,6 +373,7 @@ fn store_kind(e: &StoreError) -> ErrorKind {
         | StoreError::HostKey { .. }
         | StoreError::UnknownHost { .. }
         | StoreError::NoContainer { .. }
+        | StoreError::NoFolder { .. }
         | StoreError::Remote { .. }
         | StoreError::Full { .. }
         | StoreError::ReadOnly { .. }

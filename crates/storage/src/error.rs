@@ -28,8 +28,10 @@ pub enum StoreError {
     },
     #[error("{location}: the memory card or disk that holds {path} was taken out or unmounted: insert it and mount it, then try again")]
     Removed { location: String, path: PathBuf },
-    #[error("{location} is not reachable: {cause}; check the address, the port and the network")]
-    Offline { location: String, cause: String },
+    /// The server did not answer at all. `server` says which, in a person's words ("the S3
+    /// server at http://…"); `cause` is short ("connection refused").
+    #[error("cannot reach {server} ({cause}): check that it is running, the network, and the address in {location}")]
+    Offline { location: String, server: String, cause: String },
     #[error("{location} refused the credentials: {cause}; check the user name and the key or password")]
     AuthRefused { location: String, cause: String },
     #[error("{location}'s host key does not match the known hosts: {cause}; someone may be in between: only if you know the server was reinstalled, remove its old line from known_hosts")]
@@ -40,6 +42,10 @@ pub enum StoreError {
     UnknownHost { location: String, host: Box<NewHost> },
     #[error("{location} does not exist: {cause}; create it or correct the configuration")]
     NoContainer { location: String, cause: String },
+    /// A folder the configuration names as existing (in a WebDAV `url`) is not on the server;
+    /// the folders under it (`root`) are made by the first backup.
+    #[error("the folder {folder} does not exist on {server}: create it, or correct the url of {location}")]
+    NoFolder { location: String, server: String, folder: String },
     #[error("{location}: {op} {name} failed: {cause}")]
     Remote { location: String, op: &'static str, name: String, cause: String, transient: bool },
     #[error("the location is full while writing {name}: free some space or choose another location")]
@@ -102,3 +108,62 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A failure to talk to a server, in a few plain words, from the text of an error and its
+/// causes: the same words whichever library (HTTP, SSH, SMB) failed. `None` when the text is
+/// not one of these; the library's own text is then for `--verbose` only.
+pub(crate) fn network_cause(text: &str) -> Option<&'static str> {
+    const WORDS: &[(&[&str], &str)] = &[
+        (&["connection refused"], "connection refused"),
+        (
+            &[
+                "dns error",
+                "failed to lookup address",
+                "name or service not known",
+                "no such host",
+                "temporary failure in name resolution",
+            ],
+            "its host name is not known",
+        ),
+        (&["no route to host", "host is unreachable"], "no route to the host"),
+        (&["network is unreachable"], "the network is unreachable"),
+        (&["timed out", "deadline has elapsed"], "it did not answer in time"),
+        (&["connection reset"], "the connection was reset"),
+        (&["certificate"], "its TLS certificate is not trusted"),
+        (
+            &["broken pipe", "connection closed", "connection aborted", "unexpected eof", "incomplete message"],
+            "the connection was closed",
+        ),
+    ];
+    let lower = text.to_ascii_lowercase();
+    WORDS.iter().find(|(keys, _)| keys.iter().any(|k| lower.contains(k))).map(|(_, words)| *words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_failures_are_told_in_plain_words() {
+        let refused = "Unexpected (temporary) at list, context: { url: http://127.0.0.1:9/b, called: reqwest::send } \
+                       => send http request, source: error sending request: client error (Connect): tcp connect \
+                       error: Connection refused (os error 111)";
+        assert_eq!(network_cause(refused), Some("connection refused"));
+        assert_eq!(network_cause("Connection refused (os error 111)"), Some("connection refused"));
+        assert_eq!(
+            network_cause("dns error: failed to lookup address information"),
+            Some("its host name is not known")
+        );
+        assert_eq!(network_cause("Unexpected (permanent) at write, status: 409"), None);
+        let offline = StoreError::Offline {
+            location: "location cloud (s3)".into(),
+            server: "the S3 server at http://127.0.0.1:9".into(),
+            cause: "connection refused".into(),
+        };
+        assert_eq!(
+            offline.to_string(),
+            "cannot reach the S3 server at http://127.0.0.1:9 (connection refused): check that it is running, \
+             the network, and the address in location cloud (s3)"
+        );
+    }
+}

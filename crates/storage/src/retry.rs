@@ -46,7 +46,12 @@ impl<S: Store> Retrying<S> {
                     if !worth_retrying || attempt >= self.attempts {
                         return Err(e);
                     }
-                    tracing::warn!("{e}; trying again in {:.1} s", delay.as_secs_f64());
+                    tracing::warn!(
+                        "{e}; trying again in {:.1} s ({} of {} tries)",
+                        delay.as_secs_f64(),
+                        attempt + 1,
+                        self.attempts
+                    );
                     let jitter = Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1));
                     std::thread::sleep(delay + jitter);
                     delay *= 2;

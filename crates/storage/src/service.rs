@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use opendal::{services, Buffer, EntryMode, ErrorKind, Operator};
 
+use crate::error::network_cause;
 use crate::runtime::{block_on_for, limit_for, REQUEST_LIMIT};
 use crate::store::{check_name, check_read_length, is_temporary, older_than, temporary_beside};
 use crate::{ObjectInfo, Store, StoreError, StoreResult};
@@ -56,6 +57,11 @@ pub struct ServiceStore {
     webdav: Option<WebdavMove>,
     label: String,
     description: String,
+    /// The server in a person's words, for messages: "the S3 server at http://…".
+    server: String,
+    /// For WebDAV: the folder the url names, which must exist (the root's folders under it
+    /// are made by the first backup).
+    url_folder: Option<String>,
     rename_into_place: bool,
     create_if_absent: bool,
 }
@@ -100,9 +106,10 @@ impl ServiceStore {
             location: label.clone(),
             op: "configuring",
             name: "the location".into(),
-            cause: e.to_string(),
+            cause: e.message().to_string(),
             transient: false,
         };
+        let (server, url_folder) = server_of(config);
         let (op, description, rename_into_place) = match config {
             ServiceConfig::S3 { endpoint, region, bucket, root, access_key_id, secret_access_key } => {
                 let mut b = services::S3::default().bucket(bucket).root(&absolute(root)).disable_config_load();
@@ -173,6 +180,8 @@ impl ServiceStore {
                 let (url, username, password) = credentials_out_of(&label, url, username, password)?;
                 Some(WebdavMove {
                     base: format!("{}{}", url.trim_end_matches('/'), absolute(root)),
+                    url: url.clone(),
+                    url_folder_seen: Default::default(),
                     username,
                     password,
                     client: reqwest::Client::new(),
@@ -182,6 +191,8 @@ impl ServiceStore {
         };
         Ok(ServiceStore {
             webdav,
+            server,
+            url_folder,
             rename_into_place: rename_into_place && cap.rename,
             create_if_absent: cap.write_with_if_not_exists,
             op,
@@ -209,44 +220,75 @@ impl ServiceStore {
         }
     }
 
+    /// The one place an OpenDAL error becomes a [`StoreError`]: classified (unreachable,
+    /// credentials refused, missing, full, other) and told in plain words. Its own text, with
+    /// URLs and the HTTP client's context, is logged at debug level (`--verbose`).
     fn map_error(&self, op: &'static str, name: &str, e: opendal::Error) -> StoreError {
         let text = error_text(&e);
+        tracing::debug!("{}: {op} {name}: {text}", self.label);
         let lower = text.to_ascii_lowercase();
         let location = self.label.clone();
+        let status = http_status(&text);
         if lower.contains("nosuchbucket") || lower.contains("bucket does not exist") {
             return StoreError::NoContainer { location, cause: "the bucket does not exist".into() };
+        }
+        // RFC 4918: MKCOL answers 409 when the folder above is missing. OpenDAL makes the
+        // root's folders one by one from the url's folder down, so it is the url's folder.
+        if status == Some(409) && lower.contains("mkcol") {
+            let folder = self.url_folder.clone().unwrap_or_else(|| "/".into());
+            return StoreError::NoFolder { location, server: self.server.clone(), folder };
         }
         if lower.contains("invalidaccesskeyid")
             || lower.contains("signaturedoesnotmatch")
             || lower.contains("accessdenied")
+            || status == Some(401)
             || lower.contains("401 unauthorized")
-            || lower.contains("status: 401")
             || lower.contains("invalid_grant")
         {
-            return StoreError::AuthRefused { location, cause: short_cause(&text) };
+            return StoreError::AuthRefused { location, cause: plain_cause(&e, &text, status) };
         }
-        if lower.contains("quotaexceeded") || lower.contains("insufficient storage") || lower.contains("status: 507") {
+        if lower.contains("quotaexceeded") || lower.contains("insufficient storage") || status == Some(507) {
             return StoreError::Full { name: format!("{name} on {location}") };
         }
-        if lower.contains("connection refused")
-            || lower.contains("dns error")
-            || lower.contains("error trying to connect")
-            || lower.contains("error sending request")
-            || lower.contains("no route to host")
-            || lower.contains("network is unreachable")
-        {
-            return StoreError::Offline { location, cause: short_cause(&text) };
+        if status.is_none() {
+            let cause = network_cause(&text).or_else(|| {
+                (lower.contains("error sending request") || lower.contains("error trying to connect"))
+                    .then_some("no answer")
+            });
+            if let Some(cause) = cause {
+                return StoreError::Offline { location, server: self.server.clone(), cause: cause.into() };
+            }
         }
         match e.kind() {
             ErrorKind::NotFound => StoreError::NotFound { name: name.to_string() },
-            ErrorKind::PermissionDenied => StoreError::AuthRefused { location, cause: short_cause(&text) },
+            ErrorKind::PermissionDenied => StoreError::AuthRefused { location, cause: plain_cause(&e, &text, status) },
             kind => StoreError::Remote {
                 location,
                 op,
                 name: name.to_string(),
-                cause: short_cause(&text),
-                transient: e.is_temporary() || kind == ErrorKind::RateLimited || kind == ErrorKind::Unexpected,
+                cause: plain_cause(&e, &text, status),
+                // What OpenDAL marks permanent (a 409, a 400) fails the same way each time:
+                // it is told at once, never retried.
+                transient: e.is_temporary() || kind == ErrorKind::RateLimited,
             },
+        }
+    }
+
+    /// For WebDAV, when the folder the url names is not on the server: nothing under it can
+    /// be listed or made, and an empty listing would hide that. (The root's own folders are
+    /// made by the first backup: their absence is no error.)
+    fn url_folder_missing(&self) -> Option<StoreError> {
+        let dav = self.webdav.as_ref()?;
+        if dav.url_folder_seen.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        match block_on_for(REQUEST_LIMIT, dav.url_folder_exists()) {
+            Some(Ok(false)) => Some(StoreError::NoFolder {
+                location: self.label.clone(),
+                server: self.server.clone(),
+                folder: self.url_folder.clone().unwrap_or_else(|| "/".into()),
+            }),
+            _ => None,
         }
     }
 
@@ -379,9 +421,15 @@ impl Store for ServiceStore {
         check_name(prefix)?;
         let dir = format!("{prefix}/");
         let entries = match self.run("listing", prefix, 0, async { self.op.list_with(&dir).recursive(true).await }) {
-            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) if e.is_not_found() => Vec::new(),
             r => r?,
         };
+        // WebDAV lists a missing folder as empty.
+        if entries.is_empty() {
+            if let Some(e) = self.url_folder_missing() {
+                return Err(e);
+            }
+        }
         let mut out = Vec::new();
         for entry in entries {
             let meta = entry.metadata();
@@ -466,23 +514,95 @@ fn error_text(e: &opendal::Error) -> String {
     text.replace('\n', " ")
 }
 
-/// A cause short enough for a one-line message.
-fn short_cause(text: &str) -> String {
-    let mut s: String = text.chars().take(300).collect();
-    if s.len() < text.len() {
-        s.push('…');
+/// The server of a configuration as messages name it, and for WebDAV the folder its url names.
+fn server_of(config: &ServiceConfig) -> (String, Option<String>) {
+    match config {
+        ServiceConfig::S3 { endpoint: Some(e), .. } => (format!("the S3 server at {}", address_of(e).0), None),
+        ServiceConfig::S3 { endpoint: None, .. } => ("Amazon S3".into(), None),
+        ServiceConfig::Webdav { url, .. } => {
+            let (address, folder) = address_of(url);
+            (format!("the WebDAV server at {address}"), Some(folder))
+        }
+        ServiceConfig::Drive { kind: DriveKind::Dropbox, .. } => ("Dropbox".into(), None),
+        ServiceConfig::Drive { kind: DriveKind::Onedrive, .. } => ("OneDrive".into(), None),
+        ServiceConfig::Drive { kind: DriveKind::Gdrive, .. } => ("Google Drive".into(), None),
     }
-    s
+}
+
+/// A URL's scheme, host and port (never a user or password written in it), and its folder.
+fn address_of(url: &str) -> (String, String) {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let folder = percent_encoding::percent_decode_str(u.path().trim_end_matches('/')).decode_utf8_lossy();
+            let folder = if folder.is_empty() { "/".to_string() } else { folder.into_owned() };
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            (format!("{}://{}{port}", u.scheme(), u.host_str().unwrap_or("")), folder)
+        }
+        Err(_) => ("its url".into(), "/".into()),
+    }
+}
+
+/// The HTTP status a service answered, where the error carries its response.
+fn http_status(text: &str) -> Option<u16> {
+    let at = text.find("status: ")? + "status: ".len();
+    text[at..].get(..3)?.parse().ok().filter(|s| (100..600).contains(s))
+}
+
+/// Why a request failed, in a few words: the server's answer (status, and an S3 error code),
+/// a network failure, or OpenDAL's own message without its context.
+fn plain_cause(e: &opendal::Error, text: &str, status: Option<u16>) -> String {
+    if let Some(status) = status {
+        let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+        let code = text
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map(|(code, _)| format!(" ({code})"))
+            .unwrap_or_default();
+        return format!("the server answered {status} {reason}{code}").replace("  ", " ");
+    }
+    if let Some(words) = network_cause(text) {
+        return words.into();
+    }
+    let message: String = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut short: String = message.chars().take(120).collect();
+    if short.len() < message.len() {
+        short.push('…');
+    }
+    if short.is_empty() {
+        e.kind().to_string()
+    } else {
+        short
+    }
 }
 
 struct WebdavMove {
     base: String,
+    /// The url as configured (without credentials), above the root.
+    url: String,
+    /// Set once the url's folder was found on the server: it is not asked again.
+    url_folder_seen: std::sync::atomic::AtomicBool,
     username: Option<String>,
     password: Option<String>,
     client: reqwest::Client,
 }
 
 impl WebdavMove {
+    /// Whether the folder the url names is on the server: a PROPFIND of it alone. Only a
+    /// clear "no" (404, or 409 for a folder above it missing) is false.
+    async fn url_folder_exists(&self) -> Result<bool, String> {
+        let method = reqwest::Method::from_bytes(b"PROPFIND").map_err(|e| e.to_string())?;
+        let mut req = self.client.request(method, format!("{}/", self.url.trim_end_matches('/'))).header("Depth", "0");
+        if let Some(user) = &self.username {
+            req = req.basic_auth(user, self.password.as_deref());
+        }
+        let status = req.send().await.map_err(|e| e.to_string())?.status();
+        let exists = !matches!(status.as_u16(), 404 | 409);
+        if status.is_success() {
+            self.url_folder_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(exists)
+    }
+
     /// `Ok(Some(true))` when moved, `Ok(Some(false))` when the destination exists, `Ok(None)`
     /// when it is locked by another client's request.
     async fn move_no_replace(&self, from: &str, to: &str) -> Result<Option<bool>, String> {
@@ -502,5 +622,28 @@ impl WebdavMove {
             423 => Ok(None),
             code => Err(format!("the server answered {code} to MOVE")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_is_named_by_its_address_without_credentials_and_its_answer_by_its_status() {
+        assert_eq!(
+            address_of("https://anna:secret@cloud.example:8443/remote.php/dav/files/anna/"),
+            ("https://cloud.example:8443".to_string(), "/remote.php/dav/files/anna".to_string())
+        );
+        assert_eq!(address_of("http://127.0.0.1:9000").1, "/");
+        let text = "Unexpected (permanent) at write, context: { service_operation: Mkcol, uri: \
+                    http://127.0.0.1:1/x/, response: Parts { status: 409, version: HTTP/1.1 } }";
+        assert_eq!(http_status(text), Some(409));
+        assert_eq!(http_status("Unexpected (temporary) at list => send http request"), None);
+        let e = opendal::Error::new(ErrorKind::Unexpected, "<Error><Code>SlowDown</Code></Error>");
+        assert_eq!(
+            plain_cause(&e, "response: Parts { status: 503 } <Code>SlowDown</Code>", Some(503)),
+            "the server answered 503 Service Unavailable (SlowDown)"
+        );
     }
 }

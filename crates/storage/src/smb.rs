@@ -125,7 +125,7 @@ impl SmbStore {
                     cause: format!("the server did not accept user {:?} with this password", c.username),
                 }
             }
-            _ => StoreError::Offline { location: self.label.clone(), cause: e.to_string() },
+            _ => self.offline(&e),
         })?;
         let share = c.share.trim_matches('/');
         let tree = client.connect_share(share).await.map_err(|e| match e.kind() {
@@ -143,6 +143,17 @@ impl SmbStore {
         Ok(Session { tree: Arc::new(tree), conn, _client: client })
     }
 
+    /// The server did not answer: in plain words where the failure is a common one.
+    fn offline(&self, e: &smb2::Error) -> StoreError {
+        let text = e.to_string();
+        tracing::debug!("{}: {text}", self.label);
+        StoreError::Offline {
+            location: self.label.clone(),
+            server: format!("the SMB server at {}:{}", self.config.host, self.config.port),
+            cause: crate::error::network_cause(&text).map(str::to_string).unwrap_or(text),
+        }
+    }
+
     fn remote(&self, op: &'static str, name: &str, cause: String, transient: bool) -> StoreError {
         StoreError::Remote { location: self.label.clone(), op, name: name.to_string(), cause, transient }
     }
@@ -153,7 +164,7 @@ impl SmbStore {
             ErrorKind::NotFound => StoreError::NotFound { name: name.to_string() },
             ErrorKind::AccessDenied => StoreError::PermissionDenied { name: format!("{name} on {location}") },
             ErrorKind::DiskFull => StoreError::Full { name: format!("{name} on {location}") },
-            ErrorKind::ConnectionLost => StoreError::Offline { location, cause: e.to_string() },
+            ErrorKind::ConnectionLost => self.offline(&e),
             ErrorKind::AuthRequired => StoreError::AuthRefused {
                 location,
                 cause: format!("the server no longer accepts user {:?}: {e}", self.config.username),

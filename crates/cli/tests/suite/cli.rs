@@ -218,3 +218,65 @@ fn regex_free_date(line: &str) -> bool {
             && d(15)
     })
 }
+
+/// The ```toml blocks of a Markdown file, in reading order.
+fn toml_examples(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```toml") => current = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => blocks.extend(current.take()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// `b` merged into `a`: tables key by key, anything else replaced.
+fn merge(a: &mut toml::Table, b: toml::Table) {
+    for (key, value) in b {
+        match (a.get_mut(&key), value) {
+            (Some(toml::Value::Table(mine)), toml::Value::Table(theirs)) => merge(mine, theirs),
+            (_, value) => {
+                a.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Every example configuration in README.md and docs/CONFIG.md is accepted by the real
+/// binary, each with the examples before it in the same file (a later one may use a location
+/// or unit an earlier one made): a documented example must never be refused.
+#[test]
+fn every_documented_example_configuration_is_accepted() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut tried = 0;
+    for doc in ["README.md", "docs/CONFIG.md"] {
+        let text = fs::read_to_string(root.join(doc)).unwrap();
+        let mut so_far = toml::Table::new();
+        for (i, block) in toml_examples(&text).into_iter().enumerate() {
+            let example: toml::Table =
+                toml::from_str(&block).unwrap_or_else(|e| panic!("{doc}, example {}: not TOML: {e}\n{block}", i + 1));
+            merge(&mut so_far, example);
+            let sb = Sandbox::new("");
+            fs::write(&sb.config, toml::to_string(&so_far).unwrap()).unwrap();
+            for args in [&["units", "list"][..], &["schedules", "list"]] {
+                let out = sb.run(args);
+                assert!(
+                    out.status.success(),
+                    "{doc}, example {} is refused by `lifeboat {}`: {}\n{block}",
+                    i + 1,
+                    args.join(" "),
+                    stderr(&out)
+                );
+            }
+            tried += 1;
+        }
+    }
+    assert!(tried >= 5, "the examples were found: {tried}");
+}

@@ -240,7 +240,11 @@ fn wrong_credentials_a_missing_bucket_and_an_unreachable_host_are_told_apart() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("s3 wrong secret", good.replace(&s3.secret_key, "not-the-secret-at-all"), "refused the credentials"),
         ("s3 missing bucket", s3.location_toml("no-such-bucket", "x"), "does not exist"),
-        ("s3 unreachable", good.replace(&s3.endpoint, &format!("http://127.0.0.1:{closed}")), "is not reachable"),
+        (
+            "s3 unreachable",
+            good.replace(&s3.endpoint, &format!("http://127.0.0.1:{closed}")),
+            "cannot reach the S3 server",
+        ),
         (
             "sftp wrong key",
             sshd.location_toml(&sb.dir.path().join("r"), sshd.port)
@@ -251,7 +255,7 @@ fn wrong_credentials_a_missing_bucket_and_an_unreachable_host_are_told_apart() {
             "sftp unreachable",
             sshd.location_toml(&sb.dir.path().join("r"), sshd.port)
                 .replace(&format!("port = {}", sshd.port), &format!("port = {closed}")),
-            "is not reachable",
+            "cannot reach the SFTP server",
         ),
     ];
     let mut messages = Vec::new();
@@ -263,6 +267,7 @@ fn wrong_credentials_a_missing_bucket_and_an_unreachable_host_are_told_apart() {
         assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
         assert!(err.contains("location there"), "{what}: names the location: {err}");
         assert!(err.contains(expect), "{what}: says {expect:?}: {err}");
+        assert_in_plain_words(&err, what);
         for secret in [&s3.secret_key, "not-the-secret-at-all"] {
             assert!(!err.contains(secret), "{what}: no secret in the error: {err}");
         }
@@ -535,11 +540,14 @@ fn locations_are_added_listed_checked_and_removed() {
     let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["locations", "list", "--json"])).unwrap();
     let nas = listed.as_array().unwrap().iter().find(|l| l["name"] == "nas").unwrap();
     assert_eq!(nas["reachable"], false);
-    assert!(nas["problem"].as_str().unwrap().contains("is not reachable"), "{nas}");
+    assert!(nas["problem"].as_str().unwrap().contains("cannot reach the SFTP server"), "{nas}");
     let out = sb.run(&["backups", "list", "--json"]);
     assert_eq!(out.status.code(), Some(3), "a partial list exits with warnings");
     let err = stderr(&out);
-    assert!(err.lines().count() == 1 && err.contains("location nas") && err.contains("is not reachable"), "{err}");
+    assert!(
+        err.lines().count() == 1 && err.contains("location nas") && err.contains("cannot reach the SFTP server"),
+        "{err}"
+    );
     serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("the other locations are still listed");
 
     sb.ok(&["locations", "remove", "nas"]);
@@ -732,5 +740,148 @@ fn an_unknown_sftp_server_is_told_with_its_fingerprint_and_trusted_only_when_con
         assert_eq!(out.status.code(), Some(7), "{err}");
         assert!(err.contains("does not match"), "{err}");
         assert!(!err.contains("not known yet"), "{err}");
+    }
+}
+
+/// What a person must never see in a message: a library's error kinds and contexts, module
+/// paths, colour codes.
+fn assert_in_plain_words(err: &str, what: &str) {
+    for internal in ["Unexpected", "reqwest", "context:", "lifeboat_", "opendal", "Parts {", "\x1b"] {
+        assert!(!err.contains(internal), "{what}: {internal:?} shown: {err}");
+    }
+}
+
+#[test]
+fn a_stopped_s3_server_is_told_in_one_plain_line_with_the_unreachable_exit_code() {
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let mut s3 = Seaweed::start(&sb.dir.path().join("weed"));
+    s3.create_bucket("backups");
+    write_config(&sb, "there", &s3.location_toml("backups", "phone"), &[&src]);
+    sb.backup(&[]);
+    s3.process.kill();
+
+    for args in [&["backups", "new"][..], &["backups", "list", "--location", "there"], &["check"]] {
+        let out = sb.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(7), "{args:?}: the exit code of a location that cannot be used: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(
+            err.contains(&format!("cannot reach the S3 server at {} (connection refused)", s3.endpoint)),
+            "{args:?}: says which server and why: {err}"
+        );
+        assert!(err.contains("location there"), "{args:?}: names the location: {err}");
+        assert_in_plain_words(&err, &format!("{args:?}"));
+    }
+    let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["locations", "list", "--json"])).unwrap();
+    let there = listed.as_array().unwrap().iter().find(|l| l["name"] == "there").unwrap();
+    assert_eq!(there["reachable"], false);
+    let problem = there["problem"].as_str().unwrap();
+    assert!(problem.contains("cannot reach the S3 server"), "{problem}");
+    assert_in_plain_words(problem, "locations list");
+
+    // The details are there for whoever asks.
+    let out = sb.run(&["--verbose", "backups", "list", "--location", "there"]);
+    assert!(stderr(&out).contains("Connection refused"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains('\x1b'), "no colour codes when stderr is not a terminal: {}", stderr(&out));
+}
+
+#[test]
+fn a_missing_webdav_folder_is_told_at_once_and_not_retried() {
+    let sb = Sandbox::new("");
+    let src = source(&sb);
+    let dav = Webdav::start(&sb.dir.path().join("dav"));
+    let relay = Relay::start(dav.url.rsplit(':').next().unwrap().parse().unwrap());
+    let url = format!("http://127.0.0.1:{}", relay.port);
+    // A url naming a folder the server does not have (a Nextcloud user's name misspelt, say).
+    let toml = dav.location_toml("lifeboat").replace(&dav.url, &format!("{url}/Backups"));
+    write_config(&sb, "nextcloud", &toml, &[&src]);
+
+    let out = sb.run(&["backups", "new"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line, no retries: {err}");
+    assert!(!err.contains("trying again"), "a missing folder is not retried: {err}");
+    assert!(
+        err.contains(&format!("the folder /Backups does not exist on the WebDAV server at {url}"))
+            && err.contains("location nextcloud"),
+        "{err}"
+    );
+    assert_in_plain_words(&err, "backups new");
+    assert!(!err.contains("409") && !err.contains("Mkcol"), "{err}");
+    let requests = relay.requests.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("{requests} requests");
+    assert!(requests <= 12, "asked once, not again and again: {requests} requests");
+
+    let listed: serde_json::Value = serde_json::from_str(&sb.ok(&["locations", "list", "--json"])).unwrap();
+    let there = listed.as_array().unwrap().iter().find(|l| l["name"] == "nextcloud").unwrap();
+    assert_eq!(there["reachable"], false, "{there}");
+    assert!(there["problem"].as_str().unwrap().contains("/Backups does not exist"), "{there}");
+    let table = sb.ok(&["locations", "list"]);
+    let row = table.lines().find(|l| l.starts_with("nextcloud")).unwrap();
+    assert!(!row.contains("yes"), "{table}");
+
+    // Once the folder is there, the root's folders under it are made by the first backup.
+    // (Made as a person would, on the server: rclone does not see a folder made behind it.)
+    let made = common::http()
+        .build()
+        .unwrap()
+        .request(reqwest::Method::from_bytes(b"MKCOL").unwrap(), format!("{}/Backups", dav.url))
+        .basic_auth(&dav.user, Some(&dav.password))
+        .send()
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    sb.backup(&[]);
+    assert!(dav.root.join("Backups/lifeboat/config").is_file());
+}
+
+#[test]
+fn a_retry_is_announced_in_one_plain_line() {
+    let sb = Sandbox::new("");
+    let src = sb.dir.path().join("photos");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..6u64 {
+        std::fs::write(src.join(format!("IMG_{i:04}.jpg")), random_bytes(4 << 20, 77 + i)).unwrap();
+    }
+    let mut s3 = Seaweed::start(&sb.dir.path().join("weed"));
+    s3.create_bucket("backups");
+    let relay = Relay::start(s3.endpoint.rsplit(':').next().unwrap().parse().unwrap());
+    let toml = s3.location_toml("backups", "phone").replace(&s3.endpoint, &format!("http://127.0.0.1:{}", relay.port));
+    write_config(&sb, "there", &toml, &[&src]);
+    // The line drops once the repository is made and the upload is under way…
+    relay.cut_after(8 << 20);
+    let mut child = sb
+        .command()
+        .args(["backups", "new", "--quiet"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr_pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("trying again")) {
+        lines.push(rx.recv_timeout(std::time::Duration::from_secs(120)).expect("a warning while the line is down"));
+    }
+    // …and comes back.
+    relay.reconnect();
+    let status = child.wait().unwrap();
+    lines.extend(rx.iter());
+    let all = lines.join("\n");
+    eprintln!("{all}");
+    assert!(status.success(), "the backup finishes once the line is back: {all}");
+    for line in &lines {
+        assert_in_plain_words(line, "a retry");
+    }
+    let retries: Vec<&String> = lines.iter().filter(|l| l.contains("trying again")).collect();
+    for line in retries {
+        assert!(line.starts_with("warning: "), "one plain line: {line}");
+        assert!(line.contains(&format!("the S3 server at http://127.0.0.1:{}", relay.port)), "{line}");
     }
 }

@@ -60,7 +60,10 @@ pub struct LocationInfo {
 impl Location {
     pub(crate) fn new(name: String, lc: LocationConfig, dirs: &Dirs) -> Location {
         let path = match lc.kind {
-            LocationKind::Local | LocationKind::Removable => lc.path.as_deref().map(|p| dirs.expand(p)),
+            // A card's relative path is a folder on the card, wherever it is mounted: known
+            // once the card is found.
+            LocationKind::Removable => lc.path.as_deref().map(|p| dirs.expand(p)).filter(|p| p.is_absolute()),
+            LocationKind::Local => lc.path.as_deref().map(|p| dirs.expand(p)),
             _ => None,
         };
         Location { name, kind: lc.kind, config: lc, path, dirs: dirs.clone(), reached: Arc::default() }

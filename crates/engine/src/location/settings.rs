@@ -58,8 +58,11 @@ pub fn validate(name: &str, lc: &LocationConfig) -> Result<(), String> {
         }
     }
     // A folder location's path is where the backups are: relative to whatever folder a
-    // command happened to start in, it would be a different place each time.
-    if let (LocationKind::Local | LocationKind::Removable, Some(path)) = (lc.kind, &lc.path) {
+    // command happened to start in, it would be a different place each time. A card found
+    // by its uuid or label is the exception: there a relative path is a folder on the card.
+    let on_a_card = lc.kind == LocationKind::Removable
+        && ["uuid", "label"].iter().any(|k| lc.other.contains_key(*k) || lc.other.contains_key(&format!("{k}_file")));
+    if let (LocationKind::Local | LocationKind::Removable, Some(path), false) = (lc.kind, &lc.path, on_a_card) {
         let p = path.as_str();
         if !(p.starts_with('/') || p == "~" || p.starts_with("~/") || p.starts_with('$')) {
             return Err(format!("location {name} ({kind}) path {p:?} must start with / or ~/"));

@@ -130,9 +130,17 @@ impl SftpStore {
             fingerprint: fingerprint.to_string(),
         };
         let outcome = block_on_for(REQUEST_LIMIT, async { self.handshake(check).await.map(drop) });
-        outcome.unwrap_or_else(|| {
-            Err(StoreError::Offline { location: self.label.clone(), cause: "the server did not answer in time".into() })
-        })
+        outcome.unwrap_or_else(|| Err(self.offline("the server did not answer in time".into())))
+    }
+
+    /// The server cannot be reached: named, with the cause in plain words.
+    fn offline(&self, cause: String) -> StoreError {
+        let c = &self.config;
+        StoreError::Offline {
+            location: self.label.clone(),
+            server: format!("the SFTP server at {}:{}", c.host, c.port),
+            cause: crate::error::network_cause(&cause).map(str::to_string).unwrap_or(cause),
+        }
     }
 
     fn remote_path(&self, name: &str) -> String {
@@ -221,15 +229,13 @@ impl SftpStore {
                 }),
             }),
             Err(HostKeyError::Refused(why)) => Err(StoreError::HostKey { location: self.label.clone(), cause: why }),
-            Err(HostKeyError::Ssh(e)) => {
-                Err(StoreError::Offline { location: self.label.clone(), cause: describe_ssh_error(&e) })
-            }
+            Err(HostKeyError::Ssh(e)) => Err(self.offline(describe_ssh_error(&e))),
         }
     }
 
     async fn connect(&self) -> StoreResult<Connection> {
         let c = &self.config;
-        let offline = |cause: String| StoreError::Offline { location: self.label.clone(), cause };
+        let offline = |cause: String| self.offline(cause);
         let mut handle = self.handshake(c.host_key.clone()).await?;
         let authenticated = if let Some(key_file) = &c.key_file {
             let key = keys::load_secret_key(key_file, None).map_err(|e| StoreError::AuthRefused {

@@ -419,6 +419,12 @@ impl Relay {
         self.cut_after.store(self.sent.load(Ordering::SeqCst) + bytes, Ordering::SeqCst);
     }
 
+    /// The network is back: new connections reach the server again.
+    pub fn reconnect(&self) {
+        self.cut_after.store(u64::MAX, Ordering::SeqCst);
+        self.cut.store(false, Ordering::SeqCst);
+    }
+
     pub fn is_cut(&self) -> bool {
         self.cut.load(Ordering::SeqCst)
     }
