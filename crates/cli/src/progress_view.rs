@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lifeboat_engine::progress::ProgressSnapshot;
 use lifeboat_engine::Progress;
 
 use crate::format;
@@ -28,12 +29,12 @@ impl ProgressView {
         let tty = std::io::stderr().is_terminal();
         let bar = tty.then(|| {
             let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(8));
+            // The rate and ETA are the progress's own (of the figure the bar shows), in the
+            // prefix, as on the page and in the API.
             b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {msg:20} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{spinner} {msg:20} [{bar:30}] {bytes}/{total_bytes} {prefix}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
             b
         });
@@ -41,7 +42,6 @@ impl ProgressView {
             let stop = stop.clone();
             let bar = bar.clone();
             std::thread::spawn(move || {
-                let started = Instant::now();
                 let mut last_plain = Instant::now();
                 let (m, c) = &*stop;
                 let mut stopped = m.lock().expect("progress lock");
@@ -49,31 +49,14 @@ impl ProgressView {
                     let s = progress.snapshot();
                     match &bar {
                         Some(b) => {
-                            b.set_length(s.bytes_total.max(s.bytes_done));
+                            b.set_length(s.bytes_total);
                             b.set_position(s.bytes_done);
                             b.set_message(format!("{} ({})", s.phase, format::count(s.files_done, "file", "files")));
+                            b.set_prefix(rate_and_eta(&s));
                         }
                         None if last_plain.elapsed() >= PLAIN_EVERY => {
                             last_plain = Instant::now();
-                            let secs = started.elapsed().as_secs_f64().max(0.001);
-                            let rate = s.bytes_done as f64 / secs;
-                            let eta = if s.bytes_total > s.bytes_done && rate > 0.0 {
-                                format!(", ETA {}", format::duration((s.bytes_total - s.bytes_done) as f64 / rate))
-                            } else {
-                                String::new()
-                            };
-                            let total = if s.bytes_total > 0 {
-                                format!(" of {}", format::bytes(s.bytes_total))
-                            } else {
-                                String::new()
-                            };
-                            eprintln!(
-                                "{}: {}{total}, {}, {}/s{eta}",
-                                s.phase,
-                                format::bytes(s.bytes_done),
-                                format::count(s.files_done, "file", "files"),
-                                format::bytes(rate as u64)
-                            );
+                            eprintln!("{}", plain_line(&s));
                         }
                         None => {}
                     }
@@ -118,4 +101,38 @@ impl Drop for ProgressView {
     fn drop(&mut self) {
         self.stop_thread();
     }
+}
+
+/// "8.0 MiB/s, ETA 12s", or what of it is known.
+fn rate_and_eta(s: &ProgressSnapshot) -> String {
+    let mut parts = Vec::new();
+    if s.rate >= 1.0 {
+        parts.push(format!("{}/s", format::bytes(s.rate as u64)));
+    }
+    if let Some(eta) = s.eta {
+        parts.push(format!("ETA {}", format::duration(eta)));
+    }
+    parts.join(", ")
+}
+
+/// The line written every few seconds when standard error is not a terminal:
+/// "backing up: 16.0 MiB of 40.0 MiB (40.0 MiB read), 24 of 24 files, 8.0 MiB/s, ETA 3s".
+fn plain_line(s: &ProgressSnapshot) -> String {
+    let mut line = format!("{}: {}", s.phase, format::bytes(s.bytes_done));
+    if s.bytes_total > 0 {
+        line.push_str(&format!(" of {}", format::bytes(s.bytes_total)));
+    }
+    if s.bytes_read > s.bytes_done {
+        line.push_str(&format!(" ({} read)", format::bytes(s.bytes_read)));
+    }
+    if s.totals_known && s.files_total > 0 {
+        line.push_str(&format!(", {} of {}", s.files_done, format::count(s.files_total, "file", "files")));
+    } else {
+        line.push_str(&format!(", {}", format::count(s.files_done, "file", "files")));
+    }
+    let rate = rate_and_eta(s);
+    if !rate.is_empty() {
+        line.push_str(&format!(", {rate}"));
+    }
+    line
 }

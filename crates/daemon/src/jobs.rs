@@ -43,7 +43,7 @@ pub struct Job {
 
 struct Inner {
     state: JobState,
-    started: Option<(jiff::Timestamp, Instant)>,
+    started: Option<jiff::Timestamp>,
     finished: Option<jiff::Timestamp>,
     log: Vec<String>,
     /// Lines dropped from the front of `log` (so readers can follow by line number).
@@ -66,25 +66,15 @@ pub struct JobView {
     pub created: String,
     pub started: Option<String>,
     pub finished: Option<String>,
-    pub progress: ProgressView,
+    /// The job's figures (`lifeboat_engine::progress`); once it has ended, its end: 100 %
+    /// when it succeeded, no percent, rate or ETA when it failed or was cancelled.
+    pub progress: ProgressSnapshot,
     pub result: Option<serde_json::Value>,
     /// Why it failed, in the API's words.
     pub error: Option<String>,
     /// The kind of the failure (docs/CONFIG.md, "Errors").
     pub error_kind: Option<ErrorKind>,
     pub log_lines: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ProgressView {
-    #[serde(flatten)]
-    pub counts: ProgressSnapshot,
-    /// 0-100, when the totals are known.
-    pub percent: Option<f64>,
-    /// Bytes a second since the job started.
-    pub rate: f64,
-    /// Seconds left at that rate, when the totals are known.
-    pub eta: Option<f64>,
 }
 
 impl Job {
@@ -139,18 +129,11 @@ impl Job {
 
     pub fn view(&self) -> JobView {
         let i = self.inner.lock().expect("job lock");
-        let counts = self.progress.snapshot();
-        let elapsed = i.started.map(|(_, at)| at.elapsed().as_secs_f64()).unwrap_or(0.0);
-        let rate = if elapsed > 0.0 { counts.bytes_done as f64 / elapsed } else { 0.0 };
-        let known = counts.totals_known && counts.bytes_total > 0;
-        let percent = if i.state == JobState::Succeeded {
-            Some(100.0)
-        } else if known {
-            Some((counts.bytes_done as f64 * 100.0 / counts.bytes_total as f64).min(100.0))
-        } else {
-            None
+        let progress = match i.state {
+            JobState::Succeeded => self.progress.snapshot().ended(true),
+            JobState::Failed | JobState::Cancelled => self.progress.snapshot().ended(false),
+            JobState::Queued | JobState::Running => self.progress.snapshot(),
         };
-        let eta = (known && rate > 0.0).then(|| counts.bytes_total.saturating_sub(counts.bytes_done) as f64 / rate);
         JobView {
             id: self.id,
             kind: self.kind.clone(),
@@ -158,9 +141,9 @@ impl Job {
             location: self.location.clone(),
             description: self.description.clone(),
             created: self.created.to_string(),
-            started: i.started.map(|(t, _)| t.to_string()),
+            started: i.started.map(|t| t.to_string()),
             finished: i.finished.map(|t| t.to_string()),
-            progress: ProgressView { counts, percent, rate, eta },
+            progress,
             result: i.result.clone(),
             error: i.error.as_ref().map(|e| crate::api::ApiError::of(e).message),
             error_kind: i.error.as_ref().map(EngineError::kind),
@@ -174,8 +157,9 @@ impl Job {
         if i.state != JobState::Running || i.stuck_reported {
             return false;
         }
-        let p = &self.progress;
-        let now = p.files_done.load(Ordering::Relaxed) + p.bytes_done.load(Ordering::Relaxed);
+        // Every stage counts: a long upload after the reading is progress too.
+        let p = self.progress.snapshot();
+        let now = p.files_done + p.bytes_read + p.bytes_done;
         if now != i.last_move.0 {
             i.last_move = (now, Instant::now());
             return false;
@@ -235,7 +219,7 @@ impl Jobs {
                     return;
                 }
                 i.state = JobState::Running;
-                i.started = Some((jiff::Timestamp::now(), Instant::now()));
+                i.started = Some(jiff::Timestamp::now());
                 i.last_move = (0, Instant::now());
             }
             j.changed.notify_all();

@@ -148,24 +148,36 @@ export function jobPanel(api, job, { onDone, showLog = true } = {}) {
     h('div', { class: 'actions' }, cancel, h('a', { href: `/jobs/${job.id}` }, 'Open')),
     result, logBox);
   const show = (v) => {
+    // The figures are the progress's own (crates/engine/src/progress.rs): done never above
+    // total, the rate of what the bar shows; a job that ended badly has no percent.
     const p = v.progress || {};
-    const c = p.counts || {};
+    const ended = ['failed', 'cancelled'].includes(v.state);
     state.replaceChildren(statusBadge(v.state));
-    if (p.percent !== null && p.percent !== undefined) {
+    bar.hidden = ended;
+    if (ended) {
+      pct.textContent = '';
+    } else if (p.percent !== null && p.percent !== undefined) {
       bar.value = p.percent;
       pct.textContent = `${Math.floor(p.percent)} %`;
-    } else if (v.state === 'succeeded') {
-      bar.value = 100;
-      pct.textContent = '100 %';
     } else {
       bar.removeAttribute('value');
       pct.textContent = '';
     }
-    phase.textContent = c.phase ? `${c.phase} · ` : '';
+    phase.textContent = p.phase && !ended ? `${p.phase} · ` : '';
     const parts = [];
-    if (c.files_done !== undefined) parts.push(count(c.files_done, 'file', 'files'));
-    if (c.bytes_done !== undefined) parts.push(`${bytes(c.bytes_done)}${c.bytes_total ? ' of ' + bytes(c.bytes_total) : ''}`);
-    if (p.rate) parts.push(`${bytes(p.rate)}/s`);
+    const did = p.files_done || p.bytes_done;
+    if (p.files_done !== undefined && (!ended || did)) {
+      parts.push(p.totals_known && p.files_total && !ended
+        ? `${p.files_done} of ${count(p.files_total, 'file', 'files')}`
+        : count(p.files_done, 'file', 'files'));
+    }
+    if (p.bytes_done !== undefined && (!ended || did)) {
+      let b = bytes(p.bytes_done);
+      if (p.bytes_total && !ended) b += ` of ${bytes(p.bytes_total)}`;
+      if (p.bytes_read > p.bytes_done) b += ` (${bytes(p.bytes_read)} read)`;
+      parts.push(b);
+    }
+    if (p.rate && v.state === 'running') parts.push(`${bytes(Math.round(p.rate))}/s`);
     if (p.eta !== null && p.eta !== undefined && v.state === 'running') parts.push(`about ${duration(p.eta)} left`);
     facts.textContent = parts.join(' · ');
     cancel.hidden = ['succeeded', 'failed', 'cancelled'].includes(v.state);

@@ -37,8 +37,11 @@ pub struct WriteStats {
     /// is stored whole.
     pub stored_bytes: AtomicU64,
     /// Bytes of sealed blobs put into packs for the location, stored or not yet: with
-    /// `stored_bytes`, how far the uploads are behind what was read.
+    /// `stored_sealed_bytes`, how far the uploads are behind what was read.
     pub sealed_bytes: AtomicU64,
+    /// The part of `sealed_bytes` in packs stored whole (`stored_bytes` less the pack
+    /// headers): `sealed_bytes` less this is what still waits to reach the location.
+    pub stored_sealed_bytes: AtomicU64,
     /// Blobs already present.
     pub known_blobs: AtomicU64,
     pub packs: AtomicU64,
@@ -169,6 +172,8 @@ impl Shared {
         });
         stored?;
         self.stats.stored_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let sealed: u64 = pack.entries.iter().map(|e| u64::from(e.length)).sum();
+        self.stats.stored_sealed_bytes.fetch_add(sealed, Ordering::Relaxed);
         let n = self.stats.packs.fetch_add(1, Ordering::Relaxed) + 1;
         // The buffer comes back for the next pack when the location kept no hold of it.
         if let Ok(buffer) = bytes.try_into_mut() {

@@ -22,6 +22,7 @@ mod interruptions;
 mod live_restore;
 mod locations;
 mod package;
+mod progress;
 mod repository;
 mod restore_exit_codes;
 mod restore_model;

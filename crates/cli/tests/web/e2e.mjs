@@ -106,6 +106,8 @@ try {
   assert.equal(await panel.locator('.badge').first().textContent(), 'Finished');
   assert.equal(await panel.locator('.pct').textContent(), '100 %');
   assert.equal(await panel.locator('progress').evaluate((p) => p.value), 100);
+  // Its figures: files and bytes of their totals, in IEC units as the command line writes them.
+  assert.match(await panel.locator('.facts').textContent(), /^\d+ of \d+ files · [\d.]+ (B|KiB|MiB) of [\d.]+ (B|KiB|MiB)$/);
   await panel.getByText('The backup is complete.').waitFor();
 
   // A job that runs long: the page can be reloaded and its progress is still followed.
@@ -130,6 +132,8 @@ try {
   await slowForm.getByRole('button', { name: 'Back up now' }).click();
   const toCancel = page.locator('.job', { hasText: 'backup of slow' }).first();
   await toCancel.locator('.badge', { hasText: 'Running' }).waitFor(LONG);
+  // Its total is known (estimated from the first run of the unit): it shows a percent.
+  await toCancel.locator('.pct', { hasText: /^\d+ %$/ }).waitFor(LONG);
   await toCancel.getByRole('button', { name: 'Cancel' }).click();
   release();
   await toCancel.locator('.badge', { hasText: 'Cancelled' }).waitFor(LONG);
@@ -161,6 +165,10 @@ try {
   // An unreachable location: said in words, with what to do.
   const card = await backUp(page, { location: 'card' });
   assert.match(await card.locator('.result').textContent(), /It failed: .*no memory card or disk is mounted/);
+  // Failed, and shown so: no bar (not even a moving one), no percent.
+  assert.equal(await card.locator('.badge').first().textContent(), 'Failed');
+  assert.ok(await card.locator('progress').isHidden(), 'a failed job shows no progress bar');
+  assert.equal(await card.locator('.pct').textContent(), '');
   await page.goto('/');
   await page.locator('#backups tr', { hasText: 'Web partial' }).waitFor();
   await shots(page, 'backups');

@@ -75,7 +75,7 @@ fn render(d: &Shared) -> String {
         if v.state == JobState::Running {
             running += 1;
         }
-        *bytes.entry(j.kind.clone()).or_default() += v.progress.counts.bytes_done;
+        *bytes.entry(j.kind.clone()).or_default() += v.progress.bytes_done;
         if let (Some(s), Some(f)) = (&v.started, &v.finished) {
             if let (Ok(s), Ok(f)) = (s.parse::<jiff::Timestamp>(), f.parse::<jiff::Timestamp>()) {
                 *seconds.entry(j.kind.clone()).or_default() +=

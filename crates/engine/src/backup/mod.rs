@@ -163,7 +163,8 @@ pub fn run(
     };
     let result: EngineResult<Vec<SnapshotUnit>> = std::thread::scope(|s| {
         match parent_totals {
-            Some((files, bytes)) => progress.set_totals(files, bytes, false),
+            // An estimate of the whole from the previous backups; it grows if it proves low.
+            Some((files, bytes)) => progress.set_totals(files, bytes, true),
             None => {
                 let units = &req.units;
                 let (done, overlaps) = (&done, &overlaps);
@@ -585,8 +586,9 @@ pub(crate) fn dry_unit(
 pub(crate) fn count_unit(unit: &Unit, progress: &Progress) -> (u64, u64) {
     let done = AtomicBool::new(false);
     scan::count(&[unit], &Overlaps::default(), progress, &done);
-    let s = progress.snapshot();
-    (s.files_total, s.bytes_total)
+    // The counters, not a snapshot: a snapshot's totals never shrink, and a caller counts
+    // unit after unit with one progress.
+    (progress.files_total.load(Ordering::Relaxed), progress.bytes_total.load(Ordering::Relaxed))
 }
 
 /// Staging space for database copies: Lifeboat's data folder (never backed up itself).
