@@ -47,6 +47,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("unit {unit}: {reason}; nothing was restored")]
     Hook { unit: String, reason: String },
+    #[error("unit {unit}: {detail}; nothing was restored")]
+    DatabaseInUse { unit: String, detail: String },
     #[error("backup file {file}: {detail}")]
     BackupFile { file: String, detail: String },
     #[error("backup file {file}: {detail}")]
@@ -271,6 +273,7 @@ impl EngineError {
             | EngineError::NotLike { .. }
             | EngineError::DeviceKeyExists { .. }
             | EngineError::InterruptedRestore { .. }
+            | EngineError::DatabaseInUse { .. }
             | EngineError::CannotUndo { .. } => K::Conflict,
             EngineError::Cancelled => K::Interrupted,
             EngineError::Repo(r) => repo_kind(r),
