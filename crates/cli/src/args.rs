@@ -448,6 +448,10 @@ pub enum BackupsCommand {
         /// it to compare its content (faster; a file damaged with its date intact stays so).
         #[arg(long)]
         trust_dates: bool,
+        /// Restore a database in place even while another process has it open for writing
+        /// (what that process writes afterwards may be lost).
+        #[arg(long)]
+        force: bool,
         /// Only this file or folder of the backup (repeatable; globs allowed, and a pattern
         /// without / matches names). In place, through the same plan, dry run and safety
         /// backup; what else is in the folders along it stays.

@@ -211,6 +211,10 @@ pub struct RestoreSpec {
     /// In place, a backup another device made is restored only when this names its device.
     #[serde(default)]
     pub from_device: Option<String>,
+    /// In place, restore a `sqlite` unit's database even while another process has it open
+    /// for writing (by default that is refused, naming the process).
+    #[serde(default)]
+    pub force: bool,
 }
 
 impl RestoreSpec {
@@ -227,6 +231,7 @@ impl RestoreSpec {
             paths: self.paths.clone(),
             trust_dates: self.trust_dates,
             from_device: self.from_device.clone(),
+            force: self.force,
         }
     }
 }

@@ -180,6 +180,11 @@ pub struct UnitConfig {
     pub before_restore: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_restore: Option<String>,
+    /// Applications stopped while the unit is restored in place and started again after
+    /// (`systemd:NAME`, `docker:NAME`, `podman:NAME`; see `ServicePattern`): only those that
+    /// run, each once however many units name it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop_while_restoring: Vec<String>,
     /// Seconds a hook, export or import may run before it is stopped (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
@@ -242,6 +247,11 @@ pub fn parse(text: &str, path: &Path) -> EngineResult<Config> {
                 path: path.to_path_buf(),
                 detail: format!("unit name {name:?} may only hold letters, digits, '-' and '_'"),
             });
+        }
+        for entry in &unit.stop_while_restoring {
+            if let Err(detail) = crate::services::ServicePattern::parse(entry) {
+                return Err(EngineError::Config { path: path.to_path_buf(), detail: format!("unit {name}: {detail}") });
+            }
         }
         if unit.kind == UnitKind::Sqlite && unit.database.is_none() {
             return Err(EngineError::Config {

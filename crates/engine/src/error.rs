@@ -51,6 +51,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("unit {unit}: {reason}; nothing was restored")]
     Hook { unit: String, reason: String },
+    #[error("unit {unit}: {detail}; nothing was restored")]
+    DatabaseInUse { unit: String, detail: String },
     #[error("backup file {file}: {detail}")]
     BackupFile { file: String, detail: String },
     #[error("backup file {file}: {detail}")]
@@ -289,6 +291,7 @@ impl EngineError {
             | EngineError::NotLike { .. }
             | EngineError::DeviceKeyExists { .. }
             | EngineError::InterruptedRestore { .. }
+            | EngineError::DatabaseInUse { .. }
             | EngineError::CannotUndo { .. } => K::Conflict,
             EngineError::Cancelled => K::Interrupted,
             EngineError::Repo(r) => repo_kind(r),

@@ -33,6 +33,7 @@ mod meta;
 mod profile;
 mod restore;
 mod retention;
+mod services;
 mod unit;
 mod workers;
 
@@ -58,8 +59,10 @@ pub use copy::CopyOutcome;
 pub use device::{Device, Devices};
 pub use estimate::UnitEstimate;
 pub use location::LocationInfo;
-pub use restore::{Action as PlanAction, RestoreMode, RestoreReport, SafetyBackup, Step as PlanStep};
+pub use restore::writers::Process;
+pub use restore::{Action as PlanAction, DatabaseInUse, RestoreMode, RestoreReport, SafetyBackup, Step as PlanStep};
 pub use retention::Policy as RetentionPolicy;
+pub use services::{Manager as ServiceManager, ServicePattern};
 pub use unit::{Filter, Selection};
 
 pub(crate) use lifeboat_repository::{hostname as host, username as user};

@@ -57,6 +57,15 @@ impl RunLog {
         self.line("INFO", msg);
     }
 
+    /// Something done that a person should know of (a service stopped for a restore): logged
+    /// and shown, not a warning.
+    pub fn say(&self, msg: &str) {
+        self.line("INFO", msg);
+        if let Some(e) = &self.echo {
+            e(msg);
+        }
+    }
+
     /// A warning: logged, shown, and counted in the progress.
     pub fn warn(&self, progress: &Progress, msg: &str) {
         progress.warnings.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

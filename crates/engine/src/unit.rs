@@ -43,6 +43,8 @@ pub struct Hooks {
     pub after_backup: Option<String>,
     pub before_restore: Option<String>,
     pub after_restore: Option<String>,
+    /// Applications stopped while the unit is restored in place, and started again after.
+    pub stop_while_restoring: Vec<crate::services::ServicePattern>,
     pub timeout: std::time::Duration,
 }
 
@@ -164,6 +166,12 @@ fn resolve(name: &str, uc: &UnitConfig, dirs: &Dirs, extra_excludes: &[PathBuf])
         after_backup: uc.after_backup.clone(),
         before_restore: uc.before_restore.clone(),
         after_restore: uc.after_restore.clone(),
+        stop_while_restoring: uc
+            .stop_while_restoring
+            .iter()
+            .map(|e| crate::services::ServicePattern::parse(e))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?,
         timeout: uc.timeout.map(std::time::Duration::from_secs).unwrap_or(crate::command::DEFAULT_TIMEOUT),
     };
     for (w, p) in &paths {

@@ -386,6 +386,9 @@ pub(super) fn print_plan(report: &lifeboat_engine::RestoreReport) -> std::io::Re
     for p in &report.problems {
         eprintln!("problem: {p}");
     }
+    for s in &report.stopped {
+        outln!("Would stop {s} while restoring, and start it again after.")?;
+    }
     outln!(
         "{} to create, {} to replace, {} to delete, {} kept, {} unchanged.",
         report.create,

@@ -98,6 +98,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 trust_dates,
                 paths,
                 from_device,
+                force,
                 location,
                 json,
                 ..
@@ -118,6 +119,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     paths,
                     trust_dates,
                     from_device,
+                    force,
                 };
                 match from_file {
                     Some(file) => backup_files::restore(&ctx, &file, order, with_config, json),

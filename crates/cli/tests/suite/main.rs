@@ -5,6 +5,7 @@
 mod common;
 
 mod abuse;
+mod applications;
 mod backup_file_budgets;
 mod backup_files;
 mod browse;

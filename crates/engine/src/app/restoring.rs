@@ -35,6 +35,9 @@ pub struct RestoreOrder {
     /// In place, a backup of another device is restored only when this names its device
     /// (`--from-device`): its files replace this device's.
     pub from_device: Option<String>,
+    /// In place, restore a `sqlite` unit's database even while another process has it open
+    /// for writing (by default that is refused, naming the process).
+    pub force: bool,
 }
 
 impl Lifeboat {
@@ -69,6 +72,7 @@ impl Lifeboat {
             paths: order.paths,
             trust_dates: order.trust_dates,
             device: Some(device),
+            force: order.force,
         };
         restore::run(&found.repo, &found.snapshot, &dirs, &req, progress, &log)
     }
@@ -103,6 +107,7 @@ impl Lifeboat {
             passphrase,
             devices: order.devices,
             map_paths: order.map_paths,
+            force: order.force,
         };
         backup_file::restore(input, label, &dirs, &req, progress, &log)
     }

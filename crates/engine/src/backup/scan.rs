@@ -84,6 +84,7 @@ mod tests {
                 after_backup: None,
                 before_restore: None,
                 after_restore: None,
+                stop_while_restoring: Vec::new(),
                 timeout: std::time::Duration::from_secs(1),
             },
         }

@@ -23,7 +23,7 @@ use crate::progress::Progress;
 use crate::restore::entry::Entry;
 use crate::restore::fsops;
 use crate::restore::plan::{self, destination, PathMap};
-use crate::restore::{Owners, RestoreMode, RestoreReport};
+use crate::restore::{databases_in_use, stop_services, InUseCheck, Owners, RestoreMode, RestoreReport};
 use crate::runlog::RunLog;
 use crate::{EngineError, EngineResult};
 
@@ -39,6 +39,8 @@ pub struct FileRestoreRequest {
     /// Create device nodes (as root only).
     pub devices: bool,
     pub map_paths: Vec<(PathBuf, PathBuf)>,
+    /// Restore a database in place even while another process has it open for writing.
+    pub force: bool,
 }
 
 /// One unit root being restored.
@@ -125,10 +127,18 @@ pub fn restore(
         // A backup file has no index to compare contents with: sizes and dates decide.
         content: None,
     };
+    // The units configured here: their services are stopped and their hooks run around the
+    // restore, as around a restore from a repository.
+    let configured: Vec<&crate::unit::Unit> =
+        req.configured.iter().filter(|u| manifest.units.iter().any(|f| f.name == u.name && chosen(f))).collect();
+    let check = InUseCheck { in_place: req.target.is_none(), dry_run: req.dry_run, force: req.force };
     if req.dry_run {
         let found = dry_items(reader, req, &placed, &archives, &map, &chosen)?;
         let plan = plan::build(placed, found, &[], &cmp);
         let mut report = RestoreReport::from_plan(&plan);
+        let stopped = stop_services(&configured, check.in_place, true, progress, log)?;
+        databases_in_use(&plan, &configured, &stopped, check, &mut report, log)?;
+        report.stopped = stopped.names();
         report.plan = plan.listing();
         return Ok((manifest, report));
     }
@@ -203,6 +213,14 @@ pub fn restore(
         .filter(|r| std::fs::symlink_metadata(&r.staging).is_err())
         .map(|r| format!("{}: not in the backup file", r.dest.display()))
         .collect();
+    // The applications stopped and the hooks run first, so the plan sees what they leave (a
+    // database's journals removed by its application's shutdown).
+    let stopped = stop_services(&configured, check.in_place, false, progress, log)?;
+    for unit in &configured {
+        if let Err(e) = crate::restore::hook(unit, &unit.hooks.before_restore, dirs) {
+            return Err(EngineError::Hook { unit: unit.name.clone(), reason: format!("before_restore: {e}") });
+        }
+    }
     let found = items_from_area(&placed, &roots);
     let plan = plan::build(placed, found, &[], &cmp);
     let from = |item: &plan::Item| {
@@ -218,14 +236,8 @@ pub fn restore(
         paths: Vec::new(),
         trust_dates: false,
     };
-    // The hooks of the units configured here, as around a restore from a repository.
-    let configured: Vec<&crate::unit::Unit> =
-        req.configured.iter().filter(|u| manifest.units.iter().any(|f| f.name == u.name && chosen(f))).collect();
-    for unit in &configured {
-        if let Err(e) = crate::restore::hook(unit, &unit.hooks.before_restore, dirs) {
-            return Err(EngineError::Hook { unit: unit.name.clone(), reason: format!("before_restore: {e}") });
-        }
-    }
+    let mut report = RestoreReport::from_plan(&plan);
+    let in_use = databases_in_use(&plan, &configured, &stopped, check, &mut report, log)?;
     let carried = crate::restore::carry_out(
         &plan,
         crate::restore::Source::Files(&from),
@@ -254,7 +266,9 @@ pub fn restore(
         }
     }
     drop(imports);
-    let mut report = RestoreReport::from_plan(&plan);
+    warnings.extend(in_use);
+    report.stopped = stopped.names();
+    warnings.extend(stopped.start_again());
     report.files = carried.files;
     report.dirs = carried.dirs;
     report.bytes = carried.bytes;

@@ -17,6 +17,7 @@ pub(crate) mod plan;
 pub(crate) mod room;
 mod safety;
 mod write;
+pub(crate) mod writers;
 
 #[cfg(test)]
 mod model_tests;
@@ -34,6 +35,7 @@ use crate::command;
 use crate::paths::Dirs;
 use crate::progress::Progress;
 use crate::runlog::RunLog;
+use crate::services::Stopped;
 use crate::unit::{Commands, Unit};
 use crate::{EngineError, EngineResult};
 
@@ -63,6 +65,8 @@ pub struct RestoreRequest {
     pub trust_dates: bool,
     /// The device restored onto, recorded in the safety backup.
     pub device: Option<crate::Device>,
+    /// Restore a database in place even while another process has it open for writing.
+    pub force: bool,
 }
 
 /// What happens to files in a restored folder that the backup does not hold.
@@ -113,6 +117,26 @@ pub struct RestoreReport {
     pub roots: Vec<(String, String)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safety_backup: Option<SafetyBackup>,
+    /// The services and containers stopped for the restore and started again after it
+    /// (`stop_while_restoring`); with `dry_run`, those it would stop.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<String>,
+    /// Databases of the units restored in place that other processes have open for writing
+    /// (after the stop), or that could not be checked for it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_use: Vec<DatabaseInUse>,
+}
+
+/// A database restored in place while other processes have it (or its `-wal` or `-journal`)
+/// open for writing: what they write after the restore goes to a file no longer there.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseInUse {
+    pub unit: String,
+    pub path: String,
+    pub writers: Vec<writers::Process>,
+    /// Processes of other users could not be looked into (not run as root): one of them may
+    /// write to it too.
+    pub unchecked: bool,
 }
 
 impl RestoreReport {
@@ -168,6 +192,8 @@ impl Restore<'_> {
         let _lock = shared_lock_with_index(self.repo, "restore")?;
         self.progress.set_phase("reading the backup's folders");
         let (areas, elsewhere) = self.command_areas()?;
+        let units: Vec<&Unit> = configured_units(req, snapshot).collect();
+        let stopped = stop_services(&units, req.target.is_none(), req.dry_run, self.progress, self.log)?;
         if !req.dry_run {
             for unit in configured_units(req, snapshot) {
                 if let Err(e) = hook(unit, &unit.hooks.before_restore, self.dirs) {
@@ -188,7 +214,10 @@ impl Restore<'_> {
                 first: plan.problems[0].clone(),
             });
         }
+        let check = InUseCheck { in_place: req.target.is_none(), dry_run: req.dry_run, force: req.force };
+        let in_use = databases_in_use(&plan, &units, &stopped, check, &mut report, self.log)?;
         if req.dry_run {
+            report.stopped = stopped.names();
             report.plan = plan.listing();
             return Ok(report);
         }
@@ -217,6 +246,9 @@ impl Restore<'_> {
         report.safety_backup = carried.safety_backup;
         let (mut problems, mut warnings) = (carried.not_restored, carried.warnings);
         self.after(&elsewhere, &mut problems, &mut warnings);
+        warnings.extend(in_use);
+        report.stopped = stopped.names();
+        warnings.extend(stopped.start_again());
         // Not restored is a failure; metadata not set, or an after_restore hook, a warning.
         report.not_restored += problems.len() as u64;
         problems.extend(warnings);
@@ -554,6 +586,111 @@ fn configured_units<'a>(req: &'a RestoreRequest, snapshot: &'a Snapshot) -> impl
     req.configured.iter().filter(move |u| {
         snapshot.units.iter().any(|su| su.name == u.name) && (req.units.is_empty() || req.units.contains(&u.name))
     })
+}
+
+/// Before anything of an in-place restore is written: stops the services and containers the
+/// units restored name in `stop_while_restoring` that run (started again by what is returned,
+/// also when the restore fails). A dry run only says which it would stop.
+pub(crate) fn stop_services<'a>(
+    units: &[&Unit],
+    in_place: bool,
+    dry_run: bool,
+    progress: &'a Progress,
+    log: &'a RunLog,
+) -> EngineResult<Stopped<'a>> {
+    if !in_place {
+        return Ok(Stopped::none(progress, log));
+    }
+    if dry_run {
+        return Ok(Stopped::planned(units, progress, log));
+    }
+    Stopped::stop(units, progress, log)
+}
+
+/// The check before anything of an in-place restore is written, after the units' services
+/// were stopped: a `sqlite` unit's database that another process has open for writing is not
+/// restored under it (`force`: it is, with a warning, returned). Processes that could not be
+/// looked into are said. A dry run reports them as problems.
+pub(crate) fn databases_in_use(
+    plan: &plan::Plan,
+    units: &[&Unit],
+    stopped: &Stopped,
+    req: InUseCheck,
+    report: &mut RestoreReport,
+    log: &RunLog,
+) -> EngineResult<Vec<String>> {
+    if !req.in_place {
+        return Ok(Vec::new());
+    }
+    let mut warnings = Vec::new();
+    for r in plan.roots.iter().filter(|r| r.kind == "sqlite") {
+        let (found, unchecked) = writers::writers(&writers::database_files(&r.dest));
+        if found.is_empty() && !unchecked {
+            continue;
+        }
+        let path = r.dest.display().to_string();
+        report.in_use.push(DatabaseInUse {
+            unit: r.unit.clone(),
+            path: path.clone(),
+            writers: found.clone(),
+            unchecked,
+        });
+        if found.is_empty() {
+            log.say(&format!(
+                "note: unit {}: processes of other users could not be checked for writing to {path} (as root they are)",
+                r.unit
+            ));
+            continue;
+        }
+        let who = found.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+        let stops = units.iter().any(|u| u.name == r.unit && !u.hooks.stop_while_restoring.is_empty());
+        if req.dry_run {
+            let first = if stopped.is_empty() {
+                String::new()
+            } else {
+                format!("; the restore stops {} first", stopped.names().join(", "))
+            };
+            let then = if req.force {
+                "it is restored under it (--force)"
+            } else {
+                "the restore is refused while it is (--force restores under it)"
+            };
+            report.problems.push(format!("unit {}: {path} is open for writing by {who}{first}; {then}", r.unit));
+        } else if req.force {
+            let msg = format!(
+                "unit {}: {path} was restored while open for writing by {who} (--force): what it writes from now on may be lost; restart it",
+                r.unit
+            );
+            warnings.push(msg);
+        } else {
+            let detail = if !stopped.is_empty() {
+                format!(
+                    "{path} is still open for writing by {who} after stopping {}: stop that too, or restore under it with --force",
+                    stopped.names().join(", ")
+                )
+            } else if stops {
+                format!(
+                    "{path} is open for writing by {who}, and nothing that stop_while_restoring of [unit.{}] names runs: stop it, or restore under it with --force",
+                    r.unit
+                )
+            } else {
+                format!(
+                    "{path} is open for writing by {who}: stop it (or add stop_while_restoring to [unit.{}] so that the restore does), or restore under it with --force",
+                    r.unit
+                )
+            };
+            return Err(EngineError::DatabaseInUse { unit: r.unit.clone(), detail });
+        }
+    }
+    Ok(warnings)
+}
+
+/// How a restore is asked, for [`databases_in_use`].
+#[derive(Clone, Copy)]
+pub(crate) struct InUseCheck {
+    pub in_place: bool,
+    pub dry_run: bool,
+    pub force: bool,
 }
 
 pub(crate) fn hook(unit: &Unit, line: &Option<String>, dirs: &Dirs) -> Result<(), String> {

@@ -422,6 +422,7 @@ impl Case {
                         passphrase: None,
                         devices: false,
                         map_paths: vec![],
+                        force: false,
                     };
                     backup_file::restore(&bytes[..], "model", &rdirs, &req, &Progress::default(), &RunLog::none())
                         .map(|(_, r)| r)
@@ -439,6 +440,7 @@ impl Case {
                         paths: chosen_paths.clone(),
                         trust_dates: false,
                         device: None,
+                        force: false,
                     };
                     restore::run(&repo, &snapshot, &rdirs, &req, &Progress::default(), &RunLog::none())
                         .map_err(|e| e.to_string())
@@ -561,6 +563,7 @@ impl Case {
                 paths: vec![],
                 trust_dates: false,
                 device: None,
+                force: false,
             };
             let undo = restore::run(&repo, &safety, &rdirs, &req, &Progress::default(), &RunLog::none())
                 .map_err(|e| format!("{describe}: undo: {e}"))?;
@@ -673,6 +676,7 @@ fn a_snapshot_whose_paths_climb_out_is_refused_and_reported_by_check() {
                 paths: vec![],
                 trust_dates: false,
                 device: None,
+                force: false,
             };
             let e = restore::run(&repo, &planted, &dirs, &req, &Progress::default(), &RunLog::none()).unwrap_err();
             assert!(e.to_string().contains("refused"), "{bad}: {e}");
