@@ -84,8 +84,56 @@ fn program(name: &str) -> Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("{name} is not installed: the APT hook needs it to run as the user it serves"))
 }
 
+/// `path` as the hook will name it (symlinks resolved), refused when anyone but its owner and
+/// root can change what it is: APT runs the hook as root, and the hook runs what it names as
+/// its owner — a program, a configuration (whose command units and hooks are shell commands)
+/// or a folder another user could replace would let them run their own commands as the owner
+/// (as root, for a hook of root's). A missing path is judged by the folder it would be made in.
+fn trusted(path: &Path, owner: &Owner, what: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let real = match path.canonicalize() {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_path_buf(),
+        Err(e) => return Err(e).with_context(|| format!("resolving {}", path.display())),
+    };
+    let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner.uid)).ok().flatten().map(|u| u.gid.as_raw());
+    let mut child_owner_trusted = true;
+    for p in real.ancestors() {
+        let Ok(m) = std::fs::metadata(p) else {
+            // Not there yet: whoever can make it decides what it holds.
+            child_owner_trusted = false;
+            continue;
+        };
+        let mode = m.mode();
+        let sticky_dir = m.is_dir() && mode & 0o1000 != 0 && child_owner_trusted && p != real;
+        let ours = m.uid() == 0 || m.uid() == owner.uid;
+        let group_ok = mode & 0o020 == 0 || sticky_dir || m.gid() == 0 || (owner.uid != 0 && Some(m.gid()) == gid);
+        let others_ok = mode & 0o002 == 0 || sticky_dir;
+        if !(ours && group_ok && others_ok) {
+            let whose = if owner.uid == 0 { "root".to_string() } else { format!("{} and root", owner.name) };
+            bail!(
+                "{what} {} can be changed by someone other than {whose} ({} is owned by uid {}, mode {:o}): the \
+                 hook runs it as {} before every upgrade; keep it where only {whose} can write",
+                real.display(),
+                p.display(),
+                m.uid(),
+                mode & 0o7777,
+                owner.name
+            );
+        }
+        child_owner_trusted = ours;
+    }
+    Ok(real)
+}
+
 /// The command the hook runs: Lifeboat as the owner, in exactly their environment.
-fn hook_command(lifeboat: &Path, owner: &Owner, units: &[String], location: Option<&str>) -> Result<String> {
+fn hook_command(
+    lifeboat: &Path,
+    config: Option<&Path>,
+    owner: &Owner,
+    units: &[String],
+    location: Option<&str>,
+) -> Result<String> {
     let mut words = Vec::new();
     if owner.uid != 0 {
         words.extend([sh_path(&program("runuser")?)?, "-u".into(), sh_word(&owner.name)?, "--".into()]);
@@ -96,7 +144,7 @@ fn hook_command(lifeboat: &Path, owner: &Owner, units: &[String], location: Opti
     }
     words.push(format!("PATH={HOOK_PATH}"));
     words.extend([sh_path(lifeboat)?, "--quiet".into()]);
-    if let Some(c) = &owner.app.config().file {
+    if let Some(c) = config {
         words.extend(["--config".into(), sh_path(c)?]);
     }
     words.extend(["backups", "new", "--unattended", "--name", "'Before package upgrade'"].map(String::from));
@@ -109,9 +157,15 @@ fn hook_command(lifeboat: &Path, owner: &Owner, units: &[String], location: Opti
     Ok(words.join(" "))
 }
 
-fn hook_text(lifeboat: &Path, owner: &Owner, units: &[String], location: Option<&str>) -> Result<String> {
+fn hook_text(
+    lifeboat: &Path,
+    config_file: Option<&Path>,
+    owner: &Owner,
+    units: &[String],
+    location: Option<&str>,
+) -> Result<String> {
     let dirs = owner.app.dirs();
-    let config = match &owner.app.config().file {
+    let config = match config_file {
         Some(c) => c.display().to_string(),
         None => format!("none (the built-in defaults; {} once made)", dirs.config_file().display()),
     };
@@ -126,7 +180,7 @@ fn hook_text(lifeboat: &Path, owner: &Owner, units: &[String], location: Option<
         home = dirs.home.display(),
         keys = dirs.config.display(),
         bin = sh_path(lifeboat)?,
-        cmd = hook_command(lifeboat, owner, units, location)?,
+        cmd = hook_command(lifeboat, config_file, owner, units, location)?,
     ))
 }
 
@@ -146,7 +200,14 @@ pub fn install(
     let chosen = app.select_units(units)?;
     let loc = app.location(location)?;
     let bin = std::env::current_exe().context("finding this program's path")?;
-    let text = hook_text(&bin, &owner, units, location)?;
+    // What the hook runs, and the folders it runs it in, only its owner and root can change.
+    let bin = trusted(&bin, &owner, "this program")?;
+    let config_file = app.config().file.as_deref().map(|c| trusted(c, &owner, "the configuration")).transpose()?;
+    for (_, dir) in app.dirs().environment() {
+        trusted(&dir, &owner, "the folder")?;
+    }
+    trusted(&app.dirs().config, &owner, "the configuration folder")?;
+    let text = hook_text(&bin, config_file.as_deref(), &owner, units, location)?;
     let dest = hook_file();
     std::fs::write(&dest, text)
         .with_context(|| format!("writing {} (installing an APT hook needs root)", dest.display()))?;

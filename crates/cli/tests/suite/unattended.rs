@@ -349,3 +349,84 @@ fn a_normal_users_hook_says_at_install_which_files_only_root_can_read() {
     let hook = backups.iter().find(|b| b["name"] == "Before package upgrade").expect("the hook's backup");
     assert_eq!((&hook["status"], &hook["files"]), (&"completed_with_warnings".into(), &3.into()), "{hook}");
 }
+
+/// Hostile review of finding 2: a hook of root's runs as root whatever it names, so nothing it
+/// names may be changeable by another user. An admin following the install's own advice
+/// ("install the hook for root, `--user root --config FILE`") with the user's configuration,
+/// or running a copy of lifeboat the user owns, or with configuration folders (XDG, kept by
+/// `sudo -E`) in the user's home, would let the user add a command unit that APT runs as
+/// root. The install refuses each, writes no hook, and says why; a hook of root's over files
+/// only root can change is still installed.
+#[test]
+fn a_hook_of_roots_refuses_a_program_configuration_or_folder_another_user_can_change() {
+    if !is_root() {
+        eprintln!("skipped: creating users needs root");
+        return;
+    }
+    let work = Work::new();
+    let user = home_assistant_user("lbaptfive", &work);
+    let out = user.lifeboat(&work, &["backups", "new", "--unit", "config", "--quiet"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let pwned = work.dir.join("pwned");
+    let proof = format!(
+        "printf '\\n[unit.pwn]\\ntype = \"command\"\\nexport = \"id -u > {}\"\\nimport = \"true\"\\n' >> ~/.config/lifeboat/lifeboat.toml",
+        pwned.display()
+    );
+    let refused = |out: &Output, what: &str| {
+        let said = both(out);
+        assert!(!out.status.success(), "refused: {said}");
+        assert!(said.contains(what) && said.contains("can be changed by someone other than root"), "{said}");
+        assert!(!work.hook.exists(), "no hook was written: {said}");
+    };
+
+    // The user's configuration, for a hook of root's.
+    let config = user.config();
+    let out = work.install_hook(&user, &["--user", "root", "--config", config.to_str().unwrap()]);
+    if out.status.success() || out.status.code() == Some(3) {
+        // What the hole lets the user do: their command unit, run by APT as root.
+        assert!(user.sh(&proof).status.success());
+        let _ = work.run_as_apt(&work.hook_line());
+        assert!(!pwned.exists(), "the user ran a command as root (uid {:?})", fs::read_to_string(&pwned));
+    }
+    refused(&out, &format!("the configuration {}", config.display()));
+
+    // Root's own configuration, and a copy of lifeboat the user owns.
+    let root_config = work.dir.join("root.toml");
+    fs::write(&root_config, format!("[location.local]\npath = \"{}\"\n", work.repo.display())).unwrap();
+    let theirs = user.home.join("lifeboat");
+    fs::copy(&work.lifeboat, &theirs).unwrap();
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(user.uid())), None).unwrap();
+    let out = Command::new(&theirs)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("LIFEBOAT_APT_HOOK", &work.hook)
+        .env("XDG_CONFIG_HOME", work.dir.join("root-config"))
+        .env("XDG_DATA_HOME", work.dir.join("root-data"))
+        .env("XDG_STATE_HOME", work.dir.join("root-state"))
+        .args(["--config", root_config.to_str().unwrap(), "hooks", "install", "apt", "--user", "root"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    refused(&out, &format!("this program {}", theirs.display()));
+
+    // Root's configuration folder in the user's home (`sudo -E`): root's hook would read the
+    // user's lifeboat.toml and keys.
+    let out = Command::new(&work.lifeboat)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("LIFEBOAT_APT_HOOK", &work.hook)
+        .env("XDG_CONFIG_HOME", user.home.join(".config"))
+        .args(["--config", root_config.to_str().unwrap(), "hooks", "install", "apt", "--user", "root"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    refused(&out, &format!("{}", user.home.join(".config").display()));
+
+    // Root's configuration and program, in folders only root can change: installed.
+    let out = work.install_hook(&user, &["--user", "root", "--config", root_config.to_str().unwrap()]);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", both(&out));
+    assert!(work.hook_line().contains(&format!("--config {}", root_config.display())), "{}", work.hook_line());
+    assert!(!pwned.exists());
+}
