@@ -32,6 +32,7 @@ fn hook_file() -> PathBuf {
 struct Owner {
     name: String,
     uid: u32,
+    who: nix::unistd::User,
     /// Their Lifeboat, as the hook will run it: their folders and configuration.
     app: Lifeboat,
 }
@@ -52,10 +53,39 @@ fn owner(ctx: &Context, config: Option<&Path>, user: Option<&str>) -> Result<Own
     // The one installing keeps their folders as their environment gives them; anyone else's
     // are their defaults, from their home (sudo's environment is not theirs).
     let dirs = if who.uid == me { ctx.dirs().clone() } else { Dirs::of_user(who.dir.clone(), who.uid.is_root()) };
-    let loaded = LoadedConfig::load(config, &dirs)?;
+    // Read as they read it: their configuration is theirs to name files in.
+    let loaded = as_user(&who, || Ok(LoadedConfig::load(config, &dirs)?)).with_context(|| {
+        format!("{} cannot read the configuration: the hook would run with none; give --config FILE", who.name)
+    })?;
     // Checked without the metadata cache: as root, it would leave files of root's in their home.
     let app = Lifeboat::new(dirs, loaded, Credentials { password_file: None, prompt: None }).without_cache();
-    Ok(Owner { name: who.name, uid: who.uid.as_raw(), app })
+    Ok(Owner { name: who.name.clone(), uid: who.uid.as_raw(), who, app })
+}
+
+/// Runs `f` with the effective user, group and groups of `who` when root installs a hook for
+/// another user: their configuration names what the checks read (a location's
+/// `password_file`, a unit's paths) and where they connect (its server), and root's
+/// permissions are not theirs to use — a `password_file` of root's would go to their server.
+fn as_user<T>(who: &nix::unistd::User, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use nix::unistd::{getegid, geteuid, getgrouplist, getgroups, setegid, seteuid, setgroups};
+    let me = geteuid();
+    if !me.is_root() || who.uid == me {
+        return f();
+    }
+    let name = std::ffi::CString::new(who.name.as_str())?;
+    let theirs = getgrouplist(&name, who.gid).with_context(|| format!("looking up the groups of {}", who.name))?;
+    let (groups, egid) = (getgroups().context("looking up root's groups")?, getegid());
+    setgroups(&theirs)
+        .and_then(|()| setegid(who.gid))
+        .and_then(|()| seteuid(who.uid))
+        .with_context(|| format!("checking as {}", who.name))?;
+    let result = f();
+    if let Err(e) = seteuid(me).and_then(|()| setegid(egid)).and_then(|()| setgroups(&groups)) {
+        // Nothing more is done as someone else.
+        eprintln!("lifeboat: cannot become root again after checking as {}: {e}", who.name);
+        std::process::exit(exit::FAILED);
+    }
+    result
 }
 
 /// `word` as one shell word inside APT's double-quoted string: single-quoted when it needs
@@ -199,6 +229,8 @@ pub fn install(
     let app = &owner.app;
     let chosen = app.select_units(units)?;
     let loc = app.location(location)?;
+    // Said now, not at the first upgrade, when nobody reads it; checked as the owner.
+    let warnings = as_user(&owner.who, || Ok(warnings(&owner, &chosen, units, location, loc)))?;
     let bin = std::env::current_exe().context("finding this program's path")?;
     // What the hook runs, and the folders it runs it in, only its owner and root can change.
     let bin = trusted(&bin, &owner, "this program")?;
@@ -224,12 +256,24 @@ pub fn install(
         loc.name,
         owner.name
     )?;
-    // Said now, not at the first upgrade, when nobody reads it.
-    let mut warned = false;
-    let mut warn = |text: String| {
+    for text in &warnings {
         eprintln!("warning: {text}");
-        warned = true;
-    };
+    }
+    Ok(if warnings.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+/// What the install warns about: a hook that cannot open the backups, a unit it will not
+/// back up whole, a configuration its owner cannot read.
+fn warnings(
+    owner: &Owner,
+    chosen: &[Unit],
+    units: &[String],
+    location: Option<&str>,
+    loc: &lifeboat_engine::Location,
+) -> Vec<String> {
+    let app = &owner.app;
+    let mut said = Vec::new();
+    let mut warn = |text: String| said.push(text);
     let by_hand = if owner.uid == nix::unistd::geteuid().as_raw() {
         format!("`lifeboat backups new --location {}`", loc.name)
     } else {
@@ -252,19 +296,10 @@ pub fn install(
         )),
         Err(e) => warn(format!("could not check that the hook can open the backups: {}", exit::sentence(&e))),
     }
-    for text in unit_warnings(&owner, &chosen, !units.is_empty()) {
+    for text in unit_warnings(owner, chosen, !units.is_empty()) {
         warn(text);
     }
-    if let (Some(c), false) = (&app.config().file, owner.uid == 0) {
-        if !readable_by(&owner.name, c) {
-            warn(format!(
-                "{} cannot read the configuration {}: the hook's backups fail until they can.",
-                owner.name,
-                c.display()
-            ));
-        }
-    }
-    Ok(if warned { exit::WARNINGS } else { exit::OK })
+    said
 }
 
 /// What the hook's backups of these units will not hold, told at install: a unit none of
@@ -289,7 +324,7 @@ fn unit_warnings(owner: &Owner, units: &[Unit], named: bool) -> Vec<String> {
         if owner.uid == 0 {
             continue;
         }
-        for p in existing.into_iter().filter(|p| !readable_by(&owner.name, p)) {
+        for p in existing.into_iter().filter(|p| !readable(p)) {
             said.push(format!(
                 "unit {}: {} cannot read {}, and the hook backs up as {}: it is left out of the hook's backups (a \
                  warning each time); to back it up, install the hook for root, `lifeboat hooks install apt --user \
@@ -304,27 +339,12 @@ fn unit_warnings(owner: &Owner, units: &[Unit], named: bool) -> Vec<String> {
     said
 }
 
-/// Whether `user` can read `path` (and list it, a folder): asked as them (by root), or of
-/// the kernel when they are the one installing.
-fn readable_by(user: &str, path: &Path) -> bool {
+/// Whether the owner can read `path` (and list it, a folder): checks run as them (see
+/// [`as_user`]), so the kernel answers for the effective user.
+fn readable(path: &Path) -> bool {
     use nix::unistd::AccessFlags;
-    let me = nix::unistd::geteuid();
-    let mine = nix::unistd::User::from_uid(me).ok().flatten().is_some_and(|u| u.name == user);
     let wanted = if path.is_dir() { AccessFlags::R_OK | AccessFlags::X_OK } else { AccessFlags::R_OK };
-    if mine || !me.is_root() {
-        return nix::unistd::access(path, wanted).is_ok();
-    }
-    let Ok(runuser) = program("runuser") else { return true };
-    let test = if path.is_dir() { "test -r \"$1\" && test -x \"$1\"" } else { "test -r \"$1\"" };
-    std::process::Command::new(runuser)
-        .args(["-u", user, "--", "/bin/sh", "-c", test, "sh"])
-        .arg(path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(true)
+    nix::unistd::faccessat(None, path, wanted, nix::fcntl::AtFlags::AT_EACCESS).is_ok()
 }
 
 pub fn remove(hook: &str) -> Result<i32> {

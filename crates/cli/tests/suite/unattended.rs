@@ -430,3 +430,45 @@ fn a_hook_of_roots_refuses_a_program_configuration_or_folder_another_user_can_ch
     assert!(work.hook_line().contains(&format!("--config {}", root_config.display())), "{}", work.hook_line());
     assert!(!pwned.exists());
 }
+
+/// Hostile review of finding 2: `sudo lifeboat hooks install apt` checks the user's setup (their
+/// configuration, whether the hook can open their backups, their units' paths). Done as root,
+/// the user's configuration chose what root read and where it sent it: a `password_file` of
+/// root's sent to the user's server. The install checks as the user, with their permissions.
+#[test]
+fn installing_a_users_hook_reads_and_sends_nothing_only_root_can_read() {
+    if !is_root() {
+        eprintln!("skipped: creating users needs root");
+        return;
+    }
+    let work = Work::new();
+    let user = home_assistant_user("lbaptsix", &work);
+    let secret = work.dir.join("root-secret");
+    fs::write(&secret, "only-roots-secret\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    // The user's server: it records what it is sent, and has nothing.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let ears = heard.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in server.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            ears.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let out = user.sh(&format!(
+        "printf '\\n[location.theirs]\\ntype = \"webdav\"\\nurl = \"http://127.0.0.1:{port}/\"\\nusername = \"u\"\\npassword_file = \"{}\"\\n' >> ~/.config/lifeboat/lifeboat.toml",
+        secret.display()
+    ));
+    assert!(out.status.success(), "{}", both(&out));
+
+    let out = work.install_hook(&user, &["--unit", "config", "--location", "theirs"]);
+    let heard = heard.lock().unwrap().clone();
+    assert!(!heard.to_lowercase().contains("authorization"), "root's secret was sent to the user's server: {heard}");
+    assert_eq!(out.status.code(), Some(3), "a warning: {}", both(&out));
+    assert!(both(&out).contains("could not check that the hook can open the backups"), "{}", both(&out));
+}
