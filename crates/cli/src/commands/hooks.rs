@@ -241,7 +241,7 @@ pub fn install(
     trusted(&app.dirs().config, &owner, "the configuration folder")?;
     let text = hook_text(&bin, config_file.as_deref(), &owner, units, location)?;
     let dest = hook_file();
-    std::fs::write(&dest, text)
+    write_hook(&dest, &text)
         .with_context(|| format!("writing {} (installing an APT hook needs root)", dest.display()))?;
     let what = match units {
         [] => "every unit".to_string(),
@@ -260,6 +260,21 @@ pub fn install(
         eprintln!("warning: {text}");
     }
     Ok(if warnings.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+/// Writes the hook file whole, readable by all and writable by its owner alone (0644, whatever
+/// the umask or the mode of a file already there: APT runs it as root), and in one step: APT
+/// never reads half a hook, which it would refuse with every command.
+fn write_hook(dest: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".lifeboat-hook-").tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// What the install warns about: a hook that cannot open the backups, a unit it will not

@@ -472,3 +472,28 @@ fn installing_a_users_hook_reads_and_sends_nothing_only_root_can_read() {
     assert_eq!(out.status.code(), Some(3), "a warning: {}", both(&out));
     assert!(both(&out).contains("could not check that the hook can open the backups"), "{}", both(&out));
 }
+
+/// Hostile review of finding 2: APT runs the hook file as root, so nobody but root may change
+/// it. Written over a file already there, it kept that file's mode: a hook left writable by
+/// all (made under umask 000) stayed so, and any user could put their command in root's
+/// upgrade. The install leaves it 0644, root's.
+#[test]
+fn the_hook_file_is_writable_by_root_alone_whatever_was_there() {
+    if !is_root() {
+        eprintln!("skipped: creating users needs root");
+        return;
+    }
+    let work = Work::new();
+    let user = home_assistant_user("lbaptseven", &work);
+    let out = user.lifeboat(&work, &["backups", "new", "--unit", "config", "--quiet"]);
+    assert!(out.status.success(), "{}", both(&out));
+    fs::write(&work.hook, "// an earlier hook\n").unwrap();
+    fs::set_permissions(&work.hook, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = work.install_hook(&user, &["--unit", "config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let meta = fs::symlink_metadata(&work.hook).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o644, 0), "the hook is root's, 0644");
+    assert!(work.hook_line().contains("backups new --unattended"), "{}", work.hook_line());
+    let left: Vec<_> = fs::read_dir(&work.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().starts_with(".lifeboat-hook-")), "{left:?}");
+}
