@@ -249,3 +249,25 @@ fn ctrl_c_during_a_restore_starts_again_what_before_restore_stopped() {
         "what before_restore stopped is started again"
     );
 }
+
+/// Hostile review: Ctrl-C during the safety backup (the long read of every file the restore
+/// replaces) did not stop it: the safety backup was read and stored whole, and only then the
+/// restore stopped, leaving a "safety backup before restoring" of a restore that never was.
+/// It stops there: no safety backup, no lock, nothing changed.
+#[test]
+fn ctrl_c_during_the_safety_backup_stops_it_there() {
+    let sb = sandbox();
+    let slug = sb.backup(&["--unit", "big"])["slug"].as_str().unwrap().to_string();
+    let before = backups(&sb);
+    let f0 = sb.home.join("big/f0");
+    fs::write(&f0, "changed").unwrap();
+    let args = ["backups", "restore", slug.as_str(), "--unit", "big"];
+    let out = signalled_at(&sb, &args, &format!("read {}", f0.display()), nix::sys::signal::Signal::SIGINT);
+    assert!(stderr(&out).contains("lifeboat: interrupted: nothing was restored"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(&f0).unwrap(), "changed", "nothing was changed");
+    assert_eq!(locks_in(&sb.repo), 0, "a lock was left");
+    let list = sb.ok(&["backups", "list", "--json"]);
+    assert_eq!(backups(&sb), before, "no safety backup was stored: {list}");
+    let names: Vec<_> = fs::read_dir(sb.home.join("big")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 3, "nothing written beside the files: {names:?}");
+}

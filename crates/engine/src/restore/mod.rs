@@ -212,7 +212,7 @@ impl Restore<'_> {
                 return Ok(None);
             }
             self.progress.set_phase("making a safety backup of what the restore changes");
-            safety::make(self.repo, self.dirs, snapshot, &plan, req, verified, self.log)
+            safety::make(self.repo, self.dirs, snapshot, &plan, req, verified, self.progress, self.log)
         };
         let carried = carry_out(
             &plan,
