@@ -101,6 +101,12 @@ fn sh_word(word: &str) -> Result<String> {
     }
 }
 
+/// `text` as APT reads it back from inside its double quotes: APT decodes `%XX` there (`%27`
+/// is `'`, which would close the shell's quoting), so each `%` is written `%25`.
+fn apt_value(text: &str) -> String {
+    text.replace('%', "%25")
+}
+
 fn sh_path(p: &Path) -> Result<String> {
     sh_word(p.to_str().ok_or_else(|| anyhow::anyhow!("{} is not UTF-8: it cannot go in an APT hook", p.display()))?)
 }
@@ -204,13 +210,16 @@ fn hook_text(
          // A backup of {user}'s (uid {uid}) as {user}: home {home}, configuration {config},\n\
          // keys and device id in {keys}. A failed backup prints `lifeboat: … FAILED: why`\n\
          // and does not stop the upgrade.\n\
-         DPkg::Pre-Invoke {{ \"if [ -x {bin} ]; then {cmd} || true; fi\"; }};\n",
+         DPkg::Pre-Invoke {{ \"{run}\"; }};\n",
         user = owner.name,
         uid = owner.uid,
         home = dirs.home.display(),
         keys = dirs.config.display(),
-        bin = sh_path(lifeboat)?,
-        cmd = hook_command(lifeboat, config_file, owner, units, location)?,
+        run = apt_value(&format!(
+            "if [ -x {} ]; then {} || true; fi",
+            sh_path(lifeboat)?,
+            hook_command(lifeboat, config_file, owner, units, location)?
+        )),
     ))
 }
 

@@ -497,3 +497,62 @@ fn the_hook_file_is_writable_by_root_alone_whatever_was_there() {
     let left: Vec<_> = fs::read_dir(&work.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!left.iter().any(|n| n.to_string_lossy().starts_with(".lifeboat-hook-")), "{left:?}");
 }
+
+/// Hostile review of finding 2: APT decodes `%XX` in a quoted value (`%27` is `'`), after the
+/// hook's shell quoting: a path holding `%27` closed the single quotes and ran what followed
+/// as root before every upgrade (and any `%XX` made the hook name another file). Read as APT
+/// reads it (`apt-config`), the hook's command names exactly the paths it was given.
+#[test]
+fn a_percent_in_a_path_reaches_the_hook_as_it_is_not_as_apt_decodes_it() {
+    if !is_root() || Command::new("apt-config").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and apt-config");
+        return;
+    }
+    let work = Work::new();
+    let odd = work.dir.join("x%27$(id>pwned)%27y%41");
+    fs::create_dir(&odd).unwrap();
+    let data = work.dir.join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("f"), "f").unwrap();
+    let config = odd.join("lb.toml");
+    fs::write(
+        &config,
+        format!(
+            "[location.local]\npath = \"{}\"\n\n[unit.data]\npaths = [\"{}\"]\n",
+            work.repo.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    // As root by root (no sudo): a hook of root's.
+    let out = Command::new(&work.lifeboat)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("XDG_CONFIG_HOME", work.dir.join("root-config"))
+        .env("XDG_DATA_HOME", work.dir.join("root-data"))
+        .env("XDG_STATE_HOME", work.dir.join("root-state"))
+        .env("LIFEBOAT_APT_HOOK", &work.hook)
+        .args(["--config", config.to_str().unwrap(), "hooks", "install", "apt"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", both(&out));
+
+    let dump =
+        Command::new("apt-config").arg("-c").arg(&work.hook).args(["dump", "DPkg::Pre-Invoke"]).output().unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let line = dump
+        .lines()
+        .find_map(|l| l.strip_prefix("DPkg::Pre-Invoke:: \"")?.strip_suffix("\";"))
+        .unwrap_or_else(|| panic!("APT reads a Pre-Invoke command: {dump}"))
+        .to_string();
+    assert!(line.contains(&format!("--config '{}'", config.display())), "APT's command: {line}");
+    let out = Command::new("env")
+        .args(["-i", "HOME=/root", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "sh", "-c", &line])
+        .current_dir(&work.dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!work.dir.join("pwned").exists(), "the path ran a command as root: {}", both(&out));
+}
