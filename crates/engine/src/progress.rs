@@ -131,6 +131,12 @@ impl Progress {
         self.totals_known.store(known, Ordering::Relaxed);
     }
 
+    /// Counters of their own that stop when this job is cancelled: a step shown apart (a
+    /// restore's safety backup) that Ctrl-C or a cancelled job stops too.
+    pub(crate) fn sharing_cancel(&self) -> Progress {
+        Progress { cancel: self.cancel.clone(), ..Default::default() }
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }

@@ -32,6 +32,7 @@ fn hook_file() -> PathBuf {
 struct Owner {
     name: String,
     uid: u32,
+    who: nix::unistd::User,
     /// Their Lifeboat, as the hook will run it: their folders and configuration.
     app: Lifeboat,
 }
@@ -52,10 +53,39 @@ fn owner(ctx: &Context, config: Option<&Path>, user: Option<&str>) -> Result<Own
     // The one installing keeps their folders as their environment gives them; anyone else's
     // are their defaults, from their home (sudo's environment is not theirs).
     let dirs = if who.uid == me { ctx.dirs().clone() } else { Dirs::of_user(who.dir.clone(), who.uid.is_root()) };
-    let loaded = LoadedConfig::load(config, &dirs)?;
+    // Read as they read it: their configuration is theirs to name files in.
+    let loaded = as_user(&who, || Ok(LoadedConfig::load(config, &dirs)?)).with_context(|| {
+        format!("{} cannot read the configuration: the hook would run with none; give --config FILE", who.name)
+    })?;
     // Checked without the metadata cache: as root, it would leave files of root's in their home.
     let app = Lifeboat::new(dirs, loaded, Credentials { password_file: None, prompt: None }).without_cache();
-    Ok(Owner { name: who.name, uid: who.uid.as_raw(), app })
+    Ok(Owner { name: who.name.clone(), uid: who.uid.as_raw(), who, app })
+}
+
+/// Runs `f` with the effective user, group and groups of `who` when root installs a hook for
+/// another user: their configuration names what the checks read (a location's
+/// `password_file`, a unit's paths) and where they connect (its server), and root's
+/// permissions are not theirs to use — a `password_file` of root's would go to their server.
+fn as_user<T>(who: &nix::unistd::User, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use nix::unistd::{getegid, geteuid, getgrouplist, getgroups, setegid, seteuid, setgroups};
+    let me = geteuid();
+    if !me.is_root() || who.uid == me {
+        return f();
+    }
+    let name = std::ffi::CString::new(who.name.as_str())?;
+    let theirs = getgrouplist(&name, who.gid).with_context(|| format!("looking up the groups of {}", who.name))?;
+    let (groups, egid) = (getgroups().context("looking up root's groups")?, getegid());
+    setgroups(&theirs)
+        .and_then(|()| setegid(who.gid))
+        .and_then(|()| seteuid(who.uid))
+        .with_context(|| format!("checking as {}", who.name))?;
+    let result = f();
+    if let Err(e) = seteuid(me).and_then(|()| setegid(egid)).and_then(|()| setgroups(&groups)) {
+        // Nothing more is done as someone else.
+        eprintln!("lifeboat: cannot become root again after checking as {}: {e}", who.name);
+        std::process::exit(exit::FAILED);
+    }
+    result
 }
 
 /// `word` as one shell word inside APT's double-quoted string: single-quoted when it needs
@@ -71,6 +101,12 @@ fn sh_word(word: &str) -> Result<String> {
     }
 }
 
+/// `text` as APT reads it back from inside its double quotes: APT decodes `%XX` there (`%27`
+/// is `'`, which would close the shell's quoting), so each `%` is written `%25`.
+fn apt_value(text: &str) -> String {
+    text.replace('%', "%25")
+}
+
 fn sh_path(p: &Path) -> Result<String> {
     sh_word(p.to_str().ok_or_else(|| anyhow::anyhow!("{} is not UTF-8: it cannot go in an APT hook", p.display()))?)
 }
@@ -84,8 +120,56 @@ fn program(name: &str) -> Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("{name} is not installed: the APT hook needs it to run as the user it serves"))
 }
 
+/// `path` as the hook will name it (symlinks resolved), refused when anyone but its owner and
+/// root can change what it is: APT runs the hook as root, and the hook runs what it names as
+/// its owner — a program, a configuration (whose command units and hooks are shell commands)
+/// or a folder another user could replace would let them run their own commands as the owner
+/// (as root, for a hook of root's). A missing path is judged by the folder it would be made in.
+fn trusted(path: &Path, owner: &Owner, what: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let real = match path.canonicalize() {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_path_buf(),
+        Err(e) => return Err(e).with_context(|| format!("resolving {}", path.display())),
+    };
+    let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner.uid)).ok().flatten().map(|u| u.gid.as_raw());
+    let mut child_owner_trusted = true;
+    for p in real.ancestors() {
+        let Ok(m) = std::fs::metadata(p) else {
+            // Not there yet: whoever can make it decides what it holds.
+            child_owner_trusted = false;
+            continue;
+        };
+        let mode = m.mode();
+        let sticky_dir = m.is_dir() && mode & 0o1000 != 0 && child_owner_trusted && p != real;
+        let ours = m.uid() == 0 || m.uid() == owner.uid;
+        let group_ok = mode & 0o020 == 0 || sticky_dir || m.gid() == 0 || (owner.uid != 0 && Some(m.gid()) == gid);
+        let others_ok = mode & 0o002 == 0 || sticky_dir;
+        if !(ours && group_ok && others_ok) {
+            let whose = if owner.uid == 0 { "root".to_string() } else { format!("{} and root", owner.name) };
+            bail!(
+                "{what} {} can be changed by someone other than {whose} ({} is owned by uid {}, mode {:o}): the \
+                 hook runs it as {} before every upgrade; keep it where only {whose} can write",
+                real.display(),
+                p.display(),
+                m.uid(),
+                mode & 0o7777,
+                owner.name
+            );
+        }
+        child_owner_trusted = ours;
+    }
+    Ok(real)
+}
+
 /// The command the hook runs: Lifeboat as the owner, in exactly their environment.
-fn hook_command(lifeboat: &Path, owner: &Owner, units: &[String], location: Option<&str>) -> Result<String> {
+fn hook_command(
+    lifeboat: &Path,
+    config: Option<&Path>,
+    owner: &Owner,
+    units: &[String],
+    location: Option<&str>,
+) -> Result<String> {
     let mut words = Vec::new();
     if owner.uid != 0 {
         words.extend([sh_path(&program("runuser")?)?, "-u".into(), sh_word(&owner.name)?, "--".into()]);
@@ -96,7 +180,7 @@ fn hook_command(lifeboat: &Path, owner: &Owner, units: &[String], location: Opti
     }
     words.push(format!("PATH={HOOK_PATH}"));
     words.extend([sh_path(lifeboat)?, "--quiet".into()]);
-    if let Some(c) = &owner.app.config().file {
+    if let Some(c) = config {
         words.extend(["--config".into(), sh_path(c)?]);
     }
     words.extend(["backups", "new", "--unattended", "--name", "'Before package upgrade'"].map(String::from));
@@ -109,9 +193,15 @@ fn hook_command(lifeboat: &Path, owner: &Owner, units: &[String], location: Opti
     Ok(words.join(" "))
 }
 
-fn hook_text(lifeboat: &Path, owner: &Owner, units: &[String], location: Option<&str>) -> Result<String> {
+fn hook_text(
+    lifeboat: &Path,
+    config_file: Option<&Path>,
+    owner: &Owner,
+    units: &[String],
+    location: Option<&str>,
+) -> Result<String> {
     let dirs = owner.app.dirs();
-    let config = match &owner.app.config().file {
+    let config = match config_file {
         Some(c) => c.display().to_string(),
         None => format!("none (the built-in defaults; {} once made)", dirs.config_file().display()),
     };
@@ -120,13 +210,16 @@ fn hook_text(lifeboat: &Path, owner: &Owner, units: &[String], location: Option<
          // A backup of {user}'s (uid {uid}) as {user}: home {home}, configuration {config},\n\
          // keys and device id in {keys}. A failed backup prints `lifeboat: … FAILED: why`\n\
          // and does not stop the upgrade.\n\
-         DPkg::Pre-Invoke {{ \"if [ -x {bin} ]; then {cmd} || true; fi\"; }};\n",
+         DPkg::Pre-Invoke {{ \"{run}\"; }};\n",
         user = owner.name,
         uid = owner.uid,
         home = dirs.home.display(),
         keys = dirs.config.display(),
-        bin = sh_path(lifeboat)?,
-        cmd = hook_command(lifeboat, owner, units, location)?,
+        run = apt_value(&format!(
+            "if [ -x {} ]; then {} || true; fi",
+            sh_path(lifeboat)?,
+            hook_command(lifeboat, config_file, owner, units, location)?
+        )),
     ))
 }
 
@@ -145,10 +238,19 @@ pub fn install(
     let app = &owner.app;
     let chosen = app.select_units(units)?;
     let loc = app.location(location)?;
+    // Said now, not at the first upgrade, when nobody reads it; checked as the owner.
+    let warnings = as_user(&owner.who, || Ok(warnings(&owner, &chosen, units, location, loc)))?;
     let bin = std::env::current_exe().context("finding this program's path")?;
-    let text = hook_text(&bin, &owner, units, location)?;
+    // What the hook runs, and the folders it runs it in, only its owner and root can change.
+    let bin = trusted(&bin, &owner, "this program")?;
+    let config_file = app.config().file.as_deref().map(|c| trusted(c, &owner, "the configuration")).transpose()?;
+    for (_, dir) in app.dirs().environment() {
+        trusted(&dir, &owner, "the folder")?;
+    }
+    trusted(&app.dirs().config, &owner, "the configuration folder")?;
+    let text = hook_text(&bin, config_file.as_deref(), &owner, units, location)?;
     let dest = hook_file();
-    std::fs::write(&dest, text)
+    write_hook(&dest, &text)
         .with_context(|| format!("writing {} (installing an APT hook needs root)", dest.display()))?;
     let what = match units {
         [] => "every unit".to_string(),
@@ -163,12 +265,39 @@ pub fn install(
         loc.name,
         owner.name
     )?;
-    // Said now, not at the first upgrade, when nobody reads it.
-    let mut warned = false;
-    let mut warn = |text: String| {
+    for text in &warnings {
         eprintln!("warning: {text}");
-        warned = true;
-    };
+    }
+    Ok(if warnings.is_empty() { exit::OK } else { exit::WARNINGS })
+}
+
+/// Writes the hook file whole, readable by all and writable by its owner alone (0644, whatever
+/// the umask or the mode of a file already there: APT runs it as root), and in one step: APT
+/// never reads half a hook, which it would refuse with every command.
+fn write_hook(dest: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".lifeboat-hook-").tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// What the install warns about: a hook that cannot open the backups, a unit it will not
+/// back up whole, a configuration its owner cannot read.
+fn warnings(
+    owner: &Owner,
+    chosen: &[Unit],
+    units: &[String],
+    location: Option<&str>,
+    loc: &lifeboat_engine::Location,
+) -> Vec<String> {
+    let app = &owner.app;
+    let mut said = Vec::new();
+    let mut warn = |text: String| said.push(text);
     let by_hand = if owner.uid == nix::unistd::geteuid().as_raw() {
         format!("`lifeboat backups new --location {}`", loc.name)
     } else {
@@ -191,19 +320,10 @@ pub fn install(
         )),
         Err(e) => warn(format!("could not check that the hook can open the backups: {}", exit::sentence(&e))),
     }
-    for text in unit_warnings(&owner, &chosen, !units.is_empty()) {
+    for text in unit_warnings(owner, chosen, !units.is_empty()) {
         warn(text);
     }
-    if let (Some(c), false) = (&app.config().file, owner.uid == 0) {
-        if !readable_by(&owner.name, c) {
-            warn(format!(
-                "{} cannot read the configuration {}: the hook's backups fail until they can.",
-                owner.name,
-                c.display()
-            ));
-        }
-    }
-    Ok(if warned { exit::WARNINGS } else { exit::OK })
+    said
 }
 
 /// What the hook's backups of these units will not hold, told at install: a unit none of
@@ -228,7 +348,7 @@ fn unit_warnings(owner: &Owner, units: &[Unit], named: bool) -> Vec<String> {
         if owner.uid == 0 {
             continue;
         }
-        for p in existing.into_iter().filter(|p| !readable_by(&owner.name, p)) {
+        for p in existing.into_iter().filter(|p| !readable(p)) {
             said.push(format!(
                 "unit {}: {} cannot read {}, and the hook backs up as {}: it is left out of the hook's backups (a \
                  warning each time); to back it up, install the hook for root, `lifeboat hooks install apt --user \
@@ -243,27 +363,12 @@ fn unit_warnings(owner: &Owner, units: &[Unit], named: bool) -> Vec<String> {
     said
 }
 
-/// Whether `user` can read `path` (and list it, a folder): asked as them (by root), or of
-/// the kernel when they are the one installing.
-fn readable_by(user: &str, path: &Path) -> bool {
+/// Whether the owner can read `path` (and list it, a folder): checks run as them (see
+/// [`as_user`]), so the kernel answers for the effective user.
+fn readable(path: &Path) -> bool {
     use nix::unistd::AccessFlags;
-    let me = nix::unistd::geteuid();
-    let mine = nix::unistd::User::from_uid(me).ok().flatten().is_some_and(|u| u.name == user);
     let wanted = if path.is_dir() { AccessFlags::R_OK | AccessFlags::X_OK } else { AccessFlags::R_OK };
-    if mine || !me.is_root() {
-        return nix::unistd::access(path, wanted).is_ok();
-    }
-    let Ok(runuser) = program("runuser") else { return true };
-    let test = if path.is_dir() { "test -r \"$1\" && test -x \"$1\"" } else { "test -r \"$1\"" };
-    std::process::Command::new(runuser)
-        .args(["-u", user, "--", "/bin/sh", "-c", test, "sh"])
-        .arg(path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(true)
+    nix::unistd::faccessat(None, path, wanted, nix::fcntl::AtFlags::AT_EACCESS).is_ok()
 }
 
 pub fn remove(hook: &str) -> Result<i32> {

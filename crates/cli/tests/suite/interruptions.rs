@@ -222,3 +222,52 @@ fn ctrl_c_or_sigterm_during_a_copy_an_import_or_an_export_ends_it_as_interrupted
     assert!(events.iter().any(|e| e.starts_with(&format!("export of backup {slug}"))), "{events:?}");
     assert!(events.iter().any(|e| e.starts_with("import of ")), "{events:?}");
 }
+
+/// Hostile review: a unit's before_restore stops its application (Home Assistant) and its
+/// after_restore starts it again. Ctrl-C during the restore "changed nothing", yet the
+/// application stayed stopped: after_restore ran only after a restore that finished. An
+/// interrupted restore starts it again, and says so in its log.
+#[test]
+fn ctrl_c_during_a_restore_starts_again_what_before_restore_stopped() {
+    let sb = Sandbox::new(
+        "[unit.big]\npaths = [\"~/big\"]\nbefore_restore = 'echo stopped >> ~/service'\n\
+         after_restore = 'echo started >> ~/service'\n",
+    );
+    fs::create_dir_all(sb.home.join("big")).unwrap();
+    for i in 0..3 {
+        fs::write(sb.home.join(format!("big/f{i}")), random_bytes(1 << 20, 700 + i)).unwrap();
+    }
+    let slug = sb.backup(&["--unit", "big"])["slug"].as_str().unwrap().to_string();
+    fs::write(sb.home.join("big/f0"), "changed").unwrap();
+    let args = ["backups", "restore", slug.as_str(), "--unit", "big"];
+    let out = signalled_at(&sb, &args, &format!("restore {slug}"), nix::sys::signal::Signal::SIGINT);
+    assert!(stderr(&out).contains("lifeboat: interrupted: nothing was restored"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(sb.home.join("big/f0")).unwrap(), "changed", "nothing was changed");
+    assert_eq!(
+        fs::read_to_string(sb.home.join("service")).unwrap(),
+        "stopped\nstarted\n",
+        "what before_restore stopped is started again"
+    );
+}
+
+/// Hostile review: Ctrl-C during the safety backup (the long read of every file the restore
+/// replaces) did not stop it: the safety backup was read and stored whole, and only then the
+/// restore stopped, leaving a "safety backup before restoring" of a restore that never was.
+/// It stops there: no safety backup, no lock, nothing changed.
+#[test]
+fn ctrl_c_during_the_safety_backup_stops_it_there() {
+    let sb = sandbox();
+    let slug = sb.backup(&["--unit", "big"])["slug"].as_str().unwrap().to_string();
+    let before = backups(&sb);
+    let f0 = sb.home.join("big/f0");
+    fs::write(&f0, "changed").unwrap();
+    let args = ["backups", "restore", slug.as_str(), "--unit", "big"];
+    let out = signalled_at(&sb, &args, &format!("read {}", f0.display()), nix::sys::signal::Signal::SIGINT);
+    assert!(stderr(&out).contains("lifeboat: interrupted: nothing was restored"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(&f0).unwrap(), "changed", "nothing was changed");
+    assert_eq!(locks_in(&sb.repo), 0, "a lock was left");
+    let list = sb.ok(&["backups", "list", "--json"]);
+    assert_eq!(backups(&sb), before, "no safety backup was stored: {list}");
+    let names: Vec<_> = fs::read_dir(sb.home.join("big")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 3, "nothing written beside the files: {names:?}");
+}

@@ -349,3 +349,210 @@ fn a_normal_users_hook_says_at_install_which_files_only_root_can_read() {
     let hook = backups.iter().find(|b| b["name"] == "Before package upgrade").expect("the hook's backup");
     assert_eq!((&hook["status"], &hook["files"]), (&"completed_with_warnings".into(), &3.into()), "{hook}");
 }
+
+/// Hostile review of finding 2: a hook of root's runs as root whatever it names, so nothing it
+/// names may be changeable by another user. An admin following the install's own advice
+/// ("install the hook for root, `--user root --config FILE`") with the user's configuration,
+/// or running a copy of lifeboat the user owns, or with configuration folders (XDG, kept by
+/// `sudo -E`) in the user's home, would let the user add a command unit that APT runs as
+/// root. The install refuses each, writes no hook, and says why; a hook of root's over files
+/// only root can change is still installed.
+#[test]
+fn a_hook_of_roots_refuses_a_program_configuration_or_folder_another_user_can_change() {
+    if !is_root() {
+        eprintln!("skipped: creating users needs root");
+        return;
+    }
+    let work = Work::new();
+    let user = home_assistant_user("lbaptfive", &work);
+    let out = user.lifeboat(&work, &["backups", "new", "--unit", "config", "--quiet"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let pwned = work.dir.join("pwned");
+    let proof = format!(
+        "printf '\\n[unit.pwn]\\ntype = \"command\"\\nexport = \"id -u > {}\"\\nimport = \"true\"\\n' >> ~/.config/lifeboat/lifeboat.toml",
+        pwned.display()
+    );
+    let refused = |out: &Output, what: &str| {
+        let said = both(out);
+        assert!(!out.status.success(), "refused: {said}");
+        assert!(said.contains(what) && said.contains("can be changed by someone other than root"), "{said}");
+        assert!(!work.hook.exists(), "no hook was written: {said}");
+    };
+
+    // The user's configuration, for a hook of root's.
+    let config = user.config();
+    let out = work.install_hook(&user, &["--user", "root", "--config", config.to_str().unwrap()]);
+    if out.status.success() || out.status.code() == Some(3) {
+        // What the hole lets the user do: their command unit, run by APT as root.
+        assert!(user.sh(&proof).status.success());
+        let _ = work.run_as_apt(&work.hook_line());
+        assert!(!pwned.exists(), "the user ran a command as root (uid {:?})", fs::read_to_string(&pwned));
+    }
+    refused(&out, &format!("the configuration {}", config.display()));
+
+    // Root's own configuration, and a copy of lifeboat the user owns.
+    let root_config = work.dir.join("root.toml");
+    fs::write(&root_config, format!("[location.local]\npath = \"{}\"\n", work.repo.display())).unwrap();
+    let theirs = user.home.join("lifeboat");
+    fs::copy(&work.lifeboat, &theirs).unwrap();
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(user.uid())), None).unwrap();
+    let out = Command::new(&theirs)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("LIFEBOAT_APT_HOOK", &work.hook)
+        .env("XDG_CONFIG_HOME", work.dir.join("root-config"))
+        .env("XDG_DATA_HOME", work.dir.join("root-data"))
+        .env("XDG_STATE_HOME", work.dir.join("root-state"))
+        .args(["--config", root_config.to_str().unwrap(), "hooks", "install", "apt", "--user", "root"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    refused(&out, &format!("this program {}", theirs.display()));
+
+    // Root's configuration folder in the user's home (`sudo -E`): root's hook would read the
+    // user's lifeboat.toml and keys.
+    let out = Command::new(&work.lifeboat)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("LIFEBOAT_APT_HOOK", &work.hook)
+        .env("XDG_CONFIG_HOME", user.home.join(".config"))
+        .args(["--config", root_config.to_str().unwrap(), "hooks", "install", "apt", "--user", "root"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    refused(&out, &format!("{}", user.home.join(".config").display()));
+
+    // Root's configuration and program, in folders only root can change: installed.
+    let out = work.install_hook(&user, &["--user", "root", "--config", root_config.to_str().unwrap()]);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", both(&out));
+    assert!(work.hook_line().contains(&format!("--config {}", root_config.display())), "{}", work.hook_line());
+    assert!(!pwned.exists());
+}
+
+/// Hostile review of finding 2: `sudo lifeboat hooks install apt` checks the user's setup (their
+/// configuration, whether the hook can open their backups, their units' paths). Done as root,
+/// the user's configuration chose what root read and where it sent it: a `password_file` of
+/// root's sent to the user's server. The install checks as the user, with their permissions.
+#[test]
+fn installing_a_users_hook_reads_and_sends_nothing_only_root_can_read() {
+    if !is_root() {
+        eprintln!("skipped: creating users needs root");
+        return;
+    }
+    let work = Work::new();
+    let user = home_assistant_user("lbaptsix", &work);
+    let secret = work.dir.join("root-secret");
+    fs::write(&secret, "only-roots-secret\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    // The user's server: it records what it is sent, and has nothing.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let ears = heard.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in server.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            ears.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let out = user.sh(&format!(
+        "printf '\\n[location.theirs]\\ntype = \"webdav\"\\nurl = \"http://127.0.0.1:{port}/\"\\nusername = \"u\"\\npassword_file = \"{}\"\\n' >> ~/.config/lifeboat/lifeboat.toml",
+        secret.display()
+    ));
+    assert!(out.status.success(), "{}", both(&out));
+
+    let out = work.install_hook(&user, &["--unit", "config", "--location", "theirs"]);
+    let heard = heard.lock().unwrap().clone();
+    assert!(!heard.to_lowercase().contains("authorization"), "root's secret was sent to the user's server: {heard}");
+    assert_eq!(out.status.code(), Some(3), "a warning: {}", both(&out));
+    assert!(both(&out).contains("could not check that the hook can open the backups"), "{}", both(&out));
+}
+
+/// Hostile review of finding 2: APT runs the hook file as root, so nobody but root may change
+/// it. Written over a file already there, it kept that file's mode: a hook left writable by
+/// all (made under umask 000) stayed so, and any user could put their command in root's
+/// upgrade. The install leaves it 0644, root's.
+#[test]
+fn the_hook_file_is_writable_by_root_alone_whatever_was_there() {
+    if !is_root() {
+        eprintln!("skipped: creating users needs root");
+        return;
+    }
+    let work = Work::new();
+    let user = home_assistant_user("lbaptseven", &work);
+    let out = user.lifeboat(&work, &["backups", "new", "--unit", "config", "--quiet"]);
+    assert!(out.status.success(), "{}", both(&out));
+    fs::write(&work.hook, "// an earlier hook\n").unwrap();
+    fs::set_permissions(&work.hook, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = work.install_hook(&user, &["--unit", "config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let meta = fs::symlink_metadata(&work.hook).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o644, 0), "the hook is root's, 0644");
+    assert!(work.hook_line().contains("backups new --unattended"), "{}", work.hook_line());
+    let left: Vec<_> = fs::read_dir(&work.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().starts_with(".lifeboat-hook-")), "{left:?}");
+}
+
+/// Hostile review of finding 2: APT decodes `%XX` in a quoted value (`%27` is `'`), after the
+/// hook's shell quoting: a path holding `%27` closed the single quotes and ran what followed
+/// as root before every upgrade (and any `%XX` made the hook name another file). Read as APT
+/// reads it (`apt-config`), the hook's command names exactly the paths it was given.
+#[test]
+fn a_percent_in_a_path_reaches_the_hook_as_it_is_not_as_apt_decodes_it() {
+    if !is_root() || Command::new("apt-config").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and apt-config");
+        return;
+    }
+    let work = Work::new();
+    let odd = work.dir.join("x%27$(id>pwned)%27y%41");
+    fs::create_dir(&odd).unwrap();
+    let data = work.dir.join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("f"), "f").unwrap();
+    let config = odd.join("lb.toml");
+    fs::write(
+        &config,
+        format!(
+            "[location.local]\npath = \"{}\"\n\n[unit.data]\npaths = [\"{}\"]\n",
+            work.repo.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    // As root by root (no sudo): a hook of root's.
+    let out = Command::new(&work.lifeboat)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("XDG_CONFIG_HOME", work.dir.join("root-config"))
+        .env("XDG_DATA_HOME", work.dir.join("root-data"))
+        .env("XDG_STATE_HOME", work.dir.join("root-state"))
+        .env("LIFEBOAT_APT_HOOK", &work.hook)
+        .args(["--config", config.to_str().unwrap(), "hooks", "install", "apt"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", both(&out));
+
+    let dump =
+        Command::new("apt-config").arg("-c").arg(&work.hook).args(["dump", "DPkg::Pre-Invoke"]).output().unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let line = dump
+        .lines()
+        .find_map(|l| l.strip_prefix("DPkg::Pre-Invoke:: \"")?.strip_suffix("\";"))
+        .unwrap_or_else(|| panic!("APT reads a Pre-Invoke command: {dump}"))
+        .to_string();
+    assert!(line.contains(&format!("--config '{}'", config.display())), "APT's command: {line}");
+    let out = Command::new("env")
+        .args(["-i", "HOME=/root", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "sh", "-c", &line])
+        .current_dir(&work.dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!work.dir.join("pwned").exists(), "the path ran a command as root: {}", both(&out));
+}

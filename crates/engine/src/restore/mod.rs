@@ -195,13 +195,23 @@ impl Restore<'_> {
         let units: Vec<&Unit> = configured_units(req, snapshot).collect();
         let stopped = stop_services(&units, req.target.is_none(), req.dry_run, self.progress, self.log)?;
         if !req.dry_run {
-            for unit in configured_units(req, snapshot) {
+            for (i, unit) in configured_units(req, snapshot).enumerate() {
                 if let Err(e) = hook(unit, &unit.hooks.before_restore, self.dirs) {
+                    // What the units before it stopped is started again.
+                    self.started_again(i);
                     return Err(EngineError::Hook { unit: unit.name.clone(), reason: format!("before_restore: {e}") });
                 }
             }
         }
-        let plan = self.plan(&elsewhere)?;
+        // From here, a restore that stops (interrupted, not all written, no room, no safety
+        // backup) runs the after_restore hooks: what before_restore stopped is not left stopped.
+        let stopped = |e: EngineError| {
+            if !req.dry_run {
+                self.started_again(usize::MAX);
+            }
+            e
+        };
+        let plan = self.plan(&elsewhere).map_err(stopped)?;
         let mut report = RestoreReport::from_plan(&plan);
         // A folder whose listing cannot be read would come back empty: in place, that is no
         // restore of the unit (and replace would remove what is in it), so nothing starts.
@@ -209,10 +219,10 @@ impl Restore<'_> {
             for p in &plan.problems {
                 self.log.warn(self.progress, p);
             }
-            return Err(EngineError::RestoreIncomplete {
+            return Err(stopped(EngineError::RestoreIncomplete {
                 failed: plan.problems.len(),
                 first: plan.problems[0].clone(),
-            });
+            }));
         }
         let check = InUseCheck { in_place: req.target.is_none(), dry_run: req.dry_run, force: req.force };
         let in_use = databases_in_use(&plan, &units, &stopped, check, &mut report, self.log)?;
@@ -221,7 +231,7 @@ impl Restore<'_> {
             report.plan = plan.listing();
             return Ok(report);
         }
-        room::check(&plan)?;
+        room::check(&plan).map_err(stopped)?;
         // Only what is replaced or deleted is at risk: a restore that only creates (a new
         // device) needs no safety backup, and may come from a repository it cannot write to.
         let at_risk = plan.steps().any(|s| matches!(s.action, Action::Replace | Action::Delete));
@@ -231,7 +241,7 @@ impl Restore<'_> {
                 return Ok(None);
             }
             self.progress.set_phase("making a safety backup of what the restore changes");
-            safety::make(self.repo, self.dirs, snapshot, &plan, req, verified, self.log)
+            safety::make(self.repo, self.dirs, snapshot, &plan, req, verified, self.progress, self.log)
         };
         let carried = carry_out(
             &plan,
@@ -242,7 +252,8 @@ impl Restore<'_> {
             &safety,
             self.progress,
             self.log,
-        )?;
+        )
+        .map_err(stopped)?;
         report.safety_backup = carried.safety_backup;
         let (mut problems, mut warnings) = (carried.not_restored, carried.warnings);
         self.after(&elsewhere, &mut problems, &mut warnings);
@@ -265,6 +276,20 @@ impl Restore<'_> {
             report.problems.len()
         ));
         Ok(report)
+    }
+
+    /// A restore that stopped after before_restore ran: the first `ran` units' after_restore
+    /// hooks, so that what they stopped runs again (one that fails is a warning in the log).
+    fn started_again(&self, ran: usize) {
+        for unit in configured_units(self.req, self.snapshot).take(ran) {
+            if unit.hooks.after_restore.is_none() {
+                continue;
+            }
+            match hook(unit, &unit.hooks.after_restore, self.dirs) {
+                Ok(()) => self.log.info(&format!("unit {}: after_restore ran, as the restore stopped", unit.name)),
+                Err(e) => self.log.warn(self.progress, &format!("unit {}: after_restore: {e}", unit.name)),
+            }
+        }
     }
 
     /// What was asked, for the journal: enough to run the restore again.

@@ -19,6 +19,7 @@ use crate::unit::{Filter, Hooks, Selection, Unit};
 use crate::EngineResult;
 
 /// Makes the safety backup; None when the plan changes nothing on the device.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn make(
     repo: &Repository,
     dirs: &Dirs,
@@ -26,6 +27,7 @@ pub(crate) fn make(
     plan: &Plan,
     req: &super::RestoreRequest,
     verified: &HashSet<Id>,
+    progress: &Progress,
     log: &RunLog,
 ) -> EngineResult<Option<SafetyBackup>> {
     // Per unit: its roots with the paths chosen in each, and what the undo removes.
@@ -107,7 +109,8 @@ pub(crate) fn make(
         configuration: None,
     };
     let own_log = RunLog::create(&dirs.logs, "backup", &req.slug, None);
-    let (_, made) = crate::backup::run(repo, dirs, req, &Progress::default(), &own_log)?;
+    // Its own counters, the restore's cancel: Ctrl-C stops it there, storing no safety backup.
+    let (_, made) = crate::backup::run(repo, dirs, req, &progress.sharing_cancel(), &own_log)?;
     // An undo that would miss something is no undo: the restore does not go on.
     for u in &made.units {
         if let Some(problem) = u.error.as_ref().or(u.warnings.first()) {
