@@ -205,13 +205,13 @@ impl Restore<'_> {
         }
         // From here, a restore that stops (interrupted, not all written, no room, no safety
         // backup) runs the after_restore hooks: what before_restore stopped is not left stopped.
-        let stopped = |e: EngineError| {
+        let halted = |e: EngineError| {
             if !req.dry_run {
                 self.started_again(usize::MAX);
             }
             e
         };
-        let plan = self.plan(&elsewhere).map_err(stopped)?;
+        let plan = self.plan(&elsewhere).map_err(halted)?;
         let mut report = RestoreReport::from_plan(&plan);
         // A folder whose listing cannot be read would come back empty: in place, that is no
         // restore of the unit (and replace would remove what is in it), so nothing starts.
@@ -219,19 +219,19 @@ impl Restore<'_> {
             for p in &plan.problems {
                 self.log.warn(self.progress, p);
             }
-            return Err(stopped(EngineError::RestoreIncomplete {
+            return Err(halted(EngineError::RestoreIncomplete {
                 failed: plan.problems.len(),
                 first: plan.problems[0].clone(),
             }));
         }
         let check = InUseCheck { in_place: req.target.is_none(), dry_run: req.dry_run, force: req.force };
-        let in_use = databases_in_use(&plan, &units, &stopped, check, &mut report, self.log)?;
+        let in_use = databases_in_use(&plan, &units, &stopped, check, &mut report, self.log).map_err(halted)?;
         if req.dry_run {
             report.stopped = stopped.names();
             report.plan = plan.listing();
             return Ok(report);
         }
-        room::check(&plan).map_err(stopped)?;
+        room::check(&plan).map_err(halted)?;
         // Only what is replaced or deleted is at risk: a restore that only creates (a new
         // device) needs no safety backup, and may come from a repository it cannot write to.
         let at_risk = plan.steps().any(|s| matches!(s.action, Action::Replace | Action::Delete));
@@ -253,7 +253,7 @@ impl Restore<'_> {
             self.progress,
             self.log,
         )
-        .map_err(stopped)?;
+        .map_err(halted)?;
         report.safety_backup = carried.safety_backup;
         let (mut problems, mut warnings) = (carried.not_restored, carried.warnings);
         self.after(&elsewhere, &mut problems, &mut warnings);
