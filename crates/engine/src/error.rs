@@ -345,12 +345,13 @@ fn repo_kind(e: &RepoError) -> ErrorKind {
         | RepoError::MissingBlob(_) => K::Damaged,
         RepoError::AlreadyExists(_) | RepoError::Locked { .. } | RepoError::LastKey => K::Conflict,
         RepoError::Cancelled => K::Interrupted,
+        RepoError::Writer(e) => repo_kind(e),
         RepoError::Kdf(_) | RepoError::Unmade { .. } => K::Internal,
     }
 }
 
 fn repo_remedy(e: &RepoError) -> Option<Remedy> {
-    Some(match e {
+    Some(match e.cause() {
         RepoError::NotARepository(_) => Remedy::CreateRepository,
         RepoError::WrongPassword(_) => Remedy::RetryPassword,
         RepoError::KeySlotsDamaged { .. } => Remedy::ThenRepair,
@@ -429,7 +430,7 @@ pub fn unknown_host(e: &(dyn std::error::Error + 'static)) -> Option<UnknownHost
         }
     }
     fn of_repo(r: &RepoError) -> Option<UnknownHost> {
-        match r {
+        match r.cause() {
             RepoError::Store(s) => of_store(s),
             _ => None,
         }

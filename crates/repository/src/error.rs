@@ -53,6 +53,21 @@ pub enum RepoError {
     Kdf(String),
     #[error("the operation was cancelled")]
     Cancelled,
+    /// What stopped a blob writer, as each of its threads sees it: every thread that adds a
+    /// blob after the failure gets the same error, so whichever of them is reported says what
+    /// happened (the location is read-only, say), never only "cancelled".
+    #[error("{0}")]
+    Writer(std::sync::Arc<RepoError>),
+}
+
+impl RepoError {
+    /// The error itself, whichever writer thread reported it.
+    pub fn cause(&self) -> &RepoError {
+        match self {
+            RepoError::Writer(e) => e.cause(),
+            e => e,
+        }
+    }
 }
 
 impl RepoError {

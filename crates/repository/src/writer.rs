@@ -71,7 +71,7 @@ pub struct BlobWriter {
 struct Shared {
     repo: Repository,
     failed: AtomicBool,
-    error: Mutex<Option<RepoError>>,
+    error: Mutex<Option<Arc<RepoError>>>,
     /// Set by whoever wants the writer to stop (a cancelled job, Ctrl-C): no pack is sent
     /// after it is seen; those already stored stay and are indexed.
     stop: OnceLock<Arc<AtomicBool>>,
@@ -147,7 +147,7 @@ impl Shared {
         self.failed.store(true, Ordering::SeqCst);
         let mut slot = self.error.lock().expect("error lock");
         if slot.is_none() {
-            *slot = Some(e);
+            *slot = Some(Arc::new(e));
         }
     }
 
@@ -351,8 +351,8 @@ impl BlobWriter {
             self.shared.fail(RepoError::Cancelled);
         }
         if self.shared.failed.load(Ordering::SeqCst) {
-            let e = self.shared.error.lock().expect("error lock").take();
-            return Err(e.unwrap_or(RepoError::Cancelled));
+            let e = self.shared.error.lock().expect("error lock").clone();
+            return Err(RepoError::Writer(e.unwrap_or_else(|| Arc::new(RepoError::Cancelled))));
         }
         Ok(())
     }

@@ -358,3 +358,74 @@ fn a_repository_made_beside_a_backup_that_another_made_first_leaves_nothing_behi
     }
     assert_eq!(reopen(&memory).id(), winner.id());
 }
+
+/// A location that takes no more packs: a card mounted read-only after the repository was made.
+struct NoMorePacks(Arc<MemoryStore>);
+
+impl Store for NoMorePacks {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn prepare(&self) -> lifeboat_storage::StoreResult<()> {
+        self.0.prepare()
+    }
+    fn write(&self, name: &str, data: &[u8]) -> lifeboat_storage::StoreResult<()> {
+        if name.starts_with("data/") {
+            return Err(lifeboat_storage::StoreError::ReadOnly { name: name.to_string() });
+        }
+        self.0.write(name, data)
+    }
+    fn write_new(&self, name: &str, data: &[u8]) -> lifeboat_storage::StoreResult<bool> {
+        if name.starts_with("data/") {
+            return Err(lifeboat_storage::StoreError::ReadOnly { name: name.to_string() });
+        }
+        self.0.write_new(name, data)
+    }
+    fn read(&self, name: &str, range: Option<std::ops::Range<u64>>) -> lifeboat_storage::StoreResult<Vec<u8>> {
+        self.0.read(name, range)
+    }
+    fn list(&self, prefix: &str) -> lifeboat_storage::StoreResult<Vec<lifeboat_storage::ObjectInfo>> {
+        self.0.list(prefix)
+    }
+    fn size(&self, name: &str) -> lifeboat_storage::StoreResult<u64> {
+        self.0.size(name)
+    }
+    fn remove(&self, name: &str) -> lifeboat_storage::StoreResult<()> {
+        self.0.remove(name)
+    }
+}
+
+#[test]
+fn every_thread_that_adds_after_a_failed_upload_is_told_the_failure_not_cancelled() {
+    let (memory, _) = new_repo();
+    let repo = Repository::open(
+        Arc::new(NoMorePacks(memory)) as Arc<dyn Store>,
+        &lifeboat_repository::Secret::new(DEVICE_KEY),
+    )
+    .expect("open");
+    let session = repo.write_session(take(), Reuse::Indexed).expect("session");
+    // Blobs of a few MiB fill packs, whose uploads fail; each add after that says why.
+    let mut told = Vec::new();
+    for i in 0..64u64 {
+        // Incompressible: a xorshift stream.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i + 1);
+        let blob: Vec<u8> = (0..(2usize << 20) / 8)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
+            .collect();
+        if let Err(e) = session.writer().add(BlobKind::Data, &blob) {
+            told.push(e.to_string());
+            if told.len() == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(told.len(), 3, "the failed uploads stop the writer");
+    for e in &told {
+        assert!(e.contains("read-only"), "each caller is told the location is read-only, not {e:?}");
+    }
+}
