@@ -3,55 +3,15 @@
 //! a restore killed for memory leaves a person with nothing. This binary counts every byte
 //! the process allocates (its own global allocator), so it holds this one test only.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use lifeboat_storage::counting_alloc::Counting;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lifeboat_engine::app::{BackupOrder, RestoreOrder};
 use lifeboat_engine::credentials::Credentials;
 use lifeboat_engine::{Dirs, Lifeboat, LoadedConfig, Progress, RunLog};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed on unchanged to the system allocator, which upholds the
-// `GlobalAlloc` contract; the counters are only arithmetic beside it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's obligations for `alloc` are the system allocator's.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` or `realloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as for `alloc` and `dealloc`: the system allocator's contract, unchanged.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            grew(new_size);
-        }
-        p
-    }
-}
-
-fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Counting = Counting::new();
 
 /// Files in the tree: enough that what each entry costs outweighs everything fixed.
 const FILES: usize = 30_000;
@@ -104,10 +64,10 @@ fn restore_memory_per_entry_is_bounded() {
     std::fs::create_dir(&target).expect("target");
     let order = RestoreOrder { target: Some(target.clone()), ..RestoreOrder::default() };
 
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = ALLOCATOR.live();
+    ALLOCATOR.restart_peak();
     let report = app.restore(&found, order, &Progress::default(), |_| RunLog::none()).expect("restore");
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let peak = ALLOCATOR.peak() - before;
 
     assert_eq!(report.files as usize, FILES, "every file restored: {:?}", report.problems);
     let restored =

@@ -3,8 +3,7 @@
 //! counts every byte the process allocates (its own global allocator), so it holds this one
 //! test only.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use lifeboat_storage::counting_alloc::Counting;
 
 use lifeboat_repository::{BlobKind, Reuse};
 
@@ -12,47 +11,8 @@ mod support;
 
 use support::*;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed on unchanged to the system allocator, which upholds the
-// `GlobalAlloc` contract; the counters are only arithmetic beside it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's obligations for `alloc` are the system allocator's.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` or `realloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as for `alloc` and `dealloc`: the system allocator's contract, unchanged.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            grew(new_size);
-        }
-        p
-    }
-}
-
-fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Counting = Counting::new();
 
 /// Blobs in the repository: enough that what each costs outweighs everything fixed.
 const BLOBS: usize = 300_000;
@@ -85,11 +45,11 @@ fn the_loaded_index_holds_a_few_dozen_bytes_a_blob() {
     drop(repo);
 
     let fresh = reopen(&store);
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = ALLOCATOR.live();
+    ALLOCATOR.restart_peak();
     fresh.load_index().expect("load the index");
-    let held = LIVE.load(Ordering::Relaxed).saturating_sub(before) / BLOBS;
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before) / BLOBS;
+    let held = ALLOCATOR.live().saturating_sub(before) / BLOBS;
+    let peak = ALLOCATOR.peak().saturating_sub(before) / BLOBS;
     eprintln!("the index of {BLOBS} blobs holds {held} bytes a blob, and took {peak} at its peak while loading");
     assert!(fresh.blob_count() >= BLOBS, "every blob is indexed");
     assert!(held <= HELD_PER_BLOB, "the index holds {held} bytes a blob (at most {HELD_PER_BLOB})");

@@ -7,7 +7,8 @@
 //! (`conformance`, with the `testing` feature).
 //!
 //! The `testing` feature adds what tests need and release binaries must not hold: the
-//! conformance suite, an in-memory store (`MemoryStore`), and live fault hooks
+//! conformance suite, an in-memory store (`MemoryStore`), a counting allocator for the tests
+//! that bound memory (`counting_alloc`), and live fault hooks
 //! ([`faults`]; without the feature they are empty functions).
 
 mod error;
@@ -26,6 +27,9 @@ mod walk;
 /// The contracts every backend keeps, as one suite (for the backends' tests).
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+/// A counting global allocator (for the tests that bound memory).
+#[cfg(any(test, feature = "testing"))]
+pub mod counting_alloc;
 pub mod faults;
 #[cfg(any(test, feature = "testing"))]
 mod memory;
