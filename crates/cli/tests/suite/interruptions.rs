@@ -68,22 +68,7 @@ fn a_job_cancelled_while_uploading_saves_no_backup_and_leaves_no_lock() {
 
 fn interrupted_by(signal: nix::sys::signal::Signal) {
     let sb = sandbox();
-    let pause = pause_dir(&sb);
-    let child = sb
-        .command()
-        .args(["backups", "new", "--unit", "big"])
-        .env("LIFEBOAT_PAUSE_AT", UPLOADING)
-        .env("LIFEBOAT_PAUSE_DIR", &pause)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_paused(&pause);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-    // A process the signal killed never takes the resume: that must fail the test, not hang it.
-    std::thread::spawn(move || resume(&pause));
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let out = signalled_at(&sb, &["backups", "new", "--unit", "big"], UPLOADING, signal);
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert_eq!(backups(&sb), 1, "an interrupted backup was saved");
     let logs = walkdir(&sb.dir.path().join("xdg-state/lifeboat/logs"));
