@@ -291,7 +291,9 @@ pub fn is_root() -> bool {
 
 /// Incompressible bytes from a seeded xorshift generator.
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    // Each seed its own stream: multiplying by an odd constant maps seeds one to one (`seed | 1`
+    // gave seeds 2n and 2n + 1 the same bytes), and xorshift needs a state that is not zero.
+    let mut x = seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15).max(1);
     let mut out = Vec::with_capacity(n + 8);
     while out.len() < n {
         x ^= x << 13;
