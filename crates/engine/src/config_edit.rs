@@ -109,8 +109,16 @@ pub(crate) fn write(file: &Path, doc: &DocumentMut) -> EngineResult<()> {
 
 /// Keys whose literal values are secrets. A value naming a variable (`"$VAR"`) or a file
 /// (`KEY_file`) is a reference, not a secret, and is kept.
-const SECRET_KEYS: &[&str] =
-    &["password", "secret_access_key", "refresh_token", "access_token", "client_secret", "token", "passphrase"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "repository_password",
+    "secret_access_key",
+    "refresh_token",
+    "access_token",
+    "client_secret",
+    "token",
+    "passphrase",
+];
 
 /// The configuration's text without its secrets, comments kept: what a backup file carries.
 pub fn without_secrets(text: &str) -> Result<String, String> {

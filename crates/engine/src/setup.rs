@@ -120,6 +120,27 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
                     ));
                 }
             }
+            // A value read from this device (`KEY_file`, `"$VARIABLE"`) would be sent to
+            // whatever server the backup names: `password_file = "~/.ssh/id_ed25519"` or
+            // `password = "$TOKEN"` hands the attacker's server this device's secrets, and
+            // `repository_password_file` at a file of known content a password the attacker
+            // knows. Only a folder location's path and an SFTP key file (which proves, never
+            // sends) stay.
+            let folder = matches!(loc.get("type").and_then(Item::as_str), None | Some("local" | "removable"));
+            let from_device: Vec<String> = loc
+                .iter()
+                .filter(|(k, v)| {
+                    (k.ends_with("_file") && *k != "key_file")
+                        || (v.as_str().is_some_and(|s| s.starts_with('$')) && !(folder && *k == "path"))
+                })
+                .map(|(k, _)| k.to_string())
+                .collect();
+            for key in from_device {
+                loc.remove(&key);
+                left_out.push(format!(
+                    "location {name}: {key} (a value read from this device's files or environment is given again)"
+                ));
+            }
         }
     }
     if let Some(schedules) = doc.get_mut("schedule").and_then(Item::as_table_like_mut) {

@@ -553,3 +553,112 @@ fn a_new_device_is_set_up_from_a_backup_file_or_a_location() {
     let said = c.ok(&["setup", "--from-backup", "latest", "--location", "old"]);
     has_the_setup(&c, &said);
 }
+
+/// A location's own `repository_password` is a secret like any other: neither the backup's
+/// recorded configuration (here, the exported file's backup.json) nor a device set up from
+/// it carries it.
+#[test]
+fn a_backup_carries_no_repository_password() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a.txt"), "a").unwrap();
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.nas]\ntype = \"local\"\npath = \"{}\"\nrepository_password = \"rp-hunter2-unattended\"\n",
+        sb.dir.path().join("nas").display()
+    ));
+    std::fs::write(&sb.config, cfg).unwrap();
+    let slug = sb.backup(&["--location", "local"])["slug"].as_str().unwrap().to_string();
+    let file = export(&sb, &slug, "a.tar");
+    let out = Command::new("tar").arg("-xOf").arg(&file).arg("backup.json").output().unwrap();
+    assert!(out.status.success());
+    let manifest = String::from_utf8_lossy(&out.stdout);
+    assert!(manifest.contains("[location.nas]"), "the configuration is recorded: {manifest}");
+    assert!(!manifest.contains("rp-hunter2"), "the repository password is recorded: {manifest}");
+
+    let b = Sandbox::new("");
+    b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    assert!(cfg.contains("[location.nas]") && !cfg.contains("rp-hunter2"), "{cfg}");
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= c.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// A crafted backup's configuration names a WebDAV server of the attacker's whose password is
+/// "whatever file or environment variable this device holds": `password_file` pointing at the
+/// victim's SSH key, `password = "$VARIABLE"`, `repository_password_file` at a file whose
+/// content the attacker knows. Setting up from it must take none of them (they are asked
+/// again), so the next check of that location sends nothing of this device's.
+#[test]
+fn a_crafted_backup_makes_this_device_send_none_of_its_files_or_variables() {
+    use std::io::{BufRead, BufReader};
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let recorder = seen.clone();
+    std::thread::spawn(move || {
+        for conn in server.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                recorder.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+            let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+
+    let a = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(a.home.join("docs")).unwrap();
+    std::fs::write(a.home.join("docs/a.txt"), "a").unwrap();
+    let mut cfg = std::fs::read_to_string(&a.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.keyfile]\ntype = \"webdav\"\nurl = \"http://127.0.0.1:{port}/dav\"\nusername = \"x\"\n\
+         password_file = \"~/.ssh/id_ed25519\"\nrepository_password_file = \"/etc/hostname\"\n\
+         [location.variable]\ntype = \"webdav\"\nurl = \"http://127.0.0.1:{port}/dav\"\nusername = \"y\"\n\
+         password = \"$VICTIM_TOKEN\"\n"
+    ));
+    std::fs::write(&a.config, cfg).unwrap();
+    std::fs::create_dir_all(a.home.join(".ssh")).unwrap();
+    std::fs::write(a.home.join(".ssh/id_ed25519"), "the attacker's own\n").unwrap();
+    let slug = a.backup(&["--location", "local"])["slug"].as_str().unwrap().to_string();
+    let file = export(&a, &slug, "crafted.tar");
+
+    let b = Sandbox::new("");
+    std::fs::create_dir_all(b.home.join(".ssh")).unwrap();
+    std::fs::write(b.home.join(".ssh/id_ed25519"), "VICTIM-PRIVATE-KEY\n").unwrap();
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    assert!(cfg.contains("[location.keyfile]") && cfg.contains("[location.variable]"), "{cfg}");
+    for never in ["password_file", "repository_password_file", "$VICTIM_TOKEN"] {
+        assert!(!cfg.contains(never), "{never} taken from the backup:\n{cfg}");
+    }
+    assert!(said.contains("Location keyfile needs its password again"), "{said}");
+    assert!(said.contains("Location variable needs its password again"), "{said}");
+
+    // What A's own runs sent is no concern here: only what this device sends.
+    seen.lock().unwrap().clear();
+    for location in ["keyfile", "variable"] {
+        let _ = b
+            .command()
+            .env("VICTIM_TOKEN", "VICTIM-TOKEN-VALUE")
+            .args(["locations", "check", location])
+            .output()
+            .unwrap();
+    }
+    let seen = seen.lock().unwrap().clone();
+    for secret in ["x:VICTIM-PRIVATE-KEY", "y:VICTIM-TOKEN-VALUE"] {
+        assert!(!seen.contains(&base64(secret.as_bytes())), "{secret} sent to the backup's server:\n{seen}");
+    }
+}
