@@ -89,6 +89,20 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
     if let Some(k) = unknown.first() {
         return Err(refused(format!("its configuration has an unknown setting {k:?}")));
     }
+    // Its names and words are shown to the person (a terminal, the page) before anything is
+    // taken, dropped parts too: a name that is not one, or a control character anywhere
+    // (which would move a terminal's cursor, clear it or retitle it), refuses the whole.
+    for section in ["unit", "location", "schedule"] {
+        let Some(tables) = doc.get(section).and_then(Item::as_table_like) else { continue };
+        if let Some((name, _)) = tables.iter().find(|(name, _)| !crate::config::valid_name(name)) {
+            return Err(refused(format!(
+                "its configuration has {section} {name:?}, and a name may only hold letters, digits, '-' and '_'"
+            )));
+        }
+    }
+    if let Some(bad) = with_control_character(doc.as_item()) {
+        return Err(refused(format!("its configuration holds a control character in {bad:?}")));
+    }
     // What runs commands is not taken from a backup.
     let mut dropped_units = Vec::new();
     if let Some(units) = doc.get_mut("unit").and_then(Item::as_table_like_mut) {
@@ -193,6 +207,32 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
         left_out,
         text,
     })
+}
+
+/// The first key or text under `item` that holds a control character, if any.
+fn with_control_character(item: &Item) -> Option<String> {
+    fn value(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => s.value().chars().any(char::is_control).then(|| s.value().clone()),
+            Value::Array(a) => a.iter().find_map(value),
+            Value::InlineTable(t) => {
+                t.iter().find_map(|(k, v)| if k.chars().any(char::is_control) { Some(k.to_string()) } else { value(v) })
+            }
+            _ => None,
+        }
+    }
+    match item {
+        Item::Value(v) => value(v),
+        Item::Table(t) => t.iter().find_map(|(k, v)| {
+            if k.chars().any(char::is_control) {
+                Some(k.to_string())
+            } else {
+                with_control_character(v)
+            }
+        }),
+        Item::ArrayOfTables(a) => a.iter().find_map(|t| with_control_character(&Item::Table(t.clone()))),
+        Item::None => None,
+    }
 }
 
 /// The secrets a location of this kind needs that it lacks (`has` tells a key present).

@@ -662,3 +662,52 @@ fn a_crafted_backup_makes_this_device_send_none_of_its_files_or_variables() {
         assert!(!seen.contains(&base64(secret.as_bytes())), "{secret} sent to the backup's server:\n{seen}");
     }
 }
+
+/// Rewrites the configuration a backup file carries (backup.json's `config`), as a hostile
+/// location or sender would: `edit` gets the TOML text and returns the crafted one.
+fn craft_config(file: &Path, edit: impl Fn(&str) -> String) {
+    let crafted = file.with_extension("crafted");
+    let mut input = tar::Archive::new(std::fs::File::open(file).unwrap());
+    let mut out = tar::Builder::new(std::fs::File::create(&crafted).unwrap());
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if entry.path().unwrap() == Path::new("backup.json") {
+            let mut manifest: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            let config = manifest["config"].as_str().expect("the file carries a configuration").to_string();
+            manifest["config"] = serde_json::Value::String(edit(&config));
+            data = serde_json::to_vec_pretty(&manifest).unwrap();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+        }
+        out.append(&header, data.as_slice()).unwrap();
+    }
+    out.into_inner().unwrap().sync_all().unwrap();
+    std::fs::rename(crafted, file).unwrap();
+}
+
+/// Names and titles in a crafted backup's configuration are shown to the person before they
+/// take them: terminal control sequences there (clear the screen, retitle the window, write
+/// a reassuring "nothing offered") must never reach the terminal, whether the part is offered
+/// or left out.
+#[test]
+fn a_crafted_backup_writes_no_control_sequence_to_the_terminal() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+    craft_config(&file, |c| {
+        c.replace("[unit.hooked]", "[unit.\"hooked\\u001b]0;owned\\u0007\\u001b[2J\"]")
+            .replace("title = \"Documents\"", "title = \"Documents\\u001b[1A\\u001b[2K\\r\"")
+    });
+    let b = Sandbox::new("");
+    let out = b.run(&["setup", "--from-backup", file.to_str().unwrap(), "--dry-run"]);
+    let both = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    assert!(
+        !both.iter().any(|&c| c == 0x1b || c == 0x07),
+        "control characters written: {:?}",
+        String::from_utf8_lossy(&both)
+    );
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    assert!(!cfg.contains("[unit.docs]") && !cfg.contains("\\u001b"), "{cfg}");
+}
