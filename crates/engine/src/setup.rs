@@ -47,6 +47,9 @@ pub struct OfferedUnit {
 pub struct OfferedLocation {
     pub name: String,
     pub kind: String,
+    /// Where it is (`url = …, path = …`): a secret asked for again goes there, so the person
+    /// sees the server a crafted backup names before giving it.
+    pub address: String,
     /// Secrets it needs that the backup does not carry: keys of `[location.NAME]`, to be
     /// given again (or as `KEY_file`).
     pub secrets: Vec<String>,
@@ -194,6 +197,7 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
         .map(|(name, lc)| OfferedLocation {
             name: name.clone(),
             kind: lc.kind.as_str().to_string(),
+            address: address(lc),
             secrets: secrets_needed(lc.kind, &|k| {
                 lc.other.contains_key(k) || lc.other.contains_key(&format!("{k}_file"))
             }),
@@ -233,6 +237,22 @@ fn with_control_character(item: &Item) -> Option<String> {
         Item::ArrayOfTables(a) => a.iter().find_map(|t| with_control_character(&Item::Table(t.clone()))),
         Item::None => None,
     }
+}
+
+/// A location's address as its settings give it: `key = value` of the keys that say where.
+fn address(lc: &crate::config::LocationConfig) -> String {
+    let mut parts = Vec::new();
+    for key in ["url", "endpoint", "host", "port", "user", "username", "bucket", "root", "share", "uuid", "label"] {
+        match lc.other.get(key) {
+            Some(toml::Value::String(v)) => parts.push(format!("{key} = {v}")),
+            Some(v @ toml::Value::Integer(_)) => parts.push(format!("{key} = {v}")),
+            _ => {}
+        }
+    }
+    if let Some(p) = &lc.path {
+        parts.push(format!("path = {p}"));
+    }
+    parts.join(", ")
 }
 
 /// The secrets a location of this kind needs that it lacks (`has` tells a key present).

@@ -711,3 +711,20 @@ fn a_crafted_backup_writes_no_control_sequence_to_the_terminal() {
     let cfg = std::fs::read_to_string(&b.config).unwrap();
     assert!(!cfg.contains("[unit.docs]") && !cfg.contains("\\u001b"), "{cfg}");
 }
+
+/// A location a backup offers is shown with where it is before its secret is asked again: a
+/// crafted backup may call the attacker's server "nextcloud", and the person types the
+/// password of their own Nextcloud for it.
+#[test]
+fn the_setup_says_where_each_offered_location_is_before_asking_its_secret() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+    let b = Sandbox::new("");
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap(), "--dry-run"]);
+    assert!(said.contains("cloud (webdav) at url = https://dav.example/remote.php/dav, username = anna"), "{said}");
+    let offer: serde_json::Value =
+        serde_json::from_str(&b.ok(&["setup", "--from-backup", file.to_str().unwrap(), "--dry-run", "--json"]))
+            .unwrap();
+    let cloud = offer["locations"].as_array().unwrap().iter().find(|l| l["name"] == "cloud").unwrap();
+    assert_eq!(cloud["address"], "url = https://dav.example/remote.php/dav, username = anna", "{offer}");
+}
