@@ -728,3 +728,42 @@ fn the_setup_says_where_each_offered_location_is_before_asking_its_secret() {
     let cloud = offer["locations"].as_array().unwrap().iter().find(|l| l["name"] == "cloud").unwrap();
     assert_eq!(cloud["address"], "url = https://dav.example/remote.php/dav, username = anna", "{offer}");
 }
+
+/// Secrets hide in more places than `password = …`: an inline table, a line commented out, the
+/// daemon's webhook address (its own credential) and notify command, a hook's command line.
+/// The configuration a backup records, which an exported file carries in the clear even when
+/// the backup is password protected, holds none of them.
+#[test]
+fn a_backup_records_no_secret_hidden_in_comments_inline_tables_webhooks_or_commands() {
+    let sb = Sandbox::new("");
+    std::fs::write(
+        &sb.config,
+        format!(
+            "default_location = \"local\"\n\
+             [daemon]\nwebhook = \"https://chat.example/api/webhooks/1/WEBHOOK-TOKEN\"\n\
+             notify_command = \"curl -u me:NOTIFY-SECRET https://ntfy.example/t\"\n\
+             [location]\nlocal = {{ type = \"local\", path = \"{}\" }}\n\
+             inl = {{ type = \"sftp\", host = \"127.0.0.1\", user = \"u\", password = \"INLINE-SECRET\" }}\n\
+             # password = \"COMMENTED-SECRET\" (the old one)\n\
+             [unit.docs]\npaths = [\"~/docs\"]\nbefore_backup = \"true mysqldump -pHOOK-SECRET\"\n",
+            sb.repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a.txt"), "a").unwrap();
+    let slug = sb.backup(&["--location", "local"])["slug"].as_str().unwrap().to_string();
+    let file = export(&sb, &slug, "a.tar");
+    let out = Command::new("tar").arg("-xOf").arg(&file).arg("backup.json").output().unwrap();
+    assert!(out.status.success());
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = manifest["config"].as_str().expect("the configuration is recorded");
+    assert!(config.contains("inl") && config.contains("docs"), "{config}");
+    for secret in ["WEBHOOK-TOKEN", "NOTIFY-SECRET", "INLINE-SECRET", "COMMENTED-SECRET", "HOOK-SECRET"] {
+        assert!(!config.contains(secret), "{secret} recorded in the backup:\n{config}");
+    }
+    // The unit that runs a command is still told as one, and left out of a setup.
+    let b = Sandbox::new("");
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    assert!(said.contains("Left out: unit docs: it runs commands"), "{said}");
+}
