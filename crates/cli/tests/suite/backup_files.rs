@@ -664,11 +664,13 @@ fn a_crafted_backup_makes_this_device_send_none_of_its_files_or_variables() {
 }
 
 /// Rewrites the configuration a backup file carries (backup.json's `config`), as a hostile
-/// location or sender would: `edit` gets the TOML text and returns the crafted one.
+/// location or sender would (its BLAKE3SUMS line made again: a checksum, not a signature):
+/// `edit` gets the TOML text and returns the crafted one.
 fn craft_config(file: &Path, edit: impl Fn(&str) -> String) {
     let crafted = file.with_extension("crafted");
     let mut input = tar::Archive::new(std::fs::File::open(file).unwrap());
     let mut out = tar::Builder::new(std::fs::File::create(&crafted).unwrap());
+    let mut manifest_hash = None;
     for entry in input.entries().unwrap() {
         let mut entry = entry.unwrap();
         let mut header = entry.header().clone();
@@ -679,6 +681,17 @@ fn craft_config(file: &Path, edit: impl Fn(&str) -> String) {
             let config = manifest["config"].as_str().expect("the file carries a configuration").to_string();
             manifest["config"] = serde_json::Value::String(edit(&config));
             data = serde_json::to_vec_pretty(&manifest).unwrap();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            manifest_hash = Some(blake3::hash(&data).to_hex().to_string());
+        }
+        if let (true, Some(hash)) = (entry.path().unwrap() == Path::new("BLAKE3SUMS"), &manifest_hash) {
+            let sums = String::from_utf8(data).unwrap();
+            let sums: String = sums
+                .lines()
+                .map(|l| if l.ends_with("  backup.json") { format!("{hash}  backup.json\n") } else { format!("{l}\n") })
+                .collect();
+            data = sums.into_bytes();
             header.set_size(data.len() as u64);
             header.set_cksum();
         }
@@ -766,4 +779,33 @@ fn a_backup_records_no_secret_hidden_in_comments_inline_tables_webhooks_or_comma
     let b = Sandbox::new("");
     let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
     assert!(said.contains("Left out: unit docs: it runs commands"), "{said}");
+}
+
+/// `restore --from-file --with-config` writes the configuration a file carries, and a crafted
+/// file's may hold hooks of the sender's: written as they are, this device's next backup ran
+/// them. The configuration written is read as a backup records one (no secret, no command).
+#[test]
+fn a_crafted_file_restored_with_its_configuration_runs_no_command_of_its_sender() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+    let marker = a.dir.path().join("ran-the-senders-command");
+    craft_config(&file, |c| {
+        c.replace("[unit.photos]\n", &format!("[unit.photos]\nbefore_backup = \"touch {}\"\n", marker.display()))
+    });
+    let b = Sandbox::new("");
+    let target = b.dir.path().join("restored");
+    b.ok(&[
+        "backups",
+        "restore",
+        "--from-file",
+        file.to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+        "--with-config",
+        "--quiet",
+    ]);
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    assert!(cfg.contains("[unit.photos]") && !cfg.contains("touch"), "{cfg}");
+    let _ = b.run(&["backups", "new", "--unit", "photos", "--quiet"]);
+    assert!(!marker.exists(), "the sender's command ran on this device");
 }
