@@ -77,8 +77,20 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
     if text.len() > MOST_TEXT {
         return Err(refused(format!("its configuration is {} bytes, more than any real one", text.len())));
     }
+    // TOML allows no control character but tab and line ends, and a parser's error quotes the
+    // line it is on: refused before, without quoting it.
+    if let Some((line, _)) =
+        text.lines().enumerate().find(|(_, l)| l.chars().any(|c| c.is_control() && c != '\t' && c != '\r'))
+    {
+        return Err(refused(format!("its configuration holds a control character on line {}", line + 1)));
+    }
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        refused(format!("its configuration is not valid TOML: {}", e.to_string().replace('\n', " ")))
+        let at = e.span().map(|s| text.get(..s.start).unwrap_or(text).lines().count().max(1));
+        refused(format!(
+            "its configuration is not valid TOML (line {}): {}",
+            at.unwrap_or(1),
+            e.message().chars().take(200).collect::<String>()
+        ))
     })?;
     let mut left_out = Vec::new();
     for key in ["daemon", "device_name"] {

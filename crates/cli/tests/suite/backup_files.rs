@@ -723,6 +723,18 @@ fn a_crafted_backup_writes_no_control_sequence_to_the_terminal() {
     );
     let cfg = std::fs::read_to_string(&b.config).unwrap();
     assert!(!cfg.contains("[unit.docs]") && !cfg.contains("\\u001b"), "{cfg}");
+
+    // Raw in the text, where TOML allows none: the parser's error quoted the line as it was.
+    let file = export(&a, &slug, "b.tar");
+    craft_config(&file, |c| c.replace("[unit.hooked]", "[unit.hooked]\nx = 1 \u{1b}]0;owned\u{7}\u{1b}[2J"));
+    let out = b.run(&["setup", "--from-backup", file.to_str().unwrap(), "--dry-run"]);
+    let both = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    assert!(!out.status.success());
+    assert!(
+        !both.iter().any(|&c| c == 0x1b || c == 0x07),
+        "control characters written: {:?}",
+        String::from_utf8_lossy(&both)
+    );
 }
 
 /// A location a backup offers is shown with where it is before its secret is asked again: a
