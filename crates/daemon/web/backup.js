@@ -102,6 +102,7 @@ function setupSection(api, b, q) {
       try {
         const done = await api.post(`/api/backups/${b.slug}/setup${q}`, body);
         const lines = [h('p', { class: 'ok' }, `Settings added: units ${names(done.units)}; automatic backups ${names(done.schedules)}; locations ${names(done.locations)}.`)];
+        if (done.default_location) lines.push(h('p', {}, `Backups go to location ${done.default_location} by default now.`));
         if (done.kept.length) lines.push(h('p', { class: 'muted' }, `This device kept its own ${done.kept.join(', ')}.`));
         for (const m of done.missing_secrets) lines.push(h('p', { class: 'warn-text' }, `Still to give: ${m.replace('.', "'s ")}.`));
         result.replaceChildren(...lines);

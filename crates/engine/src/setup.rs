@@ -65,6 +65,9 @@ pub struct SetupApplied {
     pub kept: Vec<String>,
     /// Secrets still missing, as `location.KEY`.
     pub missing_secrets: Vec<String>,
+    /// The backup's default location, made this device's (only on a device with no location
+    /// of its own).
+    pub default_location: Option<String>,
 }
 
 fn refused(detail: impl Into<String>) -> EngineError {
@@ -316,12 +319,15 @@ fn map_homes(root: &mut Table, from: &Path, to: &Path) {
 
 /// Merges an offer into the configuration file `file` (made when missing): units, schedules
 /// and locations this device does not have yet by name, with the secrets given
-/// (`secrets[location][key]`); the default location when this device names none. The result
-/// is checked whole before it is written.
+/// (`secrets[location][key]`). This device's default location (`mine`, when it has a location
+/// of its own) stays, written down when the file names none, so that a location added does not
+/// take its place by sorting first; only a device with none takes the backup's default. The
+/// result is checked whole before it is written.
 pub fn apply(
     file: &Path,
     offer: &SetupOffer,
     secrets: &BTreeMap<String, BTreeMap<String, String>>,
+    mine: Option<&str>,
 ) -> EngineResult<SetupApplied> {
     let theirs: DocumentMut = offer.text.parse().map_err(|e: toml_edit::TomlError| refused(e.to_string()))?;
     let mut doc = crate::config_edit::read(file)?;
@@ -363,9 +369,15 @@ pub fn apply(
             }
         }
     }
-    if doc.get("default_location").is_none() {
-        if let Some(d) = offer.default_location.as_ref().filter(|d| applied.locations.contains(d)) {
-            doc["default_location"] = toml_edit::value(d.as_str());
+    if doc.get("default_location").is_none() && !applied.locations.is_empty() {
+        match mine {
+            Some(mine) => doc["default_location"] = toml_edit::value(mine),
+            None => {
+                if let Some(d) = offer.default_location.as_ref().filter(|d| applied.locations.contains(d)) {
+                    doc["default_location"] = toml_edit::value(d.as_str());
+                    applied.default_location = Some(d.clone());
+                }
+            }
         }
     }
     crate::config_edit::write(file, &doc)?;

@@ -60,6 +60,9 @@ pub fn from_backup(ctx: &Context, from: &str, location: Option<&str>, dry_run: b
         list(&applied.schedules),
         list(&applied.locations)
     )?;
+    if let Some(d) = &applied.default_location {
+        outln!("Backups go to location {d} by default now, as on the device that made the backup.")?;
+    }
     if !applied.kept.is_empty() {
         outln!("Kept this device's own {}.", applied.kept.join(", "))?;
     }

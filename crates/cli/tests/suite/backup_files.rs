@@ -821,3 +821,34 @@ fn a_crafted_file_restored_with_its_configuration_runs_no_command_of_its_sender(
     let _ = b.run(&["backups", "new", "--unit", "photos", "--quiet"]);
     assert!(!marker.exists(), "the sender's command ran on this device");
 }
+
+/// A device whose configuration names no default location backs up to its first location by
+/// name: a location a backup adds (here "cloud", before "zeta") took its place silently, and
+/// with it this device's next backups. This device's default stays.
+#[test]
+fn a_location_taken_from_a_backup_never_becomes_the_default_of_a_device_with_its_own() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+    let b = Sandbox::new("");
+    std::fs::write(
+        &b.config,
+        format!("[location.zeta]\ntype = \"local\"\npath = \"{}\"\n", b.dir.path().join("zeta").display()),
+    )
+    .unwrap();
+    let default = |b: &Sandbox| {
+        let list: serde_json::Value = serde_json::from_str(&b.ok(&["locations", "list", "--json"])).unwrap();
+        let list = list.as_array().cloned().unwrap_or_else(|| list["locations"].as_array().unwrap().clone());
+        list.iter().find(|l| l["default"] == true).map(|l| l["name"].as_str().unwrap().to_string())
+    };
+    assert_eq!(default(&b).as_deref(), Some("zeta"));
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&b.config).unwrap().contains("[location.cloud]"));
+    assert_eq!(default(&b).as_deref(), Some("zeta"), "{said}");
+    assert!(!said.contains("by default now"), "{said}");
+
+    // A device with no location of its own takes the backup's default, and is told.
+    let c = tempfile::tempdir().unwrap();
+    let out = bare(c.path()).args(["setup", "--from-backup", file.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Backups go to location local by default now"), "{}", stdout(&out));
+}
