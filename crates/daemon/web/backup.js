@@ -85,7 +85,7 @@ function setupSection(api, b, q) {
     const form = h('form', {},
       h('p', {}, `Units: ${names(offer.units.map((u) => (u.title !== u.name ? `${u.name} (${u.title})` : u.name)))}.`),
       h('p', {}, `Automatic backups: ${names(offer.schedules)}.`),
-      h('p', {}, `Locations: ${names(offer.locations.map((l) => `${l.name} (${l.kind})`))}.`),
+      h('p', {}, `Locations: ${names(offer.locations.map((l) => `${l.name} (${l.kind}) at ${l.address}`))}.`),
       offer.left_out.length ? h('ul', { class: 'muted' }, offer.left_out.map((w) => h('li', {}, `Left out: ${w}.`))) : null,
       secrets.length ? h('p', {}, 'Secrets are never kept in a backup: give them again (or later, in the configuration file).') : null,
       secrets.map((s) => field(`${s.key.replace(/_/g, ' ')} of location ${s.location}`, s.input)),
@@ -102,6 +102,7 @@ function setupSection(api, b, q) {
       try {
         const done = await api.post(`/api/backups/${b.slug}/setup${q}`, body);
         const lines = [h('p', { class: 'ok' }, `Settings added: units ${names(done.units)}; automatic backups ${names(done.schedules)}; locations ${names(done.locations)}.`)];
+        if (done.default_location) lines.push(h('p', {}, `Backups go to location ${done.default_location} by default now.`));
         if (done.kept.length) lines.push(h('p', { class: 'muted' }, `This device kept its own ${done.kept.join(', ')}.`));
         for (const m of done.missing_secrets) lines.push(h('p', { class: 'warn-text' }, `Still to give: ${m.replace('.', "'s ")}.`));
         result.replaceChildren(...lines);

@@ -109,34 +109,66 @@ pub(crate) fn write(file: &Path, doc: &DocumentMut) -> EngineResult<()> {
 
 /// Keys whose literal values are secrets. A value naming a variable (`"$VAR"`) or a file
 /// (`KEY_file`) is a reference, not a secret, and is kept.
-const SECRET_KEYS: &[&str] =
-    &["password", "secret_access_key", "refresh_token", "access_token", "client_secret", "token", "passphrase"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "repository_password",
+    "secret_access_key",
+    "refresh_token",
+    "access_token",
+    "client_secret",
+    "token",
+    "passphrase",
+];
 
-/// The configuration's text without its secrets, comments kept: what a backup file carries.
+/// Keys whose values are commands: a command line often holds a password (`mysqldump
+/// -pSECRET`, `curl -u me:token`), so a backup records only that there is one.
+const COMMAND_KEYS: &[&str] =
+    &["before_backup", "after_backup", "before_restore", "after_restore", "export", "import", "script"];
+
+/// What a backup records in place of a command: one that fails saying so, should a
+/// configuration written back from a backup (`restore --with-config`) run it.
+pub const COMMAND_LEFT_OUT: &str =
+    "echo 'lifeboat: this command was not recorded in the backup: write it again' >&2; exit 1";
+
+/// The configuration's text without its secrets: what a backup and a backup file carry.
+/// Comments are dropped too (a line commented out is often an old password), as are the
+/// daemon's `webhook` (its address is its credential) and `notify_command`, and every
+/// command is replaced by [`COMMAND_LEFT_OUT`].
 pub fn without_secrets(text: &str) -> Result<String, String> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
+    let plain: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let plain = toml::to_string(&plain).map_err(|e| e.to_string())?;
+    let mut doc: DocumentMut = plain.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
     strip(doc.as_table_mut());
     Ok(doc.to_string())
 }
 
-fn strip(table: &mut Table) {
+fn strip(table: &mut dyn toml_edit::TableLike) {
     let secret: Vec<String> = table
         .iter()
-        .filter(|(k, v)| SECRET_KEYS.contains(k) && !v.as_str().is_some_and(|s| s.starts_with('$')))
+        .filter(|(k, v)| {
+            (SECRET_KEYS.contains(k) && !v.as_str().is_some_and(|s| s.starts_with('$')))
+                || ["webhook", "notify_command"].contains(k)
+        })
         .map(|(k, _)| k.to_string())
         .collect();
     for k in secret {
         table.remove(&k);
     }
+    for key in COMMAND_KEYS {
+        if table.get(key).is_some_and(|v| v.is_str()) {
+            table.insert(key, value(COMMAND_LEFT_OUT));
+        }
+    }
     // A password can also hide inside an address (`https://user:password@host/`).
     for key in ["url", "endpoint"] {
         let clean = table.get(key).and_then(|v| v.as_str()).and_then(url_without_credentials);
         if let Some(clean) = clean {
-            table[key] = value(clean);
+            table.insert(key, value(clean));
         }
     }
+    // Inline tables (`nas = { password = "…" }`) too.
     for (_, item) in table.iter_mut() {
-        if let Some(t) = item.as_table_mut() {
+        if let Some(t) = item.as_table_like_mut() {
             strip(t);
         }
     }
@@ -182,6 +214,14 @@ mod secret_tests {
         let text = "# mine\n[location.nas]\ntype = \"sftp\"\npassword = \"hunter2\"\n[location.s3]\nsecret_access_key = \"$S3_SECRET\"\nrefresh_token_file = \"/k\"\n";
         let out = super::without_secrets(text).unwrap();
         assert!(!out.contains("hunter2") && out.contains("$S3_SECRET") && out.contains("refresh_token_file"));
-        assert!(out.contains("# mine") && out.contains("type = \"sftp\""));
+        assert!(!out.contains("# mine") && out.contains("type = \"sftp\""));
+        let text = "[location]\nnas = { type = \"sftp\", host = \"h\", password = \"inline2\" }\n\
+                    #password = \"old3\"\n[daemon]\nwebhook = \"https://chat/hooks/TOKEN4\"\n\
+                    [unit.db]\npaths = [\"~/db\"]\nbefore_backup = \"mysqldump -pSECRET5 db\"\n";
+        let out = super::without_secrets(text).unwrap();
+        for secret in ["inline2", "old3", "TOKEN4", "SECRET5"] {
+            assert!(!out.contains(secret), "{secret}: {out}");
+        }
+        assert!(out.contains("before_backup") && out.contains("host = \"h\""), "{out}");
     }
 }

@@ -47,6 +47,9 @@ pub struct OfferedUnit {
 pub struct OfferedLocation {
     pub name: String,
     pub kind: String,
+    /// Where it is (`url = …, path = …`): a secret asked for again goes there, so the person
+    /// sees the server a crafted backup names before giving it.
+    pub address: String,
     /// Secrets it needs that the backup does not carry: keys of `[location.NAME]`, to be
     /// given again (or as `KEY_file`).
     pub secrets: Vec<String>,
@@ -62,6 +65,9 @@ pub struct SetupApplied {
     pub kept: Vec<String>,
     /// Secrets still missing, as `location.KEY`.
     pub missing_secrets: Vec<String>,
+    /// The backup's default location, made this device's (only on a device with no location
+    /// of its own).
+    pub default_location: Option<String>,
 }
 
 fn refused(detail: impl Into<String>) -> EngineError {
@@ -74,8 +80,20 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
     if text.len() > MOST_TEXT {
         return Err(refused(format!("its configuration is {} bytes, more than any real one", text.len())));
     }
+    // TOML allows no control character but tab and line ends, and a parser's error quotes the
+    // line it is on: refused before, without quoting it.
+    if let Some((line, _)) =
+        text.lines().enumerate().find(|(_, l)| l.chars().any(|c| c.is_control() && c != '\t' && c != '\r'))
+    {
+        return Err(refused(format!("its configuration holds a control character on line {}", line + 1)));
+    }
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        refused(format!("its configuration is not valid TOML: {}", e.to_string().replace('\n', " ")))
+        let at = e.span().map(|s| text.get(..s.start).unwrap_or(text).lines().count().max(1));
+        refused(format!(
+            "its configuration is not valid TOML (line {}): {}",
+            at.unwrap_or(1),
+            e.message().chars().take(200).collect::<String>()
+        ))
     })?;
     let mut left_out = Vec::new();
     for key in ["daemon", "device_name"] {
@@ -88,6 +106,20 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
         doc.iter().map(|(k, _)| k.to_string()).filter(|k| !known.contains(&k.as_str())).collect();
     if let Some(k) = unknown.first() {
         return Err(refused(format!("its configuration has an unknown setting {k:?}")));
+    }
+    // Its names and words are shown to the person (a terminal, the page) before anything is
+    // taken, dropped parts too: a name that is not one, or a control character anywhere
+    // (which would move a terminal's cursor, clear it or retitle it), refuses the whole.
+    for section in ["unit", "location", "schedule"] {
+        let Some(tables) = doc.get(section).and_then(Item::as_table_like) else { continue };
+        if let Some((name, _)) = tables.iter().find(|(name, _)| !crate::config::valid_name(name)) {
+            return Err(refused(format!(
+                "its configuration has {section} {name:?}, and a name may only hold letters, digits, '-' and '_'"
+            )));
+        }
+    }
+    if let Some(bad) = with_control_character(doc.as_item()) {
+        return Err(refused(format!("its configuration holds a control character in {bad:?}")));
     }
     // What runs commands is not taken from a backup.
     let mut dropped_units = Vec::new();
@@ -119,6 +151,27 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
                         "location {name}: {key} (this device confirms the server's key itself, into its own known_hosts)"
                     ));
                 }
+            }
+            // A value read from this device (`KEY_file`, `"$VARIABLE"`) would be sent to
+            // whatever server the backup names: `password_file = "~/.ssh/id_ed25519"` or
+            // `password = "$TOKEN"` hands the attacker's server this device's secrets, and
+            // `repository_password_file` at a file of known content a password the attacker
+            // knows. Only a folder location's path and an SFTP key file (which proves, never
+            // sends) stay.
+            let folder = matches!(loc.get("type").and_then(Item::as_str), None | Some("local" | "removable"));
+            let from_device: Vec<String> = loc
+                .iter()
+                .filter(|(k, v)| {
+                    (k.ends_with("_file") && *k != "key_file")
+                        || (v.as_str().is_some_and(|s| s.starts_with('$')) && !(folder && *k == "path"))
+                })
+                .map(|(k, _)| k.to_string())
+                .collect();
+            for key in from_device {
+                loc.remove(&key);
+                left_out.push(format!(
+                    "location {name}: {key} (a value read from this device's files or environment is given again)"
+                ));
             }
         }
     }
@@ -159,6 +212,7 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
         .map(|(name, lc)| OfferedLocation {
             name: name.clone(),
             kind: lc.kind.as_str().to_string(),
+            address: address(lc),
             secrets: secrets_needed(lc.kind, &|k| {
                 lc.other.contains_key(k) || lc.other.contains_key(&format!("{k}_file"))
             }),
@@ -172,6 +226,48 @@ pub fn offer(text: &str, from_home: &Path, to_home: &Path) -> EngineResult<Setup
         left_out,
         text,
     })
+}
+
+/// The first key or text under `item` that holds a control character, if any.
+fn with_control_character(item: &Item) -> Option<String> {
+    fn value(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => s.value().chars().any(char::is_control).then(|| s.value().clone()),
+            Value::Array(a) => a.iter().find_map(value),
+            Value::InlineTable(t) => {
+                t.iter().find_map(|(k, v)| if k.chars().any(char::is_control) { Some(k.to_string()) } else { value(v) })
+            }
+            _ => None,
+        }
+    }
+    match item {
+        Item::Value(v) => value(v),
+        Item::Table(t) => t.iter().find_map(|(k, v)| {
+            if k.chars().any(char::is_control) {
+                Some(k.to_string())
+            } else {
+                with_control_character(v)
+            }
+        }),
+        Item::ArrayOfTables(a) => a.iter().find_map(|t| with_control_character(&Item::Table(t.clone()))),
+        Item::None => None,
+    }
+}
+
+/// A location's address as its settings give it: `key = value` of the keys that say where.
+fn address(lc: &crate::config::LocationConfig) -> String {
+    let mut parts = Vec::new();
+    for key in ["url", "endpoint", "host", "port", "user", "username", "bucket", "root", "share", "uuid", "label"] {
+        match lc.other.get(key) {
+            Some(toml::Value::String(v)) => parts.push(format!("{key} = {v}")),
+            Some(v @ toml::Value::Integer(_)) => parts.push(format!("{key} = {v}")),
+            _ => {}
+        }
+    }
+    if let Some(p) = &lc.path {
+        parts.push(format!("path = {p}"));
+    }
+    parts.join(", ")
 }
 
 /// The secrets a location of this kind needs that it lacks (`has` tells a key present).
@@ -223,12 +319,15 @@ fn map_homes(root: &mut Table, from: &Path, to: &Path) {
 
 /// Merges an offer into the configuration file `file` (made when missing): units, schedules
 /// and locations this device does not have yet by name, with the secrets given
-/// (`secrets[location][key]`); the default location when this device names none. The result
-/// is checked whole before it is written.
+/// (`secrets[location][key]`). This device's default location (`mine`, when it has a location
+/// of its own) stays, written down when the file names none, so that a location added does not
+/// take its place by sorting first; only a device with none takes the backup's default. The
+/// result is checked whole before it is written.
 pub fn apply(
     file: &Path,
     offer: &SetupOffer,
     secrets: &BTreeMap<String, BTreeMap<String, String>>,
+    mine: Option<&str>,
 ) -> EngineResult<SetupApplied> {
     let theirs: DocumentMut = offer.text.parse().map_err(|e: toml_edit::TomlError| refused(e.to_string()))?;
     let mut doc = crate::config_edit::read(file)?;
@@ -270,9 +369,15 @@ pub fn apply(
             }
         }
     }
-    if doc.get("default_location").is_none() {
-        if let Some(d) = offer.default_location.as_ref().filter(|d| applied.locations.contains(d)) {
-            doc["default_location"] = toml_edit::value(d.as_str());
+    if doc.get("default_location").is_none() && !applied.locations.is_empty() {
+        match mine {
+            Some(mine) => doc["default_location"] = toml_edit::value(mine),
+            None => {
+                if let Some(d) = offer.default_location.as_ref().filter(|d| applied.locations.contains(d)) {
+                    doc["default_location"] = toml_edit::value(d.as_str());
+                    applied.default_location = Some(d.clone());
+                }
+            }
         }
     }
     crate::config_edit::write(file, &doc)?;

@@ -221,6 +221,11 @@ pub fn restore(ctx: &Context, file: &Path, order: RestoreOrder, with_config: boo
     if with_config {
         match &manifest.config {
             Some(text) => {
+                // A file's configuration is the sender's: read as a backup records one, with
+                // no secret and no command of theirs (each one fails saying so), whatever the
+                // file holds.
+                let text = lifeboat_engine::config_edit::without_secrets(text)
+                    .map_err(|e| anyhow::anyhow!("the configuration the file carries is not valid TOML: {e}"))?;
                 let dest = &ctx.config().target_file;
                 if let Some(dir) = dest.parent() {
                     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

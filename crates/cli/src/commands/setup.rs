@@ -34,7 +34,10 @@ pub fn from_backup(ctx: &Context, from: &str, location: Option<&str>, dry_run: b
     if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !json {
         for loc in &offer.locations {
             for key in &loc.secrets {
-                let question = format!("{key} of location {} ({}; empty to give it later): ", loc.name, loc.kind);
+                let question = format!(
+                    "{key} of location {} ({} at {}; empty to give it later): ",
+                    loc.name, loc.kind, loc.address
+                );
                 if let Ok(v) = rpassword::prompt_password(question) {
                     if !v.is_empty() {
                         secrets.entry(loc.name.clone()).or_default().insert(key.clone(), v);
@@ -57,6 +60,9 @@ pub fn from_backup(ctx: &Context, from: &str, location: Option<&str>, dry_run: b
         list(&applied.schedules),
         list(&applied.locations)
     )?;
+    if let Some(d) = &applied.default_location {
+        outln!("Backups go to location {d} by default now, as on the device that made the backup.")?;
+    }
     if !applied.kept.is_empty() {
         outln!("Kept this device's own {}.", applied.kept.join(", "))?;
     }
@@ -73,7 +79,8 @@ pub fn from_backup(ctx: &Context, from: &str, location: Option<&str>, dry_run: b
 
 fn say_offer(offer: &lifeboat_engine::setup::SetupOffer) -> Result<()> {
     let units: Vec<String> = offer.units.iter().map(|u| format!("{} ({})", u.name, u.title)).collect();
-    let locations: Vec<String> = offer.locations.iter().map(|l| format!("{} ({})", l.name, l.kind)).collect();
+    let locations: Vec<String> =
+        offer.locations.iter().map(|l| format!("{} ({}) at {}", l.name, l.kind, l.address)).collect();
     let none = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     outln!(
         "The backup's configuration offers units {}; schedules {}; locations {}.",

@@ -553,3 +553,302 @@ fn a_new_device_is_set_up_from_a_backup_file_or_a_location() {
     let said = c.ok(&["setup", "--from-backup", "latest", "--location", "old"]);
     has_the_setup(&c, &said);
 }
+
+/// A location's own `repository_password` is a secret like any other: neither the backup's
+/// recorded configuration (here, the exported file's backup.json) nor a device set up from
+/// it carries it.
+#[test]
+fn a_backup_carries_no_repository_password() {
+    let sb = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a.txt"), "a").unwrap();
+    let mut cfg = std::fs::read_to_string(&sb.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.nas]\ntype = \"local\"\npath = \"{}\"\nrepository_password = \"rp-hunter2-unattended\"\n",
+        sb.dir.path().join("nas").display()
+    ));
+    std::fs::write(&sb.config, cfg).unwrap();
+    let slug = sb.backup(&["--location", "local"])["slug"].as_str().unwrap().to_string();
+    let file = export(&sb, &slug, "a.tar");
+    let out = Command::new("tar").arg("-xOf").arg(&file).arg("backup.json").output().unwrap();
+    assert!(out.status.success());
+    let manifest = String::from_utf8_lossy(&out.stdout);
+    assert!(manifest.contains("[location.nas]"), "the configuration is recorded: {manifest}");
+    assert!(!manifest.contains("rp-hunter2"), "the repository password is recorded: {manifest}");
+
+    let b = Sandbox::new("");
+    b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    assert!(cfg.contains("[location.nas]") && !cfg.contains("rp-hunter2"), "{cfg}");
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= c.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// A crafted backup's configuration names a WebDAV server of the attacker's whose password is
+/// "whatever file or environment variable this device holds": `password_file` pointing at the
+/// victim's SSH key, `password = "$VARIABLE"`, `repository_password_file` at a file whose
+/// content the attacker knows. Setting up from it must take none of them (they are asked
+/// again), so the next check of that location sends nothing of this device's.
+#[test]
+fn a_crafted_backup_makes_this_device_send_none_of_its_files_or_variables() {
+    use std::io::{BufRead, BufReader};
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let recorder = seen.clone();
+    std::thread::spawn(move || {
+        for conn in server.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                recorder.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+            let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+
+    let a = Sandbox::new("[unit.docs]\npaths = [\"~/docs\"]\n");
+    std::fs::create_dir_all(a.home.join("docs")).unwrap();
+    std::fs::write(a.home.join("docs/a.txt"), "a").unwrap();
+    let mut cfg = std::fs::read_to_string(&a.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[location.keyfile]\ntype = \"webdav\"\nurl = \"http://127.0.0.1:{port}/dav\"\nusername = \"x\"\n\
+         password_file = \"~/.ssh/id_ed25519\"\nrepository_password_file = \"/etc/hostname\"\n\
+         [location.variable]\ntype = \"webdav\"\nurl = \"http://127.0.0.1:{port}/dav\"\nusername = \"y\"\n\
+         password = \"$VICTIM_TOKEN\"\n"
+    ));
+    std::fs::write(&a.config, cfg).unwrap();
+    std::fs::create_dir_all(a.home.join(".ssh")).unwrap();
+    std::fs::write(a.home.join(".ssh/id_ed25519"), "the attacker's own\n").unwrap();
+    let slug = a.backup(&["--location", "local"])["slug"].as_str().unwrap().to_string();
+    let file = export(&a, &slug, "crafted.tar");
+
+    let b = Sandbox::new("");
+    std::fs::create_dir_all(b.home.join(".ssh")).unwrap();
+    std::fs::write(b.home.join(".ssh/id_ed25519"), "VICTIM-PRIVATE-KEY\n").unwrap();
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    assert!(cfg.contains("[location.keyfile]") && cfg.contains("[location.variable]"), "{cfg}");
+    for never in ["password_file", "repository_password_file", "$VICTIM_TOKEN"] {
+        assert!(!cfg.contains(never), "{never} taken from the backup:\n{cfg}");
+    }
+    assert!(said.contains("Location keyfile needs its password again"), "{said}");
+    assert!(said.contains("Location variable needs its password again"), "{said}");
+
+    // What A's own runs sent is no concern here: only what this device sends.
+    seen.lock().unwrap().clear();
+    for location in ["keyfile", "variable"] {
+        let _ = b
+            .command()
+            .env("VICTIM_TOKEN", "VICTIM-TOKEN-VALUE")
+            .args(["locations", "check", location])
+            .output()
+            .unwrap();
+    }
+    let seen = seen.lock().unwrap().clone();
+    for secret in ["x:VICTIM-PRIVATE-KEY", "y:VICTIM-TOKEN-VALUE"] {
+        assert!(!seen.contains(&base64(secret.as_bytes())), "{secret} sent to the backup's server:\n{seen}");
+    }
+}
+
+/// Rewrites the configuration a backup file carries (backup.json's `config`), as a hostile
+/// location or sender would (its BLAKE3SUMS line made again: a checksum, not a signature):
+/// `edit` gets the TOML text and returns the crafted one.
+fn craft_config(file: &Path, edit: impl Fn(&str) -> String) {
+    let crafted = file.with_extension("crafted");
+    let mut input = tar::Archive::new(std::fs::File::open(file).unwrap());
+    let mut out = tar::Builder::new(std::fs::File::create(&crafted).unwrap());
+    let mut manifest_hash = None;
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if entry.path().unwrap() == Path::new("backup.json") {
+            let mut manifest: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            let config = manifest["config"].as_str().expect("the file carries a configuration").to_string();
+            manifest["config"] = serde_json::Value::String(edit(&config));
+            data = serde_json::to_vec_pretty(&manifest).unwrap();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            manifest_hash = Some(blake3::hash(&data).to_hex().to_string());
+        }
+        if let (true, Some(hash)) = (entry.path().unwrap() == Path::new("BLAKE3SUMS"), &manifest_hash) {
+            let sums = String::from_utf8(data).unwrap();
+            let sums: String = sums
+                .lines()
+                .map(|l| if l.ends_with("  backup.json") { format!("{hash}  backup.json\n") } else { format!("{l}\n") })
+                .collect();
+            data = sums.into_bytes();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+        }
+        out.append(&header, data.as_slice()).unwrap();
+    }
+    out.into_inner().unwrap().sync_all().unwrap();
+    std::fs::rename(crafted, file).unwrap();
+}
+
+/// Names and titles in a crafted backup's configuration are shown to the person before they
+/// take them: terminal control sequences there (clear the screen, retitle the window, write
+/// a reassuring "nothing offered") must never reach the terminal, whether the part is offered
+/// or left out.
+#[test]
+fn a_crafted_backup_writes_no_control_sequence_to_the_terminal() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+    craft_config(&file, |c| {
+        c.replace("[unit.hooked]", "[unit.\"hooked\\u001b]0;owned\\u0007\\u001b[2J\"]")
+            .replace("title = \"Documents\"", "title = \"Documents\\u001b[1A\\u001b[2K\\r\"")
+    });
+    let b = Sandbox::new("");
+    let out = b.run(&["setup", "--from-backup", file.to_str().unwrap(), "--dry-run"]);
+    let both = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    assert!(
+        !both.iter().any(|&c| c == 0x1b || c == 0x07),
+        "control characters written: {:?}",
+        String::from_utf8_lossy(&both)
+    );
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    assert!(!cfg.contains("[unit.docs]") && !cfg.contains("\\u001b"), "{cfg}");
+
+    // Raw in the text, where TOML allows none: the parser's error quoted the line as it was.
+    let file = export(&a, &slug, "b.tar");
+    craft_config(&file, |c| c.replace("[unit.hooked]", "[unit.hooked]\nx = 1 \u{1b}]0;owned\u{7}\u{1b}[2J"));
+    let out = b.run(&["setup", "--from-backup", file.to_str().unwrap(), "--dry-run"]);
+    let both = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    assert!(!out.status.success());
+    assert!(
+        !both.iter().any(|&c| c == 0x1b || c == 0x07),
+        "control characters written: {:?}",
+        String::from_utf8_lossy(&both)
+    );
+}
+
+/// A location a backup offers is shown with where it is before its secret is asked again: a
+/// crafted backup may call the attacker's server "nextcloud", and the person types the
+/// password of their own Nextcloud for it.
+#[test]
+fn the_setup_says_where_each_offered_location_is_before_asking_its_secret() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+    let b = Sandbox::new("");
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap(), "--dry-run"]);
+    assert!(said.contains("cloud (webdav) at url = https://dav.example/remote.php/dav, username = anna"), "{said}");
+    let offer: serde_json::Value =
+        serde_json::from_str(&b.ok(&["setup", "--from-backup", file.to_str().unwrap(), "--dry-run", "--json"]))
+            .unwrap();
+    let cloud = offer["locations"].as_array().unwrap().iter().find(|l| l["name"] == "cloud").unwrap();
+    assert_eq!(cloud["address"], "url = https://dav.example/remote.php/dav, username = anna", "{offer}");
+}
+
+/// Secrets hide in more places than `password = …`: an inline table, a line commented out, the
+/// daemon's webhook address (its own credential) and notify command, a hook's command line.
+/// The configuration a backup records, which an exported file carries in the clear even when
+/// the backup is password protected, holds none of them.
+#[test]
+fn a_backup_records_no_secret_hidden_in_comments_inline_tables_webhooks_or_commands() {
+    let sb = Sandbox::new("");
+    std::fs::write(
+        &sb.config,
+        format!(
+            "default_location = \"local\"\n\
+             [daemon]\nwebhook = \"https://chat.example/api/webhooks/1/WEBHOOK-TOKEN\"\n\
+             notify_command = \"curl -u me:NOTIFY-SECRET https://ntfy.example/t\"\n\
+             [location]\nlocal = {{ type = \"local\", path = \"{}\" }}\n\
+             inl = {{ type = \"sftp\", host = \"127.0.0.1\", user = \"u\", password = \"INLINE-SECRET\" }}\n\
+             # password = \"COMMENTED-SECRET\" (the old one)\n\
+             [unit.docs]\npaths = [\"~/docs\"]\nbefore_backup = \"true mysqldump -pHOOK-SECRET\"\n",
+            sb.repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(sb.home.join("docs")).unwrap();
+    std::fs::write(sb.home.join("docs/a.txt"), "a").unwrap();
+    let slug = sb.backup(&["--location", "local"])["slug"].as_str().unwrap().to_string();
+    let file = export(&sb, &slug, "a.tar");
+    let out = Command::new("tar").arg("-xOf").arg(&file).arg("backup.json").output().unwrap();
+    assert!(out.status.success());
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = manifest["config"].as_str().expect("the configuration is recorded");
+    assert!(config.contains("inl") && config.contains("docs"), "{config}");
+    for secret in ["WEBHOOK-TOKEN", "NOTIFY-SECRET", "INLINE-SECRET", "COMMENTED-SECRET", "HOOK-SECRET"] {
+        assert!(!config.contains(secret), "{secret} recorded in the backup:\n{config}");
+    }
+    // The unit that runs a command is still told as one, and left out of a setup.
+    let b = Sandbox::new("");
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    assert!(said.contains("Left out: unit docs: it runs commands"), "{said}");
+}
+
+/// `restore --from-file --with-config` writes the configuration a file carries, and a crafted
+/// file's may hold hooks of the sender's: written as they are, this device's next backup ran
+/// them. The configuration written is read as a backup records one (no secret, no command).
+#[test]
+fn a_crafted_file_restored_with_its_configuration_runs_no_command_of_its_sender() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+    let marker = a.dir.path().join("ran-the-senders-command");
+    craft_config(&file, |c| {
+        c.replace("[unit.photos]\n", &format!("[unit.photos]\nbefore_backup = \"touch {}\"\n", marker.display()))
+    });
+    let b = Sandbox::new("");
+    let target = b.dir.path().join("restored");
+    b.ok(&[
+        "backups",
+        "restore",
+        "--from-file",
+        file.to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+        "--with-config",
+        "--quiet",
+    ]);
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    assert!(cfg.contains("[unit.photos]") && !cfg.contains("touch"), "{cfg}");
+    let _ = b.run(&["backups", "new", "--unit", "photos", "--quiet"]);
+    assert!(!marker.exists(), "the sender's command ran on this device");
+}
+
+/// A device whose configuration names no default location backs up to its first location by
+/// name: a location a backup adds (here "cloud", before "zeta") took its place silently, and
+/// with it this device's next backups. This device's default stays.
+#[test]
+fn a_location_taken_from_a_backup_never_becomes_the_default_of_a_device_with_its_own() {
+    let (a, slug) = device_with_a_setup();
+    let file = export(&a, &slug, "a.tar");
+    let b = Sandbox::new("");
+    std::fs::write(
+        &b.config,
+        format!("[location.zeta]\ntype = \"local\"\npath = \"{}\"\n", b.dir.path().join("zeta").display()),
+    )
+    .unwrap();
+    let default = |b: &Sandbox| {
+        let list: serde_json::Value = serde_json::from_str(&b.ok(&["locations", "list", "--json"])).unwrap();
+        let list = list.as_array().cloned().unwrap_or_else(|| list["locations"].as_array().unwrap().clone());
+        list.iter().find(|l| l["default"] == true).map(|l| l["name"].as_str().unwrap().to_string())
+    };
+    assert_eq!(default(&b).as_deref(), Some("zeta"));
+    let said = b.ok(&["setup", "--from-backup", file.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&b.config).unwrap().contains("[location.cloud]"));
+    assert_eq!(default(&b).as_deref(), Some("zeta"), "{said}");
+    assert!(!said.contains("by default now"), "{said}");
+
+    // A device with no location of its own takes the backup's default, and is told.
+    let c = tempfile::tempdir().unwrap();
+    let out = bare(c.path()).args(["setup", "--from-backup", file.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Backups go to location local by default now"), "{}", stdout(&out));
+}

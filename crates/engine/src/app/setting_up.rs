@@ -55,6 +55,12 @@ impl Lifeboat {
         offer: &SetupOffer,
         secrets: &BTreeMap<String, BTreeMap<String, String>>,
     ) -> EngineResult<SetupApplied> {
-        setup::apply(&self.config.target_file, offer, secrets)
+        // A device with a location of its own (configured, or the implicit one holding
+        // backups) keeps its default.
+        let implicit = self.dirs.data.join("backups");
+        let own = !self.config.config.location.is_empty()
+            || implicit.join("config").exists()
+            || implicit.join("keys").is_dir();
+        setup::apply(&self.config.target_file, offer, secrets, own.then_some(self.default_location.as_str()))
     }
 }
