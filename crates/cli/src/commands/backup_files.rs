@@ -1,7 +1,7 @@
 //! `backups export`, `backups import`, `backups restore --from-file`.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -217,36 +217,28 @@ pub fn restore(ctx: &Context, file: &Path, order: RestoreOrder, with_config: boo
         }
         return Ok(exit::OK);
     }
-    let mut config_written = None;
+    // The file's configuration is the sender's: taken as `setup --from-backup FILE` takes it
+    // (checked with the normal parser, nothing that runs commands or opens the daemon,
+    // secrets asked for again), merged into this device's file.
+    let mut config_taken = None;
     if with_config {
-        match &manifest.config {
-            Some(text) => {
-                // A file's configuration is the sender's: read as a backup records one, with
-                // no secret and no command of theirs (each one fails saying so), whatever the
-                // file holds.
-                let text = lifeboat_engine::config_edit::without_secrets(text)
-                    .map_err(|e| anyhow::anyhow!("the configuration the file carries is not valid TOML: {e}"))?;
-                let dest = &ctx.config().target_file;
-                if let Some(dir) = dest.parent() {
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                }
-                if dest.exists() {
-                    let keep = dest.with_extension("toml.before-restore");
-                    std::fs::rename(dest, &keep).with_context(|| format!("keeping {}", dest.display()))?;
-                }
-                let mut f = File::create(dest).with_context(|| format!("writing {}", dest.display()))?;
-                f.write_all(text.as_bytes()).with_context(|| format!("writing {}", dest.display()))?;
-                config_written = Some(dest.clone());
+        match ctx.setup_offer_from_file(file) {
+            Ok(offer) => config_taken = Some((ctx.apply_setup(&offer, &Default::default())?, offer.left_out)),
+            Err(lifeboat_engine::EngineError::NoConfiguration { .. }) => {
+                eprintln!("lifeboat: this backup file carries no configuration (only full backups do).")
             }
-            None => eprintln!("lifeboat: this backup file carries no configuration (only full backups do)."),
+            Err(e) => return Err(e.into()),
         }
     }
     if json {
         print_json(&report)?;
     } else {
         super::backups::print_restored(&report, &format!("backup {} in {label}", manifest.backup.slug))?;
-        if let Some(c) = config_written {
-            outln!("Configuration restored to {} (add the locations' secrets again).", c.display())?;
+        if let Some((applied, left_out)) = config_taken {
+            super::setup::say_applied(&applied, &ctx.config().target_file)?;
+            for l in &left_out {
+                outln!("Left out: {l}.")?;
+            }
         }
     }
     Ok(super::backups::restored_code(&report))

@@ -52,6 +52,12 @@ pub fn from_backup(ctx: &Context, from: &str, location: Option<&str>, dry_run: b
         return Ok(exit::OK);
     }
     say_offer(&offer)?;
+    say_applied(&applied, target)?;
+    Ok(exit::OK)
+}
+
+/// What a setup added to the configuration file `target`, and what is still to give.
+pub fn say_applied(applied: &lifeboat_engine::setup::SetupApplied, target: &Path) -> Result<()> {
     let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     outln!(
         "Added to {}: units {}; schedules {}; locations {}.",
@@ -74,7 +80,7 @@ pub fn from_backup(ctx: &Context, from: &str, location: Option<&str>, dry_run: b
         )?;
     }
     outln!("See them with `lifeboat units list` and `lifeboat locations list`.")?;
-    Ok(exit::OK)
+    Ok(())
 }
 
 fn say_offer(offer: &lifeboat_engine::setup::SetupOffer) -> Result<()> {

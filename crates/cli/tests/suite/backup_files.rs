@@ -794,19 +794,23 @@ fn a_backup_records_no_secret_hidden_in_comments_inline_tables_webhooks_or_comma
 }
 
 /// `restore --from-file --with-config` writes the configuration a file carries, and a crafted
-/// file's may hold hooks of the sender's: written as they are, this device's next backup ran
-/// them. The configuration written is read as a backup records one (no secret, no command).
+/// file's may hold hooks of the sender's (written as they were, this device's next backup ran
+/// them), its daemon's address open to the network, its device's name. It is taken as `setup
+/// --from-backup FILE` takes a configuration: nothing that runs a command or opens the daemon.
 #[test]
 fn a_crafted_file_restored_with_its_configuration_runs_no_command_of_its_sender() {
     let (a, slug) = device_with_a_setup();
     let file = export(&a, &slug, "a.tar");
     let marker = a.dir.path().join("ran-the-senders-command");
     craft_config(&file, |c| {
-        c.replace("[unit.photos]\n", &format!("[unit.photos]\nbefore_backup = \"touch {}\"\n", marker.display()))
+        // Also the daemon's address open to the network, and another device's name.
+        let c =
+            c.replace("[unit.photos]\n", &format!("[unit.photos]\nbefore_backup = \"touch {}\"\n", marker.display()));
+        format!("device_name = \"the sender\"\n{c}\n[daemon]\nlisten = \"0.0.0.0:8417\"\n")
     });
     let b = Sandbox::new("");
     let target = b.dir.path().join("restored");
-    b.ok(&[
+    let said = b.ok(&[
         "backups",
         "restore",
         "--from-file",
@@ -816,8 +820,16 @@ fn a_crafted_file_restored_with_its_configuration_runs_no_command_of_its_sender(
         "--with-config",
         "--quiet",
     ]);
+    // Taken as `setup --from-backup` takes it: the unit that runs a command is left out, and
+    // the rest merged.
     let cfg = std::fs::read_to_string(&b.config).unwrap();
-    assert!(cfg.contains("[unit.photos]") && !cfg.contains("touch"), "{cfg}");
+    assert!(!cfg.contains("touch") && !cfg.contains("[unit.photos]"), "{cfg}");
+    assert!(cfg.contains("[unit.docs]") && cfg.contains("[location.cloud]"), "{cfg}");
+    assert!(said.contains("Left out: unit photos"), "{said}");
+    assert!(
+        !cfg.contains("0.0.0.0") && !cfg.contains("the sender"),
+        "the sender's daemon and name are not taken: {cfg}"
+    );
     let _ = b.run(&["backups", "new", "--unit", "photos", "--quiet"]);
     assert!(!marker.exists(), "the sender's command ran on this device");
 }
