@@ -44,6 +44,23 @@ async function shots(page, name) {
     await page.setViewportSize({ width, height: 900 });
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(wide <= width, `${name} at ${width} px is ${wide} px wide: something is cut off`);
+    // Nothing runs off its box either: a message with a long id, a heading broken in a word.
+    const cut = await page.evaluate(() => {
+      const found = [];
+      for (const n of document.querySelectorAll('.notice, .card, .job-facts')) {
+        // A one-line banner ends in "…" by design (the stale notice); anything else is cut.
+        if (getComputedStyle(n).textOverflow === 'ellipsis') continue;
+        if (n.offsetParent !== null && n.scrollWidth > n.clientWidth + 1) found.push(`${n.className}: ${n.textContent.slice(0, 60)}`);
+      }
+      for (const th of document.querySelectorAll('table.list th')) {
+        if (th.offsetParent === null || !th.firstChild) continue;
+        const r = document.createRange();
+        r.selectNodeContents(th);
+        if (r.getClientRects().length > 1) found.push(`heading broken over lines: ${th.textContent}`);
+      }
+      return found;
+    });
+    assert.deepEqual(cut, [], `${name} at ${width} px`);
     await page.screenshot({ path: path.join(SHOTS, `${name}-${width}.png`), fullPage: true });
   }
   await page.setViewportSize({ width: 1280, height: 900 });
