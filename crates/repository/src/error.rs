@@ -55,7 +55,8 @@ pub enum RepoError {
     Cancelled,
     /// What stopped a blob writer, as each of its threads sees it: every thread that adds a
     /// blob after the failure gets the same error, so whichever of them is reported says what
-    /// happened (the location is read-only, say), never only "cancelled".
+    /// happened (the location is read-only, say), never only "cancelled". Whoever decides by
+    /// the kind of error matches on [`RepoError::cause`].
     #[error("{0}")]
     Writer(std::sync::Arc<RepoError>),
 }

@@ -345,8 +345,9 @@ fn a_repository_made_beside_a_backup_that_another_made_first_leaves_nothing_behi
     // The blob may be refused already (the making failed first) or accepted into a pack.
     let added = session.writer().add(BlobKind::Data, &data);
     let committed = added.and_then(|(id, _)| session.commit(|_| snapshot("lost", vec![file("f", vec![id], 1)])));
+    // Told by the writer's thread or by the session: the cause either way.
     assert!(
-        matches!(committed, Err(lifeboat_repository::RepoError::AlreadyExists(_))),
+        matches!(committed.as_ref().map_err(|e| e.cause()), Err(lifeboat_repository::RepoError::AlreadyExists(_))),
         "the session tells the race lost: {:?}",
         committed.err()
     );
